@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+# Debian packages the suite needs (real servers/tokens started by the tests).
+APT_PACKAGES ?=
+TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
+
+.PHONY: help deps build lint typecheck test test-unit demo bench clean
+
+help:
+	@echo "make demo   - walk through the whole story on the embedded default"
+	@echo "make test   - lint, type-check and the whole test suite"
+	@echo "make bench  - benchmarks (prints a table, writes bench/results/*.json)"
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	@command -v node >/dev/null || { echo "node (>= 20) is required: install Node.js 20 or later" >&2; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "Node >= 20 required, found $$(node --version)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $(NODE_MODULES_STAMP)
+
+deps: $(NODE_MODULES_STAMP)
+	@bash scripts/apt-deps.sh $(APT_PACKAGES)
+
+build: deps
+	npx tsc -p tsconfig.json
+
+typecheck: build
+
+lint: deps
+	npx eslint .
+	npx prettier --check .
+
+test-unit: build
+	node --test --test-concurrency=2 $(TEST_FILES)
+
+test: lint build
+	node --test --test-concurrency=2 $(TEST_FILES)
+
+demo: build
+	node dist/scripts/demo.js
+
+bench: build
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist .tmp

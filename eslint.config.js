@@ -1,0 +1,90 @@
+// Lint rules, including the trust-boundary rules: imports point one way only.
+//   format, wire, errors  -> import nothing of ours (errors only)
+//   storage (core)        -> browser-safe; adapters under storage/node may use node:
+//   client                -> the device SDK, browser-safe; never imports the vault or HSM
+//   backup                -> Node-only engine on the device; never imports the vault or HSM
+//   hsm                   -> the only code that touches server secrets; imports format/errors only
+//   vault                 -> the server; never imports device code
+//   cli                   -> wires everything
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = {
+  group: ['node:*'],
+  message: 'Browser-safe folder: no node: imports here (see docs/ARCHITECTURE.md).',
+};
+const deny = (...folders) =>
+  folders.map((f) => ({
+    group: [`**/${f}/**`, `../${f}/*`, `../../${f}/*`],
+    message: `Trust boundary: this folder must not import ${f}/ (see docs/ARCHITECTURE.md).`,
+  }));
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', '.tmp/**', 'vectors/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { console: 'readonly', process: 'readonly', URL: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
+      '@typescript-eslint/no-explicit-any': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/format/**/*.ts', 'src/wire/**/*.ts', 'src/errors.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [nodeBuiltins, ...deny('storage', 'backup', 'client', 'vault', 'hsm', 'cli')] },
+      ],
+    },
+  },
+  {
+    files: ['src/storage/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [nodeBuiltins, ...deny('backup', 'client', 'vault', 'hsm', 'cli')] },
+      ],
+    },
+  },
+  {
+    files: ['src/storage/node/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: deny('backup', 'client', 'vault', 'hsm', 'cli') },
+      ],
+    },
+  },
+  {
+    files: ['src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [nodeBuiltins, ...deny('backup', 'vault', 'hsm', 'cli')] },
+      ],
+    },
+  },
+  {
+    files: ['src/backup/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm', 'cli') }] },
+  },
+  {
+    files: ['src/hsm/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: deny('storage', 'backup', 'client', 'vault', 'cli') },
+      ],
+    },
+  },
+  {
+    files: ['src/vault/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: deny('backup', 'client', 'cli') }] },
+  },
+);

@@ -1,0 +1,135 @@
+/**
+ * Public types of the backup engine (Node-only: it reads and writes directories).
+ * The functions live in backup.ts, restore.ts, check.ts, prune.ts, snapshots.ts and are
+ * re-exported from index.ts:
+ *
+ *   backup(opts: BackupOptions): Promise<BackupResult>
+ *   restore(opts: RestoreOptions): Promise<RestoreResult>
+ *   listSnapshots(opts: RepoAccess): Promise<SnapshotInfo[]>        (oldest first)
+ *   check(opts: CheckOptions): Promise<CheckResult>
+ *   prune(opts: RepoAccess & { onProgress? }): Promise<PruneResult>
+ *   initRepository(opts: RepoAccess): Promise<{ repoId: string }>   (backup() calls it on first use)
+ *   repositoryExists(storage: Storage): Promise<boolean>
+ *
+ * Every function throws the typed errors of `src/errors.ts`: WrongKeyError before reading any
+ * data when the key is not the repository's; CorruptBackupError / MissingObjectError /
+ * RollbackError for integrity failures; UnavailableError when the store cannot be reached;
+ * NoRepositoryError when there is no repository.
+ */
+import type { Storage } from '../storage/storage.js';
+
+/** What every operation needs: the store, the 32-byte backup key, and the local state file. */
+export interface RepoAccess {
+  storage: Storage;
+  /** The 256-bit backup key (32 bytes). */
+  backupKey: Uint8Array;
+  /**
+   * Path of the small local state file that remembers, per repository, the highest snapshot
+   * sequence number and hash this device has seen, so that a store serving an older
+   * snapshot as the latest is caught. Omit to disable rollback detection (tests only).
+   */
+  statePath?: string;
+}
+
+/** Progress of a long operation, reported at most every ~100 ms. */
+export interface Progress {
+  phase: 'scan' | 'backup' | 'restore' | 'check' | 'prune';
+  bytesDone: number;
+  bytesTotal?: number;
+  filesDone: number;
+  filesTotal?: number;
+}
+
+export interface BackupOptions extends RepoAccess {
+  /** Directory to back up (the chat: database, media folders, anything). */
+  source: string;
+  onProgress?: (p: Progress) => void;
+  /** Worker threads for chunk hashing, compression and encryption. Default: CPU count. */
+  workers?: number;
+  /** Recorded in the snapshot. Default: os.hostname(). */
+  hostname?: string;
+}
+
+export interface BackupResult {
+  /** Snapshot id: hex SHA-256 of the stored snapshot object. */
+  snapshotId: string;
+  /** Sequence number of this snapshot (1 for the first). */
+  seq: number;
+  /** True if this call created the repository. */
+  created: boolean;
+  files: number;
+  dirs: number;
+  /** Plaintext bytes read from the source. */
+  bytesRead: number;
+  /** Plaintext bytes of chunks that were not already in the repository. */
+  bytesNew: number;
+  /** Bytes written to the store by this backup (packs, indexes, snapshot), after compression and encryption. */
+  bytesStoredNew: number;
+  chunksTotal: number;
+  chunksNew: number;
+  seconds: number;
+}
+
+export interface RestoreOptions extends RepoAccess {
+  /** Directory to restore into. Must be absent or empty unless `force`. */
+  target: string;
+  /** Snapshot id or unique prefix; default: the latest. */
+  snapshotId?: string;
+  /** Replace a non-empty target (still atomically: only after everything verified). */
+  force?: boolean;
+  onProgress?: (p: Progress) => void;
+  workers?: number;
+}
+
+export interface RestoreResult {
+  snapshotId: string;
+  seq: number;
+  files: number;
+  dirs: number;
+  bytes: number;
+  seconds: number;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  seq: number;
+  /** ISO 8601 time the snapshot was made. */
+  time: string;
+  hostname: string;
+  files: number;
+  bytes: number;
+  /** Id of the previous snapshot, or null for the first. */
+  prev: string | null;
+}
+
+export interface CheckOptions extends RepoAccess {
+  /** Also download and verify every data blob (default true). */
+  readData?: boolean;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface CheckProblem {
+  code: 'CORRUPT' | 'MISSING_OBJECT' | 'ROLLBACK';
+  /** Storage object concerned (a name, never content). */
+  object: string;
+  message: string;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  snapshots: number;
+  packs: number;
+  blobs: number;
+  bytesRead: number;
+  problems: CheckProblem[];
+  seconds: number;
+}
+
+export interface PruneResult {
+  packsDeleted: number;
+  indexesDeleted: number;
+  bytesFreed: number;
+  /** Packs rewritten because they held both used and unused blobs. */
+  packsRepacked: number;
+  seconds: number;
+}

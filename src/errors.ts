@@ -1,0 +1,208 @@
+/**
+ * The error taxonomy of backvault: one class per kind of failure a caller acts on,
+ * each with a stable `code`. Wrong key and damaged data are never the same error.
+ *
+ * Messages never contain secrets (keys, passwords, tokens, envelopes, OPAQUE messages).
+ * The CLI maps codes to exit codes in one place (`src/cli/exit-codes.ts`), the vault maps
+ * them to HTTP statuses in one place (`src/vault/http-errors.ts`).
+ *
+ * This module imports nothing and runs everywhere (Node and browsers).
+ */
+
+/** Every stable error code. Scripts may match on these; they never change meaning. */
+export type ErrorCode =
+  | 'USAGE'
+  | 'INVALID_KEY'
+  | 'WRONG_KEY'
+  | 'WRONG_PASSWORD'
+  | 'WEAK_PASSWORD'
+  | 'CORRUPT'
+  | 'MISSING_OBJECT'
+  | 'ROLLBACK'
+  | 'LOCKED'
+  | 'UNAVAILABLE'
+  | 'NOT_FOUND'
+  | 'NO_REPOSITORY'
+  | 'TARGET_NOT_EMPTY'
+  | 'VAULT_MISMATCH'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'BAD_REQUEST'
+  | 'UNSUPPORTED_VERSION'
+  | 'INTERNAL';
+
+/** Base class: `code` is stable, `hint` says what to do next. */
+export class BackvaultError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  constructor(code: ErrorCode, message: string, hint = '', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+/** The command line or an API call was malformed. Fix the arguments. */
+export class UsageError extends BackvaultError {
+  constructor(message: string, hint = 'Run `backvault --help` for usage.') {
+    super('USAGE', message, hint);
+  }
+}
+
+/** A 64-digit key was typed wrong (bad character or length). Never contains the key. */
+export class InvalidKeyError extends BackvaultError {
+  constructor(message: string) {
+    super(
+      'INVALID_KEY',
+      message,
+      'A backup key is 64 hexadecimal digits (0-9, a-f), in 16 groups of 4.',
+    );
+  }
+}
+
+/** The key is well-formed but is not this repository's key (key check value mismatch). */
+export class WrongKeyError extends BackvaultError {
+  constructor(message = 'this backup key does not open this repository') {
+    super('WRONG_KEY', message, 'Check the 64-digit key; the backup itself was not read.');
+  }
+}
+
+/** OPAQUE login failed: the password is wrong. `attemptsLeft` guesses remain before lockout. */
+export class WrongPasswordError extends BackvaultError {
+  readonly attemptsLeft: number;
+  constructor(attemptsLeft: number) {
+    super(
+      'WRONG_PASSWORD',
+      `${attemptsLeft} attempts left`,
+      attemptsLeft > 0
+        ? 'Try again carefully: after the last attempt the backup key is destroyed for good.'
+        : 'The backup key has been destroyed. Use the 64-digit key if you have it.',
+    );
+    this.attemptsLeft = attemptsLeft;
+  }
+}
+
+/** The password does not meet the minimum rules. */
+export class WeakPasswordError extends BackvaultError {
+  constructor(message: string) {
+    super(
+      'WEAK_PASSWORD',
+      message,
+      'Use at least 6 characters including a letter; longer is better.',
+    );
+  }
+}
+
+/** Stored data failed authentication or does not parse: corrupted or tampered with. */
+export class CorruptBackupError extends BackvaultError {
+  /** The storage object concerned, if known (a name, never content). */
+  readonly object: string | undefined;
+  constructor(message: string, object?: string, options?: { cause?: unknown }) {
+    super(
+      'CORRUPT',
+      object ? `${message} (${object})` : message,
+      'The store altered or damaged this data. Run `backvault check`; restore an older snapshot if needed.',
+      options,
+    );
+    this.object = object;
+  }
+}
+
+/** An object the repository refers to is not in the store. */
+export class MissingObjectError extends BackvaultError {
+  readonly object: string;
+  constructor(object: string) {
+    super(
+      'MISSING_OBJECT',
+      `object is missing from the store: ${object}`,
+      'The store lost or deleted data. Run `backvault check` to see what is affected.',
+    );
+    this.object = object;
+  }
+}
+
+/** The store served a snapshot older than one this device has already seen. */
+export class RollbackError extends BackvaultError {
+  constructor(message: string) {
+    super(
+      'ROLLBACK',
+      message,
+      'The store is serving an old copy of the backup. Do not trust it; contact your storage provider.',
+    );
+  }
+}
+
+/** The vault destroyed the key after too many wrong passwords. Permanent. */
+export class LockedError extends BackvaultError {
+  constructor(message = 'the backup key was destroyed after too many wrong passwords') {
+    super(
+      'LOCKED',
+      message,
+      'The password can no longer recover this backup. Use the 64-digit key if you have one.',
+    );
+  }
+}
+
+/** Storage or vault could not be reached or failed transiently. Retrying later may help. */
+export class UnavailableError extends BackvaultError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, 'Check the network and the service, then retry.', options);
+  }
+}
+
+/** Something asked for does not exist (vault record, snapshot id). */
+export class NotFoundError extends BackvaultError {
+  constructor(message: string, hint = '') {
+    super('NOT_FOUND', message, hint);
+  }
+}
+
+/** There is no backvault repository at the given location. */
+export class NoRepositoryError extends BackvaultError {
+  constructor(location: string) {
+    super(
+      'NO_REPOSITORY',
+      `no backvault repository at ${location}`,
+      'Check --repo; `backvault backup` creates one.',
+    );
+  }
+}
+
+/** Restore target exists and is not empty. */
+export class TargetNotEmptyError extends BackvaultError {
+  constructor(target: string) {
+    super(
+      'TARGET_NOT_EMPTY',
+      `restore target is not empty: ${target}`,
+      'Choose an empty directory or pass --force.',
+    );
+  }
+}
+
+/** The vault's OPAQUE server key differs from the one pinned on this device. */
+export class VaultMismatchError extends BackvaultError {
+  constructor(
+    message = 'the vault presented a different server key than the one pinned on this device',
+  ) {
+    super(
+      'VAULT_MISMATCH',
+      message,
+      'You may be talking to the wrong or an impostor vault. Check --vault.',
+    );
+  }
+}
+
+/** The repository or message uses a format version this build does not understand. */
+export class UnsupportedVersionError extends BackvaultError {
+  constructor(message: string) {
+    super('UNSUPPORTED_VERSION', message, 'Upgrade backvault.');
+  }
+}
+
+/** True when `e` is a backvault error with the given code. */
+export function hasCode(e: unknown, code: ErrorCode): e is BackvaultError {
+  return e instanceof BackvaultError && e.code === code;
+}
