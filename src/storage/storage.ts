@@ -7,6 +7,11 @@
  *
  * Object names are relative paths of lowercase ASCII letters, digits, `/`, `-`, `_`, `.`
  * (see {@link assertObjectName}); e.g. `config`, `data/3f/3f2a…`, `snapshots/…`.
+ * A name must never also be a "directory" of another name (`a` and `a/b` cannot both
+ * exist): a local directory cannot hold both, so the engine never uses such names.
+ *
+ * Every method validates its arguments first and rejects with a TypeError or RangeError
+ * on a bad name, prefix or range: those are programming errors, not store failures.
  *
  * Retry, rate limiting and metrics are wrappers around a Storage (see `retry.ts`), not
  * flags inside each implementation.
@@ -36,7 +41,8 @@ export interface Storage {
 
   /**
    * Read `length` bytes at `offset`. Returns fewer bytes only when the object is shorter
-   * (the engine treats that as corruption).
+   * (the engine treats that as corruption): an empty array when `offset` is at or beyond
+   * the end. Reads only the range, not the whole object.
    * @throws MissingObjectError when no object has that name.
    * @throws UnavailableError when the store cannot be reached or fails transiently.
    */
@@ -49,7 +55,8 @@ export interface Storage {
   stat(name: string): Promise<{ size: number } | undefined>;
 
   /**
-   * Every object whose name starts with `prefix` (e.g. `data/`), in no particular order.
+   * Every object whose name starts with `prefix` (e.g. `data/`; `''` for all), in no
+   * particular order, each once. A plain string prefix: `data` also matches `database`.
    * Objects written before the call started are listed; concurrent writes may or may not be.
    * @throws UnavailableError when the store cannot be reached or fails transiently.
    */
@@ -78,5 +85,28 @@ export function assertObjectName(name: string): void {
     name.length > 512
   ) {
     throw new TypeError(`invalid storage object name: ${JSON.stringify(name)}`);
+  }
+}
+
+/**
+ * Reject a `list` prefix that is not `''` or the start of a valid object name (a trailing
+ * `/` is allowed: `data/`).
+ * @throws TypeError on a bad prefix (a programming error).
+ */
+export function assertListPrefix(prefix: string): void {
+  if (prefix === '') return;
+  assertObjectName(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix);
+}
+
+/**
+ * Reject a `getRange` offset or length that is not a non-negative safe integer.
+ * @throws RangeError on a bad offset or length (a programming error).
+ */
+export function assertRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`invalid range offset: ${offset}`);
+  }
+  if (!Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(offset + length)) {
+    throw new RangeError(`invalid range length: ${length}`);
   }
 }

@@ -1,0 +1,325 @@
+/**
+ * A Storage in a local directory: the embedded default, and also what a mounted cloud
+ * drive (Dropbox, Google Drive, OneDrive, NFS/SMB) looks like. Object `data/3f/3f2a…` is
+ * the file `<root>/data/3f/3f2a…`.
+ *
+ * Writes are atomic and durable by the classic recipe: write a fresh temp file in the
+ * target directory, fsync it, rename it over the final name, fsync the directory (and
+ * every directory the write had to create). Only plain files, `rename` and `fsync` are
+ * used — no hard links, locks or extended attributes — so it works on the file systems
+ * that sync clients and network mounts provide. Where a file system refuses to fsync a
+ * directory (some FUSE and network mounts), that step is skipped and the rename is as
+ * durable as that file system makes it.
+ *
+ * Temp files are named `~bvtmp-<random>`: `~` cannot appear in an object name, so they
+ * are never listed, never read as objects and can never collide with one. A crash leaves
+ * at most a stray temp file beside the object it was writing — harmless, invisible, and
+ * removed by {@link LocalStorage.cleanupTemp}.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { BackvaultError, MissingObjectError, UnavailableError } from '../../errors.js';
+import { assertListPrefix, assertObjectName, assertRange, type Storage } from '../storage.js';
+
+/** Start of every temp file name; `~` is outside the object-name alphabet. */
+export const TEMP_PREFIX = '~bvtmp-';
+
+/** errno codes that mean "this object is not there" when reading. */
+const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+
+/** errno codes of file systems that cannot fsync a directory; durability is theirs then. */
+const NO_DIR_FSYNC = new Set([
+  'EINVAL',
+  'ENOTSUP',
+  'EOPNOTSUPP',
+  'ENOSYS',
+  'EISDIR',
+  'EPERM',
+  'EBADF',
+]);
+
+/** Files stat'ed at once while listing: enough to hide latency on a network mount. */
+const LIST_STAT_BATCH = 64;
+
+/** Storage in a local (or mounted) directory. */
+export class LocalStorage implements Storage {
+  /** The absolute root directory. */
+  readonly root: string;
+  /** Same as {@link LocalStorage.root}. */
+  readonly location: string;
+
+  /**
+   * @param rootDir The repository directory (relative paths are resolved against the
+   *   current directory). It need not exist: the first `put` creates it.
+   */
+  constructor(rootDir: string) {
+    this.root = path.resolve(rootDir);
+    this.location = this.root;
+  }
+
+  /**
+   * Atomically and durably store `data` as `name` (see the module comment).
+   * @throws UnavailableError when the file system fails (EACCES, ENOSPC, EIO, EROFS, …);
+   *   the errno code is in the message and the system error is the `cause`.
+   * @throws TypeError on an invalid object name.
+   */
+  async put(name: string, data: Uint8Array): Promise<void> {
+    assertObjectName(name);
+    const file = this.pathOf(name);
+    const dir = path.dirname(file);
+    try {
+      const created = await mkdir(dir, { recursive: true });
+      if (created !== undefined) await syncNewDirectories(created, dir);
+      const temp = path.join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
+      const handle = await open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+        await handle.close();
+        await rename(temp, file);
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        await unlink(temp).catch(() => undefined);
+        throw error;
+      }
+      await syncDirectory(dir);
+    } catch (error) {
+      throw this.failure('write', name, error);
+    }
+  }
+
+  /**
+   * Read a whole object.
+   * @throws MissingObjectError when there is no such file.
+   * @throws UnavailableError when the file system fails.
+   * @throws TypeError on an invalid object name.
+   */
+  async get(name: string): Promise<Uint8Array> {
+    assertObjectName(name);
+    try {
+      const buffer = await readFile(this.pathOf(name));
+      return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    } catch (error) {
+      if (ABSENT.has(errnoCode(error) ?? '')) throw new MissingObjectError(name);
+      throw this.failure('read', name, error);
+    }
+  }
+
+  /**
+   * Read up to `length` bytes at `offset`, reading only that part of the file.
+   * @throws MissingObjectError when there is no such file.
+   * @throws UnavailableError when the file system fails.
+   * @throws TypeError on an invalid object name; RangeError on a bad offset or length.
+   */
+  async getRange(name: string, offset: number, length: number): Promise<Uint8Array> {
+    assertObjectName(name);
+    assertRange(offset, length);
+    let handle;
+    try {
+      handle = await open(this.pathOf(name), 'r');
+    } catch (error) {
+      if (ABSENT.has(errnoCode(error) ?? '')) throw new MissingObjectError(name);
+      throw this.failure('read', name, error);
+    }
+    try {
+      const { size } = await handle.stat();
+      const end = Math.min(size, offset + length);
+      const out = new Uint8Array(Math.max(0, end - offset));
+      let done = 0;
+      while (done < out.length) {
+        const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);
+        if (bytesRead === 0) break; // truncated meanwhile: return what exists
+        done += bytesRead;
+      }
+      return done === out.length ? out : out.subarray(0, done);
+    } catch (error) {
+      throw this.failure('read', name, error);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Size of an object, or `undefined` when there is no such file.
+   * @throws UnavailableError when the file system fails.
+   * @throws TypeError on an invalid object name.
+   */
+  async stat(name: string): Promise<{ size: number } | undefined> {
+    assertObjectName(name);
+    try {
+      const info = await stat(this.pathOf(name));
+      return info.isFile() ? { size: info.size } : undefined;
+    } catch (error) {
+      if (ABSENT.has(errnoCode(error) ?? '')) return undefined;
+      throw this.failure('stat', name, error);
+    }
+  }
+
+  /**
+   * Files under the root whose object name starts with `prefix`. Only directories that
+   * can hold matching names are read. Files that are not valid object names (temp files,
+   * `.DS_Store`, a sync client's `config (1)`) are skipped.
+   * @throws UnavailableError when the file system fails.
+   * @throws TypeError on an invalid prefix.
+   */
+  async *list(prefix: string): AsyncIterable<{ name: string; size: number }> {
+    assertListPrefix(prefix);
+    const slash = prefix.lastIndexOf('/');
+    yield* this.walk(slash >= 0 ? prefix.slice(0, slash) : '', prefix);
+  }
+
+  /**
+   * Delete an object; a missing file is not an error.
+   * @throws UnavailableError when the file system fails.
+   * @throws TypeError on an invalid object name.
+   */
+  async delete(name: string): Promise<void> {
+    assertObjectName(name);
+    const file = this.pathOf(name);
+    try {
+      await unlink(file);
+    } catch (error) {
+      if (ABSENT.has(errnoCode(error) ?? '')) return;
+      throw this.failure('delete', name, error);
+    }
+    try {
+      await syncDirectory(path.dirname(file));
+    } catch (error) {
+      throw this.failure('delete', name, error);
+    }
+  }
+
+  /** Nothing to release: every call opens and closes its own files. */
+  async close(): Promise<void> {}
+
+  /**
+   * Remove temp files left by interrupted writes (a crash, a kill -9). Only files older
+   * than `olderThanMs` are removed, so writes in progress in other processes are safe.
+   * @returns how many temp files were removed.
+   * @throws UnavailableError when the file system fails.
+   */
+  async cleanupTemp(olderThanMs = 60 * 60 * 1000): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const visit = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if (ABSENT.has(errnoCode(error) ?? '')) return;
+        throw error;
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) {
+          await visit(full);
+        } else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
+          try {
+            if ((await stat(full)).mtimeMs <= cutoff) {
+              await unlink(full);
+              removed += 1;
+            }
+          } catch (error) {
+            if (!ABSENT.has(errnoCode(error) ?? '')) throw error;
+          }
+        }
+      }
+    };
+    try {
+      await visit(this.root);
+    } catch (error) {
+      throw this.failure('clean temp files in', '/', error);
+    }
+    return removed;
+  }
+
+  private pathOf(name: string): string {
+    return path.join(this.root, ...name.split('/'));
+  }
+
+  private async *walk(
+    relDir: string,
+    prefix: string,
+  ): AsyncGenerator<{ name: string; size: number }> {
+    const dir = relDir === '' ? this.root : this.pathOf(relDir);
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (ABSENT.has(errnoCode(error) ?? '')) return;
+      throw this.failure('list', relDir === '' ? '/' : relDir, error);
+    }
+    const files: string[] = [];
+    const subdirs: string[] = [];
+    for (const entry of entries) {
+      const rel = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (`${rel}/`.startsWith(prefix) || prefix.startsWith(`${rel}/`)) subdirs.push(rel);
+      } else if (entry.isFile() && rel.startsWith(prefix) && isObjectName(rel)) {
+        files.push(rel);
+      }
+    }
+    for (let i = 0; i < files.length; i += LIST_STAT_BATCH) {
+      const batch = files.slice(i, i + LIST_STAT_BATCH);
+      const sizes = await Promise.all(batch.map((name) => this.stat(name)));
+      for (const [j, name] of batch.entries()) {
+        const info = sizes[j];
+        if (info !== undefined) yield { name, size: info.size }; // undefined: deleted meanwhile
+      }
+    }
+    for (const sub of subdirs) yield* this.walk(sub, prefix);
+  }
+
+  private failure(action: string, name: string, error: unknown): Error {
+    if (error instanceof BackvaultError) return error;
+    const code = errnoCode(error);
+    // Only system errors mean "the store failed"; anything else is a bug to surface as is.
+    if (code === undefined) return error instanceof Error ? error : new Error(String(error));
+    return new UnavailableError(`cannot ${action} ${name} in ${this.location}: ${code}`, {
+      cause: error,
+    });
+  }
+}
+
+function errnoCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+function isObjectName(name: string): boolean {
+  try {
+    assertObjectName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** fsync a directory so the names created or renamed in it survive a power cut. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (error) {
+    if (!NO_DIR_FSYNC.has(errnoCode(error) ?? '')) throw error;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * After `mkdir -p` created `first` … `deepest`, fsync each of them and the parent of
+ * `first`, so that the new directory entries are durable too, not only the file.
+ */
+async function syncNewDirectories(first: string, deepest: string): Promise<void> {
+  const stop = path.dirname(first);
+  for (let dir = deepest; ; dir = path.dirname(dir)) {
+    await syncDirectory(dir);
+    if (dir === stop || dir === path.dirname(dir)) break;
+  }
+}
