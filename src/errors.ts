@@ -206,3 +206,54 @@ export class UnsupportedVersionError extends BackvaultError {
 export function hasCode(e: unknown, code: ErrorCode): e is BackvaultError {
   return e instanceof BackvaultError && e.code === code;
 }
+
+// --- Added for the vault (issue 3): protocol-level errors the HTTP layer maps in
+// `src/vault/http-errors.ts`. Additive only; codes already existed above.
+
+/** A request or protocol message was malformed, expired or out of order. Nothing changed. */
+export class BadRequestError extends BackvaultError {
+  constructor(message: string, hint = 'Fix the request; start the protocol step again.') {
+    super('BAD_REQUEST', message, hint);
+  }
+}
+
+/** No valid credential (token missing, forged, expired or for another audience). */
+export class UnauthorizedError extends BackvaultError {
+  constructor(message = 'missing or invalid bearer token') {
+    super('UNAUTHORIZED', message, 'Obtain a fresh token from your app and retry.');
+  }
+}
+
+/** The caller is known but not allowed (e.g. the backup-key proof does not match). */
+export class ForbiddenError extends BackvaultError {
+  constructor(message: string, hint = '') {
+    super('FORBIDDEN', message, hint);
+  }
+}
+
+/** The state changed underneath the request (replayed or superseded step, existing record). */
+export class ConflictError extends BackvaultError {
+  constructor(message: string, hint = 'Read the current state and start again.') {
+    super('CONFLICT', message, hint);
+  }
+}
+
+/** Too many requests from this client or for this account. Retry after `retryAfterSeconds`. */
+export class RateLimitedError extends BackvaultError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super(
+      'RATE_LIMITED',
+      `too many requests; retry in ${retryAfterSeconds} s`,
+      'Wait and retry; the limit protects the account.',
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** A bug or an unexpected failure. Nothing secret is in the message. */
+export class InternalError extends BackvaultError {
+  constructor(message = 'internal error', options?: { cause?: unknown }) {
+    super('INTERNAL', message, 'Report this with the request id from the logs.', options);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Process entry of the vault: `node serve.js --data DIR --port 0 --dev-auth --max-attempts N`.
+ * When ready it prints ONE JSON line on stdout: `{"listening": url, "serverPublicKey": key}`.
+ * Logs (JSON lines) go to stderr. SIGTERM/SIGINT drain and exit 0. Exit 2 on a usage
+ * error, 1 on any other start failure. `backvault vault serve` wraps {@link main}.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { BackvaultError } from '../errors.js';
+import { parseVaultArgs } from './config.js';
+import { startVault } from './context.js';
+
+/**
+ * Parses `argv`, starts the vault and wires signals. Resolves once listening.
+ * @throws UsageError on bad flags; other errors if the vault cannot start.
+ */
+export async function main(argv: readonly string[]): Promise<void> {
+  const config = parseVaultArgs(argv);
+  if (config.auth.kind === 'dev') {
+    process.stderr.write(
+      'WARNING: --dev-auth: this vault issues INSECURE tokens to anyone on this machine. Demo use only.\n',
+    );
+  }
+  const vault = await startVault(config);
+  process.stdout.write(
+    `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey })}\n`,
+  );
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    vault.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function isEntry(): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  main(process.argv.slice(2)).catch((e: unknown) => {
+    if (e instanceof BackvaultError) {
+      process.stderr.write(`\nERROR ${e.code}: ${e.message}\n${e.hint ? `${e.hint}\n` : ''}\n`);
+      process.exit(e.code === 'USAGE' ? 2 : 1);
+    }
+    process.stderr.write(`ERROR: vault failed to start: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,193 @@
+/**
+ * The vault's HTTP server (Fastify): routes from the wire route table, validated with the
+ * same TypeBox schemas, body size limits, per-IP and per-account rate limits, bearer-token
+ * account binding, `/healthz`, `/metrics`, `/v1/openapi.json`, and one JSON log line per
+ * request holding only route, method, status, duration and error code — never a body,
+ * header, token, key, envelope or OPAQUE message.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { RateLimitedError } from '../errors.js';
+import {
+  MAX_BODY_BYTES,
+  PROTOCOL_VERSION,
+  ROUTES,
+  type DevTokenRequest,
+  type LoginFinishRequest,
+  type LoginStartRequest,
+  type RecordDeleteRequest,
+  type RegistrationFinishRequest,
+  type RegistrationStartRequest,
+  type RouteSpec,
+} from '../wire/index.js';
+import { bearerToken, type Authenticator } from './auth.js';
+import type { VaultConfig } from './config.js';
+import { toHttpError } from './http-errors.js';
+import type { VaultMetrics } from './metrics.js';
+import { buildOpenApiDocument } from './openapi.js';
+import type { VaultService } from './vault-service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Verified account (token `sub`); set by the auth pre-handler. */
+    account?: string;
+    /** Stable error code of the response, for the access log. */
+    errorCode?: string;
+    startedAt?: bigint;
+  }
+}
+
+/** What the server needs; built by `context.ts`. */
+export interface ServerDeps {
+  readonly config: VaultConfig;
+  readonly service: VaultService;
+  readonly auth: Authenticator;
+  readonly metrics: VaultMetrics;
+  readonly serverPublicKey: string;
+  /** Where JSON logs go. Default: stderr (stdout is kept for the ready line). */
+  readonly logStream?: NodeJS.WritableStream;
+}
+
+type Handler = (req: FastifyRequest) => Promise<unknown>;
+
+function rateLimited(_req: FastifyRequest, ctx: { ttl: number }): Error {
+  return Object.assign(new RateLimitedError(Math.max(1, Math.ceil(ctx.ttl / 1000))), {
+    statusCode: 429,
+  });
+}
+
+/**
+ * Builds (does not start) the Fastify instance.
+ * @throws Error from Fastify plugin registration (a bug, not a runtime condition).
+ */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { config, service, auth, metrics } = deps;
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      stream: deps.logStream ?? process.stderr,
+      // Belt and braces: we never log requests, but if anything does, these are gone.
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.body', 'res.body', 'body'],
+        censor: '[redacted]',
+      },
+      serializers: {
+        req: (r: { method?: string; routeOptions?: { url?: string } }) => ({
+          method: r.method,
+          route: r.routeOptions?.url,
+        }),
+        res: (r: { statusCode?: number }) => ({ status: r.statusCode }),
+      },
+    },
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: MAX_BODY_BYTES,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    return503OnClosing: true,
+  });
+
+  app.addHook('onRequest', async (req) => {
+    req.startedAt = process.hrtime.bigint();
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const seconds = Number(process.hrtime.bigint() - (req.startedAt ?? 0n)) / 1e9;
+    const route = req.routeOptions?.url ?? 'unmatched';
+    metrics.observeRequest(route, req.method, reply.statusCode, seconds);
+    req.log.info(
+      {
+        route,
+        method: req.method,
+        status: reply.statusCode,
+        ms: Math.round(seconds * 1e5) / 100,
+        ...(req.errorCode ? { code: req.errorCode } : {}),
+      },
+      'request',
+    );
+  });
+  app.setErrorHandler((err, req, reply) => {
+    const h = toHttpError(err);
+    req.errorCode = h.body.error.code;
+    if (h.status >= 500) {
+      const e = err as Error & { cause?: unknown };
+      req.log.error(
+        {
+          code: h.body.error.code,
+          error: e.name,
+          reason: e.message,
+          cause: e.cause instanceof Error ? e.cause.message : undefined,
+        },
+        'request failed',
+      );
+    }
+    void reply.code(h.status).headers(h.headers).send(h.body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    req.errorCode = 'NOT_FOUND';
+    void reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } });
+  });
+
+  await app.register(rateLimit, {
+    global: true,
+    max: config.rateLimitPerIp,
+    timeWindow: 60_000,
+    errorResponseBuilder: rateLimited,
+  });
+  const perAccount = app.rateLimit({
+    max: config.rateLimitPerAccount,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `account:${req.account ?? ''}`,
+    errorResponseBuilder: rateLimited,
+  });
+  const authenticate = async (req: FastifyRequest): Promise<void> => {
+    req.account = await auth.verify(bearerToken(req.headers.authorization));
+  };
+
+  const account = (req: FastifyRequest): string => req.account as string;
+  const handlers: Record<keyof typeof ROUTES, Handler> = {
+    info: async () => ({
+      protocol: PROTOCOL_VERSION,
+      serverPublicKey: deps.serverPublicKey,
+      maxAttempts: service.maxAttempts,
+      loginStateTtlSeconds: config.loginStateTtlSeconds,
+      devAuth: config.auth.kind === 'dev',
+    }),
+    devToken: async (req) => {
+      if (!auth.issueDevToken) throw new Error('unreachable: dev route without dev auth');
+      return auth.issueDevToken((req.body as DevTokenRequest).account);
+    },
+    recordStatus: (req) => service.status(account(req)),
+    registrationStart: (req) =>
+      service.registrationStart(account(req), req.body as RegistrationStartRequest),
+    registrationFinish: (req) =>
+      service.registrationFinish(account(req), req.body as RegistrationFinishRequest),
+    loginStart: (req) => service.loginStart(account(req), req.body as LoginStartRequest),
+    loginFinish: (req) => service.loginFinish(account(req), req.body as LoginFinishRequest),
+    recordDelete: async (req) => {
+      await service.deleteRecord(account(req), (req.body as RecordDeleteRequest).keyProof);
+      return { deleted: true };
+    },
+  };
+
+  for (const [name, spec] of Object.entries(ROUTES) as [keyof typeof ROUTES, RouteSpec][]) {
+    if (name === 'devToken' && !auth.issueDevToken) continue;
+    const handler = handlers[name];
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      schema: {
+        ...(spec.body ? { body: spec.body } : {}),
+        response: { 200: spec.response },
+      },
+      ...(spec.auth ? { preHandler: [authenticate, perAccount] } : {}),
+      handler: async (req) => handler(req),
+    });
+  }
+
+  const openapi = buildOpenApiDocument();
+  app.get('/v1/openapi.json', async () => openapi);
+  app.get('/healthz', { config: { rateLimit: false } }, async () => ({ status: 'ok' }));
+  app.get('/metrics', { config: { rateLimit: false } }, async (_req, reply) => {
+    void reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}

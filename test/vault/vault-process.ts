@@ -1,0 +1,103 @@
+/**
+ * Starts the real vault (`src/vault/serve.js`) as a child process on 127.0.0.1:0 and
+ * stops it by its PID. Captures stdout and stderr for log assertions.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const SERVE = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
+
+/** A running vault child process. */
+export interface VaultProcess {
+  readonly url: string;
+  readonly serverPublicKey: string;
+  readonly pid: number;
+  /** Everything the process wrote so far (stdout + stderr). */
+  output(): string;
+  /** SIGKILL by PID, no cleanup: simulates a crash. */
+  crash(): Promise<void>;
+  /** SIGTERM by PID and wait for exit. */
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of running) if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
+});
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+}
+
+/** Runs serve.js with `args` and waits for its ready line (or failure). */
+export async function startVaultProcess(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<VaultProcess> {
+  const child = spawn(process.execPath, [SERVE, '--host', '127.0.0.1', '--port', '0', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  const ready = await new Promise<{ listening: string; serverPublicKey: string }>(
+    (resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`vault did not start:\n${out}`)), 15_000);
+      const onData = () => {
+        for (const line of out.split('\n')) {
+          if (line.startsWith('{"listening"')) {
+            clearTimeout(timer);
+            child.stdout!.off('data', onData);
+            resolve(JSON.parse(line) as { listening: string; serverPublicKey: string });
+            return;
+          }
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(
+          Object.assign(new Error(`vault exited with ${code}:\n${out}`), {
+            exitCode: code,
+            output: out,
+          }),
+        );
+      });
+    },
+  );
+  const pid = child.pid!;
+  return {
+    url: ready.listening,
+    serverPublicKey: ready.serverPublicKey,
+    pid,
+    output: () => out,
+    async crash() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+      await exited(child);
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGTERM');
+      await exited(child);
+    },
+  };
+}
+
+/** Runs serve.js expecting it to fail; returns exit code and output. */
+export async function runVaultExpectingFailure(
+  args: readonly string[],
+): Promise<{ code: number | null; output: string }> {
+  try {
+    const v = await startVaultProcess(args);
+    await v.stop();
+    return { code: 0, output: v.output() };
+  } catch (e) {
+    const x = e as { exitCode?: number | null; output?: string };
+    return { code: x.exitCode ?? null, output: x.output ?? String(e) };
+  }
+}
