@@ -3,6 +3,7 @@
 //   storage (core)        -> browser-safe; adapters under storage/node may use node:
 //   client                -> the device SDK, browser-safe; never imports the vault or HSM
 //   backup                -> Node-only engine on the device; never imports the vault or HSM
+//   device                -> Node-only device profile (files); never imports the vault or HSM
 //   hsm                   -> the only code that touches server secrets; imports format/errors only
 //   vault                 -> the server; never imports device code
 //   cli                   -> wires everything
@@ -75,16 +76,23 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm', 'cli') }] },
   },
   {
+    // The device profile (Node-only: files); like the engine, never imports the vault or HSM.
+    files: ['src/device/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm', 'cli') }] },
+  },
+  {
     files: ['src/hsm/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: deny('storage', 'backup', 'client', 'vault', 'cli') },
+        { patterns: deny('storage', 'backup', 'client', 'device', 'vault', 'cli') },
       ],
     },
   },
   {
     files: ['src/vault/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: deny('backup', 'client', 'cli') }] },
+    rules: {
+      'no-restricted-imports': ['error', { patterns: deny('backup', 'client', 'device', 'cli') }],
+    },
   },
 );

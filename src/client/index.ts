@@ -1,0 +1,9 @@
+/**
+ * The browser-safe device SDK: the vault client, the client-side envelope format and the
+ * password rules. Node-only device pieces (the profile directory) live in `src/device`.
+ */
+export * from './encoding.js';
+export * from './envelope.js';
+export * from './http-errors.js';
+export * from './password.js';
+export * from './vault-client.js';

@@ -1,0 +1,449 @@
+/**
+ * The device SDK for the Backup Key Vault: protect a backup key with a password (OPAQUE
+ * registration + key envelope), get it back with the password alone (OPAQUE login), change
+ * the password, remove the protection, and read the record's state.
+ *
+ * Runs in Node and in browsers: WebCrypto through `globalThis.crypto.subtle`, HTTP through
+ * an injected `fetch`, OPAQUE through `@serenity-kit/opaque` (WASM). The wire protocol is
+ * documented in `src/wire/index.ts`; responses are validated with the same TypeBox schemas
+ * the vault uses.
+ *
+ * The password never leaves the device; neither does the backup key (only a key envelope
+ * sealed under the OPAQUE export key, and an HKDF-derived key proof).
+ *
+ * Example:
+ * ```ts
+ * const vault = new VaultClient({ baseUrl, token: () => app.vaultToken(), pinnedServerPublicKey });
+ * await vault.enable({ password, backupKey });
+ * // on a new phone
+ * const backupKey = await vault.recover({ password });
+ * ```
+ */
+import * as opaque from '@serenity-kit/opaque';
+import { Type, type TSchema, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import {
+  BackvaultError,
+  UnauthorizedError,
+  UnavailableError,
+  UnsupportedVersionError,
+  UsageError,
+  VaultMismatchError,
+  WrongPasswordError,
+} from '../errors.js';
+import {
+  DevTokenResponse,
+  InfoResponse,
+  LoginFinishResponse,
+  LoginStartResponse,
+  PROTOCOL_VERSION,
+  ROUTES,
+  RecordDeleteResponse,
+  RecordStatus,
+  RegistrationStartResponse,
+  type RouteSpec,
+} from '../wire/index.js';
+import { fromBase64url, toBase64url } from './encoding.js';
+import {
+  deriveKeyProof,
+  openKeyEnvelope,
+  openReleasedEnvelope,
+  sealKeyEnvelope,
+} from './envelope.js';
+import { vaultErrorFromResponse } from './http-errors.js';
+import { checkPassword, normalizePassword } from './password.js';
+
+/** A bearer token, or a function that returns a fresh one (called once per request). */
+export type TokenSource = string | (() => Promise<string>);
+
+/** The `fetch` the client uses; inject one in tests, proxies or environments without a global. */
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+/** Options of {@link VaultClient}. */
+export interface VaultClientOptions {
+  /** The vault's base URL, e.g. `https://vault.example.com` (routes are under `/v1`). */
+  readonly baseUrl: string;
+  /** Default: `globalThis.fetch`. */
+  readonly fetch?: FetchLike;
+  /** Bearer token of the app's own auth (JWT). Needed by every call except {@link VaultClient.info}. */
+  readonly token?: TokenSource;
+  /**
+   * The vault's OPAQUE server public key (base64url) as pinned on this device. When set,
+   * every registration, login, status and delete refuses another vault with
+   * {@link VaultMismatchError}. Pin it at enable time (or ship it with the app).
+   */
+  readonly pinnedServerPublicKey?: string;
+  /** Per-request timeout. Default 15 s. */
+  readonly timeoutMs?: number;
+  /**
+   * TESTING ONLY — never in a product. Replaces OPAQUE's Argon2id key stretching
+   * ("memory-constrained": 64 MiB, t=3, p=4, ~0.2 s per operation) by a trivial one, so test
+   * suites can run many logins. Stretching happens on the client only: the vault neither
+   * knows nor checks it, but a record registered with one setting can only be logged into
+   * with the same setting (another setting looks exactly like a wrong password and costs a
+   * guess). It also removes the protection against offline guessing if the vault's secrets
+   * leak.
+   */
+  readonly insecureTestingKeyStretching?: boolean;
+}
+
+/** Arguments of {@link VaultClient.enable}. */
+export interface EnableOptions {
+  readonly password: string;
+  /** The 32-byte backup key to protect. */
+  readonly backupKey: Uint8Array;
+  /** Lower the vault's attempt limit for this record (never above the vault's). */
+  readonly maxAttempts?: number;
+}
+
+/** What {@link VaultClient.enable} and {@link VaultClient.changePassword} return. */
+export interface EnableResult {
+  /** The vault's OPAQUE server public key, authenticated by the registration: pin it. */
+  readonly serverPublicKey: string;
+  /** The new record's state (attempts left, limit). */
+  readonly record: RecordStatus;
+  /** Warning about a weak (but acceptable) password, if any. */
+  readonly passwordWarning?: string;
+}
+
+/** The vault's answer to `GET /v1/info`. */
+export type VaultInfo = InfoResponse;
+/** State of the account's record. */
+export type VaultRecordStatus = RecordStatus;
+
+const TESTING_STRETCHING = {
+  'argon2id-custom': { iterations: 1, memory: 8, parallelism: 1 },
+} as const;
+
+const DEFAULT_TIMEOUT_MS = 15_000;
+
+function defaultFetch(): FetchLike {
+  const f = globalThis.fetch;
+  if (typeof f !== 'function') {
+    throw new UsageError('no fetch available: pass `fetch` to VaultClient');
+  }
+  return (input, init) => f(input, init);
+}
+
+/**
+ * Asks a vault started with `--dev-auth` (loopback only) for an INSECURE demo token.
+ * @throws NotFoundError when the vault does not issue dev tokens; UnavailableError when it
+ *   cannot be reached.
+ */
+export async function requestDevToken(opts: {
+  readonly baseUrl: string;
+  readonly account: string;
+  readonly fetch?: FetchLike;
+  readonly timeoutMs?: number;
+}): Promise<string> {
+  const http = new VaultHttp(opts.baseUrl, opts.fetch ?? defaultFetch(), undefined, opts.timeoutMs);
+  const r = await http.call(ROUTES.devToken, DevTokenResponse, 'dev token', {
+    account: opts.account,
+  });
+  return r.token;
+}
+
+/** Minimal HTTP layer: JSON in/out, bearer token, timeout, typed errors, schema checks. */
+class VaultHttp {
+  readonly #base: string;
+  readonly #fetch: FetchLike;
+  readonly #token: TokenSource | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(baseUrl: string, f: FetchLike, token: TokenSource | undefined, timeoutMs?: number) {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new UsageError(
+        'the vault URL is not a valid URL',
+        'Pass e.g. --vault http://127.0.0.1:8787',
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new UsageError('the vault URL must start with http:// or https://');
+    }
+    this.#base = url.href.replace(/\/+$/, '');
+    this.#fetch = f;
+    this.#token = token;
+    this.#timeoutMs = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  get origin(): string {
+    return this.#base;
+  }
+
+  async #bearer(): Promise<string> {
+    const t = this.#token;
+    if (t === undefined) throw new UnauthorizedError('no token configured for the vault');
+    const token = typeof t === 'string' ? t : await t();
+    if (!token) throw new UnauthorizedError('the token source returned no token');
+    return token;
+  }
+
+  async call<S extends TSchema>(
+    route: RouteSpec,
+    schema: S,
+    step: string,
+    body?: unknown,
+  ): Promise<Static<S>> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (route.auth) headers.authorization = `Bearer ${await this.#bearer()}`;
+    let res: Response;
+    try {
+      res = await this.#fetch(`${this.#base}${route.url}`, {
+        method: route.method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (e) {
+      if (e instanceof BackvaultError) throw e;
+      throw new UnavailableError(`cannot reach the vault at ${this.#base} (${step})`, { cause: e });
+    }
+    let parsed: unknown;
+    try {
+      const text = await res.text();
+      parsed = text === '' ? undefined : (JSON.parse(text) as unknown);
+    } catch (e) {
+      if (!res.ok) parsed = undefined;
+      else {
+        throw new UnavailableError(
+          `the vault's answer to ${step} is not JSON (is this a backvault vault?)`,
+          {
+            cause: e,
+          },
+        );
+      }
+    }
+    if (!res.ok) {
+      throw vaultErrorFromResponse({
+        status: res.status,
+        body: parsed,
+        retryAfter: res.headers.get('retry-after'),
+        step,
+      });
+    }
+    if (!Value.Check(schema, parsed)) {
+      throw new UnavailableError(
+        `the vault's answer to ${step} does not match protocol version ${PROTOCOL_VERSION} (is this a backvault vault?)`,
+      );
+    }
+    return parsed;
+  }
+}
+
+function checkPinned(pinned: string | undefined, presented: string): void {
+  // Public keys, not secrets: an ordinary comparison is fine.
+  if (pinned !== undefined && pinned !== presented) throw new VaultMismatchError();
+}
+
+/** Client of one vault for one account (the account is the token's subject). */
+export class VaultClient {
+  readonly #http: VaultHttp;
+  readonly #pinned: string | undefined;
+  readonly #stretching: typeof TESTING_STRETCHING | undefined;
+
+  /** @throws UsageError when `baseUrl` is not an http(s) URL or no fetch is available. */
+  constructor(options: VaultClientOptions) {
+    this.#http = new VaultHttp(
+      options.baseUrl,
+      options.fetch ?? defaultFetch(),
+      options.token,
+      options.timeoutMs,
+    );
+    this.#pinned = options.pinnedServerPublicKey;
+    this.#stretching = options.insecureTestingKeyStretching ? TESTING_STRETCHING : undefined;
+  }
+
+  /** The vault URL, normalised (no trailing slash). */
+  get baseUrl(): string {
+    return this.#http.origin;
+  }
+
+  /**
+   * The vault's protocol version, OPAQUE server public key and default limit. No token
+   * needed; does not check the pinned key (use it to pin on first contact).
+   * @throws UnsupportedVersionError for another protocol version; UnavailableError when the
+   *   vault cannot be reached.
+   */
+  async info(): Promise<VaultInfo> {
+    const body = await this.#http.call(ROUTES.info, Type.Unknown(), 'info');
+    const protocol = (body as { protocol?: unknown } | undefined)?.protocol;
+    if (typeof protocol === 'number' && protocol !== PROTOCOL_VERSION) {
+      throw new UnsupportedVersionError(
+        `the vault speaks protocol version ${protocol}; this build speaks ${PROTOCOL_VERSION}`,
+      );
+    }
+    if (!Value.Check(InfoResponse, body)) {
+      throw new UnavailableError(
+        `the vault's answer to info is not valid (is this a backvault vault?)`,
+      );
+    }
+    return body;
+  }
+
+  /**
+   * State of this account's record: `active` with attempts left, or `locked`. Not a guess.
+   * Checks the pinned key against `/v1/info` first.
+   * @throws VaultMismatchError, NotFoundError (no record), UnauthorizedError, UnavailableError.
+   */
+  async status(): Promise<VaultRecordStatus> {
+    await this.#checkVault();
+    return this.#http.call(ROUTES.recordStatus, RecordStatus, 'record status');
+  }
+
+  /**
+   * Protects `backupKey` with `password` (OPAQUE registration). Fails with ConflictError if
+   * the account already has a record (use {@link changePassword} from a device holding the key).
+   * @throws WeakPasswordError (nothing sent), VaultMismatchError, ConflictError,
+   *   UnauthorizedError, UnavailableError, InvalidKeyError (key not 32 bytes).
+   */
+  async enable(options: EnableOptions): Promise<EnableResult> {
+    return this.#register(options.password, options.backupKey, undefined, options.maxAttempts);
+  }
+
+  /**
+   * Replaces the record with one for `newPassword` protecting the same `backupKey`, proving
+   * possession of the key. The switch is atomic at the vault: exactly one password works.
+   * Also revives a locked record when the device still holds the key.
+   * @throws WeakPasswordError, VaultMismatchError, ForbiddenError (not this record's key),
+   *   NotFoundError, UnauthorizedError, UnavailableError.
+   */
+  async changePassword(options: {
+    readonly newPassword: string;
+    readonly backupKey: Uint8Array;
+    readonly maxAttempts?: number;
+  }): Promise<EnableResult> {
+    return this.#register(
+      options.newPassword,
+      options.backupKey,
+      options.backupKey,
+      options.maxAttempts,
+    );
+  }
+
+  /**
+   * Gets the backup key back with the password (OPAQUE login). Every call spends one of the
+   * record's guesses until it succeeds (success resets the count).
+   * @throws WrongPasswordError with `attemptsLeft`; LockedError when the key was destroyed;
+   *   NotFoundError when there is no record; VaultMismatchError when the vault is not the
+   *   pinned one; CorruptBackupError if the released envelope does not open;
+   *   UnauthorizedError, RateLimitedError, UnavailableError.
+   */
+  async recover(options: { readonly password: string }): Promise<Uint8Array> {
+    await opaque.ready;
+    const password = normalizePassword(options.password);
+    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+    const start = await this.#http.call(ROUTES.loginStart, LoginStartResponse, 'login start', {
+      startLoginRequest,
+    });
+    // Refuse an impostor before spending a second of Argon2 on its answer.
+    checkPinned(this.#pinned, start.serverPublicKey);
+    const finish = opaque.client.finishLogin({
+      clientLoginState,
+      loginResponse: start.loginResponse,
+      password,
+      ...(this.#stretching ? { keyStretching: this.#stretching } : {}),
+    });
+    // A wrong password: stop here. The guess was already counted at login start.
+    if (!finish) throw new WrongPasswordError(start.attemptsLeft);
+    // The authenticated key (bound into the OPAQUE envelope and the AKE transcript).
+    checkPinned(this.#pinned, finish.serverStaticPublicKey);
+    checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
+    const done = await this.#http.call(ROUTES.loginFinish, LoginFinishResponse, 'login finish', {
+      loginState: start.loginState,
+      finishLoginRequest: finish.finishLoginRequest,
+    });
+    const sessionKey = fromBase64url(finish.sessionKey, 'session key');
+    const exportKey = fromBase64url(finish.exportKey, 'export key');
+    try {
+      const envelope = await openReleasedEnvelope(
+        sessionKey,
+        fromBase64url(done.releasedEnvelope, 'released envelope'),
+      );
+      return await openKeyEnvelope(exportKey, envelope);
+    } finally {
+      // Best effort only: JS cannot promise that no copy remains (see SECURITY.md).
+      sessionKey.fill(0);
+      exportKey.fill(0);
+    }
+  }
+
+  /**
+   * Deletes the record (disable), proving possession of the backup key. Existing backups
+   * remain readable with the 64-digit key.
+   * @throws VaultMismatchError, ForbiddenError (not this record's key), NotFoundError,
+   *   UnauthorizedError, UnavailableError.
+   */
+  async disable(options: { readonly backupKey: Uint8Array }): Promise<void> {
+    // Do not hand the key proof to a vault that is not the pinned one.
+    await this.#checkVault();
+    const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
+    await this.#http.call(ROUTES.recordDelete, RecordDeleteResponse, 'delete', { keyProof });
+  }
+
+  async #checkVault(): Promise<void> {
+    if (this.#pinned === undefined) return;
+    checkPinned(this.#pinned, (await this.info()).serverPublicKey);
+  }
+
+  async #register(
+    rawPassword: string,
+    backupKey: Uint8Array,
+    currentBackupKey: Uint8Array | undefined,
+    maxAttempts: number | undefined,
+  ): Promise<EnableResult> {
+    const { warning } = checkPassword(rawPassword);
+    // Derive the proofs first: a malformed key fails before anything is sent.
+    const keyProof = toBase64url(await deriveKeyProof(backupKey));
+    const currentKeyProof = currentBackupKey
+      ? toBase64url(await deriveKeyProof(currentBackupKey))
+      : undefined;
+    await opaque.ready;
+    const password = normalizePassword(rawPassword);
+    const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({
+      password,
+    });
+    const start = await this.#http.call(
+      ROUTES.registrationStart,
+      RegistrationStartResponse,
+      'registration start',
+      { registrationRequest },
+    );
+    checkPinned(this.#pinned, start.serverPublicKey);
+    const finish = opaque.client.finishRegistration({
+      password,
+      registrationResponse: start.registrationResponse,
+      clientRegistrationState,
+      ...(this.#stretching ? { keyStretching: this.#stretching } : {}),
+    });
+    checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
+    const exportKey = fromBase64url(finish.exportKey, 'export key');
+    let keyEnvelope: string;
+    try {
+      keyEnvelope = toBase64url(await sealKeyEnvelope(exportKey, backupKey));
+    } finally {
+      exportKey.fill(0);
+    }
+    const record = await this.#http.call(
+      ROUTES.registrationFinish,
+      RecordStatus,
+      'registration finish',
+      {
+        registrationTicket: start.registrationTicket,
+        registrationRecord: finish.registrationRecord,
+        keyEnvelope,
+        keyProof,
+        ...(currentKeyProof ? { currentKeyProof } : {}),
+        ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+      },
+    );
+    return {
+      serverPublicKey: finish.serverStaticPublicKey,
+      record,
+      ...(warning ? { passwordWarning: warning } : {}),
+    };
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * A real vault process for device-side tests: `node src/vault/serve.js` (or `backvault vault
+ * serve`) on 127.0.0.1 with `--dev-auth`, stopped by its own PID. Also a recording loopback
+ * proxy, to see every request body a device sends.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Compiled vault entry and CLI, located from this compiled file (test/client → src/…). */
+export const SERVE_JS = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
+export const MAIN_JS = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** A running vault child process. */
+export interface VaultProcess {
+  readonly url: string;
+  readonly serverPublicKey: string;
+  readonly pid: number;
+  /** Everything the vault wrote to stderr (its JSON logs). */
+  logs(): string;
+  /** SIGTERM by PID, then SIGKILL after 5 s; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts a vault on a free loopback port.
+ * @param via `serve` runs serve.js; `cli` runs `backvault vault serve`.
+ */
+export async function startVaultProcess(opts: {
+  dataDir: string;
+  maxAttempts?: number;
+  via?: 'serve' | 'cli';
+  extraArgs?: string[];
+}): Promise<VaultProcess> {
+  const flags = [
+    '--data',
+    opts.dataDir,
+    '--port',
+    '0',
+    '--dev-auth',
+    '--max-attempts',
+    String(opts.maxAttempts ?? 10),
+    '--log-level',
+    'info',
+    ...(opts.extraArgs ?? []),
+  ];
+  const args = opts.via === 'cli' ? [MAIN_JS, 'vault', 'serve', ...flags] : [SERVE_JS, ...flags];
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', HOME: opts.dataDir },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const ready = await new Promise<{ listening: string; serverPublicKey: string }>(
+    (resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`vault did not start: ${stderr}`)), 20_000);
+      child.stdout.setEncoding('utf8').on('data', (s: string) => {
+        out += s;
+        const nl = out.indexOf('\n');
+        if (nl >= 0) {
+          clearTimeout(timer);
+          try {
+            resolve(JSON.parse(out.slice(0, nl)) as { listening: string; serverPublicKey: string });
+          } catch (e) {
+            reject(e as Error);
+          }
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`vault exited ${code}: ${stderr}`));
+      });
+    },
+  );
+  const pid = child.pid as number;
+  return {
+    url: ready.listening,
+    serverPublicKey: ready.serverPublicKey,
+    pid,
+    logs: () => stderr,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      process.kill(pid, 'SIGTERM');
+      const t = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+      }, 5_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** A loopback HTTP proxy that forwards to `target` and keeps every request body. */
+export interface RecordingProxy {
+  readonly url: string;
+  /** Request bodies seen so far, with method and path. */
+  readonly requests: { method: string; path: string; headers: string; body: Buffer }[];
+  close(): Promise<void>;
+}
+
+/** Starts a {@link RecordingProxy} in this process on 127.0.0.1. */
+export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
+  const t = new URL(target);
+  const requests: RecordingProxy['requests'] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      requests.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: JSON.stringify(req.headers),
+        body,
+      });
+      const fwd = request(
+        {
+          host: t.hostname,
+          port: t.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: t.host },
+        },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      fwd.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      fwd.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
