@@ -106,6 +106,8 @@ export interface CheckOptions extends RepoAccess {
   /** Also download and verify every data blob (default true). */
   readData?: boolean;
   onProgress?: (p: Progress) => void;
+  /** Worker threads verifying blobs when `readData`. Default: CPU count. */
+  workers?: number;
 }
 
 export interface CheckProblem {

@@ -1,0 +1,158 @@
+/**
+ * `check`: verify a whole repository without restoring, collecting every problem instead of
+ * stopping at the first. Config and key problems still throw (nothing else can be checked).
+ */
+import { BackvaultError, CorruptBackupError } from '../errors.js';
+import { PREFIX, bytesEqual, packName, parsePackName, type BlobEntry } from '../format/index.js';
+import type { CheckOptions, CheckProblem, CheckResult } from './api.js';
+import { sha256Hex } from './crypto.js';
+import { WorkerPool, defaultWorkers } from './pool.js';
+import {
+  listAll,
+  loadIndex,
+  loadSnapshots,
+  openRepository,
+  readPackHeader,
+  verifyChain,
+} from './repo.js';
+import { readSeenHead, recordSeenHead } from './state.js';
+import { walkTrees } from './tree-walk.js';
+
+function sameEntry(a: BlobEntry, b: BlobEntry): boolean {
+  return (
+    a.kind === b.kind &&
+    a.compression === b.compression &&
+    a.offset === b.offset &&
+    a.length === b.length &&
+    a.rawLength === b.rawLength &&
+    bytesEqual(a.id, b.id)
+  );
+}
+
+/**
+ * Verify a repository.
+ * @throws WrongKeyError / NoRepositoryError / CorruptBackupError (config) / UnavailableError.
+ */
+export async function check(opts: CheckOptions): Promise<CheckResult> {
+  const started = performance.now();
+  const readData = opts.readData ?? true;
+  const repo = await openRepository(opts);
+  const problems: CheckProblem[] = [];
+  const add = (p: CheckProblem): void => {
+    problems.push(p);
+  };
+  const asProblem = (e: unknown, object: string): void => {
+    if (
+      e instanceof BackvaultError &&
+      (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT' || e.code === 'ROLLBACK')
+    ) {
+      const obj = (e as { object?: string }).object ?? object;
+      add({ code: e.code, object: obj, message: e.message });
+    } else throw e;
+  };
+  let bytesRead = 0;
+  let blobs = 0;
+  let filesDone = 0;
+  const progress = (): void =>
+    opts.onProgress?.({ phase: 'check', bytesDone: bytesRead, filesDone });
+
+  const snaps = await loadSnapshots(repo, add);
+  const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
+  const { chain, problems: chainProblems } = verifyChain(snaps, seen);
+  problems.push(...chainProblems);
+  const index = await loadIndex(repo, add);
+
+  await walkTrees(
+    repo,
+    index,
+    snaps.map((s) => s.snap.rootTree),
+    () => {},
+    () => {},
+    (e) => asProblem(e, 'tree'),
+  );
+
+  // Index entries grouped by pack, to compare with pack headers.
+  const byPack = new Map<string, BlobEntry[]>();
+  for (const { packId, entry } of index.blobs.values()) {
+    const list = byPack.get(packId) ?? [];
+    list.push(entry);
+    byPack.set(packId, list);
+  }
+  const listed = await listAll(repo.storage, PREFIX.data);
+  const present = new Set<string>();
+  for (const o of listed) {
+    const id = parsePackName(o.name);
+    if (id) present.add(id);
+    else add({ code: 'CORRUPT', object: o.name, message: 'unexpected object in data/' });
+  }
+  for (const packId of index.packs) {
+    if (!present.has(packId))
+      add({
+        code: 'MISSING_OBJECT',
+        object: packName(packId),
+        message: 'pack named by the index is missing',
+      });
+  }
+
+  const pool = new WorkerPool(readData ? (opts.workers ?? defaultWorkers()) : 0, repo.keys);
+  try {
+    for (const o of listed) {
+      const packId = parsePackName(o.name);
+      if (!packId) continue;
+      try {
+        let whole: Uint8Array | undefined;
+        if (readData) {
+          whole = await repo.storage.get(o.name);
+          bytesRead += whole.length;
+          if (sha256Hex(whole) !== packId)
+            throw new CorruptBackupError('pack content does not match its name', o.name);
+        }
+        const header = await readPackHeader(repo, o.name, whole?.length ?? o.size, whole);
+        bytesRead += header.bytesRead;
+        const inHeader = new Map(header.entries.map((e) => [Buffer.from(e.id).toString('hex'), e]));
+        for (const e of byPack.get(packId) ?? []) {
+          const h = inHeader.get(Buffer.from(e.id).toString('hex'));
+          if (!h || !sameEntry(h, e)) {
+            add({
+              code: 'CORRUPT',
+              object: o.name,
+              message: 'index entry does not match the pack header',
+            });
+            break;
+          }
+        }
+        if (whole) {
+          const w = whole;
+          const results = await Promise.allSettled(
+            header.entries.map((e) => pool.open(e, w.slice(e.offset, e.offset + e.length), o.name)),
+          );
+          blobs += header.entries.length;
+          const bad = results.find((r) => r.status === 'rejected');
+          if (bad) asProblem((bad as PromiseRejectedResult).reason, o.name);
+        } else {
+          blobs += header.entries.length;
+        }
+      } catch (e) {
+        asProblem(e, o.name);
+      }
+      filesDone += 1;
+      progress();
+    }
+  } finally {
+    await pool.close();
+  }
+
+  const head = chain[chain.length - 1];
+  if (problems.length === 0 && head && repo.statePath) {
+    await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
+  }
+  return {
+    ok: problems.length === 0,
+    snapshots: snaps.length,
+    packs: present.size,
+    blobs,
+    bytesRead,
+    problems,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Builds one pack at a time in a preallocated buffer: each blob is sealed straight into
+ * the pack, then the sealed header and the trailer are appended and the pack is named by
+ * its SHA-256 (see format/pack.ts for the layout). Used inside worker threads.
+ */
+import { createCipheriv, randomBytes } from 'node:crypto';
+import {
+  NONCE_BYTES,
+  ObjectKind,
+  SEAL_OVERHEAD,
+  blobAd,
+  encodePackHeader,
+  encodePackTrailer,
+  objectAd,
+  type BlobEntry,
+  type BlobKind,
+  type CompressionValue,
+} from '../format/index.js';
+import { seal, sha256Hex, type RepoKeys } from './crypto.js';
+import type { PackMessage } from './worker-protocol.js';
+
+const UPDATE_BYTES = 64 * 1024;
+/** Header of up to PACK_MAX_BLOBS entries (46 bytes each) plus seal and trailer. */
+const HEADER_ROOM = 1024 * 1024;
+
+/** A pack is finished once it holds this many bytes of blobs… */
+export const PACK_TARGET = 12 * 1024 * 1024;
+/** …or this many blobs (bounds the header of packs of tiny tree blobs). */
+export const PACK_MAX_BLOBS = 16384;
+
+/** Seals blobs into packs and hands finished packs to `emit`. */
+export class PackBuilder {
+  // Allocated lazily: right after a pack is handed over there may be no buffer to reuse yet.
+  private buf: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  private size = 0;
+  private entries: BlobEntry[] = [];
+
+  constructor(
+    private readonly keys: RepoKeys,
+    private readonly emit: (pack: PackMessage) => void,
+    private readonly reuse: (size: number) => Uint8Array<ArrayBuffer> | undefined = () => undefined,
+    private readonly target = PACK_TARGET,
+  ) {}
+
+  // Room for a full pack and its header, so the buffer normally never grows.
+  private capacity(extra: number): number {
+    return Math.max(this.target, extra) + HEADER_ROOM;
+  }
+
+  private alloc(n: number): Uint8Array<ArrayBuffer> {
+    const old = this.reuse(n);
+    if (old) return old;
+    // Not zero-filled: only bytes written are ever read or stored, and the buffer never
+    // leaves this process.
+    const b = Buffer.allocUnsafeSlow(n);
+    return new Uint8Array(b.buffer as ArrayBuffer, 0, n);
+  }
+
+  private ensure(n: number): void {
+    if (this.size + n <= this.buf.length) return;
+    const next = this.alloc(this.capacity(this.size + n));
+    // A buffer that was too small goes back to the garbage collector.
+    next.set(this.buf.subarray(0, this.size));
+    this.buf = next;
+  }
+
+  /** Seal `body` (the maybe-compressed plaintext) into the pack. */
+  append(
+    kind: BlobKind,
+    id: Uint8Array,
+    compression: CompressionValue,
+    rawLength: number,
+    body: Uint8Array,
+  ): void {
+    const length = body.length + SEAL_OVERHEAD;
+    // Finish before overflowing the target, so the buffer never needs more than
+    // target + header room.
+    if (this.size > 0 && this.size + length > this.target) this.finish();
+    this.ensure(length);
+    const at = this.size;
+    const nonce = randomBytes(NONCE_BYTES);
+    this.buf.set(nonce, at);
+    const c = createCipheriv(
+      'aes-256-gcm',
+      kind === ObjectKind.DATA_BLOB ? this.keys.data : this.keys.meta,
+      nonce,
+    );
+    c.setAAD(blobAd(kind, this.keys.repoId, compression, id));
+    // 64 KiB updates: Node allocates each update's output, and small short-lived outputs
+    // are both faster (~2.3 vs ~1.1 GB/s at 1 MiB) and reclaimed sooner.
+    let o = at + NONCE_BYTES;
+    for (let i = 0; i < body.length; i += UPDATE_BYTES) {
+      const ct = c.update(body.subarray(i, Math.min(body.length, i + UPDATE_BYTES)));
+      this.buf.set(ct, o);
+      o += ct.length;
+    }
+    const fin = c.final();
+    this.buf.set(fin, o);
+    o += fin.length;
+    this.buf.set(c.getAuthTag(), o);
+    this.size += length;
+    this.entries.push({ kind, compression, id, offset: at, length, rawLength });
+    if (this.entries.length >= PACK_MAX_BLOBS) this.finish();
+  }
+
+  /** Finish the current pack (if it holds anything) and emit it. */
+  finish(): void {
+    if (this.entries.length === 0) return;
+    const header = seal(
+      this.keys.meta,
+      objectAd(ObjectKind.PACK_HEADER, this.keys.repoId),
+      encodePackHeader(this.entries),
+    );
+    this.ensure(header.length + 4);
+    this.buf.set(header, this.size);
+    this.buf.set(encodePackTrailer(header.length), this.size + header.length);
+    const length = this.size + header.length + 4;
+    const bytes = this.buf;
+    const packId = sha256Hex(bytes.subarray(0, length));
+    const entries = this.entries;
+    this.size = 0;
+    this.entries = [];
+    this.buf = new Uint8Array(0);
+    this.emit({ op: 'pack', packId, bytes, length, entries });
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * A pool of worker threads (see worker.ts) so every core works: backup jobs (read + chunk +
+ * HMAC + deflate + AES-256-GCM + pack), and blob verification for restore and check.
+ * Buffers are transferred, never copied. Finished packs come back through `onPack`; the
+ * pool tracks those uploads and hands each stored pack's buffer back to its worker.
+ */
+import { availableParallelism } from 'node:os';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { CorruptBackupError } from '../errors.js';
+import type { BlobRef } from '../format/index.js';
+import { openBlob } from './blob-codec.js';
+import type { RepoKeys } from './crypto.js';
+import {
+  ownedBuffer,
+  type FileJob,
+  type FileResult,
+  type PackMessage,
+  type WorkerInit,
+  type WorkerReply,
+  type WorkerRequest,
+  type WriteJob,
+} from './worker-protocol.js';
+
+/** Young generation size of each worker (see the constructor). */
+const YOUNG_GEN_MB = 1;
+
+interface Pending {
+  resolve: (r: WorkerReply) => void;
+  reject: (e: unknown) => void;
+  worker: number;
+}
+
+type Distribute<T> = T extends { jobId: number } ? Omit<T, 'jobId'> : never;
+
+/** Default worker count: one per available core. */
+export function defaultWorkers(): number {
+  return availableParallelism();
+}
+
+/** Options of a pool used for backups. */
+export interface PoolOptions {
+  /** Sorted ids of blobs already stored, in shared memory (workers skip those). */
+  known?: { buf: SharedArrayBuffer; count: number };
+  /** Store a finished pack durably; the pool waits for these in {@link WorkerPool.flush}. */
+  onPack?: (pack: PackMessage) => Promise<void>;
+}
+
+/** The worker pool. Always `close()` it (in a finally). */
+export class WorkerPool {
+  private readonly workers: Worker[] = [];
+  private readonly load: number[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly returned: Int32Array;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly recyclePorts: MessagePort[] = [];
+  private fileJobs = 0;
+  private nextJob = 1;
+  private failure: unknown;
+
+  constructor(
+    size: number,
+    private readonly keys: RepoKeys,
+    private readonly options: PoolOptions = {},
+  ) {
+    const known = options.known ?? { buf: new SharedArrayBuffer(32), count: 0 };
+    const returned = new SharedArrayBuffer(4 * Math.max(1, size));
+    this.returned = new Int32Array(returned);
+    for (let i = 0; i < size; i++) {
+      const { port1, port2 } = new MessageChannel();
+      const init: WorkerInit = {
+        keys,
+        known: known.buf,
+        knownCount: known.count,
+        index: i,
+        returned,
+        recycle: port2,
+      };
+      const w = new Worker(new URL('./worker.js', import.meta.url), {
+        workerData: init,
+        transferList: [port2],
+        // A small young generation makes scavenges frequent, which is when V8 frees the
+        // backing stores of the many short-lived Buffers that crypto and zlib return:
+        // without it each worker holds tens of MB of garbage between collections.
+        resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GEN_MB },
+      });
+      this.recyclePorts.push(port1);
+      port1.unref();
+      w.on('message', (r: WorkerReply) => this.settle(r, i));
+      w.on('error', (e) => this.crash(i, e));
+      w.on('exit', (code) => {
+        if (code !== 0) this.crash(i, new Error(`worker exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.load.push(0);
+    }
+  }
+
+  /** Number of worker threads. */
+  get size(): number {
+    return this.workers.length;
+  }
+
+  private fail(e: unknown): void {
+    this.failure ??= e;
+    for (const w of this.slotWaiters.splice(0)) w();
+    // A worker may be blocked waiting for a pack buffer that a failed upload will never
+    // return: settle every job now so nobody waits for it; close() then terminates it.
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(this.failure);
+    }
+  }
+
+  private settle(r: WorkerReply, worker: number): void {
+    if (r.op === 'pack') {
+      const onPack = this.options.onPack;
+      const p = (onPack ? onPack(r) : Promise.reject(new Error('pack without a handler'))).then(
+        () => {
+          // The store has the bytes (put resolved): hand the buffer back for reuse.
+          (this.recyclePorts[worker] as MessagePort).postMessage(r.bytes.buffer, [r.bytes.buffer]);
+          Atomics.add(this.returned, worker, 1);
+          Atomics.notify(this.returned, worker);
+        },
+        (e: unknown) => this.fail(e),
+      );
+      const tracked = p.finally(() => this.uploads.delete(tracked));
+      this.uploads.add(tracked);
+      return;
+    }
+    const p = this.pending.get(r.jobId);
+    if (!p) return;
+    this.pending.delete(r.jobId);
+    this.load[p.worker] = (this.load[p.worker] as number) - 1;
+    p.resolve(r);
+  }
+
+  private crash(worker: number, e: Error): void {
+    this.fail(e);
+    for (const [id, p] of this.pending) {
+      if (p.worker === worker) {
+        this.pending.delete(id);
+        p.reject(e);
+      }
+    }
+  }
+
+  private run(
+    req: Distribute<WorkerRequest>,
+    transfer: ArrayBuffer[],
+    worker?: number,
+  ): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    let best = worker ?? 0;
+    if (worker === undefined) {
+      for (let i = 1; i < this.workers.length; i++) {
+        if ((this.load[i] as number) < (this.load[best] as number)) best = i;
+      }
+    }
+    this.load[best] = (this.load[best] as number) + 1;
+    const jobId = this.nextJob++;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      this.pending.set(jobId, { resolve, reject, worker: best });
+      (this.workers[best] as Worker).postMessage({ ...req, jobId }, transfer);
+    }).then((r) => {
+      if (r.op === 'error') {
+        if (r.corrupt) throw new CorruptBackupError(r.message, r.object);
+        throw new Error(r.message);
+      }
+      return r;
+    });
+  }
+
+  /**
+   * Queue a file job once fewer than two per worker are running; `done` settles with its
+   * result. (Wrapped so that awaiting the slot does not await the job.)
+   */
+  async submitFile(job: Omit<FileJob, 'jobId' | 'op'>): Promise<{ done: Promise<FileResult> }> {
+    while (this.fileJobs >= 2 * this.workers.length && !this.failure) {
+      await new Promise<void>((r) => this.slotWaiters.push(r));
+    }
+    if (this.failure) throw this.failure;
+    this.fileJobs += 1;
+    const done = this.run({ op: 'file', ...job }, []).then(
+      (r) => r as FileResult,
+      (e: unknown) => {
+        this.fail(e);
+        throw e;
+      },
+    );
+    const release = (): void => {
+      this.fileJobs -= 1;
+      this.slotWaiters.shift()?.();
+    };
+    done.then(release, release);
+    return { done };
+  }
+
+  /** Store a tree blob (sealed into a worker's pack unless known). */
+  async tree(plain: Uint8Array): Promise<{ id: Uint8Array; isNew: boolean }> {
+    const owned = ownedBuffer(plain);
+    const r = await this.run({ op: 'tree', plain: owned }, [owned.buffer]);
+    if (r.op !== 'tree') throw new Error('worker protocol error');
+    return { id: r.id, isNew: r.isNew };
+  }
+
+  /**
+   * Finish every worker's pack and wait until every pack is stored.
+   * @throws the first upload or worker error.
+   */
+  async flush(): Promise<void> {
+    await Promise.all(this.workers.map((_, i) => this.run({ op: 'flush' }, [], i)));
+    while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Open and fully verify a sealed blob. `sealed`'s buffer is transferred.
+   * @throws CorruptBackupError naming `object` when verification fails.
+   */
+  async open(ref: BlobRef, sealed: Uint8Array, object: string): Promise<Uint8Array> {
+    if (this.workers.length === 0) return openBlob(this.keys, ref, sealed, object);
+    const owned = ownedBuffer(sealed);
+    const r = await this.run({ op: 'open', ref, sealed: owned, object }, [owned.buffer]);
+    if (r.op !== 'open') throw new Error('worker protocol error');
+    return r.plain;
+  }
+
+  /**
+   * Verify and write the blobs of one pack range into their files (see {@link WriteJob}).
+   * `sealed`'s buffer is transferred.
+   * @throws CorruptBackupError naming `object` when a blob fails verification.
+   */
+  async write(sealed: Uint8Array, object: string, items: WriteJob['items']): Promise<number> {
+    if (this.workers.length === 0) throw new Error('write needs worker threads');
+    const owned = ownedBuffer(sealed);
+    const r = await this.run({ op: 'write', sealed: owned, object, items }, [owned.buffer]);
+    if (r.op !== 'write') throw new Error('worker protocol error');
+    return r.bytes;
+  }
+
+  /** Stop every worker (after waiting for uploads already started). */
+  async close(): Promise<void> {
+    this.fail(new Error('worker pool closed'));
+    await Promise.allSettled([...this.uploads]);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    for (const p of this.recyclePorts) p.close();
+  }
+}
+
+/**
+ * Bounds the bytes in flight (fetched but not yet written), which is what keeps peak
+ * memory independent of input size.
+ */
+export class ByteSemaphore {
+  private used = 0;
+  private readonly waiters: { n: number; resolve: () => void }[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Wait until `n` more bytes fit (a single request larger than the limit waits for empty). */
+  async acquire(n: number): Promise<void> {
+    if (this.waiters.length === 0 && (this.used + n <= this.limit || this.used === 0)) {
+      this.used += n;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push({ n, resolve }));
+  }
+
+  /** Give back `n` bytes. */
+  release(n: number): void {
+    this.used -= n;
+    while (this.waiters.length > 0) {
+      const w = this.waiters[0] as { n: number; resolve: () => void };
+      if (this.used + w.n > this.limit && this.used !== 0) break;
+      this.waiters.shift();
+      this.used += w.n;
+      w.resolve();
+    }
+  }
+}

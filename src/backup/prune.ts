@@ -1,0 +1,151 @@
+/**
+ * `prune`: remove packs and indexes that no snapshot needs, and repack packs that hold both
+ * used and unused blobs.
+ *
+ * Crash-safe by ordering: (1) used blobs of partly used packs are copied (still sealed,
+ * after verification) into new packs, durably; (2) one new index listing every used blob
+ * at its final place is written, durably; (3) only then are the old indexes deleted, and
+ * (4) then the packs no longer named by the new index. A crash before (3) leaves extra but
+ * valid objects; after (3), packs not in any index, which the next prune deletes. At no
+ * point does a snapshot name a blob that no durable index can find.
+ *
+ * Prune refuses to run on a repository whose chain, index or trees fail verification (it
+ * would otherwise delete what it cannot see). Do not run it while a backup of the same
+ * repository is running: that backup's new packs are not yet indexed and would be deleted.
+ */
+import {
+  ObjectKind,
+  PREFIX,
+  encodeIndex,
+  objectAd,
+  packName,
+  parsePackName,
+  type IndexPack,
+} from '../format/index.js';
+import type { PruneResult, Progress, RepoAccess } from './api.js';
+import { seal, sha256Hex } from './crypto.js';
+import { openBlob } from './blob-codec.js';
+import { PackWriter } from './pack-writer.js';
+import {
+  listAll,
+  loadChain,
+  loadIndex,
+  openRepository,
+  readPackHeader,
+  readSealedBlob,
+  type IndexedBlob,
+  type Repo,
+} from './repo.js';
+import { walkTrees } from './tree-walk.js';
+
+/**
+ * Prune unreferenced data.
+ * @throws WrongKeyError, NoRepositoryError, RollbackError, CorruptBackupError,
+ *   MissingObjectError (nothing is deleted then), UnavailableError.
+ */
+export async function prune(
+  opts: RepoAccess & { onProgress?: (p: Progress) => void },
+): Promise<PruneResult> {
+  const started = performance.now();
+  const repo = await openRepository(opts);
+  const chain = await loadChain(repo);
+  const index = await loadIndex(repo);
+
+  const used = new Set<string>();
+  await walkTrees(
+    repo,
+    index,
+    chain.map((s) => s.snap.rootTree),
+    (t) => used.add(t),
+    (c) => used.add(c),
+  );
+
+  // Per pack: the used blobs whose canonical location (the one the index map chose) is here.
+  const perPack = new Map<string, { total: number; used: IndexedBlob[] }>();
+  for (const packId of index.packs) perPack.set(packId, { total: 0, used: [] });
+  // Count every entry of every index, including duplicates the map dropped.
+  const totals = new Map<string, number>();
+  for (const [hex, at] of index.blobs) {
+    const p = perPack.get(at.packId) as { total: number; used: IndexedBlob[] };
+    if (used.has(hex)) p.used.push(at);
+    totals.set(at.packId, (totals.get(at.packId) ?? 0) + 1);
+  }
+  const listed = await listAll(repo.storage, PREFIX.data);
+  const sizes = new Map<string, number>();
+  for (const o of listed) {
+    const id = parsePackName(o.name);
+    if (id) sizes.set(id, o.size);
+  }
+
+  const keep: IndexPack[] = [];
+  const repack: IndexedBlob[] = [];
+  let packsRepacked = 0;
+  for (const [packId, p] of perPack) {
+    if (p.used.length === 0) continue;
+    // Packs whose header lists more blobs than the index keeps are rewritten too.
+    if (p.used.length === totals.get(packId) && sizes.has(packId)) {
+      const headerCount = await countHeader(repo, packId, sizes.get(packId) as number);
+      if (headerCount === p.used.length) {
+        keep.push({
+          packId: Uint8Array.from(Buffer.from(packId, 'hex')),
+          blobs: p.used.map((u) => u.entry),
+        });
+        continue;
+      }
+    }
+    packsRepacked += 1;
+    repack.push(...p.used);
+  }
+
+  const writer = new PackWriter(repo.storage, repo.keys);
+  for (const at of repack) {
+    const sealed = await readSealedBlob(repo, at);
+    // Verify before copying: never carry corrupt data into a new pack.
+    openBlob(repo.keys, at.entry, sealed, packName(at.packId));
+    await writer.add(at.entry.kind, {
+      id: at.entry.id,
+      compression: at.entry.compression,
+      rawLength: at.entry.rawLength,
+      sealed,
+    });
+  }
+  await writer.flush();
+  const newPacks = [...keep, ...writer.packs];
+  const keptIds = new Set(newPacks.map((p) => Buffer.from(p.packId).toString('hex')));
+  const deletePacks = [...sizes.keys()].filter((id) => !keptIds.has(id));
+
+  let indexesDeleted = 0;
+  let bytesFreed = 0;
+  const nothingToDo =
+    deletePacks.length === 0 && packsRepacked === 0 && index.indexNames.length <= 1;
+  if (!nothingToDo) {
+    const sealedIndex = seal(
+      repo.keys.meta,
+      objectAd(ObjectKind.INDEX, repo.keys.repoId),
+      encodeIndex(newPacks),
+    );
+    const newName = PREFIX.index + sha256Hex(sealedIndex);
+    await repo.storage.put(newName, sealedIndex);
+    for (const name of index.indexNames) {
+      if (name === newName) continue;
+      await repo.storage.delete(name);
+      indexesDeleted += 1;
+    }
+    for (const id of deletePacks) {
+      await repo.storage.delete(packName(id));
+      bytesFreed += sizes.get(id) as number;
+    }
+  }
+  opts.onProgress?.({ phase: 'prune', bytesDone: bytesFreed, filesDone: deletePacks.length });
+  return {
+    packsDeleted: nothingToDo ? 0 : deletePacks.length,
+    indexesDeleted,
+    bytesFreed,
+    packsRepacked,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function countHeader(repo: Repo, packId: string, size: number): Promise<number> {
+  return (await readPackHeader(repo, packName(packId), size)).entries.length;
+}

@@ -1,0 +1,415 @@
+/**
+ * Opening a repository: config and key check, the blob index, the snapshot chain, and
+ * reading single blobs. Shared by backup, restore, check, prune and listSnapshots.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  BackvaultError,
+  CorruptBackupError,
+  InvalidKeyError,
+  MissingObjectError,
+  NoRepositoryError,
+  RollbackError,
+  WrongKeyError,
+} from '../errors.js';
+import {
+  CONFIG_BYTES,
+  FORMAT_VERSION,
+  ObjectKind,
+  PREFIX,
+  REPO_ID_BYTES,
+  decodeConfig,
+  decodeIndex,
+  decodePackHeader,
+  decodeSnapshot,
+  decodeTree,
+  encodeConfig,
+  fromHex,
+  objectAd,
+  packName,
+  packTrailer,
+  toHex,
+  type BlobEntry,
+  type Snapshot,
+  type TreeEntry,
+} from '../format/index.js';
+import type { Storage } from '../storage/storage.js';
+import type { CheckProblem, RepoAccess } from './api.js';
+import { openBlob } from './blob-codec.js';
+import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './crypto.js';
+import { readSeenHead, recordSeenHead, type SeenHead } from './state.js';
+import { BlobIndexBuilder, type CompactBlobMap, type IndexedBlob } from './blob-index.js';
+
+export type { IndexedBlob } from './blob-index.js';
+
+/** An opened repository. */
+export interface Repo {
+  storage: Storage;
+  keys: RepoKeys;
+  repoIdHex: string;
+  statePath: string | undefined;
+}
+
+/** The blob index of a repository: blob id (hex) -> location. */
+export interface BlobIndex {
+  blobs: CompactBlobMap;
+  /** Names of the index objects read. */
+  indexNames: string[];
+  /** Pack ids (hex) named by any index. */
+  packs: Set<string>;
+}
+
+/** A verified snapshot object with its id. */
+export interface LoadedSnapshot {
+  id: string;
+  snap: Snapshot;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Run `fn` over `items` with at most `limit` in flight. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (t: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  });
+  await Promise.all(runners);
+  return out;
+}
+
+/** Collect an async iterable. */
+export async function listAll(
+  storage: Storage,
+  prefix: string,
+): Promise<{ name: string; size: number }[]> {
+  const out: { name: string; size: number }[] = [];
+  for await (const o of storage.list(prefix)) out.push(o);
+  return out;
+}
+
+/** True when the store holds a repository (a `config` object). */
+export async function repositoryExists(storage: Storage): Promise<boolean> {
+  return (await storage.stat(PREFIX.config)) !== undefined;
+}
+
+function checkKeyLength(backupKey: Uint8Array): void {
+  if (!(backupKey instanceof Uint8Array) || backupKey.length !== 32) {
+    throw new InvalidKeyError('a backup key is 32 bytes (64 hexadecimal digits)');
+  }
+}
+
+/**
+ * Read `config` and verify the key check value. Nothing else is read before the key is
+ * known to be right.
+ * @throws NoRepositoryError when there is no `config`.
+ * @throws CorruptBackupError when `config` is malformed (see format/config.ts).
+ * @throws WrongKeyError when the key check value does not match.
+ * @throws UnavailableError from the store.
+ */
+export async function openRepository(access: RepoAccess): Promise<Repo> {
+  checkKeyLength(access.backupKey);
+  let bytes: Uint8Array;
+  try {
+    bytes = await access.storage.get(PREFIX.config);
+  } catch (e) {
+    if (e instanceof MissingObjectError) throw new NoRepositoryError(access.storage.location);
+    throw e;
+  }
+  const config = decodeConfig(bytes);
+  const keys = deriveRepoKeys(access.backupKey, config.repoId);
+  const expected = keyCheckValueNode(keys, config.version);
+  if (!timingSafeEqual(expected, config.keyCheck)) {
+    throw new WrongKeyError();
+  }
+  return {
+    storage: access.storage,
+    keys,
+    repoIdHex: toHex(config.repoId),
+    statePath: access.statePath,
+  };
+}
+
+/**
+ * Create a repository (a new random repo id and `config`), or open the existing one.
+ * @throws WrongKeyError when a repository exists and the key does not open it.
+ * @throws UnavailableError from the store.
+ */
+export async function initRepository(access: RepoAccess): Promise<{ repoId: string }> {
+  checkKeyLength(access.backupKey);
+  if (await repositoryExists(access.storage)) {
+    const repo = await openRepository(access);
+    return { repoId: repo.repoIdHex };
+  }
+  const repoId = new Uint8Array(randomBytes(REPO_ID_BYTES));
+  const keys = deriveRepoKeys(access.backupKey, repoId);
+  const config = encodeConfig({
+    version: FORMAT_VERSION,
+    repoId,
+    keyCheck: keyCheckValueNode(keys, FORMAT_VERSION),
+  });
+  if (config.length !== CONFIG_BYTES) throw new Error('config length');
+  await access.storage.put(PREFIX.config, config);
+  return { repoId: toHex(repoId) };
+}
+
+/**
+ * Read, verify (name = SHA-256 of the bytes) and open a sealed metadata object.
+ * @throws CorruptBackupError / MissingObjectError / UnavailableError.
+ */
+export async function readSealedObject(
+  repo: Repo,
+  name: string,
+  kind: typeof ObjectKind.INDEX | typeof ObjectKind.SNAPSHOT,
+): Promise<{ plain: Uint8Array; size: number }> {
+  const hex = name.slice(name.lastIndexOf('/') + 1);
+  const bytes = await repo.storage.get(name);
+  if (!HEX64.test(hex) || sha256Hex(bytes) !== hex) {
+    throw new CorruptBackupError('object content does not match its name', name);
+  }
+  return {
+    plain: open(repo.keys.meta, objectAd(kind, repo.keys.repoId), bytes, name),
+    size: bytes.length,
+  };
+}
+
+/**
+ * Load every index object into one map.
+ * @param onProblem when given, a bad index object is reported and skipped instead of thrown.
+ * @throws CorruptBackupError / MissingObjectError / UnavailableError.
+ */
+export async function loadIndex(
+  repo: Repo,
+  onProblem?: (p: CheckProblem) => void,
+): Promise<BlobIndex> {
+  const objects = await listAll(repo.storage, PREFIX.index);
+  const builder = new BlobIndexBuilder();
+  const indexNames: string[] = [];
+  const packSet = new Set<string>();
+  await mapLimit(objects, 8, async ({ name }) => {
+    try {
+      if (!/^index\/[0-9a-f]{64}$/.test(name))
+        throw new CorruptBackupError('unexpected object name', name);
+      const { plain } = await readSealedObject(repo, name, ObjectKind.INDEX);
+      const packs = decodeIndex(plain, name);
+      indexNames.push(name);
+      for (const p of packs) {
+        const packId = toHex(p.packId);
+        packSet.add(packId);
+        for (const entry of p.blobs) builder.add(packId, entry);
+      }
+    } catch (e) {
+      if (
+        onProblem &&
+        e instanceof BackvaultError &&
+        (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
+      ) {
+        onProblem({ code: e.code, object: name, message: e.message });
+      } else throw e;
+    }
+  });
+  return { blobs: builder.finish(), indexNames, packs: packSet };
+}
+
+/**
+ * Read one blob's sealed bytes from its pack.
+ * @throws CorruptBackupError when the pack is shorter than the index says.
+ * @throws MissingObjectError when the pack is gone.
+ */
+export async function readSealedBlob(repo: Repo, at: IndexedBlob): Promise<Uint8Array> {
+  const name = packName(at.packId);
+  const b = await repo.storage.getRange(name, at.entry.offset, at.entry.length);
+  if (b.length !== at.entry.length) throw new CorruptBackupError('pack is truncated', name);
+  return b;
+}
+
+/**
+ * Read, verify and decode the tree blob `id`.
+ * @throws MissingObjectError when the index does not know it or its pack is gone.
+ * @throws CorruptBackupError on any verification failure.
+ */
+export async function readTree(repo: Repo, index: BlobIndex, id: Uint8Array): Promise<TreeEntry[]> {
+  const hex = toHex(id);
+  const at = index.blobs.get(hex);
+  if (!at) throw new MissingObjectError(`blob/${hex}`);
+  const name = packName(at.packId);
+  if (at.entry.kind !== ObjectKind.TREE_BLOB)
+    throw new CorruptBackupError('blob is not a tree', name);
+  const plain = openBlob(repo.keys, at.entry, await readSealedBlob(repo, at), name);
+  return decodeTree(plain, name);
+}
+
+/**
+ * Load and verify every snapshot object (name = SHA-256 of content, AEAD, layout).
+ * @param onProblem when given, a bad snapshot is reported and skipped instead of thrown.
+ */
+export async function loadSnapshots(
+  repo: Repo,
+  onProblem?: (p: CheckProblem) => void,
+): Promise<LoadedSnapshot[]> {
+  const objects = await listAll(repo.storage, PREFIX.snapshots);
+  const out: LoadedSnapshot[] = [];
+  await mapLimit(objects, 8, async ({ name }) => {
+    try {
+      if (!/^snapshots\/[0-9a-f]{64}$/.test(name))
+        throw new CorruptBackupError('unexpected object name', name);
+      const { plain } = await readSealedObject(repo, name, ObjectKind.SNAPSHOT);
+      out.push({ id: name.slice(PREFIX.snapshots.length), snap: decodeSnapshot(plain, name) });
+    } catch (e) {
+      if (
+        onProblem &&
+        e instanceof BackvaultError &&
+        (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
+      ) {
+        onProblem({ code: e.code, object: name, message: e.message });
+      } else throw e;
+    }
+  });
+  return out;
+}
+
+/**
+ * Verify the snapshot chain: one line from seq 1 to the head, each `prev` present with
+ * seq = prev.seq + 1, no forks; and, given what this device saw last, no rollback.
+ * Returns the chain oldest first and the problems found (empty when all is well).
+ */
+export function verifyChain(
+  snaps: readonly LoadedSnapshot[],
+  seen: SeenHead | undefined,
+): { chain: LoadedSnapshot[]; problems: CheckProblem[] } {
+  const problems: CheckProblem[] = [];
+  const byId = new Map(snaps.map((s) => [s.id, s]));
+  const children = new Map<string, number>();
+  let roots = 0;
+  for (const s of snaps) {
+    const object = PREFIX.snapshots + s.id;
+    if (s.snap.prev === null) {
+      roots += 1;
+      continue;
+    }
+    const prevId = toHex(s.snap.prev);
+    children.set(prevId, (children.get(prevId) ?? 0) + 1);
+    const p = byId.get(prevId);
+    if (!p) {
+      problems.push({
+        code: 'MISSING_OBJECT',
+        object: PREFIX.snapshots + prevId,
+        message: `snapshot ${s.snap.seq - 1} (previous of ${s.snap.seq}) is missing`,
+      });
+    } else if (s.snap.seq !== p.snap.seq + 1) {
+      problems.push({
+        code: 'CORRUPT',
+        object,
+        message: 'snapshot sequence does not follow its previous snapshot',
+      });
+    }
+  }
+  const forks = [...children.values()].some((n) => n > 1) || roots > 1;
+  if (forks)
+    problems.push({
+      code: 'ROLLBACK',
+      object: PREFIX.snapshots,
+      message:
+        'the snapshot chain forks: the store served an old head to a backup, or mixed histories',
+    });
+
+  // The head: highest seq (ties were reported as forks above).
+  let head: LoadedSnapshot | undefined;
+  for (const s of snaps) if (!head || s.snap.seq > head.snap.seq) head = s;
+  const chain: LoadedSnapshot[] = [];
+  for (let s = head; s; s = s.snap.prev ? byId.get(toHex(s.snap.prev)) : undefined) {
+    chain.push(s);
+    if (chain.length > snaps.length) break;
+  }
+  chain.reverse();
+
+  if (seen) {
+    const headSeq = head?.snap.seq ?? 0;
+    if (headSeq < seen.seq) {
+      problems.push({
+        code: 'ROLLBACK',
+        object: PREFIX.snapshots + seen.snapshot,
+        message: `the store's latest snapshot is ${headSeq}, but this device has already seen snapshot ${seen.seq}`,
+      });
+    } else {
+      const same = chain.find((s) => s.snap.seq === seen.seq);
+      if (same && same.id !== seen.snapshot) {
+        problems.push({
+          code: 'ROLLBACK',
+          object: PREFIX.snapshots + same.id,
+          message: `snapshot ${seen.seq} differs from the one this device has seen: history was rewritten`,
+        });
+      }
+    }
+  }
+  return { chain, problems };
+}
+
+/** Throw the error matching the first problem, if any. */
+export function throwProblem(problems: readonly CheckProblem[]): void {
+  const p = problems[0];
+  if (!p) return;
+  if (p.code === 'ROLLBACK') throw new RollbackError(p.message);
+  if (p.code === 'MISSING_OBJECT') throw new MissingObjectError(p.object);
+  throw new CorruptBackupError(p.message, p.object);
+}
+
+/**
+ * Load, verify and rollback-check the snapshot chain; remember the head in the state file.
+ * @throws RollbackError, MissingObjectError, CorruptBackupError, UnavailableError.
+ */
+export async function loadChain(repo: Repo): Promise<LoadedSnapshot[]> {
+  const snaps = await loadSnapshots(repo);
+  const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
+  const { chain, problems } = verifyChain(snaps, seen);
+  // Rollback problems first: they explain the others.
+  throwProblem([...problems.filter((p) => p.code === 'ROLLBACK'), ...problems]);
+  const head = chain[chain.length - 1];
+  if (head && repo.statePath)
+    await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
+  return chain;
+}
+
+/** Bytes of a hex id (for ids already validated as 64 lowercase hex). */
+export function idBytes(hex: string): Uint8Array {
+  return fromHex(hex);
+}
+
+/**
+ * Read a pack's header (from the whole pack when given, else by ranges).
+ * @throws CorruptBackupError / MissingObjectError / UnavailableError.
+ */
+export async function readPackHeader(
+  repo: Repo,
+  name: string,
+  size: number,
+  whole?: Uint8Array,
+): Promise<{ entries: BlobEntry[]; bytesRead: number }> {
+  let bytesRead = 0;
+  const range = async (off: number, len: number): Promise<Uint8Array> => {
+    if (whole) return whole.subarray(off, off + len);
+    const b = await repo.storage.getRange(name, off, len);
+    bytesRead += b.length;
+    return b;
+  };
+  const { headerOffset, headerLength } = packTrailer(
+    size,
+    await range(Math.max(0, size - 4), 4),
+    name,
+  );
+  const sealed = await range(headerOffset, headerLength);
+  const plain = open(
+    repo.keys.meta,
+    objectAd(ObjectKind.PACK_HEADER, repo.keys.repoId),
+    sealed,
+    name,
+  );
+  return { entries: decodePackHeader(plain, headerOffset, name), bytesRead };
+}

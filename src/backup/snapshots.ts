@@ -1,0 +1,23 @@
+/** `listSnapshots`: the verified snapshot chain, oldest first. */
+import type { RepoAccess, SnapshotInfo } from './api.js';
+import { loadChain, openRepository } from './repo.js';
+
+/**
+ * List snapshots after verifying the chain (and, with a state file, that the store did not
+ * roll back); remembers the head in the state file.
+ * @throws WrongKeyError, NoRepositoryError, RollbackError, CorruptBackupError,
+ *   MissingObjectError, UnavailableError.
+ */
+export async function listSnapshots(opts: RepoAccess): Promise<SnapshotInfo[]> {
+  const repo = await openRepository(opts);
+  const chain = await loadChain(repo);
+  return chain.map((s) => ({
+    id: s.id,
+    seq: s.snap.seq,
+    time: new Date(s.snap.timeMs).toISOString(),
+    hostname: s.snap.hostname,
+    files: s.snap.files,
+    bytes: s.snap.bytes,
+    prev: s.snap.prev ? Buffer.from(s.snap.prev).toString('hex') : null,
+  }));
+}

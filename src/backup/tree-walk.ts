@@ -1,0 +1,55 @@
+/** Walking every tree reachable from a set of snapshots (check and prune). */
+import { CorruptBackupError, MissingObjectError } from '../errors.js';
+import { EntryType, packName, toHex } from '../format/index.js';
+import { readTree, type BlobIndex, type Repo } from './repo.js';
+
+/** Called for every file chunk id a tree names. */
+export type ChunkVisitor = (idHex: string) => void;
+
+/**
+ * Visit every tree once (by id) below `roots`, verifying each; `onTree` and `onChunk` see
+ * every tree and chunk id. Also checks that every named chunk is in the index and that
+ * each file's chunk sizes add up to its size.
+ * @param onError when given, a failing tree is reported and skipped instead of thrown.
+ * @throws MissingObjectError / CorruptBackupError when `onError` is not given.
+ */
+export async function walkTrees(
+  repo: Repo,
+  index: BlobIndex,
+  roots: readonly Uint8Array[],
+  onTree: (idHex: string) => void,
+  onChunk: ChunkVisitor,
+  onError?: (e: unknown) => void,
+): Promise<void> {
+  const seen = new Set<string>();
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const id = stack.pop() as Uint8Array;
+    const hex = toHex(id);
+    if (seen.has(hex)) continue;
+    seen.add(hex);
+    onTree(hex);
+    try {
+      const entries = await readTree(repo, index, id);
+      const treeObject = packName((index.blobs.get(hex) as { packId: string }).packId);
+      for (const e of entries) {
+        if (e.type === EntryType.DIR) stack.push(e.subtree);
+        else if (e.type === EntryType.FILE) {
+          let sum = 0;
+          for (const c of e.chunks) {
+            const ch = toHex(c);
+            onChunk(ch);
+            const at = index.blobs.get(ch);
+            if (!at) throw new MissingObjectError(`blob/${ch}`);
+            sum += at.entry.rawLength;
+          }
+          if (sum !== e.size)
+            throw new CorruptBackupError('file size does not match its chunks', treeObject);
+        }
+      }
+    } catch (e) {
+      if (onError) onError(e);
+      else throw e;
+    }
+  }
+}

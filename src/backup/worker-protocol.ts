@@ -1,0 +1,108 @@
+/** Messages between the engine and its worker threads (see worker.ts and pool.ts). */
+import type { BlobEntry, BlobKind, BlobRef, CompressionValue } from '../format/index.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { RepoKeys } from './crypto.js';
+
+/** Data every worker gets at start. */
+export interface WorkerInit {
+  keys: RepoKeys;
+  /** Sorted 32-byte ids of blobs already in the repository (shared, read-only). */
+  known: SharedArrayBuffer;
+  knownCount: number;
+  /** This worker's number (its slot in `returned`). */
+  index: number;
+  /** Int32 per worker: bumped (and notified) each time a pack buffer is handed back. */
+  returned: SharedArrayBuffer;
+  /** Where the engine returns this worker's pack buffers once stored (transferred). */
+  recycle: MessagePort;
+}
+
+/** Read a range of a file, chunk it, and store the new chunks in this worker's pack. */
+export interface FileJob {
+  op: 'file';
+  jobId: number;
+  path: string;
+  offset: number;
+  /** Bytes to read, or -1 for "to the end of the file". */
+  length: number;
+  /** Fixed chunk size (SQLite ranges), or 0 to decide from the file's first bytes. */
+  fixed: number;
+}
+
+/** A request to a worker. Buffers are transferred, not copied. */
+export type WorkerRequest =
+  | FileJob
+  | { op: 'tree'; jobId: number; plain: Uint8Array<ArrayBuffer> }
+  | { op: 'flush'; jobId: number }
+  | { op: 'open'; jobId: number; ref: BlobRef; sealed: Uint8Array<ArrayBuffer>; object: string }
+  | WriteJob;
+
+/**
+ * Verify the blobs of one contiguous range read from a pack and write each plaintext into
+ * its file (open file descriptors of the engine's process) at its position.
+ */
+export interface WriteJob {
+  op: 'write';
+  jobId: number;
+  sealed: Uint8Array<ArrayBuffer>;
+  object: string;
+  items: { ref: BlobRef; offset: number; length: number; fd: number; position: number }[];
+}
+
+/** A finished pack, handed from a worker to the engine for storing. */
+export interface PackMessage {
+  op: 'pack';
+  packId: string;
+  /** The pack is `bytes.subarray(0, length)`. */
+  bytes: Uint8Array<ArrayBuffer>;
+  length: number;
+  entries: BlobEntry[];
+}
+
+/** Result of a file job. */
+export interface FileResult {
+  /** Chunk ids in file order, 32 bytes each. */
+  ids: Uint8Array;
+  lengths: number[];
+  bytesRead: number;
+  newChunks: number;
+  newBytes: number;
+}
+
+/** A worker's answer. */
+export type WorkerReply =
+  | PackMessage
+  | ({ op: 'file'; jobId: number; ok: true } & FileResult)
+  | { op: 'tree'; jobId: number; ok: true; id: Uint8Array; isNew: boolean }
+  | { op: 'flush'; jobId: number; ok: true }
+  | { op: 'open'; jobId: number; ok: true; plain: Uint8Array<ArrayBuffer> }
+  | { op: 'write'; jobId: number; ok: true; bytes: number; sealed: Uint8Array<ArrayBuffer> }
+  | {
+      op: 'error';
+      jobId: number;
+      ok: false;
+      corrupt: boolean;
+      message: string;
+      object: string | undefined;
+    };
+
+/** A sealed blob's parameters, as a worker reports them. */
+export interface BlobParams {
+  kind: BlobKind;
+  compression: CompressionValue;
+}
+
+/**
+ * `u` as a view that owns its whole ArrayBuffer, so the buffer can be transferred between
+ * threads without detaching memory shared with other views (Buffer pool slices).
+ */
+export function ownedBuffer(u: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (
+    u.buffer instanceof ArrayBuffer &&
+    u.byteOffset === 0 &&
+    u.byteLength === u.buffer.byteLength
+  ) {
+    return u as Uint8Array<ArrayBuffer>;
+  }
+  return new Uint8Array(u) as Uint8Array<ArrayBuffer>;
+}

@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { backup, check, listSnapshots, prune, restore } from '../../src/backup/index.js';
+import { MemoryStorage, type StorageOperation } from '../../src/storage/memory.js';
+import { generateBackupKey } from '../../src/format/index.js';
+import { hasCode, UnavailableError, type ErrorCode } from '../../src/errors.js';
+import { assertSameTree, removeDir, tempDir } from './helpers.js';
+
+const isCode = (code: ErrorCode) => (e: unknown) => hasCode(e, code);
+
+async function sample(dir: string): Promise<string> {
+  const src = join(dir, `src-${randomBytes(4).toString('hex')}`);
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'a.bin'), randomBytes(300_000));
+  await writeFile(join(src, 'sub', 'b.txt'), 'hello '.repeat(5000));
+  return src;
+}
+
+function names(storage: MemoryStorage, prefix: string): string[] {
+  return [...storage.raw().keys()].filter((n) => n.startsWith(prefix)).sort();
+}
+
+describe('integrity: wrong key, tampering, rollback, outages', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir();
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it('a wrong key is WRONG_KEY for every operation, and only config was read', async () => {
+    const storage = new MemoryStorage();
+    await backup({
+      storage,
+      backupKey: generateBackupKey(),
+      source: await sample(dir),
+      workers: 1,
+    });
+    const ops: string[] = [];
+    storage.injectFault((op: StorageOperation, name: string) => {
+      ops.push(`${op} ${name}`);
+      return undefined;
+    });
+    const wrong = { storage, backupKey: generateBackupKey() };
+    await assert.rejects(backup({ ...wrong, source: dir, workers: 1 }), isCode('WRONG_KEY'));
+    await assert.rejects(restore({ ...wrong, target: join(dir, 'never') }), isCode('WRONG_KEY'));
+    await assert.rejects(listSnapshots(wrong), isCode('WRONG_KEY'));
+    await assert.rejects(check(wrong), isCode('WRONG_KEY'));
+    await assert.rejects(prune(wrong), isCode('WRONG_KEY'));
+    assert.deepEqual(new Set(ops), new Set(['stat config', 'get config']));
+    await assert.rejects(readdir(join(dir, 'never')), /ENOENT/);
+  });
+
+  it('config tampering: repo id / key check -> WRONG_KEY; magic, version, length -> CORRUPT', async () => {
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    await backup({ storage, backupKey: key, source: await sample(dir), workers: 1 });
+    const original = storage.raw().get('config') as Uint8Array;
+    const cases: [number, ErrorCode][] = [
+      [0, 'CORRUPT'],
+      [8, 'CORRUPT'],
+      [10, 'CORRUPT'],
+      [12, 'WRONG_KEY'],
+      [27, 'WRONG_KEY'],
+      [28, 'WRONG_KEY'],
+      [59, 'WRONG_KEY'],
+    ];
+    for (const [at, code] of cases) {
+      const m = original.slice();
+      m[at] = (m[at] as number) ^ 0x01;
+      storage.raw().set('config', m);
+      await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode(code), `byte ${at}`);
+    }
+    storage.raw().set('config', original.subarray(0, 40));
+    await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('CORRUPT'));
+    storage.raw().delete('config');
+    await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('NO_REPOSITORY'));
+  });
+
+  it('a flipped bit in any pack, index or snapshot is CORRUPT on restore and reported by check', async () => {
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const src = await sample(dir);
+    await backup({ storage, backupKey: key, source: src, workers: 1 });
+    const objects = [
+      ...names(storage, 'data/'),
+      ...names(storage, 'index/'),
+      ...names(storage, 'snapshots/'),
+    ];
+    for (const name of objects) {
+      const original = storage.raw().get(name) as Uint8Array;
+      for (const at of [0, Math.floor(original.length / 2), original.length - 1]) {
+        const m = original.slice();
+        m[at] = (m[at] as number) ^ 0x80;
+        storage.raw().set(name, m);
+        const target = join(dir, `t-${randomBytes(4).toString('hex')}`);
+        // Restore verifies every byte it uses. A pack's header and trailer are redundant for
+        // restore (the index says where blobs are), so damage there may restore correctly;
+        // `check` must report it either way.
+        const restored = await restore({ storage, backupKey: key, target, workers: 1 }).then(
+          () => true,
+          (e: unknown) => {
+            assert.ok(hasCode(e, 'CORRUPT'), `${name}@${at}: ${String(e)}`);
+            return false;
+          },
+        );
+        if (restored) {
+          assert.ok(
+            name.startsWith('data/') && at === original.length - 1,
+            `${name}@${at} restored`,
+          );
+          await assertSameTree(src, target);
+        } else await assert.rejects(readdir(target), /ENOENT/);
+        const c = await check({ storage, backupKey: key, workers: 1 });
+        assert.equal(c.ok, false);
+        assert.ok(
+          c.problems.some((p) => p.code === 'CORRUPT' && p.object === name),
+          `${name}: ${JSON.stringify(c.problems)}`,
+        );
+      }
+      storage.raw().set(name, original);
+    }
+    assert.equal((await check({ storage, backupKey: key, workers: 1 })).ok, true);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.includes('backvault')),
+      [],
+    );
+  });
+
+  it('a deleted pack is MISSING_OBJECT; a failed restore leaves a forced target untouched', async () => {
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    await backup({ storage, backupKey: key, source: await sample(dir), workers: 1 });
+    const target = join(dir, 'keep-me');
+    await mkdir(target);
+    await writeFile(join(target, 'precious'), 'do not lose');
+    const pack = names(storage, 'data/')[0] as string;
+    const saved = storage.raw().get(pack) as Uint8Array;
+    storage.raw().delete(pack);
+    await assert.rejects(
+      restore({ storage, backupKey: key, target, force: true, workers: 1 }),
+      isCode('MISSING_OBJECT'),
+    );
+    assert.equal(await readFile(join(target, 'precious'), 'utf8'), 'do not lose');
+    const c = await check({ storage, backupKey: key });
+    assert.ok(c.problems.some((p) => p.code === 'MISSING_OBJECT' && p.object === pack));
+    storage.raw().set(pack, saved);
+  });
+
+  it('rollback: an older head, a dropped newest snapshot or a fork is ROLLBACK with a state file', async () => {
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const statePath = join(dir, `state-${randomBytes(4).toString('hex')}.json`);
+    const access = { storage, backupKey: key, statePath };
+    const src = await sample(dir);
+    await backup({ ...access, source: src, workers: 1 });
+    const afterFirst = new Map(storage.raw());
+    await writeFile(join(src, 'new.txt'), 'more');
+    const r2 = await backup({ ...access, source: src, workers: 1 });
+    assert.equal(r2.seq, 2);
+
+    // The store serves the repository as it was after the first backup.
+    const latest = new Map(storage.raw());
+    storage.raw().clear();
+    for (const [k, v] of afterFirst) storage.raw().set(k, v);
+    await assert.rejects(listSnapshots(access), isCode('ROLLBACK'));
+    await assert.rejects(restore({ ...access, target: join(dir, 'rb') }), isCode('ROLLBACK'));
+    await assert.rejects(backup({ ...access, source: src, workers: 1 }), isCode('ROLLBACK'));
+    const c = await check(access);
+    assert.ok(c.problems.some((p) => p.code === 'ROLLBACK'));
+    // Without the state file the older chain is internally consistent (documented limit).
+    assert.equal((await listSnapshots({ storage, backupKey: key })).length, 1);
+
+    // A device without state that backs up on the old head forks the chain: once the store
+    // serves everything again, every device sees the fork.
+    await backup({ storage, backupKey: key, source: src, workers: 1 });
+    for (const [k, v] of latest) storage.raw().set(k, v);
+    await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('ROLLBACK'));
+    await assert.rejects(listSnapshots(access), isCode('ROLLBACK'));
+
+    // A dropped middle snapshot is a missing object.
+    storage.raw().clear();
+    for (const [k, v] of latest) storage.raw().set(k, v);
+    await writeFile(join(src, 'newer.txt'), 'even more');
+    await backup({ ...access, source: src, workers: 1 });
+    const snaps = await listSnapshots(access);
+    assert.equal(snaps.length, 3);
+    storage.raw().delete(`snapshots/${snaps[1]?.id}`);
+    await assert.rejects(listSnapshots(access), isCode('MISSING_OBJECT'));
+  });
+
+  it('storage outages pass through as UNAVAILABLE', async () => {
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const src = await sample(dir);
+    await backup({ storage, backupKey: key, source: src, workers: 1 });
+    storage.injectFault((op) =>
+      op === 'getRange' || op === 'put' ? new UnavailableError('store down') : undefined,
+    );
+    await assert.rejects(
+      restore({ storage, backupKey: key, target: join(dir, 'down') }),
+      isCode('UNAVAILABLE'),
+    );
+    await writeFile(join(src, 'x'), randomBytes(1000));
+    await assert.rejects(
+      backup({ storage, backupKey: key, source: src, workers: 1 }),
+      isCode('UNAVAILABLE'),
+    );
+    storage.injectFault(undefined);
+    assert.equal((await check({ storage, backupKey: key })).ok, true);
+  });
+
+  it(
+    'a store failing mid-backup fails the backup (no hang) and leaves the previous snapshot intact',
+    { timeout: 60_000 },
+    async () => {
+      const key = generateBackupKey();
+      const storage = new MemoryStorage();
+      const src = await sample(dir);
+      await backup({ storage, backupKey: key, source: src, workers: 2 });
+      // Enough data for several packs per worker, so workers wait for buffers to come back.
+      for (let i = 0; i < 4; i++)
+        await writeFile(join(src, `big${i}.bin`), randomBytes(20_000_000));
+      let puts = 0;
+      storage.injectFault((op, name) =>
+        op === 'put' && name.startsWith('data/') && ++puts > 1
+          ? new UnavailableError('store down')
+          : undefined,
+      );
+      await assert.rejects(
+        backup({ storage, backupKey: key, source: src, workers: 2 }),
+        isCode('UNAVAILABLE'),
+      );
+      storage.injectFault(undefined);
+      assert.equal((await listSnapshots({ storage, backupKey: key })).length, 1);
+      assert.equal((await check({ storage, backupKey: key, readData: false })).ok, true);
+      for (let i = 0; i < 4; i++)
+        await (await import('node:fs/promises')).rm(join(src, `big${i}.bin`));
+    },
+  );
+
+  it('an interrupted backup leaves the previous snapshot restorable; prune removes and repacks leftovers', async () => {
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const access = { storage, backupKey: key };
+    const src = await sample(dir);
+    await backup({ ...access, source: src, workers: 1 });
+    const before = new Set(storage.raw().keys());
+
+    // Two new files land in one pack; the snapshot write fails (crash at the commit point).
+    await writeFile(join(src, 'keep.bin'), randomBytes(200_000));
+    await writeFile(join(src, 'drop.bin'), randomBytes(200_000));
+    storage.injectFault((op, name) =>
+      op === 'put' && name.startsWith('snapshots/') ? new UnavailableError('crash') : undefined,
+    );
+    await assert.rejects(backup({ ...access, source: src, workers: 1 }), isCode('UNAVAILABLE'));
+    storage.injectFault(undefined);
+    const leftovers = [...storage.raw().keys()].filter((n) => !before.has(n));
+    assert.ok(
+      leftovers.some((n) => n.startsWith('data/')) && leftovers.some((n) => n.startsWith('index/')),
+    );
+    assert.equal((await listSnapshots(access)).length, 1);
+    assert.equal((await check(access)).ok, true);
+
+    // Next backup reuses keep.bin's chunks from the leftover pack, drop.bin is gone.
+    const { rm } = await import('node:fs/promises');
+    await rm(join(src, 'drop.bin'));
+    const r = await backup({ ...access, source: src, workers: 1 });
+    assert.equal(r.chunksNew, 0);
+
+    const p = await prune(access);
+    assert.ok(p.packsRepacked >= 1, JSON.stringify(p));
+    assert.ok(p.packsDeleted >= 1 && p.indexesDeleted >= 2 && p.bytesFreed > 0, JSON.stringify(p));
+    assert.equal(names(storage, 'index/').length, 1);
+    const c = await check(access);
+    assert.deepEqual(c.problems, []);
+    const out = join(dir, 'after-prune');
+    await restore({ ...access, target: out });
+    await assertSameTree(src, out);
+    const first = join(dir, 'after-prune-first');
+    await restore({ ...access, target: first, snapshotId: (await listSnapshots(access))[0]?.id });
+
+    // A second prune has nothing to do.
+    const p2 = await prune(access);
+    assert.deepEqual([p2.packsDeleted, p2.indexesDeleted, p2.packsRepacked], [0, 0, 0]);
+  });
+});
