@@ -1,0 +1,37 @@
+/**
+ * Child process of crash.test.ts: runs one engine operation on a LocalStorage repository so
+ * the parent can SIGKILL it at any moment.
+ *
+ *   node crash-child.js backup|prune|restore REPO_DIR STATE_PATH SOURCE_OR_TARGET
+ *
+ * The backup key comes from the environment (BACKVAULT_TEST_KEY, 64 hex digits), never argv.
+ * Prints one JSON line with the result on success; exit code 1 with the error code on stderr.
+ */
+import { backup, prune, restore } from '../../src/backup/index.js';
+import { LocalStorage } from '../../src/storage/node/local.js';
+import { BackvaultError } from '../../src/errors.js';
+import { parseBackupKey } from '../../src/format/index.js';
+
+const [op, repoDir, statePath, path] = process.argv.slice(2);
+const backupKey = parseBackupKey(process.env.BACKVAULT_TEST_KEY ?? '');
+if (!op || !repoDir || !statePath) throw new Error('usage: crash-child.js OP REPO STATE [PATH]');
+const storage = new LocalStorage(repoDir);
+try {
+  const access = { storage, backupKey, statePath };
+  process.stdout.write('started\n');
+  let result: unknown;
+  if (op === 'backup')
+    result = await backup({ ...access, source: path as string, hostname: 'phone' });
+  else if (op === 'prune') result = await prune(access);
+  else if (op === 'restore')
+    result = await restore({ ...access, target: path as string, force: true });
+  else throw new Error(`unknown op ${op}`);
+  process.stdout.write(JSON.stringify(result) + '\n');
+} catch (e) {
+  process.stderr.write(
+    `${e instanceof BackvaultError ? e.code : 'ERROR'}: ${String((e as Error).message)}\n`,
+  );
+  process.exitCode = 1;
+} finally {
+  await storage.close();
+}
