@@ -1,0 +1,115 @@
+/**
+ * The shape of a CLI command, and the flags and helpers several commands share. The command
+ * table itself is `commands/index.ts`; new commands (the vault ones) are added there.
+ */
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { RepoAccess } from '../backup/api.js';
+import { UsageError } from '../errors.js';
+import {
+  stringOption,
+  type OptionSpec,
+  type OptionValues,
+  type ParsedArgs,
+  type PositionalSpec,
+} from './args.js';
+import type { CliContext, CommandResult } from './context.js';
+import { resolveDeviceSource, type DeviceUse } from './device-source.js';
+import { readBackupKey } from './key-input.js';
+import { resolveStatePath } from './state-path.js';
+
+/** One command of the table, e.g. `backup` or `key generate`. */
+export interface CommandSpec {
+  /** Words that select it: `['backup']`, `['key', 'generate']`. */
+  path: readonly string[];
+  /** One line for the command list. */
+  summary: string;
+  /** Usage line without the `backvault` prefix, e.g. `backup DIR --repo URL [options]`. */
+  usage: string;
+  positionals: readonly PositionalSpec[];
+  /** Flags besides `--help` and `--json`, which every command has. */
+  options: Readonly<Record<string, OptionSpec>>;
+  /** Paragraphs shown under the usage in `--help`. */
+  details?: readonly string[];
+  examples?: readonly string[];
+  run(args: ParsedArgs, ctx: CliContext): Promise<CommandResult>;
+}
+
+/** Flags every command has. */
+export const COMMON_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  json: { type: 'boolean', description: 'print exactly one JSON object on stdout (for scripts)' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+/** Flags of every command that opens a repository. */
+export const REPO_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  repo: {
+    type: 'string',
+    valueName: 'URL',
+    description:
+      'repository: a path, file:///abs/path, or s3://BUCKET/PREFIX?endpoint=URL&region=R (env BACKVAULT_REPO)',
+  },
+  'key-file': {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'file holding the 64-digit backup key ("-" = stdin; env BACKVAULT_KEY)',
+  },
+  state: {
+    type: 'string',
+    valueName: 'FILE',
+    description:
+      'rollback-detection state file (env BACKVAULT_STATE; default $XDG_STATE_HOME/backvault/state.json)',
+  },
+};
+
+/** Everything needed to reach a repository, resolved from flags and environment. */
+export interface RepoTarget {
+  url: string;
+  access: RepoAccess;
+}
+
+/**
+ * Resolve `--repo`, the key and the state file, open the store, run `fn`, and close the store
+ * whatever happens. The key is read before the store is opened so a typo fails fast, offline.
+ * @throws UsageError when `--repo` is missing or the key is absent; InvalidKeyError for a
+ *   malformed key; whatever `openStorage` and `fn` throw.
+ */
+export async function withRepository<T>(
+  ctx: CliContext,
+  values: OptionValues,
+  opts: { allowPrompt: boolean; device?: DeviceUse },
+  fn: (access: RepoAccess) => Promise<T>,
+): Promise<T> {
+  // `--device DIR` (and `restore --password`) supply repository, key and state themselves.
+  const source = await resolveDeviceSource(ctx, values, opts.device ?? 'use');
+  const url = source?.repo ?? stringOption(values, 'repo') ?? ctx.io.env.BACKVAULT_REPO;
+  if (!url) throw new UsageError('missing --repo URL (or set BACKVAULT_REPO)');
+  const backupKey =
+    source?.backupKey ??
+    (await readBackupKey(ctx, {
+      keyFile: stringOption(values, 'key-file'),
+      allowPrompt: opts.allowPrompt,
+    }));
+  const stateFlag = stringOption(values, 'state');
+  const statePath =
+    stateFlag === undefined && source?.statePath
+      ? source.statePath
+      : resolveStatePath(stateFlag, ctx.io.env, ctx.io.cwd);
+  // The state file is small and private to this user: it says which snapshots they have seen.
+  await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
+  const { openStorage } = await import('../storage/node/open.js');
+  const storage = await openStorage(url);
+  try {
+    return await fn({ storage, backupKey, statePath });
+  } finally {
+    await storage.close();
+  }
+}
+
+/**
+ * The backup engine, loaded on first use: `--help`, `key generate` and argument errors then
+ * answer without loading the engine and the S3 client (a noticeable part of start-up time).
+ */
+export function loadEngine(): Promise<typeof import('../backup/index.js')> {
+  return import('../backup/index.js');
+}

@@ -1,0 +1,29 @@
+/**
+ * The command table. Order is the order of `backvault --help`. The vault commands
+ * (`enable`, `password change`, `disable`, `status`, `vault serve`) join this list.
+ */
+import type { CommandSpec } from '../command.js';
+import { backupCommand } from './backup.js';
+import { checkCommand } from './check.js';
+import { keyGenerateCommand } from './key.js';
+import { pruneCommand } from './prune.js';
+import { restoreCommand } from './restore.js';
+import { snapshotsCommand } from './snapshots.js';
+import { enableCommand } from './enable.js';
+import { disableCommand, passwordChangeCommand, statusCommand } from './vault-device.js';
+import { vaultServeCommand } from './vault-serve.js';
+
+/** Every command, in help order. */
+export const COMMANDS: readonly CommandSpec[] = [
+  keyGenerateCommand,
+  backupCommand,
+  restoreCommand,
+  snapshotsCommand,
+  checkCommand,
+  pruneCommand,
+  enableCommand,
+  statusCommand,
+  passwordChangeCommand,
+  disableCommand,
+  vaultServeCommand,
+];

@@ -1,0 +1,218 @@
+/**
+ * The vault commands that act on an existing device: `password change`, `disable`, `status`.
+ */
+import { BackvaultError, NotFoundError, UsageError } from '../../errors.js';
+import {
+  loadDevice,
+  resolveDeviceDir,
+  updateDeviceProfile,
+  type LoadedDevice,
+} from '../../device/profile.js';
+import { formatBackupKey } from '../../format/key-encoding.js';
+import type { VaultClient } from '../../client/vault-client.js';
+import { stringOption, type OptionSpec, type OptionValues } from '../args.js';
+import type { CommandSpec } from '../command.js';
+import type { CliContext } from '../context.js';
+import { shortId } from '../format.js';
+import { readPassword, vaultClient } from '../vault-access.js';
+import { showRecoveryKey } from './enable.js';
+
+const DEVICE: Readonly<Record<string, OptionSpec>> = {
+  device: {
+    type: 'string',
+    valueName: 'DIR',
+    description:
+      'device profile directory (env BACKVAULT_DEVICE; default $XDG_DATA_HOME/backvault/device)',
+  },
+  token: {
+    type: 'string',
+    valueName: 'JWT',
+    description:
+      "bearer token from your app's auth (env BACKVAULT_TOKEN); a --dev-auth vault issues one itself",
+  },
+};
+
+async function device(ctx: CliContext, values: OptionValues): Promise<LoadedDevice> {
+  const d = await loadDevice(
+    resolveDeviceDir(stringOption(values, 'device'), ctx.io.env, ctx.io.cwd),
+  );
+  const f = formatBackupKey(d.backupKey);
+  ctx.addSecret(f, f.replace(/ /g, ''));
+  return d;
+}
+
+function clientOf(ctx: CliContext, values: OptionValues, d: LoadedDevice): VaultClient {
+  const p = d.profile;
+  if (p.mode !== 'password' || !p.vaultUrl || !p.account || !p.serverPublicKey) {
+    throw new UsageError(
+      `the device in ${d.dir} is in 64-digit key mode: it has no vault password`,
+      'Its backups are protected by the 64-digit key alone.',
+    );
+  }
+  return vaultClient(ctx, values, {
+    vaultUrl: p.vaultUrl,
+    account: p.account,
+    pinned: p.serverPublicKey,
+  });
+}
+
+/** `password change` */
+export const passwordChangeCommand: CommandSpec = {
+  path: ['password', 'change'],
+  summary: 'change the vault password that protects this device’s backup key',
+  usage: 'password change --device DIR [--token JWT] [--json]',
+  positionals: [],
+  options: DEVICE,
+  details: [
+    'Registers a new password for the same backup key, proving to the vault that this device',
+    'holds the key. The vault swaps old for new in one step: afterwards only the new password',
+    'works, and the count of wrong guesses starts again. This also re-protects a key the vault',
+    'destroyed after too many wrong guesses, as long as this device still holds it.',
+    '',
+    'The new password comes from BACKVAULT_NEW_PASSWORD or a hidden prompt (typed twice).',
+  ],
+  examples: ['backvault password change --device ~/.bv'],
+  async run({ values }, ctx) {
+    const d = await device(ctx, values);
+    const client = clientOf(ctx, values, d);
+    const newPassword = await readPassword(ctx, {
+      envName: 'BACKVAULT_NEW_PASSWORD',
+      question: 'New vault password (input hidden): ',
+      confirm: true,
+    });
+    const r = await client.changePassword({ newPassword, backupKey: d.backupKey });
+    return {
+      json: {
+        device: d.dir,
+        changed: true,
+        attemptsLeft: r.record.attemptsLeft,
+        maxAttempts: r.record.maxAttempts,
+        ...(r.passwordWarning ? { passwordWarning: r.passwordWarning } : {}),
+      },
+      human: [
+        'password changed: only the new password recovers the backup key from now on',
+        `  ${r.record.attemptsLeft} of ${r.record.maxAttempts} attempts left`,
+      ],
+    };
+  },
+};
+
+const DISABLE_INTRO = [
+  'Disabling removes the backup key from the vault: a password will no longer restore',
+  'these backups. They stay readable with the 64-digit backup key — here it is. Write it down',
+  'now: without it, the backups become unrecoverable once this device is lost.',
+];
+
+/** `disable` */
+export const disableCommand: CommandSpec = {
+  path: ['disable'],
+  summary: 'remove the password protection: delete the key from the vault, show the 64-digit key',
+  usage: 'disable --device DIR [--token JWT] [--yes] [--json]',
+  positionals: [],
+  options: {
+    ...DEVICE,
+    yes: {
+      type: 'boolean',
+      description: 'do not ask to confirm that the 64-digit key was written down',
+    },
+  },
+  details: [
+    'Deletes the vault record (key envelope and password verifier), proving to the vault that',
+    'this device holds the backup key. Existing and future backups are not touched and stay',
+    'readable with the 64-digit key, so disable prints that key first (on a terminal it asks',
+    'you to confirm you wrote it down before deleting anything). Without the 64-digit key the',
+    'backups become unrecoverable once this device is lost. The device switches to 64-digit',
+    'key mode and keeps backing up.',
+  ],
+  examples: ['backvault disable --device ~/.bv'],
+  async run({ values }, ctx) {
+    const d = await device(ctx, values);
+    const client = clientOf(ctx, values, d);
+    const shown = await showRecoveryKey(ctx, values, d.backupKey, DISABLE_INTRO);
+    let note = 'the vault record was deleted';
+    try {
+      await client.disable({ backupKey: d.backupKey });
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      note = 'the vault had no record for this account (already deleted)';
+    }
+    await updateDeviceProfile(d.dir, {
+      mode: 'recovery-key',
+      vaultUrl: undefined,
+      account: undefined,
+      serverPublicKey: undefined,
+    });
+    const formatted = formatBackupKey(d.backupKey);
+    return {
+      json: { device: d.dir, disabled: true, mode: 'recovery-key', recoveryKey: formatted },
+      human: [
+        ...(shown
+          ? []
+          : [
+              ...DISABLE_INTRO,
+              '',
+              `    ${formatted.slice(0, 39)}`,
+              `    ${formatted.slice(40)}`,
+              '',
+            ]),
+        `${note}; the device is now in 64-digit key mode`,
+      ],
+    };
+  },
+};
+
+/** `status` */
+export const statusCommand: CommandSpec = {
+  path: ['status'],
+  summary: 'show this device’s protection mode, last backup and vault attempts left',
+  usage: 'status --device DIR [--token JWT] [--json]',
+  positionals: [],
+  options: DEVICE,
+  details: [
+    'Reads the device profile and, in password mode, asks the vault for the record state',
+    '(this is not a guess and costs no attempt). The vault must present the pinned key.',
+  ],
+  examples: ['backvault status --device ~/.bv', 'backvault status --device ~/.bv --json'],
+  async run({ values }, ctx) {
+    const d = await device(ctx, values);
+    const p = d.profile;
+    const lb = p.lastBackup;
+    const human = [
+      `device:      ${d.dir}`,
+      `mode:        ${p.mode === 'password' ? 'password (key escrowed in the vault)' : '64-digit key'}`,
+      `repository:  ${p.repo}`,
+      `last backup: ${lb ? `snapshot ${shortId(lb.snapshotId)} (seq ${lb.seq}) at ${lb.time}` : 'none yet'}`,
+    ];
+    const json: Record<string, unknown> = {
+      device: d.dir,
+      mode: p.mode,
+      repo: p.repo,
+      lastBackup: lb ?? null,
+    };
+    if (p.mode !== 'password') return { json, human };
+    human.push(`vault:       ${p.vaultUrl} (account ${p.account})`);
+    json.vault = p.vaultUrl;
+    json.account = p.account;
+    let error: BackvaultError | undefined;
+    try {
+      const s = await clientOf(ctx, values, d).status();
+      json.record = s;
+      human.push(
+        s.state === 'locked'
+          ? 'attempts:    LOCKED — the vault destroyed the key after too many wrong passwords; `backvault password change` re-protects it from this device'
+          : `attempts:    ${s.attemptsLeft} of ${s.maxAttempts} left`,
+      );
+    } catch (e) {
+      if (e instanceof NotFoundError) {
+        json.record = { state: 'missing' };
+        human.push(
+          'attempts:    no record at the vault (deleted?) — `backvault password change` re-creates it',
+        );
+      } else if (e instanceof BackvaultError) {
+        error = e;
+        human.push('attempts:    unknown (see below)');
+      } else throw e;
+    }
+    return { json, human, ...(error ? { error } : {}) };
+  },
+};

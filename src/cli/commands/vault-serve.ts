@@ -1,0 +1,97 @@
+/**
+ * `backvault vault serve`: run the Backup Key Vault (delegates to `src/vault/serve.ts`, the
+ * same entry as `node serve.js`). Prints one JSON line when ready:
+ * `{"listening": URL, "serverPublicKey": KEY}`; logs go to stderr; SIGTERM/SIGINT drain and
+ * exit 0.
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { booleanOption, stringOption, type OptionSpec } from '../args.js';
+import type { CommandSpec } from '../command.js';
+
+const VALUE_FLAGS: Readonly<Record<string, string>> = {
+  data: 'DIR',
+  host: 'ADDR',
+  port: 'N',
+  'max-attempts': 'N',
+  'login-ttl': 'SECONDS',
+  'rate-limit-ip': 'N',
+  'rate-limit-account': 'N',
+  store: 'KIND',
+  hsm: 'KIND',
+  'log-level': 'LEVEL',
+  issuer: 'ISS',
+  audience: 'AUD',
+  jwks: 'FILE',
+  'jwt-public-key': 'PEM',
+};
+
+const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  data: 'data directory: SQLite store and software HSM keys (default $XDG_DATA_HOME/backvault/vault)',
+  host: 'bind address (default 127.0.0.1)',
+  port: 'TCP port, 0 = any free one (default 8787)',
+  'max-attempts': 'wrong passwords before a key is destroyed (default 10)',
+  'login-ttl': 'seconds between login start and finish (default 60)',
+  'rate-limit-ip': 'requests per minute per client address (default 600)',
+  'rate-limit-account': 'requests per minute per account (default 60)',
+  store: 'vault store: sqlite (default)',
+  hsm: 'HSM: software (default; keys in DATA/hsm-keys.json, or env BACKVAULT_HSM_KEYS)',
+  'log-level': 'fatal, error, warn, info (default), debug, silent',
+  issuer: 'JWT issuer (iss) of your app’s tokens',
+  audience: 'JWT audience (aud) of your app’s tokens',
+  jwks: 'JWKS file with the issuer’s public keys',
+  'jwt-public-key': 'PEM public key file of the issuer',
+};
+
+const OPTIONS: Record<string, OptionSpec> = {};
+for (const [name, valueName] of Object.entries(VALUE_FLAGS)) {
+  OPTIONS[name] = { type: 'string', valueName, description: DESCRIPTIONS[name] ?? '' };
+}
+OPTIONS['dev-auth'] = {
+  type: 'boolean',
+  description: 'INSECURE demo mode: the vault issues tokens for any account (loopback only)',
+};
+
+/** `vault serve` */
+export const vaultServeCommand: CommandSpec = {
+  path: ['vault', 'serve'],
+  summary: 'run the Backup Key Vault server (OPAQUE, attempt counter, software HSM)',
+  usage:
+    'vault serve [--data DIR] [--port N] [--host 127.0.0.1] (--dev-auth | --issuer ISS --audience AUD --jwks FILE) [--max-attempts N]',
+  positionals: [],
+  options: OPTIONS,
+  details: [
+    'Serves the vault HTTP API under /v1 (OpenAPI at /v1/openapi.json), /healthz and /metrics.',
+    'When ready it prints one JSON line on stdout: {"listening": URL, "serverPublicKey": KEY}.',
+    'Clients pin that key. Logs are JSON lines on stderr and never hold a secret.',
+    'SIGTERM or Ctrl-C stops accepting, drains requests and exits 0.',
+    '',
+    '--dev-auth makes the vault its own INSECURE token issuer, for the demo; it refuses to',
+    'start on a non-loopback address.',
+  ],
+  examples: [
+    'backvault vault serve --data ./vault-data --dev-auth --port 8787',
+    'backvault vault serve --data /var/lib/backvault --host 0.0.0.0 --issuer https://auth.example --audience backvault --jwks jwks.json',
+  ],
+  async run({ values }, ctx) {
+    const argv: string[] = [];
+    for (const name of Object.keys(VALUE_FLAGS)) {
+      let v = stringOption(values, name);
+      if (name === 'data') {
+        const xdg = ctx.io.env.XDG_DATA_HOME;
+        const base =
+          xdg && xdg.startsWith('/') ? xdg : join(ctx.io.env.HOME || homedir(), '.local', 'share');
+        v = resolve(ctx.io.cwd, v ?? join(base, 'backvault', 'vault'));
+      }
+      if (v !== undefined) argv.push(`--${name}`, v);
+    }
+    if (booleanOption(values, 'dev-auth')) argv.push('--dev-auth');
+    // The server owns the process from here: its SIGINT/SIGTERM handlers drain and exit 0,
+    // so the CLI's own Ctrl-C handler ("stopped before completion", exit 130) must go.
+    for (const l of process.listeners('SIGINT')) process.removeListener('SIGINT', l);
+    const { main } = await import('../../vault/serve.js');
+    await main(argv);
+    // Never resolves: the server's signal handlers end the process.
+    return new Promise(() => undefined);
+  },
+};

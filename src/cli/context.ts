@@ -1,0 +1,80 @@
+/**
+ * What a command runs with: its streams and environment (injected, so commands never reach for
+ * globals), the output mode, the progress bar, and the secrets to keep out of any message.
+ */
+import type { Progress } from '../backup/api.js';
+import type { BackvaultError } from '../errors.js';
+import { ProgressBar } from './progress.js';
+import type { PromptIo } from './prompt.js';
+
+/** The process-level things a CLI run touches. `main.ts` passes the real ones. */
+export interface CliIo extends PromptIo {
+  stdout: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+}
+
+/** What a command hands back; the runner prints it (JSON or human) and picks the exit code. */
+export interface CommandResult {
+  /** The one JSON object printed on stdout with `--json`. */
+  json: Record<string, unknown>;
+  /** Lines printed on stdout without `--json`. */
+  human: string[];
+  /**
+   * A failure found by a command that still has a result to show (e.g. `check` listing
+   * problems). Printed like a thrown error; the JSON object carries both result and error.
+   */
+  error?: BackvaultError;
+}
+
+const REDACTED = '[redacted]';
+
+/** Per-invocation state shared by the runner and the command. */
+export class CliContext {
+  readonly io: CliIo;
+  /** `--json`: one JSON object on stdout, no progress bar, no chatter. */
+  readonly json: boolean;
+  private readonly secrets = new Set<string>();
+  private bar: ProgressBar | undefined;
+
+  constructor(io: CliIo, json: boolean) {
+    this.io = io;
+    this.json = json;
+  }
+
+  /** Remember a secret (in every textual form it may take) so no message can print it. */
+  addSecret(...forms: string[]): void {
+    for (const f of forms) if (f.length >= 8) this.secrets.add(f);
+  }
+
+  /** `text` with every registered secret replaced. Applied to every error line we print. */
+  redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets) out = out.split(s).join(REDACTED);
+    return out;
+  }
+
+  /**
+   * A progress callback for the engine when a bar makes sense (stderr is a terminal, not
+   * `--json`, not `TERM=dumb`), else `undefined` so the engine skips the work entirely.
+   */
+  progressSink(): ((p: Progress) => void) | undefined {
+    const { stderr, env } = this.io;
+    if (this.json || !stderr.isTTY || env.TERM === 'dumb') return undefined;
+    const bar = new ProgressBar(stderr);
+    this.bar = bar;
+    return (p) => bar.update(p);
+  }
+
+  /** Erase the progress bar, if any, before anything else is printed. */
+  clearProgress(): void {
+    this.bar?.clear();
+  }
+
+  /** A warning on stderr (stdout stays reserved for results, `--json` or not). */
+  note(line: string): void {
+    this.clearProgress();
+    this.io.stderr.write(`${line}\n`);
+  }
+}

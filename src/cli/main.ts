@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * The `backvault` executable: wires the real process (streams, environment, signals, exit code)
+ * to the runner in `run.ts`.
+ */
+import type { CliIo } from './context.js';
+import { reportInterrupted, runCli } from './run.js';
+
+const argv = process.argv.slice(2);
+const io: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  cwd: process.cwd(),
+};
+
+// Runtime warnings (e.g. the AWS SDK announcing a future Node requirement) are for developers,
+// not users; they would also break the promise of one stderr line per error.
+process.removeAllListeners('warning');
+if (process.env.BACKVAULT_DEBUG === '1') {
+  process.on('warning', (w) => process.stderr.write(`${w.name}: ${w.message}\n`));
+}
+
+// The engine commits atomically (objects first, snapshot last; restore moves into place only
+// when complete), so stopping at any instant is safe: say so and leave with 128 + SIGINT.
+process.once('SIGINT', () => {
+  process.exit(reportInterrupted(io, argv.includes('--json')));
+});
+
+// `backvault snapshots | head`: a reader that goes away is not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
+const code = await runCli(argv, io);
+// Exit explicitly: a storage client or worker pool must not keep a finished command alive.
+// Writes to pipes and files are synchronous on POSIX, so nothing printed is lost.
+process.stdout.write('', () => process.exit(code));

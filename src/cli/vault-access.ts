@@ -1,0 +1,152 @@
+/**
+ * What the vault commands share: the `--vault/--account/--token/--vault-key` flags, the
+ * bearer token (given, or fetched from a `--dev-auth` vault), the SDK client, and reading
+ * passwords (environment variable or hidden prompt, typed twice when it is a new one).
+ *
+ * There is no `--password VALUE`: a password typed as an argument lands in shell history and
+ * in `ps` output. `--password` is a mode switch; the password itself comes from
+ * `BACKVAULT_PASSWORD` or the prompt.
+ */
+import { UsageError } from '../errors.js';
+import { checkPassword } from '../client/password.js';
+import { VaultClient, requestDevToken, type TokenSource } from '../client/vault-client.js';
+import { stringOption, type OptionSpec, type OptionValues } from './args.js';
+import type { CliContext } from './context.js';
+import { canPrompt, promptHidden } from './prompt.js';
+
+/** Flags naming the vault and the account. */
+export const VAULT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  vault: {
+    type: 'string',
+    valueName: 'URL',
+    description: 'Backup Key Vault base URL, e.g. http://127.0.0.1:8787 (env BACKVAULT_VAULT)',
+  },
+  account: {
+    type: 'string',
+    valueName: 'ID',
+    description: 'account id at the vault (the token subject; env BACKVAULT_ACCOUNT)',
+  },
+  token: {
+    type: 'string',
+    valueName: 'JWT',
+    description:
+      "bearer token from your app's auth (env BACKVAULT_TOKEN); a --dev-auth vault issues one itself",
+  },
+  'vault-key': {
+    type: 'string',
+    valueName: 'KEY',
+    description:
+      "the vault's OPAQUE server public key to pin (default: the device's pinned key, else what the vault says on first contact)",
+  },
+};
+
+/** Environment variables read by the vault commands. */
+export const VAULT_ENV_HELP = [
+  'Passwords come from BACKVAULT_PASSWORD (a new one for `password change`: BACKVAULT_NEW_PASSWORD)',
+  'or a hidden prompt; a new password is asked twice. Rules: at least 6 characters with a letter.',
+  'Tokens: --token or BACKVAULT_TOKEN; a vault started with --dev-auth (loopback demo only)',
+  'hands out tokens itself, and the CLI then fetches one for --account.',
+];
+
+/** `--vault` or `BACKVAULT_VAULT`, if any. */
+export function vaultUrlOption(ctx: CliContext, values: OptionValues): string | undefined {
+  return stringOption(values, 'vault') ?? (ctx.io.env.BACKVAULT_VAULT || undefined);
+}
+
+/** `--account` or `BACKVAULT_ACCOUNT`, if any. */
+export function accountOption(ctx: CliContext, values: OptionValues): string | undefined {
+  return stringOption(values, 'account') ?? (ctx.io.env.BACKVAULT_ACCOUNT || undefined);
+}
+
+/**
+ * The token for `account` at `vaultUrl`: `--token`, else `BACKVAULT_TOKEN`, else — only when
+ * the vault says it runs `--dev-auth` — a dev token fetched on first use.
+ */
+export function tokenSource(
+  ctx: CliContext,
+  values: OptionValues,
+  vaultUrl: string,
+  account: string,
+): TokenSource {
+  const given = stringOption(values, 'token') ?? (ctx.io.env.BACKVAULT_TOKEN || undefined);
+  if (given) {
+    ctx.addSecret(given);
+    return given;
+  }
+  let cached: Promise<string> | undefined;
+  return () => {
+    cached ??= (async () => {
+      const info = await new VaultClient({ baseUrl: vaultUrl }).info();
+      if (!info.devAuth) {
+        throw new UsageError(
+          'the vault needs a token for this account',
+          "Pass --token JWT or set BACKVAULT_TOKEN (issued by your app's auth).",
+        );
+      }
+      const token = await requestDevToken({ baseUrl: vaultUrl, account });
+      ctx.addSecret(token);
+      return token;
+    })();
+    return cached;
+  };
+}
+
+/** Everything needed to make a client for one account. */
+export interface VaultTarget {
+  readonly vaultUrl: string;
+  readonly account: string;
+  /** Pinned server public key, if known. */
+  readonly pinned?: string;
+}
+
+/**
+ * An SDK client for `target`, with the token resolved from flags or a dev-auth vault.
+ * @throws UsageError when the URL is not http(s).
+ */
+export function vaultClient(
+  ctx: CliContext,
+  values: OptionValues,
+  target: VaultTarget,
+): VaultClient {
+  return new VaultClient({
+    baseUrl: target.vaultUrl,
+    token: tokenSource(ctx, values, target.vaultUrl, target.account),
+    ...(target.pinned ? { pinnedServerPublicKey: target.pinned } : {}),
+  });
+}
+
+/**
+ * Reads a password from `envName` or a hidden prompt. For a new password (`confirm`), it is
+ * checked against the rules at once (before any network call) and asked twice on a terminal.
+ * Weak-but-allowed passwords print a warning on stderr.
+ * @throws UsageError when there is neither the variable nor a terminal, or the two entries
+ *   differ; WeakPasswordError when a new password breaks the rules.
+ */
+export async function readPassword(
+  ctx: CliContext,
+  opts: { envName: string; question: string; confirm: boolean },
+): Promise<string> {
+  const fromEnv = ctx.io.env[opts.envName];
+  let password: string;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    password = fromEnv;
+  } else if (canPrompt(ctx.io)) {
+    password = await promptHidden(ctx.io, opts.question);
+    if (opts.confirm) {
+      checkPassword(password);
+      const again = await promptHidden(ctx.io, 'Type it again: ');
+      if (again !== password) throw new UsageError('the two passwords differ; nothing was changed');
+    }
+  } else {
+    throw new UsageError(
+      'no password given',
+      `Set ${opts.envName} or run on a terminal to be asked.`,
+    );
+  }
+  ctx.addSecret(password);
+  if (opts.confirm) {
+    const { warning } = checkPassword(password);
+    if (warning) ctx.note(`warning: ${warning}`);
+  }
+  return password;
+}
