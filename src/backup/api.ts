@@ -67,6 +67,14 @@ export interface BackupResult {
   bytesStoredNew: number;
   chunksTotal: number;
   chunksNew: number;
+  /** Files and directories that vanished while the backup ran: not in the snapshot. */
+  filesSkipped: number;
+  /**
+   * Things the user should know although the backup succeeded: skipped (vanished) paths,
+   * files that kept changing while being read, packs the store lost (their data was
+   * stored again). Paths only, never content.
+   */
+  warnings: string[];
   seconds: number;
 }
 
@@ -87,6 +95,11 @@ export interface RestoreResult {
   files: number;
   dirs: number;
   bytes: number;
+  /**
+   * What was cleaned up from an earlier, interrupted restore to the same target before
+   * this one started (stale temporary directories removed, an old target put back).
+   */
+  warnings: string[];
   seconds: number;
 }
 

@@ -12,12 +12,16 @@
  * cross threads, and build packs that this thread stores. Memory is bounded independently
  * of input size: two jobs per worker, one read buffer and two pack buffers per worker
  * (one filling, one being stored).
+ *
+ * The store and the source may change under a backup: index entries whose pack is gone are
+ * not trusted (one listing of `data/` per backup), and files that vanish or change while
+ * being read are skipped or read again (SPEC.md section 14).
  */
 import { hostname as osHostname } from 'node:os';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
+import { BackvaultError, MissingObjectError, UsageError } from '../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -37,9 +41,10 @@ import type { BackupOptions, BackupResult, Progress } from './api.js';
 import { sqliteChunkSize } from './chunker.js';
 import { seal, sha256Hex } from './crypto.js';
 import { WorkerPool, defaultWorkers } from './pool.js';
-import type { FileResult } from './worker-protocol.js';
+import { SourceReadError, type FileResult } from './worker-protocol.js';
 import {
   initRepository,
+  listPacks,
   loadChain,
   loadIndex,
   openRepository,
@@ -81,6 +86,54 @@ async function readHead(path: string): Promise<Uint8Array> {
   }
 }
 
+/** Warnings kept in a result; more are counted in one last line. */
+const MAX_WARNINGS = 1000;
+/** Reads of a file that keeps changing while it is read, before taking what was read. */
+const READ_ATTEMPTS = 3;
+
+/** The errno code of a file-system error (never of a backvault error, whose codes differ). */
+function errnoOf(e: unknown): string | undefined {
+  if (e instanceof SourceReadError) return e.code;
+  if (e instanceof BackvaultError || !(e instanceof Error)) return undefined;
+  const code = (e as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The path (or a part of it) no longer exists: the file vanished while we looked. */
+function vanished(e: unknown): boolean {
+  const c = errnoOf(e);
+  return c === 'ENOENT' || c === 'ENOTDIR';
+}
+
+/**
+ * Map a failure to read `path` from the source: a permission error is a UsageError naming
+ * the path (the user fixes permissions or moves the file); anything else passes through.
+ */
+function sourceError(e: unknown, path: string, what: 'file' | 'directory'): unknown {
+  const c = errnoOf(e);
+  if (c === 'EACCES' || c === 'EPERM') {
+    return new UsageError(
+      `cannot read ${what} ${path}: permission denied`,
+      `Make the ${what} readable by this user, or move it out of the backup source. Nothing was committed.`,
+    );
+  }
+  return e;
+}
+
+/** Stat fields that change whenever a file's content may have changed. */
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
+}
+
+/** What one read of a file gave. */
+interface FileRead {
+  ids: Uint8Array[];
+  lengths: number[];
+  total: number;
+  /** A range ended early: the file shrank while being read (split reads only). */
+  short: boolean;
+}
+
 class BackupRun {
   failure: unknown;
   files = 0;
@@ -90,6 +143,12 @@ class BackupRun {
   chunksTotal = 0;
   chunksNew = 0;
   bytesDone = 0;
+  /** Plaintext bytes of the files in the snapshot (re-reads not counted twice). */
+  bytesInSnapshot = 0;
+  filesSkipped = 0;
+  readonly warnings: string[] = [];
+  private warningsDropped = 0;
+  private parentLost = false;
   private lastProgress = 0;
 
   constructor(
@@ -108,18 +167,61 @@ class BackupRun {
     this.onProgress({ phase: 'backup', bytesDone: this.bytesDone, filesDone: this.files });
   }
 
-  /** Hand one file to the workers; resolves once queued, `done` when its chunks are stored. */
-  async file(path: string, name: string, st: BigIntStats): Promise<{ done: Promise<FileEntry> }> {
-    const size = Number(st.size);
+  warn(message: string): void {
+    if (this.warnings.length < MAX_WARNINGS) this.warnings.push(message);
+    else this.warningsDropped += 1;
+  }
+
+  /** The warnings, with a count of those left out. */
+  allWarnings(): string[] {
+    return this.warningsDropped > 0
+      ? [...this.warnings, `... and ${this.warningsDropped} more warnings`]
+      : [...this.warnings];
+  }
+
+  private skip(path: string, why: string): undefined {
+    this.filesSkipped += 1;
+    this.warn(`${why}, skipped: ${path}`);
+    return undefined;
+  }
+
+  /**
+   * A tree of the parent snapshot, or undefined when its pack is lost (then the directory
+   * is read from the source like a new one). Corruption still fails the backup.
+   */
+  async parentTree(id: Uint8Array): Promise<TreeEntry[] | undefined> {
+    try {
+      return await readTree(this.repo, this.index, id);
+    } catch (e) {
+      if (!(e instanceof MissingObjectError)) throw e;
+      if (!this.parentLost) {
+        this.parentLost = true;
+        this.warn(
+          'parts of the previous snapshot are missing from the store: the files below them were read again',
+        );
+      }
+      return undefined;
+    }
+  }
+
+  /**
+   * Read a file once: queue its jobs (resolves once queued); `done` gives the chunks, or
+   * rejects with the worker's error.
+   */
+  private async readOnce(
+    path: string,
+    size: number,
+    split: boolean,
+  ): Promise<{ done: Promise<FileRead> }> {
     const jobs: { offset: number; length: number; fixed: number }[] = [];
     const fixed = size >= SPLIT_MIN ? sqliteChunkSize(await readHead(path)) : undefined;
-    if (fixed) {
+    if (fixed && split) {
       for (let off = 0; off < size; off += SPLIT_RANGE) {
         // The last range reads to the end, wherever the end is by then.
         jobs.push({ offset: off, length: off + SPLIT_RANGE >= size ? -1 : SPLIT_RANGE, fixed });
       }
     } else {
-      jobs.push({ offset: 0, length: -1, fixed: 0 });
+      jobs.push({ offset: 0, length: -1, fixed: fixed ?? 0 });
     }
     const parts: Promise<FileResult>[] = [];
     for (const j of jobs) {
@@ -130,7 +232,6 @@ class BackupRun {
           done.then((r) => {
             this.bytesRead += r.bytesRead;
             this.bytesDone += r.bytesRead;
-            this.chunksTotal += r.lengths.length;
             this.chunksNew += r.newChunks;
             this.bytesNew += r.newBytes;
             this.progress();
@@ -138,28 +239,92 @@ class BackupRun {
           }),
         ),
       );
-      parts[parts.length - 1]?.catch((e: unknown) => {
-        this.failure ??= e;
-      });
     }
-    this.files += 1;
-    const done = Promise.all(parts).then((rs): FileEntry => {
-      const chunks: Uint8Array[] = [];
+    const done = Promise.all(parts).then((rs): FileRead => {
+      const ids: Uint8Array[] = [];
+      const lengths: number[] = [];
       let total = 0;
-      for (const r of rs) {
-        for (let i = 0; i < r.lengths.length; i++) chunks.push(r.ids.slice(i * 32, i * 32 + 32));
+      let short = false;
+      rs.forEach((r, k) => {
+        for (let i = 0; i < r.lengths.length; i++) ids.push(r.ids.slice(i * 32, i * 32 + 32));
         for (const l of r.lengths) total += l;
-      }
-      return {
-        type: EntryType.FILE,
-        name,
-        mode: Number(st.mode) & 0o7777,
-        mtimeNs: st.mtimeNs,
-        size: total,
-        chunks,
-      };
+        lengths.push(...r.lengths);
+        if (k < rs.length - 1 && r.bytesRead !== SPLIT_RANGE) short = true;
+      });
+      return { ids, lengths, total, short };
     });
     return { done: guard(done) };
+  }
+
+  /**
+   * Hand one file to the workers; resolves once queued, `done` when its chunks are stored:
+   * its entry, or undefined when it vanished. A file that changed while being read (its
+   * size, times or inode differ afterwards) is read again, up to READ_ATTEMPTS times; then
+   * what was read is recorded, with a warning. The recorded size is always the sum of the
+   * chunks, and the recorded mtime the one seen before the read, so a later backup sees a
+   * change and reads the file again.
+   */
+  async file(
+    path: string,
+    name: string,
+    st: BigIntStats,
+  ): Promise<{ done: Promise<FileEntry | undefined> }> {
+    const attempt = async (
+      before: BigIntStats,
+      n: number,
+    ): Promise<{ done: Promise<FileEntry | undefined> }> => {
+      let queued: { done: Promise<FileRead> };
+      try {
+        // The last attempt reads the file as one stream, so it is contiguous whatever happens.
+        queued = await this.readOnce(path, Number(before.size), n < READ_ATTEMPTS);
+      } catch (e) {
+        if (vanished(e))
+          return { done: Promise.resolve(this.skip(path, 'vanished during backup')) };
+        throw sourceError(e, path, 'file');
+      }
+      const done = queued.done.then(
+        async (read): Promise<FileEntry | undefined> => {
+          let after: BigIntStats;
+          try {
+            after = await lstat(path, { bigint: true });
+          } catch (e) {
+            if (vanished(e)) return this.skip(path, 'vanished during backup');
+            throw sourceError(e, path, 'file');
+          }
+          const changed = read.short || !sameFile(before, after) || !after.isFile();
+          if (changed && n < READ_ATTEMPTS && after.isFile()) {
+            return (await attempt(after, n + 1)).done;
+          }
+          if (!after.isFile()) return this.skip(path, 'replaced during backup');
+          if (changed) {
+            this.warn(
+              `changed while being read ${READ_ATTEMPTS} times; the snapshot holds the bytes read last: ${path}`,
+            );
+          }
+          this.files += 1;
+          this.chunksTotal += read.ids.length;
+          this.bytesInSnapshot += read.total;
+          return {
+            type: EntryType.FILE,
+            name,
+            mode: Number(after.mode) & 0o7777,
+            mtimeNs: before.mtimeNs,
+            size: read.total,
+            chunks: read.ids,
+          };
+        },
+        (e: unknown) => {
+          if (vanished(e)) return this.skip(path, 'vanished during backup');
+          throw sourceError(e, path, 'file');
+        },
+      );
+      return { done: guard(done) };
+    };
+    const { done } = await attempt(st, 1);
+    done.catch((e: unknown) => {
+      this.failure ??= e;
+    });
+    return { done };
   }
 
   /** A file unchanged since the parent snapshot, taken over without reading it. */
@@ -168,19 +333,35 @@ class BackupRun {
     if (BigInt(prev.size) !== st.size || prev.mtimeNs !== st.mtimeNs) return undefined;
     if (st.ctimeNs + CTIME_MARGIN_NS >= BigInt(this.parent.snap.timeMs) * 1_000_000n)
       return undefined;
+    // Only chunks in packs that are still stored (the index was loaded with the listing).
     if (!prev.chunks.every((c) => this.index.blobs.has(c))) return undefined;
     return { ...prev, mode: Number(st.mode) & 0o7777 };
   }
 
-  /** Back up a directory; resolves to its tree id. */
-  async dir(path: string, parentTree: TreeEntry[] | undefined): Promise<Uint8Array> {
-    const names = (await readdir(path)).sort();
+  /** Back up a directory; resolves to its tree id, or undefined when it vanished. */
+  async dir(path: string, parentTree: TreeEntry[] | undefined): Promise<Uint8Array | undefined> {
+    let names: string[];
+    try {
+      names = (await readdir(path)).sort();
+    } catch (e) {
+      if (vanished(e)) return this.skip(path, 'directory vanished during backup');
+      throw sourceError(e, path, 'directory');
+    }
     const prevByName = new Map((parentTree ?? []).map((e) => [e.name, e]));
-    const entries: Promise<TreeEntry>[] = [];
+    const entries: Promise<TreeEntry | undefined>[] = [];
     for (const name of names) {
       if (this.failure) throw this.failure;
       const child = join(path, name);
-      const st = await lstat(child, { bigint: true });
+      let st: BigIntStats;
+      try {
+        st = await lstat(child, { bigint: true });
+      } catch (e) {
+        if (vanished(e)) {
+          this.skip(child, 'vanished during backup');
+          continue;
+        }
+        throw sourceError(e, child, 'file');
+      }
       const prev = prevByName.get(name);
       const base = { name, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs };
       if (st.isFile()) {
@@ -189,25 +370,34 @@ class BackupRun {
           this.files += 1;
           this.chunksTotal += reused.chunks.length;
           this.bytesDone += reused.size;
+          this.bytesInSnapshot += reused.size;
           entries.push(Promise.resolve(reused));
         } else {
           entries.push((await this.file(child, name, st)).done);
         }
       } else if (st.isDirectory()) {
-        const sub =
-          prev?.type === EntryType.DIR
-            ? await readTree(this.repo, this.index, prev.subtree)
-            : undefined;
+        const sub = prev?.type === EntryType.DIR ? await this.parentTree(prev.subtree) : undefined;
         const subtree = await this.dir(child, sub);
+        if (subtree === undefined) continue;
         this.dirs += 1;
         entries.push(Promise.resolve({ ...base, type: EntryType.DIR, subtree }));
       } else if (st.isSymbolicLink()) {
-        const target = await readlink(child);
+        let target: string;
+        try {
+          target = await readlink(child);
+        } catch (e) {
+          // EINVAL: no longer a link.
+          if (vanished(e) || errnoOf(e) === 'EINVAL') {
+            this.skip(child, 'vanished during backup');
+            continue;
+          }
+          throw sourceError(e, child, 'file');
+        }
         entries.push(Promise.resolve({ ...base, type: EntryType.SYMLINK, target }));
       }
       // Sockets, FIFOs and devices are not chat data: skipped.
     }
-    const resolved = await Promise.all(entries);
+    const resolved = (await Promise.all(entries)).filter((e): e is TreeEntry => e !== undefined);
     const { id } = await this.pool.tree(encodeTree(sortTreeEntries(resolved)));
     return id;
   }
@@ -215,7 +405,10 @@ class BackupRun {
 
 /**
  * Back up `opts.source` as a new snapshot, creating the repository on first use.
- * @throws UsageError when the source is not a directory.
+ * @throws UsageError when the source is not a directory, or a file or directory in it cannot
+ *   be read for lack of permission (the message names the path; nothing is committed).
+ *   Files and directories that vanish while the backup runs are skipped and reported in
+ *   `warnings` / `filesSkipped`.
  * @throws WrongKeyError when the key does not open the existing repository.
  * @throws RollbackError / CorruptBackupError / MissingObjectError when the repository's
  *   snapshot chain or index fails verification (nothing is written then).
@@ -240,7 +433,13 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   }
   const repo = await openRepository(opts);
   const chain = await loadChain(repo);
-  const index = await loadIndex(repo);
+  // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
+  // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
+  // their data is stored again from the source.
+  const index = await loadIndex(repo, undefined, {
+    stored: await listPacks(repo.storage),
+    lost: 'drop',
+  });
   const host = opts.hostname ?? osHostname();
   const head = chain[chain.length - 1];
   // Only a snapshot of this host can vouch for files by their times.
@@ -259,8 +458,20 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   });
   try {
     const run = new BackupRun(repo, index, pool, parent, opts.onProgress);
-    const parentRoot = parent ? await readTree(repo, index, parent.snap.rootTree) : undefined;
-    const rootTree = await run.dir(source, parentRoot);
+    if (index.lostPacks.length > 0) {
+      run.warn(
+        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,
+      );
+    }
+    const parentRoot = parent ? await run.parentTree(parent.snap.rootTree) : undefined;
+    let rootTree: Uint8Array | undefined;
+    try {
+      rootTree = await run.dir(source, parentRoot);
+    } catch (e) {
+      throw run.failure ?? e;
+    }
+    if (rootTree === undefined) throw new UsageError(`the source directory vanished: ${source}`);
+    if (run.failure) throw run.failure;
     await pool.flush();
 
     if (packs.length > 0) {
@@ -284,7 +495,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       rootMtimeNs: rootStat.mtimeNs,
       files: run.files,
       dirs: run.dirs,
-      bytes: run.bytesDone,
+      bytes: run.bytesInSnapshot,
     });
     const sealedSnap = seal(
       repo.keys.meta,
@@ -310,6 +521,8 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       bytesStoredNew,
       chunksTotal: run.chunksTotal,
       chunksNew: run.chunksNew,
+      filesSkipped: run.filesSkipped,
+      warnings: run.allWarnings(),
       seconds: (performance.now() - started) / 1000,
     };
   } finally {

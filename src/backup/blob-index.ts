@@ -12,6 +12,9 @@ import {
   type CompressionValue,
 } from '../format/index.js';
 
+const DEMOTE = 1;
+const DROP = 2;
+
 /** Where a blob is: pack id (hex) and its entry. */
 export interface IndexedBlob {
   packId: string;
@@ -26,6 +29,7 @@ export class BlobIndexBuilder {
   private n = 0;
   private readonly packIds: string[] = [];
   private readonly packNo = new Map<string, number>();
+  private readonly packEnd: number[] = [];
 
   /** Add one entry (later duplicates of an id are dropped by {@link finish}). */
   add(packId: string, e: BlobEntry): void {
@@ -34,7 +38,9 @@ export class BlobIndexBuilder {
       p = this.packIds.length;
       this.packIds.push(packId);
       this.packNo.set(packId, p);
+      this.packEnd.push(0);
     }
+    this.packEnd[p] = Math.max(this.packEnd[p] as number, e.offset + e.length);
     if (this.n === this.flags.length) {
       const grow = <T extends Uint8Array | Uint32Array>(a: T, per: number): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
@@ -51,22 +57,37 @@ export class BlobIndexBuilder {
     this.n += 1;
   }
 
-  /** The sorted, de-duplicated map. */
-  finish(): CompactBlobMap {
-    const order = Array.from({ length: this.n }, (_, i) => i);
+  /** Per pack id (hex): the end of the last blob the added entries place in it. */
+  packExtents(): Map<string, number> {
+    return new Map(this.packIds.map((id, i) => [id, this.packEnd[i] as number]));
+  }
+
+  /**
+   * The sorted, de-duplicated map.
+   * @param packs which packs to leave out (`drop`) or to use only when no other pack holds
+   *   the same blob (`demote`): lost or truncated packs (see `loadIndex`).
+   */
+  finish(packs: { drop?: ReadonlySet<string>; demote?: ReadonlySet<string> } = {}): CompactBlobMap {
+    const packFlag = this.packIds.map((id) =>
+      packs.drop?.has(id) ? DROP : packs.demote?.has(id) ? DEMOTE : 0,
+    );
+    const flagOf = (i: number): number => packFlag[this.nums[i * 4] as number] as number;
+    const order: number[] = [];
+    for (let i = 0; i < this.n; i++) if (flagOf(i) !== DROP) order.push(i);
     const ids = this.ids;
-    const cmp = (a: number, b: number): number => {
+    const cmpId = (a: number, b: number): number => {
       for (let k = 0; k < 32; k++) {
         const d = (ids[a * 32 + k] as number) - (ids[b * 32 + k] as number);
         if (d !== 0) return d;
       }
-      return a - b; // stable: the first occurrence wins
+      return 0;
     };
-    order.sort(cmp);
+    // Same id: a healthy pack before a demoted one, then the first occurrence (stable).
+    order.sort((a, b) => cmpId(a, b) || flagOf(a) - flagOf(b) || a - b);
     const keep: number[] = [];
     for (const i of order) {
       const last = keep[keep.length - 1];
-      if (last !== undefined && cmp(last, i) < 0 && sameId(ids, last, i)) continue;
+      if (last !== undefined && sameId(ids, last, i)) continue;
       keep.push(i);
     }
     const m = keep.length;

@@ -62,13 +62,26 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   problems.push(...chainProblems);
   const index = await loadIndex(repo, add);
 
+  // Snapshots oldest first, so each problem names the first snapshot that needs the object.
+  const bySeq = [...snaps].sort((a, b) => a.snap.seq - b.snap.seq);
   await walkTrees(
     repo,
     index,
-    snaps.map((s) => s.snap.rootTree),
+    bySeq.map((s) => s.snap.rootTree),
     () => {},
     () => {},
-    (e) => asProblem(e, 'tree'),
+    (e, root) => {
+      const s = bySeq[root];
+      if (s && e instanceof BackvaultError && e.code === 'MISSING_OBJECT') {
+        // An object no index lists (index lost) or whose pack is gone: say which snapshot.
+        const object = (e as { object?: string }).object ?? 'tree';
+        add({
+          code: 'MISSING_OBJECT',
+          object,
+          message: `${e.message}; needed by snapshot ${s.snap.seq} (${s.id.slice(0, 8)})`,
+        });
+      } else asProblem(e, 'tree');
+    },
   );
 
   // Index entries grouped by pack, to compare with pack headers.

@@ -11,6 +11,7 @@ import type { BlobRef } from '../format/index.js';
 import { openBlob } from './blob-codec.js';
 import type { RepoKeys } from './crypto.js';
 import {
+  SourceReadError,
   ownedBuffer,
   type FileJob,
   type FileResult,
@@ -165,6 +166,7 @@ export class WorkerPool {
     }).then((r) => {
       if (r.op === 'error') {
         if (r.corrupt) throw new CorruptBackupError(r.message, r.object);
+        if (r.errno) throw new SourceReadError(r.message, r.errno);
         throw new Error(r.message);
       }
       return r;
@@ -173,7 +175,8 @@ export class WorkerPool {
 
   /**
    * Queue a file job once fewer than two per worker are running; `done` settles with its
-   * result. (Wrapped so that awaiting the slot does not await the job.)
+   * result. (Wrapped so that awaiting the slot does not await the job.) A file that cannot
+   * be read rejects `done` with a {@link SourceReadError} and leaves the pool usable.
    */
   async submitFile(job: Omit<FileJob, 'jobId' | 'op'>): Promise<{ done: Promise<FileResult> }> {
     while (this.fileJobs >= 2 * this.workers.length && !this.failure) {
@@ -184,7 +187,7 @@ export class WorkerPool {
     const done = this.run({ op: 'file', ...job }, []).then(
       (r) => r as FileResult,
       (e: unknown) => {
-        this.fail(e);
+        if (!(e instanceof SourceReadError)) this.fail(e);
         throw e;
       },
     );

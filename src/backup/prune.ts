@@ -19,7 +19,6 @@ import {
   encodeIndex,
   objectAd,
   packName,
-  parsePackName,
   type IndexPack,
 } from '../format/index.js';
 import type { PruneResult, Progress, RepoAccess } from './api.js';
@@ -27,7 +26,7 @@ import { seal, sha256Hex } from './crypto.js';
 import { openBlob } from './blob-codec.js';
 import { PackWriter } from './pack-writer.js';
 import {
-  listAll,
+  listPacks,
   loadChain,
   loadIndex,
   openRepository,
@@ -49,7 +48,10 @@ export async function prune(
   const started = performance.now();
   const repo = await openRepository(opts);
   const chain = await loadChain(repo);
-  const index = await loadIndex(repo);
+  // Listed before the index is read: a blob a later backup stored again (its first pack was
+  // lost) is then kept from its new pack, and the lost pack drops out of the new index.
+  const sizes = await listPacks(repo.storage);
+  const index = await loadIndex(repo, undefined, { stored: sizes, lost: 'demote' });
 
   const used = new Set<string>();
   await walkTrees(
@@ -69,12 +71,6 @@ export async function prune(
     const p = perPack.get(at.packId) as { total: number; used: IndexedBlob[] };
     if (used.has(hex)) p.used.push(at);
     totals.set(at.packId, (totals.get(at.packId) ?? 0) + 1);
-  }
-  const listed = await listAll(repo.storage, PREFIX.data);
-  const sizes = new Map<string, number>();
-  for (const o of listed) {
-    const id = parsePackName(o.name);
-    if (id) sizes.set(id, o.size);
   }
 
   const keep: IndexPack[] = [];

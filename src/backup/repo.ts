@@ -13,11 +13,13 @@ import {
   WrongKeyError,
 } from '../errors.js';
 import {
+  BLOB_ENTRY_BYTES,
   CONFIG_BYTES,
   FORMAT_VERSION,
   ObjectKind,
   PREFIX,
   REPO_ID_BYTES,
+  SEAL_OVERHEAD,
   decodeConfig,
   decodeIndex,
   decodePackHeader,
@@ -28,6 +30,7 @@ import {
   objectAd,
   packName,
   packTrailer,
+  parsePackName,
   toHex,
   type BlobEntry,
   type Snapshot,
@@ -57,7 +60,31 @@ export interface BlobIndex {
   indexNames: string[];
   /** Pack ids (hex) named by any index. */
   packs: Set<string>;
+  /**
+   * Pack ids (hex) named by an index but absent from the store or too short for the blobs
+   * listed in them (only when `loadIndex` was given the stored packs).
+   */
+  lostPacks: string[];
 }
+
+/** How `loadIndex` treats entries of lost packs (see {@link loadIndex}). */
+export interface PackPresence {
+  /** Every stored pack: id (hex) -> size, from one listing of `data/`. */
+  stored: ReadonlyMap<string, number>;
+  /**
+   * `drop`: leave their entries out (a backup must not deduplicate against them);
+   * `demote`: use them only for blobs no healthy pack holds (restore, prune: a blob stored
+   * again by a later backup is read from its new pack; otherwise the error stays what it
+   * was, MISSING_OBJECT or CORRUPT).
+   */
+  lost: 'drop' | 'demote';
+}
+
+/**
+ * Smallest size of a pack holding a blob that ends at `extent`: the sealed header (with at
+ * least one entry) and the 4-byte trailer follow the last blob.
+ */
+const PACK_TAIL_MIN = SEAL_OVERHEAD + 5 + BLOB_ENTRY_BYTES + 4;
 
 /** A verified snapshot object with its id. */
 export interface LoadedSnapshot {
@@ -92,6 +119,20 @@ export async function listAll(
 ): Promise<{ name: string; size: number }[]> {
   const out: { name: string; size: number }[] = [];
   for await (const o of storage.list(prefix)) out.push(o);
+  return out;
+}
+
+/**
+ * One listing of `data/`: pack id (hex) -> size. Names that are not pack names are left out
+ * (`check` reports them).
+ * @throws UnavailableError from the store.
+ */
+export async function listPacks(storage: Storage): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const o of storage.list(PREFIX.data)) {
+    const id = parsePackName(o.name);
+    if (id) out.set(id, o.size);
+  }
   return out;
 }
 
@@ -183,11 +224,14 @@ export async function readSealedObject(
 /**
  * Load every index object into one map.
  * @param onProblem when given, a bad index object is reported and skipped instead of thrown.
+ * @param presence when given, entries of packs that are absent or too short are dropped or
+ *   demoted (see {@link PackPresence}) and the packs reported in `lostPacks`.
  * @throws CorruptBackupError / MissingObjectError / UnavailableError.
  */
 export async function loadIndex(
   repo: Repo,
   onProblem?: (p: CheckProblem) => void,
+  presence?: PackPresence,
 ): Promise<BlobIndex> {
   const objects = await listAll(repo.storage, PREFIX.index);
   const builder = new BlobIndexBuilder();
@@ -215,7 +259,18 @@ export async function loadIndex(
       } else throw e;
     }
   });
-  return { blobs: builder.finish(), indexNames, packs: packSet };
+  const lostPacks: string[] = [];
+  if (presence) {
+    for (const [packId, extent] of builder.packExtents()) {
+      const size = presence.stored.get(packId);
+      if (size === undefined || size < extent + PACK_TAIL_MIN) lostPacks.push(packId);
+    }
+  }
+  const lost = new Set(lostPacks);
+  const blobs = builder.finish(
+    presence?.lost === 'drop' ? { drop: lost } : presence ? { demote: lost } : {},
+  );
+  return { blobs, indexNames, packs: packSet, lostPacks };
 }
 
 /**

@@ -3,25 +3,42 @@
  * then move it into place. The target is never half-written: it is either untouched (on
  * any failure the temporary directory is removed) or replaced as a whole by rename.
  *
+ * Layout beside TARGET while a restore runs (all inside one directory, mode 0700):
+ *
+ *   .TARGET.backvault-restore-<12 hex>/
+ *       .backvault-restore   marker, written first: "backvault-restore 1 pid=<pid> host=<host>"
+ *       root/                the snapshot being written; renamed to TARGET when complete
+ *       old/                 with force: the previous TARGET, moved aside for the swap
+ *
+ * A restore killed at any moment leaves only this directory behind, and the next restore to
+ * the same TARGET recognises it by its exact name and marker (see `recoverInterrupted`):
+ * the old target goes back if the kill fell between the two renames of the swap, and the
+ * rest is removed, so no plaintext stays behind.
+ *
  * Every blob is verified before its bytes are used: AEAD (binding kind, repo, compression
  * and id), decompressed length, HMAC id recomputed over the plaintext, and each file's
  * chunk sizes against its recorded size. Tree entry names that could escape the target
  * ("", ".", "..", "/", NUL) are rejected by the tree decoder as CORRUPT.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname as osHostname } from 'node:os';
 import { close as fsClose, fchmod, fsync, futimes, open as fsOpen } from 'node:fs';
 import { promisify } from 'node:util';
 import {
+  lstat,
   lutimes,
   mkdir,
   open,
+  readFile,
   readdir,
   rename,
   rm,
+  rmdir,
   stat,
   symlink,
   chmod,
   utimes,
+  writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
@@ -36,6 +53,7 @@ import type { RestoreOptions, RestoreResult } from './api.js';
 import { accountGarbage } from './gc.js';
 import { ByteSemaphore, WorkerPool, defaultWorkers } from './pool.js';
 import {
+  listPacks,
   loadChain,
   loadIndex,
   openRepository,
@@ -71,8 +89,165 @@ interface PlannedDir {
   mtimeNs: bigint;
 }
 
-function nsToSeconds(ns: bigint): number {
-  return Number(ns) / 1e9;
+/**
+ * The time argument for utimes/futimes/lutimes that sets `ns` (nanoseconds since the epoch)
+ * to the microsecond, truncated toward the past (what the file system then reports is
+ * `floor(ns / 1000) * 1000`).
+ *
+ * Node takes seconds as a double and libuv keeps whole microseconds of the fraction,
+ * truncating. `Number(ns) / 1e9` lands up to ~0.24 µs below the wanted microsecond about
+ * half the time (a double near 1.7e9 s resolves ~0.24 µs), so one microsecond was lost.
+ * Aiming at the middle of the microsecond leaves room for that error: exact up to the
+ * year 2106 (where the resolution reaches 0.5 µs). Node turns a negative number into
+ * "now", so times before 1970 go through a Date: to the millisecond (within 1 µs).
+ */
+export function fsTime(ns: bigint): number | Date {
+  if (ns < 0n) {
+    const ms = ns / 1_000_000n - (ns % 1_000_000n < 0n ? 1n : 0n);
+    return new Date(Number(ms));
+  }
+  const us = ns / 1000n;
+  return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
+}
+
+/** Name of the marker file inside a restore's temporary directory. */
+export const RESTORE_MARKER = '.backvault-restore';
+const MARKER_LINE = /^backvault-restore 1 pid=(\d+) host=([^\n]*)\n$/;
+
+/** The marker's content for process `pid` on `host` (tests build interrupted states with it). */
+export function restoreMarker(pid: number, host: string): string {
+  return `backvault-restore 1 pid=${pid} host=${host}\n`;
+}
+
+/** Name of the temporary directory of a restore to `target`, for a 12-hex-digit `tag`. */
+export function restoreTempName(target: string, tag: string): string {
+  return `.${basename(target)}.backvault-restore-${tag}`;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+async function lstatOrUndefined(
+  path: string,
+): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
+  try {
+    return await lstat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Clean up after earlier restores to `target` that were killed: for each directory beside
+ * it named exactly `.<name>.backvault-restore-<12 hex>`, owned by this user and holding our
+ * marker (and not belonging to a restore still running on this host):
+ * - if it holds `old/` (the previous target, moved aside by a forced restore) and the
+ *   target is missing, the kill fell between the two renames of the swap: `old/` is put
+ *   back as the target;
+ * - if it holds `old/` and `root/` (the new tree, not moved in) and something is at the
+ *   target now (put there since), nothing is touched and a warning says where the old
+ *   content is;
+ * - otherwise it is removed (partial or complete plaintext that never reached the target,
+ *   or the old target after a completed swap).
+ * An empty directory of that name without a marker (killed before writing it) is removed
+ * too. Also puts back a `.<name>.backvault-old-<12 hex>` directory (the layout of earlier
+ * versions) when the target is missing and it is the only one.
+ * @returns what was done, for the result's warnings.
+ * @throws file-system errors other than ENOENT (e.g. EACCES on the target's parent).
+ */
+export async function recoverInterrupted(target: string): Promise<string[]> {
+  const parent = dirname(target);
+  const name = basename(target);
+  const warnings: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return warnings;
+    throw e;
+  }
+  const pattern = new RegExp(`^\\.${escapeRegExp(name)}\\.backvault-(restore|old)-[0-9a-f]{12}$`);
+  const uid = process.getuid?.();
+  const ours = async (path: string): Promise<boolean> => {
+    const st = await lstatOrUndefined(path);
+    return !!st && st.isDirectory() && (uid === undefined || st.uid === uid);
+  };
+  let targetExists = (await lstatOrUndefined(target)) !== undefined;
+  const legacy: string[] = [];
+  for (const n of names.sort()) {
+    const m = pattern.exec(n);
+    if (!m) continue;
+    const dir = join(parent, n);
+    if (!(await ours(dir))) continue;
+    if (m[1] === 'old') {
+      legacy.push(dir);
+      continue;
+    }
+    const markerPath = join(dir, RESTORE_MARKER);
+    const markerStat = await lstatOrUndefined(markerPath);
+    if (!markerStat) {
+      // Killed between creating the directory and writing the marker: nothing inside.
+      try {
+        await rmdir(dir);
+        warnings.push(`removed an empty temporary directory of an interrupted restore: ${dir}`);
+      } catch {
+        // Not empty: not ours to judge.
+      }
+      continue;
+    }
+    if (!markerStat.isFile() || markerStat.size > 4096) continue;
+    const mk = MARKER_LINE.exec(await readFile(markerPath, 'utf8'));
+    if (!mk) continue;
+    const pid = Number(mk[1]);
+    if (mk[2] === osHostname() && pid !== process.pid && isAlive(pid)) {
+      warnings.push(
+        `left in place: the temporary directory of a restore still running (pid ${pid}): ${dir}`,
+      );
+      continue;
+    }
+    const old = join(dir, 'old');
+    const hasOld = await ours(old);
+    const hasRoot = (await lstatOrUndefined(join(dir, 'root'))) !== undefined;
+    if (hasOld && !targetExists) {
+      await rename(old, target);
+      targetExists = true;
+      warnings.push(
+        `a restore was interrupted while replacing ${target}: its previous content was put back`,
+      );
+    } else if (hasOld && hasRoot) {
+      warnings.push(
+        `a restore was interrupted while replacing ${target}, and something was put there since: its previous content is kept in ${old}`,
+      );
+      continue;
+    }
+    await rm(dir, { recursive: true, force: true });
+    warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
+  }
+  if (!targetExists && legacy.length === 1) {
+    await rename(legacy[0] as string, target);
+    warnings.push(
+      `a restore was interrupted while replacing ${target}: its previous content was put back`,
+    );
+  } else {
+    for (const dir of legacy) {
+      warnings.push(
+        `the previous content of ${target} from an interrupted restore is kept in ${dir}; remove it when it is no longer needed`,
+      );
+    }
+  }
+  if (warnings.length > 0) await fsyncPath(parent);
+  return warnings;
 }
 
 /** Choose a snapshot by id or unique prefix (default: the head). */
@@ -155,7 +330,7 @@ class RestoreRun {
         await this.plan(e.subtree, p, depth + 1);
       } else if (e.type === EntryType.SYMLINK) {
         await symlink(e.target, p);
-        await lutimes(p, nsToSeconds(e.mtimeNs), nsToSeconds(e.mtimeNs));
+        await lutimes(p, fsTime(e.mtimeNs), fsTime(e.mtimeNs));
       } else {
         let sum = 0;
         for (const c of e.chunks) {
@@ -244,7 +419,7 @@ class RestoreRun {
     // fsync then blocks a thread that should be decrypting.)
     const finishFile = async (file: number, fd: number): Promise<void> => {
       const f = this.files[file] as PlannedFile;
-      const t = nsToSeconds(f.entry.mtimeNs);
+      const t = fsTime(f.entry.mtimeNs);
       try {
         await fchmodFd(fd, f.entry.mode);
         await futimesFd(fd, t, t);
@@ -320,74 +495,98 @@ class RestoreRun {
     for (const d of all) {
       await fsyncPath(d.path);
       await chmod(d.path, d.mode);
-      await utimes(d.path, nsToSeconds(d.mtimeNs), nsToSeconds(d.mtimeNs));
+      await utimes(d.path, fsTime(d.mtimeNs), fsTime(d.mtimeNs));
     }
     await fsyncPath(root);
     await chmod(root, rootMode);
-    await utimes(root, nsToSeconds(rootMtimeNs), nsToSeconds(rootMtimeNs));
+    await utimes(root, fsTime(rootMtimeNs), fsTime(rootMtimeNs));
   }
 }
 
 /**
- * Restore a snapshot into `opts.target`.
+ * Restore a snapshot into `opts.target`. First cleans up what earlier restores to the same
+ * target left when they were killed (see {@link recoverInterrupted}; reported in
+ * `warnings`).
  * @throws TargetNotEmptyError when the target holds anything and `force` is not set.
  * @throws NotFoundError when the snapshot id matches nothing; UsageError when ambiguous.
  * @throws WrongKeyError, CorruptBackupError, MissingObjectError, RollbackError,
- *   UnavailableError, NoRepositoryError — in every case the target is left untouched.
+ *   UnavailableError, NoRepositoryError — in every case the target is left untouched
+ *   (apart from an old target put back by the cleanup above, before anything else).
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
   const target = resolve(opts.target);
+  const warnings = await recoverInterrupted(target);
   const repo = await openRepository(opts);
   const chain = await loadChain(repo);
   const snap = pickSnapshot(chain, opts.snapshotId);
   const state = await isEmptyOrAbsent(target);
   if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
-  const index = await loadIndex(repo);
+  // A blob that a later backup stored again because its first pack was lost is read from
+  // the pack that still exists.
+  const index = await loadIndex(repo, undefined, {
+    stored: await listPacks(repo.storage),
+    lost: 'demote',
+  });
 
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });
   const tag = randomBytes(6).toString('hex');
-  const tmp = join(parent, `.${basename(target)}.backvault-restore-${tag}`);
+  const tmp = join(parent, restoreTempName(target, tag));
+  const root = join(tmp, 'root');
+  const aside = join(tmp, 'old');
   await mkdir(tmp, { mode: 0o700 });
+  // Written first: only a directory holding it is ever removed by a later restore.
+  await writeFile(join(tmp, RESTORE_MARKER), restoreMarker(process.pid, osHostname()), {
+    flag: 'wx',
+    mode: 0o600,
+  });
   const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys);
   let run: RestoreRun;
+  let oldAside = false;
+  let swapped = false;
   try {
+    await mkdir(root, { mode: 0o700 });
     run = new RestoreRun(repo, index, pool, opts);
-    await run.plan(snap.snap.rootTree, tmp, 0);
+    await run.plan(snap.snap.rootTree, root, 0);
     await run.writeFiles();
-    await run.finishDirs(tmp, snap.snap.rootMode, snap.snap.rootMtimeNs);
+    await run.finishDirs(root, snap.snap.rootMode, snap.snap.rootMtimeNs);
     run.progress(true);
 
     // Move into place. An empty directory or no directory: one rename (rename over an
-    // empty directory is atomic on POSIX). A full one (force): move it aside first.
+    // empty directory is atomic on POSIX). A full one (force): move it aside first, into
+    // the marked temporary directory, so a kill between the two renames is recoverable.
     if (state === 'full') {
-      const aside = join(parent, `.${basename(target)}.backvault-old-${tag}`);
       await rename(target, aside);
+      oldAside = true;
       try {
-        await rename(tmp, target);
+        await rename(root, target);
       } catch (e) {
         await rename(aside, target);
+        oldAside = false;
         throw e;
       }
-      await fsyncPath(parent);
-      await rm(aside, { recursive: true, force: true });
     } else {
-      await rename(tmp, target);
+      await rename(root, target);
     }
+    swapped = true;
     await fsyncPath(parent);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    // Never delete the old target unless the new one is in place: if putting it back
+    // failed, it stays in `old/` and the next restore puts it back.
+    if (!oldAside || swapped) await rm(tmp, { recursive: true, force: true });
     throw e;
   } finally {
     await pool.close();
   }
+  await rm(tmp, { recursive: true, force: true });
   return {
     snapshotId: snap.id,
     seq: snap.snap.seq,
     files: run.files.length,
     dirs: run.dirs.length,
     bytes: run.bytes,
+    warnings,
     seconds: (performance.now() - started) / 1000,
   };
 }

@@ -10,7 +10,8 @@ export type ChunkVisitor = (idHex: string) => void;
  * Visit every tree once (by id) below `roots`, verifying each; `onTree` and `onChunk` see
  * every tree and chunk id. Also checks that every named chunk is in the index and that
  * each file's chunk sizes add up to its size.
- * @param onError when given, a failing tree is reported and skipped instead of thrown.
+ * @param onError when given, a failing tree is reported and skipped instead of thrown; it
+ *   also gets the position in `roots` of the root the tree was first reached from.
  * @throws MissingObjectError / CorruptBackupError when `onError` is not given.
  */
 export async function walkTrees(
@@ -19,12 +20,13 @@ export async function walkTrees(
   roots: readonly Uint8Array[],
   onTree: (idHex: string) => void,
   onChunk: ChunkVisitor,
-  onError?: (e: unknown) => void,
+  onError?: (e: unknown, root: number) => void,
 ): Promise<void> {
   const seen = new Set<string>();
-  const stack = [...roots];
+  // Walked from the first root on, so a problem is reported under the oldest snapshot.
+  const stack = roots.map((id, root) => ({ id, root })).reverse();
   while (stack.length > 0) {
-    const id = stack.pop() as Uint8Array;
+    const { id, root } = stack.pop() as { id: Uint8Array; root: number };
     const hex = toHex(id);
     if (seen.has(hex)) continue;
     seen.add(hex);
@@ -33,7 +35,7 @@ export async function walkTrees(
       const entries = await readTree(repo, index, id);
       const treeObject = packName((index.blobs.get(hex) as { packId: string }).packId);
       for (const e of entries) {
-        if (e.type === EntryType.DIR) stack.push(e.subtree);
+        if (e.type === EntryType.DIR) stack.push({ id: e.subtree, root });
         else if (e.type === EntryType.FILE) {
           let sum = 0;
           for (const c of e.chunks) {
@@ -48,7 +50,7 @@ export async function walkTrees(
         }
       }
     } catch (e) {
-      if (onError) onError(e);
+      if (onError) onError(e, root);
       else throw e;
     }
   }

@@ -84,7 +84,24 @@ export type WorkerReply =
       corrupt: boolean;
       message: string;
       object: string | undefined;
+      /** The errno code (`ENOENT`, `EACCES`, ...) when a source file could not be read. */
+      errno?: string;
     };
+
+/**
+ * A source file could not be opened or read by a worker (it vanished, is unreadable, ...).
+ * The backup decides what that means; the pool stays usable.
+ */
+export class SourceReadError extends Error {
+  constructor(
+    message: string,
+    /** The errno code, e.g. `ENOENT`. */
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'SourceReadError';
+  }
+}
 
 /** A sealed blob's parameters, as a worker reports them. */
 export interface BlobParams {

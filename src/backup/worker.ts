@@ -209,6 +209,7 @@ port.on('message', (msg: WorkerRequest) => {
     }
   } catch (e) {
     const corrupt = e instanceof CorruptBackupError;
+    const errno = (e as NodeJS.ErrnoException | undefined)?.code;
     reply = {
       op: 'error',
       jobId: msg.jobId,
@@ -216,6 +217,8 @@ port.on('message', (msg: WorkerRequest) => {
       corrupt,
       message: corrupt ? 'blob failed verification' : String((e as Error)?.message ?? e),
       object: corrupt ? e.object : undefined,
+      // Only a file job touches the file system; its errors name the file, never content.
+      ...(msg.op === 'file' && typeof errno === 'string' ? { errno } : {}),
     };
   }
   port.postMessage(reply, transfer);

@@ -6,7 +6,7 @@
  *
  *   config                          clear header + key check value      (config.ts)
  *   data/<2 hex>/<64 hex>           pack: sealed blobs + sealed header  (pack.ts)
- *   index/<64 hex>                  sealed index: blob id -> pack entry (index-file.ts)
+ *   index/<64 hex>                  sealed index: blob id -> pack entry (pack.ts)
  *   snapshots/<64 hex>              sealed snapshot                     (snapshot.ts)
  *
  * The 64 hex digits of every pack, index and snapshot name are the SHA-256 of the object's

@@ -2,7 +2,10 @@
  * Child process of crash.test.ts: runs one engine operation on a LocalStorage repository so
  * the parent can SIGKILL it at any moment.
  *
- *   node crash-child.js backup|prune|restore REPO_DIR STATE_PATH SOURCE_OR_TARGET
+ *   node crash-child.js backup|prune|restore|restore-selfkill REPO_DIR STATE_PATH SOURCE_OR_TARGET
+ *
+ * `restore-selfkill` SIGKILLs its own process at the first progress report with bytes
+ * written: a kill -9 in the middle of writing files, at a known moment.
  *
  * The backup key comes from the environment (BACKVAULT_TEST_KEY, 64 hex digits), never argv.
  * Prints one JSON line with the result on success; exit code 1 with the error code on stderr.
@@ -25,6 +28,16 @@ try {
   else if (op === 'prune') result = await prune(access);
   else if (op === 'restore')
     result = await restore({ ...access, target: path as string, force: true });
+  else if (op === 'restore-selfkill')
+    result = await restore({
+      ...access,
+      target: path as string,
+      force: true,
+      workers: 1,
+      onProgress: (p) => {
+        if (p.bytesDone > 0) process.kill(process.pid, 'SIGKILL');
+      },
+    });
   else throw new Error(`unknown op ${op}`);
   process.stdout.write(JSON.stringify(result) + '\n');
 } catch (e) {
