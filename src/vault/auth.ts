@@ -4,12 +4,16 @@
  * The dev issuer signs tokens itself and exists only for the embedded demo on loopback.
  */
 import { readFile } from 'node:fs/promises';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import {
   SignJWT,
   createLocalJWKSet,
   errors as joseErrors,
-  generateKeyPair,
   jwtVerify,
   type JWTPayload,
   type JSONWebKeySet,
@@ -112,11 +116,42 @@ export async function createJwtAuthenticator(cfg: JwtAuthConfig): Promise<Authen
 }
 
 /**
+ * Environment variable through which a cluster primary hands its dev issuer key (PKCS#8
+ * PEM, Ed25519) to its workers, so a dev token minted by one worker verifies in all.
+ * Internal to `serve`; only ever set for `--dev-auth` vaults, which are loopback-only.
+ */
+export const DEV_AUTH_KEY_ENV = 'BACKVAULT_DEV_AUTH_KEY';
+
+/** A fresh Ed25519 dev issuer key as PKCS#8 PEM (the form {@link DEV_AUTH_KEY_ENV} carries). */
+export function generateDevAuthKey(): string {
+  return generateKeyPairSync('ed25519')
+    .privateKey.export({ format: 'pem', type: 'pkcs8' })
+    .toString();
+}
+
+function devIssuerKey(): KeyObject {
+  const pem = process.env[DEV_AUTH_KEY_ENV];
+  if (!pem) return generateKeyPairSync('ed25519').privateKey;
+  // Read once; later children of this process have no business with it.
+  delete process.env[DEV_AUTH_KEY_ENV];
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error('not Ed25519');
+    return key;
+  } catch {
+    throw new UsageError(`${DEV_AUTH_KEY_ENV} does not hold an Ed25519 PKCS#8 private key`);
+  }
+}
+
+/**
  * INSECURE dev issuer: anyone who can reach the vault can get a token for any account.
- * The key pair lives only in memory, so tokens die with the process.
+ * The key pair lives only in memory (a fresh one per start, or the cluster primary's from
+ * {@link DEV_AUTH_KEY_ENV}), so tokens die with the vault.
+ * @throws UsageError if {@link DEV_AUTH_KEY_ENV} is set but malformed.
  */
 export async function createDevAuthenticator(ttlSeconds = 3600): Promise<Authenticator> {
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  const privateKey = devIssuerKey();
+  const publicKey = createPublicKey(privateKey);
   const options = { issuer: DEV_ISSUER, audience: DEV_AUDIENCE, algorithms: ['EdDSA'] };
   return {
     async verify(token) {

@@ -1,9 +1,70 @@
 /**
  * Prometheus metrics of one vault instance, on its own registry (several vaults may run
  * in one process in tests). Names are stable; docs/OPERATIONS.md explains them.
+ *
+ * In a cluster worker (`serve --workers N`) a scrape lands on whichever worker the
+ * primary hands the connection to, so the worker's registry renders the cluster totals:
+ * it asks the primary, which sums every worker's metrics with prom-client's
+ * AggregatorRegistry (see `cluster.ts`). `backvault_vault_worker_requests_total{worker}`
+ * keeps one series per worker slot, to see how the load is spread.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import {
+  AggregatorRegistry,
+  Counter,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
+import { UnavailableError } from '../errors.js';
 import type { VaultEvents } from './vault-service.js';
+
+/** IPC message types between a worker's registry and the cluster primary. */
+export const METRICS_IPC = {
+  request: 'backvault:metrics-req',
+  response: 'backvault:metrics-res',
+} as const;
+
+/** Environment variable holding a worker's slot number (0..N-1), set by the primary. */
+export const WORKER_SLOT_ENV = 'BACKVAULT_WORKER_SLOT';
+
+interface MetricsResponse {
+  readonly type: typeof METRICS_IPC.response;
+  readonly id: string;
+  readonly body?: string;
+  readonly error?: string;
+}
+
+/** A worker's registry: its own metrics are collected by the primary; it renders the sum. */
+class ClusterWorkerRegistry extends Registry {
+  /**
+   * The cluster-wide exposition text, from the primary.
+   * @throws UnavailableError if the primary does not answer within 5 s.
+   */
+  override async metrics(): Promise<string> {
+    const id = randomUUID();
+    return new Promise<string>((resolve, reject) => {
+      const onMessage = (m: unknown): void => {
+        const r = m as Partial<MetricsResponse> | null;
+        if (r?.type !== METRICS_IPC.response || r.id !== id) return;
+        done();
+        if (typeof r.body === 'string') resolve(r.body);
+        else reject(new UnavailableError('cluster metrics are unavailable; retry'));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new UnavailableError('cluster metrics timed out; retry'));
+      }, 5000);
+      const done = (): void => {
+        clearTimeout(timer);
+        process.off('message', onMessage);
+      };
+      process.on('message', onMessage);
+      process.send?.({ type: METRICS_IPC.request, id });
+    });
+  }
+}
 
 /** The vault's metrics and the event hooks that feed them. */
 export interface VaultMetrics {
@@ -15,7 +76,14 @@ export interface VaultMetrics {
 
 /** Creates a registry with the vault's counters, histograms and process metrics. */
 export function createVaultMetrics(): VaultMetrics {
-  const registry = new Registry();
+  const inCluster = cluster.isWorker;
+  const registry = inCluster ? new ClusterWorkerRegistry() : new Registry();
+  if (inCluster) {
+    // Constructing one installs prom-client's worker-side IPC listener.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([registry]);
+  }
+  const slot = process.env[WORKER_SLOT_ENV] ?? '0';
   collectDefaultMetrics({ register: registry, prefix: 'backvault_vault_' });
   const c = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] });
@@ -38,6 +106,11 @@ export function createVaultMetrics(): VaultMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  const perWorker = c(
+    'backvault_vault_worker_requests_total',
+    'HTTP requests served, by worker slot (one slot in a single-process vault)',
+    ['worker'],
+  ).labels({ worker: slot });
   return {
     registry,
     events: {
@@ -49,6 +122,7 @@ export function createVaultMetrics(): VaultMetrics {
     },
     observeRequest(route, method, status, seconds) {
       latency.observe({ route, method, status: String(status) }, seconds);
+      perWorker.inc();
     },
   };
 }

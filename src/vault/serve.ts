@@ -3,11 +3,17 @@
  * When ready it prints ONE JSON line on stdout: `{"listening": url, "serverPublicKey": key}`.
  * Logs (JSON lines) go to stderr. SIGTERM/SIGINT drain and exit 0. Exit 2 on a usage
  * error, 1 on any other start failure. `backvault vault serve` wraps {@link main}.
+ *
+ * `--workers N` (default: the CPU count) runs a cluster primary with N worker processes
+ * on the same port (see `cluster.ts`); the ready line comes once all of them listen, and
+ * SIGTERM on the primary drains them all. `--workers 1` is a single process.
  */
+import cluster from 'node:cluster';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BackvaultError } from '../errors.js';
 import { parseVaultArgs } from './config.js';
+import { runVaultWorker, startVaultCluster } from './cluster.js';
 import { startVault } from './context.js';
 
 /**
@@ -16,12 +22,21 @@ import { startVault } from './context.js';
  */
 export async function main(argv: readonly string[]): Promise<void> {
   const config = parseVaultArgs(argv);
+  if (cluster.isWorker) return runVaultWorker(config);
   if (config.auth.kind === 'dev') {
     process.stderr.write(
       'WARNING: --dev-auth: this vault issues INSECURE tokens to anyone on this machine. Demo use only.\n',
     );
   }
-  const vault = await startVault(config);
+  let vault: { url: string; serverPublicKey: string; close(): Promise<void> };
+  if (config.workers > 1) {
+    const c = await startVaultCluster(config, argv);
+    c.failed.catch((e: unknown) => {
+      process.stderr.write(`ERROR: ${(e as Error).message}\n`);
+      process.exit(1);
+    });
+    vault = c;
+  } else vault = await startVault(config);
   process.stdout.write(
     `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey })}\n`,
   );
