@@ -6,12 +6,13 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 # the tests themselves (never mocked, never silently skipped).
 TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc
 
-.PHONY: help deps test-deps build lint typecheck test demo bench clean
+.PHONY: help deps test-deps build lint typecheck test demo bench clean fleet
 
 help:
 	@echo "make demo   - walk through the whole story on the embedded default"
 	@echo "make test   - lint, type-check and the whole test suite"
 	@echo "make bench  - benchmarks (prints a table, writes bench/results/*.json)"
+	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	@command -v node >/dev/null || { echo "node (>= 20) is required: install Node.js 20 or later" >&2; exit 1; }
@@ -40,8 +41,14 @@ test: test-deps lint build
 demo: build
 	node dist/scripts/demo.js
 
+# restic (Debian) is the peer measured beside backvault in the same run.
 bench: build
+	@bash scripts/apt-deps.sh restic
 	node dist/bench/run.js
+
+# Three etcd members + three vault nodes on loopback (keys via the ceremony); Ctrl-C stops all.
+fleet: build
+	node dist/scripts/fleet.js
 
 clean:
 	rm -rf dist .tmp

@@ -63,6 +63,19 @@ export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 export interface VaultClientOptions {
   /** The vault's base URL, e.g. `https://vault.example.com` (routes are under `/v1`). */
   readonly baseUrl: string;
+  /**
+   * Further nodes of the same fleet (same pinned key), tried in order when the current one
+   * is unavailable (see {@link VaultClient} "Failover"). The client stays on the node that
+   * last answered.
+   */
+  readonly failoverUrls?: readonly string[];
+  /**
+   * Asked when a login start's outcome is unknown (the node died or timed out after the
+   * request was sent, or answered UNAVAILABLE): the guess may have been counted. Return true
+   * to retry on the next node, which costs at most one more guess; tell the user. Without
+   * this callback such a start is never retried: {@link UnavailableError} is thrown.
+   */
+  readonly onUncertainGuess?: (info: UncertainGuess) => boolean | Promise<boolean>;
   /** Default: `globalThis.fetch`. */
   readonly fetch?: FetchLike;
   /** Bearer token of the app's own auth (JWT). Needed by every call except {@link VaultClient.info}. */
@@ -85,6 +98,14 @@ export interface VaultClientOptions {
    * leak.
    */
   readonly insecureTestingKeyStretching?: boolean;
+}
+
+/** What {@link VaultClientOptions.onUncertainGuess} is told. */
+export interface UncertainGuess {
+  /** The node whose answer was lost. */
+  readonly failedUrl: string;
+  /** The node the start would be retried on. */
+  readonly nextUrl: string;
 }
 
 /** Arguments of {@link VaultClient.enable}. */
@@ -136,7 +157,12 @@ export async function requestDevToken(opts: {
   readonly fetch?: FetchLike;
   readonly timeoutMs?: number;
 }): Promise<string> {
-  const http = new VaultHttp(opts.baseUrl, opts.fetch ?? defaultFetch(), undefined, opts.timeoutMs);
+  const http = new VaultHttp(
+    [opts.baseUrl],
+    opts.fetch ?? defaultFetch(),
+    undefined,
+    opts.timeoutMs,
+  );
   const r = await http.call(ROUTES.devToken, DevTokenResponse, 'dev token', {
     account: opts.account,
   });
@@ -144,33 +170,98 @@ export async function requestDevToken(opts: {
 }
 
 /** Minimal HTTP layer: JSON in/out, bearer token, timeout, typed errors, schema checks. */
+function normaliseUrl(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new UsageError(
+      'the vault URL is not a valid URL',
+      'Pass e.g. --vault http://127.0.0.1:8787',
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError('the vault URL must start with http:// or https://');
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/** Connection errors that prove the request never reached a server (nothing was counted). */
+const NEVER_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+function neverSent(e: unknown): boolean {
+  for (let c: unknown = e, i = 0; c && i < 4; c = (c as { cause?: unknown }).cause, i++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === 'string' && NEVER_SENT.has(code)) return true;
+  }
+  return false;
+}
+
+/** Minimal HTTP layer over one or more fleet nodes, with failover (see {@link VaultClient}). */
 class VaultHttp {
-  readonly #base: string;
+  readonly #bases: readonly string[];
+  #current = 0;
   readonly #fetch: FetchLike;
   readonly #token: TokenSource | undefined;
   readonly #timeoutMs: number;
+  readonly #onUncertainGuess: VaultClientOptions['onUncertainGuess'];
 
-  constructor(baseUrl: string, f: FetchLike, token: TokenSource | undefined, timeoutMs?: number) {
-    let url: URL;
-    try {
-      url = new URL(baseUrl);
-    } catch {
-      throw new UsageError(
-        'the vault URL is not a valid URL',
-        'Pass e.g. --vault http://127.0.0.1:8787',
-      );
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new UsageError('the vault URL must start with http:// or https://');
-    }
-    this.#base = url.href.replace(/\/+$/, '');
+  constructor(
+    baseUrls: readonly string[],
+    f: FetchLike,
+    token: TokenSource | undefined,
+    timeoutMs?: number,
+    onUncertainGuess?: VaultClientOptions['onUncertainGuess'],
+  ) {
+    this.#bases = baseUrls.map(normaliseUrl);
     this.#fetch = f;
     this.#token = token;
     this.#timeoutMs = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#onUncertainGuess = onUncertainGuess;
   }
 
   get origin(): string {
-    return this.#base;
+    return this.#bases[this.#current] ?? '';
+  }
+
+  /**
+   * {@link callOne} on the current node, then on the others while the answer is
+   * UNAVAILABLE. A login start (`guess`) moves on only when the request provably never
+   * left, or when `onUncertainGuess` agrees (once per call).
+   */
+  async call<S extends TSchema>(
+    route: RouteSpec,
+    schema: S,
+    step: string,
+    body?: unknown,
+    guess = false,
+  ): Promise<Static<S>> {
+    let uncertainAllowed = true;
+    for (let tried = 1; ; tried++) {
+      const base = this.origin;
+      try {
+        return await this.callOne(base, route, schema, step, body);
+      } catch (e) {
+        if (!(e instanceof UnavailableError) || tried >= this.#bases.length) throw e;
+        const next = this.#bases[(this.#current + 1) % this.#bases.length] ?? base;
+        if (guess && !neverSent(e)) {
+          const ok =
+            uncertainAllowed &&
+            this.#onUncertainGuess !== undefined &&
+            (await this.#onUncertainGuess({ failedUrl: base, nextUrl: next }));
+          if (!ok) throw e;
+          uncertainAllowed = false;
+        }
+        this.#current = (this.#current + 1) % this.#bases.length;
+      }
+    }
   }
 
   async #bearer(): Promise<string> {
@@ -181,7 +272,8 @@ class VaultHttp {
     return token;
   }
 
-  async call<S extends TSchema>(
+  async callOne<S extends TSchema>(
+    base: string,
     route: RouteSpec,
     schema: S,
     step: string,
@@ -192,7 +284,7 @@ class VaultHttp {
     if (route.auth) headers.authorization = `Bearer ${await this.#bearer()}`;
     let res: Response;
     try {
-      res = await this.#fetch(`${this.#base}${route.url}`, {
+      res = await this.#fetch(`${base}${route.url}`, {
         method: route.method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -200,7 +292,7 @@ class VaultHttp {
       });
     } catch (e) {
       if (e instanceof BackvaultError) throw e;
-      throw new UnavailableError(`cannot reach the vault at ${this.#base} (${step})`, { cause: e });
+      throw new UnavailableError(`cannot reach the vault at ${base} (${step})`, { cause: e });
     }
     let parsed: unknown;
     try {
@@ -239,7 +331,21 @@ function checkPinned(pinned: string | undefined, presented: string): void {
   if (pinned !== undefined && pinned !== presented) throw new VaultMismatchError();
 }
 
-/** Client of one vault for one account (the account is the token's subject). */
+/**
+ * Client of one vault (one node, or several nodes of one fleet) for one account (the
+ * account is the token's subject).
+ *
+ * Failover (with {@link VaultClientOptions.failoverUrls}): when a node answers UNAVAILABLE
+ * or cannot be reached, the request is sent to the next node. Every request but a login
+ * start is safe to resend: none spends a guess, and a login finish or registration finish
+ * resent after it took effect fails with ConflictError rather than acting twice. A login
+ * START is a guess: it is resent without asking only when the request provably never
+ * reached the node (connection refused, no route). After an unknown outcome (connection
+ * lost after sending, timeout, UNAVAILABLE from a store without quorum) the guess may have
+ * been counted; the client then asks {@link VaultClientOptions.onUncertainGuess} and
+ * retries at most once per recovery, so a failover costs the user at most one extra guess,
+ * and never silently.
+ */
 export class VaultClient {
   readonly #http: VaultHttp;
   readonly #pinned: string | undefined;
@@ -248,16 +354,17 @@ export class VaultClient {
   /** @throws UsageError when `baseUrl` is not an http(s) URL or no fetch is available. */
   constructor(options: VaultClientOptions) {
     this.#http = new VaultHttp(
-      options.baseUrl,
+      [options.baseUrl, ...(options.failoverUrls ?? [])],
       options.fetch ?? defaultFetch(),
       options.token,
       options.timeoutMs,
+      options.onUncertainGuess,
     );
     this.#pinned = options.pinnedServerPublicKey;
     this.#stretching = options.insecureTestingKeyStretching ? TESTING_STRETCHING : undefined;
   }
 
-  /** The vault URL, normalised (no trailing slash). */
+  /** The URL of the node in use (the last that answered), normalised (no trailing slash). */
   get baseUrl(): string {
     return this.#http.origin;
   }
@@ -336,9 +443,13 @@ export class VaultClient {
     await opaque.ready;
     const password = normalizePassword(options.password);
     const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-    const start = await this.#http.call(ROUTES.loginStart, LoginStartResponse, 'login start', {
-      startLoginRequest,
-    });
+    const start = await this.#http.call(
+      ROUTES.loginStart,
+      LoginStartResponse,
+      'login start',
+      { startLoginRequest },
+      true,
+    );
     // Refuse an impostor before spending a second of Argon2 on its answer.
     checkPinned(this.#pinned, start.serverPublicKey);
     const finish = opaque.client.finishLogin({

@@ -3,7 +3,10 @@
  * `parseVaultArgs` turns `backvault vault serve` / `serve.js` flags into a config;
  * `validateVaultConfig` checks any config object (also ones built in code).
  */
+import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
+import { parseEtcdEndpoints } from './etcd-store.js';
+import { parseEtcdShardSpec, type EtcdShardSpec } from './sharded-store.js';
 
 /** How bearer tokens are verified. */
 export type AuthConfig =
@@ -24,8 +27,37 @@ export interface VaultConfig {
   readonly port: number;
   /** Data directory (SQLite database, software HSM key file). Created 0700 if missing. */
   readonly dataDir: string;
-  readonly store: 'sqlite';
-  readonly hsm: 'software';
+  /** `sqlite` (embedded, in `dataDir`) or `etcd` (replicated; a fleet). */
+  readonly store: 'sqlite' | 'etcd';
+  /** etcd client URLs (store = etcd, one cluster). */
+  readonly etcdEndpoints?: readonly string[];
+  /** Shards (store = etcd, several clusters): `--etcd-shard ID=URL,URL` (repeatable). */
+  readonly etcdShards?: readonly EtcdShardSpec[];
+  /** etcd key prefix. Default `/backvault/v1/`. */
+  readonly etcdPrefix?: string;
+  /** Deadline of one store call in ms, retries included. Default 3000. */
+  readonly etcdDeadlineMs?: number;
+  /**
+   * Start even though etcd is older than this node has seen (after a deliberate restore):
+   * resets the rollback tripwire (`DATA/etcd-revision.json`). See docs/OPERATIONS.md.
+   */
+  readonly acceptEtcdRollback?: boolean;
+  /** `software` (keys in a file or `BACKVAULT_HSM_KEYS`) or `pkcs11` (a token). */
+  readonly hsm: 'software' | 'pkcs11';
+  /**
+   * Software HSM key file (e.g. written by `vault import`); must exist. Default
+   * `dataDir/hsm-keys.json`, created with fresh keys when missing.
+   */
+  readonly hsmKeyFile?: string;
+  /** PKCS#11 module path (default env `BACKVAULT_PKCS11_MODULE`). The PIN comes only from env. */
+  readonly pkcs11Module?: string;
+  /** PKCS#11 token label (default env `BACKVAULT_PKCS11_TOKEN`). */
+  readonly pkcs11Token?: string;
+  /**
+   * The fleet's OPAQUE server public key (base64url): the HSM must hold exactly that
+   * fleet's keys or the vault refuses to start.
+   */
+  readonly fleetKey?: string;
   /** Default and maximum guesses per record. Default 10. */
   readonly maxAttempts: number;
   /** Lifetime of a login state (and the last guess's window). Default 60. */
@@ -37,6 +69,14 @@ export interface VaultConfig {
   readonly rateLimitPerAccount: number;
   /** pino level. Default info. */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /**
+   * Worker processes of `serve` (node:cluster, one port, one store file, one HSM key
+   * file). Default: `os.availableParallelism()`. 1 = a single process, no primary.
+   * Only the `serve` entry forks; `startVault` always runs in the calling process.
+   * The rate limits above are kept in memory PER WORKER: with N workers a client may get
+   * up to N times the configured rate. The attempt counter (in the store) is the real limit.
+   */
+  readonly workers: number;
 }
 
 /** Defaults for everything but `dataDir` and `auth`. */
@@ -96,16 +136,41 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
   const logLevel = c.logLevel ?? VAULT_DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel))
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
-  if ((c.store ?? 'sqlite') !== 'sqlite')
-    throw new UsageError('--store must be sqlite (etcd: not yet)');
-  if ((c.hsm ?? 'software') !== 'software')
-    throw new UsageError('--hsm must be software (pkcs11: not yet)');
+  const store = c.store ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'etcd')
+    throw new UsageError('--store must be sqlite or etcd');
+  if (store === 'etcd' && !c.etcdEndpoints?.length && !c.etcdShards?.length)
+    throw new UsageError('--store etcd needs --etcd URL,URL,... (or --etcd-shard ID=URL,...)');
+  if (c.etcdEndpoints?.length && c.etcdShards?.length)
+    throw new UsageError('use either --etcd or --etcd-shard, not both');
+  if (store === 'sqlite' && (c.etcdEndpoints || c.etcdShards))
+    throw new UsageError('--etcd needs --store etcd');
+  const hsm = c.hsm ?? 'software';
+  if (hsm !== 'software' && hsm !== 'pkcs11')
+    throw new UsageError('--hsm must be software or pkcs11');
+  if (hsm === 'pkcs11' && c.hsmKeyFile)
+    throw new UsageError('--hsm-key-file is for --hsm software');
+  if (hsm === 'software' && (c.pkcs11Module || c.pkcs11Token))
+    throw new UsageError('--pkcs11-module and --pkcs11-token need --hsm pkcs11');
+  if (c.fleetKey !== undefined && !/^[A-Za-z0-9_-]{40,60}$/.test(c.fleetKey))
+    throw new UsageError('--fleet-key must be the base64url fleet public key printed by keygen');
   return {
     host,
     port: int('--port', c.port ?? VAULT_DEFAULTS.port, 0, 65535),
     dataDir: c.dataDir,
-    store: 'sqlite',
-    hsm: 'software',
+    store,
+    ...(c.etcdEndpoints?.length ? { etcdEndpoints: c.etcdEndpoints } : {}),
+    ...(c.etcdShards?.length ? { etcdShards: c.etcdShards } : {}),
+    ...(c.etcdPrefix ? { etcdPrefix: c.etcdPrefix } : {}),
+    ...(c.acceptEtcdRollback ? { acceptEtcdRollback: true } : {}),
+    ...(store === 'etcd'
+      ? { etcdDeadlineMs: int('--etcd-deadline-ms', c.etcdDeadlineMs ?? 3000, 100, 60_000) }
+      : {}),
+    hsm,
+    ...(c.hsmKeyFile ? { hsmKeyFile: c.hsmKeyFile } : {}),
+    ...(c.pkcs11Module ? { pkcs11Module: c.pkcs11Module } : {}),
+    ...(c.pkcs11Token ? { pkcs11Token: c.pkcs11Token } : {}),
+    ...(c.fleetKey !== undefined ? { fleetKey: c.fleetKey } : {}),
     maxAttempts: int('--max-attempts', c.maxAttempts ?? VAULT_DEFAULTS.maxAttempts, 1, 1000),
     loginStateTtlSeconds: int(
       '--login-ttl',
@@ -127,6 +192,7 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
       10_000_000,
     ),
     logLevel,
+    workers: int('--workers', c.workers ?? availableParallelism(), 1, 64),
   };
 }
 
@@ -134,7 +200,12 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
 export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8787]
   (--dev-auth | --issuer ISS --audience AUD (--jwks FILE | --jwt-public-key PEM ...))
   [--max-attempts 10] [--login-ttl 60] [--rate-limit-ip 600] [--rate-limit-account 60]
-  [--store sqlite] [--hsm software] [--log-level info]
+  [--store sqlite] [--hsm software] [--log-level info] [--workers N (default: CPUs)]
+  [--store etcd (--etcd URL,URL,... | --etcd-shard ID=URL,URL ...)]
+  [--etcd-prefix /backvault/v1/] [--etcd-deadline-ms 3000] [--accept-etcd-rollback]
+  [--hsm software [--hsm-key-file FILE]] [--fleet-key KEY]
+  [--hsm pkcs11 --pkcs11-module SO --pkcs11-token LABEL] (PIN: env BACKVAULT_PKCS11_PIN)
+Rate limits are per worker process; the attempt counter is shared and exact.
 HSM keys: DIR/hsm-keys.json (created 0600), or env BACKVAULT_HSM_KEYS.`;
 
 /**
@@ -148,6 +219,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
   let audience: string | undefined;
   let jwksFile: string | undefined;
   const publicKeyFiles: string[] = [];
+  const shards: EtcdShardSpec[] = [];
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] ?? '';
     const value = (): string => {
@@ -184,8 +256,38 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       case '--hsm':
         c.hsm = value();
         break;
+      case '--etcd':
+        c.etcdEndpoints = parseEtcdEndpoints(value());
+        break;
+      case '--etcd-shard':
+        shards.push(parseEtcdShardSpec(value()));
+        break;
+      case '--etcd-prefix':
+        c.etcdPrefix = value();
+        break;
+      case '--etcd-deadline-ms':
+        c.etcdDeadlineMs = value();
+        break;
+      case '--accept-etcd-rollback':
+        c.acceptEtcdRollback = true;
+        break;
+      case '--hsm-key-file':
+        c.hsmKeyFile = value();
+        break;
+      case '--pkcs11-module':
+        c.pkcs11Module = value();
+        break;
+      case '--pkcs11-token':
+        c.pkcs11Token = value();
+        break;
+      case '--fleet-key':
+        c.fleetKey = value();
+        break;
       case '--log-level':
         c.logLevel = value();
+        break;
+      case '--workers':
+        c.workers = value();
         break;
       case '--dev-auth':
         devAuth = true;
@@ -206,6 +308,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
         throw new UsageError(`unknown option ${flag}`, VAULT_USAGE);
     }
   }
+  if (shards.length) c.etcdShards = shards;
   const jwt =
     issuer !== undefined ||
     audience !== undefined ||

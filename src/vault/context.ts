@@ -2,10 +2,11 @@
  * The wiring file: builds the whole vault from a validated {@link VaultConfig} — store,
  * HSM, authenticator, metrics, service, HTTP server — in one place, failing fast.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hsm } from '../hsm/hsm.js';
-import { openSoftwareHsm } from '../hsm/software-hsm.js';
+import { openSoftwareHsm, readKeyFile } from '../hsm/software-hsm.js';
+import { UsageError } from '../errors.js';
 import {
   cachingAuthenticator,
   createDevAuthenticator,
@@ -15,12 +16,22 @@ import {
 import { validateVaultConfig, type VaultConfig } from './config.js';
 import { createVaultMetrics, type VaultMetrics } from './metrics.js';
 import { buildServer } from './server.js';
+import { openEtcdStore } from './etcd-store.js';
+import { openShardedEtcdStore } from './sharded-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { VaultStore } from './store.js';
 import { VaultService } from './vault-service.js';
 
 /** File names inside the data directory. */
-export const DATA_FILES = { database: 'vault.sqlite', hsmKeys: 'hsm-keys.json' } as const;
+export const DATA_FILES = {
+  database: 'vault.sqlite',
+  hsmKeys: 'hsm-keys.json',
+  /** Highest etcd revision this node has seen (the store-rollback tripwire). */
+  etcdRevision: 'etcd-revision.json',
+} as const;
+
+/** How often the etcd revision mark is persisted. */
+const REVISION_MARK_INTERVAL_MS = 1000;
 
 /** Everything a running vault is made of. */
 export interface VaultContext {
@@ -48,24 +59,28 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
       ? await createDevAuthenticator()
       : await createJwtAuthenticator(config.auth),
   );
-  const hsm = await openSoftwareHsm({
-    keyFile: join(config.dataDir, DATA_FILES.hsmKeys),
-    loginStateTtlMs,
-  });
-  const sqlite = await openSqliteStore(join(config.dataDir, DATA_FILES.database));
+  const hsm = await openHsm(config, loginStateTtlMs);
+  let opened: Awaited<ReturnType<typeof openStore>>;
+  try {
+    opened = await openStore(config);
+  } catch (e) {
+    await hsm.close();
+    throw e;
+  }
+  const { store, afterLockout } = opened;
   const metrics = createVaultMetrics();
   const service = new VaultService({
-    store: sqlite,
+    store,
     hsm,
     maxAttempts: config.maxAttempts,
     loginStateTtlMs,
     events: metrics.events,
-    afterLockout: () => sqlite.scrubWal(),
+    afterLockout,
   });
   const serverPublicKey = await hsm.serverPublicKey();
   return {
     config,
-    store: sqlite,
+    store,
     hsm,
     auth,
     metrics,
@@ -73,10 +88,130 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
     serverPublicKey,
     async close() {
       service.close();
-      await sqlite.close();
+      await store.close();
       await hsm.close();
     },
   };
+}
+
+/**
+ * The HSM named by the config: PKCS#11 (PIN from `BACKVAULT_PKCS11_PIN` only), or the
+ * software HSM from `--hsm-key-file` (must exist), `BACKVAULT_HSM_KEYS`, or
+ * `DATA/hsm-keys.json` (created when missing). With `fleetKey` set, a key set of another
+ * fleet is refused.
+ */
+async function openHsm(config: VaultConfig, loginStateTtlMs: number): Promise<Hsm> {
+  if (config.hsm === 'pkcs11') {
+    const { openPkcs11Hsm } = await import('../hsm/pkcs11-hsm.js');
+    return openPkcs11Hsm({
+      ...(config.pkcs11Module ? { module: config.pkcs11Module } : {}),
+      ...(config.pkcs11Token ? { tokenLabel: config.pkcs11Token } : {}),
+      ...(config.fleetKey ? { expectedServerPublicKey: config.fleetKey } : {}),
+      loginStateTtlMs,
+    });
+  }
+  let hsm: Hsm;
+  if (config.hsmKeyFile) {
+    let keys;
+    try {
+      keys = await readKeyFile(config.hsmKeyFile);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      throw new UsageError(
+        `HSM key file ${config.hsmKeyFile} does not exist`,
+        'Install the fleet keys with `backvault vault import --hsm software`.',
+      );
+    }
+    hsm = await openSoftwareHsm({ keys, loginStateTtlMs });
+  } else {
+    hsm = await openSoftwareHsm({
+      keyFile: join(config.dataDir, DATA_FILES.hsmKeys),
+      loginStateTtlMs,
+    });
+  }
+  const pub = await hsm.serverPublicKey();
+  if (config.fleetKey !== undefined && pub !== config.fleetKey) {
+    await hsm.close();
+    throw new UsageError(
+      `the software HSM holds fleet key ${pub}, not the expected ${config.fleetKey}`,
+      'Import the right fleet bundle (`backvault vault import`).',
+    );
+  }
+  return hsm;
+}
+
+/** The store named by the config, and how to scrub it after a lockout. */
+async function openStore(
+  config: VaultConfig,
+): Promise<{ store: VaultStore; afterLockout: () => Promise<void> }> {
+  if (config.store === 'etcd') {
+    const opts = {
+      ...(config.etcdDeadlineMs !== undefined ? { deadlineMs: config.etcdDeadlineMs } : {}),
+      ...(config.etcdPrefix ? { prefix: config.etcdPrefix } : {}),
+    };
+    if (config.etcdShards?.length) {
+      // The rollback tripwire is per cluster; not wired for shards yet (THREAT_MODEL.md).
+      const sharded = await openShardedEtcdStore(config.etcdShards, opts);
+      return { store: sharded, afterLockout: () => sharded.scrubHistory() };
+    }
+    const markFile = join(config.dataDir, DATA_FILES.etcdRevision);
+    const floor = config.acceptEtcdRollback ? 0 : await readRevisionMark(markFile);
+    const etcd = await openEtcdStore({
+      ...opts,
+      endpoints: config.etcdEndpoints ?? [],
+      revisionFloor: floor,
+    });
+    let written = floor;
+    const persist = async (): Promise<void> => {
+      const rev = etcd.highestRevision;
+      if (rev <= written) return;
+      await writeRevisionMark(markFile, rev);
+      written = rev;
+    };
+    const timer = setInterval(
+      () => void persist().catch(() => undefined),
+      REVISION_MARK_INTERVAL_MS,
+    );
+    timer.unref();
+    await persist();
+    const store: VaultStore = {
+      get: (a) => etcd.get(a),
+      compareAndSwap: (a, v, n) => etcd.compareAndSwap(a, v, n),
+      compareAndDelete: (a, v) => etcd.compareAndDelete(a, v),
+      async close() {
+        clearInterval(timer);
+        await persist().catch(() => undefined);
+        await etcd.close();
+      },
+    };
+    return { store, afterLockout: () => etcd.scrubHistory() };
+  }
+  const sqlite = await openSqliteStore(join(config.dataDir, DATA_FILES.database));
+  return { store: sqlite, afterLockout: () => sqlite.scrubWal() };
+}
+
+async function readRevisionMark(path: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  const rev = (JSON.parse(text) as { revision?: unknown }).revision;
+  if (typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 0) {
+    throw new UsageError(
+      `${path} is malformed`,
+      'Delete it only if you know the store was not rolled back.',
+    );
+  }
+  return rev;
+}
+
+async function writeRevisionMark(path: string, revision: number): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify({ revision })}\n`, { mode: 0o600 });
+  await rename(tmp, path);
 }
 
 /** A started vault. */

@@ -89,6 +89,14 @@ export interface EtcdVaultStoreOptions {
    * `max(250, deadlineMs / 3)`.
    */
   readonly attemptTimeoutMs?: number;
+  /**
+   * The highest cluster revision this node has seen before (persisted by the caller, see
+   * {@link EtcdVaultStore.highestRevision}). etcd revisions only grow; a linearizable
+   * answer below it means the cluster was restored from an older snapshot (or is another
+   * cluster): every call then fails closed. A tripwire against accidental or naive
+   * restores only — see docs/THREAT_MODEL.md. Default 0 (no check beyond this process).
+   */
+  readonly revisionFloor?: number;
 }
 
 /** Counters for tests and metrics: how often the store had to retry or resolve. */
@@ -99,6 +107,8 @@ export interface EtcdStoreStats {
   resolved: number;
   /** Calls that threw `UnavailableError`. */
   unavailable: number;
+  /** Answers older than a revision already seen (the store went back in time). */
+  rollbacks: number;
 }
 
 const DEFAULT_PREFIX = '/backvault/v1/';
@@ -346,7 +356,10 @@ export class EtcdVaultStore implements VaultStore {
   readonly #inflight = new Set<Promise<unknown>>();
   #closed = false;
   /** Retry and resolution counters (monotonic, for tests and metrics). */
-  readonly stats: EtcdStoreStats = { retries: 0, resolved: 0, unavailable: 0 };
+  readonly stats: EtcdStoreStats = { retries: 0, resolved: 0, unavailable: 0, rollbacks: 0 };
+  #highest: number;
+  /** Set once the store went back in time; sticky, so later writes cannot heal it. */
+  #rollback: string | undefined;
 
   /**
    * Creates the client; connects lazily.
@@ -380,6 +393,37 @@ export class EtcdVaultStore implements VaultStore {
       },
     });
     this.#kv = this.#client.kv;
+    this.#highest = options.revisionFloor ?? 0;
+  }
+
+  /**
+   * The highest etcd revision seen in an answer so far (at least the floor given). Persist
+   * it and pass it back as `revisionFloor` at the next start.
+   */
+  get highestRevision(): number {
+    return this.#highest;
+  }
+
+  /**
+   * Checks an answer's revision against what was seen before the request was sent (a
+   * linearizable answer reflects every revision committed before it was asked; answers to
+   * concurrent requests may arrive out of order, hence the floor taken at send time).
+   * @throws UnavailableError if the store went back in time (sticky).
+   */
+  #observe(header: { revision: string }, floorAtSend: number): void {
+    const rev = Number(header.revision);
+    if (rev < floorAtSend && this.#rollback === undefined) {
+      this.stats.rollbacks++;
+      this.#rollback =
+        `the etcd store went back in time (revision ${rev} < ${floorAtSend} seen before): ` +
+        'restored from an old snapshot? Refusing to serve until an operator resolves it (docs/OPERATIONS.md)';
+    }
+    this.#checkRollback();
+    if (rev > this.#highest) this.#highest = rev;
+  }
+
+  #checkRollback(): void {
+    if (this.#rollback !== undefined) throw this.#unavailable(this.#rollback);
   }
 
   /** @inheritdoc */
@@ -387,10 +431,13 @@ export class EtcdVaultStore implements VaultStore {
     return this.#track(async () => {
       const key = this.#key(accountId);
       const until = Date.now() + this.#deadlineMs;
+      this.#checkRollback();
+      const floor = this.#highest;
       // Reads change nothing, so any failure may simply be retried until the deadline.
       const res = await this.#attempt(until, (deadline) =>
         this.#kv.range({ key, serializable: false }, { deadline }),
       );
+      this.#observe(res.header, floor);
       const kv = res.kvs[0];
       if (!kv) return undefined;
       const decoded = decodeRecordValue(kv.value);
@@ -558,6 +605,8 @@ export class EtcdVaultStore implements VaultStore {
   ): Promise<CommitResult> {
     let uncertain = false;
     let lastError: unknown;
+    this.#checkRollback();
+    const floor = this.#highest;
     for (let n = 0; ; n++) {
       const remaining = until - Date.now();
       if (remaining <= 0) {
@@ -577,6 +626,7 @@ export class EtcdVaultStore implements VaultStore {
           },
           { deadline: new Date(Date.now() + Math.min(remaining, this.#attemptMs)) },
         );
+        this.#observe(res.header, floor);
         if (res.succeeded) {
           if (uncertain) this.stats.resolved++;
           return { applied: true };

@@ -48,6 +48,10 @@ export const backupCommand: CommandSpec = {
         `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytesRead)} read`,
         `  new data: ${formatBytes(r.bytesNew)} in ${formatCount(r.chunksNew)} of ${plural(r.chunksTotal, 'chunk')}; stored: ${formatBytes(r.bytesStoredNew)}`,
         `  took ${formatSeconds(r.seconds)}${rate}`,
+        ...(r.filesSkipped > 0
+          ? [`  skipped ${plural(r.filesSkipped, 'file')} that vanished`]
+          : []),
+        ...r.warnings.map((w) => `  warning: ${w}`),
       ],
     };
   },

@@ -12,6 +12,12 @@ import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
 import { disableCommand, passwordChangeCommand, statusCommand } from './vault-device.js';
 import { vaultServeCommand } from './vault-serve.js';
+import {
+  vaultExportCommand,
+  vaultImportCommand,
+  vaultKeygenCommand,
+  vaultTransportKeyCommand,
+} from './vault-keys.js';
 
 /** Every command, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -26,4 +32,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   passwordChangeCommand,
   disableCommand,
   vaultServeCommand,
+  vaultTransportKeyCommand,
+  vaultKeygenCommand,
+  vaultExportCommand,
+  vaultImportCommand,
 ];

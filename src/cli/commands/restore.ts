@@ -70,6 +70,7 @@ export const restoreCommand: CommandSpec = {
         `restored snapshot ${r.snapshotId.slice(0, 8)} (seq ${r.seq}) to ${target}`,
         `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytes)}, all verified`,
         `  took ${formatSeconds(r.seconds)}`,
+        ...r.warnings.map((w) => `  warning: ${w}`),
         ...setup.lines,
       ],
     };

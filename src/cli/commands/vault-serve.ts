@@ -19,7 +19,16 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   'rate-limit-account': 'N',
   store: 'KIND',
   hsm: 'KIND',
+  etcd: 'URL,URL',
+  'etcd-shard': 'ID=URL,URL',
+  'etcd-prefix': 'PREFIX',
+  'etcd-deadline-ms': 'MS',
+  'hsm-key-file': 'FILE',
+  'pkcs11-module': 'SO',
+  'pkcs11-token': 'LABEL',
+  'fleet-key': 'KEY',
   'log-level': 'LEVEL',
+  workers: 'N',
   issuer: 'ISS',
   audience: 'AUD',
   jwks: 'FILE',
@@ -34,9 +43,20 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   'login-ttl': 'seconds between login start and finish (default 60)',
   'rate-limit-ip': 'requests per minute per client address (default 600)',
   'rate-limit-account': 'requests per minute per account (default 60)',
-  store: 'vault store: sqlite (default)',
-  hsm: 'HSM: software (default; keys in DATA/hsm-keys.json, or env BACKVAULT_HSM_KEYS)',
+  store: 'vault store: sqlite (default, in DATA) or etcd (a fleet)',
+  hsm: 'HSM: software (default; keys in DATA/hsm-keys.json, or env BACKVAULT_HSM_KEYS) or pkcs11',
+  etcd: 'etcd client URLs (--store etcd), e.g. http://10.0.0.1:2379,http://10.0.0.2:2379',
+  'etcd-shard': 'shard accounts over etcd clusters: ID=URL,URL; several shards separated by ";"',
+  'etcd-prefix': 'etcd key prefix (default /backvault/v1/)',
+  'etcd-deadline-ms': 'deadline of one store call in ms, retries included (default 3000)',
+  'hsm-key-file': 'software HSM key file written by `vault import` (must exist)',
+  'pkcs11-module':
+    'PKCS#11 module (env BACKVAULT_PKCS11_MODULE); PIN only from env BACKVAULT_PKCS11_PIN',
+  'pkcs11-token': 'PKCS#11 token label (env BACKVAULT_PKCS11_TOKEN)',
+  'fleet-key': 'the fleet public key from `vault keygen`: refuse to start with other keys',
   'log-level': 'fatal, error, warn, info (default), debug, silent',
+  workers:
+    'server processes sharing the port (default: CPU count); rate limits are per process, the attempt counter is shared',
   issuer: 'JWT issuer (iss) of your app’s tokens',
   audience: 'JWT audience (aud) of your app’s tokens',
   jwks: 'JWKS file with the issuer’s public keys',
@@ -47,6 +67,11 @@ const OPTIONS: Record<string, OptionSpec> = {};
 for (const [name, valueName] of Object.entries(VALUE_FLAGS)) {
   OPTIONS[name] = { type: 'string', valueName, description: DESCRIPTIONS[name] ?? '' };
 }
+OPTIONS['accept-etcd-rollback'] = {
+  type: 'boolean',
+  description:
+    'start although etcd is older than this node has seen (after a deliberate restore; see docs/OPERATIONS.md)',
+};
 OPTIONS['dev-auth'] = {
   type: 'boolean',
   description: 'INSECURE demo mode: the vault issues tokens for any account (loopback only)',
@@ -72,6 +97,7 @@ export const vaultServeCommand: CommandSpec = {
   examples: [
     'backvault vault serve --data ./vault-data --dev-auth --port 8787',
     'backvault vault serve --data /var/lib/backvault --host 0.0.0.0 --issuer https://auth.example --audience backvault --jwks jwks.json',
+    'BACKVAULT_PKCS11_PIN=… backvault vault serve --store etcd --etcd http://10.0.0.1:2379,http://10.0.1.1:2379,http://10.0.2.1:2379 --hsm pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token node1 --fleet-key KEY --data /var/lib/backvault --host 0.0.0.0 --issuer … --audience … --jwks jwks.json',
   ],
   async run({ values }, ctx) {
     const argv: string[] = [];
@@ -83,9 +109,15 @@ export const vaultServeCommand: CommandSpec = {
           xdg && xdg.startsWith('/') ? xdg : join(ctx.io.env.HOME || homedir(), '.local', 'share');
         v = resolve(ctx.io.cwd, v ?? join(base, 'backvault', 'vault'));
       }
-      if (v !== undefined) argv.push(`--${name}`, v);
+      if (v === undefined) continue;
+      if (name === 'etcd-shard') {
+        // One CLI flag holds every shard; serve.js takes one --etcd-shard per shard.
+        for (const spec of v.split(';').filter((x) => x.trim() !== ''))
+          argv.push('--etcd-shard', spec.trim());
+      } else argv.push(`--${name}`, v);
     }
     if (booleanOption(values, 'dev-auth')) argv.push('--dev-auth');
+    if (booleanOption(values, 'accept-etcd-rollback')) argv.push('--accept-etcd-rollback');
     // The server owns the process from here: its SIGINT/SIGTERM handlers drain and exit 0,
     // so the CLI's own Ctrl-C handler ("stopped before completion", exit 130) must go.
     for (const l of process.listeners('SIGINT')) process.removeListener('SIGINT', l);

@@ -1,0 +1,321 @@
+/**
+ * Test harness: a whole vault fleet on loopback, every part a real process started here
+ * and stopped by its own PID — three etcd members ({@link startEtcdCluster}) and vault
+ * nodes (`serve.js`, one process each, `--workers 1`), node `i` pointed at etcd member `i`
+ * only. PKCS#11 nodes get their own SoftHSM2 token (own SOFTHSM2_CONF: separate HSMs);
+ * software nodes get a key file. All hold the same fleet keys, installed by running the
+ * real key ceremony through the CLI (`backvault vault transport-key | keygen | import`).
+ *
+ * Tokens come from a test JWT issuer (Ed25519), the production path (`--jwt-public-key`),
+ * so a token is valid on every node. Fails loudly when etcd or SoftHSM2 is missing.
+ */
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { SignJWT } from 'jose';
+import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from '../../src/vault/auth.js';
+import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../hsm/softhsm.js';
+import { startVaultProcess, type VaultProcess } from '../vault/vault-process.js';
+import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ISSUER = 'https://auth.fleet.test';
+const AUDIENCE = 'backvault-fleet-test';
+const PIN = '2468';
+
+/** Options of {@link startFleet}. */
+export interface FleetOptions {
+  /** HSM of each vault node, in order; node `i` uses etcd member `i % members`. */
+  readonly hsms: readonly ('pkcs11' | 'software')[];
+  /** etcd members. Default 3. */
+  readonly members?: number;
+  /** `--max-attempts`. Default 10. */
+  readonly maxAttempts?: number;
+  /** `--etcd-deadline-ms`. Default 2000. */
+  readonly etcdDeadlineMs?: number;
+  /**
+   * `jwt` (default): a test issuer, `--jwt-public-key`. `dev`: `--dev-auth` on every node
+   * with one shared INSECURE dev issuer key (loopback demo only).
+   */
+  readonly auth?: 'jwt' | 'dev';
+  /** `--log-level`. Default warn. */
+  readonly logLevel?: string;
+}
+
+/** One vault node of the fleet. */
+export interface FleetNode {
+  readonly index: number;
+  readonly hsm: 'pkcs11' | 'software';
+  /** Base URL (stable across {@link restart}). */
+  readonly url: string;
+  /** PID of the running process, or undefined while down. */
+  pid(): number | undefined;
+  /** SIGKILL by PID (a crash). */
+  crash(): Promise<void>;
+  /** Starts the node again on the same port, data and HSM. */
+  restart(): Promise<void>;
+  /** Output (stdout + stderr) of the current process. */
+  output(): string;
+}
+
+/** A running fleet. */
+export interface Fleet {
+  readonly etcd: EtcdCluster;
+  readonly nodes: readonly FleetNode[];
+  /** The fleet public key printed by `vault keygen`: what clients pin. */
+  readonly fleetKey: string;
+  /** A bearer token for `account`, valid on every node. */
+  token(account: string): Promise<string>;
+  /** Kills every process and removes every temp dir. */
+  stopAll(): Promise<void>;
+}
+
+async function cli(args: readonly string[], env: Record<string, string> = {}): Promise<unknown> {
+  try {
+    const { stdout } = await run(process.execPath, [CLI, ...args, '--json'], {
+      env: { ...process.env, ...env },
+    });
+    return JSON.parse(stdout) as unknown;
+  } catch (e) {
+    const x = e as { stdout?: string; stderr?: string };
+    throw new Error(
+      `backvault ${args.slice(0, 2).join(' ')} failed:\n${x.stdout ?? ''}${x.stderr ?? ''}`,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+/**
+ * Starts etcd, runs the key ceremony for every node through the CLI, and starts the
+ * vault nodes. On any failure everything started so far is stopped.
+ * @throws Error naming the Debian packages when etcd or SoftHSM2 is missing.
+ */
+export async function startFleet(o: FleetOptions): Promise<Fleet> {
+  const root = await mkdtemp(join(tmpdir(), 'bv-fleet-'));
+  const tokens: SoftHsmToken[] = [];
+  const procs: (VaultProcess | undefined)[] = [];
+  let etcd: EtcdCluster | undefined;
+  // Even if the caller dies without stopAll, leave no key material in /tmp.
+  const removeRoot = (): void => rmSync(root, { recursive: true, force: true });
+  process.once('exit', removeRoot);
+  const stopAll = async (): Promise<void> => {
+    process.off('exit', removeRoot);
+    await Promise.all(procs.map((p) => p?.crash()));
+    await etcd?.stopAll();
+    await Promise.all(tokens.map((t) => t.cleanup()));
+    await rm(root, { recursive: true, force: true });
+  };
+  try {
+    etcd = await startEtcdCluster({ members: o.members ?? 3 });
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const jwtPem = join(root, 'issuer.pub.pem');
+    await writeFile(jwtPem, publicKey.export({ type: 'spki', format: 'pem' }));
+
+    // Ceremony step 1: every node makes a transport key in its own HSM.
+    const nodeEnv: Record<string, string>[] = [];
+    const transportFiles: string[] = [];
+    for (const [i, hsm] of o.hsms.entries()) {
+      const dir = join(root, `node${i}`);
+      await mkdir(dir, { mode: 0o700 });
+      const out = join(dir, 'transport.pub.json');
+      if (hsm === 'pkcs11') {
+        const t = await createSoftHsmToken({ label: `node${i}`, pin: PIN, soPin: '13579' });
+        tokens.push(t);
+        nodeEnv.push({ ...t.env, BACKVAULT_PKCS11_PIN: PIN });
+        await cli(
+          [
+            'vault',
+            'transport-key',
+            '--hsm',
+            'pkcs11',
+            '--pkcs11-module',
+            SOFTHSM_MODULE,
+            '--pkcs11-token',
+            t.label,
+            '--out',
+            out,
+          ],
+          nodeEnv[i],
+        );
+      } else {
+        nodeEnv.push({});
+        await cli([
+          'vault',
+          'transport-key',
+          '--hsm',
+          'software',
+          '--private-key',
+          join(dir, 'transport.pem'),
+          '--name',
+          `node${i}`,
+          '--out',
+          out,
+        ]);
+      }
+      transportFiles.push(out);
+    }
+    // Step 2: the fleet keys, one bundle per node.
+    const bundles = join(root, 'bundles');
+    await mkdir(bundles, { mode: 0o700 });
+    const kg = (await cli([
+      'vault',
+      'keygen',
+      '--export-for',
+      transportFiles.join(','),
+      '--out-dir',
+      bundles,
+    ])) as { serverPublicKey: string; bundles: { file: string; transportKeyId: string }[] };
+    const fleetKey = kg.serverPublicKey;
+    // Step 3: each node imports its bundle, checked against the pinned fleet key.
+    const hsmArgs: string[][] = [];
+    for (const [i, hsm] of o.hsms.entries()) {
+      const bundle = kg.bundles[i]?.file;
+      if (!bundle) throw new Error(`keygen wrote no bundle for node ${i}`);
+      const dir = join(root, `node${i}`);
+      if (hsm === 'pkcs11') {
+        const label = `node${i}`;
+        await cli(
+          [
+            'vault',
+            'import',
+            '--bundle',
+            bundle,
+            '--fleet-key',
+            fleetKey,
+            '--hsm',
+            'pkcs11',
+            '--pkcs11-module',
+            SOFTHSM_MODULE,
+            '--pkcs11-token',
+            label,
+          ],
+          nodeEnv[i],
+        );
+        hsmArgs.push([
+          '--hsm',
+          'pkcs11',
+          '--pkcs11-module',
+          SOFTHSM_MODULE,
+          '--pkcs11-token',
+          label,
+        ]);
+      } else {
+        const keyFile = join(dir, 'hsm-keys.json');
+        await cli([
+          'vault',
+          'import',
+          '--bundle',
+          bundle,
+          '--fleet-key',
+          fleetKey,
+          '--hsm',
+          'software',
+          '--transport-key',
+          join(dir, 'transport.pem'),
+          '--key-file',
+          keyFile,
+        ]);
+        hsmArgs.push(['--hsm', 'software', '--hsm-key-file', keyFile]);
+      }
+    }
+
+    const cluster = etcd;
+    const dev = o.auth === 'dev';
+    if (dev) {
+      // One dev issuer for the whole fleet, so a token from any node works on all.
+      const devKey = generateDevAuthKey();
+      for (const env of nodeEnv) env[DEV_AUTH_KEY_ENV] = devKey;
+    }
+    const authArgs = dev
+      ? ['--dev-auth']
+      : ['--issuer', ISSUER, '--audience', AUDIENCE, '--jwt-public-key', jwtPem];
+    const argsOf = (i: number): string[] => [
+      '--data',
+      join(root, `node${i}`),
+      '--workers',
+      '1',
+      '--store',
+      'etcd',
+      '--etcd',
+      cluster.clientUrls[i % cluster.clientUrls.length] ?? '',
+      '--etcd-deadline-ms',
+      String(o.etcdDeadlineMs ?? 2000),
+      ...(hsmArgs[i] ?? []),
+      '--fleet-key',
+      fleetKey,
+      ...authArgs,
+      '--max-attempts',
+      String(o.maxAttempts ?? 10),
+      '--rate-limit-ip',
+      '10000000',
+      '--rate-limit-account',
+      '10000000',
+      '--log-level',
+      o.logLevel ?? 'warn',
+    ];
+    const started = await Promise.all(
+      o.hsms.map((_, i) => startVaultProcess(argsOf(i), nodeEnv[i])),
+    );
+    procs.push(...started);
+    const nodes: FleetNode[] = started.map((first, i) => {
+      const url = first.url;
+      const port = new URL(url).port;
+      if (first.serverPublicKey !== fleetKey) {
+        throw new Error(`node ${i} serves key ${first.serverPublicKey}, not the fleet key`);
+      }
+      return {
+        index: i,
+        hsm: o.hsms[i] ?? 'software',
+        url,
+        pid: () => procs[i]?.pid,
+        async crash() {
+          await procs[i]?.crash();
+          procs[i] = undefined;
+        },
+        async restart() {
+          await procs[i]?.stop();
+          procs[i] = await startVaultProcess([...argsOf(i), '--port', port], nodeEnv[i]);
+        },
+        output: () => procs[i]?.output() ?? '',
+      };
+    });
+    return {
+      etcd,
+      nodes,
+      fleetKey,
+      token: dev
+        ? async (account) => {
+            const r = await fetch(`${nodes[0]?.url ?? ''}/v1/dev/token`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ account }),
+            });
+            return ((await r.json()) as { token: string }).token;
+          }
+        : (account) => mint(privateKey, account),
+      stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+async function mint(key: KeyObject, account: string): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'EdDSA' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setSubject(account)
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(key);
+}
