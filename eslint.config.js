@@ -45,6 +45,18 @@ export default tseslint.config(
     },
   },
   {
+    // Node-only helpers shared by every Node-side folder: they import nothing of ours.
+    files: ['src/node/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: deny('format', 'storage', 'backup', 'client', 'device', 'vault', 'hsm', 'cli'),
+        },
+      ],
+    },
+  },
+  {
     files: ['src/storage/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -8,10 +8,10 @@
  * Written atomically (temp file, fsync, rename, fsync of the directory), mode 0600. Not
  * secret, but private: it reveals which repositories this device uses.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join, basename } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { BackvaultError } from '../errors.js';
+import { writePrivateFile } from '../node/private-file.js';
 import { isLowerHex } from '../format/index.js';
 
 /** What the device has seen of one repository. */
@@ -88,26 +88,6 @@ export async function recordSeenHead(
     : undefined;
   if (old && old.seq >= head.seq) return;
   s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(s, null, 2) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
 }

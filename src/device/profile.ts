@@ -20,11 +20,11 @@
  *
  * Node-only (filesystem). Imports format and errors only.
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CorruptBackupError, NotFoundError, UsageError } from '../errors.js';
+import { writePrivateFile } from '../node/private-file.js';
 import { formatBackupKey, parseBackupKey } from '../format/key-encoding.js';
 
 /** File names inside a device directory. */
@@ -101,26 +101,7 @@ export async function deviceExists(dir: string): Promise<boolean> {
 
 /** Writes `data` to `dir/name` atomically with mode 0600. */
 async function writeAtomic(dir: string, name: string, data: string): Promise<void> {
-  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(data, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, join(dir, name));
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await writePrivateFile(join(dir, name), data);
 }
 
 const MODES: readonly ProtectionMode[] = ['password', 'recovery-key'];

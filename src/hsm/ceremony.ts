@@ -52,12 +52,13 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { constants as fsConstants, promises as fsp } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pkcs11js from 'pkcs11js';
 import * as opaque from '@serenity-kit/opaque';
 import { CorruptBackupError, UsageError } from '../errors.js';
+import { writePrivateFile } from '../node/private-file.js';
 import {
   decodeSoftwareHsmKeys,
   encodeSoftwareHsmKeys,
@@ -220,39 +221,17 @@ export async function createPkcs11TransportKey(
 }
 
 /**
- * Writes `content` to `path` atomically with mode 0600: a private temporary file, fsync,
- * then link (refusing an existing file) or rename (`replace`), then fsync of the directory.
+ * Writes `content` to `path` atomically with mode 0600, refusing an existing file unless
+ * `replace`.
+ * @throws UsageError when `path` exists and `replace` is false.
  */
-async function writePrivateFile(path: string, content: string, replace: boolean): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const h = await fsp.open(tmp, 'wx', 0o600);
-  try {
-    await h.writeFile(content);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
-    if (replace) {
-      await fsp.rename(tmp, path);
-    } else {
-      try {
-        await fsp.link(tmp, path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new UsageError(`${path} already exists`, 'Choose another path or pass --replace.');
-        }
-        throw e;
-      }
-    }
-  } finally {
-    await fsp.rm(tmp, { force: true });
-  }
-  const d = await fsp.open(dirname(path), fsConstants.O_RDONLY);
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
+async function writePrivateFileOnce(
+  path: string,
+  content: string,
+  replace: boolean,
+): Promise<void> {
+  if (!(await writePrivateFile(path, content, { exclusive: !replace }))) {
+    throw new UsageError(`${path} already exists`, 'Choose another path or pass --replace.');
   }
 }
 
@@ -284,7 +263,7 @@ export async function createSoftwareTransportKey(
   const { publicKey, privateKey } = await promisify(generateKeyPair)('rsa', {
     modulusLength: MIN_RSA_BITS,
   });
-  await writePrivateFile(
+  await writePrivateFileOnce(
     privateKeyFile,
     privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     false,
@@ -629,7 +608,11 @@ export async function importFleetKeys(
   } else {
     const pem = await readPrivateFile(target.transportPrivateKeyFile, 'transport private key');
     const keys = await openFleetBundleInSoftware(bundle, pem, expectedServerPublicKey);
-    await writePrivateFile(target.keyFile, encodeSoftwareHsmKeys(keys), target.replace ?? false);
+    await writePrivateFileOnce(
+      target.keyFile,
+      encodeSoftwareHsmKeys(keys),
+      target.replace ?? false,
+    );
   }
   return { serverPublicKey: expectedServerPublicKey };
 }
@@ -672,7 +655,7 @@ export async function vaultTransportKey(o: VaultTransportKeyOptions): Promise<{
     o.hsm === 'pkcs11'
       ? await createPkcs11TransportKey({ ...o.token, replace: o.replace ?? false })
       : await createSoftwareTransportKey(o.privateKeyFile, o.name);
-  await writePrivateFile(o.out, encodeTransportPublicKey(pub), false);
+  await writePrivateFileOnce(o.out, encodeTransportPublicKey(pub), false);
   return { transportKeyId: pub.keyId, file: o.out, kind: pub.kind };
 }
 
@@ -711,7 +694,7 @@ async function writeBundle(
   t: TransportPublicKey,
   file: string,
 ): Promise<BundleWritten> {
-  await writePrivateFile(file, await exportFleetKeysFor(keys, t), false);
+  await writePrivateFileOnce(file, await exportFleetKeysFor(keys, t), false);
   return { transportKeyId: t.keyId, name: t.name, file };
 }
 
@@ -742,7 +725,7 @@ export async function vaultKeygen(o: VaultKeygenOptions): Promise<{
       );
     }
     if (o.masterKeyFile)
-      await writePrivateFile(o.masterKeyFile, encodeSoftwareHsmKeys(keys), false);
+      await writePrivateFileOnce(o.masterKeyFile, encodeSoftwareHsmKeys(keys), false);
     return {
       serverPublicKey: await fleetPublicKey(keys),
       bundles,

@@ -11,11 +11,11 @@
  * This is no real HSM: whoever reads the process memory or the key file has the secrets.
  * It exists so the embedded vault has the same boundary as one with PKCS#11.
  */
-import { constants as fsConstants, promises as fsp, type Stats } from 'node:fs';
-import { dirname } from 'node:path';
+import { promises as fsp, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
 import { UsageError } from '../errors.js';
+import { writePrivateFile } from '../node/private-file.js';
 import { createMemorySealer, OpaqueCore, type OpaqueCoreOptions } from './opaque-core.js';
 
 const KEYS_FORMAT = 'backvault-hsm-keys';
@@ -82,15 +82,6 @@ export function decodeSoftwareHsmKeys(text: string): SoftwareHsmKeys {
   return { serverSetup: o.serverSetup, sealingKey };
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, fsConstants.O_RDONLY);
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
 function checkPrivate(st: Stats, path: string): void {
   if ((st.mode & 0o077) !== 0) {
     throw new UsageError(
@@ -128,23 +119,10 @@ export async function loadOrCreateKeyFile(path: string): Promise<SoftwareHsmKeys
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   const keys = await generateSoftwareHsmKeys();
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const h = await fsp.open(tmp, 'wx', 0o600);
-  try {
-    await h.writeFile(encodeSoftwareHsmKeys(keys));
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
-    await fsp.link(tmp, path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    await fsp.unlink(tmp);
+  // Another process may win the race to create the file: then its keys are the keys.
+  if (!(await writePrivateFile(path, encodeSoftwareHsmKeys(keys), { exclusive: true }))) {
     return loadOrCreateKeyFile(path);
   }
-  await fsp.unlink(tmp);
-  await fsyncDir(dirname(path));
   return keys;
 }
 
