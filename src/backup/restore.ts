@@ -72,6 +72,8 @@ const MAX_BATCHES = 8;
 const READ_BATCH = 2 * 1024 * 1024;
 /** Files being finished (chmod, utimes, fsync, close) concurrently. */
 const FINISHING = 16;
+/** Files opened ahead of the batch being issued. */
+const OPEN_AHEAD = 32;
 
 const openFd = promisify(fsOpen);
 const closeFd = promisify(fsClose);
@@ -395,8 +397,9 @@ class RestoreRun {
       }
     });
 
-    // Raw descriptors: workers write into them and finally close them (see finish jobs).
-    const handles = new Map<number, number>();
+    // Raw descriptors, opened ahead of the batches that need them: workers write into them
+    // and finally close them (see finish jobs).
+    const handles = new Map<number, Promise<number>>();
     const sem = new ByteSemaphore(RESTORE_IN_FLIGHT);
     const running = new Set<Promise<void>>();
     const finishing = new Set<Promise<void>>();
@@ -432,33 +435,50 @@ class RestoreRun {
 
     try {
       let nextFile = 0;
+      // Opens are issued without waiting for them: awaiting each create in turn here (slow on
+      // ext4, and queued behind range reads and fsyncs on the thread pool) held back the
+      // batches. Measured: the loop spent 2.8 s of 3.5 s there on the 1 GB bench chat.
       const openUpTo = async (file: number): Promise<void> => {
-        for (; nextFile <= file; nextFile++) {
+        const last = Math.min(this.files.length - 1, file + OPEN_AHEAD);
+        for (; nextFile <= last; nextFile++) {
           const f = this.files[nextFile] as PlannedFile;
+          const fd = openFd(f.path, 'wx', 0o600);
           if (f.entry.chunks.length === 0) {
+            const n = nextFile;
+            track(
+              finishing,
+              fd.then((d) => finishFile(n, d)),
+            );
             while (finishing.size >= FINISHING) await Promise.race(finishing);
-            track(finishing, finishFile(nextFile, await openFd(f.path, 'wx', 0o600)));
           } else {
-            handles.set(nextFile, await openFd(f.path, 'wx', 0o600));
+            fd.catch((e: unknown) => {
+              failure ??= e;
+            });
+            handles.set(nextFile, fd);
           }
         }
       };
       for (const b of batches) {
         if (failure) break;
-        await openUpTo(Math.max(...b.segs.map((s) => s.file)));
+        const files = [...new Set(b.segs.map((s) => s.file))];
+        await openUpTo(Math.max(...files));
         while (running.size >= MAX_BATCHES) await Promise.race(running);
         await sem.acquire(b.length);
         if (failure) break;
         const job = (async () => {
           try {
             const name = packName(b.packId);
-            const sealed = await this.repo.storage.getRange(name, b.offset, b.length);
+            const [sealed, fds] = await Promise.all([
+              this.repo.storage.getRange(name, b.offset, b.length),
+              Promise.all(files.map((f) => handles.get(f) as Promise<number>)),
+            ]);
             if (sealed.length !== b.length) throw new CorruptBackupError('pack is truncated', name);
+            const fdOf = new Map(files.map((f, i) => [f, fds[i] as number]));
             const items = b.segs.map((s) => ({
               ref: s.at.entry,
               offset: s.at.entry.offset - b.offset,
               length: s.at.entry.length,
-              fd: handles.get(s.file) as number,
+              fd: fdOf.get(s.file) as number,
               position: s.position,
             }));
             const bytes = await this.pool.write(sealed, name, items);
@@ -468,12 +488,15 @@ class RestoreRun {
           } finally {
             sem.release(b.length);
           }
-          for (const file of new Set(b.segs.map((s) => s.file))) {
+          for (const file of files) {
             remaining[file] = (remaining[file] as number) - 1;
             if (remaining[file] === 0) {
-              const fd = handles.get(file) as number;
+              const fd = handles.get(file) as Promise<number>;
               handles.delete(file);
-              track(finishing, finishFile(file, fd));
+              track(
+                finishing,
+                fd.then((d) => finishFile(file, d)),
+              );
             }
           }
         })();
@@ -484,7 +507,8 @@ class RestoreRun {
       while (finishing.size > 0) await Promise.race(finishing);
     } finally {
       await Promise.allSettled([...running, ...finishing]);
-      for (const fd of handles.values()) await closeFd(fd).catch(() => {});
+      for (const r of await Promise.allSettled(handles.values()))
+        if (r.status === 'fulfilled') await closeFd(r.value).catch(() => {});
     }
     if (failure) throw failure;
   }

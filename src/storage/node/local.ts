@@ -125,14 +125,17 @@ export class LocalStorage implements Storage {
     try {
       const { size } = await handle.stat();
       const end = Math.min(size, offset + length);
-      const out = new Uint8Array(Math.max(0, end - offset));
+      // Not zero-filled (restore reads ~1 GB through here) and not from Node's shared pool,
+      // so callers may transfer `out.buffer` to a worker thread.
+      const out = new Uint8Array(Buffer.allocUnsafeSlow(Math.max(0, end - offset)).buffer);
       let done = 0;
       while (done < out.length) {
         const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);
         if (bytesRead === 0) break; // truncated meanwhile: return what exists
         done += bytesRead;
       }
-      return done === out.length ? out : out.subarray(0, done);
+      // A file truncated meanwhile: copy, so no uninitialised bytes travel with the result.
+      return done === out.length ? out : out.slice(0, done);
     } catch (error) {
       throw this.failure('read', name, error);
     } finally {
