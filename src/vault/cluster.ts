@@ -247,6 +247,14 @@ export async function runVaultWorker(config: VaultConfig): Promise<void> {
     serverPublicKey: vault.serverPublicKey,
   };
   process.send?.(ready);
+  exitOnSignals(vault);
+}
+
+/**
+ * On SIGTERM or SIGINT, stop accepting, drain in-flight requests (`close`) and exit: 0 when
+ * drained, 1 when closing failed. Repeated signals do not close twice.
+ */
+export function exitOnSignals(vault: { close(): Promise<void> }): void {
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

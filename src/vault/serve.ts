@@ -13,7 +13,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BackvaultError } from '../errors.js';
 import { parseVaultArgs } from './config.js';
-import { runVaultWorker, startVaultCluster } from './cluster.js';
+import { exitOnSignals, runVaultWorker, startVaultCluster } from './cluster.js';
 import { startVault } from './context.js';
 
 /**
@@ -40,17 +40,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey })}\n`,
   );
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    vault.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  exitOnSignals(vault);
 }
 
 function isEntry(): boolean {
