@@ -102,7 +102,9 @@ export function parseCommandArgs(
           `option ${token.rawName} needs a value (${spec.valueName ?? 'VALUE'})`,
         );
       }
-      if (!token.inlineValue && token.value.startsWith('-') && token.value !== '-') {
+      // `--repo --json` is a forgotten value, but base64url keys (fleet keys, pinned vault
+      // keys) start with "-" one time in 64: only refuse what looks like an option.
+      if (!token.inlineValue && /^(--.|-[a-zA-Z]$)/.test(token.value)) {
         throw new UsageError(
           `option ${token.rawName} needs a value (${spec.valueName ?? 'VALUE'}); to pass one starting with "-", write ${token.rawName}=VALUE`,
         );
