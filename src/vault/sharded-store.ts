@@ -28,7 +28,7 @@
  *    because login states are bound to `credentialId:loginEpoch`, which the copy keeps.
  * 4. Start every node with the new id set. Never run nodes with different id sets.
  * An online variant (no drain) needs a per-account "moving" marker on the old shard that
- * the vault treats as UNAVAILABLE until the copy lands; it is not implemented.
+ * the vault treats as UNAVAILABLE until the copy lands; that variant does not exist yet.
  */
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
