@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { CorruptBackupError } from '../errors.js';
+import { CorruptBackupError, MissingObjectError, UnavailableError } from '../errors.js';
 import type { BlobRef } from '../format/index.js';
 import { openBlob } from './blob-codec.js';
 import type { RepoKeys } from './crypto.js';
@@ -166,6 +166,8 @@ export class WorkerPool {
     }).then((r) => {
       if (r.op === 'error') {
         if (r.corrupt) throw new CorruptBackupError(r.message, r.object);
+        if (r.store === 'missing') throw new MissingObjectError(r.object ?? 'pack');
+        if (r.store === 'unavailable') throw new UnavailableError(r.message);
         if (r.errno) throw new SourceReadError(r.message, r.errno);
         throw new Error(r.message);
       }
@@ -231,13 +233,26 @@ export class WorkerPool {
 
   /**
    * Verify and write the blobs of one pack range into their files (see {@link WriteJob}).
-   * `sealed`'s buffer is transferred.
-   * @throws CorruptBackupError naming `object` when a blob fails verification.
+   * The range is either `sealed` (read by the caller; its buffer is transferred) or a
+   * `path`, `offset` and `length` in a local pack file that the worker reads itself, which
+   * keeps the bytes out of this thread (see {@link Storage.localPath}).
+   * @throws CorruptBackupError naming `object` when a blob fails verification or the pack
+   *   file is shorter than the range; MissingObjectError when the pack file does not exist;
+   *   UnavailableError when it cannot be read.
    */
-  async write(sealed: Uint8Array, object: string, items: WriteJob['items']): Promise<number> {
+  async write(
+    source: Uint8Array | { path: string; offset: number; length: number },
+    object: string,
+    items: WriteJob['items'],
+  ): Promise<number> {
     if (this.workers.length === 0) throw new Error('write needs worker threads');
-    const owned = ownedBuffer(sealed);
-    const r = await this.run({ op: 'write', sealed: owned, object, items }, [owned.buffer]);
+    let r: WorkerReply;
+    if (source instanceof Uint8Array) {
+      const owned = ownedBuffer(source);
+      r = await this.run({ op: 'write', source: { sealed: owned }, object, items }, [owned.buffer]);
+    } else {
+      r = await this.run({ op: 'write', source, object, items }, []);
+    }
     if (r.op !== 'write') throw new Error('worker protocol error');
     return r.bytes;
   }

@@ -16,8 +16,9 @@
  * rest is removed, so no plaintext stays behind.
  *
  * Every blob is verified before its bytes are used: AEAD (binding kind, repo, compression
- * and id), decompressed length, HMAC id recomputed over the plaintext, and each file's
- * chunk sizes against its recorded size. Tree entry names that could escape the target
+ * and id), decompressed length, and each file's chunk sizes against its recorded size. The
+ * id is not recomputed from the plaintext here (the AEAD binds it; `check` recomputes it:
+ * see openBlob and SPEC.md §6). Tree entry names that could escape the target
  * ("", ".", "..", "/", NUL) are rejected by the tree decoder as CORRUPT.
  */
 import { randomBytes } from 'node:crypto';
@@ -468,11 +469,16 @@ class RestoreRun {
         const job = (async () => {
           try {
             const name = packName(b.packId);
+            // A local pack file is read by the worker itself: no copy through this thread.
+            const path = this.repo.storage.localPath?.(name);
             const [sealed, fds] = await Promise.all([
-              this.repo.storage.getRange(name, b.offset, b.length),
+              path === undefined
+                ? this.repo.storage.getRange(name, b.offset, b.length)
+                : { path, offset: b.offset, length: b.length },
               Promise.all(files.map((f) => handles.get(f) as Promise<number>)),
             ]);
-            if (sealed.length !== b.length) throw new CorruptBackupError('pack is truncated', name);
+            if (sealed instanceof Uint8Array && sealed.length !== b.length)
+              throw new CorruptBackupError('pack is truncated', name);
             const fdOf = new Map(files.map((f, i) => [f, fds[i] as number]));
             const items = b.segs.map((s) => ({
               ref: s.at.entry,
@@ -483,7 +489,7 @@ class RestoreRun {
             }));
             const bytes = await this.pool.write(sealed, name, items);
             this.bytesDone += bytes;
-            accountGarbage(b.length);
+            if (sealed instanceof Uint8Array) accountGarbage(b.length);
             this.progress();
           } finally {
             sem.release(b.length);

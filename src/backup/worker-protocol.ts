@@ -44,7 +44,8 @@ export type WorkerRequest =
 export interface WriteJob {
   op: 'write';
   jobId: number;
-  sealed: Uint8Array<ArrayBuffer>;
+  /** The range, read by the engine, or where the worker reads it itself (a local pack file). */
+  source: { sealed: Uint8Array<ArrayBuffer> } | { path: string; offset: number; length: number };
   object: string;
   items: { ref: BlobRef; offset: number; length: number; fd: number; position: number }[];
 }
@@ -76,7 +77,14 @@ export type WorkerReply =
   | { op: 'tree'; jobId: number; ok: true; id: Uint8Array; isNew: boolean }
   | { op: 'flush'; jobId: number; ok: true }
   | { op: 'open'; jobId: number; ok: true; plain: Uint8Array<ArrayBuffer> }
-  | { op: 'write'; jobId: number; ok: true; bytes: number; sealed: Uint8Array<ArrayBuffer> }
+  | {
+      op: 'write';
+      jobId: number;
+      ok: true;
+      bytes: number;
+      /** The engine's range buffer, handed back (absent when the worker read the file). */
+      sealed?: Uint8Array<ArrayBuffer>;
+    }
   | {
       op: 'error';
       jobId: number;
@@ -86,6 +94,8 @@ export type WorkerReply =
       object: string | undefined;
       /** The errno code (`ENOENT`, `EACCES`, ...) when a source file could not be read. */
       errno?: string;
+      /** A pack file the worker read itself: absent (MISSING_OBJECT) or unreadable (UNAVAILABLE). */
+      store?: 'missing' | 'unavailable';
     };
 
 /**

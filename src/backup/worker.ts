@@ -168,6 +168,55 @@ function fileJob(job: FileJob): FileResult {
   return { ids: flat, lengths, bytesRead, newChunks, newBytes };
 }
 
+/** A local pack file could not be read (see readPackRange). */
+class PackReadError extends Error {
+  constructor(
+    readonly store: 'missing' | 'unavailable',
+    readonly object: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+/** Reused for every range this worker reads from a local pack file. */
+let rangeBuf = new Uint8Array(0);
+
+/**
+ * Read a range of a local pack file into this worker's reusable buffer (valid until the
+ * next call), with getRange's contract: no file is a missing object, a short read a
+ * truncated (corrupt) one, any other failure an unavailable store.
+ */
+function readPackRange(
+  src: { path: string; offset: number; length: number },
+  object: string,
+): Uint8Array {
+  if (rangeBuf.length < src.length) rangeBuf = new Uint8Array(Math.max(src.length, READ_BLOCK));
+  const code = (e: unknown): string => String((e as NodeJS.ErrnoException | undefined)?.code);
+  let fd: number;
+  try {
+    fd = openSync(src.path, 'r');
+  } catch (e) {
+    if (ABSENT.has(code(e))) throw new PackReadError('missing', object, `missing ${object}`);
+    throw new PackReadError('unavailable', object, `cannot read ${object}: ${code(e)}`);
+  }
+  let done = 0;
+  try {
+    while (done < src.length) {
+      const n = readSync(fd, rangeBuf, done, src.length - done, src.offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (e) {
+    throw new PackReadError('unavailable', object, `cannot read ${object}: ${code(e)}`);
+  } finally {
+    closeSync(fd);
+  }
+  if (done !== src.length) throw new CorruptBackupError('pack is truncated', object);
+  return rangeBuf.subarray(0, done);
+}
+
 port.on('message', (msg: WorkerRequest) => {
   let reply: WorkerReply;
   const transfer: ArrayBuffer[] = [];
@@ -184,13 +233,16 @@ port.on('message', (msg: WorkerRequest) => {
       packer.finish();
       reply = { op: 'flush', jobId: msg.jobId, ok: true };
     } else if (msg.op === 'write') {
+      const src = msg.source;
+      const sealed = 'sealed' in src ? src.sealed : readPackRange(src, msg.object);
       let bytes = 0;
       for (const it of msg.items) {
         const plain = openBlob(
           keys,
           it.ref,
-          msg.sealed.subarray(it.offset, it.offset + it.length),
+          sealed.subarray(it.offset, it.offset + it.length),
           msg.object,
+          false, // AEAD-verified; see openBlob
         );
         let done = 0;
         while (done < plain.length)
@@ -198,10 +250,14 @@ port.on('message', (msg: WorkerRequest) => {
         bytes += plain.length;
         accountGarbage(plain.length);
       }
-      // Hand the sealed range back: it was allocated by the engine's thread, and is freed
-      // promptly only by that thread's collector.
-      transfer.push(msg.sealed.buffer);
-      reply = { op: 'write', jobId: msg.jobId, ok: true, bytes, sealed: msg.sealed };
+      if ('sealed' in src) {
+        // Hand the range back: it was allocated by the engine's thread, and is freed
+        // promptly only by that thread's collector.
+        transfer.push(src.sealed.buffer);
+        reply = { op: 'write', jobId: msg.jobId, ok: true, bytes, sealed: src.sealed };
+      } else {
+        reply = { op: 'write', jobId: msg.jobId, ok: true, bytes };
+      }
     } else {
       const plain = ownedBuffer(openBlob(keys, msg.ref, msg.sealed, msg.object));
       transfer.push(plain.buffer);
@@ -216,7 +272,8 @@ port.on('message', (msg: WorkerRequest) => {
       ok: false,
       corrupt,
       message: corrupt ? 'blob failed verification' : String((e as Error)?.message ?? e),
-      object: corrupt ? e.object : undefined,
+      object: corrupt ? e.object : e instanceof PackReadError ? e.object : undefined,
+      ...(e instanceof PackReadError ? { store: e.store } : {}),
       // Only a file job touches the file system; its errors name the file, never content.
       ...(msg.op === 'file' && typeof errno === 'string' ? { errno } : {}),
     };

@@ -104,5 +104,7 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     list,
     delete: (name) => run('delete', () => storage.delete(name)),
     close: () => storage.close(),
+    // A local file is read directly: its failures are not transient network errors.
+    ...(storage.localPath ? { localPath: storage.localPath.bind(storage) } : {}),
   };
 }

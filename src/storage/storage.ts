@@ -70,6 +70,16 @@ export interface Storage {
 
   /** Release connections and handles. The instance must not be used afterwards. */
   close(): Promise<void>;
+
+  /**
+   * Optional. When object `name` is a plain file on this machine, its path, so that a reader
+   * that opens files itself (restore's worker threads) can read ranges without copying them
+   * through this interface and across threads. Such a reader keeps `getRange`'s contract:
+   * no file is a missing object, a short read is a truncated object. Stores that are not
+   * local files do not implement it.
+   * @throws TypeError on an invalid object name.
+   */
+  localPath?(name: string): string;
 }
 
 const NAME = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;

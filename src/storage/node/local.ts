@@ -237,6 +237,15 @@ export class LocalStorage implements Storage {
     return removed;
   }
 
+  /**
+   * The file that holds object `name` (see {@link Storage.localPath}).
+   * @throws TypeError on an invalid object name.
+   */
+  localPath(name: string): string {
+    assertObjectName(name);
+    return this.pathOf(name);
+  }
+
   private pathOf(name: string): string {
     return path.join(this.root, ...name.split('/'));
   }
