@@ -40,6 +40,7 @@ import {
 import type { BackupOptions, BackupResult, Progress } from './api.js';
 import { sqliteChunkSize } from './chunker.js';
 import { seal, sha256Hex } from './crypto.js';
+import { RepoLock } from './lock.js';
 import { WorkerPool, defaultWorkers } from './pool.js';
 import { SourceReadError, type FileResult } from './worker-protocol.js';
 import {
@@ -410,6 +411,8 @@ class BackupRun {
  *   Files and directories that vanish while the backup runs are skipped and reported in
  *   `warnings` / `filesSkipped`.
  * @throws WrongKeyError when the key does not open the existing repository.
+ * @throws ConflictError when a prune holds the repository's lock, or this backup lost its
+ *   own lock (stopped for longer than a lock lives); nothing is committed then.
  * @throws RollbackError / CorruptBackupError / MissingObjectError when the repository's
  *   snapshot chain or index fails verification (nothing is written then).
  * @throws UnavailableError from the store.
@@ -432,6 +435,29 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     created = true;
   }
   const repo = await openRepository(opts);
+  // Taken before the index is read: a prune must not delete what this backup deduplicates
+  // against or has stored but not yet indexed (see lock.ts).
+  const lock = await RepoLock.acquire(repo, false);
+  try {
+    return await backupLocked(opts, repo, lock, { started, startMs, source, rootStat, created });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function backupLocked(
+  opts: BackupOptions,
+  repo: Repo,
+  lock: RepoLock,
+  ctx: {
+    started: number;
+    startMs: number;
+    source: string;
+    rootStat: BigIntStats;
+    created: boolean;
+  },
+): Promise<BackupResult> {
+  const { started, startMs, source, rootStat, created } = ctx;
   const chain = await loadChain(repo);
   // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
   // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
@@ -474,6 +500,9 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     if (run.failure) throw run.failure;
     await pool.flush();
 
+    // A backup stopped for longer than a lock lives (a suspended laptop) may have been pruned
+    // around: it must not index or commit what may be gone.
+    await lock.assertHeld();
     if (packs.length > 0) {
       const sealedIndex = seal(
         repo.keys.meta,
@@ -503,6 +532,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       snapPlain,
     );
     const snapshotId = sha256Hex(sealedSnap);
+    await lock.assertHeld();
     // The commit point: from here on the new snapshot exists.
     await repo.storage.put(PREFIX.snapshots + snapshotId, sealedSnap);
     bytesStoredNew += sealedSnap.length;

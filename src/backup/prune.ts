@@ -10,8 +10,8 @@
  * point does a snapshot name a blob that no durable index can find.
  *
  * Prune refuses to run on a repository whose chain, index or trees fail verification (it
- * would otherwise delete what it cannot see). Do not run it while a backup of the same
- * repository is running: that backup's new packs are not yet indexed and would be deleted.
+ * would otherwise delete what it cannot see), and while a backup of the same repository
+ * holds its lock (that backup's new packs are not yet indexed): see lock.ts.
  */
 import {
   ObjectKind,
@@ -24,6 +24,7 @@ import {
 import type { PruneResult, Progress, RepoAccess } from './api.js';
 import { seal, sha256Hex } from './crypto.js';
 import { openBlob } from './blob-codec.js';
+import { RepoLock } from './lock.js';
 import { PackWriter } from './pack-writer.js';
 import {
   listPacks,
@@ -38,7 +39,9 @@ import {
 import { walkTrees } from './tree-walk.js';
 
 /**
- * Prune unreferenced data.
+ * Prune unreferenced data, holding the repository's exclusive lock.
+ * @throws ConflictError when a backup or another prune holds the repository's lock
+ *   (nothing is deleted then).
  * @throws WrongKeyError, NoRepositoryError, RollbackError, CorruptBackupError,
  *   MissingObjectError (nothing is deleted then), UnavailableError.
  */
@@ -47,6 +50,19 @@ export async function prune(
 ): Promise<PruneResult> {
   const started = performance.now();
   const repo = await openRepository(opts);
+  const lock = await RepoLock.acquire(repo, true);
+  try {
+    return await pruneLocked(opts, repo, started);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function pruneLocked(
+  opts: RepoAccess & { onProgress?: (p: Progress) => void },
+  repo: Repo,
+  started: number,
+): Promise<PruneResult> {
   const chain = await loadChain(repo);
   // Listed before the index is read: a blob a later backup stored again (its first pack was
   // lost) is then kept from its new pack, and the lost pack drops out of the new index.

@@ -66,6 +66,8 @@ export const ObjectKind = {
   PACK_HEADER: 3,
   INDEX: 4,
   SNAPSHOT: 5,
+  /** A repository lock (see src/backup/lock.ts). */
+  LOCK: 6,
 } as const;
 
 /** One of {@link ObjectKind}. */
@@ -105,4 +107,5 @@ export const PREFIX = {
   data: 'data/',
   index: 'index/',
   snapshots: 'snapshots/',
+  locks: 'locks/',
 } as const;

@@ -1,0 +1,243 @@
+/**
+ * Repository locks: a backup and a prune of the same repository never overlap.
+ *
+ * Without them a prune that runs while a backup is in progress deletes what that backup
+ * relies on: packs it has stored but not yet indexed, and packs it deduplicated against
+ * (it read the index before prune rewrote it). The snapshot it then commits names blobs
+ * that no longer exist: data the user believes is backed up is gone.
+ *
+ * A lock is an object `locks/<64 random hex>` sealed under the meta key with
+ * AD(lock) (SPEC.md §2, §5): the store learns nothing but that a lock exists. Its plaintext
+ * is JSON `{"v":1,"exclusive":bool,"host":string,"pid":number,"time":ms since the epoch}`.
+ * A backup takes a shared lock, a prune an exclusive one. Taking a lock is: write our lock,
+ * then list the others; if any other lock that is not stale conflicts with ours (either is
+ * exclusive), delete ours and fail with CONFLICT. Two processes racing both see each other
+ * and both back off: never both proceed.
+ *
+ * Liveness: the holder rewrites its lock with a fresh `time` every LOCK_REFRESH_MS. Another
+ * process treats a lock as stale when its `time` is more than LOCK_STALE_MS old by its own
+ * clock, or when it was written on this host by a process that no longer exists (a killed
+ * backup leaves its lock behind). An exclusive holder deletes the stale locks it ignored.
+ *
+ * A holder that was stopped longer than that (a laptop suspended in the middle of a
+ * backup) may have been declared stale and pruned around. So before its commit point a
+ * backup calls {@link RepoLock.assertHeld}: its lock must still exist and its last refresh
+ * must be less than LOCK_SELF_STALE_MS ago by its own wall clock. The gap between the two
+ * limits (10 minutes) is the clock skew between devices this tolerates.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname as osHostname } from 'node:os';
+import { ConflictError, CorruptBackupError, MissingObjectError } from '../errors.js';
+import { ObjectKind, PREFIX, objectAd } from '../format/index.js';
+import { open, seal } from './crypto.js';
+import type { Repo } from './repo.js';
+
+/** A holder rewrites its lock this often. */
+export const LOCK_REFRESH_MS = 5 * 60 * 1000;
+/** Others ignore a lock not rewritten for this long. */
+export const LOCK_STALE_MS = 30 * 60 * 1000;
+/** A holder whose last refresh is this old no longer trusts its own lock. */
+export const LOCK_SELF_STALE_MS = 20 * 60 * 1000;
+/** Locks are tiny; anything larger is not one of ours. */
+const LOCK_MAX_BYTES = 4096;
+
+/** What a lock says about its holder. */
+export interface LockInfo {
+  exclusive: boolean;
+  host: string;
+  pid: number;
+  /** Last refresh, milliseconds since the epoch, by the holder's clock. */
+  time: number;
+}
+
+/** Clock, host and liveness, injectable for tests. */
+export interface LockEnv {
+  now?: () => number;
+  hostname?: string;
+  pid?: number;
+  isAlive?: (pid: number) => boolean;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function encodeLock(info: LockInfo): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: 1, ...info }));
+}
+
+/** Decode a lock's plaintext. @throws CorruptBackupError naming `object`. */
+export function decodeLock(plain: Uint8Array, object: string): LockInfo {
+  let j: unknown;
+  try {
+    j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plain));
+  } catch {
+    throw new CorruptBackupError('lock is not valid JSON', object);
+  }
+  const o = j as Record<string, unknown>;
+  if (
+    typeof j !== 'object' ||
+    j === null ||
+    o.v !== 1 ||
+    typeof o.exclusive !== 'boolean' ||
+    typeof o.host !== 'string' ||
+    !Number.isSafeInteger(o.pid) ||
+    !Number.isSafeInteger(o.time)
+  ) {
+    throw new CorruptBackupError('lock has an unknown shape', object);
+  }
+  return {
+    exclusive: o.exclusive,
+    host: o.host,
+    pid: o.pid as number,
+    time: o.time as number,
+  };
+}
+
+function describe(info: LockInfo, now: number): string {
+  const ago = Math.max(0, Math.round((now - info.time) / 60_000));
+  return `${info.exclusive ? 'a prune' : 'a backup'} on ${info.host} (pid ${info.pid}, lock refreshed ${ago} min ago)`;
+}
+
+/** A lock this process holds on a repository. Release it in a `finally`. */
+export class RepoLock {
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastRefresh: number;
+  private refreshing: Promise<void> = Promise.resolve();
+  private lost = false;
+  private released = false;
+
+  private constructor(
+    private readonly repo: Repo,
+    readonly name: string,
+    private readonly info: LockInfo,
+    private readonly now: () => number,
+  ) {
+    this.lastRefresh = info.time;
+  }
+
+  /**
+   * Take a shared (backup) or exclusive (prune) lock.
+   * @throws ConflictError when another live process holds a conflicting lock (ours is
+   *   removed again; nothing else was written).
+   * @throws CorruptBackupError when a lock object does not open or decode (it names it).
+   * @throws UnavailableError from the store.
+   */
+  static async acquire(repo: Repo, exclusive: boolean, env: LockEnv = {}): Promise<RepoLock> {
+    const now = env.now ?? Date.now;
+    const host = env.hostname ?? osHostname();
+    const alive = env.isAlive ?? processAlive;
+    const info: LockInfo = { exclusive, host, pid: env.pid ?? process.pid, time: now() };
+    const name = PREFIX.locks + randomBytes(32).toString('hex');
+    const lock = new RepoLock(repo, name, info, now);
+    await lock.write();
+    try {
+      const stale: string[] = [];
+      for (const other of await listLocks(repo)) {
+        if (other.name === name) continue;
+        const t = now();
+        const isStale =
+          t - other.info.time > LOCK_STALE_MS ||
+          (other.info.host === host && !alive(other.info.pid));
+        if (isStale) {
+          stale.push(other.name);
+          continue;
+        }
+        if (exclusive || other.info.exclusive) {
+          throw new ConflictError(
+            `the repository is locked by ${describe(other.info, t)}`,
+            `Retry when it has finished. A lock of a process that died expires ${LOCK_STALE_MS / 60_000} min after its last refresh (${other.name}).`,
+          );
+        }
+      }
+      // Only an exclusive holder clears stale locks: their holders, should they wake up,
+      // find their lock gone and refuse to commit (assertHeld).
+      if (exclusive) for (const s of stale) await repo.storage.delete(s);
+    } catch (e) {
+      await repo.storage.delete(name).catch(() => undefined);
+      throw e;
+    }
+    lock.timer = setInterval(() => {
+      lock.refreshing = lock.refresh();
+    }, LOCK_REFRESH_MS);
+    lock.timer.unref();
+    return lock;
+  }
+
+  private async write(): Promise<void> {
+    const sealed = seal(
+      this.repo.keys.meta,
+      objectAd(ObjectKind.LOCK, this.repo.keys.repoId),
+      encodeLock(this.info),
+    );
+    await this.repo.storage.put(this.name, sealed);
+  }
+
+  /** Rewrite the lock with a fresh time, unless it was removed by someone else meanwhile. */
+  private async refresh(): Promise<void> {
+    if (this.released || this.lost) return;
+    try {
+      if ((await this.repo.storage.stat(this.name)) === undefined) {
+        this.lost = true;
+        return;
+      }
+      const t = this.now();
+      this.info.time = t;
+      await this.write();
+      this.lastRefresh = t;
+    } catch {
+      // A store that fails now fails the operation soon; assertHeld catches a long outage.
+    }
+  }
+
+  /**
+   * Before a commit point: the lock must still be ours and fresh.
+   * @throws ConflictError when it was removed (a prune declared it stale) or not refreshed
+   *   for LOCK_SELF_STALE_MS (this process was stopped, or the store unreachable).
+   */
+  async assertHeld(): Promise<void> {
+    await this.refreshing;
+    if (!this.lost && this.now() - this.lastRefresh < LOCK_SELF_STALE_MS) {
+      if ((await this.repo.storage.stat(this.name)) !== undefined) return;
+    }
+    this.lost = true;
+    throw new ConflictError(
+      'this operation lost its repository lock (it was stopped or cut off for too long, and another process may have pruned since)',
+      'Run it again; nothing was committed.',
+    );
+  }
+
+  /** Remove the lock. Idempotent; never throws (a lock left behind expires). */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.refreshing;
+    await this.repo.storage.delete(this.name).catch(() => undefined);
+  }
+}
+
+/** Every lock in the repository, opened and decoded. */
+export async function listLocks(repo: Repo): Promise<{ name: string; info: LockInfo }[]> {
+  const out: { name: string; info: LockInfo }[] = [];
+  for await (const o of repo.storage.list(PREFIX.locks)) {
+    if (!/^locks\/[0-9a-f]{64}$/.test(o.name) || o.size > LOCK_MAX_BYTES) {
+      throw new CorruptBackupError('not a lock', o.name);
+    }
+    let sealed: Uint8Array;
+    try {
+      sealed = await repo.storage.get(o.name);
+    } catch (e) {
+      if (e instanceof MissingObjectError) continue; // released meanwhile
+      throw e;
+    }
+    const plain = open(repo.keys.meta, objectAd(ObjectKind.LOCK, repo.keys.repoId), sealed, o.name);
+    out.push({ name: o.name, info: decodeLock(plain, o.name) });
+  }
+  return out;
+}

@@ -1,0 +1,262 @@
+/**
+ * Repository locks (src/backup/lock.ts): a prune never runs while a backup holds its lock,
+ * a backup never starts under a prune's lock, stale locks (dead process on this host, or not
+ * refreshed for 30 min) are ignored and cleared by the next prune, a holder that lost its
+ * lock refuses to commit, and racing exclusive holders never both proceed. The last tests
+ * run the real CLI: a backup frozen (SIGSTOP) while it holds its lock makes a concurrent
+ * prune fail with CONFLICT and delete nothing; a backup killed with SIGKILL leaves a lock
+ * that the next prune recognises as dead.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { backup, listSnapshots, prune } from '../../src/backup/index.js';
+import { LOCK_SELF_STALE_MS, LOCK_STALE_MS, RepoLock, listLocks } from '../../src/backup/lock.js';
+import { openRepository } from '../../src/backup/repo.js';
+import { hasCode } from '../../src/errors.js';
+import { generateBackupKey, packName, toHex } from '../../src/format/index.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import { MAIN_JS } from '../cli/cli-harness.js';
+import { removeDir, tempDir } from './helpers.js';
+
+/** The pid of a process that has exited (so certainly not alive). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.exit(0)']);
+  assert.ok(r.pid);
+  return r.pid;
+}
+
+function snapshotOf(storage: MemoryStorage): Map<string, string> {
+  return new Map([...storage.raw()].map(([k, v]) => [k, toHex(v)]));
+}
+
+describe('repository locks', () => {
+  let dir: string;
+  const key = generateBackupKey();
+  let n = 0;
+
+  before(async () => {
+    dir = await tempDir('bv-lock-');
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  /** A repository with two snapshots and one orphan pack (prune has work to do). */
+  async function repoWithGarbage(): Promise<{ storage: MemoryStorage; statePath: string }> {
+    const src = join(dir, `src${n++}`);
+    await mkdir(src, { recursive: true });
+    const storage = new MemoryStorage();
+    const statePath = join(dir, `state${n}.json`);
+    await writeFile(join(src, 'a.bin'), randomBytes(200_000));
+    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    await writeFile(join(src, 'a.bin'), randomBytes(200_000));
+    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    // What a backup killed before its index leaves: a pack no index names (prune deletes it).
+    const orphan = randomBytes(5000);
+    await storage.put(packName(createHash('sha256').update(orphan).digest('hex')), orphan);
+    return { storage, statePath };
+  }
+
+  it('a prune is refused while a live backup holds its lock, and deletes nothing', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const held = await RepoLock.acquire(repo, false);
+    const before = snapshotOf(storage);
+    await assert.rejects(prune({ storage, backupKey: key, statePath }), (e) =>
+      hasCode(e, 'CONFLICT'),
+    );
+    assert.deepEqual(snapshotOf(storage), before, 'a refused prune changed the store');
+    await held.release();
+    const r = await prune({ storage, backupKey: key, statePath });
+    assert.equal(r.packsDeleted, 1, 'the orphan pack was not deleted');
+    assert.deepEqual(await listLocks(repo), [], 'locks left behind');
+  });
+
+  it('a backup is refused while a prune holds the exclusive lock, and writes nothing', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const held = await RepoLock.acquire(repo, true);
+    const before = snapshotOf(storage);
+    const src = join(dir, `src-b${n++}`);
+    await mkdir(src);
+    await writeFile(join(src, 'x'), 'new data');
+    await assert.rejects(backup({ storage, backupKey: key, statePath, source: src }), (e) =>
+      hasCode(e, 'CONFLICT'),
+    );
+    assert.deepEqual(snapshotOf(storage), before, 'a refused backup changed the store');
+    await held.release();
+    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    assert.equal((await listSnapshots({ storage, backupKey: key, statePath })).length, 3);
+  });
+
+  it('backups share the lock with each other', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const a = await RepoLock.acquire(repo, false);
+    const b = await RepoLock.acquire(repo, false);
+    assert.equal((await listLocks(repo)).length, 2);
+    await a.release();
+    await b.release();
+    assert.deepEqual(await listLocks(repo), []);
+  });
+
+  it('stale locks (dead process here, or old anywhere) are ignored and cleared by prune', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    // A backup on this host whose process died (kill -9) without releasing.
+    await RepoLock.acquire(repo, false, { pid: deadPid() });
+    // A backup on another device, last refreshed 31 minutes ago.
+    const past = Date.now() - LOCK_STALE_MS - 60_000;
+    await RepoLock.acquire(repo, false, { hostname: 'other-phone', now: () => past });
+    assert.equal((await listLocks(repo)).length, 2);
+    await prune({ storage, backupKey: key, statePath });
+    assert.deepEqual(await listLocks(repo), [], 'stale locks were not cleared');
+  });
+
+  it('a fresh lock of another host is respected even if its pid means nothing here', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const other = await RepoLock.acquire(repo, false, { hostname: 'other-phone', pid: deadPid() });
+    await assert.rejects(prune({ storage, backupKey: key, statePath }), (e) =>
+      hasCode(e, 'CONFLICT'),
+    );
+    await other.release();
+  });
+
+  it('a holder whose lock was cleared or went unrefreshed refuses to commit', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    let t = Date.now();
+    const lock = await RepoLock.acquire(repo, false, { now: () => t });
+    await lock.assertHeld();
+    t += LOCK_SELF_STALE_MS + 1000; // stopped (suspended) for longer than it may trust
+    await assert.rejects(lock.assertHeld(), (e) => hasCode(e, 'CONFLICT'));
+    await lock.release();
+
+    const lock2 = await RepoLock.acquire(repo, false);
+    await storage.delete(lock2.name); // a prune judged it stale and cleared it
+    await assert.rejects(lock2.assertHeld(), (e) => hasCode(e, 'CONFLICT'));
+    await lock2.release();
+  });
+
+  it('racing exclusive holders never both proceed', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    for (let i = 0; i < 20; i++) {
+      const rs = await Promise.allSettled([
+        RepoLock.acquire(repo, true),
+        RepoLock.acquire(repo, true),
+        RepoLock.acquire(repo, false),
+      ]);
+      const won = rs.filter((r) => r.status === 'fulfilled');
+      const exclusiveWon = rs.slice(0, 2).filter((r) => r.status === 'fulfilled').length;
+      assert.ok(exclusiveWon <= 1, 'two exclusive locks held at once');
+      if (exclusiveWon === 1) assert.equal(won.length, 1, 'an exclusive lock shared');
+      for (const r of rs) if (r.status === 'fulfilled') await r.value.release();
+      for (const r of rs) {
+        if (r.status === 'rejected') assert.ok(hasCode(r.reason, 'CONFLICT'), String(r.reason));
+      }
+    }
+    assert.deepEqual(await listLocks(repo), []);
+  });
+
+  it('an object under locks/ that is not our lock is CORRUPT, naming it', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const bogus = `locks/${'ab'.repeat(32)}`;
+    await storage.put(bogus, randomBytes(64));
+    await assert.rejects(
+      prune({ storage, backupKey: key, statePath }),
+      (e) =>
+        hasCode(e, 'CORRUPT') &&
+        String((e as Error).message + (e as { object?: string }).object).includes(bogus),
+    );
+  });
+
+  describe('with the real CLI and a local store', () => {
+    async function cliBackupHoldingLock(): Promise<{
+      repo: string;
+      env: NodeJS.ProcessEnv;
+      child: ReturnType<typeof spawn>;
+      done: Promise<number | null>;
+    }> {
+      const base = join(dir, `cli${n++}`);
+      const src = join(base, 'src');
+      const repo = join(base, 'repo');
+      await mkdir(src, { recursive: true });
+      for (let i = 0; i < 6; i++) await writeFile(join(src, `f${i}.bin`), randomBytes(20 << 20));
+      const env = {
+        PATH: process.env.PATH,
+        HOME: base,
+        BACKVAULT_STATE: join(base, 'state.json'),
+        BACKVAULT_KEY: toHex(key),
+      };
+      // A first backup makes the repository; the second one is the one caught holding its lock.
+      const first = spawnSync(
+        process.execPath,
+        [MAIN_JS, 'backup', join(base, 'src'), '--repo', repo],
+        { env },
+      );
+      assert.equal(first.status, 0, String(first.stderr));
+      for (let i = 0; i < 6; i++) await writeFile(join(src, `f${i}.bin`), randomBytes(20 << 20));
+      const child = spawn(process.execPath, [MAIN_JS, 'backup', src, '--repo', repo], {
+        env,
+        stdio: 'ignore',
+      });
+      const done = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      const locks = join(repo, 'locks');
+      for (;;) {
+        const names = await readdir(locks).catch(() => [] as string[]);
+        if (names.some((x) => /^[0-9a-f]{64}$/.test(x))) break;
+        if (child.exitCode !== null) assert.fail('the backup finished before its lock was seen');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      return { repo, env, child, done };
+    }
+
+    it('prune fails with CONFLICT while a (frozen) backup holds its lock', async () => {
+      const { repo, env, child, done } = await cliBackupHoldingLock();
+      process.kill(child.pid as number, 'SIGSTOP');
+      try {
+        const before = await readdir(join(repo, 'data'), { recursive: true });
+        const p = spawnSync(process.execPath, [MAIN_JS, 'prune', '--repo', repo], {
+          env,
+          encoding: 'utf8',
+        });
+        assert.equal(p.status, 1, p.stderr);
+        assert.match(p.stderr, /^CONFLICT: .*locked by a backup on /);
+        assert.deepEqual(await readdir(join(repo, 'data'), { recursive: true }), before);
+      } finally {
+        process.kill(child.pid as number, 'SIGCONT');
+      }
+      assert.equal(await done, 0, 'the backup failed after being resumed');
+      const c = spawnSync(process.execPath, [MAIN_JS, 'check', '--repo', repo], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(c.status, 0, c.stderr);
+      assert.deepEqual(await readdir(join(repo, 'locks')), [], 'locks left behind');
+    });
+
+    it('after a backup is killed with SIGKILL, prune sees its lock as dead and proceeds', async () => {
+      const { repo, env, child, done } = await cliBackupHoldingLock();
+      process.kill(child.pid as number, 'SIGKILL');
+      await done;
+      assert.equal((await readdir(join(repo, 'locks'))).length, 1);
+      const p = spawnSync(process.execPath, [MAIN_JS, 'prune', '--repo', repo], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(p.status, 0, p.stderr);
+      assert.deepEqual(await readdir(join(repo, 'locks')), [], 'the dead lock was not cleared');
+      const c = spawnSync(process.execPath, [MAIN_JS, 'check', '--repo', repo], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(c.status, 0, c.stderr);
+    });
+  });
+});
