@@ -30,6 +30,7 @@ import { hostname as osHostname } from 'node:os';
 import { ConflictError, CorruptBackupError, MissingObjectError } from '../errors.js';
 import { ObjectKind, PREFIX, objectAd } from '../format/index.js';
 import { open, seal } from './crypto.js';
+import { isProcessAlive } from './process-alive.js';
 import type { Repo } from './repo.js';
 
 /** A holder rewrites its lock this often. */
@@ -56,15 +57,6 @@ export interface LockEnv {
   hostname?: string;
   pid?: number;
   isAlive?: (pid: number) => boolean;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function encodeLock(info: LockInfo): Uint8Array {
@@ -131,7 +123,7 @@ export class RepoLock {
   static async acquire(repo: Repo, exclusive: boolean, env: LockEnv = {}): Promise<RepoLock> {
     const now = env.now ?? Date.now;
     const host = env.hostname ?? osHostname();
-    const alive = env.isAlive ?? processAlive;
+    const alive = env.isAlive ?? isProcessAlive;
     const info: LockInfo = { exclusive, host, pid: env.pid ?? process.pid, time: now() };
     const name = PREFIX.locks + randomBytes(32).toString('hex');
     const lock = new RepoLock(repo, name, info, now);

@@ -52,6 +52,7 @@ import {
 import { EntryType, packName, toHex, type FileEntry } from '../format/index.js';
 import type { RestoreOptions, RestoreResult } from './api.js';
 import { accountGarbage } from './gc.js';
+import { isProcessAlive } from './process-alive.js';
 import { ByteSemaphore, WorkerPool, defaultWorkers } from './pool.js';
 import {
   listPacks,
@@ -142,15 +143,6 @@ async function lstatOrUndefined(
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Clean up after earlier restores to `target` that were killed: for each directory beside
  * it named exactly `.<name>.backvault-restore-<12 hex>`, owned by this user and holding our
@@ -213,7 +205,7 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
     const mk = MARKER_LINE.exec(await readFile(markerPath, 'utf8'));
     if (!mk) continue;
     const pid = Number(mk[1]);
-    if (mk[2] === osHostname() && pid !== process.pid && isAlive(pid)) {
+    if (mk[2] === osHostname() && pid !== process.pid && isProcessAlive(pid)) {
       warnings.push(
         `left in place: the temporary directory of a restore still running (pid ${pid}): ${dir}`,
       );
