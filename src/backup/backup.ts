@@ -100,6 +100,16 @@ function errnoOf(e: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** A file name for messages: printable ASCII as is, every other byte (and `\`) as \xNN. */
+function escapeName(b: Buffer): string {
+  let out = '';
+  for (const c of b) {
+    const printable = c >= 0x20 && c < 0x7f && c !== 0x5c;
+    out += printable ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /** The path (or a part of it) no longer exists: the file vanished while we looked. */
 function vanished(e: unknown): boolean {
   const c = errnoOf(e);
@@ -341,13 +351,24 @@ class BackupRun {
 
   /** Back up a directory; resolves to its tree id, or undefined when it vanished. */
   async dir(path: string, parentTree: TreeEntry[] | undefined): Promise<Uint8Array | undefined> {
-    let names: string[];
+    let raw: Buffer[];
     try {
-      names = (await readdir(path)).sort();
+      raw = await readdir(path, { encoding: 'buffer' });
     } catch (e) {
       if (vanished(e)) return this.skip(path, 'directory vanished during backup');
       throw sourceError(e, path, 'directory');
     }
+    // Tree names are UTF-8 (SPEC.md §10). A name that is not (possible on Linux) cannot be
+    // recorded or even opened through a string path: say so, instead of reporting it as
+    // vanished when its decoded form is not found.
+    const names: string[] = [];
+    for (const b of raw) {
+      const name = b.toString('utf8');
+      if (Buffer.from(name, 'utf8').equals(b)) names.push(name);
+      else
+        this.skip(join(path, escapeName(b)), 'name is not valid UTF-8, not backed up (rename it)');
+    }
+    names.sort();
     const prevByName = new Map((parentTree ?? []).map((e) => [e.name, e]));
     const entries: Promise<TreeEntry | undefined>[] = [];
     for (const name of names) {

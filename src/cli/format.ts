@@ -11,7 +11,7 @@ export function formatBytes(n: number): string {
     v /= 1024;
     u++;
   }
-  if (u === 0) return `${v} B`;
+  if (u === 0) return `${Math.round(v)} B`;
   const digits = v >= 100 ? 0 : v >= 10 ? 1 : 2;
   return `${v.toFixed(digits)} ${UNITS[u]}`;
 }

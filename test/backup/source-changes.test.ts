@@ -170,4 +170,28 @@ describe('a source that changes during the backup', () => {
     const snaps = await readdir(join(repo, 'snapshots')).catch(() => []);
     assert.deepEqual(snaps, []);
   });
+
+  it('a name that is not valid UTF-8 is reported as such, not as vanished', async () => {
+    const base = await fresh();
+    const src = join(base, 'src');
+    // "café.txt" in Latin-1: the é is the single byte 0xe9, not valid UTF-8.
+    const latin1 = Buffer.concat([
+      Buffer.from(`${src}/caf`),
+      Buffer.from([0xe9]),
+      Buffer.from('.txt'),
+    ]);
+    writeFileSync(latin1, 'latin-1 name');
+    await writeFile(join(src, 'ok.txt'), 'fine');
+    const r = await backup({
+      storage: new MemoryStorage(),
+      backupKey: generateBackupKey(),
+      source: src,
+      workers: 1,
+    });
+    assert.equal(r.files, 1);
+    assert.equal(r.filesSkipped, 1);
+    assert.deepEqual(r.warnings, [
+      `name is not valid UTF-8, not backed up (rename it), skipped: ${join(src, 'caf\\xe9.txt')}`,
+    ]);
+  });
 });

@@ -49,7 +49,7 @@ export const backupCommand: CommandSpec = {
         `  new data: ${formatBytes(r.bytesNew)} in ${formatCount(r.chunksNew)} of ${plural(r.chunksTotal, 'chunk')}; stored: ${formatBytes(r.bytesStoredNew)}`,
         `  took ${formatSeconds(r.seconds)}${rate}`,
         ...(r.filesSkipped > 0
-          ? [`  skipped ${plural(r.filesSkipped, 'file')} that vanished`]
+          ? [`  skipped ${plural(r.filesSkipped, 'file')} (see the warnings)`]
           : []),
         ...r.warnings.map((w) => `  warning: ${w}`),
       ],
