@@ -432,7 +432,7 @@ class BackupRun {
  *   Files and directories that vanish while the backup runs are skipped and reported in
  *   `warnings` / `filesSkipped`.
  * @throws WrongKeyError when the key does not open the existing repository.
- * @throws ConflictError when a prune holds the repository's lock, or this backup lost its
+ * @throws ConflictError when another backup or a prune holds the repository's lock, or this backup lost its
  *   own lock (stopped for longer than a lock lives); nothing is committed then.
  * @throws RollbackError / CorruptBackupError / MissingObjectError when the repository's
  *   snapshot chain or index fails verification (nothing is written then).
@@ -457,8 +457,9 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   }
   const repo = await openRepository(opts);
   // Taken before the index is read: a prune must not delete what this backup deduplicates
-  // against or has stored but not yet indexed (see lock.ts).
-  const lock = await RepoLock.acquire(repo, false);
+  // against or has stored but not yet indexed, and another backup must not chain a second
+  // snapshot to the same head (a fork). See lock.ts.
+  const lock = await RepoLock.acquire(repo, 'backup', true);
   try {
     return await backupLocked(opts, repo, lock, { started, startMs, source, rootStat, created });
   } finally {

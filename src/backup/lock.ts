@@ -6,10 +6,15 @@
  * (it read the index before prune rewrote it). The snapshot it then commits names blobs
  * that no longer exist: data the user believes is backed up is gone.
  *
+ * Two backups must not overlap either: each chains its snapshot to the head it read at its
+ * start, and two snapshots with the same predecessor are a fork, which every later command
+ * refuses as a possible rollback (SPEC.md §11). So backups and prunes both take the lock
+ * exclusively; shared locks exist in the format for readers that may take them later.
+ *
  * A lock is an object `locks/<64 random hex>` sealed under the meta key with
  * AD(lock) (SPEC.md §2, §5): the store learns nothing but that a lock exists. Its plaintext
- * is JSON `{"v":1,"exclusive":bool,"host":string,"pid":number,"time":ms since the epoch}`.
- * A backup takes a shared lock, a prune an exclusive one. Taking a lock is: write our lock,
+ * is JSON `{"v":1,"op":string,"exclusive":bool,"host":string,"pid":number,"time":ms since
+ * the epoch}`. Taking a lock is: write our lock,
  * then list the others; if any other lock that is not stale conflicts with ours (either is
  * exclusive), delete ours and fail with CONFLICT. Two processes racing both see each other
  * and both back off: never both proceed.
@@ -44,6 +49,8 @@ const LOCK_MAX_BYTES = 4096;
 
 /** What a lock says about its holder. */
 export interface LockInfo {
+  /** What the holder does (`backup`, `prune`), for messages. */
+  op: string;
   exclusive: boolean;
   host: string;
   pid: number;
@@ -76,6 +83,7 @@ export function decodeLock(plain: Uint8Array, object: string): LockInfo {
     typeof j !== 'object' ||
     j === null ||
     o.v !== 1 ||
+    typeof o.op !== 'string' ||
     typeof o.exclusive !== 'boolean' ||
     typeof o.host !== 'string' ||
     !Number.isSafeInteger(o.pid) ||
@@ -84,6 +92,7 @@ export function decodeLock(plain: Uint8Array, object: string): LockInfo {
     throw new CorruptBackupError('lock has an unknown shape', object);
   }
   return {
+    op: o.op,
     exclusive: o.exclusive,
     host: o.host,
     pid: o.pid as number,
@@ -93,7 +102,9 @@ export function decodeLock(plain: Uint8Array, object: string): LockInfo {
 
 function describe(info: LockInfo, now: number): string {
   const ago = Math.max(0, Math.round((now - info.time) / 60_000));
-  return `${info.exclusive ? 'a prune' : 'a backup'} on ${info.host} (pid ${info.pid}, lock refreshed ${ago} min ago)`;
+  const what = /^[a-z]{1,16}$/.test(info.op) ? `a ${info.op}` : 'another process';
+  const host = info.host.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
+  return `${what} on ${host} (pid ${info.pid}, lock refreshed ${ago} min ago)`;
 }
 
 /** A lock this process holds on a repository. Release it in a `finally`. */
@@ -114,17 +125,22 @@ export class RepoLock {
   }
 
   /**
-   * Take a shared (backup) or exclusive (prune) lock.
+   * Take a lock for `op` (`backup`, `prune`): exclusive, or shared with other shared ones.
    * @throws ConflictError when another live process holds a conflicting lock (ours is
    *   removed again; nothing else was written).
    * @throws CorruptBackupError when a lock object does not open or decode (it names it).
    * @throws UnavailableError from the store.
    */
-  static async acquire(repo: Repo, exclusive: boolean, env: LockEnv = {}): Promise<RepoLock> {
+  static async acquire(
+    repo: Repo,
+    op: string,
+    exclusive: boolean,
+    env: LockEnv = {},
+  ): Promise<RepoLock> {
     const now = env.now ?? Date.now;
     const host = env.hostname ?? osHostname();
     const alive = env.isAlive ?? isProcessAlive;
-    const info: LockInfo = { exclusive, host, pid: env.pid ?? process.pid, time: now() };
+    const info: LockInfo = { op, exclusive, host, pid: env.pid ?? process.pid, time: now() };
     const name = PREFIX.locks + randomBytes(32).toString('hex');
     const lock = new RepoLock(repo, name, info, now);
     await lock.write();

@@ -50,7 +50,7 @@ export async function prune(
 ): Promise<PruneResult> {
   const started = performance.now();
   const repo = await openRepository(opts);
-  const lock = await RepoLock.acquire(repo, true);
+  const lock = await RepoLock.acquire(repo, 'prune', true);
   try {
     return await pruneLocked(opts, repo, started);
   } finally {

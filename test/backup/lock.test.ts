@@ -1,6 +1,6 @@
 /**
  * Repository locks (src/backup/lock.ts): a prune never runs while a backup holds its lock,
- * a backup never starts under a prune's lock, stale locks (dead process on this host, or not
+ * a backup never starts under a prune's or another backup's lock (no forked chain), stale locks (dead process on this host, or not
  * refreshed for 30 min) are ignored and cleared by the next prune, a holder that lost its
  * lock refuses to commit, and racing exclusive holders never both proceed. The last tests
  * run the real CLI: a backup frozen (SIGSTOP) while it holds its lock makes a concurrent
@@ -64,7 +64,7 @@ describe('repository locks', () => {
   it('a prune is refused while a live backup holds its lock, and deletes nothing', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
-    const held = await RepoLock.acquire(repo, false);
+    const held = await RepoLock.acquire(repo, 'backup', true);
     const before = snapshotOf(storage);
     await assert.rejects(prune({ storage, backupKey: key, statePath }), (e) =>
       hasCode(e, 'CONFLICT'),
@@ -79,7 +79,7 @@ describe('repository locks', () => {
   it('a backup is refused while a prune holds the exclusive lock, and writes nothing', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
-    const held = await RepoLock.acquire(repo, true);
+    const held = await RepoLock.acquire(repo, 'prune', true);
     const before = snapshotOf(storage);
     const src = join(dir, `src-b${n++}`);
     await mkdir(src);
@@ -93,26 +93,60 @@ describe('repository locks', () => {
     assert.equal((await listSnapshots({ storage, backupKey: key, statePath })).length, 3);
   });
 
-  it('backups share the lock with each other', async () => {
+  it('shared locks share, and an exclusive one excludes them', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
-    const a = await RepoLock.acquire(repo, false);
-    const b = await RepoLock.acquire(repo, false);
+    const a = await RepoLock.acquire(repo, 'reader', false);
+    const b = await RepoLock.acquire(repo, 'reader', false);
     assert.equal((await listLocks(repo)).length, 2);
+    await assert.rejects(RepoLock.acquire(repo, 'prune', true), (e) => hasCode(e, 'CONFLICT'));
     await a.release();
     await b.release();
     assert.deepEqual(await listLocks(repo), []);
   });
 
+  it('two backups at once never fork the snapshot chain', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const srcs = [0, 1].map((i) => join(dir, `twin${n}-${i}`));
+    n++;
+    for (const [i, s] of srcs.entries()) {
+      await mkdir(s);
+      await writeFile(join(s, 'f.bin'), randomBytes(100_000 + i));
+    }
+    let conflicts = 0;
+    for (const delayMs of [0, 2, 5, 10]) {
+      const rs = await Promise.allSettled(
+        srcs.map(async (source, i) => {
+          if (i === 1) await new Promise((r) => setTimeout(r, delayMs));
+          return backup({ storage, backupKey: key, statePath, source, workers: 1 });
+        }),
+      );
+      for (const r of rs) {
+        if (r.status === 'fulfilled') continue;
+        assert.ok(hasCode(r.reason, 'CONFLICT'), String(r.reason));
+        conflicts += 1;
+      }
+    }
+    assert.ok(conflicts > 0, 'the backups never overlapped: the test proves nothing');
+    // A fork would make this throw ROLLBACK.
+    const snaps = await listSnapshots({ storage, backupKey: key, statePath });
+    assert.ok(snaps.length >= 3, `only ${snaps.length} snapshots`);
+    assert.deepEqual(
+      snaps.map((s) => s.seq),
+      snaps.map((_, i) => i + 1),
+    );
+  });
+
   it('stale locks (dead process here, or old anywhere) are ignored and cleared by prune', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
-    // A backup on this host whose process died (kill -9) without releasing.
-    await RepoLock.acquire(repo, false, { pid: deadPid() });
     // A backup on another device, last refreshed 31 minutes ago.
     const past = Date.now() - LOCK_STALE_MS - 60_000;
-    await RepoLock.acquire(repo, false, { hostname: 'other-phone', now: () => past });
-    assert.equal((await listLocks(repo)).length, 2);
+    await RepoLock.acquire(repo, 'backup', true, { hostname: 'other-phone', now: () => past });
+    // A backup on this host whose process died (kill -9) without releasing.
+    await RepoLock.acquire(repo, 'backup', true, { pid: deadPid() });
+    // The second, exclusive, acquirer cleared the stale lock it ignored.
+    assert.equal((await listLocks(repo)).length, 1);
     await prune({ storage, backupKey: key, statePath });
     assert.deepEqual(await listLocks(repo), [], 'stale locks were not cleared');
   });
@@ -120,7 +154,10 @@ describe('repository locks', () => {
   it('a fresh lock of another host is respected even if its pid means nothing here', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
-    const other = await RepoLock.acquire(repo, false, { hostname: 'other-phone', pid: deadPid() });
+    const other = await RepoLock.acquire(repo, 'backup', true, {
+      hostname: 'other-phone',
+      pid: deadPid(),
+    });
     await assert.rejects(prune({ storage, backupKey: key, statePath }), (e) =>
       hasCode(e, 'CONFLICT'),
     );
@@ -131,13 +168,13 @@ describe('repository locks', () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
     let t = Date.now();
-    const lock = await RepoLock.acquire(repo, false, { now: () => t });
+    const lock = await RepoLock.acquire(repo, 'backup', true, { now: () => t });
     await lock.assertHeld();
     t += LOCK_SELF_STALE_MS + 1000; // stopped (suspended) for longer than it may trust
     await assert.rejects(lock.assertHeld(), (e) => hasCode(e, 'CONFLICT'));
     await lock.release();
 
-    const lock2 = await RepoLock.acquire(repo, false);
+    const lock2 = await RepoLock.acquire(repo, 'backup', true);
     await storage.delete(lock2.name); // a prune judged it stale and cleared it
     await assert.rejects(lock2.assertHeld(), (e) => hasCode(e, 'CONFLICT'));
     await lock2.release();
@@ -148,9 +185,9 @@ describe('repository locks', () => {
     const repo = await openRepository({ storage, backupKey: key, statePath });
     for (let i = 0; i < 20; i++) {
       const rs = await Promise.allSettled([
-        RepoLock.acquire(repo, true),
-        RepoLock.acquire(repo, true),
-        RepoLock.acquire(repo, false),
+        RepoLock.acquire(repo, 'prune', true),
+        RepoLock.acquire(repo, 'prune', true),
+        RepoLock.acquire(repo, 'reader', false),
       ]);
       const won = rs.filter((r) => r.status === 'fulfilled');
       const exclusiveWon = rs.slice(0, 2).filter((r) => r.status === 'fulfilled').length;
