@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 # Debian packages the suite needs: real etcd members and SoftHSM2 tokens are started by
 # the tests themselves (never mocked, never silently skipped).
-TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc
+TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell
 
 .PHONY: help deps test-deps build lint typecheck test demo bench clean fleet
 
