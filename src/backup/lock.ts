@@ -186,9 +186,17 @@ export class RepoLock {
     await this.repo.storage.put(this.name, sealed);
   }
 
-  /** Rewrite the lock with a fresh time, unless it was removed by someone else meanwhile. */
+  /**
+   * Rewrite the lock with a fresh time, unless it was removed by someone else meanwhile, or
+   * went unrefreshed so long (this process was stopped) that others may already be treating
+   * it as stale: rewriting it then could resurrect a lock a prune has just cleared.
+   */
   private async refresh(): Promise<void> {
     if (this.released || this.lost) return;
+    if (this.now() - this.lastRefresh >= LOCK_SELF_STALE_MS) {
+      this.lost = true;
+      return;
+    }
     try {
       if ((await this.repo.storage.stat(this.name)) === undefined) {
         this.lost = true;

@@ -14,7 +14,13 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, listSnapshots, prune } from '../../src/backup/index.js';
-import { LOCK_SELF_STALE_MS, LOCK_STALE_MS, RepoLock, listLocks } from '../../src/backup/lock.js';
+import {
+  LOCK_REFRESH_MS,
+  LOCK_SELF_STALE_MS,
+  LOCK_STALE_MS,
+  RepoLock,
+  listLocks,
+} from '../../src/backup/lock.js';
 import { openRepository } from '../../src/backup/repo.js';
 import { hasCode } from '../../src/errors.js';
 import { generateBackupKey, packName, toHex } from '../../src/format/index.js';
@@ -178,6 +184,26 @@ describe('repository locks', () => {
     await storage.delete(lock2.name); // a prune judged it stale and cleared it
     await assert.rejects(lock2.assertHeld(), (e) => hasCode(e, 'CONFLICT'));
     await lock2.release();
+  });
+
+  it('a holder refreshes its lock on time, but never revives one it let go stale', async (t) => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    let clock = Date.now();
+    const lock = await RepoLock.acquire(repo, 'backup', true, { now: () => clock });
+    const timeOf = async (): Promise<number | undefined> =>
+      (await listLocks(repo)).find((l) => l.name === lock.name)?.info.time;
+    clock += LOCK_REFRESH_MS;
+    t.mock.timers.tick(LOCK_REFRESH_MS);
+    await lock.assertHeld(); // waits for the refresh
+    assert.equal(await timeOf(), clock, 'the lock was not refreshed');
+    const refreshed = clock;
+    clock += LOCK_SELF_STALE_MS; // stopped: others may be about to clear it
+    t.mock.timers.tick(LOCK_REFRESH_MS);
+    await assert.rejects(lock.assertHeld(), (e) => hasCode(e, 'CONFLICT'));
+    assert.equal(await timeOf(), refreshed, 'a stale lock was rewritten');
+    await lock.release();
   });
 
   it('racing exclusive holders never both proceed', async () => {
