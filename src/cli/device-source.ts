@@ -167,9 +167,12 @@ export async function resolveDeviceSource(
     if (pinned === undefined) {
       // First contact from this device: trust what the vault says now, then hold it to it
       // for the login (and, with --device, forever after).
-      pinned = (await vaultClient(ctx, values, { vaultUrl, account }).info()).serverPublicKey;
+      pinned = (await (await vaultClient(ctx, values, { vaultUrl, account })).info())
+        .serverPublicKey;
     }
-    const backupKey = await vaultClient(ctx, values, { vaultUrl, account, pinned }).recover({
+    const backupKey = await (
+      await vaultClient(ctx, values, { vaultUrl, account, pinned })
+    ).recover({
       password,
     });
     registerKey(ctx, backupKey);

@@ -9,7 +9,9 @@
  */
 import { UsageError } from '../errors.js';
 import { checkPassword } from '../client/password.js';
-import { VaultClient, requestDevToken, type TokenSource } from '../client/vault-client.js';
+// Types only: the SDK (TypeBox schemas, OPAQUE) is loaded when a vault is actually used,
+// so `backup` and `restore` with a 64-digit key do not pay its memory.
+import type { TokenSource, VaultClient } from '../client/vault-client.js';
 import { stringOption, type OptionSpec, type OptionValues } from './args.js';
 import type { CliContext } from './context.js';
 import { canPrompt, promptHidden } from './prompt.js';
@@ -76,6 +78,7 @@ export function tokenSource(
   let cached: Promise<string> | undefined;
   return () => {
     cached ??= (async () => {
+      const { VaultClient, requestDevToken } = await import('../client/vault-client.js');
       const info = await new VaultClient({ baseUrl: vaultUrl }).info();
       if (!info.devAuth) {
         throw new UsageError(
@@ -103,11 +106,12 @@ export interface VaultTarget {
  * An SDK client for `target`, with the token resolved from flags or a dev-auth vault.
  * @throws UsageError when the URL is not http(s).
  */
-export function vaultClient(
+export async function vaultClient(
   ctx: CliContext,
   values: OptionValues,
   target: VaultTarget,
-): VaultClient {
+): Promise<VaultClient> {
+  const { VaultClient } = await import('../client/vault-client.js');
   return new VaultClient({
     baseUrl: target.vaultUrl,
     token: tokenSource(ctx, values, target.vaultUrl, target.account),

@@ -19,7 +19,6 @@
  * const backupKey = await vault.recover({ password });
  * ```
  */
-import * as opaque from '@serenity-kit/opaque';
 import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import {
@@ -52,6 +51,22 @@ import {
 } from './envelope.js';
 import { vaultErrorFromResponse } from './http-errors.js';
 import { checkPassword, normalizePassword } from './password.js';
+
+type Opaque = typeof import('@serenity-kit/opaque');
+let opaqueModule: Promise<Opaque> | undefined;
+
+/**
+ * The OPAQUE library, loaded on first use: its WebAssembly costs ~30 MB of memory, which a
+ * program that imports the SDK but only backs up with a device's stored key (the CLI's
+ * `backup`) should not pay.
+ */
+function loadOpaque(): Promise<Opaque> {
+  opaqueModule ??= import('@serenity-kit/opaque').then(async (m) => {
+    await m.ready;
+    return m;
+  });
+  return opaqueModule;
+}
 
 /** A bearer token, or a function that returns a fresh one (called once per request). */
 export type TokenSource = string | (() => Promise<string>);
@@ -440,7 +455,7 @@ export class VaultClient {
    *   UnauthorizedError, RateLimitedError, UnavailableError.
    */
   async recover(options: { readonly password: string }): Promise<Uint8Array> {
-    await opaque.ready;
+    const opaque = await loadOpaque();
     const password = normalizePassword(options.password);
     const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
     const start = await this.#http.call(
@@ -512,7 +527,7 @@ export class VaultClient {
     const currentKeyProof = currentBackupKey
       ? toBase64url(await deriveKeyProof(currentBackupKey))
       : undefined;
-    await opaque.ready;
+    const opaque = await loadOpaque();
     const password = normalizePassword(rawPassword);
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({
       password,

@@ -207,14 +207,15 @@ export const enableCommand: CommandSpec = {
       question: 'New vault password (input hidden): ',
       confirm: true,
     });
-    const info = await vaultClient(ctx, values, { vaultUrl: url, account: acct }).info();
+    const info = await (await vaultClient(ctx, values, { vaultUrl: url, account: acct })).info();
     const expected = stringOption(values, 'vault-key');
     if (expected !== undefined && expected !== info.serverPublicKey) throw new VaultMismatchError();
-    const r = await vaultClient(ctx, values, {
+    const client = await vaultClient(ctx, values, {
       vaultUrl: url,
       account: acct,
       pinned: info.serverPublicKey,
-    }).enable({
+    });
+    const r = await client.enable({
       password: secret,
       backupKey,
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),

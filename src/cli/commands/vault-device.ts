@@ -41,7 +41,11 @@ async function device(ctx: CliContext, values: OptionValues): Promise<LoadedDevi
   return d;
 }
 
-function clientOf(ctx: CliContext, values: OptionValues, d: LoadedDevice): VaultClient {
+async function clientOf(
+  ctx: CliContext,
+  values: OptionValues,
+  d: LoadedDevice,
+): Promise<VaultClient> {
   const p = d.profile;
   if (p.mode !== 'password' || !p.vaultUrl || !p.account || !p.serverPublicKey) {
     throw new UsageError(
@@ -74,7 +78,7 @@ export const passwordChangeCommand: CommandSpec = {
   examples: ['backvault password change --device ~/.bv'],
   async run({ values }, ctx) {
     const d = await device(ctx, values);
-    const client = clientOf(ctx, values, d);
+    const client = await clientOf(ctx, values, d);
     const newPassword = await readPassword(ctx, {
       envName: 'BACKVAULT_NEW_PASSWORD',
       question: 'New vault password (input hidden): ',
@@ -127,7 +131,7 @@ export const disableCommand: CommandSpec = {
   examples: ['backvault disable --device ~/.bv'],
   async run({ values }, ctx) {
     const d = await device(ctx, values);
-    const client = clientOf(ctx, values, d);
+    const client = await clientOf(ctx, values, d);
     const shown = await showRecoveryKey(ctx, values, d.backupKey, DISABLE_INTRO);
     let note = 'the vault record was deleted';
     try {
@@ -195,7 +199,7 @@ export const statusCommand: CommandSpec = {
     json.account = p.account;
     let error: BackvaultError | undefined;
     try {
-      const s = await clientOf(ctx, values, d).status();
+      const s = await (await clientOf(ctx, values, d)).status();
       json.record = s;
       human.push(
         s.state === 'locked'

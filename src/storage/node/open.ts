@@ -16,7 +16,8 @@ import { UsageError } from '../../errors.js';
 import { withRetry, type RetryOptions } from '../retry.js';
 import type { Storage } from '../storage.js';
 import { LocalStorage } from './local.js';
-import { S3Storage, type S3StorageOptions } from './s3.js';
+// Types only: the AWS SDK (~20 MB of memory) is loaded when an s3:// URL is opened.
+import type { S3StorageOptions } from './s3.js';
 
 /** Knobs for tests and embedders; the URL alone is enough for the CLI. */
 export interface OpenStorageOptions {
@@ -43,6 +44,7 @@ export async function openStorage(url: string, options: OpenStorageOptions = {})
   if (scheme === undefined) return openLocal(url);
   if (scheme === 'file') return openLocal(filePath(url));
   if (scheme === 's3') {
+    const { S3Storage } = await import('./s3.js');
     const s3 = new S3Storage({ ...options.s3, ...parseS3Url(url) });
     return options.retry === false ? s3 : withRetry(s3, options.retry);
   }
