@@ -13,10 +13,19 @@
  * minimal testing one (the server's work does not depend on it).
  *
  * Targets (issue 4): fleet peak ≥ 50% of the single node's; fleet p99 ≤ 50 ms at half peak.
- * Usage: node bench/vault-fleet.js [--seconds 3] [--accounts 128]
+ *
+ * Where the cost goes, over the closed-loop phase: CPU milliseconds per full login of the
+ * vault processes, the etcd members and this load generator (utime + stime from
+ * /proc/<pid>/stat), and etcd RPCs per login (`grpc_server_handled_total` from each
+ * member's /metrics, by method).
+ *
+ * Usage: node bench/vault-fleet.js [--seconds 3] [--accounts 512] [--fleet-only]
+ *   --fleet-only skips the single node (for quick A/B runs of the fleet path; no ratio).
+ * Profiling: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles every node process
+ * (vault nodes, CLI, this script); etcd's CPU is in the table.
  * Prints a table; writes bench/results/vault-fleet-<date>.json (relative to the cwd).
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -30,14 +39,48 @@ const PASSWORD = 'bench password for the fleet';
 const CONCURRENCY = [4, 8, 16, 32, 64];
 
 interface Account {
-  readonly url: string;
+  /** Every node; successive logins of the account go to successive nodes (see nextUrl). */
+  readonly urls: readonly string[];
+  readonly home: number;
   readonly token: string;
+  logins: number;
+}
+
+/**
+ * The node for the account's next login. Rotating over the nodes keeps the bench from
+ * flattering the etcd store's memory of its own recent writes (a node answers a
+ * non-linearizable read of a record it wrote in the last 2 s without an RPC): real users
+ * log in minutes to days apart, so their login starts never find such a record; only the
+ * finish, right after its start on the same node, does. With 512 accounts the same node
+ * sees an account again only after 3 × 512 / rate seconds, well over 2 s at any rate
+ * reached here.
+ */
+function nextUrl(a: Account): string {
+  return a.urls[(a.home + a.logins++) % a.urls.length] ?? '';
 }
 
 interface Target {
   readonly name: string;
   readonly urls: readonly string[];
   token(account: string): Promise<string>;
+  /** PIDs of the vault processes (read when the measurement starts). */
+  vaultPids(): readonly number[];
+  /** PIDs of the etcd members, if any. */
+  etcdPids(): readonly number[];
+  /** Client URLs of the etcd members, if any (their /metrics count RPCs). */
+  readonly etcdUrls: readonly string[];
+}
+
+/** Per full login, over the closed-loop phase. */
+interface Cost {
+  readonly logins: number;
+  readonly cpuMsPerLogin: {
+    readonly vault: number;
+    readonly etcd: number;
+    readonly client: number;
+  };
+  /** etcd RPCs handled per login, by gRPC method (all members together). */
+  readonly etcdRpcsPerLogin: Readonly<Record<string, number>>;
 }
 
 interface Result {
@@ -47,7 +90,13 @@ interface Result {
   readonly loadAtStart: number;
   readonly peakLoginsPerSecond: number;
   readonly peakConcurrency: number;
-  readonly closedLoop: readonly { concurrency: number; loginsPerSecond: number; errors: number }[];
+  readonly closedLoop: readonly {
+    concurrency: number;
+    loginsPerSecond: number;
+    errors: number;
+    logins: number;
+  }[];
+  readonly cost: Cost;
   readonly halfPeak: {
     readonly rate: number;
     readonly achieved: number;
@@ -70,7 +119,7 @@ async function accountsFor(t: Target, n: number): Promise<Account[]> {
     const token = await t.token(account);
     const r = await register(url, token, PASSWORD, randomBytes(32), { maxAttempts: 10 });
     if (r.status.status !== 200) throw new Error(`register ${account}: ${r.status.status}`);
-    out.push({ url, token });
+    out.push({ urls: t.urls, home: i % t.urls.length, token, logins: 0 });
   }
   return out;
 }
@@ -87,13 +136,51 @@ async function closed(accounts: readonly Account[], c: number, seconds: number) 
       for (let k = 0; Date.now() < until; k++) {
         const a = mine[k % mine.length];
         if (!a) return;
-        const r = await login(a.url, a.token, PASSWORD);
+        const r = await login(nextUrl(a), a.token, PASSWORD);
         if (r.ok) done += 1;
         else errors += 1;
       }
     }),
   );
-  return { concurrency: c, loginsPerSecond: done / ((Date.now() - t0) / 1000), errors };
+  return {
+    concurrency: c,
+    loginsPerSecond: done / ((Date.now() - t0) / 1000),
+    errors,
+    logins: done,
+  };
+}
+
+/** utime + stime of a process in ms (Linux USER_HZ = 100), or 0 when it is gone. */
+async function cpuMsOf(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+async function cpuMs(pids: readonly number[]): Promise<number> {
+  let sum = 0;
+  for (const p of pids) sum += await cpuMsOf(p);
+  return sum;
+}
+
+/** Sum over members of etcd's `grpc_server_handled_total`, by method. */
+async function etcdRpcs(urls: readonly string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const u of urls) {
+    const text = await (await fetch(`${u}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('grpc_server_handled_total{')) continue;
+      const method = /grpc_method="([^"]+)"/.exec(line)?.[1];
+      const n = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (method && Number.isFinite(n)) out.set(method, (out.get(method) ?? 0) + n);
+    }
+  }
+  return out;
 }
 
 /** Open loop at `rate`/s: logins start on schedule; latency counts from the scheduled time. */
@@ -116,7 +203,7 @@ async function open(accounts: readonly Account[], rate: number, seconds: number)
     if (!a) continue;
     busy.add(idx);
     jobs.push(
-      login(a.url, a.token, PASSWORD).then(
+      login(nextUrl(a), a.token, PASSWORD).then(
         (r) => {
           busy.delete(idx);
           if (r.ok) latencies.push(performance.now() - at);
@@ -156,7 +243,36 @@ async function measure(t: Target, accounts: number, seconds: number): Promise<Re
   const load = await waitForQuiet(60);
   await closed(accs, 4, 1); // warm-up: JIT, connections, etcd leader caches
   const closedLoop = [];
+  const vaultPids = t.vaultPids();
+  const etcdPids = t.etcdPids();
+  const [v0, e0, c0, r0] = [
+    await cpuMs(vaultPids),
+    await cpuMs(etcdPids),
+    process.cpuUsage(),
+    await etcdRpcs(t.etcdUrls),
+  ];
   for (const c of CONCURRENCY) closedLoop.push(await closed(accs, c, seconds));
+  const [v1, e1, c1, r1] = [
+    await cpuMs(vaultPids),
+    await cpuMs(etcdPids),
+    process.cpuUsage(c0),
+    await etcdRpcs(t.etcdUrls),
+  ];
+  const logins = closedLoop.reduce((n, x) => n + x.logins, 0);
+  const per = (x: number): number => x / Math.max(1, logins);
+  const cost: Cost = {
+    logins,
+    cpuMsPerLogin: {
+      vault: per(v1 - v0),
+      etcd: per(e1 - e0),
+      client: per((c1.user + c1.system) / 1000),
+    },
+    etcdRpcsPerLogin: Object.fromEntries(
+      [...r1]
+        .filter(([m, n]) => n > (r0.get(m) ?? 0))
+        .map(([m, n]) => [m, per(n - (r0.get(m) ?? 0))]),
+    ),
+  };
   const best = closedLoop.reduce((a, b) => (b.loginsPerSecond > a.loginsPerSecond ? b : a));
   const halfPeak = await open(accs, Math.max(1, best.loginsPerSecond / 2), seconds + 1);
   return {
@@ -166,6 +282,7 @@ async function measure(t: Target, accounts: number, seconds: number): Promise<Re
     peakLoginsPerSecond: best.loginsPerSecond,
     peakConcurrency: best.concurrency,
     closedLoop,
+    cost,
     halfPeak,
   };
 }
@@ -177,10 +294,40 @@ async function main(): Promise<void> {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const seconds = numberOption('seconds', opt('seconds'), 3, 1);
-  const accounts = numberOption('accounts', opt('accounts'), 128, 64);
+  const accounts = numberOption('accounts', opt('accounts'), 512, 64);
+  const fleetOnly = argv.includes('--fleet-only');
   await opaque.ready;
   const results: Result[] = [];
 
+  if (!fleetOnly) results.push(await measureSingle(accounts, seconds));
+
+  const fleet = await startFleet({
+    hsms: ['pkcs11', 'pkcs11', 'software'],
+    auth: 'dev',
+    etcdDeadlineMs: 3000,
+  });
+  try {
+    results.push(
+      await measure(
+        {
+          name: 'fleet: 3 nodes on 3-member etcd',
+          urls: fleet.nodes.map((n) => n.url),
+          token: (a) => fleet.token(a),
+          vaultPids: () => fleet.nodes.flatMap((n) => n.pid() ?? []),
+          etcdPids: () => [0, 1, 2].flatMap((i) => fleet.etcd.pid(i) ?? []),
+          etcdUrls: fleet.etcd.clientUrls,
+        },
+        accounts,
+        seconds,
+      ),
+    );
+  } finally {
+    await fleet.stopAll();
+  }
+  await report(results, fleetOnly, seconds, accounts);
+}
+
+async function measureSingle(accounts: number, seconds: number): Promise<Result> {
   const dir = await mkdtemp(join(tmpdir(), 'bv-bench-single-'));
   const single = await startVaultProcess([
     '--data',
@@ -196,44 +343,32 @@ async function main(): Promise<void> {
     '10000000',
   ]);
   try {
-    results.push(
-      await measure(
-        {
-          name: 'single node, embedded SQLite',
-          urls: [single.url],
-          token: (a) => devToken(single.url, a),
-        },
-        accounts,
-        seconds,
-      ),
+    return await measure(
+      {
+        name: 'single node, embedded SQLite',
+        urls: [single.url],
+        token: (a) => devToken(single.url, a),
+        vaultPids: () => [single.pid],
+        etcdPids: () => [],
+        etcdUrls: [],
+      },
+      accounts,
+      seconds,
     );
   } finally {
     await single.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
 
-  const fleet = await startFleet({
-    hsms: ['pkcs11', 'pkcs11', 'software'],
-    auth: 'dev',
-    etcdDeadlineMs: 3000,
-  });
-  try {
-    results.push(
-      await measure(
-        {
-          name: 'fleet: 3 nodes on 3-member etcd',
-          urls: fleet.nodes.map((n) => n.url),
-          token: (a) => fleet.token(a),
-        },
-        accounts,
-        seconds,
-      ),
-    );
-  } finally {
-    await fleet.stopAll();
-  }
-
-  const [s, f] = results;
+async function report(
+  results: readonly Result[],
+  fleetOnly: boolean,
+  seconds: number,
+  accounts: number,
+): Promise<void> {
+  const s = fleetOnly ? undefined : results[0];
+  const f = results[results.length - 1];
   const ratio = s && f ? f.peakLoginsPerSecond / s.peakLoginsPerSecond : NaN;
   const rows = results.map(
     (r) =>
@@ -248,12 +383,28 @@ async function main(): Promise<void> {
       '|------------------------------------|------------------|------|-------|--------|--------|------|',
       ...rows,
       '',
+      '| target                             | logins | CPU ms/login: vault | etcd | client | etcd RPCs/login      |',
+      '|------------------------------------|--------|---------------------|------|--------|----------------------|',
+      ...results.map(
+        (r) =>
+          `| ${r.name.padEnd(34)} | ${String(r.cost.logins).padStart(6)} | ${r.cost.cpuMsPerLogin.vault.toFixed(2).padStart(19)} | ` +
+          `${r.cost.cpuMsPerLogin.etcd.toFixed(2).padStart(4)} | ${r.cost.cpuMsPerLogin.client.toFixed(2).padStart(6)} | ` +
+          `${Object.entries(r.cost.etcdRpcsPerLogin)
+            .map(([m, n]) => `${m} ${n.toFixed(2)}`)
+            .join(', ')
+            .padEnd(20)} |`,
+      ),
+      '',
       `fleet / single-node peak: ${(ratio * 100).toFixed(0)}% (target ≥ 50%); ` +
         `fleet p99 at half peak: ${f?.halfPeak.p99Ms.toFixed(1)} ms (target ≤ 50 ms)`,
       '',
     ].join('\n'),
   );
-  const out = join('bench', 'results', `vault-fleet-${new Date().toISOString().slice(0, 10)}.json`);
+  const out = join(
+    'bench',
+    'results',
+    `vault-fleet${fleetOnly ? '-only' : ''}-${new Date().toISOString().slice(0, 10)}.json`,
+  );
   await mkdir(join('bench', 'results'), { recursive: true });
   await writeFile(
     out,

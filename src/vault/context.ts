@@ -175,7 +175,7 @@ async function openStore(
     timer.unref();
     await persist();
     const store: VaultStore = {
-      get: (a) => etcd.get(a),
+      get: (a, o) => etcd.get(a, o),
       compareAndSwap: (a, v, n) => etcd.compareAndSwap(a, v, n),
       compareAndDelete: (a, v) => etcd.compareAndDelete(a, v),
       async close() {

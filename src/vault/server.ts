@@ -33,7 +33,6 @@ declare module 'fastify' {
     account?: string;
     /** Stable error code of the response, for the access log. */
     errorCode?: string;
-    startedAt?: bigint;
   }
 }
 
@@ -85,11 +84,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
 
-  app.addHook('onRequest', async (req) => {
-    req.startedAt = process.hrtime.bigint();
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    const seconds = Number(process.hrtime.bigint() - (req.startedAt ?? 0n)) / 1e9;
+  // Fastify times every request itself (reply.elapsedTime); a callback hook, not an async
+  // one, so the hot path allocates no promise for it.
+  app.addHook('onResponse', (req, reply, done) => {
+    const seconds = reply.elapsedTime / 1000;
     const route = req.routeOptions?.url ?? 'unmatched';
     metrics.observeRequest(route, req.method, reply.statusCode, seconds);
     req.log.info(
@@ -102,6 +100,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       },
       'request',
     );
+    done();
   });
   app.setErrorHandler((err, req, reply) => {
     const h = toHttpError(err);

@@ -33,7 +33,7 @@
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
 import { openEtcdStore, parseEtcdEndpoints, type EtcdVaultStoreOptions } from './etcd-store.js';
-import type { VaultRecord, VaultRecordData, VaultStore } from './store.js';
+import type { GetOptions, VaultRecord, VaultRecordData, VaultStore } from './store.js';
 
 /** One shard: a permanent id and the store holding its accounts. */
 export interface VaultShard {
@@ -108,8 +108,8 @@ export class ShardedVaultStore implements VaultStore {
   }
 
   /** @inheritdoc */
-  get(accountId: string): Promise<VaultRecord | undefined> {
-    return this.#store(accountId).get(accountId);
+  get(accountId: string, options?: GetOptions): Promise<VaultRecord | undefined> {
+    return this.#store(accountId).get(accountId, options);
   }
 
   /** @inheritdoc */

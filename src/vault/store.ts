@@ -3,8 +3,9 @@
  * a version. The attempt counter lives here, so the store's durability IS the guarantee
  * "at most `limit` guesses": a write reported done and then lost would be a free guess.
  *
- * Implementations: SQLite (embedded, `sqlite-store.ts`); etcd next (version = mod
- * revision). Both must pass `test/vault/store-conformance.ts`.
+ * Implementations: SQLite (embedded, `sqlite-store.ts`), etcd (`etcd-store.ts`, version =
+ * mod revision) and the sharded router over several stores (`sharded-store.ts`). All pass
+ * `test/vault/store-conformance.ts`.
  */
 
 /** `active`: record and envelope present. `locked`: destroyed after the limit; tombstone. */
@@ -49,9 +50,30 @@ export interface VaultRecord extends VaultRecordData {
 /** The version to pass to {@link VaultStore.compareAndSwap} to create a record. */
 export const ABSENT = 0;
 
+/** Options of {@link VaultStore.get}. */
+export interface GetOptions {
+  /**
+   * Default `true`: the read is linearizable. `false` allows a possibly stale answer (on
+   * etcd: the record as this node itself last wrote it, if recently, else a serializable
+   * read served by the member the node talks to without a quorum round trip): it may miss
+   * writes committed shortly before, but it never shows a write that did not commit, and
+   * its `version` is one the record really had.
+   *
+   * Use `false` ONLY for a read whose result is confirmed by a following
+   * {@link VaultStore.compareAndSwap} / {@link VaultStore.compareAndDelete} against the
+   * version read: a stale version makes that CAS return false (versions never repeat),
+   * and the caller must then re-read linearizably. Anything answered or decided without
+   * such a CAS (not found, locked, attempts left, an error) must come from a
+   * linearizable read. Implementations may ignore the option and always read
+   * linearizably (SQLite does: its reads are local and current anyway).
+   */
+  readonly linearizable?: boolean;
+}
+
 /**
  * Contract (every implementation):
- * - `get` is linearizable: it reflects every CAS that returned before it was called.
+ * - `get` is linearizable unless asked otherwise ({@link GetOptions.linearizable}): it
+ *   reflects every CAS that returned before it was called.
  * - `compareAndSwap` and `compareAndDelete` are atomic and do not return `true` before
  *   the write is durable (fsynced; on a replicated store, committed by a majority).
  *   If durability cannot be confirmed they throw `UnavailableError` — never `true`.
@@ -62,7 +84,7 @@ export const ABSENT = 0;
  */
 export interface VaultStore {
   /** The account's record, or undefined when it has none. */
-  get(accountId: string): Promise<VaultRecord | undefined>;
+  get(accountId: string, options?: GetOptions): Promise<VaultRecord | undefined>;
 
   /**
    * Writes `next` if the current version equals `expectedVersion` ({@link ABSENT} = no

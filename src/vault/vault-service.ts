@@ -201,7 +201,13 @@ export class VaultService {
    */
   async loginStart(account: string, req: LoginStartRequest): Promise<LoginStartResponse> {
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
-      const rec = await this.#store.get(account);
+      // First try: a possibly stale read (no quorum round trip on etcd), confirmed by the
+      // CAS on its version below; a stale version fails that CAS and we re-read
+      // linearizably. Every answer given without that CAS comes from a linearizable read.
+      let rec = await this.#store.get(account, { linearizable: i > 0 });
+      if (i === 0 && !(rec && rec.state === 'active' && rec.failures < rec.limit)) {
+        rec = await this.#store.get(account);
+      }
       if (!rec) {
         this.#ev.loginFailed?.('not-found');
         throw new NotFoundError('no vault record for this account');
@@ -257,22 +263,42 @@ export class VaultService {
    *   BadRequestError (expired/forged state), ConflictError (used/superseded state).
    */
   async loginFinish(account: string, req: LoginFinishRequest): Promise<LoginFinishResponse> {
-    let rec = await this.#store.get(account);
+    // A possibly stale read (no quorum round trip on etcd), confirmed by the reset CAS on
+    // its version below (a stale version fails it; the loop re-reads linearizably). Any
+    // answer given without that CAS — not found, locked, a failed check — is decided on a
+    // linearizable read.
+    let rec = await this.#store.get(account, { linearizable: false });
+    if (!rec || rec.state === 'locked' || this.#lastChanceOver(rec)) {
+      rec = await this.#store.get(account);
+    }
     if (!rec) throw new NotFoundError('no vault record for this account');
     if (rec.state === 'locked') throw new LockedError();
     if (this.#lastChanceOver(rec)) {
       await this.#lock(account, rec);
       throw new LockedError();
     }
-    const binding = loginBinding(rec);
+    let binding = loginBinding(rec);
     let sessionKey: Uint8Array;
     try {
-      ({ sessionKey } = await this.#hsm.finishLogin(
-        account,
-        req.loginState,
-        req.finishLoginRequest,
-        binding,
-      ));
+      for (let confirmed = false; ; confirmed = true) {
+        try {
+          ({ sessionKey } = await this.#hsm.finishLogin(
+            account,
+            req.loginState,
+            req.finishLoginRequest,
+            binding,
+          ));
+          break;
+        } catch (e) {
+          if (confirmed) throw e;
+          const cur = await this.#store.get(account);
+          if (!cur) throw new NotFoundError('no vault record for this account');
+          if (cur.state === 'locked') throw new LockedError();
+          rec = cur;
+          if (loginBinding(cur) === binding) throw e;
+          binding = loginBinding(cur); // the stale read named an older login epoch
+        }
+      }
     } catch (e) {
       if (!hasCode(e, 'FORBIDDEN')) {
         this.#ev.loginFailed?.('invalid');

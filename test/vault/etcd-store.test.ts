@@ -255,6 +255,100 @@ describe('EtcdVaultStore on a 3-member cluster', () => {
     assert.equal((await perMember[2]!.get('ctr'))!.failures, 72);
   });
 
+  it('serializable reads on different members: stale versions lose their CAS, no lost update', async (t) => {
+    const prefix = freshPrefix();
+    // One store per member, as in the fleet (node i talks to member i).
+    const perMember = cluster.clientUrls.map((u) => open([u], { prefix }));
+    const [first] = perMember;
+    assert.ok(first);
+    await first.compareAndSwap('fast', ABSENT, sampleRecord());
+    let wins = 0;
+    let lost = 0;
+    await Promise.all(
+      perMember.flatMap((s) =>
+        [0, 1, 2].map(async () => {
+          for (let n = 0, fast = true; n < 8;) {
+            // The login pattern: a serializable read confirmed by the CAS on its version;
+            // after a failed CAS, a linearizable read.
+            const cur = await s.get('fast', { linearizable: !fast });
+            assert.ok(cur);
+            const ok = await s.compareAndSwap('fast', cur.version, {
+              ...cur,
+              failures: cur.failures + 1,
+            });
+            if (ok) {
+              n++;
+              wins++;
+            } else {
+              lost++;
+            }
+            fast = ok;
+          }
+        }),
+      ),
+    );
+    t.diagnostic(`72 increments, ${lost} CAS lost to a concurrent or stale read`);
+    assert.equal(wins, 72);
+    const final = await perMember[2]!.get('fast');
+    assert.equal(final!.failures, 72, 'every acknowledged increment is there, none twice');
+
+    // A member's serializable answer may lag other members' writes, but a store never
+    // reads behind its own: an answer below a revision it saw is repeated linearizably.
+    for (let r = 0; r < 20; r++) {
+      const w = perMember[r % 3]!;
+      const cur = (await w.get('fast'))!;
+      assert.equal(await w.compareAndSwap('fast', cur.version, { ...cur, failures: 0 }), true);
+      const mine = await w.get('fast', { linearizable: false });
+      const truth = await w.get('fast');
+      assert.ok(mine && mine.version > cur.version, 'a store reads its own writes');
+      assert.equal(mine.version, truth!.version, 'the version remembered is the put’s revision');
+    }
+
+    // A remembered record that another node overtook: the CAS on it fails, nothing is
+    // written, and the linearizable re-read sees the other node's write.
+    const [a, b] = perMember;
+    const base = (await a!.get('fast'))!;
+    assert.equal(await a!.compareAndSwap('fast', base.version, { ...base, failures: 1 }), true);
+    const seenByB = (await b!.get('fast'))!;
+    assert.equal(
+      await b!.compareAndSwap('fast', seenByB.version, { ...seenByB, failures: 2 }),
+      true,
+    );
+    const stale = (await a!.get('fast', { linearizable: false }))!;
+    if (stale.failures === 1) {
+      assert.equal(
+        await a!.compareAndSwap('fast', stale.version, { ...stale, failures: 9 }),
+        false,
+      );
+    }
+    const fresh = (await a!.get('fast'))!;
+    assert.equal(fresh.failures, 2);
+    assert.equal(await a!.compareAndSwap('fast', fresh.version, { ...fresh, failures: 3 }), true);
+    assert.equal((await b!.get('fast'))!.failures, 3);
+  });
+
+  it('the rollback tripwire also guards serializable reads', async () => {
+    const prefix = freshPrefix();
+    const probe = open(cluster.clientUrls, { prefix });
+    await probe.compareAndSwap('tw', ABSENT, sampleRecord());
+    const now = probe.highestRevision;
+    // A node that has seen a far higher revision: the cluster looks restored from an old
+    // snapshot. A serializable answer must not slip past the check.
+    const store = new EtcdVaultStore({
+      endpoints: cluster.clientUrls,
+      prefix,
+      revisionFloor: now + 1_000_000,
+    });
+    stores.push(store);
+    await assert.rejects(store.get('tw', { linearizable: false }), (e) =>
+      hasCode(e, 'UNAVAILABLE'),
+    );
+    assert.equal(store.stats.rollbacks, 1);
+    await assert.rejects(store.get('tw', { linearizable: false }), (e) =>
+      hasCode(e, 'UNAVAILABLE'),
+    );
+  });
+
   it('measures CAS rates (read + CAS per increment)', async (t) => {
     const store = open();
     const ms = 1500;

@@ -174,6 +174,59 @@ export function runVaultStoreConformance(
       assert.equal((await store.get('ctr'))!.failures, workers * each);
     });
 
+    it('a possibly stale read (linearizable: false) can never make a stale version win', async () => {
+      await store.compareAndSwap('fast1', ABSENT, sampleRecord());
+      const v1 = (await store.get('fast1'))!.version;
+      assert.equal(await store.compareAndSwap('fast1', v1, sampleRecord({ failures: 1 })), true);
+      const v2 = (await store.get('fast1'))!.version;
+      // The read may lag, but only behind real writes: it shows a version the record had
+      // (or none, if it lags behind the create); never one that was not written.
+      const seen = await store.get('fast1', { linearizable: false });
+      assert.ok(seen === undefined || seen.version === v1 || seen.version === v2);
+      if (seen && seen.version !== v2) {
+        assert.equal(seen.failures, 0);
+        assert.equal(
+          await store.compareAndSwap('fast1', seen.version, sampleRecord({ failures: 7 })),
+          false,
+          'a CAS on a stale version must fail',
+        );
+      }
+      // What a stale read at any time before the last write could have returned:
+      assert.equal(await store.compareAndSwap('fast1', v1, sampleRecord({ failures: 7 })), false);
+      const cur = (await store.get('fast1'))!;
+      assert.equal(cur.failures, 1);
+      assert.equal(cur.version, v2);
+    });
+
+    it('stale-read-then-CAS increment loops (the login pattern) lose no update', async () => {
+      await store.compareAndSwap('fastctr', ABSENT, sampleRecord());
+      const workers = 8;
+      const each = 10;
+      let wins = 0;
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          for (let n = 0, tries = 0; n < each; tries++) {
+            // First a possibly stale read; after a failed CAS a linearizable one.
+            const cur = await store.get('fastctr', { linearizable: tries > 0 });
+            if (!cur) continue; // lagging behind the create; the next read is linearizable
+            if (
+              await store.compareAndSwap(
+                'fastctr',
+                cur.version,
+                sampleRecord({ failures: cur.failures + 1 }),
+              )
+            ) {
+              n++;
+              wins++;
+              tries = -1;
+            }
+          }
+        }),
+      );
+      assert.equal(wins, workers * each);
+      assert.equal((await store.get('fastctr'))!.failures, workers * each);
+    });
+
     it('survives reopening', async (t) => {
       if (!reopen) return t.skip('store is not persistent');
       await store.compareAndSwap('p1', ABSENT, sampleRecord({ failures: 4 }));
