@@ -26,14 +26,9 @@ import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type {
-  BackupOptions,
-  BackupResult,
-  RestoreOptions,
-  RestoreResult,
-} from '../src/backup/api.js';
+import type { BackupResult, RestoreResult } from '../src/backup/api.js';
 import { generateBackupKey } from '../src/format/key-encoding.js';
-import { LocalStorage } from '../src/storage/node/local.js';
+import type { ChildRequest } from './engine-child.js';
 import { isMain, numberOption, runMain } from './cli-util.js';
 import { DB_PATH, fixDirMtimes, generateChat, treeSize, type ChatStats } from './gen-chat.js';
 import { mutateChat, type MutationStats } from './mutate.js';
@@ -47,12 +42,6 @@ export const TARGETS = {
   restoreMBps: 400,
   peakRssMiB: 200,
 } as const;
-
-/** The engine functions the bench drives (src/backup/index.ts). */
-interface Engine {
-  backup(opts: BackupOptions): Promise<BackupResult>;
-  restore(opts: RestoreOptions): Promise<RestoreResult>;
-}
 
 /** One measured step, as a child process reports it. */
 export interface StepMeasure {
@@ -91,45 +80,6 @@ const ENGINE_URL = new URL('../src/backup/index.js', import.meta.url);
 const MB = 1e6;
 
 // ---------------------------------------------------------------------------------------------
-// Child side: one operation, peak RSS read at the end.
-
-interface ChildRequest {
-  op: 'backup' | 'restore';
-  repo: string;
-  statePath: string;
-  source?: string;
-  target?: string;
-  workers?: number;
-  resultPath: string;
-}
-
-async function childMain(requestPath: string): Promise<void> {
-  const req = JSON.parse(await readFile(requestPath, 'utf8')) as ChildRequest;
-  const keyHex = process.env.BACKVAULT_BENCH_KEY ?? '';
-  const backupKey = Uint8Array.from(Buffer.from(keyHex, 'hex'));
-  const engine = (await import(ENGINE_URL.href)) as Engine;
-  const storage = new LocalStorage(req.repo);
-  const started = performance.now();
-  const cpuStart = process.cpuUsage();
-  let result: BackupResult | RestoreResult;
-  try {
-    const common = { storage, backupKey, statePath: req.statePath };
-    const workers = req.workers === undefined ? {} : { workers: req.workers };
-    result =
-      req.op === 'backup'
-        ? await engine.backup({ ...common, ...workers, source: req.source ?? '' })
-        : await engine.restore({ ...common, ...workers, target: req.target ?? '' });
-  } finally {
-    await storage.close();
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuStart);
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  // maxRSS is in KiB on Linux.
-  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-  await writeFile(req.resultPath, JSON.stringify({ seconds, cpuSeconds, peakRssMiB, result }));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parent side.
 
@@ -210,8 +160,9 @@ async function runEngineStep(
       ...(cpuProfileDir === undefined
         ? []
         : ['--cpu-prof', '--cpu-prof-dir', join(cpuProfileDir, `${++stepNo}-${req.op}`)]),
-      join(here, 'run.js'),
-      '--child',
+      // A child that imports the engine and nothing else of the bench (the generator loads
+      // better-sqlite3 and more), so its peak RSS is the engine's.
+      join(here, 'engine-child.js'),
       requestPath,
     ],
     env,
@@ -683,7 +634,6 @@ function targetLines(s: ToolSummary): string[] {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      child: { type: 'string' },
       scale: { type: 'string' },
       runs: { type: 'string' },
       seed: { type: 'string' },
@@ -694,7 +644,6 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'string' },
     },
   });
-  if (values.child !== undefined) return childMain(values.child);
 
   const scale = numberOption('scale', values.scale, 1, 0);
   const runs = Math.round(numberOption('runs', values.runs, 3, 1));

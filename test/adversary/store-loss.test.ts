@@ -41,7 +41,8 @@ describe('adversary: a store that loses a pack between backups', () => {
     const statePath = join(base, 'state.json');
     const src = join(base, 'src');
     await mkdir(src);
-    // More than one pack (16 MiB target): data blobs land in a pack without trees.
+    // More than one pack (PACK_TARGET is smaller than the video): data blobs land in a pack
+    // without trees.
     await writeFile(join(src, 'video.mp4'), randomBytes(20_000_000));
     await mkdir(join(src, 'media'));
     await writeFile(join(src, 'media', 'photo.jpg'), randomBytes(300_000));
