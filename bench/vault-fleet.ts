@@ -21,8 +21,8 @@
  *
  * Usage: node bench/vault-fleet.js [--seconds 3] [--accounts 512] [--fleet-only]
  *   --fleet-only skips the single node (for quick A/B runs of the fleet path; no ratio).
- * Profiling: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles every node process
- * (vault nodes, CLI, this script); etcd's CPU is in the table.
+ * Profiling: BACKVAULT_CPU_PROF_DIR=DIR writes a V8 CPU profile of every vault process
+ * there when it exits (summarise with bench/profile-summary.js); etcd's CPU is in the table.
  * Prints a table; writes bench/results/vault-fleet-<date>.json (relative to the cwd).
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

@@ -108,7 +108,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   process.once('exit', removeRoot);
   const stopAll = async (): Promise<void> => {
     process.off('exit', removeRoot);
-    await Promise.all(procs.map((p) => p?.crash()));
+    // A profiled vault writes its profile on a graceful exit only.
+    const graceful = process.env.BACKVAULT_CPU_PROF_DIR !== undefined;
+    await Promise.all(procs.map((p) => (graceful ? p?.stop() : p?.crash())));
     await etcd?.stopAll();
     await Promise.all(tokens.map((t) => t.cleanup()));
     await rm(root, { recursive: true, force: true });

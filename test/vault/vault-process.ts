@@ -37,7 +37,11 @@ export async function startVaultProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<VaultProcess> {
-  const child = spawn(process.execPath, [SERVE, '--host', '127.0.0.1', '--port', '0', ...args], {
+  // Benches profile the vault processes this way (Node refuses --cpu-prof in NODE_OPTIONS).
+  const prof = process.env.BACKVAULT_CPU_PROF_DIR;
+  const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  const argv = [...nodeArgs, SERVE, '--host', '127.0.0.1', '--port', '0', ...args];
+  const child = spawn(process.execPath, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
