@@ -9,16 +9,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import {
-  createServer,
-  request,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { forward } from '../client/vault-process.js';
 
 /** The compiled tree this file belongs to (test/browser → its root). */
 const DIST_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -173,27 +168,6 @@ function servedFile(path: string, packages: readonly ServedPackage[]): string | 
   return undefined;
 }
 
-function proxy(target: URL, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
-  const fwd = request(
-    {
-      host: target.hostname,
-      port: target.port,
-      method: req.method,
-      path: req.url,
-      headers: { ...req.headers, host: target.host },
-    },
-    (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    },
-  );
-  fwd.on('error', () => {
-    res.writeHead(502);
-    res.end();
-  });
-  fwd.end(body);
-}
-
 /**
  * Starts the origin on 127.0.0.1 in this process.
  * @param vaultUrl the real vault `/v1/*` is proxied to.
@@ -220,7 +194,7 @@ export async function startPageServer(vaultUrl: string): Promise<PageServer> {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
       if (path.startsWith('/v1/')) {
         proxied.push(`${req.method ?? ''} ${path}`);
-        return proxy(target, req, res, body);
+        return forward(target, req, res, body);
       }
       if (req.method === 'POST' && path === '/result') {
         let parsed: unknown;

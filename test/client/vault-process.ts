@@ -4,7 +4,13 @@
  * proxy, to see every request body a device sends.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createServer, request, type Server } from 'node:http';
+import {
+  createServer,
+  request,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -94,6 +100,33 @@ export async function startVaultProcess(opts: {
   };
 }
 
+/** Forward one request (its body already read) to `target`; a failure is a 502. */
+export function forward(
+  target: URL,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer,
+): void {
+  const fwd = request(
+    {
+      host: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, host: target.host },
+    },
+    (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    },
+  );
+  fwd.on('error', () => {
+    res.writeHead(502);
+    res.end();
+  });
+  fwd.end(body);
+}
+
 /** A loopback HTTP proxy that forwards to `target` and keeps every request body. */
 export interface RecordingProxy {
   readonly url: string;
@@ -117,24 +150,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
         headers: JSON.stringify(req.headers),
         body,
       });
-      const fwd = request(
-        {
-          host: t.hostname,
-          port: t.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: t.host },
-        },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      fwd.on('error', () => {
-        res.writeHead(502);
-        res.end();
-      });
-      fwd.end(body);
+      forward(t, req, res, body);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
