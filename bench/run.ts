@@ -78,6 +78,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 // while the engine is being written; the types still come from src/backup/api.ts.
 const ENGINE_URL = new URL('../src/backup/index.js', import.meta.url);
 const MB = 1e6;
+const CLI_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +143,26 @@ async function runProcess(
 
 /** When set (--cpu-prof DIR), every engine child writes V8 CPU profiles (all threads) there. */
 let cpuProfileDir: string | undefined;
+/**
+ * The environment and node flags the `backvault` executable runs with, from its shebang
+ * (`#!/usr/bin/env -S NAME=VALUE … node --flag …`): the engine child runs with the same, so
+ * the bench measures what the CLI does.
+ */
+async function cliRuntime(): Promise<{ env: Record<string, string>; nodeArgs: string[] }> {
+  const first = (await readFile(CLI_MAIN, 'utf8')).split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S (.*)$/.exec(first);
+  if (!m?.[1]) return { env: {}, nodeArgs: [] };
+  const words = m[1].trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  let i = 0;
+  for (; i < words.length && /^[A-Z_][A-Z0-9_]*=/.test(words[i] ?? ''); i++) {
+    const w = words[i] as string;
+    env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
+  }
+  if (words[i] !== 'node') throw new Error(`unexpected shebang in ${CLI_MAIN}: ${first}`);
+  return { env, nodeArgs: words.slice(i + 1) };
+}
+
 let stepNo = 0;
 
 async function runEngineStep(
@@ -153,10 +174,12 @@ async function runEngineStep(
   const requestPath = `${resultPath}.req`;
   await writeFile(requestPath, JSON.stringify({ ...req, resultPath }));
   // The key goes through the environment, not argv: argv is visible to every user in ps.
-  const env = { ...process.env, BACKVAULT_BENCH_KEY: keyHex };
+  const cli = await cliRuntime();
+  const env = { ...process.env, ...cli.env, BACKVAULT_BENCH_KEY: keyHex };
   const { wallSeconds, stdout } = await runProcess(
     process.execPath,
     [
+      ...cli.nodeArgs,
       ...(cpuProfileDir === undefined
         ? []
         : ['--cpu-prof', '--cpu-prof-dir', join(cpuProfileDir, `${++stepNo}-${req.op}`)]),
