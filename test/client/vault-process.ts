@@ -3,7 +3,6 @@
  * serve`) on 127.0.0.1 with `--dev-auth`, stopped by its own PID. Also a recording loopback
  * proxy, to see every request body a device sends.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import {
   createServer,
   request,
@@ -13,24 +12,26 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { launchVault } from '../vault/vault-process.js';
 
 /** Compiled vault entry and CLI, located from this compiled file (test/client → src/…). */
 export const SERVE_JS = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
 export const MAIN_JS = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-/** A running vault child process. */
+/** A running vault child process (see test/vault/vault-process.ts). */
 export interface VaultProcess {
   readonly url: string;
   readonly serverPublicKey: string;
   readonly pid: number;
-  /** Everything the vault wrote to stderr (its JSON logs). */
+  /** Everything the vault wrote (its JSON logs). */
   logs(): string;
   /** SIGTERM by PID, then SIGKILL after 5 s; resolves with the exit code. */
   stop(): Promise<number | null>;
 }
 
 /**
- * Starts a vault on a free loopback port.
+ * Starts a `--dev-auth` vault on a free loopback port, with a minimal environment (PATH and
+ * a HOME inside `dataDir`).
  * @param via `serve` runs serve.js; `cli` runs `backvault vault serve`.
  */
 export async function startVaultProcess(opts: {
@@ -51,52 +52,17 @@ export async function startVaultProcess(opts: {
     'info',
     ...(opts.extraArgs ?? []),
   ];
-  const args = opts.via === 'cli' ? [MAIN_JS, 'vault', 'serve', ...flags] : [SERVE_JS, ...flags];
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, args, {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', HOME: opts.dataDir },
+  const entry = opts.via === 'cli' ? [MAIN_JS, 'vault', 'serve'] : [SERVE_JS];
+  const v = await launchVault([...entry, ...flags], {
+    PATH: process.env.PATH ?? '',
+    HOME: opts.dataDir,
   });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const ready = await new Promise<{ listening: string; serverPublicKey: string }>(
-    (resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`vault did not start: ${stderr}`)), 20_000);
-      child.stdout.setEncoding('utf8').on('data', (s: string) => {
-        out += s;
-        const nl = out.indexOf('\n');
-        if (nl >= 0) {
-          clearTimeout(timer);
-          try {
-            resolve(JSON.parse(out.slice(0, nl)) as { listening: string; serverPublicKey: string });
-          } catch (e) {
-            reject(e as Error);
-          }
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`vault exited ${code}: ${stderr}`));
-      });
-    },
-  );
-  const pid = child.pid as number;
   return {
-    url: ready.listening,
-    serverPublicKey: ready.serverPublicKey,
-    pid,
-    logs: () => stderr,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      process.kill(pid, 'SIGTERM');
-      const t = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
-      }, 5_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
+    url: v.url,
+    serverPublicKey: v.serverPublicKey,
+    pid: v.pid,
+    logs: () => v.output(),
+    stop: () => v.stop(),
   };
 }
 

@@ -1,6 +1,8 @@
 /**
- * Starts the real vault (`src/vault/serve.js`) as a child process on 127.0.0.1:0 and
- * stops it by its PID. Captures stdout and stderr for log assertions.
+ * Starts the real vault (`src/vault/serve.js`, or any command line that serves one) as a
+ * child process on 127.0.0.1:0 and stops it by its PID. Captures stdout and stderr for log
+ * assertions. The device-side launcher (test/client/vault-process.ts) builds on
+ * {@link launchVault}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +18,8 @@ export interface VaultProcess {
   output(): string;
   /** SIGKILL by PID, no cleanup: simulates a crash. */
   crash(): Promise<void>;
-  /** SIGTERM by PID and wait for exit. */
-  stop(): Promise<void>;
+  /** SIGTERM by PID, SIGKILL after 5 s; resolves with the exit code. */
+  stop(): Promise<number | null>;
 }
 
 const running = new Set<ChildProcess>();
@@ -25,24 +27,37 @@ process.on('exit', () => {
   for (const c of running) if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
 });
 
-function exited(child: ChildProcess): Promise<void> {
+function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
   });
 }
 
-/** Runs serve.js with `args` and waits for its ready line (or failure). */
-export async function startVaultProcess(
+/** Runs serve.js with `args` (environment: this one plus `env`) and waits until it listens. */
+export function startVaultProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<VaultProcess> {
-  // Benches profile the vault processes this way (Node refuses --cpu-prof in NODE_OPTIONS).
+  return launchVault([SERVE, '--host', '127.0.0.1', '--port', '0', ...args], {
+    ...process.env,
+    ...env,
+  });
+}
+
+/**
+ * Runs `node ARGV` with exactly `env` and waits for the vault's ready line (or failure).
+ * With BACKVAULT_CPU_PROF_DIR set, the vault writes a V8 CPU profile there on a graceful
+ * exit (Node refuses --cpu-prof in NODE_OPTIONS).
+ */
+export async function launchVault(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<VaultProcess> {
   const prof = process.env.BACKVAULT_CPU_PROF_DIR;
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const argv = [...nodeArgs, SERVE, '--host', '127.0.0.1', '--port', '0', ...args];
-  const child = spawn(process.execPath, argv, {
-    env: { ...process.env, ...env },
+  const child = spawn(process.execPath, [...nodeArgs, ...argv], {
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -87,7 +102,12 @@ export async function startVaultProcess(
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGTERM');
-      await exited(child);
+      const t = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+      }, 5_000);
+      const code = await exited(child);
+      clearTimeout(t);
+      return code;
     },
   };
 }
