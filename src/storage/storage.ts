@@ -89,13 +89,19 @@ const NAME = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
  * @throws UsageError-like TypeError on a bad name (a programming error, not user input).
  */
 export function assertObjectName(name: string): void {
-  if (
-    !NAME.test(name) ||
-    name.split('/').some((p) => p === '.' || p === '..') ||
-    name.length > 512
-  ) {
+  if (!isObjectName(name)) {
     throw new TypeError(`invalid storage object name: ${JSON.stringify(name)}`);
   }
+}
+
+/**
+ * Whether `name` is a valid object name (what listings skip otherwise: temporary files,
+ * foreign files in a shared directory or bucket).
+ */
+export function isObjectName(name: string): boolean {
+  return (
+    NAME.test(name) && !name.split('/').some((p) => p === '.' || p === '..') && name.length <= 512
+  );
 }
 
 /**

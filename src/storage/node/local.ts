@@ -20,7 +20,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BackvaultError, MissingObjectError, UnavailableError } from '../../errors.js';
-import { assertListPrefix, assertObjectName, assertRange, type Storage } from '../storage.js';
+import {
+  assertListPrefix,
+  assertObjectName,
+  assertRange,
+  isObjectName,
+  type Storage,
+} from '../storage.js';
 
 /** Start of every temp file name; `~` is outside the object-name alphabet. */
 export const TEMP_PREFIX = '~bvtmp-';
@@ -300,15 +306,6 @@ function errnoCode(error: unknown): string | undefined {
     if (typeof code === 'string') return code;
   }
   return undefined;
-}
-
-function isObjectName(name: string): boolean {
-  try {
-    assertObjectName(name);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** fsync a directory so the names created or renamed in it survive a power cut. */

@@ -29,7 +29,13 @@ import {
   NotFoundError,
   UnavailableError,
 } from '../../errors.js';
-import { assertListPrefix, assertObjectName, assertRange, type Storage } from '../storage.js';
+import {
+  assertListPrefix,
+  assertObjectName,
+  assertRange,
+  isObjectName,
+  type Storage,
+} from '../storage.js';
 
 const MiB = 1024 * 1024;
 /** S3's smallest allowed part (all but the last). */
@@ -461,15 +467,6 @@ function nameOf(error: unknown): string | undefined {
       return candidate;
   }
   return undefined;
-}
-
-function isObjectName(name: string): boolean {
-  try {
-    assertObjectName(name);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The endpoint for messages: scheme, host, port and path, never user info or query. */
