@@ -222,6 +222,37 @@ export async function readSealedObject(
 }
 
 /**
+ * Read, verify and open every object under `prefix` (`index/` or `snapshots/`: names are
+ * the prefix and 64 hex digits), 8 at a time, and hand each plaintext to `use`.
+ * @param onProblem when given, an object that is CORRUPT or MISSING_OBJECT (in `use` too) is
+ *   reported and skipped instead of thrown.
+ */
+async function forEachSealed(
+  repo: Repo,
+  prefix: typeof PREFIX.index | typeof PREFIX.snapshots,
+  kind: typeof ObjectKind.INDEX | typeof ObjectKind.SNAPSHOT,
+  onProblem: ((p: CheckProblem) => void) | undefined,
+  use: (name: string, plain: Uint8Array) => void,
+): Promise<void> {
+  const name64 = new RegExp(`^${prefix}[0-9a-f]{64}$`);
+  await mapLimit(await listAll(repo.storage, prefix), 8, async ({ name }) => {
+    try {
+      if (!name64.test(name)) throw new CorruptBackupError('unexpected object name', name);
+      const { plain } = await readSealedObject(repo, name, kind);
+      use(name, plain);
+    } catch (e) {
+      if (
+        onProblem &&
+        e instanceof BackvaultError &&
+        (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
+      ) {
+        onProblem({ code: e.code, object: name, message: e.message });
+      } else throw e;
+    }
+  });
+}
+
+/**
  * Load every index object into one map.
  * @param onProblem when given, a bad index object is reported and skipped instead of thrown.
  * @param presence when given, entries of packs that are absent or too short are dropped or
@@ -233,30 +264,16 @@ export async function loadIndex(
   onProblem?: (p: CheckProblem) => void,
   presence?: PackPresence,
 ): Promise<BlobIndex> {
-  const objects = await listAll(repo.storage, PREFIX.index);
   const builder = new BlobIndexBuilder();
   const indexNames: string[] = [];
   const packSet = new Set<string>();
-  await mapLimit(objects, 8, async ({ name }) => {
-    try {
-      if (!/^index\/[0-9a-f]{64}$/.test(name))
-        throw new CorruptBackupError('unexpected object name', name);
-      const { plain } = await readSealedObject(repo, name, ObjectKind.INDEX);
-      const packs = decodeIndex(plain, name);
-      indexNames.push(name);
-      for (const p of packs) {
-        const packId = toHex(p.packId);
-        packSet.add(packId);
-        for (const entry of p.blobs) builder.add(packId, entry);
-      }
-    } catch (e) {
-      if (
-        onProblem &&
-        e instanceof BackvaultError &&
-        (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
-      ) {
-        onProblem({ code: e.code, object: name, message: e.message });
-      } else throw e;
+  await forEachSealed(repo, PREFIX.index, ObjectKind.INDEX, onProblem, (name, plain) => {
+    const packs = decodeIndex(plain, name);
+    indexNames.push(name);
+    for (const p of packs) {
+      const packId = toHex(p.packId);
+      packSet.add(packId);
+      for (const entry of p.blobs) builder.add(packId, entry);
     }
   });
   const lostPacks: string[] = [];
@@ -309,23 +326,9 @@ export async function loadSnapshots(
   repo: Repo,
   onProblem?: (p: CheckProblem) => void,
 ): Promise<LoadedSnapshot[]> {
-  const objects = await listAll(repo.storage, PREFIX.snapshots);
   const out: LoadedSnapshot[] = [];
-  await mapLimit(objects, 8, async ({ name }) => {
-    try {
-      if (!/^snapshots\/[0-9a-f]{64}$/.test(name))
-        throw new CorruptBackupError('unexpected object name', name);
-      const { plain } = await readSealedObject(repo, name, ObjectKind.SNAPSHOT);
-      out.push({ id: name.slice(PREFIX.snapshots.length), snap: decodeSnapshot(plain, name) });
-    } catch (e) {
-      if (
-        onProblem &&
-        e instanceof BackvaultError &&
-        (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
-      ) {
-        onProblem({ code: e.code, object: name, message: e.message });
-      } else throw e;
-    }
+  await forEachSealed(repo, PREFIX.snapshots, ObjectKind.SNAPSHOT, onProblem, (name, plain) => {
+    out.push({ id: name.slice(PREFIX.snapshots.length), snap: decodeSnapshot(plain, name) });
   });
   return out;
 }
