@@ -111,6 +111,18 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
   const { backvault, say } = tools;
   const state: VaultState = {};
   const url = (): string => state.url ?? '';
+  /** `restore TARGET` from the cloud with alice's vault password (the new-phone path). */
+  const passwordRestore = (target: string): string[] => [
+    'restore',
+    target,
+    '--repo',
+    'cloud',
+    '--password',
+    '--vault',
+    url(),
+    '--account',
+    'alice',
+  ];
 
   return [
     {
@@ -185,25 +197,9 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
       async run(ctx) {
         say('  phone-2 has no key file: only the account name and the password.');
         await withPassword(ctx, 'BACKVAULT_PASSWORD', PASSWORD, () =>
-          backvault(
-            ctx,
-            [
-              'restore',
-              'phone-2/chat',
-              '--repo',
-              'cloud',
-              '--password',
-              '--vault',
-              url(),
-              '--account',
-              'alice',
-              '--device',
-              'phone-2/device',
-            ],
-            {
-              shown: `BACKVAULT_PASSWORD='${PASSWORD}' backvault restore phone-2/chat --repo cloud --password --vault ${url()} --account alice --device phone-2/device`,
-            },
-          ),
+          backvault(ctx, [...passwordRestore('phone-2/chat'), '--device', 'phone-2/device'], {
+            shown: `BACKVAULT_PASSWORD='${PASSWORD}' backvault restore phone-2/chat --repo cloud --password --vault ${url()} --account alice --device phone-2/device`,
+          }),
         );
         const d = diffTrees(
           await hashTree(join(ctx.root, 'old-phone', 'chat')),
@@ -222,24 +218,10 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
       async run(ctx) {
         for (const guess of ['alice1234', 'otter purple 42', 'letmein!']) {
           await withPassword(ctx, 'BACKVAULT_PASSWORD', guess, () =>
-            backvault(
-              ctx,
-              [
-                'restore',
-                'thief/chat',
-                '--repo',
-                'cloud',
-                '--password',
-                '--vault',
-                url(),
-                '--account',
-                'alice',
-              ],
-              {
-                expectFail: true,
-                shown: `BACKVAULT_PASSWORD='${guess}' backvault restore thief/chat --repo cloud --password --vault … --account alice`,
-              },
-            ),
+            backvault(ctx, passwordRestore('thief/chat'), {
+              expectFail: true,
+              shown: `BACKVAULT_PASSWORD='${guess}' backvault restore thief/chat --repo cloud --password --vault … --account alice`,
+            }),
           );
         }
         say(
@@ -261,43 +243,15 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
         );
         say('', '  The device proved it holds the key; the vault swapped the record in one step.');
         await withPassword(ctx, 'BACKVAULT_PASSWORD', PASSWORD, () =>
-          backvault(
-            ctx,
-            [
-              'restore',
-              'phone-3/chat',
-              '--repo',
-              'cloud',
-              '--password',
-              '--vault',
-              url(),
-              '--account',
-              'alice',
-            ],
-            {
-              expectFail: true,
-              shown: `BACKVAULT_PASSWORD='${PASSWORD}' backvault restore phone-3/chat … (the old password)`,
-            },
-          ),
+          backvault(ctx, passwordRestore('phone-3/chat'), {
+            expectFail: true,
+            shown: `BACKVAULT_PASSWORD='${PASSWORD}' backvault restore phone-3/chat … (the old password)`,
+          }),
         );
         await withPassword(ctx, 'BACKVAULT_PASSWORD', NEW_PASSWORD, () =>
-          backvault(
-            ctx,
-            [
-              'restore',
-              'phone-3/chat',
-              '--repo',
-              'cloud',
-              '--password',
-              '--vault',
-              url(),
-              '--account',
-              'alice',
-            ],
-            {
-              shown: `BACKVAULT_PASSWORD='${NEW_PASSWORD}' backvault restore phone-3/chat … (the new password)`,
-            },
-          ),
+          backvault(ctx, passwordRestore('phone-3/chat'), {
+            shown: `BACKVAULT_PASSWORD='${NEW_PASSWORD}' backvault restore phone-3/chat … (the new password)`,
+          }),
         );
         ctx.facts.push('after a password change the old password failed and the new one worked');
       },
@@ -311,21 +265,10 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
         );
         await backvault(ctx, ['disable', '--device', 'phone-2/device', '--yes']);
         await withPassword(ctx, 'BACKVAULT_PASSWORD', NEW_PASSWORD, () =>
-          backvault(
-            ctx,
-            [
-              'restore',
-              'phone-4/chat',
-              '--repo',
-              'cloud',
-              '--password',
-              '--vault',
-              url(),
-              '--account',
-              'alice',
-            ],
-            { expectFail: true, shown: 'backvault restore phone-4/chat --repo cloud --password …' },
-          ),
+          backvault(ctx, passwordRestore('phone-4/chat'), {
+            expectFail: true,
+            shown: 'backvault restore phone-4/chat --repo cloud --password …',
+          }),
         );
         await backvault(ctx, [
           'restore',

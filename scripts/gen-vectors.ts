@@ -63,6 +63,7 @@ import {
   nextCut,
   sqliteChunkSize,
 } from '../src/backup/chunker.js';
+import type { RepoKeys } from '../src/backup/crypto.js';
 
 /** A JSON value (what the vector files hold). */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -91,15 +92,8 @@ export function detBytes(label: string, n: number): Uint8Array {
 
 const nonceOf = (label: string): Uint8Array => detBytes(`backvault-vector-nonce/${label}`, 12);
 
-/** The subkeys of a repository (WebCrypto reference implementation). */
-export interface VectorKeys {
-  repoId: Uint8Array;
-  keyCheck: Uint8Array;
-  blobId: Uint8Array;
-  data: Uint8Array;
-  meta: Uint8Array;
-  chunker: Uint8Array;
-}
+/** The subkeys of a repository, the engine's shape, derived here through WebCrypto. */
+export type VectorKeys = RepoKeys;
 
 async function keysFor(backupKey: Uint8Array, repoId: Uint8Array): Promise<VectorKeys> {
   const d = (l: SubkeyLabel): Promise<Uint8Array> => deriveSubkey(backupKey, repoId, l);
