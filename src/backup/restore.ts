@@ -117,6 +117,13 @@ export function fsTime(ns: bigint): number | Date {
 /** Name of the marker file inside a restore's temporary directory. */
 export const RESTORE_MARKER = '.backvault-restore';
 const MARKER_LINE = /^backvault-restore 1 pid=(\d+) host=([^\n]*)\n$/;
+/** A marker line cut short by a kill: a proper prefix of `restoreMarker`'s line. */
+function isCutMarker(text: string): boolean {
+  return (
+    'backvault-restore 1 pid='.startsWith(text) ||
+    /^backvault-restore 1 pid=\d+(?: (?:h(?:o(?:s(?:t(?:=[^\n]*)?)?)?)?)?)?$/.test(text)
+  );
+}
 
 /** The marker's content for process `pid` on `host` (tests build interrupted states with it). */
 export function restoreMarker(pid: number, host: string): string {
@@ -156,7 +163,8 @@ async function lstatOrUndefined(
  * - otherwise it is removed (partial or complete plaintext that never reached the target,
  *   or the old target after a completed swap).
  * An empty directory of that name without a marker (killed before writing it) is removed
- * too. Also puts back a `.<name>.backvault-old-<12 hex>` directory (the layout of earlier
+ * too, and so is one holding nothing but a marker cut short (killed while writing it).
+ * Also puts back a `.<name>.backvault-old-<12 hex>` directory (the layout of earlier
  * versions) when the target is missing and it is the only one.
  * @returns what was done, for the result's warnings.
  * @throws file-system errors other than ENOENT (e.g. EACCES on the target's parent).
@@ -202,8 +210,17 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
       continue;
     }
     if (!markerStat.isFile() || markerStat.size > 4096) continue;
-    const mk = MARKER_LINE.exec(await readFile(markerPath, 'utf8'));
-    if (!mk) continue;
+    const markerText = await readFile(markerPath, 'utf8');
+    const mk = MARKER_LINE.exec(markerText);
+    if (!mk) {
+      // Killed between creating the marker and writing its line: the restore never got
+      // further, so the marker is all there is (no plaintext, no old target).
+      if (isCutMarker(markerText) && (await readdir(dir)).length === 1) {
+        await rm(dir, { recursive: true, force: true });
+        warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
+      }
+      continue;
+    }
     const pid = Number(mk[1]);
     if (mk[2] === osHostname() && pid !== process.pid && isProcessAlive(pid)) {
       warnings.push(
@@ -226,7 +243,7 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
       );
       continue;
     }
-    await rm(dir, { recursive: true, force: true });
+    await removeMarked(dir);
     warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
   }
   if (!targetExists && legacy.length === 1) {
@@ -243,6 +260,26 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
   }
   if (warnings.length > 0) await fsyncPath(parent);
   return warnings;
+}
+
+/**
+ * Remove a restore's temporary directory, its marker last: a kill in the middle leaves a
+ * directory that still says it is ours, which the next restore then finishes removing. (A
+ * plain recursive rm may delete the marker first, and what it left — part of an old target —
+ * would then never be recognised.)
+ */
+async function removeMarked(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  for (const n of names) {
+    if (n !== RESTORE_MARKER) await rm(join(dir, n), { recursive: true, force: true });
+  }
+  await rm(dir, { recursive: true, force: true });
 }
 
 /** Choose a snapshot by id or unique prefix (default: the head). */
@@ -596,12 +633,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   } catch (e) {
     // Never delete the old target unless the new one is in place: if putting it back
     // failed, it stays in `old/` and the next restore puts it back.
-    if (!oldAside || swapped) await rm(tmp, { recursive: true, force: true });
+    if (!oldAside || swapped) await removeMarked(tmp);
     throw e;
   } finally {
     await pool.close();
   }
-  await rm(tmp, { recursive: true, force: true });
+  await removeMarked(tmp);
   return {
     snapshotId: snap.id,
     seq: snap.snap.seq,

@@ -321,10 +321,19 @@ describe('kill -9', () => {
     const r = await runChild(['restore', repo, state, target], keyHex);
     assert.equal(r.code, 0, r.stderr);
     await assertTreeIs(target, expected1, 'restore after the kills');
+    const left = (await readdir(join(dir, 'out'))).filter((n) => n.includes('.backvault-'));
+    const inside = await Promise.all(
+      left.map(async (n) => {
+        const d = join(dir, 'out', n);
+        const names = await readdir(d).catch(() => [] as string[]);
+        const marker = await readFile(join(d, '.backvault-restore'), 'utf8').catch(() => '-');
+        return `${n}: [${names.join(', ')}] marker=${JSON.stringify(marker)}`;
+      }),
+    );
     assert.deepEqual(
-      (await readdir(join(dir, 'out'))).filter((n) => n.includes('.backvault-')),
+      left,
       [],
-      'a restore after killed restores leaves nothing beside the target',
+      `a restore after killed restores leaves nothing beside the target: ${inside.join('; ')}; warnings: ${r.stderr}`,
     );
   });
 

@@ -110,8 +110,17 @@ describe('restore after an interrupted restore', () => {
     await tempDirOf(out, 'eeeeeeeeeeee', ['root']);
     // Killed before writing the marker: empty.
     await mkdir(join(out, '.chat.backvault-restore-ffffffffffff'));
+    // Killed while writing the marker: nothing but a marker cut short (empty, or part of
+    // its line).
+    for (const [tag, cut] of [
+      ['aaaaaaaaaaaa', ''],
+      ['bbbbbbbbbbbb', restoreMarker(4242, hostname()).slice(0, 30)],
+    ] as const) {
+      await mkdir(join(out, `.chat.backvault-restore-${tag}`));
+      await writeFile(join(out, `.chat.backvault-restore-${tag}`, RESTORE_MARKER), cut);
+    }
     const r = await restore({ ...access(), target, force: true, workers: 1 });
-    assert.equal(r.warnings.length, 3, r.warnings.join('\n'));
+    assert.equal(r.warnings.length, 5, r.warnings.join('\n'));
     await assertSameTree(src, target);
     assert.deepEqual(await readdir(out), ['chat']);
   });
@@ -130,6 +139,17 @@ describe('restore after an interrupted restore', () => {
     for (const f of foreign) {
       await mkdir(join(out, f));
       await writeFile(join(out, f, 'keep.txt'), 'keep');
+    }
+    // A cut-short marker beside other content, or a marker that is not ours at all.
+    for (const [tag, marker] of [
+      ['777777777777', ''],
+      ['888888888888', 'not a backvault marker'],
+    ] as const) {
+      const d = join(out, `.chat.backvault-restore-${tag}`);
+      foreign.push(`.chat.backvault-restore-${tag}`);
+      await mkdir(d);
+      await writeFile(join(d, RESTORE_MARKER), marker);
+      await writeFile(join(d, 'keep.txt'), 'keep');
     }
     // A marker naming a restore that is still running (this process) is left alone.
     const live = join(out, '.chat.backvault-restore-555555555555');
