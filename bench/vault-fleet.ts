@@ -43,9 +43,9 @@ const CONCURRENCY = [4, 8, 16, 32, 64, 128];
 /**
  * Warm-up before measuring: a server runs for days, so what matters is its JIT-compiled
  * steady state. A fleet node sees a third of the traffic, so it takes three times as
- * long to get there; 4 s at c=16 brings every node's hot paths to optimized code (with
- * 1 s at c=4, V8's baseline tiers and the optimizing compiler itself showed up in perf
- * profiles of the measured phase).
+ * long to get there. With 1 s at c=4 (~40 logins per node) V8's baseline tiers and the
+ * optimizing compiler itself showed up in perf profiles of the measured phase; 4 s at
+ * c=16 gives each node ~400 logins first. Rounds (below) absorb what remains.
  */
 const WARMUP = { concurrency: 16, seconds: 4 };
 
