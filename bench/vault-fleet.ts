@@ -28,14 +28,14 @@
  * there when it exits (summarise with bench/profile-summary.js); etcd's CPU is in the table.
  * Prints a table; writes bench/results/vault-fleet-<date>.json (relative to the cwd).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
 import { startFleet } from '../test/fleet/fleet.js';
 import { devToken, login, register } from '../test/vault/test-client.js';
-import { startVaultProcess } from '../test/vault/vault-process.js';
+import { NO_RATE_LIMITS, cpuMsOf, startVaultProcess } from '../test/vault/vault-process.js';
 import { isMain, numberOption, runMain } from './cli-util.js';
 
 const PASSWORD = 'bench password for the fleet';
@@ -171,18 +171,6 @@ async function closed(accounts: readonly Account[], c: number, seconds: number) 
     errors,
     logins: done,
   };
-}
-
-/** utime + stime of a process in ms (Linux USER_HZ = 100), or 0 when it is gone. */
-async function cpuMsOf(pid: number): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
 }
 
 async function cpuMs(pids: readonly number[]): Promise<number> {
@@ -388,10 +376,7 @@ async function measureSingle(accounts: number, seconds: number, rounds: number):
     '1',
     '--log-level',
     'warn',
-    '--rate-limit-ip',
-    '10000000',
-    '--rate-limit-account',
-    '10000000',
+    ...NO_RATE_LIMITS,
   ]);
   try {
     return await measure(

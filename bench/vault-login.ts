@@ -24,16 +24,19 @@
  *          [--wait-load 1.5 --wait-max 180] [--nice 0]
  * Prints a table; writes bench/results/vault-<date>.json (relative to the cwd).
  */
-import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
+import {
+  NO_RATE_LIMITS,
+  childrenOf,
+  cpuMsOf,
+  startVaultProcess,
+} from '../test/vault/vault-process.js';
 
-const SERVE = fileURLToPath(new URL('../src/vault/serve.js', import.meta.url));
 const STRETCH = { 'argon2id-custom': { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const MAX_LOGINS = 20_000;
 const CLOSED_CONCURRENCY = [2, 4, 8, 16];
@@ -103,35 +106,10 @@ function post(
   });
 }
 
-/** CPU seconds (user+system) of a process, from /proc; 0 if it is gone. */
-async function cpuSeconds(pid: number): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s)
-  } catch {
-    return 0;
-  }
-}
-
-async function childrenOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = await readFile(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(+e);
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
 /** CPU seconds of the vault: primary + workers. */
 async function vaultCpu(pids: readonly number[]): Promise<number> {
   let s = 0;
-  for (const p of pids) s += await cpuSeconds(p);
+  for (const p of pids) s += (await cpuMsOf(p)) / 1000;
   return s;
 }
 
@@ -343,46 +321,21 @@ interface Vault {
 }
 
 async function startVault(dir: string): Promise<Vault> {
-  const child = spawn(
-    process.execPath,
-    [
-      SERVE,
-      '--data',
-      dir,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--dev-auth',
-      '--workers',
-      String(WORKERS),
-      '--log-level',
-      'warn',
-      '--rate-limit-ip',
-      '10000000',
-      '--rate-limit-account',
-      '10000000',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const pid = child.pid!;
-  const exited = new Promise((r) => child.once('exit', r));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{"listening"'));
-      if (line) resolve((JSON.parse(line) as { listening: string }).listening);
-    });
-    child.once('exit', (c) => reject(new Error(`vault exited ${c}`)));
-  });
-  const pids = [pid, ...(await childrenOf(pid))];
+  const v = await startVaultProcess([
+    '--data',
+    dir,
+    '--dev-auth',
+    '--workers',
+    String(WORKERS),
+    '--log-level',
+    'warn',
+    ...NO_RATE_LIMITS,
+  ]);
   return {
-    url,
-    pids,
+    url: v.url,
+    pids: [v.pid, ...(await childrenOf(v.pid))],
     async stop() {
-      if (child.exitCode === null) process.kill(pid, 'SIGTERM');
-      await exited;
+      await v.stop();
     },
   };
 }

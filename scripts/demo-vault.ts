@@ -111,10 +111,8 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
   const { backvault, say } = tools;
   const state: VaultState = {};
   const url = (): string => state.url ?? '';
-  /** `restore TARGET` from the cloud with alice's vault password (the new-phone path). */
-  const passwordRestore = (target: string): string[] => [
-    'restore',
-    target,
+  /** The cloud repository, protected by alice's password in the vault. */
+  const aliceInVault = (): string[] => [
     '--repo',
     'cloud',
     '--password',
@@ -123,6 +121,8 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
     '--account',
     'alice',
   ];
+  /** `restore TARGET` from the cloud with alice's vault password (the new-phone path). */
+  const passwordRestore = (target: string): string[] => ['restore', target, ...aliceInVault()];
 
   return [
     {
@@ -149,13 +149,7 @@ export function vaultSteps(tools: DemoTools): DemoStep[] {
               'enable',
               '--device',
               'old-phone/device',
-              '--repo',
-              'cloud',
-              '--password',
-              '--vault',
-              url(),
-              '--account',
-              'alice',
+              ...aliceInVault(),
               '--key-file',
               'backup-key.txt',
             ],

@@ -107,7 +107,7 @@ describe('vault key ceremony CLI', () => {
     assert.deepEqual(ka.sealingKey, kb.sealingKey);
 
     // serve with the imported key file and the pinned fleet key; refuses another fleet key.
-    const v = await startVaultProcess([
+    const serveB = (pinned: string): string[] => [
       '--data',
       p('node-b'),
       '--dev-auth',
@@ -118,23 +118,12 @@ describe('vault key ceremony CLI', () => {
       '--hsm-key-file',
       p('b.keys.json'),
       '--fleet-key',
-      fleetKey,
-    ]);
+      pinned,
+    ];
+    const v = await startVaultProcess(serveB(fleetKey));
     assert.equal(v.serverPublicKey, fleetKey);
     await v.stop();
-    const other = await runVaultExpectingFailure([
-      '--data',
-      p('node-b'),
-      '--dev-auth',
-      '--workers',
-      '1',
-      '--hsm',
-      'software',
-      '--hsm-key-file',
-      p('b.keys.json'),
-      '--fleet-key',
-      'B'.repeat(43),
-    ]);
+    const other = await runVaultExpectingFailure(serveB('B'.repeat(43)));
     assert.equal(other.code, 2, other.output);
     assert.match(other.output, /not the expected/);
   });

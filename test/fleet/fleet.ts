@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from '../../src/vault/auth.js';
 import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../hsm/softhsm.js';
-import { startVaultProcess, type VaultProcess } from '../vault/vault-process.js';
+import { NO_RATE_LIMITS, startVaultProcess, type VaultProcess } from '../vault/vault-process.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 
 const run = promisify(execFile);
@@ -183,32 +183,19 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       if (!bundle) throw new Error(`keygen wrote no bundle for node ${i}`);
       const dir = join(root, `node${i}`);
       if (hsm === 'pkcs11') {
-        const label = `node${i}`;
-        await cli(
-          [
-            'vault',
-            'import',
-            '--bundle',
-            bundle,
-            '--fleet-key',
-            fleetKey,
-            '--hsm',
-            'pkcs11',
-            '--pkcs11-module',
-            SOFTHSM_MODULE,
-            '--pkcs11-token',
-            label,
-          ],
-          nodeEnv[i],
-        );
-        hsmArgs.push([
+        const p11 = [
           '--hsm',
           'pkcs11',
           '--pkcs11-module',
           SOFTHSM_MODULE,
           '--pkcs11-token',
-          label,
-        ]);
+          `node${i}`,
+        ];
+        await cli(
+          ['vault', 'import', '--bundle', bundle, '--fleet-key', fleetKey, ...p11],
+          nodeEnv[i],
+        );
+        hsmArgs.push(p11);
       } else {
         const keyFile = join(dir, 'hsm-keys.json');
         await cli([
@@ -256,10 +243,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       ...authArgs,
       '--max-attempts',
       String(o.maxAttempts ?? 10),
-      '--rate-limit-ip',
-      '10000000',
-      '--rate-limit-account',
-      '10000000',
+      ...NO_RATE_LIMITS,
       '--log-level',
       o.logLevel ?? 'warn',
     ];

@@ -1,31 +1,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
-import { startVaultProcess, type VaultProcess } from './vault-process.js';
+import {
+  NO_RATE_LIMITS,
+  childrenOf,
+  startVaultProcess,
+  type VaultProcess,
+} from './vault-process.js';
 import { FAST_STRETCHING, call, devToken, login, register } from './test-client.js';
 
 const LIMIT = 5;
-
-/** PIDs whose parent is `pid` (Linux /proc). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = await readFile(`/proc/${e}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(e));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out.sort((a, b) => a - b);
-}
 
 function alive(pid: number): boolean {
   try {
@@ -113,10 +102,7 @@ describe('vault cluster: --workers 2 (real processes)', () => {
     '2',
     '--max-attempts',
     String(LIMIT),
-    '--rate-limit-account',
-    '100000',
-    '--rate-limit-ip',
-    '100000',
+    ...NO_RATE_LIMITS,
   ];
 
   before(async () => {

@@ -4,21 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startVaultProcess, type VaultProcess } from './vault-process.js';
+import { NO_RATE_LIMITS, startVaultProcess, type VaultProcess } from './vault-process.js';
 import { devToken, login, register } from './test-client.js';
 
 describe('kill -9 during password change (real process)', () => {
   let dir: string;
   let vault: VaultProcess | undefined;
-  const args = () => [
-    '--data',
-    dir,
-    '--dev-auth',
-    '--max-attempts',
-    '10',
-    '--rate-limit-account',
-    '100000',
-  ];
+  const args = () => ['--data', dir, '--dev-auth', '--max-attempts', '10', ...NO_RATE_LIMITS];
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bv-crash-'));

@@ -5,9 +5,47 @@
  * {@link launchVault}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const SERVE = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
+
+/**
+ * `vault serve` flags that put the per-address and per-account rate limits out of reach:
+ * every request of a test or a bench comes from 127.0.0.1, so the defaults would throttle
+ * the load itself. The attempt counter is separate and stays in force.
+ */
+export const NO_RATE_LIMITS: readonly string[] = [
+  '--rate-limit-ip',
+  '10000000',
+  '--rate-limit-account',
+  '10000000',
+];
+
+/** The fields of /proc/PID/stat after the command name (field 3, `state`, is index 0). */
+async function statFields(pid: number | string): Promise<string[] | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // gone
+  }
+}
+
+/** PIDs whose parent is `pid` (Linux /proc): a `--workers N` vault's worker processes. */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (/^\d+$/.test(e) && Number((await statFields(e))?.[1]) === pid) out.push(Number(e));
+  }
+  return out;
+}
+
+/** CPU time (utime + stime) of a process in ms, from /proc (USER_HZ = 100); 0 when gone. */
+export async function cpuMsOf(pid: number): Promise<number> {
+  const f = await statFields(pid);
+  return f ? (Number(f[11]) + Number(f[12])) * 10 : 0;
+}
 
 /** A running vault child process. */
 export interface VaultProcess {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import * as opaque from '@serenity-kit/opaque';
-import { startVaultProcess, type VaultProcess } from './vault-process.js';
+import { NO_RATE_LIMITS, startVaultProcess, type VaultProcess } from './vault-process.js';
 import { FAST_STRETCHING, call, devToken, keyProofOf, login, register } from './test-client.js';
 
 const LIMIT = 5;
@@ -36,10 +36,7 @@ describe('vault server (real process)', () => {
     '--dev-auth',
     '--max-attempts',
     String(LIMIT),
-    '--rate-limit-account',
-    '100000',
-    '--rate-limit-ip',
-    '100000',
+    ...NO_RATE_LIMITS,
   ];
 
   before(async () => {
