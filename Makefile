@@ -3,8 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 # Debian packages the suite needs: real etcd members and SoftHSM2 tokens are started by
-# the tests themselves (never mocked, never silently skipped).
-TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell
+# the tests themselves (never mocked, never silently skipped); openssl makes the etcd TLS
+# tests' throwaway certificates.
+TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell openssl
 
 .PHONY: help deps test-deps build lint typecheck test demo bench clean fleet
 

@@ -33,6 +33,16 @@ export interface VaultConfig {
   readonly etcdEndpoints?: readonly string[];
   /** Shards (store = etcd, several clusters): `--etcd-shard ID=URL,URL` (repeatable). */
   readonly etcdShards?: readonly EtcdShardSpec[];
+  /**
+   * TLS to etcd (with `https://` endpoints; the same material for every shard): PEM files
+   * of the CA that signed the members' certificates (default: the system's CAs) and of
+   * this node's client certificate and key (both or neither; for `--client-cert-auth`).
+   */
+  readonly etcdTls?: {
+    readonly caFile?: string;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+  };
   /** etcd key prefix. Default `/backvault/v1/`. */
   readonly etcdPrefix?: string;
   /** Deadline of one store call in ms, retries included. Default 3000. */
@@ -145,6 +155,20 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     throw new UsageError('use either --etcd or --etcd-shard, not both');
   if (store === 'sqlite' && (c.etcdEndpoints || c.etcdShards))
     throw new UsageError('--etcd needs --store etcd');
+  const tls = c.etcdTls;
+  if (tls && store !== 'etcd')
+    throw new UsageError('--etcd-ca/--etcd-cert/--etcd-key need --store etcd');
+  if (tls && !tls.certFile !== !tls.keyFile)
+    throw new UsageError('--etcd-cert and --etcd-key go together');
+  const urls = [...(c.etcdEndpoints ?? []), ...(c.etcdShards ?? []).flatMap((s) => s.endpoints)];
+  if (tls && !urls.every((u) => u.startsWith('https://')))
+    throw new UsageError('--etcd-ca/--etcd-cert/--etcd-key need https:// etcd endpoints');
+  if (
+    !tls &&
+    urls.some((u) => u.startsWith('https://')) &&
+    urls.some((u) => u.startsWith('http://'))
+  )
+    throw new UsageError('use https:// for every etcd member or for none');
   const hsm = c.hsm ?? 'software';
   if (hsm !== 'software' && hsm !== 'pkcs11')
     throw new UsageError('--hsm must be software or pkcs11');
@@ -161,6 +185,7 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     store,
     ...(c.etcdEndpoints?.length ? { etcdEndpoints: c.etcdEndpoints } : {}),
     ...(c.etcdShards?.length ? { etcdShards: c.etcdShards } : {}),
+    ...(tls ? { etcdTls: tls } : {}),
     ...(c.etcdPrefix ? { etcdPrefix: c.etcdPrefix } : {}),
     ...(c.acceptEtcdRollback ? { acceptEtcdRollback: true } : {}),
     ...(store === 'etcd'
@@ -202,6 +227,7 @@ export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8
   [--max-attempts 10] [--login-ttl 60] [--rate-limit-ip 600] [--rate-limit-account 60]
   [--store sqlite] [--hsm software] [--log-level info] [--workers N (default: CPUs)]
   [--store etcd (--etcd URL,URL,... | --etcd-shard ID=URL,URL ...)]
+  [--etcd-ca PEM] [--etcd-cert PEM --etcd-key PEM] (TLS to https:// etcd members)
   [--etcd-prefix /backvault/v1/] [--etcd-deadline-ms 3000] [--accept-etcd-rollback]
   [--hsm software [--hsm-key-file FILE]] [--fleet-key KEY]
   [--hsm pkcs11 --pkcs11-module SO --pkcs11-token LABEL] (PIN: env BACKVAULT_PKCS11_PIN)
@@ -220,6 +246,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
   let jwksFile: string | undefined;
   const publicKeyFiles: string[] = [];
   const shards: EtcdShardSpec[] = [];
+  const etcdTls: { caFile?: string; certFile?: string; keyFile?: string } = {};
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] ?? '';
     const value = (): string => {
@@ -261,6 +288,15 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
         break;
       case '--etcd-shard':
         shards.push(parseEtcdShardSpec(value()));
+        break;
+      case '--etcd-ca':
+        etcdTls.caFile = value();
+        break;
+      case '--etcd-cert':
+        etcdTls.certFile = value();
+        break;
+      case '--etcd-key':
+        etcdTls.keyFile = value();
         break;
       case '--etcd-prefix':
         c.etcdPrefix = value();
@@ -309,6 +345,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
     }
   }
   if (shards.length) c.etcdShards = shards;
+  if (Object.keys(etcdTls).length) c.etcdTls = etcdTls;
   const jwt =
     issuer !== undefined ||
     audience !== undefined ||

@@ -16,7 +16,7 @@ import {
 import { validateVaultConfig, type VaultConfig } from './config.js';
 import { createVaultMetrics, type VaultMetrics } from './metrics.js';
 import { buildServer } from './server.js';
-import { openEtcdStore } from './etcd-store.js';
+import { openEtcdStore, type EtcdTlsOptions } from './etcd-store.js';
 import { openShardedEtcdStore } from './sharded-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { VaultStore } from './store.js';
@@ -148,6 +148,7 @@ async function openStore(
     const opts = {
       ...(config.etcdDeadlineMs !== undefined ? { deadlineMs: config.etcdDeadlineMs } : {}),
       ...(config.etcdPrefix ? { prefix: config.etcdPrefix } : {}),
+      ...(config.etcdTls ? { tls: await readEtcdTls(config.etcdTls) } : {}),
     };
     if (config.etcdShards?.length) {
       // The rollback tripwire is per cluster; not wired for shards yet (THREAT_MODEL.md).
@@ -188,6 +189,27 @@ async function openStore(
   }
   const sqlite = await openSqliteStore(join(config.dataDir, DATA_FILES.database));
   return { store: sqlite, afterLockout: () => sqlite.scrubWal() };
+}
+
+/**
+ * Reads the PEM files named by `--etcd-ca/--etcd-cert/--etcd-key`.
+ * @throws UsageError naming a file that cannot be read (never its contents).
+ */
+async function readEtcdTls(files: NonNullable<VaultConfig['etcdTls']>): Promise<EtcdTlsOptions> {
+  const read = async (flag: string, path: string | undefined): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (e) {
+      throw new UsageError(`${flag} ${path}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
+  };
+  const [ca, cert, key] = await Promise.all([
+    read('--etcd-ca', files.caFile),
+    read('--etcd-cert', files.certFile),
+    read('--etcd-key', files.keyFile),
+  ]);
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
 }
 
 async function readRevisionMark(path: string): Promise<number> {

@@ -105,6 +105,20 @@ export interface EtcdVaultStoreOptions {
    * restores only — see docs/THREAT_MODEL.md. Default 0 (no check beyond this process).
    */
   readonly revisionFloor?: number;
+  /**
+   * TLS to etcd, required with `https://` endpoints and refused with `http://` ones. The
+   * CA (PEM) that signed the members' certificates — the system's trust store when
+   * absent — and, for clusters started with `--client-cert-auth`, this node's client
+   * certificate chain and key (PEM, both or neither).
+   */
+  readonly tls?: EtcdTlsOptions;
+}
+
+/** PEM material for TLS to etcd (see {@link EtcdVaultStoreOptions.tls}). */
+export interface EtcdTlsOptions {
+  readonly ca?: Uint8Array;
+  readonly cert?: Uint8Array;
+  readonly key?: Uint8Array;
 }
 
 /** Counters for tests and metrics: how often the store had to retry or resolve. */
@@ -405,11 +419,31 @@ export class EtcdVaultStore implements VaultStore {
       throw new UsageError('the etcd key prefix must start and end with "/"');
     }
     this.#prefix = prefix;
+    const secure = endpointsScheme(options.endpoints) === 'https:';
+    if (!secure && options.tls) {
+      throw new UsageError('etcd TLS options need https:// endpoints');
+    }
+    if (options.tls && !options.tls.cert !== !options.tls.key) {
+      throw new UsageError('an etcd client certificate needs its key, and a key its certificate');
+    }
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#attemptMs = options.attemptTimeoutMs ?? Math.max(250, Math.floor(this.#deadlineMs / 3));
     const fallbackMs = this.#deadlineMs;
     this.#client = new Etcd3({
       hosts: [...options.endpoints],
+      // https:// without options still means TLS: etcd3 then trusts the system's CAs.
+      ...(options.tls
+        ? {
+            credentials: {
+              // gRPC takes null for "the system's roots"; etcd3's type says Buffer.
+              rootCertificate: options.tls.ca
+                ? Buffer.from(options.tls.ca)
+                : (null as unknown as Buffer),
+              ...(options.tls.cert ? { certChain: Buffer.from(options.tls.cert) } : {}),
+              ...(options.tls.key ? { privateKey: Buffer.from(options.tls.key) } : {}),
+            },
+          }
+        : {}),
       // A backstop for any call that slips through without its own deadline.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + fallbackMs }),
       dialTimeout: this.#deadlineMs,
@@ -799,16 +833,26 @@ export function parseEtcdEndpoints(list: string): string[] {
     } catch {
       throw new UsageError(`--etcd: not a URL: ${u}`);
     }
-    if (parsed.protocol === 'https:') {
-      throw new UsageError(
-        '--etcd: TLS to etcd is not supported yet; use http:// on a private network',
-      );
-    }
-    if (parsed.protocol !== 'http:' || !parsed.port || parsed.pathname !== '/' || parsed.search) {
-      throw new UsageError(`--etcd: expected http://host:port, got ${u}`);
+    const scheme = parsed.protocol === 'http:' || parsed.protocol === 'https:';
+    if (!scheme || !parsed.port || parsed.pathname !== '/' || parsed.search) {
+      throw new UsageError(`--etcd: expected http(s)://host:port, got ${u}`);
     }
   }
+  endpointsScheme(urls);
   return urls;
+}
+
+/**
+ * The one scheme of a cluster's endpoints.
+ * @throws UsageError if they mix http:// and https:// (a member reached in clear text
+ *   would defeat TLS to the others).
+ */
+function endpointsScheme(urls: readonly string[]): 'http:' | 'https:' {
+  const secure = urls.filter((u) => u.startsWith('https://')).length;
+  if (secure !== 0 && secure !== urls.length) {
+    throw new UsageError('--etcd: use https:// for every member or for none');
+  }
+  return secure ? 'https:' : 'http:';
 }
 
 /**

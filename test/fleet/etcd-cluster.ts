@@ -16,7 +16,9 @@ import { existsSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import type { TestPki } from './test-pki.js';
 
 /** Where Debian installs the binaries; override with BACKVAULT_ETCD_BIN / BACKVAULT_ETCDCTL_BIN. */
 export const ETCD_BIN = process.env.BACKVAULT_ETCD_BIN ?? '/usr/bin/etcd';
@@ -33,11 +35,16 @@ export interface EtcdClusterOptions {
   readonly etcdBin?: string;
   /** How long to wait for the cluster to become healthy. Default 20 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * Mutual TLS everywhere: clients and peers on https://, certificates from this PKI,
+   * and members that refuse clients without a certificate the PKI's CA signed.
+   */
+  readonly tls?: TestPki;
 }
 
 /** A running test cluster. Every method waits for the processes it touches. */
 export interface EtcdCluster {
-  /** `http://127.0.0.1:<port>` per member, in member order (stable across restarts). */
+  /** `http(s)://127.0.0.1:<port>` per member, in member order (stable across restarts). */
   readonly clientUrls: readonly string[];
   /** Root directory (data dirs `m<i>.etcd`, logs `m<i>.log`). */
   readonly dir: string;
@@ -206,8 +213,53 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       child: undefined,
     });
   }
-  const peerUrl = (m: Member): string => `http://127.0.0.1:${m.peerPort}`;
-  const clientUrl = (m: Member): string => `http://127.0.0.1:${m.clientPort}`;
+  const tls = options.tls;
+  const scheme = tls ? 'https' : 'http';
+  const peerUrl = (m: Member): string => `${scheme}://127.0.0.1:${m.peerPort}`;
+  const clientUrl = (m: Member): string => `${scheme}://127.0.0.1:${m.clientPort}`;
+  const tlsFlags = tls
+    ? [
+        ...['--cert-file', tls.serverCertFile, '--key-file', tls.serverKeyFile],
+        ...['--client-cert-auth', '--trusted-ca-file', tls.caFile],
+        ...['--peer-cert-file', tls.serverCertFile, '--peer-key-file', tls.serverKeyFile],
+        ...['--peer-client-cert-auth', '--peer-trusted-ca-file', tls.caFile],
+      ]
+    : [];
+  const ctlTlsFlags = tls
+    ? ['--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile]
+    : [];
+  /** POSTs/GETs the member's JSON gateway (with the client certificate under TLS). */
+  const gateway = async (m: Member, path: string, body?: string): Promise<unknown> => {
+    const url = `${clientUrl(m)}${path}`;
+    const method = body === undefined ? 'GET' : 'POST';
+    if (!tls) {
+      const res = await fetch(url, { method, body, signal: AbortSignal.timeout(1000) });
+      if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+      return res.json();
+    }
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        { method, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey, timeout: 1000 },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => {
+            try {
+              if (res.statusCode !== 200) throw new Error(`${path}: HTTP ${res.statusCode}`);
+              resolve(JSON.parse(Buffer.concat(parts).toString('utf8')));
+            } catch (e) {
+              reject(e as Error);
+            }
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${path}: timeout`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  };
   const initialCluster = (): string => members.map((m) => `${m.name}=${peerUrl(m)}`).join(',');
 
   const member = (i: number): Member => {
@@ -248,6 +300,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
           '500',
           '--logger',
           'zap',
+          ...tlsFlags,
         ],
         { stdio: ['ignore', fd, fd] },
       );
@@ -270,9 +323,8 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
   const healthy = async (m: Member): Promise<boolean> => {
     try {
       // /health is true only when the member has a leader and can serve a quorum read.
-      const res = await fetch(`${clientUrl(m)}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await res.json()) as { health?: unknown };
-      return res.ok && (body.health === true || body.health === 'true');
+      const body = (await gateway(m, '/health')) as { health?: unknown };
+      return body.health === true || body.health === 'true';
     } catch {
       return false;
     }
@@ -364,12 +416,10 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
         members.map(async (m) => {
           if (!running(m)) return undefined;
           try {
-            const res = await fetch(`${clientUrl(m)}/v3/maintenance/status`, {
-              method: 'POST',
-              body: '{}',
-              signal: AbortSignal.timeout(1000),
-            });
-            return (await res.json()) as { header?: { member_id?: string }; leader?: string };
+            return (await gateway(m, '/v3/maintenance/status', '{}')) as {
+              header?: { member_id?: string };
+              leader?: string;
+            };
           } catch {
             return undefined;
           }
@@ -382,7 +432,15 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
     async snapshot(path) {
       const r = await run(
         ETCDCTL_BIN,
-        ['--endpoints', liveUrl(), '--command-timeout=10s', 'snapshot', 'save', path],
+        [
+          '--endpoints',
+          liveUrl(),
+          ...ctlTlsFlags,
+          '--command-timeout=10s',
+          'snapshot',
+          'save',
+          path,
+        ],
         15_000,
       );
       if (r.code !== 0) throw new Error(`etcdctl snapshot save failed:\n${r.out}`);

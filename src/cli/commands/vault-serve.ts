@@ -21,6 +21,9 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   hsm: 'KIND',
   etcd: 'URL,URL',
   'etcd-shard': 'ID=URL,URL',
+  'etcd-ca': 'PEM',
+  'etcd-cert': 'PEM',
+  'etcd-key': 'PEM',
   'etcd-prefix': 'PREFIX',
   'etcd-deadline-ms': 'MS',
   'hsm-key-file': 'FILE',
@@ -45,7 +48,10 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   'rate-limit-account': 'requests per minute per account (default 60)',
   store: 'vault store: sqlite (default, in DATA) or etcd (a fleet)',
   hsm: 'HSM: software (default; keys in DATA/hsm-keys.json, or env BACKVAULT_HSM_KEYS) or pkcs11',
-  etcd: 'etcd client URLs (--store etcd), e.g. http://10.0.0.1:2379,http://10.0.0.2:2379',
+  etcd: 'etcd client URLs (--store etcd), e.g. https://10.0.0.1:2379,https://10.0.0.2:2379',
+  'etcd-ca': 'CA certificate (PEM) of the https:// etcd members (default: the system CAs)',
+  'etcd-cert': 'client certificate (PEM) for etcd members started with --client-cert-auth',
+  'etcd-key': 'private key (PEM) of --etcd-cert',
   'etcd-shard': 'shard accounts over etcd clusters: ID=URL,URL; several shards separated by ";"',
   'etcd-prefix': 'etcd key prefix (default /backvault/v1/)',
   'etcd-deadline-ms': 'deadline of one store call in ms, retries included (default 3000)',
@@ -97,7 +103,7 @@ export const vaultServeCommand: CommandSpec = {
   examples: [
     'backvault vault serve --data ./vault-data --dev-auth --port 8787',
     'backvault vault serve --data /var/lib/backvault --host 0.0.0.0 --issuer https://auth.example --audience backvault --jwks jwks.json',
-    'BACKVAULT_PKCS11_PIN=… backvault vault serve --store etcd --etcd http://10.0.0.1:2379,http://10.0.1.1:2379,http://10.0.2.1:2379 --hsm pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token node1 --fleet-key KEY --data /var/lib/backvault --host 0.0.0.0 --issuer … --audience … --jwks jwks.json',
+    'BACKVAULT_PKCS11_PIN=… backvault vault serve --store etcd --etcd https://10.0.0.1:2379,https://10.0.1.1:2379,https://10.0.2.1:2379 --etcd-ca etcd-ca.pem --etcd-cert node1.pem --etcd-key node1-key.pem --hsm pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token node1 --fleet-key KEY --data /var/lib/backvault --host 0.0.0.0 --issuer … --audience … --jwks jwks.json',
   ],
   async run({ values }, ctx) {
     const argv: string[] = [];
@@ -110,6 +116,9 @@ export const vaultServeCommand: CommandSpec = {
         v = resolve(ctx.io.cwd, v ?? join(base, 'backvault', 'vault'));
       }
       if (v === undefined) continue;
+      if (name === 'etcd-ca' || name === 'etcd-cert' || name === 'etcd-key') {
+        v = resolve(ctx.io.cwd, v);
+      }
       if (name === 'etcd-shard') {
         // One CLI flag holds every shard; serve.js takes one --etcd-shard per shard.
         for (const spec of v.split(';').filter((x) => x.trim() !== ''))
