@@ -16,8 +16,8 @@ import {
 import { validateVaultConfig, type VaultConfig } from './config.js';
 import { createVaultMetrics, type VaultMetrics } from './metrics.js';
 import { buildServer } from './server.js';
-import { openEtcdStore, type EtcdTlsOptions } from './etcd-store.js';
-import { openShardedEtcdStore } from './sharded-store.js';
+import { openEtcdStore, type EtcdTlsOptions, type EtcdVaultStoreOptions } from './etcd-store.js';
+import { ShardedVaultStore, type VaultShard } from './sharded-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { VaultStore } from './store.js';
 import { VaultService } from './vault-service.js';
@@ -28,6 +28,8 @@ export const DATA_FILES = {
   hsmKeys: 'hsm-keys.json',
   /** Highest etcd revision this node has seen (the store-rollback tripwire). */
   etcdRevision: 'etcd-revision.json',
+  /** The same, per `--etcd-shard` cluster (shard ids are file-name safe). */
+  etcdShardRevision: (shardId: string): string => `etcd-revision.${shardId}.json`,
 } as const;
 
 /** How often the etcd revision mark is persisted. */
@@ -150,42 +152,28 @@ async function openStore(
       ...(config.etcdPrefix ? { prefix: config.etcdPrefix } : {}),
       ...(config.etcdTls ? { tls: await readEtcdTls(config.etcdTls) } : {}),
     };
+    const accept = config.acceptEtcdRollback === true;
     if (config.etcdShards?.length) {
-      // The rollback tripwire is per cluster; not wired for shards yet (THREAT_MODEL.md).
-      const sharded = await openShardedEtcdStore(config.etcdShards, opts);
+      // One tripwire per cluster: revisions of different clusters are unrelated.
+      const shards: VaultShard[] = [];
+      try {
+        for (const s of config.etcdShards) {
+          const mark = join(config.dataDir, DATA_FILES.etcdShardRevision(s.id));
+          shards.push({
+            id: s.id,
+            store: await openTripwiredEtcd(opts, s.endpoints, mark, accept),
+          });
+        }
+      } catch (e) {
+        await Promise.allSettled(shards.map((s) => s.store.close()));
+        throw e;
+      }
+      const sharded = new ShardedVaultStore(shards);
       return { store: sharded, afterLockout: () => sharded.scrubHistory() };
     }
-    const markFile = join(config.dataDir, DATA_FILES.etcdRevision);
-    const floor = config.acceptEtcdRollback ? 0 : await readRevisionMark(markFile);
-    const etcd = await openEtcdStore({
-      ...opts,
-      endpoints: config.etcdEndpoints ?? [],
-      revisionFloor: floor,
-    });
-    let written = floor;
-    const persist = async (): Promise<void> => {
-      const rev = etcd.highestRevision;
-      if (rev <= written) return;
-      await writeRevisionMark(markFile, rev);
-      written = rev;
-    };
-    const timer = setInterval(
-      () => void persist().catch(() => undefined),
-      REVISION_MARK_INTERVAL_MS,
-    );
-    timer.unref();
-    await persist();
-    const store: VaultStore = {
-      get: (a, o) => etcd.get(a, o),
-      compareAndSwap: (a, v, n) => etcd.compareAndSwap(a, v, n),
-      compareAndDelete: (a, v) => etcd.compareAndDelete(a, v),
-      async close() {
-        clearInterval(timer);
-        await persist().catch(() => undefined);
-        await etcd.close();
-      },
-    };
-    return { store, afterLockout: () => etcd.scrubHistory() };
+    const mark = join(config.dataDir, DATA_FILES.etcdRevision);
+    const store = await openTripwiredEtcd(opts, config.etcdEndpoints ?? [], mark, accept);
+    return { store, afterLockout: () => store.scrubHistory() };
   }
   const sqlite = await openSqliteStore(join(config.dataDir, DATA_FILES.database));
   return { store: sqlite, afterLockout: () => sqlite.scrubWal() };
@@ -210,6 +198,51 @@ async function readEtcdTls(files: NonNullable<VaultConfig['etcdTls']>): Promise<
     read('--etcd-key', files.keyFile),
   ]);
   return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+}
+
+/**
+ * Opens one etcd cluster behind the rollback tripwire: the highest revision this node has
+ * seen is persisted in `markFile` (every {@link REVISION_MARK_INTERVAL_MS} and at close)
+ * and is the floor of the next start, so a store that went back in time fails closed.
+ * `accept` (`--accept-etcd-rollback`) starts from the store's revision instead.
+ * @throws UnavailableError if the cluster does not answer or went back in time;
+ *   UsageError if the mark file is malformed.
+ */
+async function openTripwiredEtcd(
+  opts: Omit<EtcdVaultStoreOptions, 'endpoints' | 'revisionFloor'>,
+  endpoints: readonly string[],
+  markFile: string,
+  accept: boolean,
+): Promise<VaultStore & { scrubHistory(): Promise<void> }> {
+  const floor = accept ? 0 : await readRevisionMark(markFile);
+  const etcd = await openEtcdStore({ ...opts, endpoints, revisionFloor: floor });
+  let written = floor;
+  const persist = async (): Promise<void> => {
+    const rev = etcd.highestRevision;
+    if (rev <= written) return;
+    await writeRevisionMark(markFile, rev);
+    written = rev;
+  };
+  const timer = setInterval(() => void persist().catch(() => undefined), REVISION_MARK_INTERVAL_MS);
+  timer.unref();
+  try {
+    await persist();
+  } catch (e) {
+    clearInterval(timer);
+    await etcd.close();
+    throw e;
+  }
+  return {
+    get: (a, o) => etcd.get(a, o),
+    compareAndSwap: (a, v, n) => etcd.compareAndSwap(a, v, n),
+    compareAndDelete: (a, v) => etcd.compareAndDelete(a, v),
+    scrubHistory: () => etcd.scrubHistory(),
+    async close() {
+      clearInterval(timer);
+      await persist().catch(() => undefined);
+      await etcd.close();
+    },
+  };
 }
 
 async function readRevisionMark(path: string): Promise<number> {

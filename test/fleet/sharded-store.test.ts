@@ -1,11 +1,15 @@
 /**
  * ShardedVaultStore over two independent etcd clusters (one member each, to spare the
  * CPU): accounts land on the cluster the rendezvous hash names, per-shard CAS semantics
- * hold, and the mapping moves few accounts when the shard set changes.
+ * hold, the mapping moves few accounts when the shard set changes, and a vault node keeps
+ * one rollback tripwire per shard.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UnavailableError, UsageError } from '../../src/errors.js';
 import { EtcdVaultStore, parseEtcdEndpoints } from '../../src/vault/etcd-store.js';
 import {
@@ -16,6 +20,8 @@ import {
 } from '../../src/vault/sharded-store.js';
 import { ABSENT } from '../../src/vault/store.js';
 import { runVaultStoreConformance, sampleRecord } from '../vault/store-conformance.js';
+import { call, devToken, login, register } from '../vault/test-client.js';
+import { startVaultProcess } from '../vault/vault-process.js';
 import { startEtcdCluster } from './etcd-cluster.js';
 
 const [clusterA, clusterB] = await Promise.all([
@@ -168,6 +174,10 @@ describe('--etcd and --etcd-shard values', () => {
       'http://h1:2379',
       'http://h2:2379',
     ]);
+    assert.deepEqual(parseEtcdEndpoints('https://h1:2379,https://h2:2379'), [
+      'https://h1:2379',
+      'https://h2:2379',
+    ]);
     assert.deepEqual(parseEtcdShardSpec('eu-1=http://a:2379,http://b:2379'), {
       id: 'eu-1',
       endpoints: ['http://a:2379', 'http://b:2379'],
@@ -182,7 +192,7 @@ describe('--etcd and --etcd-shard values', () => {
       'http://h1',
       'http://h1:2379/x',
       'ftp://h:1',
-      'https://h:2379',
+      'https://h:2379,http://h2:2379',
     ]) {
       assert.throws(() => parseEtcdEndpoints(bad), UsageError, bad);
     }
@@ -217,5 +227,67 @@ describe('--etcd and --etcd-shard values', () => {
       ),
       UnavailableError,
     );
+  });
+});
+
+describe('a sharded vault node keeps one rollback tripwire per cluster (real process)', () => {
+  it('an old snapshot restored on one shard fails that shard closed, and only that shard', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'bv-shard-trip-'));
+    const scratch = await mkdtemp(join(tmpdir(), 'bv-shard-snap-'));
+    const prefix = `/bv-trip/${randomBytes(6).toString('hex')}/`;
+    const args = (extra: readonly string[] = []): string[] => [
+      ...['--data', data, '--dev-auth', '--workers', '1', '--store', 'etcd'],
+      ...['--etcd-shard', `a=${clusterA.clientUrls.join(',')}`],
+      ...['--etcd-shard', `b=${clusterB.clientUrls.join(',')}`],
+      ...['--etcd-prefix', prefix],
+      ...['--etcd-deadline-ms', '1500'],
+      ...extra,
+    ];
+    const onShard = (id: string): string =>
+      ids(200).find((acc) => shardIdFor(acc, ['a', 'b']) === id) as string;
+    const [userA, userB] = [onShard('a'), onShard('b')];
+    let v = await startVaultProcess(args());
+    try {
+      const tokenA = await devToken(v.url, userA);
+      const tokenB = await devToken(v.url, userB);
+      const key = randomBytes(32);
+      assert.equal((await register(v.url, tokenA, 'pw-shard-a1', key)).status.status, 200);
+      assert.equal((await register(v.url, tokenB, 'pw-shard-b1', key)).status.status, 200);
+      const snap = join(scratch, 'a.db');
+      await clusterA.snapshot(snap);
+      for (let i = 0; i < 3; i++) assert.equal((await login(v.url, tokenA, 'nope')).ok, false);
+      const left = await call(v.url, 'GET', '/v1/record', undefined, tokenA);
+      assert.equal(left.body.attemptsLeft, 7);
+      await new Promise((r) => setTimeout(r, 1200)); // the node persists its marks every second
+      assert.ok((await readdir(data)).includes('etcd-revision.a.json'));
+
+      await clusterA.restoreSnapshot(snap);
+      // Shard a went back in time: the running node fails closed there…
+      let a = await call(v.url, 'GET', '/v1/record', undefined, tokenA);
+      for (let i = 0; i < 30 && a.status !== 503; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        a = await call(v.url, 'GET', '/v1/record', undefined, tokenA);
+      }
+      assert.equal(a.status, 503, JSON.stringify(a.body));
+      assert.match(a.body.error?.message ?? '', /went back in time/);
+      const guess = await login(v.url, tokenA, 'nope');
+      assert.deepEqual(guess.ok ? 'answered' : guess.code, 'UNAVAILABLE');
+      // …and shard b, another cluster, serves on.
+      const b = await login(v.url, tokenB, 'pw-shard-b1');
+      assert.ok(b.ok);
+      await v.stop();
+
+      // A restarted node refuses to start, naming the problem.
+      await assert.rejects(startVaultProcess(args()), /went back in time/);
+      // The operator's explicit override starts it, and the rewound counter is believed.
+      v = await startVaultProcess(args(['--accept-etcd-rollback']));
+      // (Dev tokens die with the process that issued them.)
+      const after = await call(v.url, 'GET', '/v1/record', undefined, await devToken(v.url, userA));
+      assert.equal(after.body.attemptsLeft, 10, JSON.stringify(after));
+    } finally {
+      await v.stop();
+      await rm(data, { recursive: true, force: true });
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 });
