@@ -7,7 +7,12 @@
  *      (`serve --workers 2`, embedded SQLite store, software HSM) on loopback, closed loop
  *      at several concurrencies;
  *  (c) p50/p99 at half that peak, OPEN loop (requests paced on a fixed schedule; latency
- *      counted from the scheduled time, so a stalled generator cannot hide queueing).
+ *      counted from the scheduled time, so a stalled generator cannot hide queueing);
+ *  (d) two floors that bound what any vault can reach here: the CPU per login of a bare
+ *      node:http server doing only the OPAQUE operations (`floor-server.ts`: no framework,
+ *      store, token check or sealing) at the vault's peak concurrency, and the CPU of one
+ *      durable 4 KiB overwrite + fdatasync in the vault's temp directory (a login commits
+ *      the counter twice).
  *
  * The load generator shares the vault's 2 cores. To keep its share small: every client
  * KE1 (startLogin) is precomputed between steps (it does not depend on the server); the
@@ -25,6 +30,7 @@
  * Prints a table; writes bench/results/vault-<date>.json (relative to the cwd).
  */
 import { Agent, request } from 'node:http';
+import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +40,7 @@ import {
   NO_RATE_LIMITS,
   childrenOf,
   cpuMsOf,
+  launchVault,
   startVaultProcess,
 } from '../test/vault/vault-process.js';
 
@@ -167,6 +174,32 @@ function measureServerOps(): { startMs: number; finishMs: number } {
     finishes.push((cpuMsNow() - t) / n);
   }
   return { startMs: median(starts), finishMs: median(finishes) };
+}
+
+/**
+ * CPU µs of one durable 4 KiB overwrite + fdatasync in `dir` (median of batches): the
+ * kernel's share of every commit, which no store can skip.
+ */
+function measureDurableWrite(dir: string): number {
+  const path = join(dir, 'fsync-probe');
+  const fd = openSync(path, 'w');
+  try {
+    const page = Buffer.alloc(4096, 7);
+    for (let i = 0; i < 64; i++) writeSync(fd, page, 0, page.length, i * 4096);
+    fdatasyncSync(fd);
+    const perOp: number[] = [];
+    for (let batch = 0; batch < 5; batch++) {
+      const t = cpuMsNow();
+      for (let i = 0; i < 100; i++) {
+        writeSync(fd, page, 0, page.length, (i % 64) * 4096);
+        fdatasyncSync(fd);
+      }
+      perOp.push(((cpuMsNow() - t) / 100) * 1000);
+    }
+    return median(perOp);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 interface Account {
@@ -391,6 +424,9 @@ interface Run {
   vaultCpuMsPerLoginAtPeak: number;
   loadgenCpuMsPerLoginAtPeak: number;
   ke1ComputedInStep: number;
+  /** The bare node:http + OPAQUE server at the vault's peak concurrency. */
+  floor: Step;
+  durableWriteCpuUs: number;
 }
 
 async function oneRun(): Promise<Run> {
@@ -416,6 +452,10 @@ async function oneRun(): Promise<Run> {
     pool.fill(perStep(half));
     const halfPeak = await step(vault.url, vault.pids, pool, 0, half);
     steps.push(halfPeak);
+    await vault.stop();
+    vault = undefined;
+    const floor = await measureFloor(peakStep.concurrency, perStep(limit2));
+    const durableWriteCpuUs = measureDurableWrite(dir);
     return {
       loadavgBefore,
       loadavgAfter: loadavg().map((x) => round(x)),
@@ -428,10 +468,29 @@ async function oneRun(): Promise<Run> {
       vaultCpuMsPerLoginAtPeak: peakStep.vaultCpuMsPerLogin,
       loadgenCpuMsPerLoginAtPeak: peakStep.loadgenCpuMsPerLogin,
       ke1ComputedInStep: pool.onTheFlyKe1,
+      floor,
+      durableWriteCpuUs: round(durableWriteCpuUs, 1),
     };
   } finally {
     await vault?.stop();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The floor server under the same generator: warm-up, then one closed-loop step. */
+async function measureFloor(concurrency: number, ke1PerAccount: number): Promise<Step> {
+  const floor = await launchVault(
+    [new URL('./floor-server.js', import.meta.url).pathname],
+    process.env,
+  );
+  try {
+    const pool = new Pool(await registerAccounts(floor.url, ACCOUNTS));
+    pool.fill(ke1PerAccount);
+    await step(floor.url, [floor.pid], pool, 4);
+    pool.fill(ke1PerAccount);
+    return await step(floor.url, [floor.pid], pool, concurrency);
+  } finally {
+    await floor.stop();
   }
 }
 
@@ -461,6 +520,12 @@ function printRun(i: number, r: Run): void {
         `${String(s.errors + s.noFreeAccount).padStart(7)}`,
     );
   }
+  const f = r.floor;
+  console.log(
+    `floor: bare node:http + OPAQUE at concurrency ${f.concurrency}: ${f.loginsPerSecond} logins/s, ` +
+      `${f.vaultCpuMsPerLogin.toFixed(3)} ms CPU/login; durable 4 KiB write + fdatasync: ` +
+      `${r.durableWriteCpuUs} µs CPU`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -492,6 +557,10 @@ async function main(): Promise<void> {
     vaultCapacityVsLimit: round(serverOpsMs / vaultCpu, 3),
     loadgenCpuMsPerLogin: genCpu,
     coLocatedCeiling: Math.round(2000 / (vaultCpu + genCpu)),
+    floorCpuMsPerLogin: m((r) => r.floor.vaultCpuMsPerLogin),
+    floorVsLimit: round(serverOpsMs / m((r) => r.floor.vaultCpuMsPerLogin), 3),
+    durableWriteCpuUs: m((r) => r.durableWriteCpuUs),
+    cpuMsPerLoginAt80Percent: round(serverOpsMs / 0.8, 3),
   };
   console.log(
     `\nmedians of ${RUNS} runs (vault --workers ${WORKERS}, embedded SQLite, software HSM):`,
@@ -517,6 +586,12 @@ async function main(): Promise<void> {
       'ceiling with the generator co-located: 2000/(vault+gen)',
       `${summary.coLocatedCeiling} logins/s`,
     ],
+    ['CPU per login allowed at 80% of the limit (ms)', `${summary.cpuMsPerLoginAt80Percent}`],
+    [
+      'floor: bare node:http + OPAQUE, CPU per login (ms)',
+      `${summary.floorCpuMsPerLogin}  (${Math.round(100 * summary.floorVsLimit)}% of limit)`,
+    ],
+    ['one durable 4 KiB write + fdatasync, CPU (µs; 2 per login)', `${summary.durableWriteCpuUs}`],
   ];
   for (const [k, v] of rows) console.log(`  ${k.padEnd(58)} ${v}`);
   const result = {
