@@ -138,7 +138,14 @@ describe('vault key ceremony CLI', () => {
     const data = join(dir, 'bad');
     const cases: [string[], RegExp][] = [
       [['--store', 'etcd'], /needs --etcd/],
-      [['--store', 'etcd', '--etcd', 'https://127.0.0.1:2379'], /TLS to etcd is not supported/],
+      [
+        ['--store', 'etcd', '--etcd', 'http://127.0.0.1:2379', '--etcd-ca', 'ca.pem'],
+        /need https:\/\/ etcd endpoints/,
+      ],
+      [
+        ['--store', 'etcd', '--etcd', 'https://127.0.0.1:2379', '--etcd-cert', 'node.pem'],
+        /--etcd-cert and --etcd-key go together/,
+      ],
       [['--etcd', 'http://127.0.0.1:2379'], /--etcd needs --store etcd/],
       [['--hsm', 'software', '--hsm-key-file', join(dir, 'missing.json')], /does not exist/],
       [['--hsm', 'pkcs11', '--hsm-key-file', join(dir, 'x.json')], /--hsm-key-file is for/],
