@@ -106,10 +106,11 @@ export interface EtcdVaultStoreOptions {
    */
   readonly revisionFloor?: number;
   /**
-   * TLS to etcd, required with `https://` endpoints and refused with `http://` ones. The
-   * CA (PEM) that signed the members' certificates — the system's trust store when
-   * absent — and, for clusters started with `--client-cert-auth`, this node's client
-   * certificate chain and key (PEM, both or neither).
+   * TLS material for `https://` endpoints (refused with `http://` ones): the CA (PEM)
+   * that signed the members' certificates — the system's trust store when absent — and,
+   * for clusters started with `--client-cert-auth`, this node's client certificate chain
+   * and key (PEM, both or neither). `https://` endpoints without it still use TLS, with
+   * the system's CAs and no client certificate.
    */
   readonly tls?: EtcdTlsOptions;
 }
