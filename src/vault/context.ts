@@ -17,7 +17,7 @@ import { validateVaultConfig, type VaultConfig } from './config.js';
 import { createVaultMetrics, type VaultMetrics } from './metrics.js';
 import { buildServer } from './server.js';
 import { openEtcdStore, type EtcdTlsOptions, type EtcdVaultStoreOptions } from './etcd-store.js';
-import { ShardedVaultStore, type VaultShard } from './sharded-store.js';
+import { openShards } from './sharded-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { VaultStore } from './store.js';
 import { VaultService } from './vault-service.js';
@@ -155,20 +155,14 @@ async function openStore(
     const accept = config.acceptEtcdRollback === true;
     if (config.etcdShards?.length) {
       // One tripwire per cluster: revisions of different clusters are unrelated.
-      const shards: VaultShard[] = [];
-      try {
-        for (const s of config.etcdShards) {
-          const mark = join(config.dataDir, DATA_FILES.etcdShardRevision(s.id));
-          shards.push({
-            id: s.id,
-            store: await openTripwiredEtcd(opts, s.endpoints, mark, accept),
-          });
-        }
-      } catch (e) {
-        await Promise.allSettled(shards.map((s) => s.store.close()));
-        throw e;
-      }
-      const sharded = new ShardedVaultStore(shards);
+      const sharded = await openShards(config.etcdShards, (s) =>
+        openTripwiredEtcd(
+          opts,
+          s.endpoints,
+          join(config.dataDir, DATA_FILES.etcdShardRevision(s.id)),
+          accept,
+        ),
+      );
       return { store: sharded, afterLockout: () => sharded.scrubHistory() };
     }
     const mark = join(config.dataDir, DATA_FILES.etcdRevision);

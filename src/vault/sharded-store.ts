@@ -173,15 +173,24 @@ export function parseEtcdShardSpec(spec: string): EtcdShardSpec {
  * @throws UsageError on bad specs; UnavailableError if a shard's cluster does not answer
  *   (already opened shards are closed again).
  */
-export async function openShardedEtcdStore(
+export function openShardedEtcdStore(
   shards: readonly EtcdShardSpec[],
   options: Omit<EtcdVaultStoreOptions, 'endpoints'> = {},
 ): Promise<ShardedVaultStore> {
+  return openShards(shards, (s) => openEtcdStore({ ...options, endpoints: s.endpoints }));
+}
+
+/**
+ * Opens every shard's store with `open`, in order, and routes over them: all or nothing.
+ * @throws what `open` throws, after closing the shards already opened.
+ */
+export async function openShards(
+  shards: readonly EtcdShardSpec[],
+  open: (shard: EtcdShardSpec) => Promise<VaultStore>,
+): Promise<ShardedVaultStore> {
   const opened: VaultShard[] = [];
   try {
-    for (const s of shards) {
-      opened.push({ id: s.id, store: await openEtcdStore({ ...options, endpoints: s.endpoints }) });
-    }
+    for (const s of shards) opened.push({ id: s.id, store: await open(s) });
     return new ShardedVaultStore(opened);
   } catch (e) {
     await Promise.allSettled(opened.map((s) => s.store.close()));
