@@ -348,7 +348,12 @@ function memberBreaker(): FaultPolicy {
         failures = 0;
         return r;
       } catch (e) {
-        if (e instanceof Error && isRecoverableError(e) && ++failures >= BREAKER_FAILURES) {
+        if (
+          e instanceof Error &&
+          isRecoverableError(e) &&
+          !isNoSpace(e) &&
+          ++failures >= BREAKER_FAILURES
+        ) {
           openUntil = Date.now() + BREAKER_OPEN_MS;
           failures = BREAKER_FAILURES - 1;
         }
@@ -773,7 +778,12 @@ export class EtcdVaultStore implements VaultStore {
         if (!retryable(e)) {
           // A permanent error is a rejection by the server before applying, except that
           // a previous attempt of ours might still have applied: unknown either way.
-          throw this.#unavailable('etcd write failed', e);
+          throw this.#unavailable(
+            e instanceof Error && isNoSpace(e)
+              ? 'etcd is out of space (NOSPACE alarm) and refuses writes'
+              : 'etcd write failed',
+            e,
+          );
         }
         uncertain = true;
         this.stats.retries++;
@@ -807,9 +817,21 @@ function sameWriteId(value: Buffer, writeId: Uint8Array): boolean {
 
 /** Transport, timeout and "try another member" failures; not client bugs. */
 function retryable(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
+  if (!(e instanceof Error) || isNoSpace(e)) return false;
   // MemberSkippedError: every member's breaker is open (all failed recently).
   return isRecoverableError(e) || e instanceof MemberSkippedError;
+}
+
+/**
+ * etcd's NOSPACE alarm: the backend reached its quota, and the cluster refuses every
+ * write (before applying it) until an operator frees space, compacts, defragments and
+ * disarms the alarm (docs/OPERATIONS.md, "When etcd is full"). etcd3 files this gRPC
+ * RESOURCE_EXHAUSTED under recoverable errors, like etcd's transient "too many
+ * requests"; resending cannot help here, and treating it as a member failure would trip
+ * the breaker of a member that still serves reads.
+ */
+function isNoSpace(e: Error): boolean {
+  return e.message.includes('database space exceeded');
 }
 
 function backoff(n: number): number {
@@ -817,9 +839,9 @@ function backoff(n: number): number {
 }
 
 /**
- * Parses the value of `--etcd`: comma-separated client URLs (`http://host:port`).
- * @throws UsageError on an empty list or a malformed URL. `https://` is refused until
- *   client TLS options are wired (etcd across sites must use TLS; see OPERATIONS).
+ * Parses the value of `--etcd`: comma-separated client URLs (`http(s)://host:port`).
+ * @throws UsageError on an empty list, a malformed URL, or a list that mixes `http://`
+ *   and `https://` (etcd across sites must use TLS; see docs/OPERATIONS.md).
  */
 export function parseEtcdEndpoints(list: string): string[] {
   const urls = list
