@@ -47,8 +47,11 @@ bench: build
 	@bash scripts/apt-deps.sh restic
 	node dist/bench/run.js
 
-# Three etcd members + three vault nodes on loopback (keys via the ceremony); Ctrl-C stops all.
+# Three etcd members + three vault nodes on loopback (keys via the ceremony, mutual TLS to
+# etcd with a throwaway CA); Ctrl-C stops all.
+FLEET_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc openssl
 fleet: build
+	@bash scripts/apt-deps.sh $(FLEET_APT_PACKAGES)
 	node dist/scripts/fleet.js
 
 clean:

@@ -6,6 +6,10 @@
  * installed (Debian `softhsm2`), software HSMs otherwise. Prints the URLs and the fleet
  * public key; Ctrl-C stops every process (by PID) and removes every temporary file.
  *
+ * The nodes talk to etcd over mutual TLS, and the members to each other, as across sites
+ * (docs/OPERATIONS.md, "TLS to etcd"); the certificates come from a throwaway CA that
+ * `openssl` makes in the temp dir.
+ *
  * Demo only: the nodes use `--dev-auth` (one shared INSECURE token issuer, loopback only)
  * and everything lives in a temp dir. See docs/OPERATIONS.md for a real deployment.
  */
@@ -23,6 +27,7 @@ async function main(): Promise<void> {
     auth: 'dev',
     etcdDeadlineMs: 3000,
     logLevel: 'warn',
+    tls: true,
   });
   const lines = [
     '',
@@ -31,7 +36,7 @@ async function main(): Promise<void> {
     `fleet public key (clients pin it): ${fleet.fleetKey}`,
     '',
     ...fleet.etcd.clientUrls.map(
-      (u, i) => `etcd member ${i + 1}: ${u}  (pid ${fleet.etcd.pid(i) ?? '?'})`,
+      (u, i) => `etcd member ${i + 1}: ${u}  (pid ${fleet.etcd.pid(i) ?? '?'}, mutual TLS)`,
     ),
     ...fleet.nodes.map(
       (n) =>
@@ -42,6 +47,13 @@ async function main(): Promise<void> {
     `  curl -s ${fleet.nodes[0]?.url ?? ''}/v1/info`,
     `  curl -s ${fleet.nodes[2]?.url ?? ''}/metrics | grep backvault_`,
     `  kill -9 ${fleet.etcd.pid(0) ?? '<etcd pid>'}   # one etcd member down: the fleet keeps serving`,
+    ...(fleet.pki
+      ? [
+          `  etcdctl --endpoints ${fleet.etcd.clientUrls.join(',')} \\`,
+          `    --cacert ${fleet.pki.caFile} --cert ${fleet.pki.clientCertFile} --key ${fleet.pki.clientKeyFile} \\`,
+          '    endpoint status -w table',
+        ]
+      : []),
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -22,6 +22,7 @@ import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from '../../src/vault/auth.js';
 import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../hsm/softhsm.js';
 import { NO_RATE_LIMITS, startVaultProcess, type VaultProcess } from '../vault/vault-process.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
+import { makeTestPki, type TestPki } from './test-pki.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -46,6 +47,12 @@ export interface FleetOptions {
   readonly auth?: 'jwt' | 'dev';
   /** `--log-level`. Default warn. */
   readonly logLevel?: string;
+  /**
+   * Mutual TLS between the vault nodes and etcd and between etcd peers, with a throwaway
+   * PKI made by `openssl` (see test-pki.ts): what a deployment across sites runs.
+   * Default false (clear text on loopback).
+   */
+  readonly tls?: boolean;
 }
 
 /** One vault node of the fleet. */
@@ -70,6 +77,8 @@ export interface Fleet {
   readonly nodes: readonly FleetNode[];
   /** The fleet public key printed by `vault keygen`: what clients pin. */
   readonly fleetKey: string;
+  /** The throwaway PKI when started with {@link FleetOptions.tls}. */
+  readonly pki?: TestPki;
   /** A bearer token for `account`, valid on every node. */
   token(account: string): Promise<string>;
   /** Kills every process and removes every temp dir. */
@@ -116,7 +125,18 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     await rm(root, { recursive: true, force: true });
   };
   try {
-    etcd = await startEtcdCluster({ members: o.members ?? 3 });
+    const pki = o.tls ? await makeTestPki(join(root, 'pki')) : undefined;
+    etcd = await startEtcdCluster({ members: o.members ?? 3, ...(pki ? { tls: pki } : {}) });
+    const tlsArgs = pki
+      ? [
+          '--etcd-ca',
+          pki.caFile,
+          '--etcd-cert',
+          pki.clientCertFile,
+          '--etcd-key',
+          pki.clientKeyFile,
+        ]
+      : [];
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     const jwtPem = join(root, 'issuer.pub.pem');
     await writeFile(jwtPem, publicKey.export({ type: 'spki', format: 'pem' }));
@@ -237,6 +257,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       cluster.clientUrls[i % cluster.clientUrls.length] ?? '',
       '--etcd-deadline-ms',
       String(o.etcdDeadlineMs ?? 2000),
+      ...tlsArgs,
       ...(hsmArgs[i] ?? []),
       '--fleet-key',
       fleetKey,
@@ -277,6 +298,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       etcd,
       nodes,
       fleetKey,
+      ...(pki ? { pki } : {}),
       token: dev
         ? async (account) => {
             const r = await fetch(`${nodes[0]?.url ?? ''}/v1/dev/token`, {
