@@ -23,8 +23,11 @@
  * member's /metrics, by method).
  *
  * Usage: node bench/vault-fleet.js [--seconds 3] [--accounts 512] [--rounds 3] [--fleet-only]
+ *        [--tls]
  *   --rounds: sweeps over all concurrencies; the peak is the median round's best step.
  *   --fleet-only skips the single node (for quick A/B runs of the fleet path; no ratio).
+ *   --tls: mutual TLS between the nodes and etcd and between members, as across sites
+ *     (docs/OPERATIONS.md); without it they talk clear text on loopback.
  * Profiling: BACKVAULT_CPU_PROF_DIR=DIR writes a V8 CPU profile of every vault process
  * there when it exits (summarise with bench/profile-summary.js); etcd's CPU is in the table.
  * Prints a table; writes bench/results/vault-fleet-<date>.json (relative to the cwd).
@@ -33,8 +36,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { get as httpsGet } from 'node:https';
 import * as opaque from '@serenity-kit/opaque';
 import { startFleet } from '../test/fleet/fleet.js';
+import type { TestPki } from '../test/fleet/test-pki.js';
 import { devToken, login, register } from '../test/vault/test-client.js';
 import { NO_RATE_LIMITS, cpuMsOf, startVaultProcess } from '../test/vault/vault-process.js';
 import { isMain, numberOption, runMain } from './cli-util.js';
@@ -93,6 +98,8 @@ interface Target {
   etcdPids(): readonly number[];
   /** Client URLs of the etcd members, if any (their /metrics count RPCs). */
   readonly etcdUrls: readonly string[];
+  /** Client certificate for the members' /metrics when they require one (--tls). */
+  readonly etcdTls?: TestPki;
 }
 
 /** Per full login, over the closed-loop phase. */
@@ -194,11 +201,33 @@ async function cpuMs(pids: readonly number[]): Promise<number> {
   return sum;
 }
 
+/** GET `url` as text; over https with the PKI's CA and client certificate when given. */
+async function getText(url: string, tls: TestPki | undefined): Promise<string> {
+  if (!tls) return (await fetch(url)).text();
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(
+      url,
+      { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey, timeout: 5000 },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url}: timeout`)));
+    req.on('error', reject);
+  });
+}
+
 /** Sum over members of etcd's `grpc_server_handled_total`, by method. */
-async function etcdRpcs(urls: readonly string[]): Promise<Map<string, number>> {
+async function etcdRpcs(
+  urls: readonly string[],
+  tls: TestPki | undefined,
+): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const u of urls) {
-    const text = await (await fetch(`${u}/metrics`)).text();
+    const text = await getText(`${u}/metrics`, tls);
     for (const line of text.split('\n')) {
       if (!line.startsWith('grpc_server_handled_total{')) continue;
       const method = /grpc_method="([^"]+)"/.exec(line)?.[1];
@@ -296,7 +325,7 @@ async function measure(
     await cpuMs(vaultPids),
     await cpuMs(etcdPids),
     process.cpuUsage(),
-    await etcdRpcs(t.etcdUrls),
+    await etcdRpcs(t.etcdUrls, t.etcdTls),
   ];
   // Rounds of the whole sweep: a round's peak varies by ±20 % on this shared VM (which
   // process the scheduler favours, where the etcd leader sits); the median round is
@@ -312,7 +341,7 @@ async function measure(
     await cpuMs(vaultPids),
     await cpuMs(etcdPids),
     process.cpuUsage(c0),
-    await etcdRpcs(t.etcdUrls),
+    await etcdRpcs(t.etcdUrls, t.etcdTls),
   ];
   const logins = closedLoop.reduce((n, x) => n + x.logins, 0);
   const per = (x: number): number => x / Math.max(1, logins);
@@ -366,6 +395,7 @@ async function main(): Promise<void> {
   const accounts = numberOption('accounts', opt('accounts'), 512, 64);
   const rounds = numberOption('rounds', opt('rounds'), 3, 1);
   const fleetOnly = argv.includes('--fleet-only');
+  const tls = argv.includes('--tls');
   await opaque.ready;
   const results: Result[] = [];
 
@@ -375,17 +405,19 @@ async function main(): Promise<void> {
     hsms: ['pkcs11', 'pkcs11', 'software'],
     auth: 'dev',
     etcdDeadlineMs: 3000,
+    tls,
   });
   try {
     results.push(
       await measure(
         {
-          name: 'fleet: 3 nodes on 3-member etcd',
+          name: `fleet: 3 nodes on 3-member etcd${tls ? ', mTLS' : ''}`,
           urls: fleet.nodes.map((n) => n.url),
           token: (a) => fleet.token(a),
           vaultPids: () => fleet.nodes.flatMap((n) => n.pid() ?? []),
           etcdPids: () => [0, 1, 2].flatMap((i) => fleet.etcd.pid(i) ?? []),
           etcdUrls: fleet.etcd.clientUrls,
+          ...(fleet.pki ? { etcdTls: fleet.pki } : {}),
         },
         accounts,
         seconds,
@@ -395,7 +427,7 @@ async function main(): Promise<void> {
   } finally {
     await fleet.stopAll();
   }
-  await report(results, fleetOnly, seconds, accounts, rounds);
+  await report(results, { fleetOnly, tls }, seconds, accounts, rounds);
 }
 
 async function measureSingle(accounts: number, seconds: number, rounds: number): Promise<Result> {
@@ -432,7 +464,7 @@ async function measureSingle(accounts: number, seconds: number, rounds: number):
 
 async function report(
   results: readonly Result[],
-  fleetOnly: boolean,
+  { fleetOnly, tls }: { fleetOnly: boolean; tls: boolean },
   seconds: number,
   accounts: number,
   rounds: number,
@@ -478,7 +510,7 @@ async function report(
   const out = join(
     'bench',
     'results',
-    `vault-fleet${fleetOnly ? '-only' : ''}-${new Date().toISOString().slice(0, 10)}.json`,
+    `vault-fleet${fleetOnly ? '-only' : ''}${tls ? '-tls' : ''}-${new Date().toISOString().slice(0, 10)}.json`,
   );
   await mkdir(join('bench', 'results'), { recursive: true });
   await writeFile(
@@ -491,6 +523,7 @@ async function report(
         seconds,
         accounts,
         rounds,
+        etcdTls: tls,
         results,
         fleetToSingleRatio: ratio,
         targets: { ratio: 0.5, p99Ms: 50 },

@@ -27,7 +27,7 @@ describe('etcd out of space (NOSPACE alarm)', { timeout: 120_000 }, () => {
     for (const c of cleanups.reverse()) await c();
   });
 
-  it('fails closed, counts nothing twice, and serves again after compact + defrag + disarm', async () => {
+  it('fails closed at once, loses no counted guess, and serves again after compact + defrag + disarm', async () => {
     const cluster = await startEtcdCluster({
       members: 1,
       extraArgs: ['--quota-backend-bytes', String(QUOTA)],
