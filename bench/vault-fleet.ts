@@ -36,10 +36,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { get as httpsGet } from 'node:https';
 import * as opaque from '@serenity-kit/opaque';
 import { startFleet } from '../test/fleet/fleet.js';
-import type { TestPki } from '../test/fleet/test-pki.js';
 import { devToken, login, register } from '../test/vault/test-client.js';
 import { NO_RATE_LIMITS, cpuMsOf, startVaultProcess } from '../test/vault/vault-process.js';
 import { isMain, numberOption, runMain } from './cli-util.js';
@@ -96,10 +94,8 @@ interface Target {
   vaultPids(): readonly number[];
   /** PIDs of the etcd members, if any. */
   etcdPids(): readonly number[];
-  /** Client URLs of the etcd members, if any (their /metrics count RPCs). */
-  readonly etcdUrls: readonly string[];
-  /** Client certificate for the members' /metrics when they require one (--tls). */
-  readonly etcdTls?: TestPki;
+  /** Every etcd member's Prometheus /metrics text, if any (they count RPCs). */
+  etcdMetrics(): Promise<string[]>;
 }
 
 /** Per full login, over the closed-loop phase. */
@@ -201,33 +197,10 @@ async function cpuMs(pids: readonly number[]): Promise<number> {
   return sum;
 }
 
-/** GET `url` as text; over https with the PKI's CA and client certificate when given. */
-async function getText(url: string, tls: TestPki | undefined): Promise<string> {
-  if (!tls) return (await fetch(url)).text();
-  return new Promise((resolve, reject) => {
-    const req = httpsGet(
-      url,
-      { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey, timeout: 5000 },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${url}: timeout`)));
-    req.on('error', reject);
-  });
-}
-
 /** Sum over members of etcd's `grpc_server_handled_total`, by method. */
-async function etcdRpcs(
-  urls: readonly string[],
-  tls: TestPki | undefined,
-): Promise<Map<string, number>> {
+async function etcdRpcs(t: Target): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const u of urls) {
-    const text = await getText(`${u}/metrics`, tls);
+  for (const text of await t.etcdMetrics()) {
     for (const line of text.split('\n')) {
       if (!line.startsWith('grpc_server_handled_total{')) continue;
       const method = /grpc_method="([^"]+)"/.exec(line)?.[1];
@@ -325,7 +298,7 @@ async function measure(
     await cpuMs(vaultPids),
     await cpuMs(etcdPids),
     process.cpuUsage(),
-    await etcdRpcs(t.etcdUrls, t.etcdTls),
+    await etcdRpcs(t),
   ];
   // Rounds of the whole sweep: a round's peak varies by ±20 % on this shared VM (which
   // process the scheduler favours, where the etcd leader sits); the median round is
@@ -341,7 +314,7 @@ async function measure(
     await cpuMs(vaultPids),
     await cpuMs(etcdPids),
     process.cpuUsage(c0),
-    await etcdRpcs(t.etcdUrls, t.etcdTls),
+    await etcdRpcs(t),
   ];
   const logins = closedLoop.reduce((n, x) => n + x.logins, 0);
   const per = (x: number): number => x / Math.max(1, logins);
@@ -416,8 +389,7 @@ async function main(): Promise<void> {
           token: (a) => fleet.token(a),
           vaultPids: () => fleet.nodes.flatMap((n) => n.pid() ?? []),
           etcdPids: () => [0, 1, 2].flatMap((i) => fleet.etcd.pid(i) ?? []),
-          etcdUrls: fleet.etcd.clientUrls,
-          ...(fleet.pki ? { etcdTls: fleet.pki } : {}),
+          etcdMetrics: () => Promise.all([0, 1, 2].map((i) => fleet.etcd.metrics(i))),
         },
         accounts,
         seconds,
@@ -450,7 +422,7 @@ async function measureSingle(accounts: number, seconds: number, rounds: number):
         token: (a) => devToken(single.url, a),
         vaultPids: () => [single.pid],
         etcdPids: () => [],
-        etcdUrls: [],
+        etcdMetrics: () => Promise.resolve([]),
       },
       accounts,
       seconds,

@@ -348,12 +348,7 @@ function memberBreaker(): FaultPolicy {
         failures = 0;
         return r;
       } catch (e) {
-        if (
-          e instanceof Error &&
-          isRecoverableError(e) &&
-          !isNoSpace(e) &&
-          ++failures >= BREAKER_FAILURES
-        ) {
+        if (isTransient(e) && ++failures >= BREAKER_FAILURES) {
           openUntil = Date.now() + BREAKER_OPEN_MS;
           failures = BREAKER_FAILURES - 1;
         }
@@ -779,7 +774,7 @@ export class EtcdVaultStore implements VaultStore {
           // A permanent error is a rejection by the server before applying, except that
           // a previous attempt of ours might still have applied: unknown either way.
           throw this.#unavailable(
-            e instanceof Error && isNoSpace(e)
+            isNoSpace(e)
               ? 'etcd is out of space (NOSPACE alarm) and refuses writes'
               : 'etcd write failed',
             e,
@@ -817,21 +812,25 @@ function sameWriteId(value: Buffer, writeId: Uint8Array): boolean {
 
 /** Transport, timeout and "try another member" failures; not client bugs. */
 function retryable(e: unknown): boolean {
-  if (!(e instanceof Error) || isNoSpace(e)) return false;
   // MemberSkippedError: every member's breaker is open (all failed recently).
-  return isRecoverableError(e) || e instanceof MemberSkippedError;
+  return isTransient(e) || e instanceof MemberSkippedError;
 }
 
 /**
- * etcd's NOSPACE alarm: the backend reached its quota, and the cluster refuses every
- * write (before applying it) until an operator frees space, compacts, defragments and
- * disarms the alarm (docs/OPERATIONS.md, "When etcd is full"). etcd3 files this gRPC
- * RESOURCE_EXHAUSTED under recoverable errors, like etcd's transient "too many
- * requests"; resending cannot help here, and treating it as a member failure would trip
- * the breaker of a member that still serves reads.
+ * A failure of the member or the link that resending may cure — etcd3's recoverable
+ * errors, except etcd's NOSPACE alarm: the backend reached its quota, and the cluster
+ * refuses every write (before applying it) until an operator frees space, compacts,
+ * defragments and disarms the alarm (docs/OPERATIONS.md, "When etcd is full"). etcd3
+ * files that gRPC RESOURCE_EXHAUSTED under recoverable, like etcd's transient "too many
+ * requests"; resending cannot help, and counting it against the member would trip the
+ * breaker of a member that still serves reads.
  */
-function isNoSpace(e: Error): boolean {
-  return e.message.includes('database space exceeded');
+function isTransient(e: unknown): boolean {
+  return e instanceof Error && isRecoverableError(e) && !isNoSpace(e);
+}
+
+function isNoSpace(e: unknown): boolean {
+  return e instanceof Error && e.message.includes('database space exceeded');
 }
 
 function backoff(n: number): number {

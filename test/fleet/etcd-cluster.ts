@@ -76,6 +76,8 @@ export interface EtcdCluster {
    * @throws Error with the output when it exits non-zero.
    */
   etcdctl(args: readonly string[]): Promise<string>;
+  /** Member `i`'s Prometheus `/metrics` text (with the client certificate under TLS). */
+  metrics(i: number): Promise<string>;
   /** The last `lines` lines of member `i`'s log. */
   logTail(i: number, lines?: number): string;
   /** SIGKILLs every member and removes the root directory (if the harness created it). */
@@ -236,29 +238,30 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
   const ctlTlsFlags = tls
     ? ['--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile]
     : [];
-  /** POSTs/GETs the member's JSON gateway (with the client certificate under TLS). */
-  const gateway = async (m: Member, path: string, body?: string): Promise<unknown> => {
+  /** POSTs/GETs a member's HTTP endpoint as text (with the client certificate under TLS). */
+  const httpText = async (
+    m: Member,
+    path: string,
+    body?: string,
+    timeoutMs = 1000,
+  ): Promise<string> => {
     const url = `${clientUrl(m)}${path}`;
     const method = body === undefined ? 'GET' : 'POST';
     if (!tls) {
-      const res = await fetch(url, { method, body, signal: AbortSignal.timeout(1000) });
+      const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs) });
       if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
-      return res.json();
+      return res.text();
     }
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
         url,
-        { method, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey, timeout: 1000 },
+        { method, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey, timeout: timeoutMs },
         (res) => {
           const parts: Buffer[] = [];
           res.on('data', (d: Buffer) => parts.push(d));
           res.on('end', () => {
-            try {
-              if (res.statusCode !== 200) throw new Error(`${path}: HTTP ${res.statusCode}`);
-              resolve(JSON.parse(Buffer.concat(parts).toString('utf8')));
-            } catch (e) {
-              reject(e as Error);
-            }
+            if (res.statusCode === 200) resolve(Buffer.concat(parts).toString('utf8'));
+            else reject(new Error(`${path}: HTTP ${res.statusCode}`));
           });
           res.on('error', reject);
         },
@@ -268,6 +271,9 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       req.end(body);
     });
   };
+  /** The member's JSON gateway. */
+  const gateway = async (m: Member, path: string, body?: string): Promise<unknown> =>
+    JSON.parse(await httpText(m, path, body)) as unknown;
   const initialCluster = (): string => members.map((m) => `${m.name}=${peerUrl(m)}`).join(',');
 
   const member = (i: number): Member => {
@@ -410,6 +416,15 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
     if (!m) throw new Error('no etcd member is running');
     return clientUrl(m);
   };
+  const etcdctl = async (args: readonly string[]): Promise<string> => {
+    const r = await run(
+      ETCDCTL_BIN,
+      ['--endpoints', liveUrl(), ...ctlTlsFlags, '--command-timeout=10s', ...args],
+      15_000,
+    );
+    if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')} failed:\n${r.out}`);
+    return r.out;
+  };
 
   return {
     clientUrls: members.map(clientUrl),
@@ -444,30 +459,10 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       const i = status.findIndex((s) => s?.header?.member_id === leaderId);
       return i >= 0 ? i : undefined;
     },
-    async etcdctl(args) {
-      const r = await run(
-        ETCDCTL_BIN,
-        ['--endpoints', liveUrl(), ...ctlTlsFlags, '--command-timeout=10s', ...args],
-        15_000,
-      );
-      if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')} failed:\n${r.out}`);
-      return r.out;
-    },
+    etcdctl,
+    metrics: (i) => httpText(member(i), '/metrics', undefined, 5000),
     async snapshot(path) {
-      const r = await run(
-        ETCDCTL_BIN,
-        [
-          '--endpoints',
-          liveUrl(),
-          ...ctlTlsFlags,
-          '--command-timeout=10s',
-          'snapshot',
-          'save',
-          path,
-        ],
-        15_000,
-      );
-      if (r.code !== 0) throw new Error(`etcdctl snapshot save failed:\n${r.out}`);
+      await etcdctl(['snapshot', 'save', path]);
     },
     async restoreSnapshot(snapshotPath) {
       await Promise.all(members.map((_, i) => stop(i)));
