@@ -23,6 +23,7 @@ import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import {
   BackvaultError,
+  hasCode,
   UnauthorizedError,
   UnavailableError,
   UnsupportedVersionError,
@@ -452,48 +453,63 @@ export class VaultClient {
    * @throws WrongPasswordError with `attemptsLeft`; LockedError when the key was destroyed;
    *   NotFoundError when there is no record; VaultMismatchError when the vault is not the
    *   pinned one; CorruptBackupError if the released envelope does not open;
-   *   UnauthorizedError, RateLimitedError, UnavailableError.
+   *   UnauthorizedError, RateLimitedError, UnavailableError; ConflictError only if another
+   *   login of the account finished twice while this one ran.
    */
   async recover(options: { readonly password: string }): Promise<Uint8Array> {
     const opaque = await loadOpaque();
     const password = normalizePassword(options.password);
-    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-    const start = await this.#http.call(
-      ROUTES.loginStart,
-      LoginStartResponse,
-      'login start',
-      { startLoginRequest },
-      true,
-    );
-    // Refuse an impostor before spending a second of Argon2 on its answer.
-    checkPinned(this.#pinned, start.serverPublicKey);
-    const finish = opaque.client.finishLogin({
-      clientLoginState,
-      loginResponse: start.loginResponse,
-      password,
-      ...(this.#stretching ? { keyStretching: this.#stretching } : {}),
-    });
-    // A wrong password: stop here. The guess was already counted at login start.
-    if (!finish) throw new WrongPasswordError(start.attemptsLeft);
-    // The authenticated key (bound into the OPAQUE envelope and the AKE transcript).
-    checkPinned(this.#pinned, finish.serverStaticPublicKey);
-    checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
-    const done = await this.#http.call(ROUTES.loginFinish, LoginFinishResponse, 'login finish', {
-      loginState: start.loginState,
-      finishLoginRequest: finish.finishLoginRequest,
-    });
-    const sessionKey = fromBase64url(finish.sessionKey, 'session key');
-    const exportKey = fromBase64url(finish.exportKey, 'export key');
-    try {
-      const envelope = await openReleasedEnvelope(
-        sessionKey,
-        fromBase64url(done.releasedEnvelope, 'released envelope'),
+    for (let attempt = 1; ; attempt++) {
+      const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+      const start = await this.#http.call(
+        ROUTES.loginStart,
+        LoginStartResponse,
+        'login start',
+        { startLoginRequest },
+        true,
       );
-      return await openKeyEnvelope(exportKey, envelope);
-    } finally {
-      // Best effort only: JS cannot promise that no copy remains (see SECURITY.md).
-      sessionKey.fill(0);
-      exportKey.fill(0);
+      // Refuse an impostor before spending a second of Argon2 on its answer.
+      checkPinned(this.#pinned, start.serverPublicKey);
+      const finish = opaque.client.finishLogin({
+        clientLoginState,
+        loginResponse: start.loginResponse,
+        password,
+        ...(this.#stretching ? { keyStretching: this.#stretching } : {}),
+      });
+      // A wrong password: stop here. The guess was already counted at login start.
+      if (!finish) throw new WrongPasswordError(start.attemptsLeft);
+      // The authenticated key (bound into the OPAQUE envelope and the AKE transcript).
+      checkPinned(this.#pinned, finish.serverStaticPublicKey);
+      checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
+      let done: Static<typeof LoginFinishResponse>;
+      try {
+        done = await this.#http.call(ROUTES.loginFinish, LoginFinishResponse, 'login finish', {
+          loginState: start.loginState,
+          finishLoginRequest: finish.finishLoginRequest,
+        });
+      } catch (e) {
+        // CONFLICT: a login of this account finished since our start. Most often it was
+        // our own: the finish committed, its answer was lost (a node died, or etcd's reply
+        // did), and the resend on another node found the login state used — guesses reset,
+        // envelope never delivered. The password is right (this device's OPAQUE finish
+        // just verified the server's proof of it), so log in once more: that start is
+        // counted and the finish resets it. Once only.
+        if (attempt === 1 && hasCode(e, 'CONFLICT')) continue;
+        throw e;
+      }
+      const sessionKey = fromBase64url(finish.sessionKey, 'session key');
+      const exportKey = fromBase64url(finish.exportKey, 'export key');
+      try {
+        const envelope = await openReleasedEnvelope(
+          sessionKey,
+          fromBase64url(done.releasedEnvelope, 'released envelope'),
+        );
+        return await openKeyEnvelope(exportKey, envelope);
+      } finally {
+        // Best effort only: JS cannot promise that no copy remains (see SECURITY.md).
+        sessionKey.fill(0);
+        exportKey.fill(0);
+      }
     }
   }
 

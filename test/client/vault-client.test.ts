@@ -208,6 +208,41 @@ describe('VaultClient against a real vault', () => {
     });
   });
 
+  test('a login finish whose answer was lost after it committed: the SDK logs in once more', async () => {
+    const backupKey = key();
+    const password = 'lost answer 9';
+    secrets.push({ password, backupKey });
+    await client('lost-finish').enable({ password, backupKey });
+    // The first finish reaches the vault and commits (guesses reset, login state used), then
+    // its answer is lost, as when a node dies before replying. The SDK resends it to the
+    // next node (here: the same vault again), which answers CONFLICT.
+    const finishes: number[] = [];
+    let dropped = false;
+    const losing: FetchLike = async (input, init) => {
+      const res = await fetch(input, init);
+      if (input.endsWith('/v1/login/finish')) {
+        finishes.push(res.status);
+        if (!dropped) {
+          dropped = true;
+          await res.arrayBuffer();
+          throw new TypeError('fetch failed: connection reset');
+        }
+      }
+      return res;
+    };
+    const c = new VaultClient({
+      baseUrl: vault.url,
+      failoverUrls: [vault.url],
+      fetch: losing,
+      token: () => requestDevToken({ baseUrl: vault.url, account: 'lost-finish' }),
+      pinnedServerPublicKey: vault.serverPublicKey,
+      insecureTestingKeyStretching: true,
+    });
+    assert.deepEqual(await c.recover({ password }), backupKey);
+    assert.deepEqual(finishes, [200, 409, 200], 'committed, resent (CONFLICT), fresh login');
+    assert.equal((await c.status()).attemptsLeft, 5, 'the extra start was reset too');
+  });
+
   test('an unreachable vault or a failing network is UNAVAILABLE', async () => {
     await assert.rejects(new VaultClient({ baseUrl: 'http://127.0.0.1:9' }).info(), {
       code: 'UNAVAILABLE',
