@@ -1316,11 +1316,22 @@ async function negativeRepositoryVectors(keys: VectorKeys, repo: BuiltRepo): Pro
     v((m) => m.delete(i1.name)),
     'MISSING_OBJECT',
   );
+  // An older snapshot's loss costs only itself: the latest still restores (a gap, reported
+  // as a warning), but asking for the lost one is MISSING_OBJECT, and for a damaged one
+  // (that the latest names as its previous) CORRUPT.
   add(
     'first-snapshot-deleted',
-    'snapshot 1 deleted: snapshot 2 names a missing previous',
+    'snapshot 1 deleted, then restored by its id: snapshot 2 names it as previous',
     v((m) => m.delete(s1.name)),
     'MISSING_OBJECT',
+    { snapshot: s1.id },
+  );
+  add(
+    'first-snapshot-flipped',
+    'one byte of snapshot 1 changed, then restored by its id',
+    v((m) => m.set(s1.name, flipAt(base.get(s1.name) as Uint8Array, 30))),
+    'CORRUPT',
+    { snapshot: s1.id },
   );
   {
     // Swap the sealed blobs of b.bin (pack 1) and c.bin (pack 2): same length, different ids.
@@ -1421,11 +1432,13 @@ async function negativeRepositoryVectors(keys: VectorKeys, repo: BuiltRepo): Pro
       snapshot: sizeMismatch.snapshots[0]?.id ?? '',
     },
   );
+  const asIndex = await forged({ snapshotAsIndex: true });
   add(
     'snapshot-sealed-as-index',
-    'snapshot 1 sealed with the INDEX associated data',
-    (await forged({ snapshotAsIndex: true })).objects,
+    'snapshot 1 sealed with the INDEX associated data, restored by its id',
+    asIndex.objects,
     'CORRUPT',
+    { snapshot: asIndex.snapshots[0]?.id ?? '' },
   );
   return {
     ...header(

@@ -137,6 +137,11 @@ export interface CheckResult {
   blobs: number;
   bytesRead: number;
   problems: CheckProblem[];
+  /**
+   * Facts that are not problems: snapshots no longer in the repository (forgotten, or
+   * deleted by the store; the others are unaffected).
+   */
+  notes: string[];
   seconds: number;
 }
 

@@ -46,7 +46,8 @@ import { SourceReadError, type FileResult } from './worker-protocol.js';
 import {
   initRepository,
   listPacks,
-  loadChain,
+  chainNoteWarnings,
+  loadChainNotes,
   loadIndex,
   openRepository,
   readTree,
@@ -480,7 +481,7 @@ async function backupLocked(
   },
 ): Promise<BackupResult> {
   const { started, startMs, source, rootStat, created } = ctx;
-  const chain = await loadChain(repo);
+  const { chain, notes: chainNotes } = await loadChainNotes(repo);
   // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
   // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
   // their data is stored again from the source.
@@ -506,6 +507,7 @@ async function backupLocked(
   });
   try {
     const run = new BackupRun(repo, index, pool, parent, opts.onProgress);
+    for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
     if (index.lostPacks.length > 0) {
       run.warn(
         `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,

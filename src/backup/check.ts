@@ -13,6 +13,7 @@ import {
   loadSnapshots,
   openRepository,
   readPackHeader,
+  chainNoteWarnings,
   verifyChain,
 } from './repo.js';
 import { readSeenHead, recordSeenHead } from './state.js';
@@ -58,8 +59,9 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
 
   const snaps = await loadSnapshots(repo, add);
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
-  const { chain, problems: chainProblems } = verifyChain(snaps, seen);
+  const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
   problems.push(...chainProblems);
+  const notes = chainNoteWarnings(chainNotes);
   const index = await loadIndex(repo, add);
 
   // Snapshots oldest first, so each problem names the first snapshot that needs the object.
@@ -166,6 +168,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     blobs,
     bytesRead,
     problems,
+    notes,
     seconds: (performance.now() - started) / 1000,
   };
 }

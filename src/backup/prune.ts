@@ -28,7 +28,7 @@ import { RepoLock } from './lock.js';
 import { PackWriter } from './pack-writer.js';
 import {
   listPacks,
-  loadChain,
+  loadChainNotes,
   loadIndex,
   openRepository,
   readPackHeader,
@@ -63,7 +63,8 @@ async function pruneLocked(
   repo: Repo,
   started: number,
 ): Promise<PruneResult> {
-  const chain = await loadChain(repo);
+  // Strict: a snapshot object that cannot be read must not lose its data to this prune.
+  const { chain } = await loadChainNotes(repo, true);
   // Listed before the index is read: a blob a later backup stored again (its first pack was
   // lost) is then kept from its new pack, and the lost pack drops out of the new index.
   const sizes = await listPacks(repo.storage);

@@ -334,18 +334,70 @@ export async function loadSnapshots(
 }
 
 /**
- * Verify the snapshot chain: one line from seq 1 to the head, each `prev` present with
- * seq = prev.seq + 1, no forks; and, given what this device saw last, no rollback.
- * Returns the chain oldest first and the problems found (empty when all is well).
+ * What a chain verification found besides problems: snapshots that are not in the store
+ * (forgotten by `forget`, or lost) and snapshot objects that failed verification and were
+ * left out. Neither stops the snapshots that remain from being used.
+ */
+export interface ChainNotes {
+  /** Sequence numbers below the head that no stored snapshot carries, ascending. */
+  missingSeqs: number[];
+  /** Snapshot objects that are damaged (CORRUPT) or vanished while being read. */
+  damaged: CheckProblem[];
+}
+
+/** "1", "1-3", "1-3, 5" for sorted sequence numbers. */
+export function formatSeqRanges(seqs: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < seqs.length;) {
+    let j = i;
+    while (j + 1 < seqs.length && (seqs[j + 1] as number) === (seqs[j] as number) + 1) j += 1;
+    parts.push(i === j ? `${seqs[i]}` : `${seqs[i]}-${seqs[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
+}
+
+/** Human sentences for chain notes (warnings of backup, restore, snapshots, check). */
+export function chainNoteWarnings(notes: ChainNotes): string[] {
+  const out: string[] = [];
+  const n = notes.missingSeqs.length;
+  if (n > 0) {
+    out.push(
+      `${n === 1 ? 'snapshot' : 'snapshots'} ${formatSeqRanges(notes.missingSeqs)} ${
+        n === 1 ? 'is' : 'are'
+      } not in the repository (forgotten, or lost by the store); the others are unaffected`,
+    );
+  }
+  for (const d of notes.damaged) {
+    out.push(
+      `${d.object} is damaged and was left out (${d.message}); the other snapshots are unaffected`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Verify the snapshot chain and, given what this device saw last, that the store did not
+ * roll back. Snapshots form one line by sequence number: a snapshot whose previous is
+ * stored must have seq = previous.seq + 1; two snapshots with the same seq or the same
+ * previous, two first snapshots, or a previous that is missing while another snapshot holds
+ * its seq are a fork (ROLLBACK). A previous that is simply absent is a gap (forgotten by
+ * `forget`, or lost): reported in `notes`, never an error, so an old snapshot's loss never
+ * blocks the newer ones.
+ * Returns the stored snapshots oldest first, the problems (empty when all is well) and the
+ * notes.
  */
 export function verifyChain(
   snaps: readonly LoadedSnapshot[],
   seen: SeenHead | undefined,
-): { chain: LoadedSnapshot[]; problems: CheckProblem[] } {
+): { chain: LoadedSnapshot[]; problems: CheckProblem[]; notes: ChainNotes } {
   const problems: CheckProblem[] = [];
   const byId = new Map(snaps.map((s) => [s.id, s]));
+  const bySeq = new Map<number, LoadedSnapshot[]>();
+  for (const s of snaps) bySeq.set(s.snap.seq, [...(bySeq.get(s.snap.seq) ?? []), s]);
   const children = new Map<string, number>();
   let roots = 0;
+  let rewritten = false;
   for (const s of snaps) {
     const object = PREFIX.snapshots + s.id;
     if (s.snap.prev === null) {
@@ -356,11 +408,8 @@ export function verifyChain(
     children.set(prevId, (children.get(prevId) ?? 0) + 1);
     const p = byId.get(prevId);
     if (!p) {
-      problems.push({
-        code: 'MISSING_OBJECT',
-        object: PREFIX.snapshots + prevId,
-        message: `snapshot ${s.snap.seq - 1} (previous of ${s.snap.seq}) is missing`,
-      });
+      // Absent previous: a gap, unless another snapshot sits at its seq (mixed histories).
+      if (bySeq.has(s.snap.seq - 1)) rewritten = true;
     } else if (s.snap.seq !== p.snap.seq + 1) {
       problems.push({
         code: 'CORRUPT',
@@ -369,7 +418,8 @@ export function verifyChain(
       });
     }
   }
-  const forks = [...children.values()].some((n) => n > 1) || roots > 1;
+  const sameSeq = [...bySeq.values()].some((l) => l.length > 1);
+  const forks = [...children.values()].some((n) => n > 1) || roots > 1 || sameSeq || rewritten;
   if (forks)
     problems.push({
       code: 'ROLLBACK',
@@ -378,15 +428,10 @@ export function verifyChain(
         'the snapshot chain forks: the store served an old head to a backup, or mixed histories',
     });
 
-  // The head: highest seq (ties were reported as forks above).
-  let head: LoadedSnapshot | undefined;
-  for (const s of snaps) if (!head || s.snap.seq > head.snap.seq) head = s;
-  const chain: LoadedSnapshot[] = [];
-  for (let s = head; s; s = s.snap.prev ? byId.get(toHex(s.snap.prev)) : undefined) {
-    chain.push(s);
-    if (chain.length > snaps.length) break;
-  }
-  chain.reverse();
+  const chain = [...snaps].sort((a, b) => a.snap.seq - b.snap.seq || (a.id < b.id ? -1 : 1));
+  const head = chain[chain.length - 1];
+  const missingSeqs: number[] = [];
+  for (let seq = 1; head && seq < head.snap.seq; seq++) if (!bySeq.has(seq)) missingSeqs.push(seq);
 
   if (seen) {
     const headSeq = head?.snap.seq ?? 0;
@@ -397,7 +442,7 @@ export function verifyChain(
         message: `the store's latest snapshot is ${headSeq}, but this device has already seen snapshot ${seen.seq}`,
       });
     } else {
-      const same = chain.find((s) => s.snap.seq === seen.seq);
+      const same = bySeq.get(seen.seq)?.[0];
       if (same && same.id !== seen.snapshot) {
         problems.push({
           code: 'ROLLBACK',
@@ -407,7 +452,7 @@ export function verifyChain(
       }
     }
   }
-  return { chain, problems };
+  return { chain, problems, notes: { missingSeqs, damaged: [] } };
 }
 
 /** Throw the error matching the first problem, if any. */
@@ -419,20 +464,51 @@ export function throwProblem(problems: readonly CheckProblem[]): void {
   throw new CorruptBackupError(p.message, p.object);
 }
 
+/** A verified chain with what was noticed on the way. */
+export interface LoadedChain {
+  /** Stored, verified snapshots, oldest first. */
+  chain: LoadedSnapshot[];
+  notes: ChainNotes;
+}
+
 /**
  * Load, verify and rollback-check the snapshot chain; remember the head in the state file.
- * @throws RollbackError, MissingObjectError, CorruptBackupError, UnavailableError.
+ *
+ * Gaps (snapshots forgotten or lost) and damaged snapshot objects that a verified snapshot
+ * names as its previous (so they are provably older than the head) are returned in `notes`
+ * and do not stop the others. A damaged object that no verified snapshot names could be the
+ * newest snapshot: taking an older one as the head would be a silent rollback, so it is
+ * CORRUPT. With `strict` (prune: a snapshot that cannot be read must not lose its data)
+ * every damaged object is CORRUPT.
+ * @throws RollbackError, CorruptBackupError, MissingObjectError (`strict`), UnavailableError.
  */
-export async function loadChain(repo: Repo): Promise<LoadedSnapshot[]> {
-  const snaps = await loadSnapshots(repo);
+export async function loadChainNotes(repo: Repo, strict = false): Promise<LoadedChain> {
+  const damaged: CheckProblem[] = [];
+  const snaps = await loadSnapshots(repo, (p) => damaged.push(p));
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
-  const { chain, problems } = verifyChain(snaps, seen);
-  // Rollback problems first: they explain the others.
-  throwProblem([...problems.filter((p) => p.code === 'ROLLBACK'), ...problems]);
+  const { chain, problems, notes } = verifyChain(snaps, seen);
+  const named = new Set(snaps.flatMap((s) => (s.snap.prev ? [toHex(s.snap.prev)] : [])));
+  const older = damaged.filter((d) => named.has(d.object.slice(PREFIX.snapshots.length)));
+  const unplaced = damaged.filter((d) => !older.includes(d));
+  // A damaged object that may be the head first (it explains an apparent rollback), then
+  // rollback problems: they explain the others.
+  throwProblem([
+    ...(strict ? damaged : unplaced),
+    ...problems.filter((p) => p.code === 'ROLLBACK'),
+    ...problems,
+  ]);
   const head = chain[chain.length - 1];
   if (head && repo.statePath)
     await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
-  return chain;
+  return { chain, notes: { ...notes, damaged: older } };
+}
+
+/**
+ * {@link loadChainNotes} for callers that only need the snapshots.
+ * @throws RollbackError, CorruptBackupError, UnavailableError.
+ */
+export async function loadChain(repo: Repo): Promise<LoadedSnapshot[]> {
+  return (await loadChainNotes(repo)).chain;
 }
 
 /** Bytes of a hex id (for ids already validated as 64 lowercase hex). */

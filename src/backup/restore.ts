@@ -49,14 +49,15 @@ import {
   TargetNotEmptyError,
   UsageError,
 } from '../errors.js';
-import { EntryType, packName, toHex, type FileEntry } from '../format/index.js';
-import type { RestoreOptions, RestoreResult } from './api.js';
+import { EntryType, PREFIX, packName, toHex, type FileEntry } from '../format/index.js';
+import type { CheckProblem, RestoreOptions, RestoreResult } from './api.js';
 import { accountGarbage } from './gc.js';
 import { isProcessAlive } from './process-alive.js';
 import { ByteSemaphore, WorkerPool, defaultWorkers } from './pool.js';
 import {
   listPacks,
-  loadChain,
+  chainNoteWarnings,
+  loadChainNotes,
   loadIndex,
   openRepository,
   readTree,
@@ -286,6 +287,7 @@ async function removeMarked(dir: string): Promise<void> {
 export function pickSnapshot(
   chain: readonly LoadedSnapshot[],
   wanted: string | undefined,
+  damaged: readonly CheckProblem[] = [],
 ): LoadedSnapshot {
   if (chain.length === 0)
     throw new NotFoundError('the repository has no snapshots yet', 'Run `backvault backup` first.');
@@ -293,6 +295,12 @@ export function pickSnapshot(
   const w = wanted.toLowerCase();
   if (!/^[0-9a-f]{1,64}$/.test(w)) throw new UsageError(`not a snapshot id: ${wanted}`);
   const found = chain.filter((s) => s.id.startsWith(w));
+  const broken = damaged.find((d) => d.object.startsWith(PREFIX.snapshots + w));
+  if (found.length === 0 && broken) throw new CorruptBackupError(broken.message, broken.object);
+  // A snapshot a stored one names as previous existed: it was forgotten, or lost.
+  const gone = chain.find((s) => s.snap.prev && toHex(s.snap.prev).startsWith(w));
+  if (found.length === 0 && gone && gone.snap.prev)
+    throw new MissingObjectError(PREFIX.snapshots + toHex(gone.snap.prev));
   if (found.length === 0)
     throw new NotFoundError(`no snapshot ${wanted}`, 'Run `backvault snapshots` to list them.');
   if (found.length > 1) throw new UsageError(`snapshot prefix ${wanted} is ambiguous`);
@@ -577,8 +585,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const target = resolve(opts.target);
   const warnings = await recoverInterrupted(target);
   const repo = await openRepository(opts);
-  const chain = await loadChain(repo);
-  const snap = pickSnapshot(chain, opts.snapshotId);
+  const { chain, notes: chainNotes } = await loadChainNotes(repo);
+  warnings.push(...chainNoteWarnings(chainNotes));
+  const snap = pickSnapshot(chain, opts.snapshotId, chainNotes.damaged);
   const state = await isEmptyOrAbsent(target);
   if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
   // A blob that a later backup stored again because its first pack was lost is read from
