@@ -305,6 +305,11 @@ interface RepoOptions {
   sizeDelta?: number;
   /** Seal snapshot 1 with the INDEX associated data. */
   snapshotAsIndex?: boolean;
+  /**
+   * Store the tree of `media/` only as a data blob with the same bytes (and so the same id),
+   * as backvault 0.1 did when a file chunk equalled a tree: a reader must not take it.
+   */
+  mediaTreeAsData?: boolean;
 }
 
 interface BuiltRepo {
@@ -415,7 +420,10 @@ async function buildRepo(
   ]);
 
   const p1 = await buildPack(keys, 'pack 1', [bA, bB, bChat0, bChat1]);
-  const p2 = await buildPack(keys, 'pack 2', [bC, media, root1]);
+  const mediaStored = opt.mediaTreeAsData
+    ? await sealVecBlob(keys, 'media/ tree bytes as data', ObjectKind.DATA_BLOB, media.plain, 0)
+    : media;
+  const p2 = await buildPack(keys, 'pack 2', [bC, mediaStored, root1]);
   const p3 = await buildPack(keys, 'pack 3', [bD, root2]);
   const packsOf = (ps: VecPack[]): IndexPack[] =>
     ps.map((p) => ({ packId: fromHex(p.id), blobs: p.entries }));
@@ -1431,6 +1439,12 @@ async function negativeRepositoryVectors(keys: VectorKeys, repo: BuiltRepo): Pro
     {
       snapshot: sizeMismatch.snapshots[0]?.id ?? '',
     },
+  );
+  add(
+    'tree-stored-only-as-data',
+    'the tree of media/ is listed only as a data blob with the same bytes and id (SPEC §6: blobs are identified by kind and id)',
+    (await forged({ mediaTreeAsData: true })).objects,
+    'MISSING_OBJECT',
   );
   const asIndex = await forged({ snapshotAsIndex: true });
   add(

@@ -114,12 +114,11 @@ export class CorruptBackupError extends BackvaultError {
 /** An object the repository refers to is not in the store. */
 export class MissingObjectError extends BackvaultError {
   readonly object: string;
-  constructor(object: string) {
-    super(
-      'MISSING_OBJECT',
-      `object is missing from the store: ${object}`,
-      'The store lost or deleted data. Run `backvault check` to see what is affected.',
-    );
+  constructor(
+    object: string,
+    hint = 'The store lost or deleted data. Run `backvault check` to see what is affected.',
+  ) {
+    super('MISSING_OBJECT', `object is missing from the store: ${object}`, hint);
     this.object = object;
   }
 }

@@ -346,7 +346,7 @@ class BackupRun {
     if (st.ctimeNs + CTIME_MARGIN_NS >= BigInt(this.parent.snap.timeMs) * 1_000_000n)
       return undefined;
     // Only chunks in packs that are still stored (the index was loaded with the listing).
-    if (!prev.chunks.every((c) => this.index.blobs.has(c))) return undefined;
+    if (!prev.chunks.every((c) => this.index.blobs.has(c, ObjectKind.DATA_BLOB))) return undefined;
     return { ...prev, mode: Number(st.mode) & 0o7777 };
   }
 
@@ -497,7 +497,10 @@ async function backupLocked(
   const packs: IndexPack[] = [];
   let bytesStoredNew = 0;
   const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys, {
-    known: index.blobs.sharedIds(),
+    known: {
+      data: index.blobs.sharedIds(ObjectKind.DATA_BLOB),
+      tree: index.blobs.sharedIds(ObjectKind.TREE_BLOB),
+    },
     onPack: async (p) => {
       await repo.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
       bytesStoredNew += p.length;

@@ -124,9 +124,11 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
         }
         const header = await readPackHeader(repo, o.name, whole?.length ?? o.size, whole);
         bytesRead += header.bytesRead;
-        const inHeader = new Map(header.entries.map((e) => [Buffer.from(e.id).toString('hex'), e]));
+        const inHeader = new Map(
+          header.entries.map((e) => [`${e.kind}:${Buffer.from(e.id).toString('hex')}`, e]),
+        );
         for (const e of byPack.get(packId) ?? []) {
-          const h = inHeader.get(Buffer.from(e.id).toString('hex'));
+          const h = inHeader.get(`${e.kind}:${Buffer.from(e.id).toString('hex')}`);
           if (!h || !sameEntry(h, e)) {
             add({
               code: 'CORRUPT',

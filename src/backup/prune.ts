@@ -75,8 +75,9 @@ async function pruneLocked(
     repo,
     index,
     chain.map((s) => s.snap.rootTree),
-    (t) => used.add(t),
-    (c) => used.add(c),
+    // Keyed by kind and id: a chunk and a tree with the same bytes are two blobs.
+    (t) => used.add(`${ObjectKind.TREE_BLOB}:${t}`),
+    (c) => used.add(`${ObjectKind.DATA_BLOB}:${c}`),
   );
 
   // Per pack: the used blobs whose canonical location (the one the index map chose) is here.
@@ -86,7 +87,7 @@ async function pruneLocked(
   const totals = new Map<string, number>();
   for (const [hex, at] of index.blobs) {
     const p = perPack.get(at.packId) as { total: number; used: IndexedBlob[] };
-    if (used.has(hex)) p.used.push(at);
+    if (used.has(`${at.entry.kind}:${hex}`)) p.used.push(at);
     totals.set(at.packId, (totals.get(at.packId) ?? 0) + 1);
   }
 

@@ -309,11 +309,19 @@ export async function readSealedBlob(repo: Repo, at: IndexedBlob): Promise<Uint8
  */
 export async function readTree(repo: Repo, index: BlobIndex, id: Uint8Array): Promise<TreeEntry[]> {
   const hex = toHex(id);
-  const at = index.blobs.get(hex);
-  if (!at) throw new MissingObjectError(`blob/${hex}`);
+  const at = index.blobs.get(hex, ObjectKind.TREE_BLOB);
+  if (!at) {
+    if (index.blobs.has(hex, ObjectKind.DATA_BLOB)) {
+      // Written by backvault 0.1, which deduplicated by id alone: a file chunk with the
+      // same bytes as this tree stood in for it. The tree was never stored as a tree.
+      throw new MissingObjectError(
+        `tree/${hex}`,
+        'This tree was stored only as a file chunk with the same bytes (a bug of backvault 0.1). Run `backvault backup` of the same source: it stores the tree again and the snapshot restores.',
+      );
+    }
+    throw new MissingObjectError(`blob/${hex}`);
+  }
   const name = packName(at.packId);
-  if (at.entry.kind !== ObjectKind.TREE_BLOB)
-    throw new CorruptBackupError('blob is not a tree', name);
   const plain = openBlob(repo.keys, at.entry, await readSealedBlob(repo, at), name);
   return decodeTree(plain, name);
 }

@@ -49,7 +49,7 @@ import {
   TargetNotEmptyError,
   UsageError,
 } from '../errors.js';
-import { EntryType, PREFIX, packName, toHex, type FileEntry } from '../format/index.js';
+import { EntryType, ObjectKind, PREFIX, packName, toHex, type FileEntry } from '../format/index.js';
 import type { CheckProblem, RestoreOptions, RestoreResult } from './api.js';
 import { accountGarbage } from './gc.js';
 import { isProcessAlive } from './process-alive.js';
@@ -361,7 +361,9 @@ class RestoreRun {
   async plan(treeId: Uint8Array, path: string, depth: number): Promise<void> {
     if (depth > 4096) throw new CorruptBackupError('tree nesting too deep');
     const entries = await readTree(this.repo, this.index, treeId);
-    const treeObject = packName((this.index.blobs.get(toHex(treeId)) as { packId: string }).packId);
+    const treeObject = packName(
+      (this.index.blobs.get(toHex(treeId), ObjectKind.TREE_BLOB) as { packId: string }).packId,
+    );
     for (const e of entries) {
       const p = join(path, e.name);
       if (e.type === EntryType.DIR) {
@@ -374,7 +376,7 @@ class RestoreRun {
       } else {
         let sum = 0;
         for (const c of e.chunks) {
-          const at = this.index.blobs.get(toHex(c));
+          const at = this.index.blobs.get(toHex(c), ObjectKind.DATA_BLOB);
           if (!at) throw new MissingObjectError(`blob/${toHex(c)}`);
           sum += at.entry.rawLength;
         }
@@ -410,7 +412,7 @@ class RestoreRun {
     this.files.forEach((f, file) => {
       let position = 0;
       for (const c of f.entry.chunks) {
-        const at = this.index.blobs.get(toHex(c));
+        const at = this.index.blobs.get(toHex(c), ObjectKind.DATA_BLOB);
         if (!at) throw new MissingObjectError(`blob/${toHex(c)}`);
         const e = at.entry;
         if (
