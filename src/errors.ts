@@ -161,12 +161,12 @@ export class NotFoundError extends BackvaultError {
 
 /** There is no backvault repository at the given location. */
 export class NoRepositoryError extends BackvaultError {
-  constructor(location: string) {
-    super(
-      'NO_REPOSITORY',
-      `no backvault repository at ${location}`,
-      'Check --repo; `backvault backup` creates one.',
-    );
+  constructor(
+    location: string,
+    why?: string,
+    hint = 'Check --repo and that the drive or bucket is reachable; `backvault init --repo URL` creates a repository.',
+  ) {
+    super('NO_REPOSITORY', `no backvault repository at ${location}${why ? `: ${why}` : ''}`, hint);
   }
 }
 

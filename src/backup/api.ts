@@ -48,6 +48,13 @@ export interface BackupOptions extends RepoAccess {
   workers?: number;
   /** Recorded in the snapshot. Default: os.hostname(). */
   hostname?: string;
+  /**
+   * Create the repository when the store holds none. Default false: a backup to a missing
+   * repository fails with NO_REPOSITORY and creates nothing, so a mistyped location or an
+   * unmounted drive never silently starts a new repository. Even with `init`, a location
+   * where this device saw a repository (per the state file) is refused.
+   */
+  init?: boolean;
 }
 
 export interface BackupResult {

@@ -453,8 +453,11 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
 
   let created = false;
   if (!(await repositoryExists(opts.storage))) {
-    await initRepository(opts);
-    created = true;
+    if (!opts.init) {
+      // refuses with what this device saw there, if it saw a repository here before
+      await openRepository(opts);
+    }
+    created = (await initRepository(opts)).created;
   }
   const repo = await openRepository(opts);
   // Taken before the index is read: a prune must not delete what this backup deduplicates
@@ -564,7 +567,12 @@ async function backupLocked(
     await repo.storage.put(PREFIX.snapshots + snapshotId, sealedSnap);
     bytesStoredNew += sealedSnap.length;
     if (repo.statePath)
-      await recordSeenHead(repo.statePath, repo.repoIdHex, { seq, snapshot: snapshotId });
+      await recordSeenHead(
+        repo.statePath,
+        repo.repoIdHex,
+        { seq, snapshot: snapshotId },
+        repo.storage.location,
+      );
     run.progress(true);
 
     return {

@@ -161,7 +161,12 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
 
   const head = chain[chain.length - 1];
   if (problems.length === 0 && head && repo.statePath) {
-    await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
+    await recordSeenHead(
+      repo.statePath,
+      repo.repoIdHex,
+      { seq: head.snap.seq, snapshot: head.id },
+      repo.storage.location,
+    );
   }
   return {
     ok: problems.length === 0,

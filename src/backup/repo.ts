@@ -40,7 +40,7 @@ import type { Storage } from '../storage/storage.js';
 import type { CheckProblem, RepoAccess } from './api.js';
 import { openBlob } from './blob-codec.js';
 import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './crypto.js';
-import { readSeenHead, recordSeenHead, type SeenHead } from './state.js';
+import { readKnownLocation, readSeenHead, recordLocation, recordSeenHead, type SeenHead } from './state.js';
 import { BlobIndexBuilder, type CompactBlobMap, type IndexedBlob } from './blob-index.js';
 
 export type { IndexedBlob } from './blob-index.js';
@@ -161,10 +161,14 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
   try {
     bytes = await access.storage.get(PREFIX.config);
   } catch (e) {
-    if (e instanceof MissingObjectError) throw new NoRepositoryError(access.storage.location);
+    if (e instanceof MissingObjectError) {
+      await refuseVanished(access);
+      throw new NoRepositoryError(access.storage.location);
+    }
     throw e;
   }
   const config = decodeConfig(bytes);
+  await refuseReplaced(access, toHex(config.repoId));
   const keys = deriveRepoKeys(access.backupKey, config.repoId);
   const expected = keyCheckValueNode(keys, config.version);
   if (!timingSafeEqual(expected, config.keyCheck)) {
@@ -179,16 +183,56 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
 }
 
 /**
+ * A device that has seen snapshots in a repository at this location refuses to treat it as
+ * absent: the repository vanished (an unmounted cloud drive, a mistyped path that happens to
+ * exist elsewhere) and starting over at seq 1 would hide that.
+ * @throws NoRepositoryError saying what this device saw there.
+ */
+async function refuseVanished(access: RepoAccess): Promise<void> {
+  if (!access.statePath) return;
+  const known = await readKnownLocation(access.statePath, access.storage.location);
+  if (!known?.seen) return;
+  throw new NoRepositoryError(
+    access.storage.location,
+    `this device has seen snapshot ${known.seen.seq} in a repository here, and it is gone`,
+    'Check that the drive or bucket is mounted and reachable and that --repo is right. To really start a new repository at this place, run `backvault init` with --replace-missing.',
+  );
+}
+
+/**
+ * A device that has seen snapshots of one repository at this location refuses another one
+ * found there (a new, empty repository created over a vanished one): it is a rollback to
+ * nothing.
+ * @throws RollbackError.
+ */
+async function refuseReplaced(access: RepoAccess, repoIdHex: string): Promise<void> {
+  if (!access.statePath) return;
+  const known = await readKnownLocation(access.statePath, access.storage.location);
+  if (!known?.seen || known.repoIdHex === repoIdHex) return;
+  throw new RollbackError(
+    `the repository at ${access.storage.location} is not the one this device backed up to (it had seen snapshot ${known.seen.seq} there); the old repository was replaced`,
+  );
+}
+
+/**
  * Create a repository (a new random repo id and `config`), or open the existing one.
+ * @param opts.replaceMissing create one even where this device saw a repository that is
+ *   gone (the user checked it is not merely unmounted).
  * @throws WrongKeyError when a repository exists and the key does not open it.
+ * @throws NoRepositoryError when this device saw a repository at this location that is
+ *   gone, without `replaceMissing`.
  * @throws UnavailableError from the store.
  */
-export async function initRepository(access: RepoAccess): Promise<{ repoId: string }> {
+export async function initRepository(
+  access: RepoAccess,
+  opts: { replaceMissing?: boolean } = {},
+): Promise<{ repoId: string; created: boolean }> {
   checkKeyLength(access.backupKey);
   if (await repositoryExists(access.storage)) {
     const repo = await openRepository(access);
-    return { repoId: repo.repoIdHex };
+    return { repoId: repo.repoIdHex, created: false };
   }
+  if (!opts.replaceMissing) await refuseVanished(access);
   const repoId = new Uint8Array(randomBytes(REPO_ID_BYTES));
   const keys = deriveRepoKeys(access.backupKey, repoId);
   const config = encodeConfig({
@@ -198,7 +242,9 @@ export async function initRepository(access: RepoAccess): Promise<{ repoId: stri
   });
   if (config.length !== CONFIG_BYTES) throw new Error('config length');
   await access.storage.put(PREFIX.config, config);
-  return { repoId: toHex(repoId) };
+  if (access.statePath)
+    await recordLocation(access.statePath, access.storage.location, toHex(repoId));
+  return { repoId: toHex(repoId), created: true };
 }
 
 /**
@@ -507,7 +553,12 @@ export async function loadChainNotes(repo: Repo, strict = false): Promise<Loaded
   ]);
   const head = chain[chain.length - 1];
   if (head && repo.statePath)
-    await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
+    await recordSeenHead(
+      repo.statePath,
+      repo.repoIdHex,
+      { seq: head.snap.seq, snapshot: head.id },
+      repo.storage.location,
+    );
   return { chain, notes: { ...notes, damaged: older } };
 }
 

@@ -24,7 +24,7 @@ try {
   process.stdout.write('started\n');
   let result: unknown;
   if (op === 'backup')
-    result = await backup({ ...access, source: path as string, hostname: 'phone' });
+    result = await backup({ init: true, ...access, source: path as string, hostname: 'phone' });
   else if (op === 'prune') result = await prune(access);
   else if (op === 'restore')
     result = await restore({ ...access, target: path as string, force: true });

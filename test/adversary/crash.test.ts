@@ -124,6 +124,7 @@ describe('kill -9', () => {
     repo1 = join(dir, 'repo1');
     state1 = join(dir, 'state1.json');
     await backup({
+      init: true,
       storage: new LocalStorage(repo1),
       backupKey: key,
       statePath: state1,
@@ -182,7 +183,7 @@ describe('kill -9', () => {
       await assertTreeIs(t1, expected1, `k=${k} previous snapshot`);
       await rm(t1, { recursive: true });
       // The device carries on: back up again, prune the leftovers, all clean.
-      await backup({ ...access, source: src, hostname: 'phone' });
+      await backup({ init: true, ...access, source: src, hostname: 'phone' });
       await prune(access);
       const c2 = await check({ ...access, readData: attempt % 4 === 0, workers: 1 });
       assert.deepEqual(c2.problems, [], `k=${k}: check after backup + prune`);
@@ -214,6 +215,7 @@ describe('kill -9', () => {
     await writeFile(join(src, 'drop.bin'), randomBytes(2_000_000));
     await assert.rejects(
       backup({
+        init: true,
         storage: noSnapshots(local),
         backupKey: key,
         statePath: stateP,
@@ -223,6 +225,7 @@ describe('kill -9', () => {
     );
     await rm(join(src, 'drop.bin'));
     await backup({
+      init: true,
       storage: local,
       backupKey: key,
       statePath: stateP,

@@ -190,12 +190,28 @@ async function makeWorld(dir: string, key: Uint8Array): Promise<World> {
   await mkdir(src);
   await makeChat(src);
   const statePath = join(dir, 'state.json');
-  await backup({ storage, backupKey: key, statePath, source: src, workers: 1, hostname: 'phone' });
+  await backup({
+    init: true,
+    storage,
+    backupKey: key,
+    statePath,
+    source: src,
+    workers: 1,
+    hostname: 'phone',
+  });
   const copy1 = join(dir, 'src1');
   await cp(src, copy1, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
   const expected1 = await describeTree(src);
   await mutateChat(src);
-  await backup({ storage, backupKey: key, statePath, source: src, workers: 1, hostname: 'phone' });
+  await backup({
+    init: true,
+    storage,
+    backupKey: key,
+    statePath,
+    source: src,
+    workers: 1,
+    hostname: 'phone',
+  });
   const expected2 = await describeTree(src);
   const snaps = await listSnapshots({ storage, backupKey: key, statePath });
   assert.equal(snaps.length, 2);
@@ -272,7 +288,13 @@ describe('adversary: every object of a repository tampered with', () => {
     // Another repository made with the same key: its config passes the key check, but the
     // repo id is the HKDF salt and is bound into every AD, so nothing of ours opens.
     const other = new MemoryStorage();
-    await backup({ storage: other, backupKey: w.key, source: join(w.dir, 'src1'), workers: 1 });
+    await backup({
+      init: true,
+      storage: other,
+      backupKey: w.key,
+      source: join(w.dir, 'src1'),
+      workers: 1,
+    });
     const otherCfg = other.raw().get('config') as Uint8Array;
     await expectDetected(
       w,
@@ -282,6 +304,7 @@ describe('adversary: every object of a repository tampered with', () => {
     );
     const stranger = new MemoryStorage();
     await backup({
+      init: true,
       storage: stranger,
       backupKey: generateBackupKey(),
       source: join(w.dir, 'src1'),
@@ -594,7 +617,7 @@ describe('adversary: every object of a repository tampered with', () => {
   it('objects of another repository with the same key are rejected, not mixed in', async () => {
     const other = new MemoryStorage();
     const src = join(w.dir, 'src');
-    await backup({ storage: other, backupKey: w.key, source: src, workers: 1 });
+    await backup({ init: true, storage: other, backupKey: w.key, source: src, workers: 1 });
     for (const [name, bytes] of other.raw()) {
       if (name === 'config') continue;
       const isPack = name.startsWith('data/');
@@ -629,7 +652,7 @@ describe('adversary: replays of older states', () => {
     const states: Map<string, Uint8Array>[] = [];
     for (let i = 0; i < 4; i++) {
       if (i > 0) await writeFile(join(src, `n${i}.txt`), `note ${i}\n`);
-      await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+      await backup({ init: true, storage, backupKey: key, statePath, source: src, workers: 1 });
       states.push(new Map(storage.raw()));
     }
     const latest = states[3] as Map<string, Uint8Array>;
@@ -699,17 +722,17 @@ describe('adversary: replays of older states', () => {
     const src = join(dir, 'src2');
     await mkdir(src);
     await makeChat(src, 60_000);
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     // A backup that dies at its commit point leaves a pack and an index no snapshot names.
     await writeFile(join(src, 'keep.bin'), randomBytes(150_000));
     await writeFile(join(src, 'drop.bin'), randomBytes(150_000));
     storage.injectFault((op, name) =>
       op === 'put' && name.startsWith('snapshots/') ? new UnavailableError('crash') : undefined,
     );
-    await assert.rejects(backup({ ...access, source: src, workers: 1 }));
+    await assert.rejects(backup({ init: true, ...access, source: src, workers: 1 }));
     storage.injectFault(undefined);
     await rm(join(src, 'drop.bin'));
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     const expected = await describeTree(src);
     const before = new Map(storage.raw());
     const p = await prune(access);

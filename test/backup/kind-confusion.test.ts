@@ -47,9 +47,9 @@ describe('blob kinds are never confused', () => {
     const src = join(dir, 'src');
     await mkdir(src);
     await writeFile(join(src, 'looks-like-a-tree'), EMPTY_TREE);
-    await backup({ storage, backupKey, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
     await mkdir(join(src, 'empty'));
-    const r2 = await backup({ storage, backupKey, source: src, workers: 1 });
+    const r2 = await backup({ init: true, storage, backupKey, source: src, workers: 1 });
     const target = join(dir, 'out');
     await restore({ storage, backupKey, target, workers: 1 });
     await assertSameTree(src, target);
@@ -61,9 +61,9 @@ describe('blob kinds are never confused', () => {
     const s2 = new MemoryStorage();
     const src2 = join(dir, 'src2');
     await mkdir(join(src2, 'empty'), { recursive: true });
-    await backup({ storage: s2, backupKey, source: src2, workers: 2 });
+    await backup({ init: true, storage: s2, backupKey, source: src2, workers: 2 });
     await writeFile(join(src2, 'looks-like-a-tree'), EMPTY_TREE);
-    await backup({ storage: s2, backupKey, source: src2, workers: 2 });
+    await backup({ init: true, storage: s2, backupKey, source: src2, workers: 2 });
     await restore({ storage: s2, backupKey, target: join(dir, 'out2'), workers: 1 });
     await assertSameTree(src2, join(dir, 'out2'));
     assert.ok((await check({ storage: s2, backupKey, workers: 1 })).ok);
@@ -76,10 +76,10 @@ describe('blob kinds are never confused', () => {
     const src = join(dir, 'src3');
     await mkdir(src);
     await writeFile(join(src, 'looks-like-a-tree'), EMPTY_TREE);
-    await backup({ storage, backupKey, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
     await mkdir(join(src, 'empty'));
     const before2 = new Set(storage.raw().keys());
-    await backup({ storage, backupKey, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
 
     // Make it what 0.1 wrote: the second backup's index without the tree blob of the empty
     // directory (0.1 never stored it: the data blob with the same id stood in for it).
@@ -128,7 +128,7 @@ describe('blob kinds are never confused', () => {
     );
 
     // The next backup stores the tree as a tree: every snapshot restores, check is clean.
-    await backup({ storage, backupKey, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
     const healed = await check({ storage, backupKey, workers: 1 });
     assert.ok(healed.ok, JSON.stringify(healed.problems));
     const target = join(dir, 'healed');

@@ -38,7 +38,7 @@ describe('restore after an interrupted restore', () => {
     await mkdir(join(src, 'media'), { recursive: true });
     await writeFile(join(src, 'chat.txt'), 'see you tomorrow\n'.repeat(1000));
     await writeFile(join(src, 'media', 'a.jpg'), Buffer.alloc(50_000, 7));
-    await backup({ ...access(), source: src, workers: 1 });
+    await backup({ init: true, ...access(), source: src, workers: 1 });
   });
   after(async () => {
     await removeDir(dir);
@@ -234,7 +234,7 @@ describe('restored times', () => {
 
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
-    await backup({ storage, backupKey, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
     const target = join(dir, 'out');
     await restore({ storage, backupKey, target, workers: 1 });
     let checked = 0;

@@ -2,6 +2,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
+import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
+import { booleanOption, stringOption } from '../args.js';
 import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
 import { formatBytes, formatCount, formatSeconds, plural } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
@@ -10,14 +12,25 @@ import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 /** `backup` */
 export const backupCommand: CommandSpec = {
   path: ['backup'],
-  summary: 'back up a directory into an encrypted repository (created on first use)',
-  usage: 'backup DIR (--repo URL [--key-file FILE] | --device DIR) [--state FILE] [--json]',
+  summary: 'back up a directory into an encrypted repository',
+  usage:
+    'backup DIR (--repo URL [--key-file FILE] | --device DIR) [--init] [--state FILE] [--json]',
   positionals: [{ name: 'DIR', required: true }],
-  options: { ...REPO_OPTIONS, ...DEVICE_OPTION },
+  options: {
+    ...REPO_OPTIONS,
+    ...DEVICE_OPTION,
+    init: {
+      type: 'boolean',
+      description: 'create the repository if there is none (default: NO_REPOSITORY, exit 1)',
+    },
+  },
   details: [
     'Encrypts DIR on this machine and stores a new snapshot; only chunks the repository does',
     'not hold yet are uploaded. The snapshot becomes visible only after everything it needs',
     'is stored, so an interrupted backup leaves the previous one intact.',
+    '',
+    'A missing repository is an error (NO_REPOSITORY) unless --init is given or the device',
+    'has never backed up: a mistyped --repo or an unmounted drive never starts a new history.',
     '',
     ...KEY_SOURCES_HELP,
     'backup never prompts: a mistyped key would create a repository nobody can open.',
@@ -35,9 +48,21 @@ export const backupCommand: CommandSpec = {
         'Give the directory to back up.',
       );
     }
+    // A device that never backed up was set up for this repository on purpose (`enable`).
+    const deviceFlag = stringOption(values, 'device');
+    const init =
+      booleanOption(values, 'init') ||
+      (deviceFlag !== undefined &&
+        (await loadDevice(resolveDeviceDir(deviceFlag, ctx.io.env, ctx.io.cwd))).profile
+          .lastBackup === undefined);
     const onProgress = ctx.progressSink();
     const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) =>
-      (await loadEngine()).backup({ ...access, source, ...(onProgress ? { onProgress } : {}) }),
+      (await loadEngine()).backup({
+        ...access,
+        source,
+        init,
+        ...(onProgress ? { onProgress } : {}),
+      }),
     );
     await recordLastBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';

@@ -5,6 +5,7 @@
 import type { CommandSpec } from '../command.js';
 import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
+import { initCommand } from './init.js';
 import { keyGenerateCommand } from './key.js';
 import { pruneCommand } from './prune.js';
 import { restoreCommand } from './restore.js';
@@ -22,6 +23,7 @@ import {
 /** Every command, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
   keyGenerateCommand,
+  initCommand,
   backupCommand,
   restoreCommand,
   snapshotsCommand,
