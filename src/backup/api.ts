@@ -90,8 +90,17 @@ export interface RestoreOptions extends RepoAccess {
   target: string;
   /** Snapshot id or unique prefix; default: the latest. */
   snapshotId?: string;
-  /** Replace a non-empty target (still atomically: only after everything verified). */
+  /**
+   * Restore into a non-empty target: after everything is verified, the snapshot's files
+   * replace the target's files at the same paths; everything else in the target is kept
+   * (listed in `kept`). Without it a non-empty target is TARGET_NOT_EMPTY.
+   */
   force?: boolean;
+  /**
+   * With `force`: make the target exactly the snapshot, deleting what it does not hold
+   * (listed in `deleted`). The swap is still atomic and happens only after verification.
+   */
+  delete?: boolean;
   onProgress?: (p: Progress) => void;
   workers?: number;
 }
@@ -102,9 +111,16 @@ export interface RestoreResult {
   files: number;
   dirs: number;
   bytes: number;
+  /** Paths (relative to the target) that the snapshot does not hold and were kept. */
+  kept: string[];
+  /** Paths (relative to the target) deleted because of `delete`. */
+  deleted: string[];
+  /** Files and links of the target that the snapshot's replaced (`force`). */
+  replaced: number;
   /**
    * What was cleaned up from an earlier, interrupted restore to the same target before
-   * this one started (stale temporary directories removed, an old target put back).
+   * this one started (stale temporary directories removed, an old target put back), and
+   * snapshots noticed missing or damaged.
    */
   warnings: string[];
   seconds: number;

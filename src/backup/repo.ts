@@ -40,7 +40,13 @@ import type { Storage } from '../storage/storage.js';
 import type { CheckProblem, RepoAccess } from './api.js';
 import { openBlob } from './blob-codec.js';
 import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './crypto.js';
-import { readKnownLocation, readSeenHead, recordLocation, recordSeenHead, type SeenHead } from './state.js';
+import {
+  readKnownLocation,
+  readSeenHead,
+  recordLocation,
+  recordSeenHead,
+  type SeenHead,
+} from './state.js';
 import { BlobIndexBuilder, type CompactBlobMap, type IndexedBlob } from './blob-index.js';
 
 export type { IndexedBlob } from './blob-index.js';
@@ -168,12 +174,12 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
     throw e;
   }
   const config = decodeConfig(bytes);
-  await refuseReplaced(access, toHex(config.repoId));
   const keys = deriveRepoKeys(access.backupKey, config.repoId);
   const expected = keyCheckValueNode(keys, config.version);
   if (!timingSafeEqual(expected, config.keyCheck)) {
     throw new WrongKeyError();
   }
+  await refuseReplaced(access, toHex(config.repoId));
   return {
     storage: access.storage,
     keys,

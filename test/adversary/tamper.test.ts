@@ -75,6 +75,8 @@ async function attemptRestore(w: World, which: 0 | 1, force: boolean): Promise<O
       target,
       snapshotId: w.snapshotIds[which],
       force,
+      // The restored tree must be exactly the snapshot (kept extras are tested elsewhere).
+      delete: force,
       workers: 0,
     });
     outcome = 'ok';
@@ -300,7 +302,8 @@ describe('adversary: every object of a repository tampered with', () => {
       w,
       'config of another repository, same key',
       (m) => m.set('config', otherCfg),
-      { allowed: ['CORRUPT'], mustFail: 'both', checkCode: 'CORRUPT' },
+      // ROLLBACK: this device knows which repository lives here (SPEC §12, locations).
+      { allowed: ['CORRUPT', 'ROLLBACK'], mustFail: 'both', checkCode: 'throws' },
     );
     const stranger = new MemoryStorage();
     await backup({

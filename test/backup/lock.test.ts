@@ -261,12 +261,12 @@ describe('repository locks', () => {
       // A first backup makes the repository; the second one is the one caught holding its lock.
       const first = spawnSync(
         process.execPath,
-        [MAIN_JS, 'backup', join(base, 'src'), '--repo', repo],
+        [MAIN_JS, 'backup', join(base, 'src'), '--init', '--repo', repo],
         { env },
       );
       assert.equal(first.status, 0, String(first.stderr));
       for (let i = 0; i < 6; i++) await writeFile(join(src, `f${i}.bin`), randomBytes(20 << 20));
-      const child = spawn(process.execPath, [MAIN_JS, 'backup', src, '--repo', repo], {
+      const child = spawn(process.execPath, [MAIN_JS, 'backup', src, '--init', '--repo', repo], {
         env,
         stdio: 'ignore',
       });

@@ -105,7 +105,7 @@ describe('backup and restore round trip', () => {
     assert.equal(c.snapshots, 3);
   });
 
-  it('refuses a non-empty target without force, and swaps it atomically with force', async () => {
+  it('refuses a non-empty target without force, and swaps it atomically with force and delete', async () => {
     const src = join(dir, 'src2');
     await mkdir(join(src, 'a'), { recursive: true });
     await writeFile(join(src, 'a', 'f.txt'), 'restored');
@@ -118,7 +118,7 @@ describe('backup and restore round trip', () => {
     await assert.rejects(restore({ ...access, target }), (e) => hasCode(e, 'TARGET_NOT_EMPTY'));
     assert.deepEqual(await readdir(target), ['old.txt']);
 
-    await restore({ ...access, target, force: true });
+    await restore({ ...access, target, force: true, delete: true });
     assert.deepEqual(await readdir(target), ['a']);
     // No temporary or old directories are left beside the target.
     assert.deepEqual(

@@ -113,13 +113,31 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
     assert.deepEqual(await treeDigest(h.path('restored-1')), await treeDigest(h.path('chat')));
   });
 
-  it('refuses a non-empty target without --force (exit 2), replaces it with --force', async () => {
+  it('refuses a non-empty target without --force (exit 2); --force keeps extras, --delete removes them', async () => {
     const r = await h.run(['restore', 'restored', '--repo', repo], { env });
     failed(r, 2, 'TARGET_NOT_EMPTY');
     await writeFile(h.path('restored', 'stray.txt'), 'x');
     const f = await h.run(['restore', 'restored', '--repo', repo, '--force'], { env });
     ok(f);
+    assert.match(f.stdout, /\n {2}kept \(not in the snapshot\): 1\n {4}stray\.txt\n/);
+    assert.equal(await readFile(h.path('restored', 'stray.txt'), 'utf8'), 'x');
+    failed(await h.run(['restore', 'restored', '--repo', repo, '--delete'], { env }), 2, 'USAGE');
+    const d = await h.run(
+      ['restore', 'restored', '--repo', repo, '--force', '--delete', '--json'],
+      {
+        env,
+      },
+    );
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(parseJsonOutput(d).deleted, ['stray.txt']);
     assert.deepEqual(await treeDigest(h.path('restored')), await treeDigest(h.path('chat')));
+    await writeFile(h.path('a-file'), 'x');
+    const nd = failed(
+      await h.run(['restore', 'a-file', '--repo', repo, '--force'], { env }),
+      2,
+      'USAGE',
+    );
+    assert.match(nd, /not a directory/);
   });
 
   it('a wrong key is WRONG_KEY (exit 3), in JSON too, and no key is printed', async () => {
