@@ -7,6 +7,7 @@ import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
 import { keyGenerateCommand } from './key.js';
 import { pruneCommand } from './prune.js';
+import { forgetCommand } from './forget.js';
 import { restoreCommand } from './restore.js';
 import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
@@ -26,6 +27,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   restoreCommand,
   snapshotsCommand,
   checkCommand,
+  forgetCommand,
   pruneCommand,
   enableCommand,
   statusCommand,
