@@ -50,6 +50,10 @@ export {
   type RetentionPolicy,
 } from './retention.js';
 
+/** Reason for keeping a snapshot the policy would remove, whose previous is damaged. */
+export const DAMAGED_PREV_REASON =
+  'its previous snapshot is damaged (kept so that the damaged one stays provably older)';
+
 interface ChainEntry extends PolicySnapshot {
   loaded: LoadedSnapshot;
 }
@@ -122,8 +126,20 @@ async function plan(
     ...(opts.now !== undefined ? { now: opts.now } : {}),
   });
   const bySeq = (a: ForgetSnapshot, b: ForgetSnapshot): number => a.seq - b.seq;
-  const keep = decided.keep.map((d) => info(d.snapshot.loaded, d.reasons)).sort(bySeq);
-  const remove = decided.remove.map((s) => info(s.loaded, [])).sort(bySeq);
+  const keep = decided.keep.map((d) => info(d.snapshot.loaded, d.reasons));
+  const remove: ForgetSnapshot[] = [];
+  // A damaged snapshot object is tolerated only while a verified snapshot names it as its
+  // previous (that proves it older than the head, SPEC.md §11). Deleting that snapshot would
+  // turn the damaged one into a possible head and every command into CORRUPT: keep it.
+  const damaged = new Set(notes.damaged.map((d) => d.object.slice(PREFIX.snapshots.length)));
+  for (const s of decided.remove) {
+    const i = info(s.loaded, []);
+    if (i.prev !== null && damaged.has(i.prev)) {
+      keep.push({ ...i, reasons: [DAMAGED_PREV_REASON] });
+    } else remove.push(i);
+  }
+  keep.sort(bySeq);
+  remove.sort(bySeq);
   const head = chain[chain.length - 1];
   if (head && remove.some((r) => r.id === head.id)) {
     // applyRetentionPolicy always keeps the head; never act on a plan that does not.
