@@ -166,8 +166,9 @@ export interface ForgetOptions extends RepoAccess {
   /** Decide and report, but delete nothing and take no lock. */
   dryRun?: boolean;
   /**
-   * After deleting snapshots, run prune under the same lock to free their data (only when
-   * a snapshot was deleted, as restic does).
+   * Then run prune under the same lock to free the data no remaining snapshot uses. Unlike
+   * restic, also when no snapshot was deleted: the same command run again after a crash
+   * finishes an interrupted prune.
    */
   prune?: boolean;
   /** IANA time zone of the hourly/daily/… buckets. Default: the process's. */
@@ -194,7 +195,7 @@ export interface ForgetResult {
   remove: ForgetSnapshot[];
   /** Snapshot objects this call deleted (0 in a dry run). */
   removed: number;
-  /** Present when `prune` was asked, this is not a dry run, and a snapshot was removed. */
+  /** Present when `prune` was asked and this is not a dry run. */
   prune?: PruneResult;
   /** Snapshots already missing or damaged before this call (see SPEC.md §11). */
   warnings: string[];

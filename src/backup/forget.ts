@@ -12,7 +12,8 @@
  * A crash after any deletion leaves a chain whose stored snapshots are all valid and whose
  * missing older ones are a gap (SPEC.md §11), which blocks nothing; running forget again
  * finishes the job. Deleting a snapshot object only makes its data unreferenced: prune is
- * what frees it, with its own crash guarantees.
+ * what frees it, with its own crash guarantees. With `prune`, prune runs even when nothing
+ * was left to delete, so the same command run again after a crash finishes the job.
  */
 import { InternalError } from '../errors.js';
 import { PREFIX, toHex } from '../format/index.js';
@@ -161,10 +162,7 @@ async function plan(
       });
     }
   }
-  const pruned =
-    lock && opts.prune && removed > 0
-      ? await pruneLocked(opts, repo, performance.now())
-      : undefined;
+  const pruned = lock && opts.prune ? await pruneLocked(opts, repo, performance.now()) : undefined;
   return {
     policy,
     timeZone,

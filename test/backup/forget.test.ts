@@ -6,53 +6,27 @@
  * leave a consistent repository in which no snapshot the policy keeps is lost.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  backup,
-  check,
-  forget,
-  listSnapshots,
-  restore,
-  type ForgetResult,
-} from '../../src/backup/index.js';
+import { forget, listSnapshots, type ForgetResult } from '../../src/backup/index.js';
 import { DAMAGED_PREV_REASON } from '../../src/backup/forget.js';
 import { RepoLock } from '../../src/backup/lock.js';
 import { openRepository } from '../../src/backup/repo.js';
 import { hasCode } from '../../src/errors.js';
-import { generateBackupKey } from '../../src/format/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { LocalStorage } from '../../src/storage/node/local.js';
 import type { Storage } from '../../src/storage/storage.js';
-import { describeTree, removeDir, tempDir } from './helpers.js';
-
-/** Every object of a store: name -> SHA-256 of its bytes. */
-async function objectMap(storage: Storage): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for await (const o of storage.list('')) {
-    out.set(
-      o.name,
-      createHash('sha256')
-        .update(await storage.get(o.name))
-        .digest('hex'),
-    );
-  }
-  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
-}
-
-async function storedBytes(storage: Storage): Promise<number> {
-  let n = 0;
-  for await (const o of storage.list('')) n += o.size;
-  return n;
-}
-
-async function snapshotNames(storage: Storage): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of storage.list('snapshots/')) out.push(o.name.slice('snapshots/'.length));
-  return out.sort();
-}
+import {
+  assertConsistent,
+  backupOnce,
+  makeRepo,
+  objectMap,
+  snapshotNames,
+  storedBytes,
+  type Fixture,
+} from './forget-fixtures.js';
+import { removeDir, tempDir } from './helpers.js';
 
 /**
  * A Storage that stops at the first operation `match` accepts until `release()`: so a test
@@ -90,75 +64,6 @@ function gated(
     close: () => inner.close(),
   };
   return { storage, reached, release: () => onRelease() };
-}
-
-/**
- * A source directory whose content changes per version: new incompressible bytes that no
- * other version holds (90 KB each), so forgetting a version frees them.
- */
-class Source {
-  constructor(readonly dir: string) {}
-  private n = 0;
-  async next(): Promise<void> {
-    this.n += 1;
-    await mkdir(join(this.dir, 'media'), { recursive: true });
-    await writeFile(join(this.dir, 'chat.txt'), `version ${this.n}\n`.repeat(50));
-    await rm(join(this.dir, 'media', `photo-${this.n - 1}.jpg`), { force: true });
-    await writeFile(join(this.dir, 'media', `photo-${this.n}.jpg`), randomBytes(60_000));
-    await writeFile(join(this.dir, 'media', 'current.bin'), randomBytes(30_000));
-  }
-}
-
-interface Fixture {
-  storage: Storage;
-  key: Uint8Array;
-  statePath: string;
-  /** Snapshot id -> the source tree it holds. */
-  trees: Map<string, Awaited<ReturnType<typeof describeTree>>>;
-  src: Source;
-  dir: string;
-}
-
-async function makeRepo(storage: Storage, dir: string, versions: number): Promise<Fixture> {
-  const f: Fixture = {
-    storage,
-    key: generateBackupKey(),
-    statePath: join(dir, 'state.json'),
-    trees: new Map(),
-    src: new Source(join(dir, 'src')),
-    dir,
-  };
-  for (let i = 0; i < versions; i++) await backupOnce(f);
-  return f;
-}
-
-async function backupOnce(f: Fixture, storage: Storage = f.storage): Promise<string> {
-  await f.src.next();
-  const r = await backup({
-    storage,
-    backupKey: f.key,
-    statePath: f.statePath,
-    source: f.src.dir,
-    workers: 1,
-    hostname: 'phone',
-  });
-  f.trees.set(r.snapshotId, await describeTree(f.src.dir));
-  return r.snapshotId;
-}
-
-/** Every stored snapshot restores to exactly the tree it was made from; check is clean. */
-async function assertConsistent(f: Fixture): Promise<void> {
-  const access = { storage: f.storage, backupKey: f.key, statePath: f.statePath };
-  const c = await check({ ...access, workers: 1 });
-  assert.equal(c.ok, true, JSON.stringify(c.problems));
-  assert.deepEqual(c.problems, []);
-  const list = await listSnapshots(access);
-  for (const s of list) {
-    const target = join(f.dir, `restore-${s.seq}-${Math.random().toString(16).slice(2)}`);
-    await restore({ ...access, target, snapshotId: s.id, workers: 1 });
-    assert.deepEqual(await describeTree(target), f.trees.get(s.id), `snapshot ${s.seq}`);
-    await removeDir(target);
-  }
 }
 
 for (const kind of ['memory', 'local'] as const) {
