@@ -132,7 +132,7 @@ export function forgetTable(r: ForgetResult): string[] {
 }
 
 /** The summary lines under the table. */
-export function forgetSummary(r: ForgetResult): string[] {
+export function forgetSummary(r: ForgetResult, prune = false): string[] {
   const lines = [
     r.dryRun
       ? `dry run: would remove ${plural(r.remove.length, 'snapshot')} and keep ${r.keep.length}; nothing was deleted`
@@ -142,6 +142,8 @@ export function forgetSummary(r: ForgetResult): string[] {
     lines.push(
       `pruned: ${plural(r.prune.packsDeleted, 'pack')} and ${plural(r.prune.indexesDeleted, 'index', 'indexes')} deleted, ${plural(r.prune.packsRepacked, 'pack')} repacked; ${formatBytes(r.prune.bytesFreed)} freed`,
     );
+  } else if (r.dryRun && prune) {
+    lines.push('(--prune does not run in a dry run)');
   } else if (!r.dryRun && r.removed > 0) {
     lines.push('their data stays stored until `backvault prune` (or forget --prune)');
   }
@@ -270,7 +272,7 @@ export const forgetCommand: CommandSpec = {
       human: [
         `policy: ${describeRetentionPolicy(r.policy)}`,
         ...forgetTable(r),
-        ...forgetSummary(r),
+        ...forgetSummary(r, prune),
       ],
     };
   },
