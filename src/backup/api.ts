@@ -8,6 +8,8 @@
  *   listSnapshots(opts: RepoAccess): Promise<SnapshotInfo[]>        (oldest first)
  *   check(opts: CheckOptions): Promise<CheckResult>
  *   prune(opts: RepoAccess & { onProgress? }): Promise<PruneResult>
+ *   forget(opts: ForgetOptions): Promise<ForgetResult>
+ *   applyRetentionPolicy(snapshots, policy, { timeZone?, now? })      (pure, retention.ts)
  *   initRepository(opts: RepoAccess): Promise<{ repoId: string }>   (backup() calls it on first use)
  *   repositoryExists(storage: Storage): Promise<boolean>
  *
@@ -17,6 +19,9 @@
  * NoRepositoryError when there is no repository.
  */
 import type { Storage } from '../storage/storage.js';
+import type { RetentionPolicy } from './retention.js';
+
+export type { RetentionPolicy } from './retention.js';
 
 /** What every operation needs: the store, the 32-byte backup key, and the local state file. */
 export interface RepoAccess {
@@ -33,7 +38,8 @@ export interface RepoAccess {
 
 /** Progress of a long operation, reported at most every ~100 ms. */
 export interface Progress {
-  phase: 'scan' | 'backup' | 'restore' | 'check' | 'prune';
+  /** In `forget`, `filesDone`/`filesTotal` count snapshot objects deleted. */
+  phase: 'scan' | 'backup' | 'restore' | 'check' | 'forget' | 'prune';
   bytesDone: number;
   bytesTotal?: number;
   filesDone: number;
@@ -174,5 +180,47 @@ export interface PruneResult {
   bytesFreed: number;
   /** Packs rewritten because they held both used and unused blobs. */
   packsRepacked: number;
+  seconds: number;
+}
+
+export interface ForgetOptions extends RepoAccess {
+  /** Which snapshots to keep (restic's `--keep-*` semantics; see retention.ts). */
+  policy: RetentionPolicy;
+  /** Decide and report, but delete nothing and take no lock. */
+  dryRun?: boolean;
+  /**
+   * Then run prune under the same lock to free the data no remaining snapshot uses. Unlike
+   * restic, also when no snapshot was deleted: the same command run again after a crash
+   * finishes an interrupted prune.
+   */
+  prune?: boolean;
+  /** IANA time zone of the hourly/daily/… buckets. Default: the process's. */
+  timeZone?: string;
+  /** The current time for `within` (ms since the epoch). Default: now. Tests only. */
+  now?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+/** A snapshot in a forget plan, with why it is kept (empty when it is removed). */
+export interface ForgetSnapshot extends SnapshotInfo {
+  reasons: string[];
+}
+
+export interface ForgetResult {
+  /** The policy applied, normalised (zero counts left out, `within` canonical). */
+  policy: RetentionPolicy;
+  /** Time zone of the calendar buckets. */
+  timeZone: string;
+  dryRun: boolean;
+  /** Snapshots kept, oldest first, with their reasons. Never empty if any snapshot exists. */
+  keep: ForgetSnapshot[];
+  /** Snapshots removed (or, in a dry run, to remove), oldest first: the order of deletion. */
+  remove: ForgetSnapshot[];
+  /** Snapshot objects this call deleted (0 in a dry run). */
+  removed: number;
+  /** Present when `prune` was asked and this is not a dry run. */
+  prune?: PruneResult;
+  /** Snapshots already missing or damaged before this call (see SPEC.md §11). */
+  warnings: string[];
   seconds: number;
 }

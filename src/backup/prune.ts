@@ -58,7 +58,13 @@ export async function prune(
   }
 }
 
-async function pruneLocked(
+/**
+ * {@link prune} for a caller that already holds the repository's exclusive lock (forget
+ * with `--prune` runs it under its own lock, so no backup can slip in between).
+ * @param started `performance.now()` at the start, for `seconds`.
+ * @throws as {@link prune}, except ConflictError.
+ */
+export async function pruneLocked(
   opts: RepoAccess & { onProgress?: (p: Progress) => void },
   repo: Repo,
   started: number,

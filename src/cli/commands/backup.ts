@@ -8,6 +8,7 @@ import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../c
 import { formatBytes, formatCount, formatSeconds, plural } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
+import { applyRetentionAfterBackup } from '../retention.js';
 
 /** `backup` */
 export const backupCommand: CommandSpec = {
@@ -65,6 +66,7 @@ export const backupCommand: CommandSpec = {
       }),
     );
     await recordLastBackup(ctx, values, r);
+    await applyRetentionAfterBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {
       json: { ...r },

@@ -8,6 +8,7 @@ import { checkCommand } from './check.js';
 import { initCommand } from './init.js';
 import { keyGenerateCommand } from './key.js';
 import { pruneCommand } from './prune.js';
+import { forgetCommand } from './forget.js';
 import { restoreCommand } from './restore.js';
 import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
@@ -28,6 +29,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   restoreCommand,
   snapshotsCommand,
   checkCommand,
+  forgetCommand,
   pruneCommand,
   enableCommand,
   statusCommand,
