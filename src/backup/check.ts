@@ -61,7 +61,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
   const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
   problems.push(...chainProblems);
-  const notes = chainNoteWarnings(chainNotes);
+  const notes = chainNoteWarnings(chainNotes, { gaps: true });
   const index = await loadIndex(repo, add);
 
   // Snapshots oldest first, so each problem names the first snapshot that needs the object.

@@ -417,11 +417,14 @@ export function formatSeqRanges(seqs: readonly number[]): string {
   return parts.join(', ');
 }
 
-/** Human sentences for chain notes (warnings of backup, restore, snapshots, check). */
-export function chainNoteWarnings(notes: ChainNotes): string[] {
+/**
+ * Human sentences for chain notes. Gaps are normal after `forget`, so only `snapshots` and
+ * `check` mention them (`gaps`); damaged snapshot objects are always said.
+ */
+export function chainNoteWarnings(notes: ChainNotes, opts: { gaps?: boolean } = {}): string[] {
   const out: string[] = [];
   const n = notes.missingSeqs.length;
-  if (n > 0) {
+  if (n > 0 && opts.gaps) {
     out.push(
       `${n === 1 ? 'snapshot' : 'snapshots'} ${formatSeqRanges(notes.missingSeqs)} ${
         n === 1 ? 'is' : 'are'

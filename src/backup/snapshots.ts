@@ -16,7 +16,7 @@ export async function listSnapshots(
 ): Promise<SnapshotInfo[]> {
   const repo = await openRepository(opts);
   const { chain, notes } = await loadChainNotes(repo);
-  for (const w of chainNoteWarnings(notes)) opts.onWarning?.(w);
+  for (const w of chainNoteWarnings(notes, { gaps: true })) opts.onWarning?.(w);
   return chain.map((s) => ({
     id: s.id,
     seq: s.snap.seq,

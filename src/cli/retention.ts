@@ -40,9 +40,13 @@ export async function applyRetentionAfterBackup(
   try {
     const dir = resolveDeviceDir(flag, ctx.io.env, ctx.io.cwd);
     const policy = deviceRetentionPolicy((await loadDevice(dir)).profile);
-    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) =>
-      (await loadEngine()).forget({ ...access, policy, prune: true }),
-    );
+    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) => {
+      const engine = await loadEngine();
+      const f = await engine.forget({ ...access, policy });
+      // Prune (which may rewrite packs) only when a snapshot went: most backups of a
+      // device then cost no prune at all.
+      return f.removed > 0 ? { ...f, prune: await engine.prune(access) } : f;
+    });
     const bytesFreed = r.prune?.bytesFreed ?? 0;
     return {
       json: {

@@ -81,6 +81,7 @@ export async function makeRepo(storage: Storage, dir: string, versions: number):
 export async function backupOnce(f: Fixture, storage: Storage = f.storage): Promise<string> {
   await f.src.next();
   const r = await backup({
+    init: true,
     storage,
     backupKey: f.key,
     statePath: f.statePath,

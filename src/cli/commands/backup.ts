@@ -66,10 +66,10 @@ export const backupCommand: CommandSpec = {
       }),
     );
     await recordLastBackup(ctx, values, r);
-    await applyRetentionAfterBackup(ctx, values, r);
+    const retention = await applyRetentionAfterBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {
-      json: { ...r },
+      json: { ...r, ...(retention ? { retention: retention.json } : {}) },
       human: [
         `${r.created ? 'created repository; ' : ''}snapshot ${r.snapshotId.slice(0, 8)} saved (seq ${r.seq})`,
         `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytesRead)} read`,
@@ -78,6 +78,7 @@ export const backupCommand: CommandSpec = {
         ...(r.filesSkipped > 0
           ? [`  skipped ${plural(r.filesSkipped, 'file')} (see the warnings)`]
           : []),
+        ...(retention?.human ?? []),
         ...r.warnings.map((w) => `  warning: ${w}`),
       ],
     };
