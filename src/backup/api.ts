@@ -55,6 +55,12 @@ export interface BackupOptions extends RepoAccess {
   /** Recorded in the snapshot. Default: os.hostname(). */
   hostname?: string;
   /**
+   * Target pack size in bytes, from 256 KiB to 128 MiB (default 12 MiB). Smaller packs lose
+   * less to an interruption (only packs in flight are uploaded again) at the cost of more
+   * objects in the store.
+   */
+  packSize?: number;
+  /**
    * Create the repository when the store holds none. Default false: a backup to a missing
    * repository fails with NO_REPOSITORY and creates nothing, so a mistyped location or an
    * unmounted drive never silently starts a new repository. Even with `init`, a location
@@ -88,6 +94,11 @@ export interface BackupResult {
    * stored again). Paths only, never content.
    */
   warnings: string[];
+  /**
+   * Packs an interrupted earlier backup had stored before it was stopped, reused by this
+   * one instead of uploaded again (0 when there was nothing to resume).
+   */
+  resumed: { packs: number; bytes: number };
   seconds: number;
 }
 
@@ -180,6 +191,11 @@ export interface PruneResult {
   bytesFreed: number;
   /** Packs rewritten because they held both used and unused blobs. */
   packsRepacked: number;
+  /**
+   * Leftovers of interrupted writes removed (temporary files, unfinished uploads older than
+   * a minute).
+   */
+  tempRemoved: number;
   seconds: number;
 }
 

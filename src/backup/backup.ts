@@ -450,6 +450,16 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     throw new UsageError(`cannot read the source directory: ${source}`);
   }
   if (!rootStat.isDirectory()) throw new UsageError(`not a directory: ${source}`);
+  if (
+    opts.packSize !== undefined &&
+    !(
+      Number.isSafeInteger(opts.packSize) &&
+      opts.packSize >= 256 * 1024 &&
+      opts.packSize <= 128 * 1024 * 1024
+    )
+  ) {
+    throw new UsageError('packSize must be a whole number of bytes from 256 KiB to 128 MiB');
+  }
 
   let created = false;
   if (!(await repositoryExists(opts.storage))) {
@@ -488,18 +498,26 @@ async function backupLocked(
   // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
   // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
   // their data is stored again from the source.
+  // Packs an interrupted backup stored before its index are adopted (read by their
+  // headers), so this backup resumes where that one stopped: only the packs that were in
+  // flight are lost. They go into this backup's index.
   const index = await loadIndex(repo, undefined, {
     stored: await listPacks(repo.storage),
     lost: 'drop',
+    adoptOrphans: true,
   });
   const host = opts.hostname ?? osHostname();
   const head = chain[chain.length - 1];
   // Only a snapshot of this host can vouch for files by their times.
   const parent = head && head.snap.hostname === host ? head : undefined;
 
-  const packs: IndexPack[] = [];
+  const packs: IndexPack[] = index.adopted.map((a) => ({
+    packId: fromHex(a.packId),
+    blobs: a.entries,
+  }));
   let bytesStoredNew = 0;
   const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys, {
+    ...(opts.packSize !== undefined ? { packSize: opts.packSize } : {}),
     known: {
       data: index.blobs.sharedIds(ObjectKind.DATA_BLOB),
       tree: index.blobs.sharedIds(ObjectKind.TREE_BLOB),
@@ -514,6 +532,7 @@ async function backupLocked(
   try {
     const run = new BackupRun(repo, index, pool, parent, opts.onProgress);
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
+
     if (index.lostPacks.length > 0) {
       run.warn(
         `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,
@@ -588,6 +607,10 @@ async function backupLocked(
       chunksNew: run.chunksNew,
       filesSkipped: run.filesSkipped,
       warnings: run.allWarnings(),
+      resumed: {
+        packs: index.adopted.length,
+        bytes: index.adopted.reduce((n, a) => n + a.size, 0),
+      },
       seconds: (performance.now() - started) / 1000,
     };
   } finally {

@@ -9,6 +9,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { CorruptBackupError, MissingObjectError, UnavailableError } from '../errors.js';
 import type { BlobRef } from '../format/index.js';
 import { openBlob } from './blob-codec.js';
+import { PACK_TARGET } from './pack-builder.js';
 import type { RepoKeys } from './crypto.js';
 import {
   SourceReadError,
@@ -48,6 +49,8 @@ export interface PoolOptions {
     data: { buf: SharedArrayBuffer; count: number };
     tree: { buf: SharedArrayBuffer; count: number };
   };
+  /** Target pack size in bytes (default PACK_TARGET, 12 MiB). */
+  packSize?: number;
   /** Store a finished pack durably; the pool waits for these in {@link WorkerPool.flush}. */
   onPack?: (pack: PackMessage) => Promise<void>;
 }
@@ -82,6 +85,7 @@ export class WorkerPool {
         knownCount: known.data.count,
         knownTrees: known.tree.buf,
         knownTreeCount: known.tree.count,
+        packTarget: options.packSize ?? PACK_TARGET,
         index: i,
         returned,
         recycle: port2,

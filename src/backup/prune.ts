@@ -38,6 +38,9 @@ import {
 } from './repo.js';
 import { walkTrees } from './tree-walk.js';
 
+/** Temporary leftovers younger than this are not removed (a write may still be under way). */
+const TEMP_MIN_AGE_MS = 60_000;
+
 /**
  * Prune unreferenced data, holding the repository's exclusive lock.
  * @throws ConflictError when a backup or another prune holds the repository's lock
@@ -156,11 +159,16 @@ export async function pruneLocked(
       bytesFreed += sizes.get(id) as number;
     }
   }
+  // Leftovers of interrupted writes (temp files, unfinished uploads). Under the exclusive
+  // lock no backup of this repository writes; the age margin spares a write of our own
+  // (a lock refresh) and one of a process that lost its lock.
+  const tempRemoved = (await repo.storage.cleanupTemp?.(TEMP_MIN_AGE_MS)) ?? 0;
   opts.onProgress?.({ phase: 'prune', bytesDone: bytesFreed, filesDone: deletePacks.length });
   return {
     packsDeleted: nothingToDo ? 0 : deletePacks.length,
     indexesDeleted,
     bytesFreed,
+    tempRemoved,
     packsRepacked,
     seconds: (performance.now() - started) / 1000,
   };

@@ -71,6 +71,8 @@ export interface BlobIndex {
    * listed in them (only when `loadIndex` was given the stored packs).
    */
   lostPacks: string[];
+  /** Packs no index named whose blobs were adopted (`adoptOrphans`), with their entries. */
+  adopted: { packId: string; entries: BlobEntry[]; size: number }[];
 }
 
 /** How `loadIndex` treats entries of lost packs (see {@link loadIndex}). */
@@ -84,6 +86,14 @@ export interface PackPresence {
    * was, MISSING_OBJECT or CORRUPT).
    */
   lost: 'drop' | 'demote';
+  /**
+   * Adopt stored packs that no index names (a backup interrupted before its index: a
+   * Ctrl-C, a kill -9, a lost network): their headers are read and authenticated and their
+   * blobs join the map, so a backup resumes instead of uploading them again. It must list
+   * them in its own index (see `adopted`). Only for a holder of the exclusive lock: no
+   * other backup's packs-in-progress can be among them.
+   */
+  adoptOrphans?: boolean;
 }
 
 /**
@@ -328,6 +338,26 @@ export async function loadIndex(
       for (const entry of p.blobs) builder.add(packId, entry);
     }
   });
+  const adopted: BlobIndex['adopted'] = [];
+  if (presence?.adoptOrphans) {
+    const orphans = [...presence.stored].filter(([id]) => !packSet.has(id));
+    await mapLimit(orphans, 8, async ([packId, size]) => {
+      try {
+        const { entries } = await readPackHeader(repo, packName(packId), size);
+        adopted.push({ packId, entries, size });
+      } catch (e) {
+        // A pack whose header does not authenticate is not used; check reports it, and
+        // prune removes it like any pack no index names.
+        if (e instanceof BackvaultError && (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT'))
+          return;
+        throw e;
+      }
+    });
+    for (const a of adopted) {
+      packSet.add(a.packId);
+      for (const entry of a.entries) builder.add(a.packId, entry);
+    }
+  }
   const lostPacks: string[] = [];
   if (presence) {
     for (const [packId, extent] of builder.packExtents()) {
@@ -339,7 +369,7 @@ export async function loadIndex(
   const blobs = builder.finish(
     presence?.lost === 'drop' ? { drop: lost } : presence ? { demote: lost } : {},
   );
-  return { blobs, indexNames, packs: packSet, lostPacks };
+  return { blobs, indexNames, packs: packSet, lostPacks, adopted };
 }
 
 /**

@@ -13,6 +13,8 @@ export interface WorkerInit {
   /** Sorted ids of stored tree blobs (trees dedup against these only). */
   knownTrees: SharedArrayBuffer;
   knownTreeCount: number;
+  /** Target pack size in bytes (PACK_TARGET unless the backup chose another). */
+  packTarget: number;
   /** This worker's number (its slot in `returned`). */
   index: number;
   /** Int32 per worker: bumped (and notified) each time a pack buffer is handed back. */

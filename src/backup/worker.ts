@@ -90,6 +90,7 @@ const packer = new PackBuilder(
   keys,
   (msg) => port.postMessage(msg, [msg.bytes.buffer]),
   nextBuffer,
+  init.packTarget,
 );
 
 /** Store one blob unless known; returns true when it was new. */

@@ -106,5 +106,13 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     close: () => storage.close(),
     // A local file is read directly: its failures are not transient network errors.
     ...(storage.localPath ? { localPath: storage.localPath.bind(storage) } : {}),
+    ...(storage.cleanupTemp
+      ? {
+          cleanupTemp: (olderThanMs?: number) =>
+            run('cleanupTemp', () =>
+              (storage.cleanupTemp as (ms?: number) => Promise<number>)(olderThanMs),
+            ),
+        }
+      : {}),
   };
 }

@@ -80,6 +80,15 @@ export interface Storage {
    * @throws TypeError on an invalid object name.
    */
   localPath?(name: string): string;
+
+  /**
+   * Optional. Remove what interrupted writes left behind (temporary files of a local
+   * directory, unfinished multipart uploads of S3) that are older than `olderThanMs`, so
+   * writes in progress are never touched. Never removes an object.
+   * @returns how many leftovers were removed.
+   * @throws UnavailableError when the store cannot be reached.
+   */
+  cleanupTemp?(olderThanMs?: number): Promise<number>;
 }
 
 const NAME = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;

@@ -27,7 +27,16 @@ try {
   process.stdout.write('started\n');
   let result: unknown;
   if (op === 'backup')
-    result = await backup({ init: true, ...access, source: path as string, hostname: 'phone' });
+    result = await backup({
+      init: true,
+      ...access,
+      source: path as string,
+      hostname: 'phone',
+      // Small packs (resume.test.ts): many kill points between pack uploads.
+      ...(process.env.BACKVAULT_TEST_PACK_SIZE
+        ? { packSize: Number(process.env.BACKVAULT_TEST_PACK_SIZE), workers: 2 }
+        : {}),
+    });
   else if (op === 'prune') result = await prune(access);
   else if (op === 'restore')
     result = await restore({ ...access, target: path as string, force: true, delete: true });

@@ -11,12 +11,10 @@
  * operation, timed from the moment the child starts the operation.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { backup, check, listSnapshots, prune, restore } from '../../src/backup/index.js';
 import { LocalStorage } from '../../src/storage/node/local.js';
@@ -24,65 +22,13 @@ import type { Storage } from '../../src/storage/storage.js';
 import { UnavailableError } from '../../src/errors.js';
 import { generateBackupKey, toHex } from '../../src/format/index.js';
 import { addMessages, assertTreeIs, describeTree } from './fixtures.js';
+import { copyRepo, killAllChildren, runChild, type RunResult } from './child-runner.js';
 
-const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url));
 /** Kills that must land inside the backup; points that miss (it finished) are retried. */
 const BACKUP_KILLS = 16;
 const BACKUP_ATTEMPTS = 32;
 const PRUNE_KILLS = 6;
 const RESTORE_KILLS = 12;
-
-interface RunResult {
-  /** ms from the child's "started" line to its exit (or kill). */
-  ms: number;
-  killed: boolean;
-  code: number | null;
-  stderr: string;
-}
-
-const live = new Set<ChildProcess>();
-
-/** Run the child; SIGKILL it `killAfterMs` after it reports "started" (never if undefined). */
-function runChild(args: string[], keyHex: string, killAfterMs?: number): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, ...args], {
-      env: { ...process.env, BACKVAULT_TEST_KEY: keyHex },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    live.add(child);
-    let started = 0;
-    let killed = false;
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      if (!started && s.includes('started')) {
-        started = performance.now();
-        if (killAfterMs !== undefined) {
-          timer = setTimeout(() => {
-            killed = child.kill('SIGKILL');
-          }, killAfterMs);
-        }
-      }
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      live.delete(child);
-      if (timer) clearTimeout(timer);
-      resolve({
-        ms: started ? performance.now() - started : 0,
-        killed: killed && code === null,
-        code,
-        stderr,
-      });
-    });
-  });
-}
-
-async function copyRepo(from: string, to: string): Promise<void> {
-  await rm(to, { recursive: true, force: true });
-  await cp(from, to, { recursive: true });
-}
 
 /** A Storage that refuses to write snapshots: a backup that dies at its commit point. */
 function noSnapshots(inner: Storage): Storage {
@@ -141,7 +87,7 @@ describe('kill -9', () => {
   });
 
   after(async () => {
-    for (const c of live) c.kill('SIGKILL');
+    killAllChildren();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -75,6 +75,11 @@ export const backupCommand: CommandSpec = {
         `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytesRead)} read`,
         `  new data: ${formatBytes(r.bytesNew)} in ${formatCount(r.chunksNew)} of ${plural(r.chunksTotal, 'chunk')}; stored: ${formatBytes(r.bytesStoredNew)}`,
         `  took ${formatSeconds(r.seconds)}${rate}`,
+        ...(r.resumed.packs > 0
+          ? [
+              `  resumed an interrupted backup: ${plural(r.resumed.packs, 'pack')} (${formatBytes(r.resumed.bytes)}) already stored were reused`,
+            ]
+          : []),
         ...(r.filesSkipped > 0
           ? [`  skipped ${plural(r.filesSkipped, 'file')} (see the warnings)`]
           : []),

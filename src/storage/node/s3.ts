@@ -18,6 +18,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -294,6 +295,57 @@ export class S3Storage implements Storage {
         abortSignal,
       }),
     );
+  }
+
+  /**
+   * Abort multipart uploads under the repository prefix that were started more than
+   * `olderThanMs` ago (left by a process killed mid-upload: they cost storage until
+   * aborted). A server without ListMultipartUploads has nothing to clean: 0.
+   * @throws UnavailableError as for {@link S3Storage.put}.
+   */
+  async cleanupTemp(olderThanMs = 60 * 60 * 1000): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.send('list uploads', '/', false, (abortSignal) =>
+          this.client.send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: this.keyPrefix,
+              KeyMarker: keyMarker,
+              UploadIdMarker: uploadIdMarker,
+            }),
+            { abortSignal },
+          ),
+        );
+      } catch (e) {
+        if (/NotImplemented|not implemented/i.test(String((e as { cause?: unknown }).cause ?? e)))
+          return aborted;
+        throw e;
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Key.startsWith(this.keyPrefix)) continue;
+        if (u.Initiated && u.Initiated.getTime() > cutoff) continue;
+        const Key = u.Key;
+        const UploadId = u.UploadId;
+        await this.send('abort upload', Key.slice(this.keyPrefix.length), false, (abortSignal) =>
+          this.client.send(
+            new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }),
+            {
+              abortSignal,
+            },
+          ),
+        );
+        aborted += 1;
+      }
+      keyMarker = page.IsTruncated === true ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated === true ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker !== undefined);
+    return aborted;
   }
 
   /** Close the HTTP connections. */
