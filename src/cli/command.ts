@@ -41,6 +41,20 @@ export const COMMON_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
+/** Flags of the commands that draw a progress bar (backup, restore, check, prune). */
+export const PROGRESS_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  progress: {
+    type: 'boolean',
+    negatable: true,
+    description: 'draw a progress bar on a terminal (default; --no-progress turns it off)',
+  },
+  quiet: {
+    type: 'boolean',
+    short: 'q',
+    description: 'no progress bar and no summary on success; errors are still printed',
+  },
+};
+
 /** Flags of every command that opens a repository. */
 export const REPO_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   repo: {

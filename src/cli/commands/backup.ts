@@ -1,9 +1,16 @@
 /** `backvault backup DIR --repo URL`: encrypt a directory into a new snapshot. */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { UsageError } from '../../errors.js';
-import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
-import { formatBytes, formatCount, formatSeconds, plural } from '../format.js';
+import { NoSourceError } from '../../errors.js';
+import {
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
+import { filesAndFolders, formatBytes, formatCount, formatSeconds, plural } from '../format.js';
+import { backupProgress } from '../scan.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 
@@ -13,7 +20,7 @@ export const backupCommand: CommandSpec = {
   summary: 'back up a directory into an encrypted repository (created on first use)',
   usage: 'backup DIR (--repo URL [--key-file FILE] | --device DIR) [--state FILE] [--json]',
   positionals: [{ name: 'DIR', required: true }],
-  options: { ...REPO_OPTIONS, ...DEVICE_OPTION },
+  options: { ...REPO_OPTIONS, ...DEVICE_OPTION, ...PROGRESS_OPTIONS },
   details: [
     'Encrypts DIR on this machine and stores a new snapshot; only chunks the repository does',
     'not hold yet are uploaded. The snapshot becomes visible only after everything it needs',
@@ -28,14 +35,13 @@ export const backupCommand: CommandSpec = {
   ],
   async run({ values, positionals }, ctx) {
     const source = resolve(ctx.io.cwd, positionals[0] ?? '');
-    const info = await stat(source).catch(() => undefined);
-    if (!info?.isDirectory()) {
-      throw new UsageError(
-        `not a directory: ${positionals[0] ?? ''}`,
-        'Give the directory to back up.',
-      );
-    }
-    const onProgress = ctx.progressSink();
+    const info = await stat(source).catch((e: NodeJS.ErrnoException) =>
+      e.code === 'ENOENT' || e.code === 'ENOTDIR' ? undefined : Promise.reject(e),
+    );
+    if (!info) throw new NoSourceError(`the folder to back up does not exist: ${source}`);
+    if (!info.isDirectory()) throw new NoSourceError(`not a folder: ${source}`);
+    // On a terminal: a quick scan first, so the bar has a total, a percentage and an ETA.
+    const onProgress = await backupProgress(ctx.progressSink(), source);
     const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) =>
       (await loadEngine()).backup({ ...access, source, ...(onProgress ? { onProgress } : {}) }),
     );
@@ -45,7 +51,7 @@ export const backupCommand: CommandSpec = {
       json: { ...r },
       human: [
         `${r.created ? 'created repository; ' : ''}snapshot ${r.snapshotId.slice(0, 8)} saved (seq ${r.seq})`,
-        `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytesRead)} read`,
+        `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytesRead)} read`,
         `  new data: ${formatBytes(r.bytesNew)} in ${formatCount(r.chunksNew)} of ${plural(r.chunksTotal, 'chunk')}; stored: ${formatBytes(r.bytesStoredNew)}`,
         `  took ${formatSeconds(r.seconds)}${rate}`,
         ...(r.filesSkipped > 0
