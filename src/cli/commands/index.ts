@@ -10,6 +10,7 @@ import { pruneCommand } from './prune.js';
 import { restoreCommand } from './restore.js';
 import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
+import { diffCommand, lsCommand, statsCommand } from './inspect.js';
 import { disableCommand, passwordChangeCommand, statusCommand } from './vault-device.js';
 import { vaultServeCommand } from './vault-serve.js';
 import {
@@ -25,6 +26,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   backupCommand,
   restoreCommand,
   snapshotsCommand,
+  lsCommand,
+  diffCommand,
+  statsCommand,
   checkCommand,
   pruneCommand,
   enableCommand,

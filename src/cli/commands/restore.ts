@@ -1,8 +1,15 @@
 /** `backvault restore TARGET --repo URL`: verify a snapshot and write it to a directory. */
 import { resolve } from 'node:path';
 import { booleanOption, stringOption } from '../args.js';
-import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
-import { formatBytes, formatSeconds, plural } from '../format.js';
+import {
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
+import { filesAndFolders, formatBytes, formatSeconds } from '../format.js';
+import { SNAPSHOT_SELECTOR_HELP, selectSnapshot } from '../snapshot-select.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
 
@@ -11,25 +18,27 @@ export const restoreCommand: CommandSpec = {
   path: ['restore'],
   summary: 'restore a snapshot into a directory (verified before anything is moved into place)',
   usage:
-    'restore TARGET --repo URL [--key-file FILE | --password --vault URL --account ID] [--device DIR] [--snapshot ID] [--force] [--json]',
+    'restore TARGET --repo URL [--key-file FILE | --password --vault URL --account ID] [--device DIR] [--snapshot SNAPSHOT] [--force] [--json]',
   positionals: [{ name: 'TARGET', required: true }],
   options: {
     ...REPO_OPTIONS,
     snapshot: {
       type: 'string',
-      valueName: 'ID',
-      description: 'snapshot id or unique prefix (default: the latest)',
+      valueName: 'SNAPSHOT',
+      description: '`latest` (default), a sequence number, or an id prefix (see `snapshots`)',
     },
     force: {
       type: 'boolean',
       description: 'replace a non-empty TARGET (still only after everything is verified)',
     },
     ...RESTORE_VAULT_OPTIONS,
+    ...PROGRESS_OPTIONS,
   },
   details: [
     'Downloads and verifies the snapshot into a temporary directory beside TARGET and moves',
     'it into place only when complete: TARGET is never left half-written. TARGET must be',
     'absent or empty unless --force is given.',
+    SNAPSHOT_SELECTOR_HELP,
     '',
     ...KEY_SOURCES_HELP,
     'On a terminal, restore asks for the key (hidden input) when neither is given.',
@@ -42,7 +51,7 @@ export const restoreCommand: CommandSpec = {
   ],
   async run({ values, positionals }, ctx) {
     const target = resolve(ctx.io.cwd, positionals[0] ?? '');
-    const snapshotId = stringOption(values, 'snapshot');
+    const selector = stringOption(values, 'snapshot');
     const onProgress = ctx.progressSink();
     let setup: { device?: string; lines: string[] } = { lines: [] };
     const r = await withRepository(
@@ -50,9 +59,13 @@ export const restoreCommand: CommandSpec = {
       values,
       { allowPrompt: true, device: 'setup' },
       async (access) => {
-        const res = await (
-          await loadEngine()
-        ).restore({
+        const engine = await loadEngine();
+        // `latest`, a sequence number or an id prefix, resolved against the verified chain.
+        const snapshotId =
+          selector === undefined
+            ? undefined
+            : selectSnapshot(await engine.listSnapshots(access), selector).id;
+        const res = await engine.restore({
           ...access,
           target,
           force: booleanOption(values, 'force'),
@@ -68,7 +81,7 @@ export const restoreCommand: CommandSpec = {
       json: { ...r, target, ...(setup.device ? { device: setup.device } : {}) },
       human: [
         `restored snapshot ${r.snapshotId.slice(0, 8)} (seq ${r.seq}) to ${target}`,
-        `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytes)}, all verified`,
+        `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytes)}, all verified`,
         `  took ${formatSeconds(r.seconds)}`,
         ...r.warnings.map((w) => `  warning: ${w}`),
         ...setup.lines,
