@@ -84,7 +84,7 @@ export class WrongPasswordError extends BackvaultError {
   constructor(attemptsLeft: number) {
     super(
       'WRONG_PASSWORD',
-      `${attemptsLeft} attempts left`,
+      `${attemptsLeft} attempt${attemptsLeft === 1 ? '' : 's'} left`,
       attemptsLeft > 0
         ? 'Try again carefully: after the last attempt the backup key is destroyed for good.'
         : 'The backup key has been destroyed. Use the 64-digit key if you have it.',
@@ -95,12 +95,11 @@ export class WrongPasswordError extends BackvaultError {
 
 /** The password does not meet the minimum rules. */
 export class WeakPasswordError extends BackvaultError {
-  constructor(message: string) {
-    super(
-      'WEAK_PASSWORD',
-      message,
-      'Use at least 6 characters including a letter; longer is better.',
-    );
+  constructor(
+    message: string,
+    hint = 'Use at least 6 characters including a letter; longer is better.',
+  ) {
+    super('WEAK_PASSWORD', message, hint);
   }
 }
 
@@ -276,7 +275,7 @@ export class DiskFullError extends BackvaultError {
     super(
       'DISK_FULL',
       `no space left on the disk holding ${path} (${what})`,
-      'Free some space or choose another disk, then run the command again; nothing partial was kept.',
+      'Free some space or choose another disk, then run the command again: nothing incomplete was committed.',
       options,
     );
     this.path = path;

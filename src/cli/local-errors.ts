@@ -11,10 +11,13 @@
  * | EROFS                               | ReadOnlyError           | 8    |
  * | EACCES, EPERM                       | PermissionDeniedError   | 8    |
  * | EADDRINUSE                          | PortInUseError          | 8    |
+ * | ENOENT below a read-only folder     | ReadOnlyError           | 8    |
  * | AWS SDK CredentialsProviderError    | NoCredentialsError      | 2    |
  *
  * A missing source folder is decided where it is known (`backup`: NoSourceError, exit 2).
  */
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   BackvaultError,
   DiskFullError,
@@ -35,6 +38,14 @@ interface SystemErrorLike {
   name?: unknown;
   cause?: unknown;
 }
+
+const LOCAL_CODES: ReadonlySet<string> = new Set([
+  'DISK_FULL',
+  'READ_ONLY',
+  'PERMISSION_DENIED',
+  'PORT_IN_USE',
+  'NO_CREDENTIALS',
+]);
 
 /** Plain words for the system call that failed (no internal terms in a user's message). */
 const DOING: Readonly<Record<string, string>> = {
@@ -70,23 +81,33 @@ function chain(e: unknown): SystemErrorLike[] {
 }
 
 /** Where the wrapped message says the store lives (`… in /repo: EROFS`), if anywhere. */
-function pathOf(found: SystemErrorLike, outer: unknown): string {
+function pathOf(found: SystemErrorLike, outer: unknown, where: string | undefined): string {
   if (typeof found.path === 'string') return found.path;
   const m = outer instanceof Error ? / in (\/[^:]*): E[A-Z]+$/.exec(outer.message) : null;
-  return m?.[1] ?? 'a local path';
+  return m?.[1] ?? where ?? 'a local path';
 }
 
 /**
  * The local-condition error that `e` is (or wraps), or `undefined` when it is something
- * else. Already-typed backvault errors of other kinds are left alone unless they wrap a
+ * else. `where` names the path when the error does not (e.g. the restore target). Already-typed backvault errors of other kinds are left alone unless they wrap a
  * system error of this machine (LocalStorage's UnavailableError does).
  */
-export function localError(e: unknown): BackvaultError | undefined {
+export function localError(e: unknown, where?: string): BackvaultError | undefined {
+  if (e instanceof BackvaultError && LOCAL_CODES.has(e.code)) return e;
   const links = chain(e);
-  for (const c of links) {
+  for (let c of links) {
     if (c.name === 'CredentialsProviderError') {
       const m = e instanceof Error ? /at (s3:\/\/\S+?)(?::|$)/.exec(e.message) : null;
       return new NoCredentialsError(m?.[1] ?? 'the s3:// repository', { cause: e });
+    }
+    // A system error passed back from a worker thread keeps only its message
+    // ("ENOSPC: no space left on device, write '/path'"): read the code from there.
+    const fromMessage =
+      typeof c.code !== 'string' && c instanceof Error
+        ? /^(E[A-Z]+): [^,]*, (\w+)(?: '([^']*)')?/.exec(c.message)
+        : null;
+    if (fromMessage) {
+      c = { code: fromMessage[1], syscall: fromMessage[2], path: fromMessage[3], cause: c.cause };
     }
     const code = typeof c.code === 'string' ? c.code : undefined;
     if (code === undefined) continue;
@@ -95,12 +116,21 @@ export function localError(e: unknown): BackvaultError | undefined {
     switch (code) {
       case 'ENOSPC':
       case 'EDQUOT':
-        return new DiskFullError(pathOf(c, e), what, { cause: e });
+        return new DiskFullError(pathOf(c, e, where), what, { cause: e });
       case 'EROFS':
-        return new ReadOnlyError(pathOf(c, e), what, { cause: e });
+        return new ReadOnlyError(pathOf(c, e, where), what, { cause: e });
       case 'EACCES':
       case 'EPERM':
-        return new PermissionDeniedError(pathOf(c, e), what, { cause: e });
+        return new PermissionDeniedError(pathOf(c, e, where), what, { cause: e });
+      case 'ENOENT': {
+        // Creating a folder on a read-only disk can fail as ENOENT (recursive mkdir): ask
+        // the nearest existing folder whether it takes writes.
+        if (typeof c.path !== 'string') break;
+        const refused = refusedAncestor(c.path);
+        if (refused === 'EROFS') return new ReadOnlyError(c.path, what, { cause: e });
+        if (refused === 'EACCES') return new PermissionDeniedError(c.path, what, { cause: e });
+        break;
+      }
       case 'EADDRINUSE': {
         const host = typeof c.address === 'string' ? c.address : 'the address';
         const port = typeof c.port === 'number' ? `:${c.port}` : '';
@@ -111,4 +141,21 @@ export function localError(e: unknown): BackvaultError | undefined {
     }
   }
   return undefined;
+}
+
+/** Why the nearest existing folder above `path` refuses writes, if it does. */
+function refusedAncestor(path: string): 'EROFS' | 'EACCES' | undefined {
+  let dir = dirname(path);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EROFS'
+      ? 'EROFS'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'EACCES'
+        : undefined;
+  }
 }

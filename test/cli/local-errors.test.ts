@@ -28,6 +28,14 @@ describe('local errors', () => {
       /Free some space/,
     ],
     [
+      'ENOSPC from a worker thread (only the message survives)',
+      new Error('ENOSPC: no space left on device, write'),
+      'DISK_FULL',
+      8,
+      /^no space left on the disk holding a local path \(could not write\)$/,
+      /Free some space/,
+    ],
+    [
       'EDQUOT',
       sysError('EDQUOT', 'open', '/home/u/x'),
       'DISK_FULL',

@@ -40,11 +40,17 @@ export const backupCommand: CommandSpec = {
     );
     if (!info) throw new NoSourceError(`the folder to back up does not exist: ${source}`);
     if (!info.isDirectory()) throw new NoSourceError(`not a folder: ${source}`);
-    // On a terminal: a quick scan first, so the bar has a total, a percentage and an ETA.
-    const onProgress = await backupProgress(ctx.progressSink(), source);
-    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) =>
-      (await loadEngine()).backup({ ...access, source, ...(onProgress ? { onProgress } : {}) }),
-    );
+    const sink = ctx.progressSink();
+    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) => {
+      // On a terminal, once the key is known: a quick scan first, so that the bar has a
+      // total, a percentage and an ETA.
+      const onProgress = await backupProgress(sink, source);
+      return (await loadEngine()).backup({
+        ...access,
+        source,
+        ...(onProgress ? { onProgress } : {}),
+      });
+    });
     await recordLastBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {

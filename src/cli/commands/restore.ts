@@ -10,6 +10,8 @@ import {
 } from '../command.js';
 import { filesAndFolders, formatBytes, formatSeconds } from '../format.js';
 import { SNAPSHOT_SELECTOR_HELP, selectSnapshot } from '../snapshot-select.js';
+import { expectRestoreTarget } from '../password-restore.js';
+import { localError } from '../local-errors.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
 
@@ -54,6 +56,8 @@ export const restoreCommand: CommandSpec = {
     const selector = stringOption(values, 'snapshot');
     const onProgress = ctx.progressSink();
     let setup: { device?: string; lines: string[] } = { lines: [] };
+    // With --password the target is checked before a guess is spent.
+    expectRestoreTarget(ctx, target, booleanOption(values, 'force'));
     const r = await withRepository(
       ctx,
       values,
@@ -65,13 +69,16 @@ export const restoreCommand: CommandSpec = {
           selector === undefined
             ? undefined
             : selectSnapshot(await engine.listSnapshots(access), selector).id;
-        const res = await engine.restore({
-          ...access,
-          target,
-          force: booleanOption(values, 'force'),
-          ...(snapshotId ? { snapshotId } : {}),
-          ...(onProgress ? { onProgress } : {}),
-        });
+        const res = await engine
+          .restore({
+            ...access,
+            target,
+            force: booleanOption(values, 'force'),
+            ...(snapshotId ? { snapshotId } : {}),
+            ...(onProgress ? { onProgress } : {}),
+          })
+          // A full or read-only disk under the target names the target.
+          .catch((e: unknown) => Promise.reject(localError(e, target) ?? e));
         // `--device DIR` on a new device: its profile is written once the restore succeeded.
         setup = await finishDeviceSetup(ctx, values, access.backupKey);
         return res;
