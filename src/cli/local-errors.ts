@@ -97,7 +97,7 @@ export function localError(e: unknown, where?: string): BackvaultError | undefin
   const links = chain(e);
   for (let c of links) {
     if (c.name === 'CredentialsProviderError') {
-      const m = e instanceof Error ? /at (s3:\/\/\S+?)(?::|$)/.exec(e.message) : null;
+      const m = e instanceof Error ? /(s3:\/\/[^?\s:]+)/.exec(e.message) : null;
       return new NoCredentialsError(m?.[1] ?? 'the s3:// repository', { cause: e });
     }
     // A system error passed back from a worker thread keeps only its message

@@ -210,8 +210,9 @@ function throwUnknownSub(r: Extract<Resolved, { kind: 'group' }>, sub: string | 
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   // `backvault --json snapshots …` means `backvault snapshots … --json`.
-  let args = [...argv];
-  while (args[0] === '--json') args = [...args.slice(1), '--json'];
+  let lead = 0;
+  while (argv[lead] === '--json') lead++;
+  const args = lead > 0 ? [...argv.slice(lead), '--json'] : [...argv];
   // Known before parsing, so even a usage error is reported as JSON when asked.
   const json = args.includes('--json');
   const out = (text: string): number => {

@@ -79,11 +79,14 @@ describe('local errors', () => {
     ],
     [
       'missing S3 credentials (AWS SDK), wrapped',
-      new UnavailableError('S3 could not read config at s3://bucket/chat: error', {
-        cause: Object.assign(new Error('Could not load credentials from any providers'), {
-          name: 'CredentialsProviderError',
-        }),
-      }),
+      new UnavailableError(
+        'S3 could not read config at s3://bucket/chat?endpoint=http://127.0.0.1:9000&region=r: CredentialsProviderError',
+        {
+          cause: Object.assign(new Error('Could not load credentials from any providers'), {
+            name: 'CredentialsProviderError',
+          }),
+        },
+      ),
       'NO_CREDENTIALS',
       2,
       /^no S3 credentials found for s3:\/\/bucket\/chat$/,
