@@ -137,7 +137,7 @@ export class RollbackError extends BackvaultError {
     super(
       'ROLLBACK',
       message,
-      'The store is serving an old copy of the backup. Do not trust it; contact your storage provider.',
+      'The store is serving an old copy of the backup. Do not trust it; contact your storage provider. If you know why, accept its latest snapshot with `backvault accept-rollback --snapshot SEQ`.',
     );
   }
 }
@@ -197,7 +197,7 @@ export class VaultMismatchError extends BackvaultError {
     super(
       'VAULT_MISMATCH',
       message,
-      'You may be talking to the wrong or an impostor vault. Check --vault.',
+      'You may be talking to the wrong or an impostor vault: check --vault. If its operator changed its key, `backvault pin --device DIR` shows it; re-pin after checking it with them.',
     );
   }
 }

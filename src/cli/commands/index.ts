@@ -11,6 +11,7 @@ import { restoreCommand } from './restore.js';
 import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
 import { diffCommand, lsCommand, statsCommand } from './inspect.js';
+import { acceptRollbackCommand, pinCommand } from './way-forward.js';
 import { disableCommand, passwordChangeCommand, statusCommand } from './vault-device.js';
 import { vaultServeCommand } from './vault-serve.js';
 import {
@@ -35,6 +36,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
   passwordChangeCommand,
   disableCommand,
+  pinCommand,
+  acceptRollbackCommand,
   vaultServeCommand,
   vaultTransportKeyCommand,
   vaultKeygenCommand,
