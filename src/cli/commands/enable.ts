@@ -16,6 +16,7 @@ import { booleanOption, stringOption, type OptionValues } from '../args.js';
 import { loadEngine, type CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { absoluteRepo } from '../device-source.js';
+import { plural } from '../format.js';
 import { readBackupKey } from '../key-input.js';
 import { canPrompt, promptHidden } from '../prompt.js';
 import {
@@ -295,7 +296,7 @@ export const enableCommand: CommandSpec = {
       human: [
         `device set up in ${dir} (password mode)`,
         `  the backup key is sealed under your password and stored at ${url} (account ${acct})`,
-        `  ${r.record.maxAttempts} wrong passwords in a row destroy it for good; the password never left this device`,
+        `  ${plural(r.record.maxAttempts, 'wrong password')} in a row ${r.record.maxAttempts === 1 ? 'destroys' : 'destroy'} it for good; the password never left this device`,
         `  vault key pinned: ${r.serverPublicKey}`,
         `back up with: backvault backup DIR --device ${dir}`,
       ],
