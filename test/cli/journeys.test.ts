@@ -296,6 +296,29 @@ describe(
       });
     });
 
+    it('--no-progress draws no bar; --quiet prints nothing on success; Ctrl-C at a prompt names the command', async () => {
+      const np = await term(['backup', 'chat', '--repo', 'cloud', '--no-progress'], [], {
+        BACKVAULT_KEY: key,
+      });
+      assert.equal(np.code, 0, np.screen.join('\n'));
+      assert.ok(!np.output.includes('\x1b[2K'), 'no bar drawn');
+      assert.match(np.screen[0] ?? '', /^snapshot [0-9a-f]{8} saved \(seq 2\)$/);
+      const q = await term(['backup', 'chat', '--repo', 'cloud', '--quiet'], [], {
+        BACKVAULT_KEY: key,
+      });
+      assert.equal(q.code, 0);
+      assert.deepEqual(
+        q.screen.filter((l) => l !== ''),
+        [],
+      );
+      const stop = await term(['restore', 'never', '--repo', 'cloud'], [['Backup key', '\x03']]);
+      assert.equal(stop.code, 130);
+      assert.deepEqual(stop.screen, [
+        'Backup key (64 digits, input hidden):',
+        'INTERRUPTED: restore stopped by Ctrl-C before completion — Nothing was moved into place: the restore target is as it was. Run the restore again.',
+      ]);
+    });
+
     it('ls and diff on a terminal', async () => {
       const ls = await term(['ls', 'latest', 'Media', '--repo', 'cloud'], [], {
         BACKVAULT_KEY: key,
