@@ -122,8 +122,8 @@ export async function vaultClient(
 
 /**
  * Reads a password from `envName` or a hidden prompt. For a new password (`confirm`), it is
- * checked against the rules at once (before any network call) and asked twice on a terminal.
- * Weak-but-allowed passwords print a warning on stderr.
+ * judged at once (rules, then zxcvbn: see password-strength.ts), before any network call and
+ * before it is asked a second time on a terminal.
  * @throws UsageError when there is neither the variable nor a terminal, or the two entries
  *   differ; WeakPasswordError when a new password breaks the rules.
  */
@@ -148,6 +148,8 @@ export async function readPassword(
   let password: string;
   if (fromEnv !== undefined && fromEnv !== '') {
     password = fromEnv;
+    ctx.addSecret(password);
+    if (opts.confirm) await judge(password);
   } else if (canPrompt(ctx.io)) {
     password = await promptHidden(ctx.io, opts.question);
     if (opts.confirm) {
@@ -163,6 +165,5 @@ export async function readPassword(
     );
   }
   ctx.addSecret(password);
-  if (opts.confirm && password === fromEnv) await judge(password);
   return password;
 }

@@ -186,6 +186,19 @@ describe(
           tooMany.stderr,
           'USAGE: --max-attempts 50 is more than this vault allows (at most 3) — Choose a number from 1 to 3.\n',
         );
+        // A vault that is down is found before a password is asked.
+        const port = await closedPort();
+        const down = await term([
+          ...enableArgs().slice(0, 6),
+          '--vault',
+          `http://127.0.0.1:${port}`,
+          '--account',
+          'alice',
+        ]);
+        assert.equal(down.code, 6);
+        assert.deepEqual(down.screen, [
+          `UNAVAILABLE: cannot reach the vault at http://127.0.0.1:${port} — Check the network and the service, then retry.`,
+        ]);
         const ok = await term(enableArgs(), [
           ['New vault password', `${PASSWORD}\r`],
           ['Type it again', `${PASSWORD}\r`],
