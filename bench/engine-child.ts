@@ -51,7 +51,7 @@ async function main(requestPath: string): Promise<void> {
     const workers = req.workers === undefined ? {} : { workers: req.workers };
     result =
       req.op === 'backup'
-        ? await engine.backup({ ...common, ...workers, source: req.source ?? '' })
+        ? await engine.backup({ init: true, ...common, ...workers, source: req.source ?? '' })
         : await engine.restore({ ...common, ...workers, target: req.target ?? '' });
   } finally {
     await storage.close();

@@ -183,7 +183,7 @@ const firstBackup: DemoStep = {
   title: 'Back up to the cloud',
   async run(ctx) {
     ctx.env.BACKVAULT_STATE = join(ctx.root, 'old-phone', 'state.json');
-    await backvault(ctx, ['backup', 'old-phone/chat', '--repo', 'cloud']);
+    await backvault(ctx, ['backup', 'old-phone/chat', '--init', '--repo', 'cloud']);
     say(
       '',
       '  Everything was chunked, compressed where it pays, encrypted (AES-256-GCM) on the phone',
@@ -337,7 +337,7 @@ const incremental: DemoStep = {
       `  the message database (${mib(db)}) changed in pages all over the file.`,
       '  This time with --json, as a script would:',
     );
-    const r = await backvault(ctx, ['backup', 'old-phone/chat', '--repo', 'cloud', '--json']);
+    const r = await backvault(ctx, ['backup', 'old-phone/chat', '--init', '--repo', 'cloud', '--json']);
     const b = JSON.parse(r.stdout) as {
       bytesRead: number;
       bytesStoredNew: number;

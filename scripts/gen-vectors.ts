@@ -305,6 +305,11 @@ interface RepoOptions {
   sizeDelta?: number;
   /** Seal snapshot 1 with the INDEX associated data. */
   snapshotAsIndex?: boolean;
+  /**
+   * Store the tree of `media/` only as a data blob with the same bytes (and so the same id),
+   * as backvault 0.1 did when a file chunk equalled a tree: a reader must not take it.
+   */
+  mediaTreeAsData?: boolean;
 }
 
 interface BuiltRepo {
@@ -415,7 +420,10 @@ async function buildRepo(
   ]);
 
   const p1 = await buildPack(keys, 'pack 1', [bA, bB, bChat0, bChat1]);
-  const p2 = await buildPack(keys, 'pack 2', [bC, media, root1]);
+  const mediaStored = opt.mediaTreeAsData
+    ? await sealVecBlob(keys, 'media/ tree bytes as data', ObjectKind.DATA_BLOB, media.plain, 0)
+    : media;
+  const p2 = await buildPack(keys, 'pack 2', [bC, mediaStored, root1]);
   const p3 = await buildPack(keys, 'pack 3', [bD, root2]);
   const packsOf = (ps: VecPack[]): IndexPack[] =>
     ps.map((p) => ({ packId: fromHex(p.id), blobs: p.entries }));
@@ -1316,11 +1324,22 @@ async function negativeRepositoryVectors(keys: VectorKeys, repo: BuiltRepo): Pro
     v((m) => m.delete(i1.name)),
     'MISSING_OBJECT',
   );
+  // An older snapshot's loss costs only itself: the latest still restores (a gap, reported
+  // as a warning), but asking for the lost one is MISSING_OBJECT, and for a damaged one
+  // (that the latest names as its previous) CORRUPT.
   add(
     'first-snapshot-deleted',
-    'snapshot 1 deleted: snapshot 2 names a missing previous',
+    'snapshot 1 deleted, then restored by its id: snapshot 2 names it as previous',
     v((m) => m.delete(s1.name)),
     'MISSING_OBJECT',
+    { snapshot: s1.id },
+  );
+  add(
+    'first-snapshot-flipped',
+    'one byte of snapshot 1 changed, then restored by its id',
+    v((m) => m.set(s1.name, flipAt(base.get(s1.name) as Uint8Array, 30))),
+    'CORRUPT',
+    { snapshot: s1.id },
   );
   {
     // Swap the sealed blobs of b.bin (pack 1) and c.bin (pack 2): same length, different ids.
@@ -1422,10 +1441,18 @@ async function negativeRepositoryVectors(keys: VectorKeys, repo: BuiltRepo): Pro
     },
   );
   add(
+    'tree-stored-only-as-data',
+    'the tree of media/ is listed only as a data blob with the same bytes and id (SPEC §6: blobs are identified by kind and id)',
+    (await forged({ mediaTreeAsData: true })).objects,
+    'MISSING_OBJECT',
+  );
+  const asIndex = await forged({ snapshotAsIndex: true });
+  add(
     'snapshot-sealed-as-index',
-    'snapshot 1 sealed with the INDEX associated data',
-    (await forged({ snapshotAsIndex: true })).objects,
+    'snapshot 1 sealed with the INDEX associated data, restored by its id',
+    asIndex.objects,
     'CORRUPT',
+    { snapshot: asIndex.snapshots[0]?.id ?? '' },
   );
   return {
     ...header(

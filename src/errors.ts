@@ -121,12 +121,11 @@ export class CorruptBackupError extends BackvaultError {
 /** An object the repository refers to is not in the store. */
 export class MissingObjectError extends BackvaultError {
   readonly object: string;
-  constructor(object: string) {
-    super(
-      'MISSING_OBJECT',
-      `object is missing from the store: ${object}`,
-      'The store lost or deleted data. Run `backvault check` to see what is affected.',
-    );
+  constructor(
+    object: string,
+    hint = 'The store lost or deleted data. Run `backvault check` to see what is affected.',
+  ) {
+    super('MISSING_OBJECT', `object is missing from the store: ${object}`, hint);
     this.object = object;
   }
 }
@@ -169,12 +168,12 @@ export class NotFoundError extends BackvaultError {
 
 /** There is no backvault repository at the given location. */
 export class NoRepositoryError extends BackvaultError {
-  constructor(location: string) {
-    super(
-      'NO_REPOSITORY',
-      `no backvault repository at ${location}`,
-      'Check --repo; `backvault backup` creates one.',
-    );
+  constructor(
+    location: string,
+    why?: string,
+    hint = 'Check --repo and that the drive or bucket is reachable; `backvault init --repo URL` creates a repository.',
+  ) {
+    super('NO_REPOSITORY', `no backvault repository at ${location}${why ? `: ${why}` : ''}`, hint);
   }
 }
 

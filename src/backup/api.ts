@@ -8,6 +8,8 @@
  *   listSnapshots(opts: RepoAccess): Promise<SnapshotInfo[]>        (oldest first)
  *   check(opts: CheckOptions): Promise<CheckResult>
  *   prune(opts: RepoAccess & { onProgress? }): Promise<PruneResult>
+ *   forget(opts: ForgetOptions): Promise<ForgetResult>
+ *   applyRetentionPolicy(snapshots, policy, { timeZone?, now? })      (pure, retention.ts)
  *   initRepository(opts: RepoAccess): Promise<{ repoId: string }>   (backup() calls it on first use)
  *   repositoryExists(storage: Storage): Promise<boolean>
  *
@@ -17,6 +19,9 @@
  * NoRepositoryError when there is no repository.
  */
 import type { Storage } from '../storage/storage.js';
+import type { RetentionPolicy } from './retention.js';
+
+export type { RetentionPolicy } from './retention.js';
 
 /** What every operation needs: the store, the 32-byte backup key, and the local state file. */
 export interface RepoAccess {
@@ -33,7 +38,8 @@ export interface RepoAccess {
 
 /** Progress of a long operation, reported at most every ~100 ms. */
 export interface Progress {
-  phase: 'scan' | 'backup' | 'restore' | 'check' | 'prune';
+  /** In `forget`, `filesDone`/`filesTotal` count snapshot objects deleted. */
+  phase: 'scan' | 'backup' | 'restore' | 'check' | 'forget' | 'prune';
   bytesDone: number;
   bytesTotal?: number;
   filesDone: number;
@@ -48,6 +54,13 @@ export interface BackupOptions extends RepoAccess {
   workers?: number;
   /** Recorded in the snapshot. Default: os.hostname(). */
   hostname?: string;
+  /**
+   * Create the repository when the store holds none. Default false: a backup to a missing
+   * repository fails with NO_REPOSITORY and creates nothing, so a mistyped location or an
+   * unmounted drive never silently starts a new repository. Even with `init`, a location
+   * where this device saw a repository (per the state file) is refused.
+   */
+  init?: boolean;
 }
 
 export interface BackupResult {
@@ -83,8 +96,17 @@ export interface RestoreOptions extends RepoAccess {
   target: string;
   /** Snapshot id or unique prefix; default: the latest. */
   snapshotId?: string;
-  /** Replace a non-empty target (still atomically: only after everything verified). */
+  /**
+   * Restore into a non-empty target: after everything is verified, the snapshot's files
+   * replace the target's files at the same paths; everything else in the target is kept
+   * (listed in `kept`). Without it a non-empty target is TARGET_NOT_EMPTY.
+   */
   force?: boolean;
+  /**
+   * With `force`: make the target exactly the snapshot, deleting what it does not hold
+   * (listed in `deleted`). The swap is still atomic and happens only after verification.
+   */
+  delete?: boolean;
   onProgress?: (p: Progress) => void;
   workers?: number;
 }
@@ -95,9 +117,16 @@ export interface RestoreResult {
   files: number;
   dirs: number;
   bytes: number;
+  /** Paths (relative to the target) that the snapshot does not hold and were kept. */
+  kept: string[];
+  /** Paths (relative to the target) deleted because of `delete`. */
+  deleted: string[];
+  /** Files and links of the target that the snapshot's replaced (`force`). */
+  replaced: number;
   /**
    * What was cleaned up from an earlier, interrupted restore to the same target before
-   * this one started (stale temporary directories removed, an old target put back).
+   * this one started (stale temporary directories removed, an old target put back), and
+   * snapshots noticed missing or damaged.
    */
   warnings: string[];
   seconds: number;
@@ -137,6 +166,11 @@ export interface CheckResult {
   blobs: number;
   bytesRead: number;
   problems: CheckProblem[];
+  /**
+   * Facts that are not problems: snapshots no longer in the repository (forgotten, or
+   * deleted by the store; the others are unaffected).
+   */
+  notes: string[];
   seconds: number;
 }
 
@@ -146,5 +180,47 @@ export interface PruneResult {
   bytesFreed: number;
   /** Packs rewritten because they held both used and unused blobs. */
   packsRepacked: number;
+  seconds: number;
+}
+
+export interface ForgetOptions extends RepoAccess {
+  /** Which snapshots to keep (restic's `--keep-*` semantics; see retention.ts). */
+  policy: RetentionPolicy;
+  /** Decide and report, but delete nothing and take no lock. */
+  dryRun?: boolean;
+  /**
+   * Then run prune under the same lock to free the data no remaining snapshot uses. Unlike
+   * restic, also when no snapshot was deleted: the same command run again after a crash
+   * finishes an interrupted prune.
+   */
+  prune?: boolean;
+  /** IANA time zone of the hourly/daily/… buckets. Default: the process's. */
+  timeZone?: string;
+  /** The current time for `within` (ms since the epoch). Default: now. Tests only. */
+  now?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+/** A snapshot in a forget plan, with why it is kept (empty when it is removed). */
+export interface ForgetSnapshot extends SnapshotInfo {
+  reasons: string[];
+}
+
+export interface ForgetResult {
+  /** The policy applied, normalised (zero counts left out, `within` canonical). */
+  policy: RetentionPolicy;
+  /** Time zone of the calendar buckets. */
+  timeZone: string;
+  dryRun: boolean;
+  /** Snapshots kept, oldest first, with their reasons. Never empty if any snapshot exists. */
+  keep: ForgetSnapshot[];
+  /** Snapshots removed (or, in a dry run, to remove), oldest first: the order of deletion. */
+  remove: ForgetSnapshot[];
+  /** Snapshot objects this call deleted (0 in a dry run). */
+  removed: number;
+  /** Present when `prune` was asked and this is not a dry run. */
+  prune?: PruneResult;
+  /** Snapshots already missing or damaged before this call (see SPEC.md §11). */
+  warnings: string[];
   seconds: number;
 }

@@ -46,7 +46,8 @@ import { SourceReadError, type FileResult } from './worker-protocol.js';
 import {
   initRepository,
   listPacks,
-  loadChain,
+  chainNoteWarnings,
+  loadChainNotes,
   loadIndex,
   openRepository,
   readTree,
@@ -345,7 +346,7 @@ class BackupRun {
     if (st.ctimeNs + CTIME_MARGIN_NS >= BigInt(this.parent.snap.timeMs) * 1_000_000n)
       return undefined;
     // Only chunks in packs that are still stored (the index was loaded with the listing).
-    if (!prev.chunks.every((c) => this.index.blobs.has(c))) return undefined;
+    if (!prev.chunks.every((c) => this.index.blobs.has(c, ObjectKind.DATA_BLOB))) return undefined;
     return { ...prev, mode: Number(st.mode) & 0o7777 };
   }
 
@@ -452,8 +453,11 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
 
   let created = false;
   if (!(await repositoryExists(opts.storage))) {
-    await initRepository(opts);
-    created = true;
+    if (!opts.init) {
+      // refuses with what this device saw there, if it saw a repository here before
+      await openRepository(opts);
+    }
+    created = (await initRepository(opts)).created;
   }
   const repo = await openRepository(opts);
   // Taken before the index is read: a prune must not delete what this backup deduplicates
@@ -480,7 +484,7 @@ async function backupLocked(
   },
 ): Promise<BackupResult> {
   const { started, startMs, source, rootStat, created } = ctx;
-  const chain = await loadChain(repo);
+  const { chain, notes: chainNotes } = await loadChainNotes(repo);
   // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
   // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
   // their data is stored again from the source.
@@ -496,7 +500,10 @@ async function backupLocked(
   const packs: IndexPack[] = [];
   let bytesStoredNew = 0;
   const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys, {
-    known: index.blobs.sharedIds(),
+    known: {
+      data: index.blobs.sharedIds(ObjectKind.DATA_BLOB),
+      tree: index.blobs.sharedIds(ObjectKind.TREE_BLOB),
+    },
     onPack: async (p) => {
       await repo.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
       bytesStoredNew += p.length;
@@ -506,6 +513,7 @@ async function backupLocked(
   });
   try {
     const run = new BackupRun(repo, index, pool, parent, opts.onProgress);
+    for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
     if (index.lostPacks.length > 0) {
       run.warn(
         `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,
@@ -559,7 +567,12 @@ async function backupLocked(
     await repo.storage.put(PREFIX.snapshots + snapshotId, sealedSnap);
     bytesStoredNew += sealedSnap.length;
     if (repo.statePath)
-      await recordSeenHead(repo.statePath, repo.repoIdHex, { seq, snapshot: snapshotId });
+      await recordSeenHead(
+        repo.statePath,
+        repo.repoIdHex,
+        { seq, snapshot: snapshotId },
+        repo.storage.location,
+      );
     run.progress(true);
 
     return {

@@ -1,5 +1,7 @@
 /**
- * The in-memory blob index: blob id -> pack and place. Held in a few typed arrays sorted by
+ * The in-memory blob index: (blob kind, blob id) -> pack and place. A blob is identified by
+ * its kind AND its id (SPEC.md §6): a file chunk whose bytes equal a tree's encoding has the
+ * same id as the tree, and the two are different blobs (a chunk is never read as a tree). Held in a few typed arrays sorted by
  * id (~50 bytes per blob, where a Map of objects took ~1.3 KB), so memory stays small as a
  * repository grows: a million blobs (~1 TB of media, or years of daily database changes)
  * take ~50 MB. Lookups are binary searches.
@@ -82,12 +84,14 @@ export class BlobIndexBuilder {
       }
       return 0;
     };
-    // Same id: a healthy pack before a demoted one, then the first occurrence (stable).
-    order.sort((a, b) => cmpId(a, b) || flagOf(a) - flagOf(b) || a - b);
+    const kindOf = (i: number): number => (this.flags[i] as number) >> 4;
+    // Same id: by kind, then a healthy pack before a demoted one, then the first occurrence
+    // (stable).
+    order.sort((a, b) => cmpId(a, b) || kindOf(a) - kindOf(b) || flagOf(a) - flagOf(b) || a - b);
     const keep: number[] = [];
     for (const i of order) {
       const last = keep[keep.length - 1];
-      if (last !== undefined && sameId(ids, last, i)) continue;
+      if (last !== undefined && sameId(ids, last, i) && kindOf(last) === kindOf(i)) continue;
       keep.push(i);
     }
     const m = keep.length;
@@ -108,7 +112,10 @@ function sameId(ids: Uint8Array, a: number, b: number): boolean {
   return true;
 }
 
-/** Read-only map from blob id (hex) to {@link IndexedBlob}, with a Map-like surface. */
+/**
+ * Read-only map from (kind, blob id) to {@link IndexedBlob}, with a Map-like surface. Sorted
+ * by id, then kind: the (rare) data and tree blobs sharing an id are neighbours.
+ */
 export class CompactBlobMap {
   constructor(
     private readonly ids: Uint8Array,
@@ -122,15 +129,20 @@ export class CompactBlobMap {
     return this.flags.length;
   }
 
-  /** Position of `id`, or -1. */
-  find(id: Uint8Array): number {
+  private cmp(i: number, id: Uint8Array, kind: number): number {
+    let d = 0;
+    for (let k = 0; k < 32 && d === 0; k++)
+      d = (this.ids[i * 32 + k] as number) - (id[k] as number);
+    return d || ((this.flags[i] as number) >> 4) - kind;
+  }
+
+  /** Position of the blob of this kind and id, or -1. */
+  find(id: Uint8Array, kind: BlobKind): number {
     let lo = 0;
     let hi = this.flags.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      let d = 0;
-      for (let k = 0; k < 32 && d === 0; k++)
-        d = (this.ids[mid * 32 + k] as number) - (id[k] as number);
+      const d = this.cmp(mid, id, kind);
       if (d === 0) return mid;
       if (d < 0) lo = mid + 1;
       else hi = mid - 1;
@@ -153,15 +165,15 @@ export class CompactBlobMap {
     };
   }
 
-  /** The blob with this id (hex or bytes), or undefined. */
-  get(id: string | Uint8Array): IndexedBlob | undefined {
-    const i = this.find(typeof id === 'string' ? fromHex(id) : id);
+  /** The blob of this kind with this id (hex or bytes), or undefined. */
+  get(id: string | Uint8Array, kind: BlobKind): IndexedBlob | undefined {
+    const i = this.find(typeof id === 'string' ? fromHex(id) : id, kind);
     return i < 0 ? undefined : this.at(i);
   }
 
-  /** True when the blob is indexed. */
-  has(id: string | Uint8Array): boolean {
-    return this.find(typeof id === 'string' ? fromHex(id) : id) >= 0;
+  /** True when the blob of this kind is indexed. */
+  has(id: string | Uint8Array, kind: BlobKind): boolean {
+    return this.find(typeof id === 'string' ? fromHex(id) : id, kind) >= 0;
   }
 
   /** Every blob. */
@@ -177,10 +189,22 @@ export class CompactBlobMap {
     }
   }
 
-  /** The sorted ids in shared memory, for worker threads (read-only there). */
-  sharedIds(): { buf: SharedArrayBuffer; count: number } {
-    const buf = new SharedArrayBuffer(Math.max(32, this.ids.length));
-    new Uint8Array(buf).set(this.ids);
-    return { buf, count: this.size };
+  /**
+   * The sorted ids of the blobs of one kind in shared memory, for worker threads (read-only
+   * there): a worker deduplicates a chunk against data blobs and a tree against tree blobs
+   * only.
+   */
+  sharedIds(kind: BlobKind): { buf: SharedArrayBuffer; count: number } {
+    let count = 0;
+    for (let i = 0; i < this.size; i++) if ((this.flags[i] as number) >> 4 === kind) count += 1;
+    const buf = new SharedArrayBuffer(Math.max(32, count * 32));
+    const out = new Uint8Array(buf);
+    let j = 0;
+    for (let i = 0; i < this.size; i++) {
+      if ((this.flags[i] as number) >> 4 !== kind) continue;
+      out.set(this.ids.subarray(i * 32, i * 32 + 32), j * 32);
+      j += 1;
+    }
+    return { buf, count };
   }
 }

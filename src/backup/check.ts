@@ -13,6 +13,7 @@ import {
   loadSnapshots,
   openRepository,
   readPackHeader,
+  chainNoteWarnings,
   verifyChain,
 } from './repo.js';
 import { readSeenHead, recordSeenHead } from './state.js';
@@ -58,8 +59,9 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
 
   const snaps = await loadSnapshots(repo, add);
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
-  const { chain, problems: chainProblems } = verifyChain(snaps, seen);
+  const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
   problems.push(...chainProblems);
+  const notes = chainNoteWarnings(chainNotes, { gaps: true });
   const index = await loadIndex(repo, add);
 
   // Snapshots oldest first, so each problem names the first snapshot that needs the object.
@@ -122,9 +124,11 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
         }
         const header = await readPackHeader(repo, o.name, whole?.length ?? o.size, whole);
         bytesRead += header.bytesRead;
-        const inHeader = new Map(header.entries.map((e) => [Buffer.from(e.id).toString('hex'), e]));
+        const inHeader = new Map(
+          header.entries.map((e) => [`${e.kind}:${Buffer.from(e.id).toString('hex')}`, e]),
+        );
         for (const e of byPack.get(packId) ?? []) {
-          const h = inHeader.get(Buffer.from(e.id).toString('hex'));
+          const h = inHeader.get(`${e.kind}:${Buffer.from(e.id).toString('hex')}`);
           if (!h || !sameEntry(h, e)) {
             add({
               code: 'CORRUPT',
@@ -157,7 +161,12 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
 
   const head = chain[chain.length - 1];
   if (problems.length === 0 && head && repo.statePath) {
-    await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
+    await recordSeenHead(
+      repo.statePath,
+      repo.repoIdHex,
+      { seq: head.snap.seq, snapshot: head.id },
+      repo.storage.location,
+    );
   }
   return {
     ok: problems.length === 0,
@@ -166,6 +175,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     blobs,
     bytesRead,
     problems,
+    notes,
     seconds: (performance.now() - started) / 1000,
   };
 }

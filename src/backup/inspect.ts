@@ -6,7 +6,7 @@
  */
 import type { SnapshotInfo, RepoAccess } from './api.js';
 import { NotFoundError } from '../errors.js';
-import { EntryType, toHex, type TreeEntry } from '../format/index.js';
+import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../format/index.js';
 import {
   listPacks,
   loadChain,
@@ -253,34 +253,35 @@ export async function repositoryStats(
   const seenBefore = new Set<string>();
   const out: SnapshotStats[] = [];
   for (const s of ins.snapshots) {
-    const blobs = new Set<string>();
+    const trees = new Set<string>();
     const chunks = new Set<string>();
     const walk = async (id: Uint8Array): Promise<void> => {
       const hex = toHex(id);
-      if (blobs.has(hex)) return;
-      blobs.add(hex);
+      if (trees.has(hex)) return;
+      trees.add(hex);
       for (const e of await ins.tree(id)) {
         if (e.type === EntryType.DIR) await walk(e.subtree);
-        else if (e.type === EntryType.FILE) {
-          for (const c of e.chunks) {
-            blobs.add(toHex(c));
-            chunks.add(toHex(c));
-          }
-        }
+        else if (e.type === EntryType.FILE) for (const c of e.chunks) chunks.add(toHex(c));
       }
     };
     await walk(ins.root(s));
     let uniqueBytes = 0;
     let storedBytes = 0;
     let addedBytes = 0;
-    for (const hex of blobs) {
-      const at = ins.index.blobs.get(hex);
+    const needed: [string, BlobKind][] = [
+      ...[...trees].map((h): [string, BlobKind] => [h, ObjectKind.TREE_BLOB]),
+      ...[...chunks].map((h): [string, BlobKind] => [h, ObjectKind.DATA_BLOB]),
+    ];
+    for (const [hex, kind] of needed) {
+      const at = ins.index.blobs.get(hex, kind);
       if (!at) continue;
-      if (chunks.has(hex)) uniqueBytes += at.entry.rawLength;
+      if (kind === ObjectKind.DATA_BLOB) uniqueBytes += at.entry.rawLength;
       storedBytes += at.entry.length;
-      if (!seenBefore.has(hex)) addedBytes += at.entry.length;
+      // Blobs are named per kind: the same id as a tree and as data are two blobs.
+      const key = `${kind}:${hex}`;
+      if (!seenBefore.has(key)) addedBytes += at.entry.length;
+      seenBefore.add(key);
     }
-    for (const hex of blobs) seenBefore.add(hex);
     out.push({
       id: s.id,
       seq: s.seq,

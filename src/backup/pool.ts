@@ -40,8 +40,14 @@ export function defaultWorkers(): number {
 
 /** Options of a pool used for backups. */
 export interface PoolOptions {
-  /** Sorted ids of blobs already stored, in shared memory (workers skip those). */
-  known?: { buf: SharedArrayBuffer; count: number };
+  /**
+   * Sorted ids of blobs already stored, per kind, in shared memory (workers skip those):
+   * a chunk is deduplicated against data blobs only, a tree against tree blobs only.
+   */
+  known?: {
+    data: { buf: SharedArrayBuffer; count: number };
+    tree: { buf: SharedArrayBuffer; count: number };
+  };
   /** Store a finished pack durably; the pool waits for these in {@link WorkerPool.flush}. */
   onPack?: (pack: PackMessage) => Promise<void>;
 }
@@ -64,15 +70,18 @@ export class WorkerPool {
     private readonly keys: RepoKeys,
     private readonly options: PoolOptions = {},
   ) {
-    const known = options.known ?? { buf: new SharedArrayBuffer(32), count: 0 };
+    const none = { buf: new SharedArrayBuffer(32), count: 0 };
+    const known = options.known ?? { data: none, tree: none };
     const returned = new SharedArrayBuffer(4 * Math.max(1, size));
     this.returned = new Int32Array(returned);
     for (let i = 0; i < size; i++) {
       const { port1, port2 } = new MessageChannel();
       const init: WorkerInit = {
         keys,
-        known: known.buf,
-        knownCount: known.count,
+        known: known.data.buf,
+        knownCount: known.data.count,
+        knownTrees: known.tree.buf,
+        knownTreeCount: known.tree.count,
         index: i,
         returned,
         recycle: port2,

@@ -28,7 +28,7 @@ import { RepoLock } from './lock.js';
 import { PackWriter } from './pack-writer.js';
 import {
   listPacks,
-  loadChain,
+  loadChainNotes,
   loadIndex,
   openRepository,
   readPackHeader,
@@ -58,12 +58,19 @@ export async function prune(
   }
 }
 
-async function pruneLocked(
+/**
+ * {@link prune} for a caller that already holds the repository's exclusive lock (forget
+ * with `--prune` runs it under its own lock, so no backup can slip in between).
+ * @param started `performance.now()` at the start, for `seconds`.
+ * @throws as {@link prune}, except ConflictError.
+ */
+export async function pruneLocked(
   opts: RepoAccess & { onProgress?: (p: Progress) => void },
   repo: Repo,
   started: number,
 ): Promise<PruneResult> {
-  const chain = await loadChain(repo);
+  // Strict: a snapshot object that cannot be read must not lose its data to this prune.
+  const { chain } = await loadChainNotes(repo, true);
   // Listed before the index is read: a blob a later backup stored again (its first pack was
   // lost) is then kept from its new pack, and the lost pack drops out of the new index.
   const sizes = await listPacks(repo.storage);
@@ -74,8 +81,9 @@ async function pruneLocked(
     repo,
     index,
     chain.map((s) => s.snap.rootTree),
-    (t) => used.add(t),
-    (c) => used.add(c),
+    // Keyed by kind and id: a chunk and a tree with the same bytes are two blobs.
+    (t) => used.add(`${ObjectKind.TREE_BLOB}:${t}`),
+    (c) => used.add(`${ObjectKind.DATA_BLOB}:${c}`),
   );
 
   // Per pack: the used blobs whose canonical location (the one the index map chose) is here.
@@ -85,7 +93,7 @@ async function pruneLocked(
   const totals = new Map<string, number>();
   for (const [hex, at] of index.blobs) {
     const p = perPack.get(at.packId) as { total: number; used: IndexedBlob[] };
-    if (used.has(hex)) p.used.push(at);
+    if (used.has(`${at.entry.kind}:${hex}`)) p.used.push(at);
     totals.set(at.packId, (totals.get(at.packId) ?? 0) + 1);
   }
 

@@ -40,7 +40,13 @@ import type { Storage } from '../storage/storage.js';
 import type { CheckProblem, RepoAccess } from './api.js';
 import { openBlob } from './blob-codec.js';
 import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './crypto.js';
-import { readSeenHead, recordSeenHead, type SeenHead } from './state.js';
+import {
+  readKnownLocation,
+  readSeenHead,
+  recordLocation,
+  recordSeenHead,
+  type SeenHead,
+} from './state.js';
 import { BlobIndexBuilder, type CompactBlobMap, type IndexedBlob } from './blob-index.js';
 
 export type { IndexedBlob } from './blob-index.js';
@@ -161,7 +167,10 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
   try {
     bytes = await access.storage.get(PREFIX.config);
   } catch (e) {
-    if (e instanceof MissingObjectError) throw new NoRepositoryError(access.storage.location);
+    if (e instanceof MissingObjectError) {
+      await refuseVanished(access);
+      throw new NoRepositoryError(access.storage.location);
+    }
     throw e;
   }
   const config = decodeConfig(bytes);
@@ -170,6 +179,7 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
   if (!timingSafeEqual(expected, config.keyCheck)) {
     throw new WrongKeyError();
   }
+  await refuseReplaced(access, toHex(config.repoId));
   return {
     storage: access.storage,
     keys,
@@ -179,16 +189,56 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
 }
 
 /**
+ * A device that has seen snapshots in a repository at this location refuses to treat it as
+ * absent: the repository vanished (an unmounted cloud drive, a mistyped path that happens to
+ * exist elsewhere) and starting over at seq 1 would hide that.
+ * @throws NoRepositoryError saying what this device saw there.
+ */
+async function refuseVanished(access: RepoAccess): Promise<void> {
+  if (!access.statePath) return;
+  const known = await readKnownLocation(access.statePath, access.storage.location);
+  if (!known?.seen) return;
+  throw new NoRepositoryError(
+    access.storage.location,
+    `this device has seen snapshot ${known.seen.seq} in a repository here, and it is gone`,
+    'Check that the drive or bucket is mounted and reachable and that --repo is right. To really start a new repository at this place, run `backvault init` with --replace-missing.',
+  );
+}
+
+/**
+ * A device that has seen snapshots of one repository at this location refuses another one
+ * found there (a new, empty repository created over a vanished one): it is a rollback to
+ * nothing.
+ * @throws RollbackError.
+ */
+async function refuseReplaced(access: RepoAccess, repoIdHex: string): Promise<void> {
+  if (!access.statePath) return;
+  const known = await readKnownLocation(access.statePath, access.storage.location);
+  if (!known?.seen || known.repoIdHex === repoIdHex) return;
+  throw new RollbackError(
+    `the repository at ${access.storage.location} is not the one this device backed up to (it had seen snapshot ${known.seen.seq} there); the old repository was replaced`,
+  );
+}
+
+/**
  * Create a repository (a new random repo id and `config`), or open the existing one.
+ * @param opts.replaceMissing create one even where this device saw a repository that is
+ *   gone (the user checked it is not merely unmounted).
  * @throws WrongKeyError when a repository exists and the key does not open it.
+ * @throws NoRepositoryError when this device saw a repository at this location that is
+ *   gone, without `replaceMissing`.
  * @throws UnavailableError from the store.
  */
-export async function initRepository(access: RepoAccess): Promise<{ repoId: string }> {
+export async function initRepository(
+  access: RepoAccess,
+  opts: { replaceMissing?: boolean } = {},
+): Promise<{ repoId: string; created: boolean }> {
   checkKeyLength(access.backupKey);
   if (await repositoryExists(access.storage)) {
     const repo = await openRepository(access);
-    return { repoId: repo.repoIdHex };
+    return { repoId: repo.repoIdHex, created: false };
   }
+  if (!opts.replaceMissing) await refuseVanished(access);
   const repoId = new Uint8Array(randomBytes(REPO_ID_BYTES));
   const keys = deriveRepoKeys(access.backupKey, repoId);
   const config = encodeConfig({
@@ -198,7 +248,9 @@ export async function initRepository(access: RepoAccess): Promise<{ repoId: stri
   });
   if (config.length !== CONFIG_BYTES) throw new Error('config length');
   await access.storage.put(PREFIX.config, config);
-  return { repoId: toHex(repoId) };
+  if (access.statePath)
+    await recordLocation(access.statePath, access.storage.location, toHex(repoId));
+  return { repoId: toHex(repoId), created: true };
 }
 
 /**
@@ -309,11 +361,19 @@ export async function readSealedBlob(repo: Repo, at: IndexedBlob): Promise<Uint8
  */
 export async function readTree(repo: Repo, index: BlobIndex, id: Uint8Array): Promise<TreeEntry[]> {
   const hex = toHex(id);
-  const at = index.blobs.get(hex);
-  if (!at) throw new MissingObjectError(`blob/${hex}`);
+  const at = index.blobs.get(hex, ObjectKind.TREE_BLOB);
+  if (!at) {
+    if (index.blobs.has(hex, ObjectKind.DATA_BLOB)) {
+      // Written by backvault 0.1, which deduplicated by id alone: a file chunk with the
+      // same bytes as this tree stood in for it. The tree was never stored as a tree.
+      throw new MissingObjectError(
+        `tree/${hex}`,
+        'This tree was stored only as a file chunk with the same bytes (a bug of backvault 0.1). Run `backvault backup` of the same source: it stores the tree again and the snapshot restores.',
+      );
+    }
+    throw new MissingObjectError(`blob/${hex}`);
+  }
   const name = packName(at.packId);
-  if (at.entry.kind !== ObjectKind.TREE_BLOB)
-    throw new CorruptBackupError('blob is not a tree', name);
   const plain = openBlob(repo.keys, at.entry, await readSealedBlob(repo, at), name);
   return decodeTree(plain, name);
 }
@@ -334,18 +394,73 @@ export async function loadSnapshots(
 }
 
 /**
- * Verify the snapshot chain: one line from seq 1 to the head, each `prev` present with
- * seq = prev.seq + 1, no forks; and, given what this device saw last, no rollback.
- * Returns the chain oldest first and the problems found (empty when all is well).
+ * What a chain verification found besides problems: snapshots that are not in the store
+ * (forgotten by `forget`, or lost) and snapshot objects that failed verification and were
+ * left out. Neither stops the snapshots that remain from being used.
+ */
+export interface ChainNotes {
+  /** Sequence numbers below the head that no stored snapshot carries, ascending. */
+  missingSeqs: number[];
+  /** Snapshot objects that are damaged (CORRUPT) or vanished while being read. */
+  damaged: CheckProblem[];
+}
+
+/** "1", "1-3", "1-3, 5" for sorted sequence numbers. */
+export function formatSeqRanges(seqs: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < seqs.length;) {
+    let j = i;
+    while (j + 1 < seqs.length && (seqs[j + 1] as number) === (seqs[j] as number) + 1) j += 1;
+    parts.push(i === j ? `${seqs[i]}` : `${seqs[i]}-${seqs[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
+}
+
+/**
+ * Human sentences for chain notes. Gaps are normal after `forget`, so only `snapshots` and
+ * `check` mention them (`gaps`); damaged snapshot objects are always said.
+ */
+export function chainNoteWarnings(notes: ChainNotes, opts: { gaps?: boolean } = {}): string[] {
+  const out: string[] = [];
+  const n = notes.missingSeqs.length;
+  if (n > 0 && opts.gaps) {
+    out.push(
+      `${n === 1 ? 'snapshot' : 'snapshots'} ${formatSeqRanges(notes.missingSeqs)} ${
+        n === 1 ? 'is' : 'are'
+      } not in the repository (forgotten, or lost by the store); the others are unaffected`,
+    );
+  }
+  for (const d of notes.damaged) {
+    out.push(
+      `${d.object} is damaged and was left out (${d.message}); the other snapshots are unaffected`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Verify the snapshot chain and, given what this device saw last, that the store did not
+ * roll back. Snapshots form one line by sequence number: a snapshot whose previous is
+ * stored must have seq = previous.seq + 1; two snapshots with the same seq or the same
+ * previous, two first snapshots, or a previous that is missing while another snapshot holds
+ * its seq are a fork (ROLLBACK). A previous that is simply absent is a gap (forgotten by
+ * `forget`, or lost): reported in `notes`, never an error, so an old snapshot's loss never
+ * blocks the newer ones.
+ * Returns the stored snapshots oldest first, the problems (empty when all is well) and the
+ * notes.
  */
 export function verifyChain(
   snaps: readonly LoadedSnapshot[],
   seen: SeenHead | undefined,
-): { chain: LoadedSnapshot[]; problems: CheckProblem[] } {
+): { chain: LoadedSnapshot[]; problems: CheckProblem[]; notes: ChainNotes } {
   const problems: CheckProblem[] = [];
   const byId = new Map(snaps.map((s) => [s.id, s]));
+  const bySeq = new Map<number, LoadedSnapshot[]>();
+  for (const s of snaps) bySeq.set(s.snap.seq, [...(bySeq.get(s.snap.seq) ?? []), s]);
   const children = new Map<string, number>();
   let roots = 0;
+  let rewritten = false;
   for (const s of snaps) {
     const object = PREFIX.snapshots + s.id;
     if (s.snap.prev === null) {
@@ -356,11 +471,8 @@ export function verifyChain(
     children.set(prevId, (children.get(prevId) ?? 0) + 1);
     const p = byId.get(prevId);
     if (!p) {
-      problems.push({
-        code: 'MISSING_OBJECT',
-        object: PREFIX.snapshots + prevId,
-        message: `snapshot ${s.snap.seq - 1} (previous of ${s.snap.seq}) is missing`,
-      });
+      // Absent previous: a gap, unless another snapshot sits at its seq (mixed histories).
+      if (bySeq.has(s.snap.seq - 1)) rewritten = true;
     } else if (s.snap.seq !== p.snap.seq + 1) {
       problems.push({
         code: 'CORRUPT',
@@ -369,7 +481,8 @@ export function verifyChain(
       });
     }
   }
-  const forks = [...children.values()].some((n) => n > 1) || roots > 1;
+  const sameSeq = [...bySeq.values()].some((l) => l.length > 1);
+  const forks = [...children.values()].some((n) => n > 1) || roots > 1 || sameSeq || rewritten;
   if (forks)
     problems.push({
       code: 'ROLLBACK',
@@ -378,15 +491,10 @@ export function verifyChain(
         'the snapshot chain forks: the store served an old head to a backup, or mixed histories',
     });
 
-  // The head: highest seq (ties were reported as forks above).
-  let head: LoadedSnapshot | undefined;
-  for (const s of snaps) if (!head || s.snap.seq > head.snap.seq) head = s;
-  const chain: LoadedSnapshot[] = [];
-  for (let s = head; s; s = s.snap.prev ? byId.get(toHex(s.snap.prev)) : undefined) {
-    chain.push(s);
-    if (chain.length > snaps.length) break;
-  }
-  chain.reverse();
+  const chain = [...snaps].sort((a, b) => a.snap.seq - b.snap.seq || (a.id < b.id ? -1 : 1));
+  const head = chain[chain.length - 1];
+  const missingSeqs: number[] = [];
+  for (let seq = 1; head && seq < head.snap.seq; seq++) if (!bySeq.has(seq)) missingSeqs.push(seq);
 
   if (seen) {
     const headSeq = head?.snap.seq ?? 0;
@@ -397,7 +505,7 @@ export function verifyChain(
         message: `the store's latest snapshot is ${headSeq}, but this device has already seen snapshot ${seen.seq}`,
       });
     } else {
-      const same = chain.find((s) => s.snap.seq === seen.seq);
+      const same = bySeq.get(seen.seq)?.[0];
       if (same && same.id !== seen.snapshot) {
         problems.push({
           code: 'ROLLBACK',
@@ -407,7 +515,7 @@ export function verifyChain(
       }
     }
   }
-  return { chain, problems };
+  return { chain, problems, notes: { missingSeqs, damaged: [] } };
 }
 
 /** Throw the error matching the first problem, if any. */
@@ -419,20 +527,56 @@ export function throwProblem(problems: readonly CheckProblem[]): void {
   throw new CorruptBackupError(p.message, p.object);
 }
 
+/** A verified chain with what was noticed on the way. */
+export interface LoadedChain {
+  /** Stored, verified snapshots, oldest first. */
+  chain: LoadedSnapshot[];
+  notes: ChainNotes;
+}
+
 /**
  * Load, verify and rollback-check the snapshot chain; remember the head in the state file.
- * @throws RollbackError, MissingObjectError, CorruptBackupError, UnavailableError.
+ *
+ * Gaps (snapshots forgotten or lost) and damaged snapshot objects that a verified snapshot
+ * names as its previous (so they are provably older than the head) are returned in `notes`
+ * and do not stop the others. A damaged object that no verified snapshot names could be the
+ * newest snapshot: taking an older one as the head would be a silent rollback, so it is
+ * CORRUPT. With `strict` (prune: a snapshot that cannot be read must not lose its data)
+ * every damaged object is CORRUPT.
+ * @throws RollbackError, CorruptBackupError, MissingObjectError (`strict`), UnavailableError.
  */
-export async function loadChain(repo: Repo): Promise<LoadedSnapshot[]> {
-  const snaps = await loadSnapshots(repo);
+export async function loadChainNotes(repo: Repo, strict = false): Promise<LoadedChain> {
+  const damaged: CheckProblem[] = [];
+  const snaps = await loadSnapshots(repo, (p) => damaged.push(p));
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
-  const { chain, problems } = verifyChain(snaps, seen);
-  // Rollback problems first: they explain the others.
-  throwProblem([...problems.filter((p) => p.code === 'ROLLBACK'), ...problems]);
+  const { chain, problems, notes } = verifyChain(snaps, seen);
+  const named = new Set(snaps.flatMap((s) => (s.snap.prev ? [toHex(s.snap.prev)] : [])));
+  const older = damaged.filter((d) => named.has(d.object.slice(PREFIX.snapshots.length)));
+  const unplaced = damaged.filter((d) => !older.includes(d));
+  // A damaged object that may be the head first (it explains an apparent rollback), then
+  // rollback problems: they explain the others.
+  throwProblem([
+    ...(strict ? damaged : unplaced),
+    ...problems.filter((p) => p.code === 'ROLLBACK'),
+    ...problems,
+  ]);
   const head = chain[chain.length - 1];
   if (head && repo.statePath)
-    await recordSeenHead(repo.statePath, repo.repoIdHex, { seq: head.snap.seq, snapshot: head.id });
-  return chain;
+    await recordSeenHead(
+      repo.statePath,
+      repo.repoIdHex,
+      { seq: head.snap.seq, snapshot: head.id },
+      repo.storage.location,
+    );
+  return { chain, notes: { ...notes, damaged: older } };
+}
+
+/**
+ * {@link loadChainNotes} for callers that only need the snapshots.
+ * @throws RollbackError, CorruptBackupError, UnavailableError.
+ */
+export async function loadChain(repo: Repo): Promise<LoadedSnapshot[]> {
+  return (await loadChainNotes(repo)).chain;
 }
 
 /** Bytes of a hex id (for ids already validated as 64 lowercase hex). */

@@ -35,13 +35,12 @@ import {
   rename,
   rm,
   rmdir,
-  stat,
   symlink,
   chmod,
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import {
   CorruptBackupError,
   MissingObjectError,
@@ -49,14 +48,16 @@ import {
   TargetNotEmptyError,
   UsageError,
 } from '../errors.js';
-import { EntryType, packName, toHex, type FileEntry } from '../format/index.js';
-import type { RestoreOptions, RestoreResult } from './api.js';
+import { EntryType, ObjectKind, PREFIX, packName, toHex, type FileEntry } from '../format/index.js';
+import type { CheckProblem, RestoreOptions, RestoreResult } from './api.js';
 import { accountGarbage } from './gc.js';
+import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './restore-merge.js';
 import { isProcessAlive } from './process-alive.js';
 import { ByteSemaphore, WorkerPool, defaultWorkers } from './pool.js';
 import {
   listPacks,
-  loadChain,
+  chainNoteWarnings,
+  loadChainNotes,
   loadIndex,
   openRepository,
   readTree,
@@ -116,6 +117,44 @@ export function fsTime(ns: bigint): number | Date {
 
 /** Name of the marker file inside a restore's temporary directory. */
 export const RESTORE_MARKER = '.backvault-restore';
+/**
+ * Written (and synced) once `root/` is complete and a merge into a non-empty target begins:
+ * from then on an interrupted restore is finished by the next one (roll forward), never
+ * undone. Holds the snapshot root directory's mode and mtime for the target itself.
+ */
+export const RESTORE_COMMIT = 'commit';
+const COMMIT_HEAD = 'backvault-restore-commit 2\n';
+const COMMIT_DIR = /^d ([0-7]{1,5}) (-?\d{1,20}) (".*")$/;
+
+/** A directory of the snapshot, relative to the target ('' is the target itself). */
+interface DirMeta {
+  rel: string;
+  mode: number;
+  mtimeNs: bigint;
+}
+
+/**
+ * The commit journal: a header line, then one line per directory of the snapshot with its
+ * mode and mtime (`d <octal mode> <mtime ns> <JSON path>`), applied after the merge.
+ */
+function commitText(dirs: readonly DirMeta[]): string {
+  return (
+    COMMIT_HEAD +
+    dirs.map((d) => `d ${d.mode.toString(8)} ${d.mtimeNs} ${JSON.stringify(d.rel)}\n`).join('')
+  );
+}
+
+/** Give every directory of the snapshot its mode and mtime, deepest first. */
+async function applyDirMeta(target: string, dirs: readonly DirMeta[]): Promise<void> {
+  const order = [...dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length);
+  for (const d of order) await setDirMeta(join(target, d.rel), d.mode, d.mtimeNs);
+}
+
+async function setDirMeta(dir: string, mode: number, mtimeNs: bigint): Promise<void> {
+  await chmod(dir, mode);
+  await utimes(dir, fsTime(mtimeNs), fsTime(mtimeNs));
+}
+
 const MARKER_LINE = /^backvault-restore 1 pid=(\d+) host=([^\n]*)\n$/;
 /** A marker line cut short by a kill: a proper prefix of `restoreMarker`'s line. */
 function isCutMarker(text: string): boolean {
@@ -231,6 +270,22 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
     const old = join(dir, 'old');
     const hasOld = await ours(old);
     const hasRoot = (await lstatOrUndefined(join(dir, 'root'))) !== undefined;
+    const commit = await readCommit(join(dir, RESTORE_COMMIT));
+    if (commit && hasRoot && targetExists) {
+      // Killed while merging a complete, verified snapshot into the target: finish it.
+      const root = join(dir, 'root');
+      if ((await findMergeConflicts(root, target)).length > 0) {
+        warnings.push(
+          `a restore into ${target} was interrupted, and something put there since is in its way: the rest of the snapshot is kept in ${root}`,
+        );
+        continue;
+      }
+      await mergeInto(root, target, old);
+      await applyDirMeta(target, commit);
+      await removeMarked(dir);
+      warnings.push(`a restore into ${target} was interrupted while moving files in: finished it`);
+      continue;
+    }
     if (hasOld && !targetExists) {
       await rename(old, target);
       targetExists = true;
@@ -263,6 +318,33 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
 }
 
 /**
+ * The commit journal of a merge (its directories), or undefined when absent or not whole:
+ * it is synced before anything moves, so a journal cut short means nothing moved yet.
+ */
+async function readCommit(path: string): Promise<DirMeta[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  if (!text.startsWith(COMMIT_HEAD) || !text.endsWith('\n')) return undefined;
+  const dirs: DirMeta[] = [];
+  for (const line of text.slice(COMMIT_HEAD.length, -1).split('\n')) {
+    if (line === '') continue;
+    const m = COMMIT_DIR.exec(line);
+    if (!m) return undefined;
+    const rel = JSON.parse(m[3] as string) as unknown;
+    // Never outside the target: relative, no '..' segment.
+    if (typeof rel !== 'string' || rel.startsWith('/') || rel.split('/').includes('..'))
+      return undefined;
+    dirs.push({ rel, mode: parseInt(m[1] as string, 8), mtimeNs: BigInt(m[2] as string) });
+  }
+  return dirs.some((d) => d.rel === '') ? dirs : undefined;
+}
+
+/**
  * Remove a restore's temporary directory, its marker last: a kill in the middle leaves a
  * directory that still says it is ours, which the next restore then finishes removing. (A
  * plain recursive rm may delete the marker first, and what it left — part of an old target —
@@ -286,6 +368,7 @@ async function removeMarked(dir: string): Promise<void> {
 export function pickSnapshot(
   chain: readonly LoadedSnapshot[],
   wanted: string | undefined,
+  damaged: readonly CheckProblem[] = [],
 ): LoadedSnapshot {
   if (chain.length === 0)
     throw new NotFoundError('the repository has no snapshots yet', 'Run `backvault backup` first.');
@@ -293,16 +376,24 @@ export function pickSnapshot(
   const w = wanted.toLowerCase();
   if (!/^[0-9a-f]{1,64}$/.test(w)) throw new UsageError(`not a snapshot id: ${wanted}`);
   const found = chain.filter((s) => s.id.startsWith(w));
+  const broken = damaged.find((d) => d.object.startsWith(PREFIX.snapshots + w));
+  if (found.length === 0 && broken) throw new CorruptBackupError(broken.message, broken.object);
+  // A snapshot a stored one names as previous existed: it was forgotten, or lost.
+  const gone = chain.find((s) => s.snap.prev && toHex(s.snap.prev).startsWith(w));
+  if (found.length === 0 && gone && gone.snap.prev)
+    throw new MissingObjectError(PREFIX.snapshots + toHex(gone.snap.prev));
   if (found.length === 0)
     throw new NotFoundError(`no snapshot ${wanted}`, 'Run `backvault snapshots` to list them.');
   if (found.length > 1) throw new UsageError(`snapshot prefix ${wanted} is ambiguous`);
   return found[0] as LoadedSnapshot;
 }
 
-async function isEmptyOrAbsent(target: string): Promise<'absent' | 'empty' | 'full'> {
+async function isEmptyOrAbsent(
+  target: string,
+): Promise<'absent' | 'empty' | 'full' | 'not-a-directory'> {
   try {
-    const st = await stat(target);
-    if (!st.isDirectory()) return 'full';
+    const st = await lstat(target);
+    if (!st.isDirectory()) return 'not-a-directory';
     return (await readdir(target)).length === 0 ? 'empty' : 'full';
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
@@ -353,7 +444,9 @@ class RestoreRun {
   async plan(treeId: Uint8Array, path: string, depth: number): Promise<void> {
     if (depth > 4096) throw new CorruptBackupError('tree nesting too deep');
     const entries = await readTree(this.repo, this.index, treeId);
-    const treeObject = packName((this.index.blobs.get(toHex(treeId)) as { packId: string }).packId);
+    const treeObject = packName(
+      (this.index.blobs.get(toHex(treeId), ObjectKind.TREE_BLOB) as { packId: string }).packId,
+    );
     for (const e of entries) {
       const p = join(path, e.name);
       if (e.type === EntryType.DIR) {
@@ -366,7 +459,7 @@ class RestoreRun {
       } else {
         let sum = 0;
         for (const c of e.chunks) {
-          const at = this.index.blobs.get(toHex(c));
+          const at = this.index.blobs.get(toHex(c), ObjectKind.DATA_BLOB);
           if (!at) throw new MissingObjectError(`blob/${toHex(c)}`);
           sum += at.entry.rawLength;
         }
@@ -402,7 +495,7 @@ class RestoreRun {
     this.files.forEach((f, file) => {
       let position = 0;
       for (const c of f.entry.chunks) {
-        const at = this.index.blobs.get(toHex(c));
+        const at = this.index.blobs.get(toHex(c), ObjectKind.DATA_BLOB);
         if (!at) throw new MissingObjectError(`blob/${toHex(c)}`);
         const e = at.entry;
         if (
@@ -576,11 +669,20 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
   const target = resolve(opts.target);
   const warnings = await recoverInterrupted(target);
-  const repo = await openRepository(opts);
-  const chain = await loadChain(repo);
-  const snap = pickSnapshot(chain, opts.snapshotId);
+  // Checked before the repository is read: a file where a directory should be is the
+  // user's mistake, and a symlink is never followed (it could point anywhere).
   const state = await isEmptyOrAbsent(target);
+  if (state === 'not-a-directory') {
+    throw new UsageError(
+      `restore target is not a directory: ${target}`,
+      'Give a directory that is absent or empty (or holds an earlier restore, with --force).',
+    );
+  }
   if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
+  const repo = await openRepository(opts);
+  const { chain, notes: chainNotes } = await loadChainNotes(repo);
+  warnings.push(...chainNoteWarnings(chainNotes));
+  const snap = pickSnapshot(chain, opts.snapshotId, chainNotes.damaged);
   // A blob that a later backup stored again because its first pack was lost is read from
   // the pack that still exists.
   const index = await loadIndex(repo, undefined, {
@@ -604,6 +706,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   let run: RestoreRun;
   let oldAside = false;
   let swapped = false;
+  let committed = false;
+  let kept: string[] = [];
+  let deleted: string[] = [];
+  let replaced = 0;
   try {
     await mkdir(root, { mode: 0o700 });
     run = new RestoreRun(repo, index, pool, opts);
@@ -613,9 +719,32 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     run.progress(true);
 
     // Move into place. An empty directory or no directory: one rename (rename over an
-    // empty directory is atomic on POSIX). A full one (force): move it aside first, into
-    // the marked temporary directory, so a kill between the two renames is recoverable.
-    if (state === 'full') {
+    // empty directory is atomic on POSIX). A full one with --force: merged file by file,
+    // keeping what the snapshot does not hold (restore-merge.ts); with --delete as well:
+    // moved aside as a whole first, into the marked temporary directory, so a kill between
+    // the two renames is recoverable.
+    if (state === 'full' && !opts.delete) {
+      const conflicts = await findMergeConflicts(root, target);
+      if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
+      kept = await listExtras(root, target);
+      const commit = join(tmp, RESTORE_COMMIT);
+      const dirMeta: DirMeta[] = [
+        { rel: '', mode: snap.snap.rootMode, mtimeNs: snap.snap.rootMtimeNs },
+        ...run.dirs.map((d) => ({
+          rel: relative(root, d.path).split(sep).join('/'),
+          mode: d.mode,
+          mtimeNs: d.mtimeNs,
+        })),
+      ];
+      await writeFile(commit, commitText(dirMeta), { flag: 'wx', mode: 0o600 });
+      await fsyncPath(commit);
+      await fsyncPath(tmp);
+      // From here on the restore is rolled forward by the next one if killed.
+      committed = true;
+      replaced = (await mergeInto(root, target, aside)).replaced;
+      await applyDirMeta(target, dirMeta);
+    } else if (state === 'full') {
+      deleted = await listExtras(root, target);
       await rename(target, aside);
       oldAside = true;
       try {
@@ -632,8 +761,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     await fsyncPath(parent);
   } catch (e) {
     // Never delete the old target unless the new one is in place: if putting it back
-    // failed, it stays in `old/` and the next restore puts it back.
-    if (!oldAside || swapped) await removeMarked(tmp);
+    // failed, it stays in `old/` and the next restore puts it back. A merge that started
+    // stays too: the next restore finishes it.
+    if ((!oldAside || swapped) && !committed) await removeMarked(tmp);
     throw e;
   } finally {
     await pool.close();
@@ -645,6 +775,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     files: run.files.length,
     dirs: run.dirs.length,
     bytes: run.bytes,
+    kept,
+    deleted,
+    replaced,
     warnings,
     seconds: (performance.now() - started) / 1000,
   };

@@ -1,6 +1,6 @@
 /** `listSnapshots`: the verified snapshot chain, oldest first. */
 import type { RepoAccess, SnapshotInfo } from './api.js';
-import { loadChain, openRepository } from './repo.js';
+import { chainNoteWarnings, loadChainNotes, openRepository } from './repo.js';
 
 /**
  * List snapshots after verifying the chain (and, with a state file, that the store did not
@@ -8,9 +8,15 @@ import { loadChain, openRepository } from './repo.js';
  * @throws WrongKeyError, NoRepositoryError, RollbackError, CorruptBackupError,
  *   MissingObjectError, UnavailableError.
  */
-export async function listSnapshots(opts: RepoAccess): Promise<SnapshotInfo[]> {
+export async function listSnapshots(
+  opts: RepoAccess & {
+    /** Told about snapshots that are gone (forgotten or lost) or damaged; the rest list. */
+    onWarning?: (message: string) => void;
+  },
+): Promise<SnapshotInfo[]> {
   const repo = await openRepository(opts);
-  const chain = await loadChain(repo);
+  const { chain, notes } = await loadChainNotes(repo);
+  for (const w of chainNoteWarnings(notes, { gaps: true })) opts.onWarning?.(w);
   return chain.map((s) => ({
     id: s.id,
     seq: s.snap.seq,

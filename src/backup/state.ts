@@ -1,9 +1,12 @@
 /**
  * The local state file: per repository, the highest snapshot seq and its id this device
  * has seen, so a store that later serves an older head (or drops the newest snapshot, or
- * forks the chain) is caught.
+ * forks the chain) is caught; and per store location, which repository this device saw
+ * there, so a repository that vanished (an unmounted cloud drive) or was replaced by a new
+ * one is refused instead of silently starting over at seq 1.
  *
- * JSON: { "version": 1, "repos": { "<repo id hex>": { "seq": 7, "snapshot": "<64 hex>" } } }
+ * JSON: { "version": 1, "repos": { "<repo id hex>": { "seq": 7, "snapshot": "<64 hex>" } },
+ *         "locations": { "<store location>": "<repo id hex>" } }   (locations: optional)
  *
  * Written atomically (temp file, fsync, rename, fsync of the directory), mode 0600. Not
  * secret, but private: it reveals which repositories this device uses.
@@ -23,6 +26,7 @@ export interface SeenHead {
 interface StateFile {
   version: 1;
   repos: Record<string, SeenHead>;
+  locations?: Record<string, string>;
 }
 
 function unreadable(path: string): BackvaultError {
@@ -61,6 +65,11 @@ async function load(path: string): Promise<StateFile> {
       throw unreadable(path);
     }
   }
+  if (obj.locations !== undefined) {
+    if (typeof obj.locations !== 'object' || obj.locations === null) throw unreadable(path);
+    for (const v of Object.values(obj.locations))
+      if (typeof v !== 'string' || !isLowerHex(v, 16)) throw unreadable(path);
+  }
   return obj as StateFile;
 }
 
@@ -74,20 +83,58 @@ export async function readSeenHead(path: string, repoIdHex: string): Promise<See
 }
 
 /**
- * Remember `head` for `repoIdHex` if it is newer than what is stored.
+ * The repository this device last saw at a store `location`, with its seen head.
+ * @throws BackvaultError (INTERNAL) when the file exists but cannot be parsed.
+ */
+export async function readKnownLocation(
+  path: string,
+  location: string,
+): Promise<{ repoIdHex: string; seen: SeenHead | undefined } | undefined> {
+  const s = await load(path);
+  const locs = s.locations ?? {};
+  if (!Object.prototype.hasOwnProperty.call(locs, location)) return undefined;
+  const repoIdHex = locs[location] as string;
+  const seen = Object.prototype.hasOwnProperty.call(s.repos, repoIdHex)
+    ? s.repos[repoIdHex]
+    : undefined;
+  return { repoIdHex, seen };
+}
+
+/**
+ * Remember that the repository at `location` is now `repoIdHex` (after a deliberate
+ * `init --replace-missing`): the one seen there before is no longer expected.
+ * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
+ */
+export async function recordLocation(
+  path: string,
+  location: string,
+  repoIdHex: string,
+): Promise<void> {
+  const s = await load(path);
+  s.locations = { ...(s.locations ?? {}), [location]: repoIdHex };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+}
+
+/**
+ * Remember `head` for `repoIdHex` if it is newer than what is stored, and (given the store's
+ * `location`) that this repository lives there.
  * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
  */
 export async function recordSeenHead(
   path: string,
   repoIdHex: string,
   head: SeenHead,
+  location?: string,
 ): Promise<void> {
   const s = await load(path);
   const old = Object.prototype.hasOwnProperty.call(s.repos, repoIdHex)
     ? s.repos[repoIdHex]
     : undefined;
-  if (old && old.seq >= head.seq) return;
-  s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
+  const knownHere = location === undefined || s.locations?.[location] === repoIdHex;
+  if (old && old.seq >= head.seq && knownHere) return;
+  if (!old || old.seq < head.seq) s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
+  if (location !== undefined) s.locations = { ...(s.locations ?? {}), [location]: repoIdHex };
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
 }

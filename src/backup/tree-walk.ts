@@ -1,6 +1,6 @@
 /** Walking every tree reachable from a set of snapshots (check and prune). */
 import { CorruptBackupError, MissingObjectError } from '../errors.js';
-import { EntryType, packName, toHex } from '../format/index.js';
+import { EntryType, ObjectKind, packName, toHex } from '../format/index.js';
 import { readTree, type BlobIndex, type Repo } from './repo.js';
 
 /** Called for every file chunk id a tree names. */
@@ -33,7 +33,9 @@ export async function walkTrees(
     onTree(hex);
     try {
       const entries = await readTree(repo, index, id);
-      const treeObject = packName((index.blobs.get(hex) as { packId: string }).packId);
+      const treeObject = packName(
+        (index.blobs.get(hex, ObjectKind.TREE_BLOB) as { packId: string }).packId,
+      );
       for (const e of entries) {
         if (e.type === EntryType.DIR) stack.push({ id: e.subtree, root });
         else if (e.type === EntryType.FILE) {
@@ -41,7 +43,7 @@ export async function walkTrees(
           for (const c of e.chunks) {
             const ch = toHex(c);
             onChunk(ch);
-            const at = index.blobs.get(ch);
+            const at = index.blobs.get(ch, ObjectKind.DATA_BLOB);
             if (!at) throw new MissingObjectError(`blob/${ch}`);
             sum += at.entry.rawLength;
           }

@@ -7,8 +7,12 @@ import type { RepoKeys } from './crypto.js';
 export interface WorkerInit {
   keys: RepoKeys;
   /** Sorted 32-byte ids of blobs already in the repository (shared, read-only). */
+  /** Sorted ids of stored data blobs (chunks dedup against these only). */
   known: SharedArrayBuffer;
   knownCount: number;
+  /** Sorted ids of stored tree blobs (trees dedup against these only). */
+  knownTrees: SharedArrayBuffer;
+  knownTreeCount: number;
   /** This worker's number (its slot in `returned`). */
   index: number;
   /** Int32 per worker: bumped (and notified) each time a pack buffer is handed back. */

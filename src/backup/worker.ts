@@ -32,17 +32,19 @@ const init = workerData as WorkerInit;
 const keys = init.keys;
 const port = parentPort;
 if (!port) throw new Error('worker.js must run as a worker thread');
-const known = new Uint8Array(init.known);
-const knownCount = init.knownCount;
+const knownData = { ids: new Uint8Array(init.known), count: init.knownCount };
+const knownTrees = { ids: new Uint8Array(init.knownTrees), count: init.knownTreeCount };
 const gear = gearTable(keys.chunker);
 const storedHere = new Set<string>();
 const READ_BLOCK = 2 * 1024 * 1024;
 
 let readBuf: Uint8Array | undefined;
 
-function isKnown(id: Uint8Array): boolean {
+/** True when a blob of this kind with this id is stored (a chunk is never a tree). */
+function isKnown(kind: BlobKind, id: Uint8Array): boolean {
+  const { ids: known, count } = kind === ObjectKind.TREE_BLOB ? knownTrees : knownData;
   let lo = 0;
-  let hi = knownCount - 1;
+  let hi = count - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const base = mid * 32;
@@ -92,8 +94,8 @@ const packer = new PackBuilder(
 
 /** Store one blob unless known; returns true when it was new. */
 function storeBlob(kind: BlobKind, plain: Uint8Array, id: Uint8Array, compress: boolean): boolean {
-  const hex = toHex(id);
-  if (isKnown(id) || storedHere.has(hex)) return false;
+  const hex = `${kind}:${toHex(id)}`;
+  if (isKnown(kind, id) || storedHere.has(hex)) return false;
   storedHere.add(hex);
   const { compression, body } = compress
     ? maybeCompress(plain)

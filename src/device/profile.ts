@@ -5,8 +5,8 @@
  * `~/.local/share/backvault/device`), mode 0700, holding:
  *
  * - `profile.json` (0600) — {@link DeviceProfile}: account, repository URL, vault URL and
- *   the vault's pinned OPAQUE server public key, the protection mode, the last backup.
- *   Nothing secret.
+ *   the vault's pinned OPAQUE server public key, the protection mode, the last backup, the
+ *   retention policy applied after each backup. Nothing secret.
  * - `backup-key` (0600) — the 256-bit backup key, written as the 64 digits (so it is also a
  *   valid `--key-file`). The one secret here. On a phone this file would not exist: the key
  *   would live in the platform keystore (Android Keystore / iOS Keychain, device-bound,
@@ -18,7 +18,8 @@
  * Every write is atomic: a temporary file in the same directory, fsynced, renamed over the
  * old one, then the directory fsynced. A crash leaves the old or the new file, never half.
  *
- * Node-only (filesystem). Imports format and errors only.
+ * Node-only (filesystem). Imports format, errors and the pure retention policy only (not the
+ * engine).
  */
 import { chmod, lstat, mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -26,6 +27,7 @@ import { join, resolve } from 'node:path';
 import { CorruptBackupError, NotFoundError, UsageError } from '../errors.js';
 import { writePrivateFile } from '../node/private-file.js';
 import { formatBackupKey, parseBackupKey } from '../format/key-encoding.js';
+import { validateRetentionPolicy, type RetentionPolicy } from '../backup/retention.js';
 
 /** File names inside a device directory. */
 export const DEVICE_FILES = {
@@ -59,8 +61,36 @@ export interface DeviceProfile {
   /** The vault's pinned OPAQUE server public key (base64url); password mode only. */
   readonly serverPublicKey?: string;
   readonly lastBackup?: LastBackup;
+  /**
+   * Which snapshots `backup --device` keeps after each backup (restic's `--keep-*`; see
+   * src/backup/retention.ts). Absent: {@link DEFAULT_DEVICE_RETENTION}. Set with
+   * `backvault forget --device DIR --set-policy --keep-…`. Not checked when the profile
+   * is loaded (a bad policy must never stop a backup): {@link deviceRetentionPolicy} checks it.
+   */
+  readonly retention?: RetentionPolicy;
   /** ISO 8601. */
   readonly createdAt: string;
+}
+
+/** The policy of a device whose profile names none: keep the last 3 snapshots. */
+export const DEFAULT_DEVICE_RETENTION: Readonly<RetentionPolicy> = Object.freeze({ last: 3 });
+
+/**
+ * The device's retention policy, checked: its own, else {@link DEFAULT_DEVICE_RETENTION}.
+ * @throws CorruptBackupError naming `profile.json` when the stored policy is malformed or
+ *   keeps nothing (edited by hand, or written by a newer version).
+ */
+export function deviceRetentionPolicy(profile: DeviceProfile): RetentionPolicy {
+  const stored: unknown = profile.retention;
+  if (stored === undefined) return { ...DEFAULT_DEVICE_RETENTION };
+  try {
+    return validateRetentionPolicy(stored);
+  } catch (e) {
+    throw new CorruptBackupError(
+      `device profile is invalid: retention: ${(e as Error).message}`,
+      DEVICE_FILES.profile,
+    );
+  }
 }
 
 /** A loaded profile with its key. */

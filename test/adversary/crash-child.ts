@@ -2,7 +2,10 @@
  * Child process of crash.test.ts: runs one engine operation on a LocalStorage repository so
  * the parent can SIGKILL it at any moment.
  *
- *   node crash-child.js backup|prune|restore|restore-selfkill REPO_DIR STATE_PATH SOURCE_OR_TARGET
+ *   node crash-child.js backup|prune|restore|restore-merge|restore-selfkill REPO_DIR STATE_PATH SOURCE_OR_TARGET
+ *
+ * `restore` is a forced restore that makes the target exactly the snapshot (`delete`);
+ * `restore-merge` a forced one that keeps what the snapshot does not hold.
  *
  * `restore-selfkill` SIGKILLs its own process at the first progress report with bytes
  * written: a kill -9 in the middle of writing files, at a known moment.
@@ -24,15 +27,18 @@ try {
   process.stdout.write('started\n');
   let result: unknown;
   if (op === 'backup')
-    result = await backup({ ...access, source: path as string, hostname: 'phone' });
+    result = await backup({ init: true, ...access, source: path as string, hostname: 'phone' });
   else if (op === 'prune') result = await prune(access);
   else if (op === 'restore')
+    result = await restore({ ...access, target: path as string, force: true, delete: true });
+  else if (op === 'restore-merge')
     result = await restore({ ...access, target: path as string, force: true });
   else if (op === 'restore-selfkill')
     result = await restore({
       ...access,
       target: path as string,
       force: true,
+      delete: true,
       workers: 1,
       onProgress: (p) => {
         if (p.bytesDone > 0) process.kill(process.pid, 'SIGKILL');

@@ -30,7 +30,7 @@ const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url));
 const BACKUP_KILLS = 16;
 const BACKUP_ATTEMPTS = 32;
 const PRUNE_KILLS = 6;
-const RESTORE_KILLS = 8;
+const RESTORE_KILLS = 12;
 
 interface RunResult {
   /** ms from the child's "started" line to its exit (or kill). */
@@ -124,6 +124,7 @@ describe('kill -9', () => {
     repo1 = join(dir, 'repo1');
     state1 = join(dir, 'state1.json');
     await backup({
+      init: true,
       storage: new LocalStorage(repo1),
       backupKey: key,
       statePath: state1,
@@ -182,7 +183,7 @@ describe('kill -9', () => {
       await assertTreeIs(t1, expected1, `k=${k} previous snapshot`);
       await rm(t1, { recursive: true });
       // The device carries on: back up again, prune the leftovers, all clean.
-      await backup({ ...access, source: src, hostname: 'phone' });
+      await backup({ init: true, ...access, source: src, hostname: 'phone' });
       await prune(access);
       const c2 = await check({ ...access, readData: attempt % 4 === 0, workers: 1 });
       assert.deepEqual(c2.problems, [], `k=${k}: check after backup + prune`);
@@ -214,6 +215,7 @@ describe('kill -9', () => {
     await writeFile(join(src, 'drop.bin'), randomBytes(2_000_000));
     await assert.rejects(
       backup({
+        init: true,
         storage: noSnapshots(local),
         backupKey: key,
         statePath: stateP,
@@ -223,6 +225,7 @@ describe('kill -9', () => {
     );
     await rm(join(src, 'drop.bin'));
     await backup({
+      init: true,
       storage: local,
       backupKey: key,
       statePath: stateP,
@@ -274,18 +277,40 @@ describe('kill -9', () => {
     assert.equal(full.code, 0, full.stderr);
     await assertTreeIs(target, expected1, 'uninterrupted restore');
     for (let k = 0; k < RESTORE_KILLS; k++) {
-      const force = k % 2 === 1;
+      const force = k % 3 === 1;
+      const merge = k % 3 === 2;
       await rm(target, { recursive: true, force: true });
-      if (force) {
+      if (force || merge) {
         await mkdir(target);
         await writeFile(join(target, 'old.txt'), 'the old target');
       }
+      if (merge) await writeFile(join(target, 'chat.txt'), 'the old chat');
       const r = await runChild(
-        ['restore', repo, state, target],
+        [merge ? 'restore-merge' : 'restore', repo, state, target],
         keyHex,
         (full.ms * (k + Math.random())) / RESTORE_KILLS,
       );
       const entries = await readdir(target).catch(() => undefined);
+      if (merge) {
+        // --force keeps what the snapshot does not hold; killed at any moment, every entry
+        // is whole: the old one, or the snapshot's (each arrives by one rename).
+        assert.equal(await readFile(join(target, 'old.txt'), 'utf8'), 'the old target');
+        const got = await describeTree(target);
+        for (const [p, d] of got) {
+          if (p === 'old.txt') continue;
+          if (p === 'chat.txt' && (await readFile(join(target, p), 'utf8')) === 'the old chat')
+            continue;
+          assert.equal(d, expected1.get(p), `restore k=${k} (merge): ${p} is half-restored`);
+        }
+        // The next restore finishes (or redoes) it: the snapshot plus the kept file.
+        const again = await runChild(['restore-merge', repo, state, target], keyHex);
+        assert.equal(again.code, 0, again.stderr);
+        const done = await describeTree(target);
+        done.delete('old.txt');
+        assert.deepEqual(done, expected1, `restore k=${k} (merge) after the interruption`);
+        assert.equal(await readFile(join(target, 'old.txt'), 'utf8'), 'the old target');
+        continue;
+      }
       if (!r.killed) {
         assert.equal(r.code, 0, r.stderr);
         await assertTreeIs(target, expected1, `restore k=${k} finished`);

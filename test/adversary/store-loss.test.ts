@@ -47,7 +47,7 @@ describe('adversary: a store that loses a pack between backups', () => {
     await writeFile(join(src, 'video.mp4'), randomBytes(20_000_000));
     await mkdir(join(src, 'media'));
     await writeFile(join(src, 'media', 'photo.jpg'), randomBytes(300_000));
-    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, statePath, source: src, workers: 1 });
     const first = await describeTree(src);
     return { storage, key, statePath, src, base, first };
   }
@@ -55,6 +55,7 @@ describe('adversary: a store that loses a pack between backups', () => {
   async function backupAgainAndRestore(w: Awaited<ReturnType<typeof world>>): Promise<string[]> {
     await writeFile(join(w.src, 'new.txt'), 'hello');
     const r = await backup({
+      init: true,
       storage: w.storage,
       backupKey: w.key,
       statePath: w.statePath,
@@ -114,6 +115,7 @@ describe('adversary: a store that loses a pack between backups', () => {
     const w = await world();
     await writeFile(join(w.src, 'second.txt'), 'a second snapshot');
     await backup({
+      init: true,
       storage: w.storage,
       backupKey: w.key,
       statePath: w.statePath,

@@ -75,6 +75,8 @@ async function attemptRestore(w: World, which: 0 | 1, force: boolean): Promise<O
       target,
       snapshotId: w.snapshotIds[which],
       force,
+      // The restored tree must be exactly the snapshot (kept extras are tested elsewhere).
+      delete: force,
       workers: 0,
     });
     outcome = 'ok';
@@ -190,12 +192,28 @@ async function makeWorld(dir: string, key: Uint8Array): Promise<World> {
   await mkdir(src);
   await makeChat(src);
   const statePath = join(dir, 'state.json');
-  await backup({ storage, backupKey: key, statePath, source: src, workers: 1, hostname: 'phone' });
+  await backup({
+    init: true,
+    storage,
+    backupKey: key,
+    statePath,
+    source: src,
+    workers: 1,
+    hostname: 'phone',
+  });
   const copy1 = join(dir, 'src1');
   await cp(src, copy1, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
   const expected1 = await describeTree(src);
   await mutateChat(src);
-  await backup({ storage, backupKey: key, statePath, source: src, workers: 1, hostname: 'phone' });
+  await backup({
+    init: true,
+    storage,
+    backupKey: key,
+    statePath,
+    source: src,
+    workers: 1,
+    hostname: 'phone',
+  });
   const expected2 = await describeTree(src);
   const snaps = await listSnapshots({ storage, backupKey: key, statePath });
   assert.equal(snaps.length, 2);
@@ -272,16 +290,24 @@ describe('adversary: every object of a repository tampered with', () => {
     // Another repository made with the same key: its config passes the key check, but the
     // repo id is the HKDF salt and is bound into every AD, so nothing of ours opens.
     const other = new MemoryStorage();
-    await backup({ storage: other, backupKey: w.key, source: join(w.dir, 'src1'), workers: 1 });
+    await backup({
+      init: true,
+      storage: other,
+      backupKey: w.key,
+      source: join(w.dir, 'src1'),
+      workers: 1,
+    });
     const otherCfg = other.raw().get('config') as Uint8Array;
     await expectDetected(
       w,
       'config of another repository, same key',
       (m) => m.set('config', otherCfg),
-      { allowed: ['CORRUPT'], mustFail: 'both', checkCode: 'CORRUPT' },
+      // ROLLBACK: this device knows which repository lives here (SPEC §12, locations).
+      { allowed: ['CORRUPT', 'ROLLBACK'], mustFail: 'both', checkCode: 'throws' },
     );
     const stranger = new MemoryStorage();
     await backup({
+      init: true,
       storage: stranger,
       backupKey: generateBackupKey(),
       source: join(w.dir, 'src1'),
@@ -300,28 +326,30 @@ describe('adversary: every object of a repository tampered with', () => {
   });
 
   it('snapshots: every byte flipped, every truncation, deletion, swap, rename', async () => {
-    const [s1, s2] = named(w, 'snapshots/') as [string, string];
-    for (const name of [s1, s2]) {
+    // The head's damage is CORRUPT for every restore (taking the older one as the head would
+    // be a silent rollback). The first snapshot is named as previous by the head, so it is
+    // provably older: its damage costs only itself (restoring it is CORRUPT), never the head.
+    for (const name of [`snapshots/${w.snapshotIds[1]}`, `snapshots/${w.snapshotIds[0]}`]) {
+      const head = name.endsWith(w.snapshotIds[1]);
       const b = w.pristine.get(name) as Uint8Array;
+      const expect = {
+        allowed: ['CORRUPT'] as ErrorCode[],
+        mustFail: head ? ('both' as const) : true,
+        checkCode: 'CORRUPT' as const,
+        object: name,
+        readData: false,
+        both: !head,
+      };
       for (let at = 0; at < b.length; at++) {
-        await expectDetected(w, `${name} byte ${at}`, (m) => m.set(name, flip(b, at)), {
-          allowed: ['CORRUPT'],
-          mustFail: 'both',
-          checkCode: 'CORRUPT',
-          object: name,
-          readData: false,
-          both: false,
-        });
+        await expectDetected(w, `${name} byte ${at}`, (m) => m.set(name, flip(b, at)), expect);
       }
       for (let n = 0; n < b.length; n++) {
-        await expectDetected(w, `${name} cut to ${n}`, (m) => m.set(name, b.subarray(0, n)), {
-          allowed: ['CORRUPT'],
-          mustFail: 'both',
-          checkCode: 'CORRUPT',
-          object: name,
-          readData: false,
-          both: false,
-        });
+        await expectDetected(
+          w,
+          `${name} cut to ${n}`,
+          (m) => m.set(name, b.subarray(0, n)),
+          expect,
+        );
       }
     }
     const first = w.snapshotIds[0];
@@ -334,13 +362,14 @@ describe('adversary: every object of a repository tampered with', () => {
       checkCode: 'ROLLBACK',
       readData: false,
     });
-    await expectDetected(w, 'first snapshot deleted', (m) => m.delete(oldest), {
-      allowed: ['MISSING_OBJECT'],
-      mustFail: 'both',
-      checkCode: 'MISSING_OBJECT',
-      object: oldest,
-      readData: false,
-    });
+    // An older snapshot gone (forgotten, or lost by the store) costs only itself: the head
+    // restores, the first is MISSING_OBJECT, check notes the gap (see the replay tests).
+    reset(w);
+    w.storage.raw().delete(oldest);
+    assert.equal(await attemptRestore(w, 1, true), 'ok');
+    assert.equal(await attemptRestore(w, 0, false), 'MISSING_OBJECT');
+    const gap = await attemptCheck(w, false);
+    assert.ok(typeof gap !== 'string' && gap.ok && /snapshot 1 is not in/.test(gap.notes.join()));
     await expectDetected(
       w,
       'both snapshots deleted',
@@ -591,7 +620,7 @@ describe('adversary: every object of a repository tampered with', () => {
   it('objects of another repository with the same key are rejected, not mixed in', async () => {
     const other = new MemoryStorage();
     const src = join(w.dir, 'src');
-    await backup({ storage: other, backupKey: w.key, source: src, workers: 1 });
+    await backup({ init: true, storage: other, backupKey: w.key, source: src, workers: 1 });
     for (const [name, bytes] of other.raw()) {
       if (name === 'config') continue;
       const isPack = name.startsWith('data/');
@@ -626,7 +655,7 @@ describe('adversary: replays of older states', () => {
     const states: Map<string, Uint8Array>[] = [];
     for (let i = 0; i < 4; i++) {
       if (i > 0) await writeFile(join(src, `n${i}.txt`), `note ${i}\n`);
-      await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+      await backup({ init: true, storage, backupKey: key, statePath, source: src, workers: 1 });
       states.push(new Map(storage.raw()));
     }
     const latest = states[3] as Map<string, Uint8Array>;
@@ -657,17 +686,34 @@ describe('adversary: replays of older states', () => {
         JSON.stringify(c.problems),
       );
     }
-    // Every subset of snapshots withheld from the newest state.
-    const snapNames = [...latest.keys()].filter((n) => n.startsWith('snapshots/'));
+    // Every subset of snapshots withheld from the newest state: without the head it is a
+    // rollback; with the head, the others are gaps that are reported and block nothing.
+    const snapNames = ids.map((id) => `snapshots/${id}`);
     for (let mask = 1; mask < 1 << snapNames.length; mask++) {
       storage.raw().clear();
       for (const [k, v] of latest) storage.raw().set(k, v);
       snapNames.forEach((n, j) => mask & (1 << j) && storage.raw().delete(n));
-      await assert.rejects(
-        listSnapshots({ storage, backupKey: key, statePath }),
-        (e: unknown) => ['ROLLBACK', 'MISSING_OBJECT'].includes(codeOf(e)),
-        `mask ${mask}`,
+      const access = { storage, backupKey: key, statePath };
+      if (mask & (1 << 3)) {
+        await assert.rejects(
+          listSnapshots(access),
+          (e: unknown) => codeOf(e) === 'ROLLBACK',
+          `mask ${mask}`,
+        );
+        continue;
+      }
+      const warnings: string[] = [];
+      const listed = await listSnapshots({ ...access, onWarning: (m) => warnings.push(m) });
+      const gone = [0, 1, 2].filter((j) => mask & (1 << j)).map((j) => j + 1);
+      assert.deepEqual(
+        listed.map((s) => s.seq),
+        [1, 2, 3, 4].filter((s) => !gone.includes(s)),
       );
+      assert.equal(warnings.length, 1, `mask ${mask}: ${warnings.join('; ')}`);
+      assert.match(warnings[0] as string, /not in the repository/);
+      const target = join(dir, `gap-${mask}`);
+      await restore({ ...access, target, workers: 0 });
+      await rm(target, { recursive: true });
     }
   });
 
@@ -679,17 +725,17 @@ describe('adversary: replays of older states', () => {
     const src = join(dir, 'src2');
     await mkdir(src);
     await makeChat(src, 60_000);
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     // A backup that dies at its commit point leaves a pack and an index no snapshot names.
     await writeFile(join(src, 'keep.bin'), randomBytes(150_000));
     await writeFile(join(src, 'drop.bin'), randomBytes(150_000));
     storage.injectFault((op, name) =>
       op === 'put' && name.startsWith('snapshots/') ? new UnavailableError('crash') : undefined,
     );
-    await assert.rejects(backup({ ...access, source: src, workers: 1 }));
+    await assert.rejects(backup({ init: true, ...access, source: src, workers: 1 }));
     storage.injectFault(undefined);
     await rm(join(src, 'drop.bin'));
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     const expected = await describeTree(src);
     const before = new Map(storage.raw());
     const p = await prune(access);

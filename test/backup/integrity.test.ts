@@ -35,6 +35,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('a wrong key is WRONG_KEY for every operation, and only config was read', async () => {
     const storage = new MemoryStorage();
     await backup({
+      init: true,
       storage,
       backupKey: generateBackupKey(),
       source: await sample(dir),
@@ -46,7 +47,10 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       return undefined;
     });
     const wrong = { storage, backupKey: generateBackupKey() };
-    await assert.rejects(backup({ ...wrong, source: dir, workers: 1 }), isCode('WRONG_KEY'));
+    await assert.rejects(
+      backup({ init: true, ...wrong, source: dir, workers: 1 }),
+      isCode('WRONG_KEY'),
+    );
     await assert.rejects(restore({ ...wrong, target: join(dir, 'never') }), isCode('WRONG_KEY'));
     await assert.rejects(listSnapshots(wrong), isCode('WRONG_KEY'));
     await assert.rejects(check(wrong), isCode('WRONG_KEY'));
@@ -58,7 +62,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('config tampering: repo id / key check -> WRONG_KEY; magic, version, length -> CORRUPT', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
-    await backup({ storage, backupKey: key, source: await sample(dir), workers: 1 });
+    await backup({ init: true, storage, backupKey: key, source: await sample(dir), workers: 1 });
     const original = storage.raw().get('config') as Uint8Array;
     const cases: [number, ErrorCode][] = [
       [0, 'CORRUPT'],
@@ -85,7 +89,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
     const src = await sample(dir);
-    await backup({ storage, backupKey: key, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, source: src, workers: 1 });
     const objects = [
       ...names(storage, 'data/'),
       ...names(storage, 'index/'),
@@ -134,7 +138,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('a deleted pack is MISSING_OBJECT; a failed restore leaves a forced target untouched', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
-    await backup({ storage, backupKey: key, source: await sample(dir), workers: 1 });
+    await backup({ init: true, storage, backupKey: key, source: await sample(dir), workers: 1 });
     const target = join(dir, 'keep-me');
     await mkdir(target);
     await writeFile(join(target, 'precious'), 'do not lose');
@@ -157,10 +161,10 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     const statePath = join(dir, `state-${randomBytes(4).toString('hex')}.json`);
     const access = { storage, backupKey: key, statePath };
     const src = await sample(dir);
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     const afterFirst = new Map(storage.raw());
     await writeFile(join(src, 'new.txt'), 'more');
-    const r2 = await backup({ ...access, source: src, workers: 1 });
+    const r2 = await backup({ init: true, ...access, source: src, workers: 1 });
     assert.equal(r2.seq, 2);
 
     // The store serves the repository as it was after the first backup.
@@ -169,7 +173,10 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     for (const [k, v] of afterFirst) storage.raw().set(k, v);
     await assert.rejects(listSnapshots(access), isCode('ROLLBACK'));
     await assert.rejects(restore({ ...access, target: join(dir, 'rb') }), isCode('ROLLBACK'));
-    await assert.rejects(backup({ ...access, source: src, workers: 1 }), isCode('ROLLBACK'));
+    await assert.rejects(
+      backup({ init: true, ...access, source: src, workers: 1 }),
+      isCode('ROLLBACK'),
+    );
     const c = await check(access);
     assert.ok(c.problems.some((p) => p.code === 'ROLLBACK'));
     // Without the state file the older chain is internally consistent (documented limit).
@@ -177,27 +184,33 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
 
     // A device without state that backs up on the old head forks the chain: once the store
     // serves everything again, every device sees the fork.
-    await backup({ storage, backupKey: key, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, source: src, workers: 1 });
     for (const [k, v] of latest) storage.raw().set(k, v);
     await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('ROLLBACK'));
     await assert.rejects(listSnapshots(access), isCode('ROLLBACK'));
 
-    // A dropped middle snapshot is a missing object.
+    // A dropped middle snapshot is a gap: reported, and the others still list and restore.
     storage.raw().clear();
     for (const [k, v] of latest) storage.raw().set(k, v);
     await writeFile(join(src, 'newer.txt'), 'even more');
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     const snaps = await listSnapshots(access);
     assert.equal(snaps.length, 3);
     storage.raw().delete(`snapshots/${snaps[1]?.id}`);
-    await assert.rejects(listSnapshots(access), isCode('MISSING_OBJECT'));
+    const warnings: string[] = [];
+    const left = await listSnapshots({ ...access, onWarning: (m) => warnings.push(m) });
+    assert.deepEqual(
+      left.map((s) => s.seq),
+      [1, 3],
+    );
+    assert.match(warnings.join(), /snapshot 2 is not in the repository/);
   });
 
   it('storage outages pass through as UNAVAILABLE', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
     const src = await sample(dir);
-    await backup({ storage, backupKey: key, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, source: src, workers: 1 });
     storage.injectFault((op) =>
       op === 'getRange' || op === 'put' ? new UnavailableError('store down') : undefined,
     );
@@ -207,7 +220,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     );
     await writeFile(join(src, 'x'), randomBytes(1000));
     await assert.rejects(
-      backup({ storage, backupKey: key, source: src, workers: 1 }),
+      backup({ init: true, storage, backupKey: key, source: src, workers: 1 }),
       isCode('UNAVAILABLE'),
     );
     storage.injectFault(undefined);
@@ -221,7 +234,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       const key = generateBackupKey();
       const storage = new MemoryStorage();
       const src = await sample(dir);
-      await backup({ storage, backupKey: key, source: src, workers: 2 });
+      await backup({ init: true, storage, backupKey: key, source: src, workers: 2 });
       // Enough data for several packs per worker, so workers wait for buffers to come back.
       for (let i = 0; i < 4; i++)
         await writeFile(join(src, `big${i}.bin`), randomBytes(20_000_000));
@@ -232,7 +245,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
           : undefined,
       );
       await assert.rejects(
-        backup({ storage, backupKey: key, source: src, workers: 2 }),
+        backup({ init: true, storage, backupKey: key, source: src, workers: 2 }),
         isCode('UNAVAILABLE'),
       );
       storage.injectFault(undefined);
@@ -248,7 +261,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     const storage = new MemoryStorage();
     const access = { storage, backupKey: key };
     const src = await sample(dir);
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
     const before = new Set(storage.raw().keys());
 
     // Two new files land in one pack; the snapshot write fails (crash at the commit point).
@@ -257,7 +270,10 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     storage.injectFault((op, name) =>
       op === 'put' && name.startsWith('snapshots/') ? new UnavailableError('crash') : undefined,
     );
-    await assert.rejects(backup({ ...access, source: src, workers: 1 }), isCode('UNAVAILABLE'));
+    await assert.rejects(
+      backup({ init: true, ...access, source: src, workers: 1 }),
+      isCode('UNAVAILABLE'),
+    );
     storage.injectFault(undefined);
     const leftovers = [...storage.raw().keys()].filter((n) => !before.has(n));
     assert.ok(
@@ -269,7 +285,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     // Next backup reuses keep.bin's chunks from the leftover pack, drop.bin is gone.
     const { rm } = await import('node:fs/promises');
     await rm(join(src, 'drop.bin'));
-    const r = await backup({ ...access, source: src, workers: 1 });
+    const r = await backup({ init: true, ...access, source: src, workers: 1 });
     assert.equal(r.chunksNew, 0);
 
     const p = await prune(access);

@@ -58,9 +58,9 @@ describe('repository locks', () => {
     const storage = new MemoryStorage();
     const statePath = join(dir, `state${n}.json`);
     await writeFile(join(src, 'a.bin'), randomBytes(200_000));
-    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, statePath, source: src, workers: 1 });
     await writeFile(join(src, 'a.bin'), randomBytes(200_000));
-    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, statePath, source: src, workers: 1 });
     // What a backup killed before its index leaves: a pack no index names (prune deletes it).
     const orphan = randomBytes(5000);
     await storage.put(packName(createHash('sha256').update(orphan).digest('hex')), orphan);
@@ -90,12 +90,13 @@ describe('repository locks', () => {
     const src = join(dir, `src-b${n++}`);
     await mkdir(src);
     await writeFile(join(src, 'x'), 'new data');
-    await assert.rejects(backup({ storage, backupKey: key, statePath, source: src }), (e) =>
-      hasCode(e, 'CONFLICT'),
+    await assert.rejects(
+      backup({ init: true, storage, backupKey: key, statePath, source: src }),
+      (e) => hasCode(e, 'CONFLICT'),
     );
     assert.deepEqual(snapshotOf(storage), before, 'a refused backup changed the store');
     await held.release();
-    await backup({ storage, backupKey: key, statePath, source: src, workers: 1 });
+    await backup({ init: true, storage, backupKey: key, statePath, source: src, workers: 1 });
     assert.equal((await listSnapshots({ storage, backupKey: key, statePath })).length, 3);
   });
 
@@ -124,7 +125,7 @@ describe('repository locks', () => {
       const rs = await Promise.allSettled(
         srcs.map(async (source, i) => {
           if (i === 1) await new Promise((r) => setTimeout(r, delayMs));
-          return backup({ storage, backupKey: key, statePath, source, workers: 1 });
+          return backup({ init: true, storage, backupKey: key, statePath, source, workers: 1 });
         }),
       );
       for (const r of rs) {
@@ -260,12 +261,12 @@ describe('repository locks', () => {
       // A first backup makes the repository; the second one is the one caught holding its lock.
       const first = spawnSync(
         process.execPath,
-        [MAIN_JS, 'backup', join(base, 'src'), '--repo', repo],
+        [MAIN_JS, 'backup', join(base, 'src'), '--init', '--repo', repo],
         { env },
       );
       assert.equal(first.status, 0, String(first.stderr));
       for (let i = 0; i < 6; i++) await writeFile(join(src, `f${i}.bin`), randomBytes(20 << 20));
-      const child = spawn(process.execPath, [MAIN_JS, 'backup', src, '--repo', repo], {
+      const child = spawn(process.execPath, [MAIN_JS, 'backup', src, '--init', '--repo', repo], {
         env,
         stdio: 'ignore',
       });

@@ -35,6 +35,7 @@ describe('restore from a local store reads packs in the workers', () => {
     repo = join(dir, 'repo');
     const storage = new LocalStorage(repo);
     await backup({
+      init: true,
       storage,
       backupKey: key,
       statePath: join(dir, 'state.json'),

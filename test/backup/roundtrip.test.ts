@@ -26,7 +26,13 @@ describe('backup and restore round trip', () => {
     const statePath = join(dir, 'state.json');
     const access = { storage, backupKey, statePath };
 
-    const r1 = await backup({ ...access, source: src, workers: 2, hostname: 'test-host' });
+    const r1 = await backup({
+      init: true,
+      ...access,
+      source: src,
+      workers: 2,
+      hostname: 'test-host',
+    });
     assert.equal(r1.seq, 1);
     assert.equal(r1.created, true);
     assert.ok(r1.files >= 7, `files ${r1.files}`);
@@ -51,7 +57,13 @@ describe('backup and restore round trip', () => {
     assert.equal((await stat(out)).mode & 0o777, (await stat(src)).mode & 0o777);
 
     // A second backup with no change stores only a snapshot (and no new packs).
-    const r2 = await backup({ ...access, source: src, workers: 2, hostname: 'test-host' });
+    const r2 = await backup({
+      init: true,
+      ...access,
+      source: src,
+      workers: 2,
+      hostname: 'test-host',
+    });
     assert.equal(r2.seq, 2);
     assert.equal(r2.chunksNew, 0);
     assert.ok(r2.bytesStoredNew < 4096, `stored ${r2.bytesStoredNew}`);
@@ -60,7 +72,13 @@ describe('backup and restore round trip', () => {
     writeChatDb(join(src, 'msgstore.db'), 50, 3000);
     await writeFile(join(src, 'media', 'note.txt'), 'new note\n');
     await appendFile(join(src, 'empty dir', 'x'), 'x');
-    const r3 = await backup({ ...access, source: src, workers: 2, hostname: 'test-host' });
+    const r3 = await backup({
+      init: true,
+      ...access,
+      source: src,
+      workers: 2,
+      hostname: 'test-host',
+    });
     assert.equal(r3.seq, 3);
     assert.ok(r3.chunksNew >= 1 && r3.chunksNew <= 12, `chunksNew ${r3.chunksNew}`);
     assert.ok(r3.bytesStoredNew < 300 * 1024, `stored ${r3.bytesStoredNew}`);
@@ -87,12 +105,12 @@ describe('backup and restore round trip', () => {
     assert.equal(c.snapshots, 3);
   });
 
-  it('refuses a non-empty target without force, and swaps it atomically with force', async () => {
+  it('refuses a non-empty target without force, and swaps it atomically with force and delete', async () => {
     const src = join(dir, 'src2');
     await mkdir(join(src, 'a'), { recursive: true });
     await writeFile(join(src, 'a', 'f.txt'), 'restored');
     const access = { storage: new MemoryStorage(), backupKey: generateBackupKey() };
-    await backup({ ...access, source: src, workers: 1 });
+    await backup({ init: true, ...access, source: src, workers: 1 });
 
     const target = join(dir, 'target');
     await mkdir(target);
@@ -100,7 +118,7 @@ describe('backup and restore round trip', () => {
     await assert.rejects(restore({ ...access, target }), (e) => hasCode(e, 'TARGET_NOT_EMPTY'));
     assert.deepEqual(await readdir(target), ['old.txt']);
 
-    await restore({ ...access, target, force: true });
+    await restore({ ...access, target, force: true, delete: true });
     assert.deepEqual(await readdir(target), ['a']);
     // No temporary or old directories are left beside the target.
     assert.deepEqual(

@@ -55,6 +55,7 @@ describe('a source that changes during the backup', () => {
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
     const r = await backup({
+      init: true,
       storage,
       backupKey,
       source: src,
@@ -90,6 +91,7 @@ describe('a source that changes during the backup', () => {
     const backupKey = generateBackupKey();
     // The first report comes when the first 8 MiB range is done; later ranges are not read yet.
     const r = await backup({
+      init: true,
       storage,
       backupKey,
       source: src,
@@ -121,7 +123,7 @@ describe('a source that changes during the backup', () => {
     if (process.getuid?.() !== 0) {
       const storage = new MemoryStorage();
       await assert.rejects(
-        backup({ storage, backupKey: generateBackupKey(), source: src, workers: 1 }),
+        backup({ init: true, storage, backupKey: generateBackupKey(), source: src, workers: 1 }),
         (e) =>
           hasCode(e, 'USAGE') &&
           e.message.includes(join(src, 'media', 'secret.jpg')) &&
@@ -145,7 +147,7 @@ describe('a source that changes during the backup', () => {
       const key = Uint8Array.from(Buffer.from(process.env.BV_KEY, 'hex'));
       const storage = new LocalStorage(${JSON.stringify(repo)});
       try {
-        await backup({ storage, backupKey: key, source: ${JSON.stringify(src)}, workers: 1 });
+        await backup({ init: true, storage, backupKey: key, source: ${JSON.stringify(src)}, workers: 1 });
         process.stdout.write(JSON.stringify({ ok: true }));
       } catch (e) {
         process.stdout.write(JSON.stringify({ ok: false, code: e.code, message: e.message }));
@@ -183,6 +185,7 @@ describe('a source that changes during the backup', () => {
     writeFileSync(latin1, 'latin-1 name');
     await writeFile(join(src, 'ok.txt'), 'fine');
     const r = await backup({
+      init: true,
       storage: new MemoryStorage(),
       backupKey: generateBackupKey(),
       source: src,

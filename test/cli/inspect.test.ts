@@ -26,7 +26,7 @@ describe('backvault CLI: ls, diff, stats, --snapshot', () => {
     for (const p of ['msgstore.db', 'Media/a.jpg', 'Media'])
       await utimes(h.path('chat', p), T0, T0);
     await utimes(h.path('chat'), T0, T0);
-    const b1 = await h.run(['backup', 'chat', '--repo', 'cloud', '--json'], { env });
+    const b1 = await h.run(['backup', 'chat', '--repo', 'cloud', '--init', '--json'], { env });
     assert.equal(b1.code, 0, b1.stderr);
     await writeFile(h.path('chat', 'msgstore.db'), 'y'.repeat(4096));
     await rm(h.path('chat', 'Media', 'a.jpg'));

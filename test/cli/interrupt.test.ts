@@ -19,7 +19,7 @@ describe('backvault CLI: Ctrl-C', () => {
 
   it('SIGINT during a backup exits 130 with one line; the previous snapshot still restores', async () => {
     const repo = h.path('cloud');
-    const first = await h.run(['backup', 'chat', '--repo', repo, '--json'], { env });
+    const first = await h.run(['backup', 'chat', '--init', '--repo', repo, '--json'], { env });
     assert.equal(first.code, 0, first.stderr);
     // Enough new data that the second backup is still running when the signal arrives.
     await mkdir(h.path('chat', 'Media', 'Video'), { recursive: true });
@@ -29,7 +29,7 @@ describe('backvault CLI: Ctrl-C', () => {
         randomBytes(8 * 1024 * 1024),
       );
     }
-    const child = spawn(process.execPath, [MAIN_JS, 'backup', 'chat', '--repo', repo], {
+    const child = spawn(process.execPath, [MAIN_JS, 'backup', 'chat', '--init', '--repo', repo], {
       cwd: h.dir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

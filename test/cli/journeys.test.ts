@@ -48,7 +48,9 @@ describe(
       await writeFile(h.path('chat', 'msgstore.db'), randomBytes(64 * 1024));
       await writeFile(h.path('chat', 'Media', 'a.jpg'), randomBytes(32 * 1024));
       key = (await h.run(['key', 'generate'])).stdout.trim();
-      const b = await h.run(['backup', 'chat', '--repo', 'cloud'], { env: { BACKVAULT_KEY: key } });
+      const b = await h.run(['backup', 'chat', '--repo', 'cloud', '--init'], {
+        env: { BACKVAULT_KEY: key },
+      });
       assert.equal(b.code, 0, b.stderr);
     });
     after(async () => h.dispose());
@@ -355,7 +357,7 @@ describe(
       });
 
       it('Ctrl-C during a backup names it, keeps the last snapshot, exit 130', async () => {
-        const t = new Terminal(['backup', 'big', '--repo', 'cloud-big'], {
+        const t = new Terminal(['backup', 'big', '--repo', 'cloud-big', '--init'], {
           cwd: h.dir,
           env: { ...env, BACKVAULT_KEY: key },
         });
@@ -372,7 +374,7 @@ describe(
       });
 
       it('restore shows a bar with its total; Ctrl-C leaves the target as it was', async () => {
-        const b = await h.run(['backup', 'big', '--repo', 'cloud-big'], {
+        const b = await h.run(['backup', 'big', '--repo', 'cloud-big', '--init'], {
           env: { BACKVAULT_KEY: key },
         });
         assert.equal(b.code, 0, b.stderr);
@@ -411,7 +413,7 @@ describe(
         });
 
         it('backup and restore to a full disk: DISK_FULL, exit 8', async () => {
-          const b = await term(['backup', 'chat', '--repo', 'full/repo'], [], {
+          const b = await term(['backup', 'chat', '--repo', 'full/repo', '--init'], [], {
             BACKVAULT_KEY: key,
           });
           assert.equal(b.code, 8, b.screen.join('\n'));
@@ -430,7 +432,9 @@ describe(
         });
 
         it('backup and restore to a read-only disk: READ_ONLY, exit 8', async () => {
-          const b = await term(['backup', 'chat', '--repo', 'ro/repo'], [], { BACKVAULT_KEY: key });
+          const b = await term(['backup', 'chat', '--repo', 'ro/repo', '--init'], [], {
+            BACKVAULT_KEY: key,
+          });
           assert.equal(b.code, 8, b.screen.join('\n'));
           assert.match(
             b.screen.at(-1) ?? '',

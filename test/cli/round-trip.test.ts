@@ -34,10 +34,24 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
   after(async () => h.dispose());
 
   const backupJson = async (): Promise<Record<string, unknown>> => {
-    const r = await h.run(['backup', 'chat', '--repo', repo, '--json'], { env });
+    const r = await h.run(['backup', 'chat', '--init', '--repo', repo, '--json'], { env });
     ok(r);
     return parseJsonOutput(r);
   };
+
+  it('creates repositories only on purpose: backup to a missing one fails, init makes it', async () => {
+    const typo = h.path('clodu');
+    const miss = await h.run(['backup', 'chat', '--repo', typo], { env });
+    const line = failed(miss, 1, 'NO_REPOSITORY');
+    assert.match(line, /no backvault repository at /);
+    assert.match(miss.stderr, /backvault init --repo URL/);
+    await assert.rejects(access(typo), /ENOENT/, 'a refused backup created the repository');
+    const made = await h.run(['init', '--repo', typo, '--json'], { env });
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(parseJsonOutput(made).created, true);
+    failed(await h.run(['init', '--repo', typo], { env }), 2, 'USAGE');
+    await rm(typo, { recursive: true });
+  });
 
   it('backs up with --json and reports the result', async () => {
     const b = await backupJson();
@@ -55,7 +69,7 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
   });
 
   it('a second backup of unchanged data stores next to nothing; human output is readable', async () => {
-    const r = await h.run(['backup', 'chat', '--repo', repo], { env });
+    const r = await h.run(['backup', 'chat', '--init', '--repo', repo], { env });
     ok(r);
     assert.match(r.stdout, /snapshot [0-9a-f]{8} saved \(seq 2\)/);
     assert.match(r.stdout, /6 files/);
@@ -99,13 +113,31 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
     assert.deepEqual(await treeDigest(h.path('restored-1')), await treeDigest(h.path('chat')));
   });
 
-  it('refuses a non-empty target without --force (exit 2), replaces it with --force', async () => {
+  it('refuses a non-empty target without --force (exit 2); --force keeps extras, --delete removes them', async () => {
     const r = await h.run(['restore', 'restored', '--repo', repo], { env });
     failed(r, 2, 'TARGET_NOT_EMPTY');
     await writeFile(h.path('restored', 'stray.txt'), 'x');
     const f = await h.run(['restore', 'restored', '--repo', repo, '--force'], { env });
     ok(f);
+    assert.match(f.stdout, /\n {2}kept \(not in the snapshot\): 1\n {4}stray\.txt\n/);
+    assert.equal(await readFile(h.path('restored', 'stray.txt'), 'utf8'), 'x');
+    failed(await h.run(['restore', 'restored', '--repo', repo, '--delete'], { env }), 2, 'USAGE');
+    const d = await h.run(
+      ['restore', 'restored', '--repo', repo, '--force', '--delete', '--json'],
+      {
+        env,
+      },
+    );
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(parseJsonOutput(d).deleted, ['stray.txt']);
     assert.deepEqual(await treeDigest(h.path('restored')), await treeDigest(h.path('chat')));
+    await writeFile(h.path('a-file'), 'x');
+    const nd = failed(
+      await h.run(['restore', 'a-file', '--repo', repo, '--force'], { env }),
+      2,
+      'USAGE',
+    );
+    assert.match(nd, /not a directory/);
   });
 
   it('a wrong key is WRONG_KEY (exit 3), in JSON too, and no key is printed', async () => {
@@ -223,7 +255,7 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
   });
 
   it('the default state file follows XDG_STATE_HOME', async () => {
-    const r = await h.run(['backup', 'chat', '--repo', h.path('cloud-xdg'), '--json'], {
+    const r = await h.run(['backup', 'chat', '--init', '--repo', h.path('cloud-xdg'), '--json'], {
       env: { ...env, BACKVAULT_STATE: undefined, XDG_STATE_HOME: h.path('xdg') },
     });
     ok(r);

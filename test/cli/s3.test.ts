@@ -41,7 +41,7 @@ describe('backvault CLI against S3', () => {
     const url = `s3://bucket/chat?endpoint=http://127.0.0.1:${port}&region=us-east-1`;
     const started = Date.now();
     const secret = 'unreachable-test-secret-7f3a';
-    const r = await h.run(['backup', 'chat', '--repo', url], {
+    const r = await h.run(['backup', 'chat', '--init', '--repo', url], {
       env: { ...AWS_ENV, AWS_SECRET_ACCESS_KEY: secret, BACKVAULT_KEY: key },
     });
     assert.equal(r.code, 6, r.stderr);
@@ -57,7 +57,7 @@ describe('backvault CLI against S3', () => {
     s3 = await startS3Server({ setEnv: false });
     const url = s3.url('backvault/chat');
     const env = { ...s3.env, BACKVAULT_KEY: key };
-    const b = await h.run(['backup', 'chat', '--repo', url, '--json'], { env });
+    const b = await h.run(['backup', 'chat', '--init', '--repo', url, '--json'], { env });
     assert.equal(b.code, 0, b.stderr);
     assert.equal(parseJsonOutput(b).seq, 1);
     const r = await h.run(['restore', 'restored', '--repo', url, '--json'], { env });

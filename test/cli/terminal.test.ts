@@ -62,7 +62,7 @@ describe(
     after(async () => h.dispose());
 
     it('draws a progress bar on stderr and clears it', async () => {
-      const r = await onTerminal(h, ['backup', 'chat', '--repo', 'cloud'], {
+      const r = await onTerminal(h, ['backup', 'chat', '--init', '--repo', 'cloud'], {
         ...h.baseEnv(),
         BACKVAULT_KEY: key,
       });
@@ -86,7 +86,7 @@ describe(
     });
 
     it('backup never prompts: without a key it is a usage error even on a terminal', async () => {
-      const r = await onTerminal(h, ['backup', 'chat', '--repo', 'cloud'], h.baseEnv());
+      const r = await onTerminal(h, ['backup', 'chat', '--init', '--repo', 'cloud'], h.baseEnv());
       assert.equal(r.code, 2, r.output);
       assert.match(r.output, /^USAGE: no backup key given/m);
     });

@@ -102,7 +102,7 @@ describe('ways forward from VAULT_MISMATCH and ROLLBACK', () => {
     const env = { BACKVAULT_KEY: (await h.run(['key', 'generate'])).stdout.trim() };
     for (let i = 0; i < 3; i++) {
       await writeFile(h.path('chat', `n${i}.txt`), `note ${i}`);
-      const r = await h.run(['backup', 'chat', '--repo', 'cloud-rb'], { env });
+      const r = await h.run(['backup', 'chat', '--repo', 'cloud-rb', '--init'], { env });
       assert.equal(r.code, 0, r.stderr);
     }
     const list = parseJsonOutput(

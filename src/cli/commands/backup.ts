@@ -2,6 +2,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NoSourceError } from '../../errors.js';
+import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
+import { booleanOption, stringOption } from '../args.js';
 import {
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
@@ -13,18 +15,31 @@ import { filesAndFolders, formatBytes, formatCount, formatSeconds, plural } from
 import { backupProgress } from '../scan.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
+import { applyRetentionAfterBackup } from '../retention.js';
 
 /** `backup` */
 export const backupCommand: CommandSpec = {
   path: ['backup'],
-  summary: 'back up a directory into an encrypted repository (created on first use)',
-  usage: 'backup DIR (--repo URL [--key-file FILE] | --device DIR) [--state FILE] [--json]',
+  summary: 'back up a directory into an encrypted repository',
+  usage:
+    'backup DIR (--repo URL [--key-file FILE] | --device DIR) [--init] [--state FILE] [--json]',
   positionals: [{ name: 'DIR', required: true }],
-  options: { ...REPO_OPTIONS, ...DEVICE_OPTION, ...PROGRESS_OPTIONS },
+  options: {
+    ...REPO_OPTIONS,
+    ...DEVICE_OPTION,
+    init: {
+      type: 'boolean',
+      description: 'create the repository if there is none (default: NO_REPOSITORY, exit 1)',
+    },
+    ...PROGRESS_OPTIONS,
+  },
   details: [
     'Encrypts DIR on this machine and stores a new snapshot; only chunks the repository does',
     'not hold yet are uploaded. The snapshot becomes visible only after everything it needs',
     'is stored, so an interrupted backup leaves the previous one intact.',
+    '',
+    'A missing repository is an error (NO_REPOSITORY) unless --init is given or the device',
+    'has never backed up: a mistyped --repo or an unmounted drive never starts a new history.',
     '',
     ...KEY_SOURCES_HELP,
     'backup never prompts: a mistyped key would create a repository nobody can open.',
@@ -40,6 +55,13 @@ export const backupCommand: CommandSpec = {
     );
     if (!info) throw new NoSourceError(`the folder to back up does not exist: ${source}`);
     if (!info.isDirectory()) throw new NoSourceError(`not a folder: ${source}`);
+    // A device that never backed up was set up for this repository on purpose (`enable`).
+    const deviceFlag = stringOption(values, 'device');
+    const init =
+      booleanOption(values, 'init') ||
+      (deviceFlag !== undefined &&
+        (await loadDevice(resolveDeviceDir(deviceFlag, ctx.io.env, ctx.io.cwd))).profile
+          .lastBackup === undefined);
     const sink = ctx.progressSink();
     const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) => {
       // On a terminal, once the key is known: a quick scan first, so that the bar has a
@@ -48,13 +70,15 @@ export const backupCommand: CommandSpec = {
       return (await loadEngine()).backup({
         ...access,
         source,
+        init,
         ...(onProgress ? { onProgress } : {}),
       });
     });
     await recordLastBackup(ctx, values, r);
+    const retention = await applyRetentionAfterBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {
-      json: { ...r },
+      json: { ...r, ...(retention ? { retention: retention.json } : {}) },
       human: [
         `${r.created ? 'created repository; ' : ''}snapshot ${r.snapshotId.slice(0, 8)} saved (seq ${r.seq})`,
         `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytesRead)} read`,
@@ -63,6 +87,7 @@ export const backupCommand: CommandSpec = {
         ...(r.filesSkipped > 0
           ? [`  skipped ${plural(r.filesSkipped, 'file')} (see the warnings)`]
           : []),
+        ...(retention?.human ?? []),
         ...r.warnings.map((w) => `  warning: ${w}`),
       ],
     };

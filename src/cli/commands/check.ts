@@ -43,8 +43,9 @@ export const checkCommand: CommandSpec = {
       (await loadEngine()).check({ ...access, readData, ...(onProgress ? { onProgress } : {}) }),
     );
     const summary = `${plural(r.snapshots, 'snapshot')}, ${plural(r.packs, 'pack')}, ${plural(r.blobs, 'blob')}; ${formatBytes(r.bytesRead)} read${readData ? '' : ' (data not read)'} in ${formatSeconds(r.seconds)}`;
+    const notes = r.notes.map((n) => `note: ${n}`);
     if (r.ok && r.problems.length === 0) {
-      return { json: { ...r, readData }, human: [`repository OK: ${summary}`] };
+      return { json: { ...r, readData }, human: [...notes, `repository OK: ${summary}`] };
     }
     // Engine messages usually name the object already; do not say it twice.
     const describe = (p: { object: string; message: string }): string =>
@@ -62,6 +63,7 @@ export const checkCommand: CommandSpec = {
     return {
       json: { ...r, readData },
       human: [
+        ...notes,
         ...r.problems.map((p) => `${p.code}: ${describe(p)}`),
         `repository DAMAGED: ${plural(r.problems.length, 'problem')}; ${summary}`,
       ],

@@ -3,6 +3,7 @@
  * backups, protecting the backup key with a password escrowed in the vault, or with the
  * 64-digit key alone.
  */
+import { createDeviceRepository } from '../repo-create.js';
 import { generateBackupKey, formatBackupKey } from '../../format/key-encoding.js';
 import { UsageError, VaultMismatchError } from '../../errors.js';
 import {
@@ -213,6 +214,7 @@ export const enableCommand: CommandSpec = {
       const shown = await showRecoveryKey(ctx, values, backupKey, [
         'Your backup key — the ONLY way to restore these backups. Write it down and keep it safe:',
       ]);
+      await createDeviceRepository(repo, backupKey, dir);
       await createDevice(dir, { mode: 'recovery-key', repo }, backupKey);
       return {
         json: { device: dir, mode: 'recovery-key', repo, recoveryKey: formatted },
@@ -261,6 +263,7 @@ export const enableCommand: CommandSpec = {
       backupKey,
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
     });
+    await createDeviceRepository(repo, backupKey, dir);
     if (prior) {
       await updateDeviceProfile(dir, {
         mode: 'password',

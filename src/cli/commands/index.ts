@@ -5,8 +5,10 @@
 import type { CommandSpec } from '../command.js';
 import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
+import { initCommand } from './init.js';
 import { keyGenerateCommand } from './key.js';
 import { pruneCommand } from './prune.js';
+import { forgetCommand } from './forget.js';
 import { restoreCommand } from './restore.js';
 import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
@@ -24,6 +26,7 @@ import {
 /** Every command, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
   keyGenerateCommand,
+  initCommand,
   backupCommand,
   restoreCommand,
   snapshotsCommand,
@@ -31,6 +34,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   diffCommand,
   statsCommand,
   checkCommand,
+  forgetCommand,
   pruneCommand,
   enableCommand,
   statusCommand,

@@ -1,5 +1,6 @@
 /** `backvault restore TARGET --repo URL`: verify a snapshot and write it to a directory. */
 import { resolve } from 'node:path';
+import { UsageError } from '../../errors.js';
 import { booleanOption, stringOption } from '../args.js';
 import {
   PROGRESS_OPTIONS,
@@ -8,12 +9,20 @@ import {
   withRepository,
   type CommandSpec,
 } from '../command.js';
-import { filesAndFolders, formatBytes, formatSeconds } from '../format.js';
+import { filesAndFolders, formatBytes, formatSeconds, plural } from '../format.js';
 import { SNAPSHOT_SELECTOR_HELP, selectSnapshot } from '../snapshot-select.js';
 import { expectRestoreTarget } from '../password-restore.js';
 import { localError } from '../local-errors.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
+
+/** Up to 10 paths under a heading, then how many more. */
+function listed(heading: string, paths: readonly string[]): string[] {
+  if (paths.length === 0) return [];
+  const shown = paths.slice(0, 10).map((p) => `    ${p}`);
+  const more = paths.length > 10 ? [`    … and ${paths.length - 10} more (--json lists all)`] : [];
+  return [`  ${heading}: ${paths.length}`, ...shown, ...more];
+}
 
 /** `restore` */
 export const restoreCommand: CommandSpec = {
@@ -31,7 +40,13 @@ export const restoreCommand: CommandSpec = {
     },
     force: {
       type: 'boolean',
-      description: 'replace a non-empty TARGET (still only after everything is verified)',
+      description:
+        'restore into a non-empty TARGET: the snapshot replaces files at its paths, everything else is kept',
+    },
+    delete: {
+      type: 'boolean',
+      description:
+        'with --force: make TARGET exactly the snapshot, deleting files it does not hold',
     },
     ...RESTORE_VAULT_OPTIONS,
     ...PROGRESS_OPTIONS,
@@ -39,7 +54,10 @@ export const restoreCommand: CommandSpec = {
   details: [
     'Downloads and verifies the snapshot into a temporary directory beside TARGET and moves',
     'it into place only when complete: TARGET is never left half-written. TARGET must be',
-    'absent or empty unless --force is given.',
+    'absent or an empty directory unless --force is given. With --force, files of the',
+    'snapshot replace those at the same paths and everything else in TARGET is kept (and',
+    'listed); --delete removes what the snapshot does not hold. A TARGET that is a file or',
+    'a symlink is refused.',
     SNAPSHOT_SELECTOR_HELP,
     '',
     ...KEY_SOURCES_HELP,
@@ -53,6 +71,13 @@ export const restoreCommand: CommandSpec = {
   ],
   async run({ values, positionals }, ctx) {
     const target = resolve(ctx.io.cwd, positionals[0] ?? '');
+    const deleteExtras = booleanOption(values, 'delete');
+    if (deleteExtras && !booleanOption(values, 'force')) {
+      throw new UsageError(
+        '--delete needs --force',
+        'Add --force to restore into a non-empty TARGET.',
+      );
+    }
     const selector = stringOption(values, 'snapshot');
     const onProgress = ctx.progressSink();
     let setup: { device?: string; lines: string[] } = { lines: [] };
@@ -74,6 +99,7 @@ export const restoreCommand: CommandSpec = {
             ...access,
             target,
             force: booleanOption(values, 'force'),
+            delete: deleteExtras,
             ...(snapshotId ? { snapshotId } : {}),
             ...(onProgress ? { onProgress } : {}),
           })
@@ -90,6 +116,9 @@ export const restoreCommand: CommandSpec = {
         `restored snapshot ${r.snapshotId.slice(0, 8)} (seq ${r.seq}) to ${target}`,
         `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytes)}, all verified`,
         `  took ${formatSeconds(r.seconds)}`,
+        ...(r.replaced > 0 ? [`  replaced ${plural(r.replaced, 'file')} that TARGET held`] : []),
+        ...listed('kept (not in the snapshot)', r.kept),
+        ...listed('deleted (not in the snapshot; --delete)', r.deleted),
         ...r.warnings.map((w) => `  warning: ${w}`),
         ...setup.lines,
       ],

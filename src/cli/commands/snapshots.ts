@@ -19,9 +19,11 @@ export const snapshotsCommand: CommandSpec = {
     ...KEY_SOURCES_HELP,
   ],
   async run({ values }, ctx) {
+    const warnings: string[] = [];
     const list = await withRepository(ctx, values, { allowPrompt: true }, async (access) =>
-      (await loadEngine()).listSnapshots(access),
+      (await loadEngine()).listSnapshots({ ...access, onWarning: (w) => warnings.push(w) }),
     );
+    if (!ctx.json) for (const w of warnings) ctx.note(`warning: ${w}`);
     const rows = list.map((s) => [
       shortId(s.id),
       String(s.seq),
@@ -42,7 +44,7 @@ export const snapshotsCommand: CommandSpec = {
         .join('  ')
         .trimEnd();
     return {
-      json: { snapshots: list },
+      json: { snapshots: list, warnings },
       human:
         list.length === 0
           ? ['no snapshots']

@@ -1,0 +1,141 @@
+/**
+ * Moving a verified, complete restore into a target that already holds files (`--force`)
+ * without destroying what the snapshot does not hold.
+ *
+ * The restore has written and synced the whole snapshot into `root/` beside the target.
+ * Then, for every entry of `root/` (depth first):
+ *   - absent in the target: renamed into place (a whole directory in one rename);
+ *   - a directory in both: merged recursively, then given the snapshot's mode and mtime;
+ *   - otherwise (a file or symlink in the target): the target's entry is renamed into
+ *     `old/` at the same relative path, then the snapshot's entry is renamed into place.
+ * Entries of the target that the snapshot does not hold are never touched ("kept"). A
+ * directory in the target where the snapshot has a file or symlink would lose everything
+ * inside it, so it is a conflict found before anything moves (unless `--delete`, which
+ * replaces the whole target and is not handled here).
+ *
+ * Every step is a rename on one file system, and the whole merge is idempotent: what was
+ * moved is no longer in `root/`, so a merge killed half way is finished by running it again
+ * (roll forward; `recoverInterrupted` does that when the `commit` marker is present). The
+ * target never holds a half-written file: each file arrives whole, by rename. Symlinks in
+ * the target are never followed (lstat everywhere): a link to elsewhere is replaced as an
+ * entry, so a restore cannot be steered into writing outside the target.
+ *
+ * Node-only (file system).
+ */
+import { lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { TargetNotEmptyError } from '../errors.js';
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** A target directory where the snapshot has a file or symlink at the same path. */
+export class MergeConflictError extends TargetNotEmptyError {
+  constructor(
+    target: string,
+    readonly paths: string[],
+  ) {
+    super(target);
+    this.message = `restore target holds ${paths.length === 1 ? 'a directory' : `${paths.length} directories`} where the snapshot has a file: ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
+    (this as { hint: string }).hint =
+      'Move those directories away, restore into an empty directory, or pass --delete to make the target exactly the snapshot (files not in it are deleted).';
+  }
+}
+
+/**
+ * Paths (relative, `/`-separated) where the target has a directory and `root` has another
+ * kind of entry: merging would have to delete the directory's content.
+ */
+export async function findMergeConflicts(
+  root: string,
+  target: string,
+  rel = '',
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await readdir(root)) {
+    const r = await lstat(join(root, name));
+    const t = await lstatOrUndefined(join(target, name));
+    if (!t) continue;
+    const path = rel ? `${rel}/${name}` : name;
+    if (t.isDirectory() && r.isDirectory()) {
+      out.push(...(await findMergeConflicts(join(root, name), join(target, name), path)));
+    } else if (t.isDirectory()) {
+      out.push(path);
+    }
+  }
+  return out;
+}
+
+/**
+ * Paths (relative) in the target that the snapshot in `root` does not hold: what a merge
+ * keeps. A directory wholly absent from the snapshot is listed once, not file by file.
+ */
+export async function listExtras(root: string, target: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw e;
+  }
+  for (const name of names.sort()) {
+    const path = rel ? `${rel}/${name}` : name;
+    const r = await lstatOrUndefined(join(root, name));
+    if (!r) {
+      out.push(path);
+      continue;
+    }
+    const t = await lstat(join(target, name));
+    if (r.isDirectory() && t.isDirectory()) {
+      out.push(...(await listExtras(join(root, name), join(target, name), path)));
+    }
+  }
+  return out;
+}
+
+/** What a merge did. */
+export interface MergeStats {
+  /** Entries of the target that the snapshot replaced (moved into `old/`). */
+  replaced: number;
+}
+
+/**
+ * Move everything under `root` into `target` as described above. `old` receives the
+ * replaced entries. Directories present in both keep the target's metadata here: moving
+ * entries changes both copies' mtimes, so the caller applies the snapshot's directory modes
+ * and times afterwards from its own record (the commit journal).
+ * @throws file-system errors (the merge can be run again to finish).
+ */
+export async function mergeInto(
+  root: string,
+  target: string,
+  old: string,
+  stats: MergeStats = { replaced: 0 },
+): Promise<MergeStats> {
+  for (const name of await readdir(root)) {
+    const r = join(root, name);
+    const t = join(target, name);
+    const rs = await lstat(r);
+    const ts = await lstatOrUndefined(t);
+    if (!ts) {
+      await rename(r, t);
+    } else if (rs.isDirectory() && ts.isDirectory()) {
+      await mergeInto(r, t, join(old, name), stats);
+      await rmdir(r);
+    } else {
+      await mkdir(dirname(join(old, name)), { recursive: true, mode: 0o700 });
+      await rename(t, join(old, name));
+      await rename(r, t);
+      stats.replaced += 1;
+    }
+  }
+  return stats;
+}
