@@ -67,6 +67,8 @@ const INTERRUPTED_HINTS: Readonly<Record<string, string>> = {
     'Nothing partial was committed: the last complete snapshot is as it was. Run the backup again; it reuses what was already stored.',
   restore: 'Nothing was moved into place: the restore target is as it was. Run the restore again.',
   prune: 'Nothing in use was deleted; run prune again to finish.',
+  forget:
+    'The oldest snapshots go first, so the history left is shorter but valid; run forget again to finish.',
 };
 
 /**
