@@ -27,6 +27,7 @@ import { localError } from './local-errors.js';
 import { canPrompt, promptHidden } from './prompt.js';
 import { vaultClient } from './vault-access.js';
 import type { OptionValues } from './args.js';
+import type { VaultClient } from '../client/vault-client.js';
 
 /** What `restore` tells this module about its target before the key is needed. */
 interface RestoreTarget {
@@ -96,6 +97,12 @@ export async function recoverWithPassword(
   ctx: CliContext,
   values: OptionValues,
   target: { vaultUrl: string; account: string; pinned: string | undefined },
+  /**
+   * The one guess (default `client.recover`). A seam for whatever wraps the login, e.g.
+   * issue 15's `recoverFromVault` (events, pacing, snapshot head).
+   */
+  guess: (client: VaultClient, password: string) => Promise<Uint8Array> = (c, password) =>
+    c.recover({ password }),
 ): Promise<{ backupKey: Uint8Array; pinned: string }> {
   const { vaultUrl, account } = target;
   // Reachable, and the pinned vault (first contact pins what it says now).
@@ -145,7 +152,7 @@ export async function recoverWithPassword(
     }
     ctx.addSecret(password);
     try {
-      return { backupKey: await client.recover({ password }), pinned };
+      return { backupKey: await guess(client, password), pinned };
     } catch (e) {
       if (!(e instanceof WrongPasswordError)) throw e;
       left = e.attemptsLeft;
