@@ -71,6 +71,11 @@ describe(
       assert.deepEqual(opt.screen, [
         'USAGE: unknown option --repos (did you mean --repo?) — Run `backvault help backup`.',
       ]);
+      const sub = await term(['key', 'gen']);
+      assert.equal(sub.code, 2);
+      assert.deepEqual(sub.screen, [
+        'USAGE: unknown subcommand "key gen"; did you mean `key generate`? — Run `backvault help key`.',
+      ]);
       const missing = await term(['snapshots']);
       assert.equal(missing.code, 2);
       assert.deepEqual(missing.screen, [

@@ -3,6 +3,7 @@
  * wherever `--json` stands (before the command too), and for every form of help.
  */
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { CliHarness, parseJsonOutput } from './cli-harness.js';
@@ -46,6 +47,39 @@ describe('--json: one object on stdout, always', () => {
       message: 'no S3 credentials found for s3://bucket/chat',
       hint: 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), then run the command again.',
     });
+  });
+
+  it('vault serve on a port another process holds: PORT_IN_USE, exit 8, before starting', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      for (const workers of ['1', '2']) {
+        const r = await h.run(
+          [
+            'vault',
+            'serve',
+            '--dev-auth',
+            '--port',
+            String(port),
+            '--workers',
+            workers,
+            '--data',
+            h.path('vd'),
+            '--json',
+          ],
+          { timeoutMs: 20_000 },
+        );
+        assert.equal(r.code, 8, r.stderr);
+        assert.deepEqual(parseJsonOutput(r).error, {
+          code: 'PORT_IN_USE',
+          message: `another process is already listening on 127.0.0.1:${port}`,
+          hint: 'Stop that process, or choose another --port.',
+        });
+      }
+    } finally {
+      holder.close();
+    }
   });
 
   it('help in every form takes --json', async () => {
