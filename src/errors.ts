@@ -31,7 +31,15 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'BAD_REQUEST'
   | 'UNSUPPORTED_VERSION'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'PARTIAL'
+  // Local conditions of this machine (issue 12): never "check the network" nor "a bug".
+  | 'DISK_FULL'
+  | 'READ_ONLY'
+  | 'PERMISSION_DENIED'
+  | 'NO_SOURCE'
+  | 'PORT_IN_USE'
+  | 'NO_CREDENTIALS';
 
 /** Base class: `code` is stable, `hint` says what to do next. */
 export class BackvaultError extends Error {
@@ -76,7 +84,7 @@ export class WrongPasswordError extends BackvaultError {
   constructor(attemptsLeft: number) {
     super(
       'WRONG_PASSWORD',
-      `${attemptsLeft} attempts left`,
+      `${attemptsLeft} attempt${attemptsLeft === 1 ? '' : 's'} left`,
       attemptsLeft > 0
         ? 'Try again carefully: after the last attempt the backup key is destroyed for good.'
         : 'The backup key has been destroyed. Use the 64-digit key if you have it.',
@@ -87,12 +95,11 @@ export class WrongPasswordError extends BackvaultError {
 
 /** The password does not meet the minimum rules. */
 export class WeakPasswordError extends BackvaultError {
-  constructor(message: string) {
-    super(
-      'WEAK_PASSWORD',
-      message,
-      'Use at least 6 characters including a letter; longer is better.',
-    );
+  constructor(
+    message: string,
+    hint = 'Use at least 6 characters including a letter; longer is better.',
+  ) {
+    super('WEAK_PASSWORD', message, hint);
   }
 }
 
@@ -129,7 +136,7 @@ export class RollbackError extends BackvaultError {
     super(
       'ROLLBACK',
       message,
-      'The store is serving an old copy of the backup. Do not trust it; contact your storage provider.',
+      'The store is serving an old copy of the backup. Do not trust it; contact your storage provider. If you know why, accept its latest snapshot with `backvault accept-rollback --snapshot SEQ`.',
     );
   }
 }
@@ -189,7 +196,7 @@ export class VaultMismatchError extends BackvaultError {
     super(
       'VAULT_MISMATCH',
       message,
-      'You may be talking to the wrong or an impostor vault. Check --vault.',
+      'You may be talking to the wrong or an impostor vault: check --vault. If its operator changed its key, `backvault pin --device DIR` shows it; re-pin after checking it with them.',
     );
   }
 }
@@ -254,5 +261,80 @@ export class RateLimitedError extends BackvaultError {
 export class InternalError extends BackvaultError {
   constructor(message = 'internal error', options?: { cause?: unknown }) {
     super('INTERNAL', message, 'Report this with the request id from the logs.', options);
+  }
+}
+
+// --- Added for the CLI's local conditions (issue 12). Additive only. Each names the path
+// (never content) and says what the user can do about it on this machine.
+
+/** A local disk is full (ENOSPC, EDQUOT). Nothing partial was committed. */
+export class DiskFullError extends BackvaultError {
+  readonly path: string;
+  constructor(path: string, what: string, options?: { cause?: unknown }) {
+    super(
+      'DISK_FULL',
+      `no space left on the disk holding ${path} (${what})`,
+      'Free some space or choose another disk, then run the command again: nothing incomplete was committed.',
+      options,
+    );
+    this.path = path;
+  }
+}
+
+/** A local file system is mounted read-only (EROFS). */
+export class ReadOnlyError extends BackvaultError {
+  readonly path: string;
+  constructor(path: string, what: string, options?: { cause?: unknown }) {
+    super(
+      'READ_ONLY',
+      `the disk holding ${path} is read-only (${what})`,
+      'Choose a writable location, or remount the disk read-write.',
+      options,
+    );
+    this.path = path;
+  }
+}
+
+/** The operating system refused access to a local path (EACCES, EPERM). */
+export class PermissionDeniedError extends BackvaultError {
+  readonly path: string;
+  constructor(path: string, what: string, options?: { cause?: unknown }) {
+    super(
+      'PERMISSION_DENIED',
+      `permission denied: ${path} (${what})`,
+      'Check the owner and permissions of that path, or run as a user who may use it.',
+      options,
+    );
+    this.path = path;
+  }
+}
+
+/** The folder to back up does not exist, or is not a folder. */
+export class NoSourceError extends BackvaultError {
+  constructor(message: string) {
+    super('NO_SOURCE', message, 'Give the folder to back up; check the spelling of the path.');
+  }
+}
+
+/** `vault serve` cannot listen: the address is taken by another process (EADDRINUSE). */
+export class PortInUseError extends BackvaultError {
+  constructor(address: string) {
+    super(
+      'PORT_IN_USE',
+      `another process is already listening on ${address}`,
+      'Stop that process, or choose another --port.',
+    );
+  }
+}
+
+/** An s3:// repository was given but no AWS credentials could be found. */
+export class NoCredentialsError extends BackvaultError {
+  constructor(location: string, options?: { cause?: unknown }) {
+    super(
+      'NO_CREDENTIALS',
+      `no S3 credentials found for ${location}`,
+      'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), then run the command again.',
+      options,
+    );
   }
 }

@@ -5,7 +5,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RepoAccess } from '../backup/api.js';
-import { UsageError } from '../errors.js';
 import {
   stringOption,
   type OptionSpec,
@@ -15,7 +14,13 @@ import {
 } from './args.js';
 import type { CliContext, CommandResult } from './context.js';
 import { resolveDeviceSource, type DeviceUse } from './device-source.js';
-import { readBackupKey } from './key-input.js';
+import {
+  KEY_PROMPT_TRIES,
+  keyWillBePrompted,
+  promptBackupKey,
+  readBackupKey,
+} from './key-input.js';
+import { UsageError, WrongKeyError } from '../errors.js';
 import { resolveStatePath } from './state-path.js';
 
 /** One command of the table, e.g. `backup` or `key generate`. */
@@ -39,6 +44,20 @@ export interface CommandSpec {
 export const COMMON_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   json: { type: 'boolean', description: 'print exactly one JSON object on stdout (for scripts)' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+/** Flags of the commands that draw a progress bar (backup, restore, check, prune). */
+export const PROGRESS_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  progress: {
+    type: 'boolean',
+    negatable: true,
+    description: 'draw a progress bar on a terminal (default; --no-progress turns it off)',
+  },
+  quiet: {
+    type: 'boolean',
+    short: 'q',
+    description: 'no progress bar and no summary on success; errors are still printed',
+  },
 };
 
 /** Flags of every command that opens a repository. */
@@ -84,12 +103,11 @@ export async function withRepository<T>(
   const source = await resolveDeviceSource(ctx, values, opts.device ?? 'use');
   const url = source?.repo ?? stringOption(values, 'repo') ?? ctx.io.env.BACKVAULT_REPO;
   if (!url) throw new UsageError('missing --repo URL (or set BACKVAULT_REPO)');
-  const backupKey =
-    source?.backupKey ??
-    (await readBackupKey(ctx, {
-      keyFile: stringOption(values, 'key-file'),
-      allowPrompt: opts.allowPrompt,
-    }));
+  const keyOpts = { keyFile: stringOption(values, 'key-file'), allowPrompt: opts.allowPrompt };
+  // A key typed at the prompt that does not open the repository is asked again (a typo in
+  // 64 digits is easy); keys from a file or the environment are not.
+  const typed = source?.backupKey === undefined && keyWillBePrompted(ctx, keyOpts);
+  let backupKey = source?.backupKey ?? (await readBackupKey(ctx, keyOpts));
   const stateFlag = stringOption(values, 'state');
   const statePath =
     stateFlag === undefined && source?.statePath
@@ -100,7 +118,17 @@ export async function withRepository<T>(
   const { openStorage } = await import('../storage/node/open.js');
   const storage = await openStorage(url);
   try {
-    return await fn({ storage, backupKey, statePath });
+    for (let i = 1; ; i++) {
+      try {
+        return await fn({ storage, backupKey, statePath });
+      } catch (e) {
+        if (!typed || !(e instanceof WrongKeyError) || i >= KEY_PROMPT_TRIES) throw e;
+        ctx.note(
+          'WRONG_KEY: this key does not open this repository — check the digits and type it again.',
+        );
+        backupKey = await promptBackupKey(ctx);
+      }
+    }
   } finally {
     await storage.close();
   }

@@ -36,11 +36,17 @@ export class CliContext {
   /** `--json`: one JSON object on stdout, no progress bar, no chatter. */
   readonly json: boolean;
   private readonly secrets = new Set<string>();
+  /** `--quiet`: no progress bar and no result lines on success (errors still print). */
+  readonly quiet: boolean;
+  /** `--no-progress` turns the bar off (`--quiet` and `--json` do too). */
+  readonly progress: boolean;
   private bar: ProgressBar | undefined;
 
-  constructor(io: CliIo, json: boolean) {
+  constructor(io: CliIo, json: boolean, opts: { quiet?: boolean; progress?: boolean } = {}) {
     this.io = io;
     this.json = json;
+    this.quiet = opts.quiet ?? false;
+    this.progress = (opts.progress ?? true) && !this.quiet;
   }
 
   /** Remember a secret (in every textual form it may take) so no message can print it. */
@@ -61,7 +67,7 @@ export class CliContext {
    */
   progressSink(): ((p: Progress) => void) | undefined {
     const { stderr, env } = this.io;
-    if (this.json || !stderr.isTTY || env.TERM === 'dumb') return undefined;
+    if (this.json || !this.progress || !stderr.isTTY || env.TERM === 'dumb') return undefined;
     const bar = new ProgressBar(stderr);
     this.bar = bar;
     return (p) => bar.update(p);

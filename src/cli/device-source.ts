@@ -22,13 +22,8 @@ import {
 import { formatBackupKey } from '../format/key-encoding.js';
 import { booleanOption, stringOption, type OptionSpec, type OptionValues } from './args.js';
 import type { CliContext } from './context.js';
-import {
-  VAULT_OPTIONS,
-  accountOption,
-  readPassword,
-  vaultClient,
-  vaultUrlOption,
-} from './vault-access.js';
+import { preflightRestore, recoverWithPassword } from './password-restore.js';
+import { VAULT_OPTIONS, accountOption, vaultUrlOption } from './vault-access.js';
 
 /** `--device DIR` as used by commands that read or write with an existing device. */
 export const DEVICE_OPTION: Readonly<Record<string, OptionSpec>> = {
@@ -77,9 +72,13 @@ export const RESTORE_VAULT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 /** Help paragraph of `restore` about the vault. */
 export const RESTORE_VAULT_HELP = [
   'With --password (and --vault URL --account ID), the key comes from the Backup Key Vault:',
-  'the password is checked by OPAQUE and never leaves this machine. Each wrong password uses',
-  'up one attempt ("WRONG_PASSWORD: N attempts left", exit 3); after the last one the vault',
-  'destroys the key ("LOCKED: …", exit 5) and only the 64-digit key can restore.',
+  'the password is checked by OPAQUE and never leaves this machine. Before any guess, restore',
+  'checks the repository, the target, the vault (the pinned one) and the account, and a locked',
+  'account is reported without asking. On a terminal the prompt shows the attempts left, the',
+  'last one is announced, and a wrong password asks again (each retry is a new guess).',
+  'Without a terminal a wrong password ends with "WRONG_PASSWORD: N attempts left" (exit 3);',
+  'the guess that uses the last attempt ends with LOCKED (exit 5): the vault destroyed the key',
+  'and only the 64-digit key can restore.',
   'With --device DIR the new device is set up too: later `backvault backup DIR --device DIR`.',
 ];
 
@@ -155,25 +154,15 @@ export async function resolveDeviceSource(
     if (!vaultUrl || !account) {
       throw new UsageError('--password needs --vault URL and --account ID');
     }
-    const password = await readPassword(ctx, {
-      envName: 'BACKVAULT_PASSWORD',
-      question: `Vault password for ${account} (input hidden): `,
-      confirm: false,
-    });
+    // Everything that costs no guess first: repository, target, vault, record, attempts.
+    await preflightRestore(ctx, repoFlag ?? (ctx.io.env.BACKVAULT_REPO || existing?.profile.repo));
     const sameVault = existing?.profile.vaultUrl === vaultUrl;
-    let pinned =
-      stringOption(values, 'vault-key') ??
-      (sameVault ? existing?.profile.serverPublicKey : undefined);
-    if (pinned === undefined) {
-      // First contact from this device: trust what the vault says now, then hold it to it
-      // for the login (and, with --device, forever after).
-      pinned = (await (await vaultClient(ctx, values, { vaultUrl, account })).info())
-        .serverPublicKey;
-    }
-    const backupKey = await (
-      await vaultClient(ctx, values, { vaultUrl, account, pinned })
-    ).recover({
-      password,
+    const { backupKey, pinned } = await recoverWithPassword(ctx, values, {
+      vaultUrl,
+      account,
+      pinned:
+        stringOption(values, 'vault-key') ??
+        (sameVault ? existing?.profile.serverPublicKey : undefined),
     });
     registerKey(ctx, backupKey);
     if (dir !== undefined && existing === undefined) {

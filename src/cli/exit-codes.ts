@@ -20,6 +20,10 @@ export const ExitCode = {
   LOCKED: 5,
   /** Storage or vault unreachable; retrying later may help. */
   UNAVAILABLE: 6,
+  /** A snapshot was saved without some files (they could not be read). */
+  PARTIAL: 7,
+  /** This machine refused: a disk full or read-only, permission denied, a port in use. */
+  LOCAL: 8,
   /** Stopped by Ctrl-C (128 + SIGINT), as shells expect. */
   INTERRUPTED: 130,
 } as const;
@@ -51,6 +55,14 @@ const EXIT_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   BAD_REQUEST: ExitCode.FAILURE,
   UNSUPPORTED_VERSION: ExitCode.FAILURE,
   INTERNAL: ExitCode.FAILURE,
+  PARTIAL: ExitCode.PARTIAL,
+  DISK_FULL: ExitCode.LOCAL,
+  READ_ONLY: ExitCode.LOCAL,
+  PERMISSION_DENIED: ExitCode.LOCAL,
+  PORT_IN_USE: ExitCode.LOCAL,
+  // The user fixes the command line or the environment.
+  NO_SOURCE: ExitCode.USAGE,
+  NO_CREDENTIALS: ExitCode.USAGE,
 };
 
 /** Exit code for a stable error code. */
@@ -63,18 +75,56 @@ export function exitCodeForError(e: unknown): number {
   return e instanceof BackvaultError ? exitCodeFor(e.code) : ExitCode.FAILURE;
 }
 
-/** Lines for `backvault --help`, generated from the table above so the help cannot drift. */
-export function exitCodeHelp(): string[] {
-  const byExit = new Map<number, ErrorCode[]>();
-  for (const [code, exit] of Object.entries(EXIT_BY_CODE) as [ErrorCode, number][]) {
-    if (exit === ExitCode.FAILURE) continue;
+/** What each exit code means, in the words of `--help` and README. */
+const EXIT_MEANING: Readonly<Record<number, string>> = {
+  [ExitCode.OK]: 'success',
+  [ExitCode.FAILURE]: 'other errors',
+  [ExitCode.USAGE]: 'fix the command line or the environment',
+  [ExitCode.WRONG_SECRET]: 'wrong key or password',
+  [ExitCode.INTEGRITY]: 'stored data damaged, missing or rolled back',
+  [ExitCode.LOCKED]: 'the vault destroyed the key (too many wrong passwords)',
+  [ExitCode.UNAVAILABLE]: 'storage or vault unreachable, or busy: retry later',
+  [ExitCode.PARTIAL]: 'snapshot saved without some files',
+  [ExitCode.LOCAL]: 'this machine refused: disk full or read-only, permission, port',
+  [ExitCode.INTERRUPTED]: 'stopped by Ctrl-C',
+};
+
+/**
+ * Every exit code with its meaning and every code that leads to it, from the table above,
+ * so that `--help` and the README cannot drift (a test compares the README with this).
+ */
+export function exitCodeTable(): { exit: number; meaning: string; codes: string[] }[] {
+  const byExit = new Map<number, string[]>();
+  for (const [code, exit] of Object.entries(EXIT_BY_CODE)) {
     byExit.set(exit, [...(byExit.get(exit) ?? []), code]);
   }
-  const lines = [`  ${ExitCode.OK}    success`];
-  for (const exit of [...byExit.keys()].sort((a, b) => a - b)) {
-    lines.push(`  ${String(exit).padEnd(4)} ${(byExit.get(exit) ?? []).join(', ')}`);
+  byExit.set(ExitCode.INTERRUPTED, ['INTERRUPTED']);
+  byExit.set(ExitCode.OK, []);
+  return [...byExit.keys()]
+    .sort((a, b) => a - b)
+    .map((exit) => ({
+      exit,
+      meaning: EXIT_MEANING[exit] ?? '',
+      codes: [...(byExit.get(exit) ?? [])].sort(),
+    }));
+}
+
+/** Lines for `backvault --help`: every exit code and every error code the CLI prints. */
+export function exitCodeHelp(): string[] {
+  const lines: string[] = [];
+  for (const { exit, meaning, codes } of exitCodeTable()) {
+    const head = `  ${String(exit).padEnd(4)} ${meaning}${codes.length ? ':' : ''}`;
+    lines.push(head);
+    // Codes wrapped under the meaning, at most ~90 columns.
+    let line = '';
+    for (const c of codes) {
+      const next = line ? `${line}, ${c}` : c;
+      if (next.length > 84) {
+        lines.push(`       ${line},`);
+        line = c;
+      } else line = next;
+    }
+    if (line) lines.push(`       ${line}`);
   }
-  lines.push(`  ${ExitCode.FAILURE}    any other error (INTERNAL, NO_REPOSITORY, NOT_FOUND, …)`);
-  lines.push(`  ${ExitCode.INTERRUPTED}  interrupted (Ctrl-C)`);
   return lines;
 }

@@ -43,7 +43,41 @@ export function plural(n: number, one: string, many = `${one}s`): string {
   return `${formatCount(n)} ${n === 1 ? one : many}`;
 }
 
+/** Like {@link plural}, but `no files` for none. */
+export function countOf(n: number, one: string, many = `${one}s`): string {
+  return n === 0 ? `no ${many}` : plural(n, one, many);
+}
+
 /** Short form of a snapshot id for tables (the full id is in `--json`). */
 export function shortId(id: string): string {
   return id.slice(0, 8);
+}
+
+/**
+ * `3 files in 2 folders`, and with no folder below the top one `3 files, no subfolders`
+ * (never "in 0 directories"). `folders` counts the folders below the top one.
+ */
+export function filesAndFolders(files: number, folders: number): string {
+  return folders === 0
+    ? `${plural(files, 'file')}, no subfolders`
+    : `${plural(files, 'file')} in ${plural(folders, 'folder')}`;
+}
+
+/**
+ * A time for human listings: local time with the zone's offset, to the second,
+ * e.g. `2026-12-06 17:03:12 +01:00` (`--json` keeps ISO 8601 UTC). The zone is the
+ * process's (the TZ environment variable, else the system's).
+ */
+export function formatLocalTime(time: string | number | Date): string {
+  const d = new Date(time);
+  if (Number.isNaN(d.getTime())) return String(time);
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const abs = Math.abs(off);
+  return (
+    `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ` +
+    `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ` +
+    `${sign}${p2(Math.floor(abs / 60))}:${p2(abs % 60)}`
+  );
 }

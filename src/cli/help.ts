@@ -1,7 +1,7 @@
 /** Help texts, generated from the command table so they cannot drift from the parser. */
 import type { OptionSpec } from './args.js';
 import { COMMON_OPTIONS, type CommandSpec } from './command.js';
-import { exitCodeHelp } from './exit-codes.js';
+import { exitCodeHelp, exitCodeTable } from './exit-codes.js';
 
 const NAME = 'backvault';
 
@@ -27,7 +27,7 @@ export function mainHelp(commands: readonly CommandSpec[], version: string): str
     '',
     'Usage:',
     `  ${NAME} COMMAND [ARGS] [--json]`,
-    `  ${NAME} help COMMAND        (or: ${NAME} COMMAND --help)`,
+    `  ${NAME} help COMMAND        (or: ${NAME} COMMAND --help; add --json for JSON)`,
     `  ${NAME} --version`,
     '',
     'Commands:',
@@ -79,4 +79,53 @@ export function groupHelp(group: string, members: readonly CommandSpec[]): strin
     '',
     `Run \`${NAME} help ${group} SUBCOMMAND\` for details.`,
   ].join('\n');
+}
+
+/** `backvault help help`. */
+export function helpHelp(): string {
+  return [
+    `${NAME} help — show help`,
+    '',
+    'Usage:',
+    `  ${NAME} help                 the commands, environment and exit codes`,
+    `  ${NAME} help COMMAND         one command: usage, options, examples`,
+    `  ${NAME} help GROUP           the subcommands of a group (e.g. \`key\`, \`vault\`)`,
+    `  ${NAME} help help            this text`,
+    '',
+    'Every form takes --json and then prints one JSON object instead.',
+  ].join('\n');
+}
+
+/** `backvault --help --json`: the command list and the exit codes, for scripts. */
+export function mainHelpJson(
+  commands: readonly CommandSpec[],
+  version: string,
+): Record<string, unknown> {
+  return {
+    version,
+    commands: commands.map((c) => ({ command: c.path.join(' '), summary: c.summary })),
+    exitCodes: exitCodeTable(),
+  };
+}
+
+/** `backvault help COMMAND --json`. */
+export function commandHelpJson(c: CommandSpec): Record<string, unknown> {
+  return {
+    command: c.path.join(' '),
+    summary: c.summary,
+    usage: `${NAME} ${c.usage}`,
+    options: Object.entries({ ...c.options, ...COMMON_OPTIONS })
+      .filter(([, o]) => !o.hidden)
+      .map(([name, o]) => ({
+        name: `--${name}`,
+        ...(o.short ? { short: `-${o.short}` } : {}),
+        type: o.type,
+        ...(o.valueName ? { value: o.valueName } : {}),
+        ...(o.negatable ? { negatable: true } : {}),
+        description: o.description,
+      })),
+    arguments: c.positionals.map((p) => ({ name: p.name, required: p.required })),
+    details: c.details ?? [],
+    examples: c.examples ?? [],
+  };
 }

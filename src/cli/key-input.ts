@@ -79,14 +79,41 @@ export async function readBackupKey(ctx: CliContext, opts: KeySourceOptions): Pr
   if (fromEnv !== undefined && fromEnv.trim() !== '') {
     return parseFrom(fromEnv, 'BACKVAULT_KEY', ctx);
   }
-  if (opts.allowPrompt && canPrompt(io)) {
-    const typed = await promptHidden(io, 'Backup key (64 digits, input hidden): ');
-    return parseFrom(typed, 'typed key', ctx);
-  }
+  if (opts.allowPrompt && canPrompt(io)) return promptBackupKey(ctx);
   throw new UsageError(
     'no backup key given',
     opts.allowPrompt
       ? 'Pass --key-file FILE or set BACKVAULT_KEY (or run on a terminal to be asked).'
       : 'Pass --key-file FILE or set BACKVAULT_KEY; `backvault key generate` makes a new key.',
   );
+}
+
+/** True when {@link readBackupKey} would ask on the terminal (no file, no variable). */
+export function keyWillBePrompted(ctx: CliContext, opts: KeySourceOptions): boolean {
+  return (
+    opts.keyFile === undefined &&
+    (ctx.io.env.BACKVAULT_KEY ?? '').trim() === '' &&
+    opts.allowPrompt &&
+    canPrompt(ctx.io)
+  );
+}
+
+/** How many times a typed key is asked for before giving up. */
+export const KEY_PROMPT_TRIES = 3;
+
+/**
+ * Ask for the key on the terminal; a malformed one (a letter that is not a hex digit, a
+ * digit too many or too few) is explained and asked again, up to {@link KEY_PROMPT_TRIES}.
+ * @throws InvalidKeyError after the last try; PromptInterrupted on Ctrl-C.
+ */
+export async function promptBackupKey(ctx: CliContext): Promise<Uint8Array> {
+  for (let i = 1; ; i++) {
+    const typed = await promptHidden(ctx.io, 'Backup key (64 digits, input hidden): ');
+    try {
+      return parseFrom(typed, 'typed key', ctx);
+    } catch (e) {
+      if (!(e instanceof InvalidKeyError) || i >= KEY_PROMPT_TRIES) throw e;
+      ctx.note(`${e.code}: ${e.message} — type it again.`);
+    }
+  }
 }

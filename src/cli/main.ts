@@ -12,7 +12,7 @@
  * to the runner in `run.ts`.
  */
 import type { CliIo } from './context.js';
-import { reportInterrupted, runCli } from './run.js';
+import { operationOf, reportInterrupted, runCli } from './run.js';
 
 const argv = process.argv.slice(2);
 const io: CliIo = {
@@ -33,7 +33,7 @@ if (process.env.BACKVAULT_DEBUG === '1') {
 // The engine commits atomically (objects first, snapshot last; restore moves into place only
 // when complete), so stopping at any instant is safe: say so and leave with 128 + SIGINT.
 process.once('SIGINT', () => {
-  process.exit(reportInterrupted(io, argv.includes('--json')));
+  process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv)));
 });
 
 // `backvault snapshots | head`: a reader that goes away is not an error worth a stack trace.

@@ -30,10 +30,12 @@ export function renderProgress(p: Progress, elapsedMs: number, width: number): s
     total !== undefined
       ? `${formatBytes(p.bytesDone)} / ${formatBytes(total)}`
       : formatBytes(p.bytesDone);
+  // `check` counts packs, `prune` deleted packs: say what is counted.
+  const noun = p.phase === 'check' ? 'packs' : p.phase === 'prune' ? 'packs deleted' : 'files';
   const files =
     p.filesTotal !== undefined
-      ? `${formatCount(p.filesDone)}/${formatCount(p.filesTotal)} files`
-      : `${formatCount(p.filesDone)} files`;
+      ? `${formatCount(p.filesDone)}/${formatCount(p.filesTotal)} ${noun}`
+      : `${formatCount(p.filesDone)} ${noun}`;
   const parts = [bytes, files];
   // A rate over the first instant is noise; wait a little before promising anything.
   if (seconds >= 0.5) parts.push(`${formatBytes(rate)}/s`);

@@ -30,11 +30,28 @@ export function canPrompt(io: PromptIo): boolean {
  * @throws PromptInterrupted when the user presses Ctrl-C.
  */
 export function promptHidden(io: PromptIo, question: string): Promise<string> {
+  return promptRaw(io, question, false);
+}
+
+/**
+ * Ask `question` on stderr and read one line from the terminal, echoed (for answers that
+ * are not secret, such as "y").
+ * @throws UsageError when there is no terminal to ask on.
+ * @throws PromptInterrupted when the user presses Ctrl-C.
+ */
+export function promptLine(io: PromptIo, question: string): Promise<string> {
+  return promptRaw(io, question, true);
+}
+
+function promptRaw(io: PromptIo, question: string, echo: boolean): Promise<string> {
   const { stdin, stderr } = io;
   if (!canPrompt(io) || !stdin.setRawMode) {
     throw new UsageError('cannot prompt: standard input is not a terminal');
   }
   const setRawMode = stdin.setRawMode.bind(stdin);
+  // Raw mode (no echo) before the question appears: keys typed as soon as it shows must
+  // not be echoed by the terminal.
+  setRawMode(true);
   stderr.write(question);
   return new Promise((resolve, reject) => {
     let answer = '';
@@ -50,13 +67,18 @@ export function promptHidden(io: PromptIo, question: string): Promise<string> {
       for (const ch of typeof chunk === 'string' ? chunk : chunk.toString('utf8')) {
         if (ch === '\r' || ch === '\n' || ch === '\x04') return done();
         if (ch === '\x03') return done(new PromptInterrupted());
-        if (ch === '\x7f' || ch === '\b') answer = answer.slice(0, -1);
-        else if (ch === '\x15')
+        if (ch === '\x7f' || ch === '\b') {
+          if (echo && answer.length > 0) stderr.write('\b \b');
+          answer = answer.slice(0, -1);
+        } else if (ch === '\x15') {
+          if (echo) stderr.write('\b \b'.repeat(answer.length));
           answer = ''; // Ctrl-U clears the line, as in a shell
-        else if (ch >= ' ') answer += ch;
+        } else if (ch >= ' ') {
+          answer += ch;
+          if (echo) stderr.write(ch);
+        }
       }
     };
-    setRawMode(true);
     stdin.resume();
     stdin.on('data', onData);
   });

@@ -8,13 +8,13 @@
  * `BACKVAULT_PASSWORD` or the prompt.
  */
 import { UsageError } from '../errors.js';
-import { checkPassword } from '../client/password.js';
 // Types only: the SDK (TypeBox schemas, OPAQUE) is loaded when a vault is actually used,
 // so `backup` and `restore` with a 64-digit key do not pay its memory.
 import type { TokenSource, VaultClient } from '../client/vault-client.js';
 import { stringOption, type OptionSpec, type OptionValues } from './args.js';
 import type { CliContext } from './context.js';
 import { canPrompt, promptHidden } from './prompt.js';
+import { judgeNewPassword } from './password-strength.js';
 
 /** Flags naming the vault and the account. */
 export const VAULT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -45,7 +45,8 @@ export const VAULT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 /** Environment variables read by the vault commands. */
 export const VAULT_ENV_HELP = [
   'Passwords come from BACKVAULT_PASSWORD (a new one for `password change`: BACKVAULT_NEW_PASSWORD)',
-  'or a hidden prompt; a new password is asked twice. Rules: at least 6 characters with a letter.',
+  'or a hidden prompt; a new password is asked twice. Rules: at least 6 characters with a letter;',
+  'very common passwords are refused and weak ones need confirming (--allow-weak without a terminal).',
   'Tokens: --token or BACKVAULT_TOKEN; a vault started with --dev-auth (loopback demo only)',
   'hands out tokens itself, and the CLI then fetches one for --account.',
 ];
@@ -121,23 +122,39 @@ export async function vaultClient(
 
 /**
  * Reads a password from `envName` or a hidden prompt. For a new password (`confirm`), it is
- * checked against the rules at once (before any network call) and asked twice on a terminal.
- * Weak-but-allowed passwords print a warning on stderr.
+ * judged at once (rules, then zxcvbn: see password-strength.ts), before any network call and
+ * before it is asked a second time on a terminal.
  * @throws UsageError when there is neither the variable nor a terminal, or the two entries
  *   differ; WeakPasswordError when a new password breaks the rules.
  */
 export async function readPassword(
   ctx: CliContext,
-  opts: { envName: string; question: string; confirm: boolean },
+  opts: {
+    envName: string;
+    question: string;
+    confirm: boolean;
+    /** For a new password: `--allow-weak`, and words an attacker knows (the account). */
+    allowWeak?: boolean;
+    userInputs?: readonly string[];
+  },
 ): Promise<string> {
+  // A new password is judged (zxcvbn) before it is typed twice and before any network call.
+  const judge = (pw: string): Promise<unknown> =>
+    judgeNewPassword(ctx, pw, {
+      allowWeak: opts.allowWeak ?? false,
+      userInputs: opts.userInputs ?? [],
+    });
   const fromEnv = ctx.io.env[opts.envName];
   let password: string;
   if (fromEnv !== undefined && fromEnv !== '') {
     password = fromEnv;
+    ctx.addSecret(password);
+    if (opts.confirm) await judge(password);
   } else if (canPrompt(ctx.io)) {
     password = await promptHidden(ctx.io, opts.question);
     if (opts.confirm) {
-      checkPassword(password);
+      ctx.addSecret(password);
+      await judge(password);
       const again = await promptHidden(ctx.io, 'Type it again: ');
       if (again !== password) throw new UsageError('the two passwords differ; nothing was changed');
     }
@@ -148,9 +165,5 @@ export async function readPassword(
     );
   }
   ctx.addSecret(password);
-  if (opts.confirm) {
-    const { warning } = checkPassword(password);
-    if (warning) ctx.note(`warning: ${warning}`);
-  }
   return password;
 }

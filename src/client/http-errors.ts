@@ -29,6 +29,18 @@ export interface HttpFailure {
   readonly step: string;
 }
 
+/** The protocol steps in a user's words (messages carry no internal terms). */
+const STEP_WORDS: Readonly<Record<string, string>> = {
+  info: 'saying who it is',
+  'record status': 'reading the account',
+  'login start': 'checking the password',
+  'login finish': 'releasing the key',
+  'registration start': 'registering the password',
+  'registration finish': 'registering the password',
+  delete: 'deleting the account record',
+  'dev token': 'issuing a token',
+};
+
 interface ErrorFields {
   code: string;
   message: string;
@@ -71,7 +83,7 @@ function errorFields(body: unknown): ErrorFields | undefined {
 export function vaultErrorFromResponse(f: HttpFailure): BackvaultError {
   const fields = errorFields(f.body);
   const msg = (fallback: string): string =>
-    `vault ${f.step}: ${fields?.message ? fields.message : fallback}`;
+    `the vault, ${STEP_WORDS[f.step] ?? 'answering'}: ${fields?.message ? fields.message : fallback}`;
   const retryAfter = (): number => {
     if (fields?.retryAfterSeconds !== undefined) return fields.retryAfterSeconds;
     const h = f.retryAfter ? Number.parseInt(f.retryAfter, 10) : NaN;

@@ -308,7 +308,7 @@ class VaultHttp {
       });
     } catch (e) {
       if (e instanceof BackvaultError) throw e;
-      throw new UnavailableError(`cannot reach the vault at ${base} (${step})`, { cause: e });
+      throw new UnavailableError(`cannot reach the vault at ${base}`, { cause: e });
     }
     let parsed: unknown;
     try {

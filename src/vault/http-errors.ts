@@ -30,6 +30,14 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   INTERNAL: 500,
   CORRUPT: 500,
   UNAVAILABLE: 503,
+  // Device-side conditions (issue 12); the vault never raises them, listed for the Record.
+  PARTIAL: 500,
+  DISK_FULL: 500,
+  READ_ONLY: 500,
+  PERMISSION_DENIED: 500,
+  NO_SOURCE: 400,
+  PORT_IN_USE: 500,
+  NO_CREDENTIALS: 400,
 };
 
 /** An HTTP error response. */

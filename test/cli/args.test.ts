@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCommandArgs, type OptionSpec } from '../../src/cli/args.js';
 import { hasCode } from '../../src/errors.js';
+import { closest } from '../../src/cli/suggest.js';
 
 const OPTIONS: Record<string, OptionSpec> = {
   'fleet-key': { type: 'string', valueName: 'KEY', description: 'fleet key' },
@@ -29,4 +30,14 @@ test('a forgotten value followed by another option is still a usage error', () =
 test('--opt=VALUE still accepts any value, and "-" alone is a value (stdin)', () => {
   assert.equal(parseCommandArgs(['--repo=--weird'], OPTIONS, []).values.repo, '--weird');
   assert.equal(parseCommandArgs(['--repo', '-'], OPTIONS, []).values.repo, '-');
+});
+
+test('did you mean: the closest word within a few edits, or a unique prefix, else nothing', () => {
+  const words = ['backup', 'restore', 'snapshots', 'check', 'prune', 'ls', 'diff', 'stats'];
+  assert.equal(closest('bakup', words), 'backup');
+  assert.equal(closest('restroe', words), 'restore');
+  assert.equal(closest('snap', words), 'snapshots');
+  assert.equal(closest('shapshots', words), 'snapshots');
+  assert.equal(closest('frobnicate', words), undefined);
+  assert.equal(closest('x', words), undefined);
 });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   BackvaultError,
   CorruptBackupError,
@@ -8,7 +10,13 @@ import {
   WrongKeyError,
   WrongPasswordError,
 } from '../../src/errors.js';
-import { ExitCode, exitCodeFor, exitCodeForError } from '../../src/cli/exit-codes.js';
+import {
+  ExitCode,
+  exitCodeFor,
+  exitCodeForError,
+  exitCodeHelp,
+  exitCodeTable,
+} from '../../src/cli/exit-codes.js';
 
 describe('exit codes', () => {
   it('follow the documented table', () => {
@@ -17,6 +25,8 @@ describe('exit codes', () => {
       INVALID_KEY: 2,
       TARGET_NOT_EMPTY: 2,
       WEAK_PASSWORD: 2,
+      NO_SOURCE: 2,
+      NO_CREDENTIALS: 2,
       WRONG_KEY: 3,
       WRONG_PASSWORD: 3,
       CORRUPT: 4,
@@ -24,8 +34,15 @@ describe('exit codes', () => {
       ROLLBACK: 4,
       LOCKED: 5,
       UNAVAILABLE: 6,
+      PARTIAL: 7,
+      DISK_FULL: 8,
+      READ_ONLY: 8,
+      PERMISSION_DENIED: 8,
+      PORT_IN_USE: 8,
       NOT_FOUND: 1,
       NO_REPOSITORY: 1,
+      VAULT_MISMATCH: 1,
+      CONFLICT: 1,
       INTERNAL: 1,
     };
     for (const [code, exit] of Object.entries(expected)) {
@@ -42,5 +59,26 @@ describe('exit codes', () => {
     assert.equal(exitCodeForError(new UnavailableError('down')), 6);
     assert.equal(exitCodeForError(new TypeError('boom')), 1);
     assert.equal(exitCodeForError('a string'), 1);
+  });
+
+  it('--help and the README list every code the CLI can print, with its exit code', async () => {
+    const help = exitCodeHelp().join('\n');
+    const readme = await readFile(
+      fileURLToPath(new URL('../../../README.md', import.meta.url)),
+      'utf8',
+    );
+    const rows = exitCodeTable();
+    const all = rows.flatMap((r) => r.codes);
+    for (const c of ['CONFLICT', 'VAULT_MISMATCH', 'PARTIAL', 'NO_REPOSITORY', 'INTERRUPTED']) {
+      assert.ok(all.includes(c), c);
+    }
+    for (const { exit, codes } of rows) {
+      const line = readme.split('\n').find((l) => new RegExp(`^\\| ${exit}\\s+\\|`).test(l));
+      assert.ok(line, `README has a row for exit ${exit}`);
+      for (const c of codes) {
+        assert.ok(line.includes(`\`${c}\``), `README row ${exit} names ${c}`);
+        assert.match(help, new RegExp(`\\b${c}\\b`), `--help names ${c}`);
+      }
+    }
   });
 });

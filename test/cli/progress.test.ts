@@ -28,6 +28,22 @@ describe('renderProgress', () => {
     assert.equal(Math.round((filled.length / (filled.length + empty.length)) * 4), 1);
   });
 
+  it('restore shows its rate and ETA; check and prune say they count packs', () => {
+    const restore = renderProgress(
+      { phase: 'restore', bytesDone: 30 * MiB, bytesTotal: 90 * MiB, filesDone: 3, filesTotal: 9 },
+      3000,
+      120,
+    );
+    assert.equal(
+      restore,
+      'restore [##########--------------------]  33%  30.0 MiB / 90.0 MiB  3/9 files  10.0 MiB/s  ETA 0:06',
+    );
+    const check = renderProgress({ phase: 'check', bytesDone: MiB, filesDone: 4 }, 1000, 100);
+    assert.equal(check, 'check 1.00 MiB  4 packs  1.00 MiB/s');
+    const prune = renderProgress({ phase: 'prune', bytesDone: MiB, filesDone: 2 }, 1000, 100);
+    assert.equal(prune, 'prune 1.00 MiB  2 packs deleted  1.00 MiB/s');
+  });
+
   it('without totals shows counts only, no bar and no ETA', () => {
     const line = renderProgress({ phase: 'scan', bytesDone: 5 * MiB, filesDone: 12 }, 1000, 80);
     assert.equal(line, 'scan 5.00 MiB  12 files  5.00 MiB/s');

@@ -73,13 +73,15 @@ describe('backvault CLI: usage, help and the key', () => {
       ['snapshots', 'extra', '--repo', 'r'],
       ['check', '--repo', 'r', '--read-data=yes'],
       ['key', 'generate', '--json=1'],
-      ['backup', 'missing-dir', '--repo', 'r'],
     ];
     for (const args of cases) {
       const r = await h.run(args, { env: { BACKVAULT_KEY: undefined } });
       assertUsage(r, 'USAGE');
       assert.equal(r.stdout, '', `nothing on stdout for ${args.join(' ')}`);
     }
+    // A missing source folder says so (not "not a directory"), with its own code, exit 2.
+    const missing = assertUsage(await h.run(['backup', 'missing-dir', '--repo', 'r']), 'NO_SOURCE');
+    assert.match(missing, /^NO_SOURCE: the folder to back up does not exist: .*missing-dir — /);
     const unknown = assertUsage(await h.run(['snapshots', '--repo', 'r', '--bogus']), 'USAGE');
     assert.match(unknown, /unknown option --bogus/);
     const noKey = assertUsage(await h.run(['backup', 'src', '--repo', h.path('repo')]), 'USAGE');

@@ -199,9 +199,13 @@ describe('backvault CLI with a real vault', () => {
       );
     const r1 = await bobRestore('guess one 1');
     const r2 = await bobRestore('guess two 2');
-    assert.deepEqual([r1.code, r2.code], [3, 3]);
-    assert.match(firstErrorLine(r1), /^WRONG_PASSWORD: 1 attempts left/);
-    assert.match(firstErrorLine(r2), /^WRONG_PASSWORD: 0 attempts left/);
+    // The guess that reaches the limit answers LOCKED (exit 5), never "0 attempts left".
+    assert.deepEqual([r1.code, r2.code], [3, 5]);
+    assert.match(firstErrorLine(r1), /^WRONG_PASSWORD: 1 attempt left/);
+    assert.match(
+      firstErrorLine(r2),
+      /^LOCKED: wrong password, and that was the last attempt: the vault destroyed the backup key/,
+    );
     const r3 = await bobRestore('guess three 3');
     assert.equal(r3.code, 5, r3.stderr);
     assert.match(firstErrorLine(r3), /^LOCKED: /);
@@ -284,7 +288,11 @@ describe('backvault CLI with a real vault', () => {
   });
 
   test('disable deletes the record, prints the 64-digit key, which still restores', async () => {
-    const d = await h.run(['disable', '--device', 'dev-b', '--json']);
+    // Without a terminal, disable needs --yes.
+    const noYes = await h.run(['disable', '--device', 'dev-b', '--json']);
+    assert.equal(noYes.code, 2, noYes.stderr);
+    assert.match(firstErrorLine(noYes), /^USAGE: disable needs --yes when it cannot ask/);
+    const d = await h.run(['disable', '--device', 'dev-b', '--json', '--yes']);
     ok(d, 'disable');
     const j = parseJsonOutput(d);
     assert.equal(j.mode, 'recovery-key');

@@ -1,11 +1,18 @@
 /** `backvault backup DIR --repo URL`: encrypt a directory into a new snapshot. */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { UsageError } from '../../errors.js';
+import { NoSourceError } from '../../errors.js';
 import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
 import { booleanOption, stringOption } from '../args.js';
-import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
-import { formatBytes, formatCount, formatSeconds, plural } from '../format.js';
+import {
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
+import { filesAndFolders, formatBytes, formatCount, formatSeconds, plural } from '../format.js';
+import { backupProgress } from '../scan.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 import { applyRetentionAfterBackup } from '../retention.js';
@@ -24,6 +31,7 @@ export const backupCommand: CommandSpec = {
       type: 'boolean',
       description: 'create the repository if there is none (default: NO_REPOSITORY, exit 1)',
     },
+    ...PROGRESS_OPTIONS,
   },
   details: [
     'Encrypts DIR on this machine and stores a new snapshot; only chunks the repository does',
@@ -42,13 +50,11 @@ export const backupCommand: CommandSpec = {
   ],
   async run({ values, positionals }, ctx) {
     const source = resolve(ctx.io.cwd, positionals[0] ?? '');
-    const info = await stat(source).catch(() => undefined);
-    if (!info?.isDirectory()) {
-      throw new UsageError(
-        `not a directory: ${positionals[0] ?? ''}`,
-        'Give the directory to back up.',
-      );
-    }
+    const info = await stat(source).catch((e: NodeJS.ErrnoException) =>
+      e.code === 'ENOENT' || e.code === 'ENOTDIR' ? undefined : Promise.reject(e),
+    );
+    if (!info) throw new NoSourceError(`the folder to back up does not exist: ${source}`);
+    if (!info.isDirectory()) throw new NoSourceError(`not a folder: ${source}`);
     // A device that never backed up was set up for this repository on purpose (`enable`).
     const deviceFlag = stringOption(values, 'device');
     const init =
@@ -56,15 +62,18 @@ export const backupCommand: CommandSpec = {
       (deviceFlag !== undefined &&
         (await loadDevice(resolveDeviceDir(deviceFlag, ctx.io.env, ctx.io.cwd))).profile
           .lastBackup === undefined);
-    const onProgress = ctx.progressSink();
-    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) =>
-      (await loadEngine()).backup({
+    const sink = ctx.progressSink();
+    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) => {
+      // On a terminal, once the key is known: a quick scan first, so that the bar has a
+      // total, a percentage and an ETA.
+      const onProgress = await backupProgress(sink, source);
+      return (await loadEngine()).backup({
         ...access,
         source,
         init,
         ...(onProgress ? { onProgress } : {}),
-      }),
-    );
+      });
+    });
     await recordLastBackup(ctx, values, r);
     const retention = await applyRetentionAfterBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
@@ -72,7 +81,7 @@ export const backupCommand: CommandSpec = {
       json: { ...r, ...(retention ? { retention: retention.json } : {}) },
       human: [
         `${r.created ? 'created repository; ' : ''}snapshot ${r.snapshotId.slice(0, 8)} saved (seq ${r.seq})`,
-        `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytesRead)} read`,
+        `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytesRead)} read`,
         `  new data: ${formatBytes(r.bytesNew)} in ${formatCount(r.chunksNew)} of ${plural(r.chunksTotal, 'chunk')}; stored: ${formatBytes(r.bytesStoredNew)}`,
         `  took ${formatSeconds(r.seconds)}${rate}`,
         ...(r.resumed.packs > 0

@@ -1,15 +1,23 @@
 /** `backvault check --repo URL`: verify a whole repository without restoring it. */
 import { BackvaultError } from '../../errors.js';
 import { booleanOption } from '../args.js';
-import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
+import {
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
 import { formatBytes, formatSeconds, plural } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
+import { DEVICE_OPTION } from '../device-source.js';
 
 /** `check` */
 export const checkCommand: CommandSpec = {
   path: ['check'],
   summary: 'verify every snapshot, index and (by default) every data blob',
-  usage: 'check --repo URL [--read-data | --no-read-data] [--key-file FILE] [--json]',
+  usage:
+    'check (--repo URL [--key-file FILE] | --device DIR) [--read-data | --no-read-data] [--json]',
   positionals: [],
   options: {
     ...REPO_OPTIONS,
@@ -19,6 +27,8 @@ export const checkCommand: CommandSpec = {
       description:
         'download and verify every data blob (default; --no-read-data checks structure only)',
     },
+    ...DEVICE_OPTION,
+    ...PROGRESS_OPTIONS,
   },
   details: [
     'Exits 0 when the repository is sound, 4 when anything is corrupted, missing or rolled',

@@ -6,11 +6,18 @@
 import { createDeviceRepository } from '../repo-create.js';
 import { generateBackupKey, formatBackupKey } from '../../format/key-encoding.js';
 import { UsageError, VaultMismatchError } from '../../errors.js';
-import { createDevice, deviceExists, resolveDeviceDir } from '../../device/profile.js';
+import {
+  createDevice,
+  deviceExists,
+  loadDevice,
+  resolveDeviceDir,
+  updateDeviceProfile,
+} from '../../device/profile.js';
 import { booleanOption, stringOption, type OptionValues } from '../args.js';
 import { loadEngine, type CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { absoluteRepo } from '../device-source.js';
+import { plural } from '../format.js';
 import { readBackupKey } from '../key-input.js';
 import { canPrompt, promptHidden } from '../prompt.js';
 import {
@@ -99,6 +106,10 @@ export const enableCommand: CommandSpec = {
       type: 'boolean',
       description: 'do not ask to confirm that the 64-digit key was written down',
     },
+    'allow-weak': {
+      type: 'boolean',
+      description: 'accept a weak (not a very common) password without asking',
+    },
   },
   details: [
     'Creates the device profile directory (0700): profile.json (repository, vault, pinned',
@@ -125,13 +136,28 @@ export const enableCommand: CommandSpec = {
     if (password === recovery) {
       throw new UsageError('choose one: --password or --recovery-key');
     }
-    const repoText = stringOption(values, 'repo') ?? (ctx.io.env.BACKVAULT_REPO || undefined);
-    if (!repoText) throw new UsageError('missing --repo URL (or set BACKVAULT_REPO)');
-    const repo = absoluteRepo(repoText, ctx.io.cwd);
-    if (await deviceExists(dir)) {
+    // After `disable`, the device (64-digit key mode) may turn password protection on again:
+    // same key, same repository.
+    const prior = (await deviceExists(dir)) ? await loadDevice(dir) : undefined;
+    if (prior && !(password && prior.profile.mode === 'recovery-key')) {
       throw new UsageError(
         `a device profile already exists in ${dir}`,
         'Use `backvault status`, `password change` or `disable` on it, or choose another --device.',
+      );
+    }
+    const repoText =
+      stringOption(values, 'repo') ?? (ctx.io.env.BACKVAULT_REPO || prior?.profile.repo);
+    if (!repoText) throw new UsageError('missing --repo URL (or set BACKVAULT_REPO)');
+    const repo = absoluteRepo(repoText, ctx.io.cwd);
+    if (prior && repo !== prior.profile.repo) {
+      throw new UsageError(
+        '--repo differs from the repository of the device',
+        'Leave out --repo: the device knows its repository.',
+      );
+    }
+    if (prior && stringOption(values, 'key-file') !== undefined) {
+      throw new UsageError(
+        '--key-file cannot be combined with an existing device (it holds its key)',
       );
     }
     const vaultUrl = vaultUrlOption(ctx, values);
@@ -150,11 +176,17 @@ export const enableCommand: CommandSpec = {
 
     // An existing key (protecting an existing repository) or a new one.
     const adopt =
+      prior !== undefined ||
       stringOption(values, 'key-file') !== undefined ||
       (ctx.io.env.BACKVAULT_KEY ?? '').trim() !== '';
-    const backupKey = adopt
-      ? await readBackupKey(ctx, { keyFile: stringOption(values, 'key-file'), allowPrompt: false })
-      : generateBackupKey();
+    const backupKey = prior
+      ? prior.backupKey
+      : adopt
+        ? await readBackupKey(ctx, {
+            keyFile: stringOption(values, 'key-file'),
+            allowPrompt: false,
+          })
+        : generateBackupKey();
     const formatted = formatBackupKey(backupKey);
     ctx.addSecret(formatted, formatted.replace(/ /g, ''));
 
@@ -204,14 +236,23 @@ export const enableCommand: CommandSpec = {
 
     const url = vaultUrl as string;
     const acct = account as string;
+    // The vault first (reachable, the expected one, its limit): no password is typed in vain.
+    const info = await (await vaultClient(ctx, values, { vaultUrl: url, account: acct })).info();
+    const expected = stringOption(values, 'vault-key');
+    if (expected !== undefined && expected !== info.serverPublicKey) throw new VaultMismatchError();
+    if (maxAttempts !== undefined && maxAttempts > info.maxAttempts) {
+      throw new UsageError(
+        `--max-attempts ${maxAttempts} is more than this vault allows (at most ${info.maxAttempts})`,
+        `Choose a number from 1 to ${info.maxAttempts}.`,
+      );
+    }
     const secret = await readPassword(ctx, {
       envName: 'BACKVAULT_PASSWORD',
       question: 'New vault password (input hidden): ',
       confirm: true,
+      allowWeak: booleanOption(values, 'allow-weak'),
+      userInputs: [acct],
     });
-    const info = await (await vaultClient(ctx, values, { vaultUrl: url, account: acct })).info();
-    const expected = stringOption(values, 'vault-key');
-    if (expected !== undefined && expected !== info.serverPublicKey) throw new VaultMismatchError();
     const client = await vaultClient(ctx, values, {
       vaultUrl: url,
       account: acct,
@@ -223,11 +264,26 @@ export const enableCommand: CommandSpec = {
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
     });
     await createDeviceRepository(repo, backupKey, dir);
-    await createDevice(
-      dir,
-      { mode: 'password', repo, vaultUrl: url, account: acct, serverPublicKey: r.serverPublicKey },
-      backupKey,
-    );
+    if (prior) {
+      await updateDeviceProfile(dir, {
+        mode: 'password',
+        vaultUrl: url,
+        account: acct,
+        serverPublicKey: r.serverPublicKey,
+      });
+    } else {
+      await createDevice(
+        dir,
+        {
+          mode: 'password',
+          repo,
+          vaultUrl: url,
+          account: acct,
+          serverPublicKey: r.serverPublicKey,
+        },
+        backupKey,
+      );
+    }
     return {
       json: {
         device: dir,
@@ -243,7 +299,7 @@ export const enableCommand: CommandSpec = {
       human: [
         `device set up in ${dir} (password mode)`,
         `  the backup key is sealed under your password and stored at ${url} (account ${acct})`,
-        `  ${r.record.maxAttempts} wrong passwords in a row destroy it for good; the password never left this device`,
+        `  ${plural(r.record.maxAttempts, 'wrong password')} in a row ${r.record.maxAttempts === 1 ? 'destroys' : 'destroy'} it for good; the password never left this device`,
         `  vault key pinned: ${r.serverPublicKey}`,
         `back up with: backvault backup DIR --device ${dir}`,
       ],

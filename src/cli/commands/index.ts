@@ -12,6 +12,8 @@ import { forgetCommand } from './forget.js';
 import { restoreCommand } from './restore.js';
 import { snapshotsCommand } from './snapshots.js';
 import { enableCommand } from './enable.js';
+import { diffCommand, lsCommand, statsCommand } from './inspect.js';
+import { acceptRollbackCommand, pinCommand } from './way-forward.js';
 import { disableCommand, passwordChangeCommand, statusCommand } from './vault-device.js';
 import { vaultServeCommand } from './vault-serve.js';
 import {
@@ -28,6 +30,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   backupCommand,
   restoreCommand,
   snapshotsCommand,
+  lsCommand,
+  diffCommand,
+  statsCommand,
   checkCommand,
   forgetCommand,
   pruneCommand,
@@ -35,6 +40,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
   passwordChangeCommand,
   disableCommand,
+  pinCommand,
+  acceptRollbackCommand,
   vaultServeCommand,
   vaultTransportKeyCommand,
   vaultKeygenCommand,

@@ -1,15 +1,22 @@
 /** `backvault prune --repo URL`: delete data no snapshot refers to any more. */
-import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
+import {
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
 import { formatBytes, formatSeconds, plural } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
+import { DEVICE_OPTION } from '../device-source.js';
 
 /** `prune` */
 export const pruneCommand: CommandSpec = {
   path: ['prune'],
   summary: 'delete stored data that no snapshot refers to',
-  usage: 'prune --repo URL [--key-file FILE] [--json]',
+  usage: 'prune (--repo URL [--key-file FILE] | --device DIR) [--json]',
   positionals: [],
-  options: REPO_OPTIONS,
+  options: { ...REPO_OPTIONS, ...DEVICE_OPTION, ...PROGRESS_OPTIONS },
   details: [
     'Removes packs and indexes left behind by interrupted backups or no longer referenced,',
     'repacking partly used packs. Safe to interrupt: nothing in use is deleted before its',

@@ -2,8 +2,17 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { booleanOption, stringOption } from '../args.js';
-import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
-import { formatBytes, formatSeconds, plural } from '../format.js';
+import {
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
+import { filesAndFolders, formatBytes, formatSeconds, plural } from '../format.js';
+import { SNAPSHOT_SELECTOR_HELP, selectSnapshot } from '../snapshot-select.js';
+import { expectRestoreTarget } from '../password-restore.js';
+import { localError } from '../local-errors.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
 
@@ -20,14 +29,14 @@ export const restoreCommand: CommandSpec = {
   path: ['restore'],
   summary: 'restore a snapshot into a directory (verified before anything is moved into place)',
   usage:
-    'restore TARGET --repo URL [--key-file FILE | --password --vault URL --account ID] [--device DIR] [--snapshot ID] [--force] [--json]',
+    'restore TARGET --repo URL [--key-file FILE | --password --vault URL --account ID] [--device DIR] [--snapshot SNAPSHOT] [--force] [--json]',
   positionals: [{ name: 'TARGET', required: true }],
   options: {
     ...REPO_OPTIONS,
     snapshot: {
       type: 'string',
-      valueName: 'ID',
-      description: 'snapshot id or unique prefix (default: the latest)',
+      valueName: 'SNAPSHOT',
+      description: '`latest` (default), a sequence number, or an id prefix (see `snapshots`)',
     },
     force: {
       type: 'boolean',
@@ -40,6 +49,7 @@ export const restoreCommand: CommandSpec = {
         'with --force: make TARGET exactly the snapshot, deleting files it does not hold',
     },
     ...RESTORE_VAULT_OPTIONS,
+    ...PROGRESS_OPTIONS,
   },
   details: [
     'Downloads and verifies the snapshot into a temporary directory beside TARGET and moves',
@@ -48,6 +58,7 @@ export const restoreCommand: CommandSpec = {
     'snapshot replace those at the same paths and everything else in TARGET is kept (and',
     'listed); --delete removes what the snapshot does not hold. A TARGET that is a file or',
     'a symlink is refused.',
+    SNAPSHOT_SELECTOR_HELP,
     '',
     ...KEY_SOURCES_HELP,
     'On a terminal, restore asks for the key (hidden input) when neither is given.',
@@ -67,24 +78,33 @@ export const restoreCommand: CommandSpec = {
         'Add --force to restore into a non-empty TARGET.',
       );
     }
-    const snapshotId = stringOption(values, 'snapshot');
+    const selector = stringOption(values, 'snapshot');
     const onProgress = ctx.progressSink();
     let setup: { device?: string; lines: string[] } = { lines: [] };
+    // With --password the target is checked before a guess is spent.
+    expectRestoreTarget(ctx, target, booleanOption(values, 'force'));
     const r = await withRepository(
       ctx,
       values,
       { allowPrompt: true, device: 'setup' },
       async (access) => {
-        const res = await (
-          await loadEngine()
-        ).restore({
-          ...access,
-          target,
-          force: booleanOption(values, 'force'),
-          delete: deleteExtras,
-          ...(snapshotId ? { snapshotId } : {}),
-          ...(onProgress ? { onProgress } : {}),
-        });
+        const engine = await loadEngine();
+        // `latest`, a sequence number or an id prefix, resolved against the verified chain.
+        const snapshotId =
+          selector === undefined
+            ? undefined
+            : selectSnapshot(await engine.listSnapshots(access), selector).id;
+        const res = await engine
+          .restore({
+            ...access,
+            target,
+            force: booleanOption(values, 'force'),
+            delete: deleteExtras,
+            ...(snapshotId ? { snapshotId } : {}),
+            ...(onProgress ? { onProgress } : {}),
+          })
+          // A full or read-only disk under the target names the target.
+          .catch((e: unknown) => Promise.reject(localError(e, target) ?? e));
         // `--device DIR` on a new device: its profile is written once the restore succeeded.
         setup = await finishDeviceSetup(ctx, values, access.backupKey);
         return res;
@@ -94,7 +114,7 @@ export const restoreCommand: CommandSpec = {
       json: { ...r, target, ...(setup.device ? { device: setup.device } : {}) },
       human: [
         `restored snapshot ${r.snapshotId.slice(0, 8)} (seq ${r.seq}) to ${target}`,
-        `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytes)}, all verified`,
+        `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytes)}, all verified`,
         `  took ${formatSeconds(r.seconds)}`,
         ...(r.replaced > 0 ? [`  replaced ${plural(r.replaced, 'file')} that TARGET held`] : []),
         ...listed('kept (not in the snapshot)', r.kept),

@@ -1,18 +1,20 @@
 /** `backvault snapshots --repo URL`: list the snapshots of a repository. */
 import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';
-import { formatBytes, formatCount, plural, shortId } from '../format.js';
+import { formatBytes, formatCount, formatLocalTime, plural, shortId } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
+import { DEVICE_OPTION } from '../device-source.js';
 
 /** `snapshots` */
 export const snapshotsCommand: CommandSpec = {
   path: ['snapshots'],
   summary: 'list the snapshots in a repository, oldest first',
-  usage: 'snapshots --repo URL [--key-file FILE] [--json]',
+  usage: 'snapshots (--repo URL [--key-file FILE] | --device DIR) [--json]',
   positionals: [],
-  options: REPO_OPTIONS,
+  options: { ...REPO_OPTIONS, ...DEVICE_OPTION },
   details: [
     'Each snapshot is authenticated with the key and checked against the chain of previous',
-    'snapshots, so a store that hides or replays snapshots is caught.',
+    'snapshots, so a store that hides or replays snapshots is caught. Times are local, with',
+    'the offset from UTC; --json gives them in UTC (ISO 8601). SEQ is what --snapshot takes.',
     '',
     ...KEY_SOURCES_HELP,
   ],
@@ -25,12 +27,12 @@ export const snapshotsCommand: CommandSpec = {
     const rows = list.map((s) => [
       shortId(s.id),
       String(s.seq),
-      s.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, ''),
+      formatLocalTime(s.time),
       s.hostname,
       formatCount(s.files),
       formatBytes(s.bytes),
     ]);
-    const header = ['ID', 'SEQ', 'TIME (UTC)', 'HOST', 'FILES', 'SIZE'];
+    const header = ['ID', 'SEQ', 'TIME', 'HOST', 'FILES', 'SIZE'];
     const widths = header.map((h, i) =>
       Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)),
     );

@@ -10,11 +10,12 @@ import {
 } from '../../device/profile.js';
 import { formatBackupKey } from '../../format/key-encoding.js';
 import type { VaultClient } from '../../client/vault-client.js';
-import { stringOption, type OptionSpec, type OptionValues } from '../args.js';
+import { booleanOption, stringOption, type OptionSpec, type OptionValues } from '../args.js';
 import type { CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
-import { shortId } from '../format.js';
+import { formatLocalTime, shortId } from '../format.js';
 import { readPassword, vaultClient } from '../vault-access.js';
+import { canPrompt } from '../prompt.js';
 import { showRecoveryKey } from './enable.js';
 
 const DEVICE: Readonly<Record<string, OptionSpec>> = {
@@ -64,9 +65,20 @@ async function clientOf(
 export const passwordChangeCommand: CommandSpec = {
   path: ['password', 'change'],
   summary: 'change the vault password that protects this device’s backup key',
-  usage: 'password change --device DIR [--token JWT] [--json]',
+  usage: 'password change --device DIR [--max-attempts N] [--allow-weak] [--token JWT] [--json]',
   positionals: [],
-  options: DEVICE,
+  options: {
+    ...DEVICE,
+    'max-attempts': {
+      type: 'string',
+      valueName: 'N',
+      description: "a new limit of wrong passwords (default: keep the account's limit)",
+    },
+    'allow-weak': {
+      type: 'boolean',
+      description: 'accept a weak (not a very common) password without asking',
+    },
+  },
   details: [
     'Registers a new password for the same backup key, proving to the vault that this device',
     'holds the key. The vault swaps old for new in one step: afterwards only the new password',
@@ -79,12 +91,19 @@ export const passwordChangeCommand: CommandSpec = {
   async run({ values }, ctx) {
     const d = await device(ctx, values);
     const client = await clientOf(ctx, values, d);
+    const maxAttempts = await limitForChange(values, client);
     const newPassword = await readPassword(ctx, {
       envName: 'BACKVAULT_NEW_PASSWORD',
       question: 'New vault password (input hidden): ',
       confirm: true,
+      allowWeak: booleanOption(values, 'allow-weak'),
+      userInputs: d.profile.account ? [d.profile.account] : [],
     });
-    const r = await client.changePassword({ newPassword, backupKey: d.backupKey });
+    const r = await client.changePassword({
+      newPassword,
+      backupKey: d.backupKey,
+      ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+    });
     return {
       json: {
         device: d.dir,
@@ -100,6 +119,36 @@ export const passwordChangeCommand: CommandSpec = {
     };
   },
 };
+
+/**
+ * The limit a password change registers: `--max-attempts` when given (within the vault's
+ * range), else the account's current limit, so that a change never silently resets it to
+ * the vault's default.
+ * @throws UsageError when `--max-attempts` is not a whole number within the vault's range.
+ */
+async function limitForChange(
+  values: OptionValues,
+  client: VaultClient,
+): Promise<number | undefined> {
+  const text = stringOption(values, 'max-attempts');
+  if (text !== undefined) {
+    const n = Number(text);
+    const max = (await client.info()).maxAttempts;
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      throw new UsageError(
+        `--max-attempts must be a whole number from 1 to ${max} (this vault's limit)`,
+      );
+    }
+    return n;
+  }
+  try {
+    return (await client.status()).maxAttempts;
+  } catch (e) {
+    // No record (deleted): the change re-creates it with the vault's default.
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
+}
 
 const DISABLE_INTRO = [
   'Disabling removes the backup key from the vault: a password will no longer restore',
@@ -130,6 +179,13 @@ export const disableCommand: CommandSpec = {
   ],
   examples: ['backvault disable --device ~/.bv'],
   async run({ values }, ctx) {
+    // Without a terminal nobody can confirm that the 64-digit key was written down.
+    if (!canPrompt(ctx.io) && !booleanOption(values, 'yes')) {
+      throw new UsageError(
+        'disable needs --yes when it cannot ask (no terminal)',
+        'Run it on a terminal, or pass --yes after saving the 64-digit key it prints.',
+      );
+    }
     const d = await device(ctx, values);
     const client = await clientOf(ctx, values, d);
     const shown = await showRecoveryKey(ctx, values, d.backupKey, DISABLE_INTRO);
@@ -185,7 +241,7 @@ export const statusCommand: CommandSpec = {
       `device:      ${d.dir}`,
       `mode:        ${p.mode === 'password' ? 'password (key escrowed in the vault)' : '64-digit key'}`,
       `repository:  ${p.repo}`,
-      `last backup: ${lb ? `snapshot ${shortId(lb.snapshotId)} (seq ${lb.seq}) at ${lb.time}` : 'none yet'}`,
+      `last backup: ${lb ? `snapshot ${shortId(lb.snapshotId)} (seq ${lb.seq}) at ${formatLocalTime(lb.time)}` : 'none yet'}`,
     ];
     const json: Record<string, unknown> = {
       device: d.dir,
@@ -202,7 +258,7 @@ export const statusCommand: CommandSpec = {
       const s = await (await clientOf(ctx, values, d)).status();
       json.record = s;
       human.push(
-        s.state === 'locked'
+        s.state === 'locked' || s.attemptsLeft === 0
           ? 'attempts:    LOCKED — the vault destroyed the key after too many wrong passwords; `backvault password change` re-protects it from this device'
           : `attempts:    ${s.attemptsLeft} of ${s.maxAttempts} left`,
       );

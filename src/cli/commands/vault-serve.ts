@@ -126,6 +126,13 @@ export const vaultServeCommand: CommandSpec = {
       } else argv.push(`--${name}`, v);
     }
     if (booleanOption(values, 'dev-auth')) argv.push('--dev-auth');
+    // A taken port is this machine's condition (PORT_IN_USE, exit 8), said before starting.
+    const portText = stringOption(values, 'port');
+    const port = portText === undefined ? 8787 : Number(portText);
+    if (Number.isInteger(port) && port > 0 && port <= 65535) {
+      const { assertPortFree } = await import('../port-probe.js');
+      await assertPortFree(stringOption(values, 'host') ?? '127.0.0.1', port);
+    }
     if (booleanOption(values, 'accept-etcd-rollback')) argv.push('--accept-etcd-rollback');
     // The server owns the process from here: its SIGINT/SIGTERM handlers drain and exit 0,
     // so the CLI's own Ctrl-C handler ("stopped before completion", exit 130) must go.
