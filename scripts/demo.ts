@@ -337,7 +337,14 @@ const incremental: DemoStep = {
       `  the message database (${mib(db)}) changed in pages all over the file.`,
       '  This time with --json, as a script would:',
     );
-    const r = await backvault(ctx, ['backup', 'old-phone/chat', '--init', '--repo', 'cloud', '--json']);
+    const r = await backvault(ctx, [
+      'backup',
+      'old-phone/chat',
+      '--init',
+      '--repo',
+      'cloud',
+      '--json',
+    ]);
     const b = JSON.parse(r.stdout) as {
       bytesRead: number;
       bytesStoredNew: number;

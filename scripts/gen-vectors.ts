@@ -245,6 +245,7 @@ function snapshotJson(s: Snapshot): Json {
     files: s.files,
     dirs: s.dirs,
     bytes: s.bytes,
+    ...(s.partial !== undefined ? { partial: s.partial, skipped: s.skipped ?? 0 } : {}),
   };
 }
 
@@ -1012,6 +1013,11 @@ async function snapshotVectors(keys: VectorKeys, repo: BuiltRepo): Promise<Json>
     ),
     backupKey: hex(VECTOR_KEY),
     repoId: hex(VECTOR_REPO_ID),
+    // Layout 2: a partial snapshot (flags bit 0) that left 3 source entries out.
+    layout2: [
+      { ...s0.snap, partial: true, skipped: 3 },
+      { ...s0.snap, partial: false, skipped: 1 },
+    ].map((snap) => ({ fields: snapshotJson(snap), plaintext: hex(encodeSnapshot(snap)) })),
     snapshots: repo.snapshots.map((s) => ({
       name: s.name,
       id: s.id,
@@ -1030,7 +1036,19 @@ async function snapshotVectors(keys: VectorKeys, repo: BuiltRepo): Promise<Json>
       },
       { description: 'seq 2 without a previous id', plaintext: set(1, 2), code: 'CORRUPT' },
       { description: 'previous flag 2', plaintext: set(9, 2), code: 'CORRUPT' },
-      { description: 'version 2', plaintext: set(0, 2), code: 'CORRUPT' },
+      {
+        description: 'layout 2 without its flags and skipped count',
+        plaintext: set(0, 2),
+        code: 'CORRUPT',
+      },
+      {
+        description: 'layout 2 with an unknown flag (2)',
+        plaintext: hex(
+          concatBytes(Uint8Array.of(2), p.subarray(1), Uint8Array.of(2), new Uint8Array(8)),
+        ),
+        code: 'CORRUPT',
+      },
+      { description: 'version 3', plaintext: set(0, 3), code: 'CORRUPT' },
       {
         description: 'trailing byte',
         plaintext: hex(concatBytes(p, new Uint8Array(1))),

@@ -55,6 +55,11 @@ export interface BackupOptions extends RepoAccess {
   /** Recorded in the snapshot. Default: os.hostname(). */
   hostname?: string;
   /**
+   * Paths to leave out, in restic's glob habits, relative to `source` (see exclude.ts):
+   * `*.tmp`, `/cache`, `media/**` (any depth below media). Excluded entries do not make the snapshot partial.
+   */
+  exclude?: string[];
+  /**
    * Target pack size in bytes, from 256 KiB to 128 MiB (default 12 MiB). Smaller packs lose
    * less to an interruption (only packs in flight are uploaded again) at the cost of more
    * objects in the store.
@@ -86,8 +91,20 @@ export interface BackupResult {
   bytesStoredNew: number;
   chunksTotal: number;
   chunksNew: number;
-  /** Files and directories that vanished while the backup ran: not in the snapshot. */
+  /**
+   * Source entries not in the snapshot: vanished while the backup ran, unreadable
+   * (permission denied, I/O error), special files (FIFOs, sockets, devices), names that are
+   * not UTF-8. Each is named in `warnings`.
+   */
   filesSkipped: number;
+  /**
+   * True when something that exists in the source could not be backed up (all but the
+   * vanished entries above): the snapshot is saved and marked partial, and the CLI exits 7
+   * (PARTIAL) so scripts notice.
+   */
+  partial: boolean;
+  /** Entries left out by `exclude`. */
+  excluded: number;
   /**
    * Things the user should know although the backup succeeded: skipped (vanished) paths,
    * files that kept changing while being read, packs the store lost (their data was
@@ -153,6 +170,10 @@ export interface SnapshotInfo {
   bytes: number;
   /** Id of the previous snapshot, or null for the first. */
   prev: string | null;
+  /** Saved without some source entries that could not be read (see BackupResult.partial). */
+  partial: boolean;
+  /** Source entries the backup left out. */
+  skipped: number;
 }
 
 export interface CheckOptions extends RepoAccess {

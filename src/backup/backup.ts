@@ -20,7 +20,8 @@
 import { hostname as osHostname } from 'node:os';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
+import { ExcludeSet } from './exclude.js';
 import { BackvaultError, MissingObjectError, UsageError } from '../errors.js';
 import {
   EntryType,
@@ -118,18 +119,18 @@ function vanished(e: unknown): boolean {
 }
 
 /**
- * Map a failure to read `path` from the source: a permission error is a UsageError naming
- * the path (the user fixes permissions or moves the file); anything else passes through.
+ * Why a source entry cannot be read, when that should skip it (the snapshot is then saved,
+ * marked partial) rather than stop the backup: permission denied, an I/O error of that one
+ * file, a file that cannot be opened for reading (a socket). Anything else (the store, a
+ * full memory, a bug) still fails the backup.
  */
-function sourceError(e: unknown, path: string, what: 'file' | 'directory'): unknown {
+function unreadableReason(e: unknown): string | undefined {
   const c = errnoOf(e);
-  if (c === 'EACCES' || c === 'EPERM') {
-    return new UsageError(
-      `cannot read ${what} ${path}: permission denied`,
-      `Make the ${what} readable by this user, or move it out of the backup source. Nothing was committed.`,
-    );
-  }
-  return e;
+  if (c === 'EACCES' || c === 'EPERM') return 'permission denied';
+  if (c === 'EIO') return 'input/output error';
+  if (c === 'ENXIO' || c === 'EOPNOTSUPP' || c === 'ENODEV') return 'cannot be opened for reading';
+  if (c === 'ELOOP' || c === 'ENAMETOOLONG') return 'cannot be opened';
+  return undefined;
 }
 
 /** Stat fields that change whenever a file's content may have changed. */
@@ -158,6 +159,10 @@ class BackupRun {
   /** Plaintext bytes of the files in the snapshot (re-reads not counted twice). */
   bytesInSnapshot = 0;
   filesSkipped = 0;
+  /** Entries left out by --exclude (deliberately: they do not make the snapshot partial). */
+  excluded = 0;
+  /** Some source entry could not be backed up (unreadable, a special file, a bad name). */
+  partial = false;
   readonly warnings: string[] = [];
   private warningsDropped = 0;
   private parentLost = false;
@@ -169,6 +174,8 @@ class BackupRun {
     readonly pool: WorkerPool,
     readonly parent: LoadedSnapshot | undefined,
     readonly onProgress: ((p: Progress) => void) | undefined,
+    readonly source: string = '',
+    readonly exclude: ExcludeSet = new ExcludeSet([]),
   ) {}
 
   progress(force = false): void {
@@ -195,6 +202,23 @@ class BackupRun {
     this.filesSkipped += 1;
     this.warn(`${why}, skipped: ${path}`);
     return undefined;
+  }
+
+  /** Skip an entry that exists but cannot be backed up: the snapshot becomes partial. */
+  private skipPartial(path: string, why: string): undefined {
+    this.partial = true;
+    return this.skip(path, why);
+  }
+
+  /**
+   * Skip an entry that could not be read when the error says it is unreadable (partial);
+   * otherwise rethrow. Vanished entries are skipped without making the snapshot partial.
+   */
+  private unreadable(e: unknown, path: string): undefined {
+    if (vanished(e)) return this.skip(path, 'vanished during backup');
+    const why = unreadableReason(e);
+    if (why === undefined) throw e;
+    return this.skipPartial(path, why);
   }
 
   /**
@@ -290,9 +314,7 @@ class BackupRun {
         // The last attempt reads the file as one stream, so it is contiguous whatever happens.
         queued = await this.readOnce(path, Number(before.size), n < READ_ATTEMPTS);
       } catch (e) {
-        if (vanished(e))
-          return { done: Promise.resolve(this.skip(path, 'vanished during backup')) };
-        throw sourceError(e, path, 'file');
+        return { done: Promise.resolve(this.unreadable(e, path)) };
       }
       const done = queued.done.then(
         async (read): Promise<FileEntry | undefined> => {
@@ -300,8 +322,7 @@ class BackupRun {
           try {
             after = await lstat(path, { bigint: true });
           } catch (e) {
-            if (vanished(e)) return this.skip(path, 'vanished during backup');
-            throw sourceError(e, path, 'file');
+            return this.unreadable(e, path);
           }
           const changed = read.short || !sameFile(before, after) || !after.isFile();
           if (changed && n < READ_ATTEMPTS && after.isFile()) {
@@ -325,10 +346,7 @@ class BackupRun {
             chunks: read.ids,
           };
         },
-        (e: unknown) => {
-          if (vanished(e)) return this.skip(path, 'vanished during backup');
-          throw sourceError(e, path, 'file');
-        },
+        (e: unknown) => this.unreadable(e, path),
       );
       return { done: guard(done) };
     };
@@ -350,14 +368,26 @@ class BackupRun {
     return { ...prev, mode: Number(st.mode) & 0o7777 };
   }
 
-  /** Back up a directory; resolves to its tree id, or undefined when it vanished. */
+  /**
+   * Back up a directory; resolves to its tree id, or undefined when it vanished or cannot
+   * be read (then it is left out and reported; the source root itself must be readable).
+   */
   async dir(path: string, parentTree: TreeEntry[] | undefined): Promise<Uint8Array | undefined> {
     let raw: Buffer[];
     try {
       raw = await readdir(path, { encoding: 'buffer' });
     } catch (e) {
       if (vanished(e)) return this.skip(path, 'directory vanished during backup');
-      throw sourceError(e, path, 'directory');
+      const why = unreadableReason(e);
+      if (why === undefined || path === this.source) {
+        if (why === 'permission denied')
+          throw new UsageError(
+            `cannot read the source directory ${path}: permission denied`,
+            'Make it readable by this user. Nothing was committed.',
+          );
+        throw e;
+      }
+      return this.skipPartial(path, `directory ${why}`);
     }
     // Tree names are UTF-8 (SPEC.md §10). A name that is not (possible on Linux) cannot be
     // recorded or even opened through a string path: say so, instead of reporting it as
@@ -367,7 +397,10 @@ class BackupRun {
       const name = b.toString('utf8');
       if (Buffer.from(name, 'utf8').equals(b)) names.push(name);
       else
-        this.skip(join(path, escapeName(b)), 'name is not valid UTF-8, not backed up (rename it)');
+        this.skipPartial(
+          join(path, escapeName(b)),
+          'name is not valid UTF-8, not backed up (rename it)',
+        );
     }
     names.sort();
     const prevByName = new Map((parentTree ?? []).map((e) => [e.name, e]));
@@ -375,15 +408,19 @@ class BackupRun {
     for (const name of names) {
       if (this.failure) throw this.failure;
       const child = join(path, name);
+      if (
+        !this.exclude.empty &&
+        this.exclude.matches(relative(this.source, child).split(sep).join('/'))
+      ) {
+        this.excluded += 1;
+        continue;
+      }
       let st: BigIntStats;
       try {
         st = await lstat(child, { bigint: true });
       } catch (e) {
-        if (vanished(e)) {
-          this.skip(child, 'vanished during backup');
-          continue;
-        }
-        throw sourceError(e, child, 'file');
+        this.unreadable(e, child);
+        continue;
       }
       const prev = prevByName.get(name);
       const base = { name, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs };
@@ -410,15 +447,25 @@ class BackupRun {
           target = await readlink(child);
         } catch (e) {
           // EINVAL: no longer a link.
-          if (vanished(e) || errnoOf(e) === 'EINVAL') {
-            this.skip(child, 'vanished during backup');
-            continue;
-          }
-          throw sourceError(e, child, 'file');
+          if (errnoOf(e) === 'EINVAL') this.skip(child, 'vanished during backup');
+          else this.unreadable(e, child);
+          continue;
         }
         entries.push(Promise.resolve({ ...base, type: EntryType.SYMLINK, target }));
+      } else {
+        // Sockets, FIFOs and devices hold no data a restore could bring back: skipped, and
+        // said, so a snapshot never silently lacks something that was there.
+        const kind = st.isFIFO()
+          ? 'a FIFO'
+          : st.isSocket()
+            ? 'a socket'
+            : st.isCharacterDevice()
+              ? 'a character device'
+              : st.isBlockDevice()
+                ? 'a block device'
+                : 'a special file';
+        this.skipPartial(child, `${kind}, not backed up`);
       }
-      // Sockets, FIFOs and devices are not chat data: skipped.
     }
     const resolved = (await Promise.all(entries)).filter((e): e is TreeEntry => e !== undefined);
     const { id } = await this.pool.tree(encodeTree(sortTreeEntries(resolved)));
@@ -530,7 +577,15 @@ async function backupLocked(
     },
   });
   try {
-    const run = new BackupRun(repo, index, pool, parent, opts.onProgress);
+    const run = new BackupRun(
+      repo,
+      index,
+      pool,
+      parent,
+      opts.onProgress,
+      source,
+      new ExcludeSet(opts.exclude ?? []),
+    );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
 
     if (index.lostPacks.length > 0) {
@@ -574,6 +629,8 @@ async function backupLocked(
       files: run.files,
       dirs: run.dirs,
       bytes: run.bytesInSnapshot,
+      partial: run.partial,
+      skipped: run.filesSkipped,
     });
     const sealedSnap = seal(
       repo.keys.meta,
@@ -606,6 +663,8 @@ async function backupLocked(
       chunksTotal: run.chunksTotal,
       chunksNew: run.chunksNew,
       filesSkipped: run.filesSkipped,
+      partial: run.partial,
+      excluded: run.excluded,
       warnings: run.allWarnings(),
       resumed: {
         packs: index.adopted.length,

@@ -16,10 +16,11 @@
  * was left to delete, so the same command run again after a crash finishes the job.
  */
 import { InternalError } from '../errors.js';
-import { PREFIX, toHex } from '../format/index.js';
+import { PREFIX } from '../format/index.js';
 import type { ForgetOptions, ForgetResult, ForgetSnapshot } from './api.js';
 import { RepoLock } from './lock.js';
 import { pruneLocked } from './prune.js';
+import { snapshotInfo } from './snapshots.js';
 import {
   chainNoteWarnings,
   loadChainNotes,
@@ -60,16 +61,7 @@ interface ChainEntry extends PolicySnapshot {
 }
 
 function info(s: LoadedSnapshot, reasons: string[]): ForgetSnapshot {
-  return {
-    id: s.id,
-    seq: s.snap.seq,
-    time: new Date(s.snap.timeMs).toISOString(),
-    hostname: s.snap.hostname,
-    files: s.snap.files,
-    bytes: s.snap.bytes,
-    prev: s.snap.prev ? toHex(s.snap.prev) : null,
-    reasons,
-  };
+  return { ...snapshotInfo(s), reasons };
 }
 
 /**

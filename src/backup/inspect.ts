@@ -5,6 +5,7 @@
  * snapshot chain, the index, verified tree blobs), so everything shown is authenticated.
  */
 import type { SnapshotInfo, RepoAccess } from './api.js';
+import { snapshotInfo } from './snapshots.js';
 import { NotFoundError } from '../errors.js';
 import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../format/index.js';
 import {
@@ -70,17 +71,7 @@ export interface Inspector {
   readonly index: BlobIndex;
 }
 
-function info(s: LoadedSnapshot): SnapshotInfo {
-  return {
-    id: s.id,
-    seq: s.snap.seq,
-    time: new Date(s.snap.timeMs).toISOString(),
-    hostname: s.snap.hostname,
-    files: s.snap.files,
-    bytes: s.snap.bytes,
-    prev: s.snap.prev ? toHex(s.snap.prev) : null,
-  };
-}
+const info = snapshotInfo;
 
 /**
  * Open the repository: key check, verified snapshot chain (rollback-checked against the

@@ -1,6 +1,7 @@
 /** `listSnapshots`: the verified snapshot chain, oldest first. */
 import type { RepoAccess, SnapshotInfo } from './api.js';
-import { chainNoteWarnings, loadChainNotes, openRepository } from './repo.js';
+import { toHex } from '../format/index.js';
+import { chainNoteWarnings, loadChainNotes, openRepository, type LoadedSnapshot } from './repo.js';
 
 /**
  * List snapshots after verifying the chain (and, with a state file, that the store did not
@@ -17,13 +18,20 @@ export async function listSnapshots(
   const repo = await openRepository(opts);
   const { chain, notes } = await loadChainNotes(repo);
   for (const w of chainNoteWarnings(notes, { gaps: true })) opts.onWarning?.(w);
-  return chain.map((s) => ({
+  return chain.map(snapshotInfo);
+}
+
+/** The public description of a verified snapshot. */
+export function snapshotInfo(s: LoadedSnapshot): SnapshotInfo {
+  return {
     id: s.id,
     seq: s.snap.seq,
     time: new Date(s.snap.timeMs).toISOString(),
     hostname: s.snap.hostname,
     files: s.snap.files,
     bytes: s.snap.bytes,
-    prev: s.snap.prev ? Buffer.from(s.snap.prev).toString('hex') : null,
-  }));
+    prev: s.snap.prev ? toHex(s.snap.prev) : null,
+    partial: s.snap.partial ?? false,
+    skipped: s.snap.skipped ?? 0,
+  };
 }

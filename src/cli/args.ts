@@ -20,6 +20,8 @@ export interface OptionSpec {
   description: string;
   /** Hidden from help (e.g. the `--key` trap that only exists to explain why it does not). */
   hidden?: boolean;
+  /** For strings: may be given several times (read with {@link stringListOption}). */
+  repeatable?: boolean;
 }
 
 /** One positional argument of a command. */
@@ -116,7 +118,11 @@ export function parseCommandArgs(
           `option ${token.rawName} needs a value (${spec.valueName ?? 'VALUE'}); to pass one starting with "-", write ${token.rawName}=VALUE`,
         );
       }
-      values[name] = token.value;
+      if (spec.repeatable && typeof values[name] === 'string') {
+        if (token.value.includes('\n'))
+          throw new UsageError(`option ${token.rawName} takes a value without line breaks`);
+        values[name] = `${values[name] as string}\n${token.value}`;
+      } else values[name] = token.value;
     }
   }
   const required = positionals.filter((p) => p.required).length;
@@ -141,6 +147,12 @@ export function parseCommandArgs(
 export function stringOption(values: OptionValues, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** Every value of a repeatable string flag, in order (empty when not given). */
+export function stringListOption(values: OptionValues, name: string): string[] {
+  const v = values[name];
+  return typeof v === 'string' ? v.split('\n') : [];
 }
 
 /** A boolean flag's value, or `fallback` when not given. */

@@ -15,6 +15,14 @@
  *   i64 root directory mtime, nanoseconds
  *   u64 files || u64 dirs || u64 bytes    -- totals of the snapshot
  *
+ * Layout 2 (version byte 2) is layout 1 followed by
+ *
+ *   u8  flags: bit 0 = partial (some source entries could not be backed up); others 0
+ *   u64 skipped: source entries left out (unreadable, special files, vanished)
+ *
+ * Writers use layout 1 unless the snapshot is partial or skipped something, so a snapshot
+ * of a complete backup reads with every version-1 reader.
+ *
  * The chain (seq, previous id) lets a device detect a store that serves an older snapshot
  * as the latest, given the highest seq it has seen (see backup/state.ts).
  *
@@ -35,7 +43,14 @@ export interface Snapshot {
   files: number;
   dirs: number;
   bytes: number;
+  /** Some source entries could not be backed up (layout 2; false in layout 1). */
+  partial?: boolean;
+  /** Source entries left out (layout 2; 0 in layout 1). */
+  skipped?: number;
 }
+
+/** The snapshot layout that records `partial` and `skipped`. */
+export const SNAPSHOT_LAYOUT_PARTIAL = 2;
 
 /**
  * Encode a snapshot plaintext.
@@ -45,13 +60,15 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   if ((s.seq === 1) !== (s.prev === null)) throw new TypeError('seq 1 exactly when no prev');
   const host = utf8(s.hostname);
   if (host.length > 0xffff) throw new TypeError('hostname too long');
-  const w = new ByteWriter(160);
-  w.u8(FORMAT_VERSION).u64(s.seq);
+  const layout2 = (s.partial ?? false) || (s.skipped ?? 0) > 0;
+  const w = new ByteWriter(176);
+  w.u8(layout2 ? SNAPSHOT_LAYOUT_PARTIAL : FORMAT_VERSION).u64(s.seq);
   if (s.prev) w.u8(1).bytes(s.prev);
   else w.u8(0);
   w.i64(BigInt(s.timeMs)).u16(host.length).bytes(host).bytes(s.rootTree);
   w.u32(s.rootMode & 0o7777).i64(s.rootMtimeNs);
   w.u64(s.files).u64(s.dirs).u64(s.bytes);
+  if (layout2) w.u8(s.partial ? 1 : 0).u64(s.skipped ?? 0);
   return w.finish().slice();
 }
 
@@ -62,7 +79,8 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
 export function decodeSnapshot(plain: Uint8Array, object?: string): Snapshot {
   const r = new ByteReader(plain, object);
   const version = r.u8();
-  if (version !== FORMAT_VERSION) r.fail(`unsupported snapshot version ${version}`);
+  if (version !== FORMAT_VERSION && version !== SNAPSHOT_LAYOUT_PARTIAL)
+    r.fail(`unsupported snapshot version ${version}`);
   const seq = r.u64();
   if (seq < 1) r.fail('snapshot seq must be at least 1');
   const hasPrev = r.u8();
@@ -79,6 +97,14 @@ export function decodeSnapshot(plain: Uint8Array, object?: string): Snapshot {
   const files = r.u64();
   const dirs = r.u64();
   const bytes = r.u64();
+  let partial = false;
+  let skipped = 0;
+  if (version === SNAPSHOT_LAYOUT_PARTIAL) {
+    const flags = r.u8();
+    if (flags > 1) r.fail('unknown snapshot flags');
+    partial = flags === 1;
+    skipped = r.u64();
+  }
   r.end();
   return {
     seq,
@@ -91,5 +117,6 @@ export function decodeSnapshot(plain: Uint8Array, object?: string): Snapshot {
     files,
     dirs,
     bytes,
+    ...(version === SNAPSHOT_LAYOUT_PARTIAL ? { partial, skipped } : {}),
   };
 }

@@ -136,6 +136,7 @@ function snapshotFrom(j: V): Snapshot {
     files: num(j.files),
     dirs: num(j.dirs),
     bytes: num(j.bytes),
+    ...(j.partial !== undefined ? { partial: j.partial === true, skipped: num(j.skipped) } : {}),
   };
 }
 
@@ -370,6 +371,14 @@ describe('SPEC.md test vectors', () => {
       assert.equal(toHex(sealed), str(s.sealed));
       assert.equal(await sha256Hex(sealed), str(s.id));
       assert.equal(str(s.name), 'snapshots/' + str(s.id));
+    }
+    // Layout 2 (partial snapshots): byte-exact, and its fields read back.
+    assert.equal(arr(v.layout2).length, 2);
+    for (const s of arr(v.layout2)) {
+      const fields = snapshotFrom(obj(s.fields));
+      assert.equal(toHex(encodeSnapshot(fields)), str(s.plaintext));
+      assert.equal(bytes(s.plaintext)[0], 2);
+      assert.deepEqual(decodeSnapshot(bytes(s.plaintext)), fields);
     }
     for (const c of arr(v.invalidPlaintexts))
       await rejectsWith(() => decodeSnapshot(bytes(c.plaintext)), str(c.code), str(c.description));

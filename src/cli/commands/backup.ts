@@ -3,7 +3,9 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NoSourceError } from '../../errors.js';
 import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
-import { booleanOption, stringOption } from '../args.js';
+import { readFile } from 'node:fs/promises';
+import { BackvaultError, UsageError } from '../../errors.js';
+import { booleanOption, stringListOption, stringOption } from '../args.js';
 import {
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
@@ -16,6 +18,7 @@ import { backupProgress } from '../scan.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 import { applyRetentionAfterBackup } from '../retention.js';
+import { ExcludeSet, parseExcludeFile } from '../../backup/exclude.js';
 
 /** `backup` */
 export const backupCommand: CommandSpec = {
@@ -31,6 +34,19 @@ export const backupCommand: CommandSpec = {
       type: 'boolean',
       description: 'create the repository if there is none (default: NO_REPOSITORY, exit 1)',
     },
+    exclude: {
+      type: 'string',
+      valueName: 'PATTERN',
+      repeatable: true,
+      description:
+        'leave out paths matching PATTERN (restic globs: *, ?, [..], ** for any depth; a leading / anchors at DIR); repeatable',
+    },
+    'exclude-file': {
+      type: 'string',
+      valueName: 'FILE',
+      repeatable: true,
+      description: 'read exclude patterns from FILE, one per line (# comments); repeatable',
+    },
     ...PROGRESS_OPTIONS,
   },
   details: [
@@ -40,6 +56,10 @@ export const backupCommand: CommandSpec = {
     '',
     'A missing repository is an error (NO_REPOSITORY) unless --init is given or the device',
     'has never backed up: a mistyped --repo or an unmounted drive never starts a new history.',
+    '',
+    'Files that exist but cannot be backed up (permission denied, I/O errors, FIFOs,',
+    'sockets, devices, names that are not UTF-8) are skipped and named; the snapshot is',
+    'saved, marked partial, and the exit code is 7 (PARTIAL) so scripts notice.',
     '',
     ...KEY_SOURCES_HELP,
     'backup never prompts: a mistyped key would create a repository nobody can open.',
@@ -62,6 +82,20 @@ export const backupCommand: CommandSpec = {
       (deviceFlag !== undefined &&
         (await loadDevice(resolveDeviceDir(deviceFlag, ctx.io.env, ctx.io.cwd))).profile
           .lastBackup === undefined);
+    const exclude = [...stringListOption(values, 'exclude')];
+    for (const file of stringListOption(values, 'exclude-file')) {
+      const text = await readFile(resolve(ctx.io.cwd, file), 'utf8').catch(
+        (e: NodeJS.ErrnoException) => {
+          throw new UsageError(
+            `cannot read the exclude file ${file}: ${e.code ?? 'error'}`,
+            'Give a readable text file with one pattern per line.',
+          );
+        },
+      );
+      exclude.push(...parseExcludeFile(text));
+    }
+    // Malformed patterns fail here, before the repository is touched.
+    new ExcludeSet(exclude);
     const sink = ctx.progressSink();
     const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) => {
       // On a terminal, once the key is known: a quick scan first, so that the bar has a
@@ -71,6 +105,7 @@ export const backupCommand: CommandSpec = {
         ...access,
         source,
         init,
+        ...(exclude.length > 0 ? { exclude } : {}),
         ...(onProgress ? { onProgress } : {}),
       });
     });
@@ -89,12 +124,23 @@ export const backupCommand: CommandSpec = {
               `  resumed an interrupted backup: ${plural(r.resumed.packs, 'pack')} (${formatBytes(r.resumed.bytes)}) already stored were reused`,
             ]
           : []),
+        ...(r.excluded > 0 ? [`  excluded ${plural(r.excluded, 'path')} (--exclude)`] : []),
         ...(r.filesSkipped > 0
           ? [`  skipped ${plural(r.filesSkipped, 'file')} (see the warnings)`]
           : []),
         ...(retention?.human ?? []),
         ...r.warnings.map((w) => `  warning: ${w}`),
       ],
+      // Saved, but not everything that is in DIR: exit 7 so that scripts notice.
+      ...(r.partial
+        ? {
+            error: new BackvaultError(
+              'PARTIAL',
+              `snapshot ${r.snapshotId.slice(0, 8)} was saved without ${plural(r.filesSkipped, 'entry', 'entries')} that could not be read`,
+              'The warnings name them. Make them readable (or --exclude them) and back up again.',
+            ),
+          }
+        : {}),
     };
   },
 };

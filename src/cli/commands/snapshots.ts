@@ -30,7 +30,7 @@ export const snapshotsCommand: CommandSpec = {
       formatLocalTime(s.time),
       s.hostname,
       formatCount(s.files),
-      formatBytes(s.bytes),
+      formatBytes(s.bytes) + (s.partial ? ' (partial)' : ''),
     ]);
     const header = ['ID', 'SEQ', 'TIME', 'HOST', 'FILES', 'SIZE'];
     const widths = header.map((h, i) =>

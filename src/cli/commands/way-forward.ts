@@ -143,15 +143,8 @@ export const acceptRollbackCommand: CommandSpec = {
       repo.throwProblem(problems);
       const head = chain[chain.length - 1];
       if (!head) throw new UsageError('the repository has no snapshots');
-      const list = chain.map((s) => ({
-        id: s.id,
-        seq: s.snap.seq,
-        time: new Date(s.snap.timeMs).toISOString(),
-        hostname: s.snap.hostname,
-        files: s.snap.files,
-        bytes: s.snap.bytes,
-        prev: null,
-      }));
+      const { snapshotInfo } = await import('../../backup/snapshots.js');
+      const list = chain.map(snapshotInfo);
       const picked = selectSnapshot(list, wanted);
       if (picked.id !== head.id) {
         throw new UsageError(
