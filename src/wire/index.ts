@@ -142,6 +142,31 @@ export const ENVELOPE_RELEASE_INFO = 'backvault/vault/envelope-release/v1';
 export const KEY_PROOF_INFO = 'backvault/vault/key-proof/v1';
 /** Prefix hashed in front of the key proof to form the stored verifier. */
 export const KEY_PROOF_VERIFIER_LABEL = 'backvault/vault/key-proof-verifier/v1';
+/** HKDF info (and AES-GCM AAD) for the released snapshot head (see "Snapshot head"). */
+export const HEAD_RELEASE_INFO = 'backvault/vault/head-release/v1';
+/** Prefix of every security event chain hash (see "Security events"). */
+export const EVENT_CHAIN_LABEL = 'backvault/vault/event-chain/v1';
+/** The chain hash before the first event ever: 32 zero bytes, base64url. */
+export const EVENT_CHAIN_GENESIS = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+/** Header carrying the backup-key proof on `GET /v1/record/events` (never logged). */
+export const KEY_PROOF_HEADER = 'x-backvault-key-proof';
+/** Default pacing of wrong guesses: free guesses, then these delays (s), the last repeating. */
+export const DEFAULT_PACING = { freeGuesses: 3, delaysSeconds: [60, 300, 900, 3600] } as const;
+
+/**
+ * The bytes a security event contributes to its chain hash: `seq|at|kind|attemptsLeft`
+ * (decimal, `attemptsLeft` empty when absent), UTF-8. The hash is
+ * `SHA-256(EVENT_CHAIN_LABEL || prevHash (32 bytes) || eventCanonical(e))`.
+ */
+export function eventCanonical(e: {
+  readonly seq: number;
+  readonly at: number;
+  readonly kind: string;
+  readonly attemptsLeft?: number;
+}): string {
+  return `${e.seq}|${e.at}|${e.kind}|${e.attemptsLeft ?? ''}`;
+}
+
 /** Account ids (JWT `sub`) the vault accepts. */
 export const ACCOUNT_PATTERN = '^[A-Za-z0-9._@:+=-]{1,128}$';
 
@@ -192,6 +217,41 @@ export const ErrorBody = Type.Object(
 );
 /** Error body type. */
 export type ErrorBody = Static<typeof ErrorBody>;
+
+/** A snapshot head: the repository's latest snapshot sequence number and id. */
+export const SnapshotHead = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    snapshotId: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false },
+);
+/** Snapshot head type. */
+export type SnapshotHead = Static<typeof SnapshotHead>;
+
+/** Kinds of security events. */
+export const SecurityEventKind = Type.Union([
+  Type.Literal('enabled'),
+  Type.Literal('password-changed'),
+  Type.Literal('guess'),
+  Type.Literal('success'),
+  Type.Literal('locked'),
+]);
+/** Security event kind type. */
+export type SecurityEventKind = Static<typeof SecurityEventKind>;
+
+/** One entry of an account's security event log. */
+export const SecurityEvent = Type.Object({
+  seq: Type.Integer({ minimum: 1 }),
+  at: Type.Integer({ minimum: 0, description: 'ms since the epoch (vault clock)' }),
+  kind: SecurityEventKind,
+  attemptsLeft: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'guess: attempts left if this one is wrong' }),
+  ),
+  hash: Type.String({ description: 'chain hash of this entry, base64url (32 bytes)' }),
+});
+/** Security event type. */
+export type SecurityEvent = Static<typeof SecurityEvent>;
 
 /** `GET /v1/info` response. */
 export const InfoResponse = Type.Object({
@@ -255,13 +315,24 @@ export const RecordStatus = Type.Object({
   state: Type.Union([Type.Literal('active'), Type.Literal('locked')]),
   attemptsLeft: Type.Integer({ minimum: 0 }),
   maxAttempts: Type.Integer({ minimum: 1 }),
+  nextTryAt: Type.Optional(
+    Type.String({ description: 'ISO 8601: wrong guesses are paced; no login start before' }),
+  ),
 });
 /** Record status type. */
 export type RecordStatus = Static<typeof RecordStatus>;
 
 /** `POST /v1/login/start` request. */
 export const LoginStartRequest = Type.Object(
-  { startLoginRequest: StartLoginRequestField },
+  {
+    startLoginRequest: StartLoginRequestField,
+    requestId: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_-]{16,64}$',
+        description: 'random per login attempt; a resend with the same KE1 is not a new guess',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 /** Login start request type. */
@@ -289,6 +360,12 @@ export const LoginFinishResponse = Type.Object({
     description: 'nonce || AES-256-GCM(HKDF(sessionKey), keyEnvelope) || tag, base64url',
   }),
   attemptsLeft: Type.Integer({ minimum: 0 }),
+  releasedHead: Type.Optional(
+    Type.String({
+      description:
+        'nonce || AES-256-GCM(HKDF(sessionKey, head-release info), JSON snapshot head) || tag, base64url',
+    }),
+  ),
 });
 /** Login finish response type. */
 export type LoginFinishResponse = Static<typeof LoginFinishResponse>;
@@ -304,6 +381,29 @@ export type RecordDeleteRequest = Static<typeof RecordDeleteRequest>;
 export const RecordDeleteResponse = Type.Object({ deleted: Type.Literal(true) });
 /** Record delete response type. */
 export type RecordDeleteResponse = Static<typeof RecordDeleteResponse>;
+
+/** `GET /v1/record/events` response (needs the key proof header). */
+export const RecordEventsResponse = Type.Object({
+  events: Type.Array(SecurityEvent),
+  firstPrevHash: Type.String({ description: 'chain hash before events[0], base64url' }),
+  head: Type.Union([SnapshotHead, Type.Null()]),
+  state: Type.Union([Type.Literal('active'), Type.Literal('locked')]),
+  nextTryAt: Type.Optional(Type.String({ description: 'ISO 8601' })),
+});
+/** Record events response type. */
+export type RecordEventsResponse = Static<typeof RecordEventsResponse>;
+
+/** `POST /v1/record/head` request. */
+export const RecordHeadRequest = Type.Object(
+  { keyProof: KeyProofField, head: SnapshotHead },
+  { additionalProperties: false },
+);
+/** Record head request type. */
+export type RecordHeadRequest = Static<typeof RecordHeadRequest>;
+/** `POST /v1/record/head` response: the head now stored. */
+export const RecordHeadResponse = Type.Object({ head: SnapshotHead });
+/** Record head response type. */
+export type RecordHeadResponse = Static<typeof RecordHeadResponse>;
 
 /** One route of the protocol: what the server registers and the OpenAPI document lists. */
 export interface RouteSpec {
@@ -378,7 +478,7 @@ export const ROUTES = {
     auth: true,
     body: LoginStartRequest,
     response: LoginStartResponse,
-    errors: [401, 404, 423, 503],
+    errors: [401, 404, 409, 423, 429, 503],
   },
   loginFinish: {
     method: 'POST',
@@ -399,5 +499,24 @@ export const ROUTES = {
     body: RecordDeleteRequest,
     response: RecordDeleteResponse,
     errors: [401, 403, 404],
+  },
+  recordEvents: {
+    method: 'GET',
+    url: '/v1/record/events',
+    operationId: 'recordEvents',
+    summary: 'The account’s security event log and snapshot head; needs the key proof header',
+    auth: true,
+    response: RecordEventsResponse,
+    errors: [401, 403, 404],
+  },
+  recordHead: {
+    method: 'POST',
+    url: '/v1/record/head',
+    operationId: 'recordHead',
+    summary: 'Record the latest snapshot head; needs the key proof; never lowered',
+    auth: true,
+    body: RecordHeadRequest,
+    response: RecordHeadResponse,
+    errors: [401, 403, 404, 409, 423],
   },
 } as const satisfies Record<string, RouteSpec>;
