@@ -351,6 +351,47 @@ describe('idempotent login start', () => {
     assert.equal(later.attemptsLeft, 8);
   });
 
+  it('model trace "stale-replay": a resend read stale from before the lockout is not answered', async () => {
+    // model/vault.pml with -DBUG_STALE_REPLAY: a node replays a stored answer from a
+    // serializable read two versions old, after another node locked the record. The code
+    // confirms every replay on a linearizable read; this store serves the stale version.
+    const base = await node({ pacing: null, limit: 2 });
+    const held: { stale?: Awaited<ReturnType<VaultStore['get']>> } = {};
+    const staleStore: VaultStore = {
+      get: (a, o) =>
+        o?.linearizable === false && held.stale
+          ? Promise.resolve(held.stale)
+          : base.store.get(a, o),
+      compareAndSwap: (a, v, n) => base.store.compareAndSwap(a, v, n),
+      compareAndDelete: (a, v) => base.store.compareAndDelete(a, v),
+      close: () => Promise.resolve(),
+    };
+    const other = new VaultService({
+      store: staleStore,
+      hsm: base.hsm,
+      maxAttempts: 2,
+      loginStateTtlMs: TTL_MS,
+      now: () => base.clock.now,
+      pacing: null,
+    });
+    const account = 'model-stale-replay';
+    await enable(base.service, account, 'stale pw', randomBytes(32));
+    const a = opaque.client.startLogin({ password: 'a' });
+    const reqA = { startLoginRequest: a.startLoginRequest, requestId: 'model-trace-aaaaaaaa' };
+    await base.service.loginStart(account, reqA); // counted, answer lost
+    held.stale = await base.store.get(account); // the version holding A's stored answer
+    for (const pw of ['b', 'c']) {
+      await base.service
+        .loginStart(account, {
+          startLoginRequest: opaque.client.startLogin({ password: pw }).startLoginRequest,
+        })
+        .catch(() => undefined);
+    }
+    assert.equal((await base.store.get(account))!.state, 'locked');
+    await rejectsWith(other.loginStart(account, reqA), 'LOCKED');
+    other.close();
+  });
+
   it('an invalid KE1 costs nothing', async () => {
     const a = await node();
     await enable(a.service, 'idem-bad', 'bad ke1 pw', randomBytes(32));
