@@ -26,6 +26,7 @@ import {
   VAULT_OPTIONS,
   accountOption,
   readPassword,
+  recoverFromVault,
   vaultClient,
   vaultUrlOption,
 } from './vault-access.js';
@@ -170,11 +171,12 @@ export async function resolveDeviceSource(
       pinned = (await (await vaultClient(ctx, values, { vaultUrl, account })).info())
         .serverPublicKey;
     }
-    const backupKey = await (
-      await vaultClient(ctx, values, { vaultUrl, account, pinned })
-    ).recover({
+    const backupKey = await recoverFromVault(
+      ctx,
+      await vaultClient(ctx, values, { vaultUrl, account, pinned }),
       password,
-    });
+      existing?.dir,
+    );
     registerKey(ctx, backupKey);
     if (dir !== undefined && existing === undefined) {
       pending.set(ctx, { dir, mode: 'password', vaultUrl, account, serverPublicKey: pinned });

@@ -6,6 +6,7 @@ import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../c
 import { formatBytes, formatCount, formatSeconds, plural } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
+import { recordHeadInVault } from '../vault-access.js';
 
 /** `backup` */
 export const backupCommand: CommandSpec = {
@@ -40,6 +41,7 @@ export const backupCommand: CommandSpec = {
       (await loadEngine()).backup({ ...access, source, ...(onProgress ? { onProgress } : {}) }),
     );
     await recordLastBackup(ctx, values, r);
+    await recordHeadInVault(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {
       json: { ...r },

@@ -5,6 +5,7 @@ import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../c
 import { formatBytes, formatSeconds, plural } from '../format.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
+import { VAULT_HEAD_OPTIONS, checkVaultHead } from '../vault-access.js';
 
 /** `restore` */
 export const restoreCommand: CommandSpec = {
@@ -25,6 +26,7 @@ export const restoreCommand: CommandSpec = {
       description: 'replace a non-empty TARGET (still only after everything is verified)',
     },
     ...RESTORE_VAULT_OPTIONS,
+    ...VAULT_HEAD_OPTIONS,
   },
   details: [
     'Downloads and verifies the snapshot into a temporary directory beside TARGET and moves',
@@ -45,14 +47,21 @@ export const restoreCommand: CommandSpec = {
     const snapshotId = stringOption(values, 'snapshot');
     const onProgress = ctx.progressSink();
     let setup: { device?: string; lines: string[] } = { lines: [] };
+    let vaultLines: string[] = [];
     const r = await withRepository(
       ctx,
       values,
       { allowPrompt: true, device: 'setup' },
       async (access) => {
-        const res = await (
-          await loadEngine()
-        ).restore({
+        const engine = await loadEngine();
+        // With a key from the vault: the vault's snapshot head (and its event log) first.
+        vaultLines = await checkVaultHead(ctx, values, async () =>
+          (await engine.listSnapshots(access)).reduce<{ seq: number; id: string } | undefined>(
+            (top, s) => (!top || s.seq > top.seq ? { seq: s.seq, id: s.id } : top),
+            undefined,
+          ),
+        );
+        const res = await engine.restore({
           ...access,
           target,
           force: booleanOption(values, 'force'),
@@ -71,6 +80,7 @@ export const restoreCommand: CommandSpec = {
         `  ${plural(r.files, 'file')} in ${plural(r.dirs, 'directory', 'directories')}, ${formatBytes(r.bytes)}, all verified`,
         `  took ${formatSeconds(r.seconds)}`,
         ...r.warnings.map((w) => `  warning: ${w}`),
+        ...vaultLines,
         ...setup.lines,
       ],
     };

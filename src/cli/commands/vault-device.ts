@@ -14,7 +14,7 @@ import { stringOption, type OptionSpec, type OptionValues } from '../args.js';
 import type { CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { shortId } from '../format.js';
-import { readPassword, vaultClient } from '../vault-access.js';
+import { readPassword, vaultClient, vaultEventLines } from '../vault-access.js';
 import { showRecoveryKey } from './enable.js';
 
 const DEVICE: Readonly<Record<string, OptionSpec>> = {
@@ -199,13 +199,21 @@ export const statusCommand: CommandSpec = {
     json.account = p.account;
     let error: BackvaultError | undefined;
     try {
-      const s = await (await clientOf(ctx, values, d)).status();
+      const client = await clientOf(ctx, values, d);
+      const s = await client.status();
       json.record = s;
       human.push(
         s.state === 'locked'
           ? 'attempts:    LOCKED — the vault destroyed the key after too many wrong passwords; `backvault password change` re-protects it from this device'
           : `attempts:    ${s.attemptsLeft} of ${s.maxAttempts} left`,
       );
+      // The account's security events, read with this device's key (not a guess).
+      const events = await vaultEventLines(client, d.backupKey, {
+        justRestored: false,
+        deviceDir: d.dir,
+      });
+      json.events = events;
+      human.push(...events.map((l, i) => `${i === 0 ? 'history:     ' : '             '}${l}`));
     } catch (e) {
       if (e instanceof NotFoundError) {
         json.record = { state: 'missing' };
