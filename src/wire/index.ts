@@ -94,6 +94,23 @@
  *      after that, or at the next start, the record is destroyed → 423 `LOCKED`.
  *    Login state is sealed by the HSM, so any vault node can finish what another began.
  *
+ *    Idempotency: the start may carry `requestId` (random per guess). The same account,
+ *    request id and KE1, in the same login epoch within the login-state TTL, get the stored
+ *    answer again without a second count; another KE1 under the id → 409 `CONFLICT`. A
+ *    client resends a start whose answer was lost with the same id and KE1.
+ *    Pacing: after {@link DEFAULT_PACING}.freeGuesses counted guesses since the last success,
+ *    a start is refused with 429 `RATE_LIMITED` (`retryAfterSeconds`) until the next delay
+ *    after the previous start has passed (`nextTryAt` in `GET /v1/record`). The vault flag
+ *    `--pacing` sets it. A resend of a counted start is answered before the pacing check.
+ *
+ * ## Security events and snapshot head (SPEC.md §17)
+ * - `GET /v1/record/events` with header {@link KEY_PROOF_HEADER} → {@link RecordEventsResponse}:
+ *   the account's chained security event log ({@link eventCanonical}), the snapshot head,
+ *   the state. Wrong or missing proof → 403 `FORBIDDEN`.
+ * - `POST /v1/record/head` {@link RecordHeadRequest} → {@link RecordHeadResponse}: raises the
+ *   snapshot head with the key proof; an older one → 409 `ROLLBACK`. Login finish returns
+ *   it as `releasedHead`, encrypted like the envelope under {@link HEAD_RELEASE_INFO}.
+ *
  * ## Envelope release
  * `releasedEnvelope` = `nonce(12) || AES-256-GCM(k, keyEnvelope) || tag(16)` with
  * `k = HKDF-SHA-256(ikm = sessionKey bytes (64, base64url-decoded), salt = empty,
