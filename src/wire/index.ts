@@ -435,6 +435,8 @@ export interface RouteSpec {
   readonly response: TSchema;
   /** Error statuses this route may answer (besides 400/413/429/500). */
   readonly errors: readonly number[];
+  /** Required request headers besides `Authorization`. */
+  readonly headers?: readonly { readonly name: string; readonly description: string }[];
 }
 
 /** The route table of protocol version 1. */
@@ -525,6 +527,7 @@ export const ROUTES = {
     auth: true,
     response: RecordEventsResponse,
     errors: [401, 403, 404],
+    headers: [{ name: KEY_PROOF_HEADER, description: 'the backup-key proof (base64url)' }],
   },
   recordHead: {
     method: 'POST',

@@ -146,5 +146,9 @@ describe('per-account rate limit and pacing (real process)', () => {
     assert.ok(paths['/v1/record/events'] && paths['/v1/record/head']);
     assert.match(JSON.stringify(paths['/v1/login/start']), /requestId/);
     assert.match(JSON.stringify(paths['/v1/login/finish']), /releasedHead/);
+    assert.match(
+      JSON.stringify(paths['/v1/record/events']),
+      /"in":"header","name":"x-backvault-key-proof"/,
+    );
   });
 });
