@@ -18,20 +18,21 @@ import { call, devToken, keyProofOf, login, register } from './test-client.js';
 describe('per-account rate limit and pacing (real process)', () => {
   let dir: string;
   let vault: VaultProcess;
+  const args = (): string[] => [
+    '--data',
+    dir,
+    '--dev-auth',
+    '--workers',
+    '1',
+    '--rate-limit-ip',
+    '1000000',
+    '--rate-limit-account',
+    '20',
+  ];
   before(async () => {
     await opaque.ready;
     dir = await mkdtemp(join(tmpdir(), 'bv-pacing-'));
-    vault = await startVaultProcess([
-      '--data',
-      dir,
-      '--dev-auth',
-      '--workers',
-      '1',
-      '--rate-limit-ip',
-      '1000000',
-      '--rate-limit-account',
-      '20',
-    ]);
+    vault = await startVaultProcess(args());
   });
   after(async () => {
     await vault?.stop();
@@ -68,7 +69,7 @@ describe('per-account rate limit and pacing (real process)', () => {
   });
 
   it('default pacing: the 4th wrong guess in a row waits a minute, visibly', async () => {
-    const token = await devToken(vault.url, 'pace-http');
+    let token = await devToken(vault.url, 'pace-http');
     const key = randomBytes(32);
     assert.equal((await register(vault.url, token, 'pace http pw', key)).status.status, 200);
     for (let i = 0; i < 3; i++) {
@@ -86,6 +87,21 @@ describe('per-account rate limit and pacing (real process)', () => {
     assert.equal(body.error.code, 'RATE_LIMITED');
     assert.ok(body.error.retryAfterSeconds > 50 && body.error.retryAfterSeconds <= 60);
     assert.equal(res.headers.get('retry-after'), String(body.error.retryAfterSeconds));
+    // A restart of the vault process does not shorten it: the pacing is in the record.
+    await vault.stop();
+    vault = await startVaultProcess(args());
+    const again = await fetch(`${vault.url}/v1/login/start`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await devToken(vault.url, 'pace-http')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ startLoginRequest: ke1 }),
+    });
+    assert.equal(again.status, 429, 'still paced after a restart');
+    const againBody = (await again.json()) as { error: { retryAfterSeconds: number } };
+    assert.ok(againBody.error.retryAfterSeconds > 40);
+    token = await devToken(vault.url, 'pace-http');
     const st = await call(vault.url, 'GET', '/v1/record', undefined, token);
     assert.equal(st.body.attemptsLeft, 7, 'the refused start spent nothing');
     const next = Date.parse(st.body.nextTryAt as string);
