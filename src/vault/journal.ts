@@ -30,11 +30,31 @@ import {
 } from '../wire/index.js';
 
 /** Most events kept; older ones are dropped (the chain hash before the first is kept). */
-export const MAX_EVENTS = 64;
+export const MAX_EVENTS = 32;
 /** Most idempotent answers kept (the newest win). */
 export const MAX_ANSWERS = 8;
 
 const MAGIC = 'backvault/vault/journal/v1\n';
+
+/** Event kinds as stored (an index into this list). */
+const KINDS: readonly SecurityEventKind[] = [
+  'enabled',
+  'password-changed',
+  'guess',
+  'success',
+  'locked',
+];
+
+/**
+ * The stored form, kept small because it is rewritten with every counted guess: events
+ * without their hashes (recomputed from `p` when opened), `[seq, at, kind, attemptsLeft]`.
+ */
+interface StoredJournal {
+  readonly p: string;
+  readonly e: readonly (readonly [number, number, number, number | null])[];
+  readonly h: SnapshotHead | null;
+  readonly a: readonly StoredAnswer[];
+}
 
 /** A stored answer of an idempotent login start. */
 export interface StoredAnswer {
@@ -152,23 +172,39 @@ export async function openJournal(
     throw bad();
   }
   if (!text.startsWith(MAGIC)) throw bad();
-  let j: Journal;
+  let stored: StoredJournal;
   try {
-    j = JSON.parse(text.slice(MAGIC.length)) as Journal;
+    stored = JSON.parse(text.slice(MAGIC.length)) as StoredJournal;
   } catch {
     throw bad();
   }
-  if (
-    !Array.isArray(j.events) ||
-    !Array.isArray(j.answers) ||
-    typeof j.firstPrevHash !== 'string'
-  ) {
+  if (!Array.isArray(stored.e) || !Array.isArray(stored.a) || typeof stored.p !== 'string') {
     throw bad();
   }
-  return { ...j, head: j.head ?? null };
+  const events: SecurityEvent[] = [];
+  let prev = stored.p;
+  for (const row of stored.e) {
+    const kind = KINDS[row[2]];
+    if (!Array.isArray(row) || kind === undefined) throw bad();
+    const entry = {
+      seq: row[0],
+      at: row[1],
+      kind,
+      ...(row[3] !== null ? { attemptsLeft: row[3] } : {}),
+    };
+    prev = chainHash(prev, entry);
+    events.push({ ...entry, hash: prev });
+  }
+  return { firstPrevHash: stored.p, events, head: stored.h ?? null, answers: stored.a };
 }
 
 /** Seals a journal for the record. */
 export async function sealJournal(hsm: Hsm, account: string, j: Journal): Promise<Uint8Array> {
-  return hsm.sealRecord(account, Buffer.from(MAGIC + JSON.stringify(j), 'utf8'));
+  const stored: StoredJournal = {
+    p: j.firstPrevHash,
+    e: j.events.map((e) => [e.seq, e.at, KINDS.indexOf(e.kind), e.attemptsLeft ?? null] as const),
+    h: j.head,
+    a: j.answers,
+  };
+  return hsm.sealRecord(account, Buffer.from(MAGIC + JSON.stringify(stored), 'utf8'));
 }
