@@ -74,7 +74,11 @@ export function pacingWaitMs(
 export interface VaultEvents {
   loginStarted?(): void;
   loginSucceeded?(): void;
-  loginFailed?(reason: 'wrong-password' | 'locked' | 'not-found' | 'invalid'): void;
+  loginFailed?(
+    reason: 'wrong-password' | 'locked' | 'not-found' | 'invalid' | 'paced' | 'reused-request-id',
+  ): void;
+  /** A resent login start answered from its stored answer (no guess counted). */
+  loginReplayed?(): void;
   lockout?(): void;
   registered?(replaced: boolean): void;
 }
@@ -372,12 +376,14 @@ export class VaultService {
             continue;
           }
           if (!digestsEqual(prior.ke1Digest, digest)) {
+            this.#ev.loginFailed?.('reused-request-id');
             throw new ConflictError(
               'this request id was already used with another login message',
               'Start a new login (a new request id).',
             );
           }
           // The same guess, answered again: no count, no event.
+          this.#ev.loginReplayed?.();
           return {
             loginResponse: prior.loginResponse,
             loginState: prior.loginState,
@@ -402,6 +408,7 @@ export class VaultService {
           mustBeCurrent = true;
           continue;
         }
+        this.#ev.loginFailed?.('paced');
         throw new RateLimitedError(Math.ceil(wait / 1000));
       }
       // KE2 is computed here but released only after the count below is durable: a crash
