@@ -218,7 +218,22 @@ export async function vaultEventLines(
   backupKey: Uint8Array,
   opts: { readonly justRestored: boolean; readonly deviceDir?: string },
 ): Promise<string[]> {
-  const { describeGuesses, formatNextTry: fmt } = await import('../client/events.js');
+  return (await vaultEvents(client, backupKey, opts)).lines;
+}
+
+/**
+ * {@link vaultEventLines}, with the log itself (each guess with its outcome) for `--json`.
+ */
+export async function vaultEvents(
+  client: VaultClient,
+  backupKey: Uint8Array,
+  opts: { readonly justRestored: boolean; readonly deviceDir?: string },
+): Promise<{ lines: string[]; events: readonly Record<string, unknown>[] }> {
+  const {
+    describeGuesses,
+    formatNextTry: fmt,
+    guessOutcomes,
+  } = await import('../client/events.js');
   const seen = await readSeen(opts.deviceDir);
   const r = await client.events({
     backupKey,
@@ -230,7 +245,11 @@ export async function vaultEventLines(
   if (r.log.nextTryAt) {
     lines.push(`wrong passwords are paced: next try after ${fmt(Date.parse(r.log.nextTryAt))}`);
   }
-  return lines;
+  const events = guessOutcomes(r.log.events).map(({ hash: _h, at, ...e }) => ({
+    ...e,
+    at: new Date(at).toISOString(),
+  }));
+  return { lines, events };
 }
 
 /**

@@ -132,6 +132,34 @@ export function summarizeGuesses(
   };
 }
 
+/** What became of a counted guess, as far as the log tells. */
+export type GuessOutcome = 'success' | 'wrong' | 'locked' | 'pending';
+
+/**
+ * Each event with, for a `guess`, its outcome: `success` (the last guess before a
+ * success), `locked` (the last guess before the lockout: it was wrong and used the last
+ * attempt), `wrong` (any other guess that was followed by another event), `pending` (the
+ * newest event, nothing after it yet: wrong, or a login still running). The vault cannot
+ * tell a wrong password from an answer the device never received: both show as `wrong`.
+ */
+export function guessOutcomes(
+  events: readonly SecurityEvent[],
+): readonly (SecurityEvent & { readonly outcome?: GuessOutcome })[] {
+  return events.map((e, i) => {
+    if (e.kind !== 'guess') return e;
+    const next = events[i + 1];
+    const outcome: GuessOutcome =
+      next === undefined
+        ? 'pending'
+        : next.kind === 'success'
+          ? 'success'
+          : next.kind === 'locked'
+            ? 'locked'
+            : 'wrong';
+    return { ...e, outcome };
+  });
+}
+
 /** `2026-12-01 14:02 UTC` */
 export function formatUtcMinute(ms: number): string {
   const d = new Date(ms).toISOString();

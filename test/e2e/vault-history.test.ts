@@ -113,6 +113,14 @@ describe('backvault CLI: vault head, events and pacing', () => {
       /wrong passwords are paced: next try after (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC/,
     );
 
+    const sj = await h.run(['status', '--device', 'dev', '--json']);
+    const events = (JSON.parse(sj.stdout) as { events: { kind: string; outcome?: string }[] })
+      .events;
+    assert.deepEqual(
+      events.slice(-3).map((e) => `${e.kind}:${e.outcome ?? ''}`),
+      ['guess:wrong', 'guess:wrong', 'guess:pending'],
+    );
+
     const paced = await restore('phone-4', 'cloud', PASSWORD);
     assert.notEqual(paced.code, 0);
     assert.match(

@@ -14,7 +14,7 @@ import { stringOption, type OptionSpec, type OptionValues } from '../args.js';
 import type { CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { shortId } from '../format.js';
-import { readPassword, vaultClient, vaultEventLines } from '../vault-access.js';
+import { readPassword, vaultClient, vaultEvents } from '../vault-access.js';
 import { showRecoveryKey } from './enable.js';
 
 const DEVICE: Readonly<Record<string, OptionSpec>> = {
@@ -208,12 +208,13 @@ export const statusCommand: CommandSpec = {
           : `attempts:    ${s.attemptsLeft} of ${s.maxAttempts} left`,
       );
       // The account's security events, read with this device's key (not a guess).
-      const events = await vaultEventLines(client, d.backupKey, {
+      const ev = await vaultEvents(client, d.backupKey, {
         justRestored: false,
         deviceDir: d.dir,
       });
-      json.events = events;
-      human.push(...events.map((l, i) => `${i === 0 ? 'history:     ' : '             '}${l}`));
+      json.history = ev.lines;
+      json.events = ev.events;
+      human.push(...ev.lines.map((l, i) => `${i === 0 ? 'history:     ' : '             '}${l}`));
     } catch (e) {
       if (e instanceof NotFoundError) {
         json.record = { state: 'missing' };
