@@ -71,12 +71,12 @@
  * 1. Client: `client.startLogin({ password })`.
  *    `POST /v1/login/start` {@link LoginStartRequest} `{ startLoginRequest }` →
  *    {@link LoginStartResponse} `{ loginResponse, loginState, attemptsLeft, serverPublicKey }`.
- *    THIS IS THE GUESS: the vault durably increments the failure counter before it asks the
- *    HSM for `loginResponse`. `attemptsLeft` is what remains if this guess is wrong (0 =
+ *    THIS IS THE GUESS: the vault durably increments the failure counter before it releases
+ *    `loginResponse` (the HSM computes it first; it leaves only after the count commits). `attemptsLeft` is what remains if this guess is wrong (0 =
  *    this was the last one). 404 `NOT_FOUND`, 423 `LOCKED` (the counter had reached the
  *    limit: record and envelope are now destroyed, a tombstone remains forever).
- *    A KE1 of the right length that is not a valid group element costs the guess (the
- *    counter moves before any HSM work) and answers 400.
+ *    A KE1 of the right length that is not a valid group element answers 400 and costs
+ *    nothing: the HSM refuses it before the count, and no OPRF output leaves for it.
  * 2. Client: `client.finishLogin({ clientLoginState, loginResponse, password })`.
  *    - It returns `undefined` when the password is wrong. The client then stops, shows
  *      `WRONG_PASSWORD` with the `attemptsLeft` from step 1, and sends nothing more (the
