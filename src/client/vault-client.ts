@@ -161,11 +161,14 @@ const TESTING_STRETCHING = {
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 /**
- * How long after the first send a login start is still resent with the same request id.
- * The vault keeps the answer for the login-state TTL (60 s by default) from when it
- * counted the guess, which is after the first send; 45 s leaves room for clock-free slack.
+ * The longest a login start is still resent with the same request id after its first
+ * send. The vault keeps the answer for its login-state TTL (60 s by default) from when it
+ * counted the guess, which is after the first send; the client also stays 5 s below the
+ * TTL the vault announces (`/v1/info`).
  */
 export const IDEMPOTENT_RETRY_WINDOW_MS = 45_000;
+/** Resend window when the vault's login TTL is unknown: below the smallest TTL it accepts. */
+const FALLBACK_RETRY_WINDOW_MS = 4_000;
 /** Pauses between rounds of resends of a login start. */
 const RETRY_PAUSES_MS = [250, 1000] as const;
 
@@ -317,6 +320,7 @@ class VaultHttp {
     schema: S,
     step: string,
     body: unknown,
+    windowMs: () => Promise<number> = () => Promise.resolve(IDEMPOTENT_RETRY_WINDOW_MS),
   ): Promise<Static<S>> {
     const started = Date.now();
     let last: unknown;
@@ -331,7 +335,8 @@ class VaultHttp {
           if (!(e instanceof UnavailableError)) throw e;
           last = e;
         }
-        if (Date.now() - started > IDEMPOTENT_RETRY_WINDOW_MS) throw last;
+        // Only while the vault still holds the answer: a later resend would be a new guess.
+        if (Date.now() - started > (await windowMs())) throw last;
       }
       const pause = RETRY_PAUSES_MS[round];
       if (pause !== undefined) await sleep(pause);
@@ -540,6 +545,7 @@ export class VaultClient {
         LoginStartResponse,
         'login start',
         { startLoginRequest, requestId: newRequestId() },
+        () => this.#resendWindow(),
       );
       // Refuse an impostor before spending a second of Argon2 on its answer.
       checkPinned(this.#pinned, start.serverPublicKey);
@@ -659,6 +665,25 @@ export class VaultClient {
       head: { seq: options.head.seq, snapshotId: options.head.snapshotId },
     });
     return r.head;
+  }
+
+  #window: Promise<number> | undefined;
+
+  /**
+   * How long after its first send a login start may be resent: the vault keeps the answer
+   * for its login-state TTL (from `/v1/info`, asked once, only when a resend is needed),
+   * less a 5 s margin, at most {@link IDEMPOTENT_RETRY_WINDOW_MS}.
+   */
+  #resendWindow(): Promise<number> {
+    this.#window ??= this.info().then(
+      (i) =>
+        Math.min(IDEMPOTENT_RETRY_WINDOW_MS, Math.max(0, i.loginStateTtlSeconds * 1000 - 5000)),
+      () => {
+        this.#window = undefined; // ask again next time
+        return FALLBACK_RETRY_WINDOW_MS;
+      },
+    );
+    return this.#window;
   }
 
   async #checkVault(): Promise<void> {

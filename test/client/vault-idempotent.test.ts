@@ -171,3 +171,41 @@ describe('login through a proxy that loses answers', () => {
     await assert.rejects(verifyEventLog(edited), (e: unknown) => hasCode(e, 'CORRUPT'));
   });
 });
+
+describe('resends stay inside the vault login TTL', () => {
+  let dataDir: string;
+  let vault: VaultProcess;
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'bv-idem-ttl-'));
+    vault = await startVaultProcess({ dataDir, extraArgs: ['--login-ttl', '5'] });
+  });
+  after(async () => {
+    await vault?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('a vault whose answers live 5 s: the SDK does not resend (a resend could be a new guess)', async () => {
+    const c = (f?: FetchLike): VaultClient =>
+      new VaultClient({
+        baseUrl: vault.url,
+        token: () => requestDevToken({ baseUrl: vault.url, account: 'short-ttl' }),
+        pinnedServerPublicKey: vault.serverPublicKey,
+        insecureTestingKeyStretching: true,
+        ...(f ? { fetch: f } : {}),
+      });
+    await c().enable({ password: PASSWORD, backupKey: randomBytes(32) });
+    let starts = 0;
+    const losing: FetchLike = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!input.endsWith('/v1/login/start')) return res;
+      starts++;
+      await res.arrayBuffer();
+      throw new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } });
+    };
+    await assert.rejects(c(losing).recover({ password: PASSWORD }), (e: unknown) =>
+      hasCode(e, 'UNAVAILABLE'),
+    );
+    assert.equal(starts, 1, 'window = TTL 5 s - 5 s margin = 0: no resend');
+    assert.equal((await c().status()).attemptsLeft, 9);
+  });
+});
