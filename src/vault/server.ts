@@ -74,7 +74,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       stream: deps.logStream ?? process.stderr,
       // Belt and braces: we never log requests, but if anything does, these are gone.
       redact: {
-        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.body', 'res.body', 'body'],
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          `req.headers["${KEY_PROOF_HEADER}"]`,
+          'req.body',
+          'res.body',
+          'body',
+        ],
         censor: '[redacted]',
       },
       serializers: {

@@ -159,6 +159,14 @@ describe('per-account rate limit and pacing (real process)', () => {
       token,
     );
     assert.deepEqual([thief.status, thief.body.error?.code], [403, 'FORBIDDEN']);
+    const ev = await fetch(`${vault.url}/v1/record/events`, {
+      headers: { authorization: `Bearer ${token}`, [KEY_PROOF_HEADER]: keyProofOf(key) },
+    });
+    assert.equal(ev.status, 200);
+    // The key proof (header or body) never reaches the logs.
+    const logs = vault.output();
+    assert.ok(logs.includes('/v1/record/events'), 'requests are logged');
+    assert.ok(!logs.includes(keyProofOf(key)), 'the key proof is never logged');
     const api = await call(vault.url, 'GET', '/v1/openapi.json');
     const paths = api.body.paths as Record<string, unknown>;
     assert.ok(paths['/v1/record/events'] && paths['/v1/record/head']);
