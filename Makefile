@@ -4,16 +4,18 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 # Debian packages the suite needs: real etcd members and SoftHSM2 tokens are started by
 # the tests themselves (never mocked, never silently skipped); openssl makes the etcd TLS
-# tests' throwaway certificates.
-TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell openssl
+# tests' throwaway certificates; spin (and gcc for its verifier) checks the counter
+# protocol model (`make model`).
+TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell openssl spin gcc
 
-.PHONY: help deps test-deps build lint typecheck test demo bench clean fleet
+.PHONY: help deps test-deps build lint typecheck test demo bench clean fleet model
 
 help:
 	@echo "make demo   - walk through the whole story on the embedded default"
 	@echo "make test   - lint, type-check and the whole test suite"
 	@echo "make bench  - benchmarks (prints a table, writes bench/results/*.json)"
 	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
+	@echo "make model  - model-check the vault's attempt-counter protocol (spin, < 1 min)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	@command -v node >/dev/null || { echo "node (>= 20) is required: install Node.js 20 or later" >&2; exit 1; }
@@ -36,8 +38,14 @@ lint: deps
 	npx prettier --check .
 
 
-test: test-deps lint build
+test: test-deps lint build model
 	bash scripts/run-tests.sh
+
+# The attempt-counter protocol as a Promela model (model/vault.pml), checked exhaustively
+# within its bounds, plus seeded bugs that must be caught (docs/ARCHITECTURE.md).
+model:
+	@bash scripts/apt-deps.sh spin gcc
+	bash model/check.sh
 
 demo: build
 	node dist/scripts/demo.js

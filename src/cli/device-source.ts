@@ -23,7 +23,7 @@ import { formatBackupKey } from '../format/key-encoding.js';
 import { booleanOption, stringOption, type OptionSpec, type OptionValues } from './args.js';
 import type { CliContext } from './context.js';
 import { preflightRestore, recoverWithPassword } from './password-restore.js';
-import { VAULT_OPTIONS, accountOption, vaultUrlOption } from './vault-access.js';
+import { VAULT_OPTIONS, accountOption, recoverFromVault, vaultUrlOption } from './vault-access.js';
 
 /** `--device DIR` as used by commands that read or write with an existing device. */
 export const DEVICE_OPTION: Readonly<Record<string, OptionSpec>> = {
@@ -157,13 +157,19 @@ export async function resolveDeviceSource(
     // Everything that costs no guess first: repository, target, vault, record, attempts.
     await preflightRestore(ctx, repoFlag ?? (ctx.io.env.BACKVAULT_REPO || existing?.profile.repo));
     const sameVault = existing?.profile.vaultUrl === vaultUrl;
-    const { backupKey, pinned } = await recoverWithPassword(ctx, values, {
-      vaultUrl,
-      account,
-      pinned:
-        stringOption(values, 'vault-key') ??
-        (sameVault ? existing?.profile.serverPublicKey : undefined),
-    });
+    const { backupKey, pinned } = await recoverWithPassword(
+      ctx,
+      values,
+      {
+        vaultUrl,
+        account,
+        pinned:
+          stringOption(values, 'vault-key') ??
+          (sameVault ? existing?.profile.serverPublicKey : undefined),
+      },
+      // Issue 15's login: events, pacing and the snapshot head around the one guess.
+      (c, pw) => recoverFromVault(ctx, c, pw, existing?.dir),
+    );
     registerKey(ctx, backupKey);
     if (dir !== undefined && existing === undefined) {
       pending.set(ctx, { dir, mode: 'password', vaultUrl, account, serverPublicKey: pinned });

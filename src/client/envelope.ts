@@ -24,7 +24,13 @@
  *   info = KEY_PROOF_INFO, 32 bytes)`.
  */
 import { CorruptBackupError, InvalidKeyError, UnsupportedVersionError } from '../errors.js';
-import { ENVELOPE_RELEASE_INFO, KEY_PROOF_INFO } from '../wire/index.js';
+import {
+  ENVELOPE_RELEASE_INFO,
+  HEAD_RELEASE_INFO,
+  KEY_PROOF_INFO,
+  SnapshotHead,
+} from '../wire/index.js';
+import { Value } from '@sinclair/typebox/value';
 import { utf8Bytes } from './encoding.js';
 
 /** HKDF info (and part of the meaning of the AAD) of the client key envelope. */
@@ -181,6 +187,46 @@ export async function openReleasedEnvelope(
       ENVELOPE_OBJECT,
     );
   }
+}
+
+/**
+ * Opens the snapshot head the vault released with the envelope (wire doc "Snapshot
+ * head"): `nonce(12) || AES-256-GCM(HKDF(sessionKey, HEAD_RELEASE_INFO), JSON) || tag`.
+ * @throws CorruptBackupError if it does not authenticate or is not a head.
+ */
+export async function openReleasedHead(
+  sessionKey: Uint8Array,
+  released: Uint8Array,
+): Promise<SnapshotHead> {
+  const bad = (what: string): CorruptBackupError =>
+    new CorruptBackupError(`the released snapshot head ${what}`, 'vault snapshot head');
+  if (released.length < NONCE_BYTES + TAG_BYTES + 1) throw bad('is too short');
+  const k = await aesKey(await hkdf32(sessionKey, HEAD_RELEASE_INFO), 'decrypt');
+  let plain: Uint8Array;
+  try {
+    plain = new Uint8Array(
+      await subtle().decrypt(
+        {
+          name: 'AES-GCM',
+          iv: ab(released.subarray(0, NONCE_BYTES)),
+          additionalData: ab(utf8Bytes(HEAD_RELEASE_INFO)),
+          tagLength: 128,
+        },
+        k,
+        ab(released.subarray(NONCE_BYTES)),
+      ),
+    );
+  } catch {
+    throw bad('does not authenticate');
+  }
+  let head: unknown;
+  try {
+    head = JSON.parse(new TextDecoder().decode(plain));
+  } catch {
+    throw bad('does not parse');
+  }
+  if (!Value.Check(SnapshotHead, head)) throw bad('does not parse');
+  return { seq: head.seq, snapshotId: head.snapshotId };
 }
 
 /**

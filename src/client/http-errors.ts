@@ -13,6 +13,7 @@ import {
   LockedError,
   NotFoundError,
   RateLimitedError,
+  RollbackError,
   UnauthorizedError,
   UnavailableError,
   WrongPasswordError,
@@ -76,6 +77,7 @@ function errorFields(body: unknown): ErrorFields | undefined {
  * | UNAUTHORIZED | UnauthorizedError | token missing/expired |
  * | FORBIDDEN | ForbiddenError | key proof does not match |
  * | CONFLICT | ConflictError | replayed step or existing record |
+ * | ROLLBACK | RollbackError | an older snapshot head than the vault holds |
  * | RATE_LIMITED | RateLimitedError(retryAfterSeconds) | |
  * | BAD_REQUEST | BadRequestError | |
  * | UNAVAILABLE, INTERNAL, any 5xx | UnavailableError | retry later may help |
@@ -108,6 +110,8 @@ export function vaultErrorFromResponse(f: HttpFailure): BackvaultError {
       );
     case 'CONFLICT':
       return new ConflictError(msg('conflict'));
+    case 'ROLLBACK':
+      return new RollbackError(msg('older than what the vault holds'));
     case 'RATE_LIMITED':
       return new RateLimitedError(retryAfter());
     case 'BAD_REQUEST':

@@ -4,6 +4,7 @@
  */
 export * from './encoding.js';
 export * from './envelope.js';
+export * from './events.js';
 export * from './http-errors.js';
 export * from './password.js';
 export * from './vault-client.js';

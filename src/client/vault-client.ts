@@ -34,22 +34,28 @@ import {
 import {
   DevTokenResponse,
   InfoResponse,
+  KEY_PROOF_HEADER,
   LoginFinishResponse,
   LoginStartResponse,
   PROTOCOL_VERSION,
   ROUTES,
   RecordDeleteResponse,
+  RecordEventsResponse,
+  RecordHeadResponse,
   RecordStatus,
   RegistrationStartResponse,
   type RouteSpec,
+  type SnapshotHead,
 } from '../wire/index.js';
 import { fromBase64url, toBase64url } from './encoding.js';
 import {
   deriveKeyProof,
   openKeyEnvelope,
   openReleasedEnvelope,
+  openReleasedHead,
   sealKeyEnvelope,
 } from './envelope.js';
+import { summarizeGuesses, verifyEventLog, type GuessSummary, type SeenEvent } from './events.js';
 import { vaultErrorFromResponse } from './http-errors.js';
 import { checkPassword, normalizePassword } from './password.js';
 
@@ -86,10 +92,11 @@ export interface VaultClientOptions {
    */
   readonly failoverUrls?: readonly string[];
   /**
-   * Asked when a login start's outcome is unknown (the node died or timed out after the
-   * request was sent, or answered UNAVAILABLE): the guess may have been counted. Return true
-   * to retry on the next node, which costs at most one more guess; tell the user. Without
-   * this callback such a start is never retried: {@link UnavailableError} is thrown.
+   * Kept for compatibility; no longer asked. A login start carries a request id, so a
+   * resend after an unknown outcome (the node died or timed out after the request was
+   * sent, or answered UNAVAILABLE) gets the vault's stored answer instead of spending a
+   * second guess: the client resends on its own (same node, then the others, within
+   * {@link IDEMPOTENT_RETRY_WINDOW_MS}).
    */
   readonly onUncertainGuess?: (info: UncertainGuess) => boolean | Promise<boolean>;
   /** Default: `globalThis.fetch`. */
@@ -153,6 +160,26 @@ const TESTING_STRETCHING = {
 } as const;
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+/**
+ * The longest a login start is still resent with the same request id after its first
+ * send. The vault keeps the answer for its login-state TTL (60 s by default) from when it
+ * counted the guess, which is after the first send; the client also stays 5 s below the
+ * TTL the vault announces (`/v1/info`).
+ */
+export const IDEMPOTENT_RETRY_WINDOW_MS = 45_000;
+/** Resend window when the vault's login TTL is unknown: below the smallest TTL it accepts. */
+const FALLBACK_RETRY_WINDOW_MS = 4_000;
+/** Pauses between rounds of resends of a login start. */
+const RETRY_PAUSES_MS = [250, 1000] as const;
+
+/** A fresh request id: 16 random bytes, base64url. */
+function newRequestId(): string {
+  const b = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(b);
+  return toBase64url(b);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function defaultFetch(): FetchLike {
   const f = globalThis.fetch;
@@ -258,12 +285,13 @@ class VaultHttp {
     step: string,
     body?: unknown,
     guess = false,
+    extraHeaders?: Readonly<Record<string, string>>,
   ): Promise<Static<S>> {
     let uncertainAllowed = true;
     for (let tried = 1; ; tried++) {
       const base = this.origin;
       try {
-        return await this.callOne(base, route, schema, step, body);
+        return await this.callOne(base, route, schema, step, body, extraHeaders);
       } catch (e) {
         if (!(e instanceof UnavailableError) || tried >= this.#bases.length) throw e;
         const next = this.#bases[(this.#current + 1) % this.#bases.length] ?? base;
@@ -280,6 +308,42 @@ class VaultHttp {
     }
   }
 
+  /**
+   * For requests safe to resend as they are — a login start with a request id, a login
+   * finish: on UNAVAILABLE (unknown outcome or never sent), the SAME request is resent — to the current node, then the others,
+   * in up to three rounds — while within {@link IDEMPOTENT_RETRY_WINDOW_MS}. The vault
+   * answers a resend of a counted start with the stored answer, so a network failure
+   * never costs a guess.
+   */
+  async callResending<S extends TSchema>(
+    route: RouteSpec,
+    schema: S,
+    step: string,
+    body: unknown,
+    windowMs: () => Promise<number> = () => Promise.resolve(IDEMPOTENT_RETRY_WINDOW_MS),
+  ): Promise<Static<S>> {
+    const started = Date.now();
+    let last: unknown;
+    for (let round = 0; round <= RETRY_PAUSES_MS.length; round++) {
+      for (let k = 0; k < this.#bases.length; k++) {
+        const idx = (this.#current + k) % this.#bases.length;
+        try {
+          const r = await this.callOne(this.#bases[idx] ?? '', route, schema, step, body);
+          this.#current = idx;
+          return r;
+        } catch (e) {
+          if (!(e instanceof UnavailableError)) throw e;
+          last = e;
+        }
+        // Only while the vault still holds the answer: a later resend would be a new guess.
+        if (Date.now() - started > (await windowMs())) throw last;
+      }
+      const pause = RETRY_PAUSES_MS[round];
+      if (pause !== undefined) await sleep(pause);
+    }
+    throw last;
+  }
+
   async #bearer(): Promise<string> {
     const t = this.#token;
     if (t === undefined) throw new UnauthorizedError('no token configured for the vault');
@@ -294,8 +358,9 @@ class VaultHttp {
     schema: S,
     step: string,
     body?: unknown,
+    extraHeaders?: Readonly<Record<string, string>>,
   ): Promise<Static<S>> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (route.auth) headers.authorization = `Bearer ${await this.#bearer()}`;
     let res: Response;
@@ -355,12 +420,11 @@ function checkPinned(pinned: string | undefined, presented: string): void {
  * or cannot be reached, the request is sent to the next node. Every request but a login
  * start is safe to resend: none spends a guess, and a login finish or registration finish
  * resent after it took effect fails with ConflictError rather than acting twice. A login
- * START is a guess: it is resent without asking only when the request provably never
- * reached the node (connection refused, no route). After an unknown outcome (connection
- * lost after sending, timeout, UNAVAILABLE from a store without quorum) the guess may have
- * been counted; the client then asks {@link VaultClientOptions.onUncertainGuess} and
- * retries at most once per recovery, so a failover costs the user at most one extra guess,
- * and never silently.
+ * START is a guess, sent with a fresh request id: after an unknown outcome (connection
+ * lost after sending, timeout, UNAVAILABLE from a store without quorum) the same request
+ * is resent — same node first, then the others — and the vault answers a resend of a
+ * counted start with its stored answer (same id, same KE1, within the login TTL), so a
+ * network failure or a failover never costs the user a guess.
  */
 export class VaultClient {
   readonly #http: VaultHttp;
@@ -457,16 +521,31 @@ export class VaultClient {
    *   login of the account finished twice while this one ran.
    */
   async recover(options: { readonly password: string }): Promise<Uint8Array> {
+    return (await this.recoverWithHead(options)).backupKey;
+  }
+
+  /**
+   * {@link recover}, also returning the snapshot head the vault holds for this account
+   * (raised by {@link recordHead} after each backup), authenticated by the login's session
+   * key: a new device refuses a repository whose latest snapshot is older (ROLLBACK).
+   * `head` is null when no backup recorded one yet.
+   * @throws as {@link recover}; CorruptBackupError if the released head does not open.
+   */
+  async recoverWithHead(options: {
+    readonly password: string;
+  }): Promise<{ readonly backupKey: Uint8Array; readonly head: SnapshotHead | null }> {
     const opaque = await loadOpaque();
     const password = normalizePassword(options.password);
     for (let attempt = 1; ; attempt++) {
       const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-      const start = await this.#http.call(
+      // One request id per guess: resends of this start (network failure, failover) are
+      // answered from the vault's stored answer, never counted twice.
+      const start = await this.#http.callResending(
         ROUTES.loginStart,
         LoginStartResponse,
         'login start',
-        { startLoginRequest },
-        true,
+        { startLoginRequest, requestId: newRequestId() },
+        () => this.#resendWindow(),
       );
       // Refuse an impostor before spending a second of Argon2 on its answer.
       checkPinned(this.#pinned, start.serverPublicKey);
@@ -483,10 +562,14 @@ export class VaultClient {
       checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
       let done: Static<typeof LoginFinishResponse>;
       try {
-        done = await this.#http.call(ROUTES.loginFinish, LoginFinishResponse, 'login finish', {
-          loginState: start.loginState,
-          finishLoginRequest: finish.finishLoginRequest,
-        });
+        // Resent like the start on a lost answer: a finish that already took effect answers
+        // CONFLICT (handled below), one that did not simply runs.
+        done = await this.#http.callResending(
+          ROUTES.loginFinish,
+          LoginFinishResponse,
+          'login finish',
+          { loginState: start.loginState, finishLoginRequest: finish.finishLoginRequest },
+        );
       } catch (e) {
         // CONFLICT: a login of this account finished since our start. Most often it was
         // our own: the finish committed, its answer was lost (a node died, or etcd's reply
@@ -504,7 +587,10 @@ export class VaultClient {
           sessionKey,
           fromBase64url(done.releasedEnvelope, 'released envelope'),
         );
-        return await openKeyEnvelope(exportKey, envelope);
+        const head = done.releasedHead
+          ? await openReleasedHead(sessionKey, fromBase64url(done.releasedHead, 'released head'))
+          : null;
+        return { backupKey: await openKeyEnvelope(exportKey, envelope), head };
       } finally {
         // Best effort only: JS cannot promise that no copy remains (see SECURITY.md).
         sessionKey.fill(0);
@@ -524,6 +610,80 @@ export class VaultClient {
     await this.#checkVault();
     const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
     await this.#http.call(ROUTES.recordDelete, RecordDeleteResponse, 'delete', { keyProof });
+  }
+
+  /**
+   * The account's security event log (needs the backup key: its key proof is sent),
+   * checked: the chain must hold and, with `seen` (what this device kept from last time),
+   * continue it. Returns the log, the entry to keep, and the guesses summarised
+   * (`justRestored`: this device's own login is the log's last success).
+   * @throws VaultMismatchError, ForbiddenError (not this record's key), NotFoundError,
+   *   CorruptBackupError (broken chain), RollbackError (history cut back or rewritten),
+   *   UnauthorizedError, UnavailableError.
+   */
+  async events(options: {
+    readonly backupKey: Uint8Array;
+    readonly seen?: SeenEvent;
+    readonly justRestored?: boolean;
+  }): Promise<{
+    readonly log: RecordEventsResponse;
+    readonly latest: SeenEvent | undefined;
+    readonly guesses: GuessSummary;
+  }> {
+    await this.#checkVault();
+    const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
+    const log = await this.#http.call(
+      ROUTES.recordEvents,
+      RecordEventsResponse,
+      'security events',
+      undefined,
+      false,
+      { [KEY_PROOF_HEADER]: keyProof },
+    );
+    const latest = await verifyEventLog(log, options.seen);
+    return {
+      log,
+      latest,
+      guesses: summarizeGuesses(log.events, { justRestored: options.justRestored ?? false }),
+    };
+  }
+
+  /**
+   * Records `head` (the repository's latest snapshot) at the vault, proving possession of
+   * the backup key. The vault never lowers it: an older head fails with RollbackError.
+   * @throws VaultMismatchError, ForbiddenError, NotFoundError, LockedError, RollbackError,
+   *   UnauthorizedError, UnavailableError.
+   */
+  async recordHead(options: {
+    readonly backupKey: Uint8Array;
+    readonly head: SnapshotHead;
+  }): Promise<SnapshotHead> {
+    await this.#checkVault();
+    const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
+    const r = await this.#http.call(ROUTES.recordHead, RecordHeadResponse, 'record head', {
+      keyProof,
+      head: { seq: options.head.seq, snapshotId: options.head.snapshotId },
+    });
+    return r.head;
+  }
+
+  #window: Promise<number> | undefined;
+
+  /**
+   * How long after its first send a login start may be resent: the vault keeps the answer
+   * for its login-state TTL (from `/v1/info`, asked once, only when a resend is needed),
+   * less a 5 s margin, at most {@link IDEMPOTENT_RETRY_WINDOW_MS}.
+   */
+  #resendWindow(): Promise<number> {
+    this.#window ??= this.info().then(
+      (i) =>
+        Math.min(IDEMPOTENT_RETRY_WINDOW_MS, Math.max(0, i.loginStateTtlSeconds * 1000 - 5000)),
+      () => {
+        this.#window = undefined; // ask again next time
+        return FALLBACK_RETRY_WINDOW_MS;
+      },
+    );
+    return this.#window;
   }
 
   async #checkVault(): Promise<void> {

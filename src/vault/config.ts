@@ -7,6 +7,27 @@ import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import { parseEtcdEndpoints } from './etcd-store.js';
 import { parseEtcdShardSpec, type EtcdShardSpec } from './sharded-store.js';
+import { DEFAULT_PACING } from '../wire/index.js';
+import type { Pacing } from './vault-service.js';
+
+/**
+ * Parses `--pacing`: `off`, or `FREE:D1,D2,...` — FREE counted wrong guesses without
+ * delay, then delays in seconds, the last one repeating (default `3:60,300,900,3600`).
+ * @throws UsageError on anything else.
+ */
+export function parsePacing(text: string): Pacing | null {
+  if (text === 'off') return null;
+  const m = /^(\d{1,4}):(\d{1,6}(?:,\d{1,6}){0,31})$/.exec(text);
+  if (!m) {
+    throw new UsageError(
+      '--pacing must be off or FREE:SECONDS,SECONDS,... (e.g. 3:60,300,900,3600)',
+    );
+  }
+  return {
+    freeGuesses: Number(m[1]),
+    delaysSeconds: (m[2] ?? '').split(',').map(Number),
+  };
+}
 
 /** How bearer tokens are verified. */
 export type AuthConfig =
@@ -77,6 +98,11 @@ export interface VaultConfig {
   readonly rateLimitPerIp: number;
   /** Requests per minute per account (authenticated routes). Default 60. */
   readonly rateLimitPerAccount: number;
+  /**
+   * Pacing of wrong guesses, kept in each record (so it holds across workers, nodes and
+   * restarts); `null` = off. Default {@link DEFAULT_PACING}.
+   */
+  readonly pacing: Pacing | null;
   /** pino level. Default info. */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   /**
@@ -216,6 +242,7 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
       1,
       10_000_000,
     ),
+    pacing: c.pacing === undefined ? DEFAULT_PACING : c.pacing,
     logLevel,
     workers: int('--workers', c.workers ?? availableParallelism(), 1, 64),
   };
@@ -225,6 +252,7 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
 export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8787]
   (--dev-auth | --issuer ISS --audience AUD (--jwks FILE | --jwt-public-key PEM ...))
   [--max-attempts 10] [--login-ttl 60] [--rate-limit-ip 600] [--rate-limit-account 60]
+  [--pacing 3:60,300,900,3600 | --pacing off] (wrong guesses: free, then delays in s)
   [--store sqlite] [--hsm software] [--log-level info] [--workers N (default: CPUs)]
   [--store etcd (--etcd URL,URL,... | --etcd-shard ID=URL,URL ...)]
   [--etcd-ca PEM] [--etcd-cert PEM --etcd-key PEM] (TLS to https:// etcd members)
@@ -276,6 +304,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
         break;
       case '--rate-limit-account':
         c.rateLimitPerAccount = value();
+        break;
+      case '--pacing':
+        c.pacing = parsePacing(value());
         break;
       case '--store':
         c.store = value();

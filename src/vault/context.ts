@@ -76,6 +76,7 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
     hsm,
     maxAttempts: config.maxAttempts,
     loginStateTtlMs,
+    pacing: config.pacing,
     events: metrics.events,
     afterLockout,
   });

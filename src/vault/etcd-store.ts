@@ -144,7 +144,9 @@ const DEFAULT_DEADLINE_MS = 3000;
 //   bit1 keyEnvelope, bit2 lastStartAt present) | failures u32 | limit u32 |
 //   loginEpoch f64 | lastStartAt f64 | updatedAt f64 | credentialId u16 len + UTF-8 |
 //   [sealedRecord u32 len + bytes] | [keyEnvelope u32 len + bytes] |
-//   keyProofVerifier u32 len + bytes — and nothing after. Integers big-endian.
+//   keyProofVerifier u32 len + bytes | [sealedJournal u32 len + bytes, if flag bit3] —
+//   and nothing after. Integers big-endian. (bit3 was added with the journal; values
+//   without it are exactly the earlier format.)
 const KIND_TOMBSTONE = 0x00;
 const KIND_RECORD_V1 = 0x01;
 const WRITE_ID_BYTES = 16;
@@ -157,6 +159,7 @@ const LIVE_FLOOR = Buffer.concat([Buffer.from([0x00]), Buffer.alloc(WRITE_ID_BYT
 const FLAG_SEALED = 1;
 const FLAG_ENVELOPE = 2;
 const FLAG_LAST_START = 4;
+const FLAG_JOURNAL = 8;
 
 /** A decoded etcd value: a record, or the tombstone a delete leaves. */
 export type DecodedValue =
@@ -196,7 +199,8 @@ export function encodeRecordValue(data: VaultRecordData, writeId: Uint8Array): B
   fixed[o++] =
     (data.sealedRecord ? FLAG_SEALED : 0) |
     (data.keyEnvelope ? FLAG_ENVELOPE : 0) |
-    (data.lastStartAt !== null ? FLAG_LAST_START : 0);
+    (data.lastStartAt !== null ? FLAG_LAST_START : 0) |
+    (data.sealedJournal ? FLAG_JOURNAL : 0);
   o = fixed.writeUInt32BE(data.failures, o);
   o = fixed.writeUInt32BE(data.limit, o);
   o = fixed.writeDoubleBE(data.loginEpoch, o);
@@ -212,6 +216,7 @@ export function encodeRecordValue(data: VaultRecordData, writeId: Uint8Array): B
   if (data.sealedRecord) bytes(data.sealedRecord);
   if (data.keyEnvelope) bytes(data.keyEnvelope);
   bytes(data.keyProofVerifier);
+  if (data.sealedJournal) bytes(data.sealedJournal);
   return Buffer.concat(parts);
 }
 
@@ -246,7 +251,7 @@ export function decodeRecordValue(value: Uint8Array): DecodedValue {
   need(2 + 4 + 4 + 24 + 2);
   const stateByte = b.readUInt8(o++);
   const flags = b.readUInt8(o++);
-  if (stateByte > 1 || (flags & ~7) !== 0) throw bad();
+  if (stateByte > 1 || (flags & ~15) !== 0) throw bad();
   const failures = b.readUInt32BE(o);
   const limit = b.readUInt32BE(o + 4);
   const loginEpoch = b.readDoubleBE(o + 8);
@@ -279,6 +284,7 @@ export function decodeRecordValue(value: Uint8Array): DecodedValue {
   const sealedRecord = flags & FLAG_SEALED ? bytes() : null;
   const keyEnvelope = flags & FLAG_ENVELOPE ? bytes() : null;
   const keyProofVerifier = bytes();
+  const sealedJournal = flags & FLAG_JOURNAL ? bytes() : null;
   if (o !== b.length) throw bad();
   const state: RecordState = stateByte === 0 ? 'active' : 'locked';
   return {
@@ -295,6 +301,7 @@ export function decodeRecordValue(value: Uint8Array): DecodedValue {
       keyProofVerifier,
       lastStartAt: flags & FLAG_LAST_START ? lastStart : null,
       updatedAt,
+      sealedJournal,
     },
   };
 }

@@ -95,6 +95,10 @@ export function createVaultMetrics(): VaultMetrics {
   const failed = c('backvault_vault_logins_failed_total', 'Login steps refused, by reason', [
     'reason',
   ]);
+  const replays = c(
+    'backvault_vault_login_replays_total',
+    'Resent login starts answered from their stored answer (not counted as guesses)',
+  );
   const lockouts = c('backvault_vault_lockouts_total', 'Records destroyed after the attempt limit');
   const registrations = c('backvault_vault_registrations_total', 'Registrations, by kind', [
     'kind',
@@ -117,6 +121,7 @@ export function createVaultMetrics(): VaultMetrics {
       loginStarted: () => started.inc(),
       loginSucceeded: () => succeeded.inc(),
       loginFailed: (reason) => failed.inc({ reason }),
+      loginReplayed: () => replays.inc(),
       lockout: () => lockouts.inc(),
       registered: (replaced) => registrations.inc({ kind: replaced ? 'replace' : 'create' }),
     },

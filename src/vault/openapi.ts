@@ -11,7 +11,7 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'Missing, forged or expired bearer token (code UNAUTHORIZED)',
   403: 'Key proof mismatch (FORBIDDEN) or login finish did not authenticate (WRONG_PASSWORD, with attemptsLeft)',
   404: 'No record for this account (NOT_FOUND)',
-  409: 'Replayed or superseded step, or record exists without key proof (CONFLICT)',
+  409: 'Replayed or superseded step, record exists without key proof, request id reused with another KE1 (CONFLICT); snapshot head older than the stored one (ROLLBACK)',
   413: 'Body larger than the limit (BAD_REQUEST)',
   423: 'Record destroyed after too many guesses (LOCKED, permanent)',
   429: 'Rate limited (RATE_LIMITED, with retryAfterSeconds)',
@@ -40,6 +40,17 @@ function operation(r: RouteSpec): Record<string, unknown> {
     operationId: r.operationId,
     summary: r.summary,
     ...(r.auth ? { security: [{ bearer: [] }] } : {}),
+    ...(r.headers?.length
+      ? {
+          parameters: r.headers.map((h) => ({
+            in: 'header',
+            name: h.name,
+            required: true,
+            description: h.description,
+            schema: { type: 'string' },
+          })),
+        }
+      : {}),
     ...(r.body
       ? {
           requestBody: {

@@ -5,10 +5,16 @@
  * request holding only route, method, status, duration and error code — never a body,
  * header, token, key, envelope or OPAQUE message.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import rateLimit from '@fastify/rate-limit';
-import { RateLimitedError } from '../errors.js';
+import { ForbiddenError, RateLimitedError } from '../errors.js';
 import {
+  KEY_PROOF_HEADER,
   MAX_BODY_BYTES,
   PROTOCOL_VERSION,
   ROUTES,
@@ -16,6 +22,7 @@ import {
   type LoginFinishRequest,
   type LoginStartRequest,
   type RecordDeleteRequest,
+  type RecordHeadRequest,
   type RegistrationFinishRequest,
   type RegistrationStartRequest,
   type RouteSpec,
@@ -67,7 +74,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       stream: deps.logStream ?? process.stderr,
       // Belt and braces: we never log requests, but if anything does, these are gone.
       redact: {
-        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.body', 'res.body', 'body'],
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          `req.headers["${KEY_PROOF_HEADER}"]`,
+          'req.body',
+          'res.body',
+          'body',
+        ],
         censor: '[redacted]',
       },
       serializers: {
@@ -130,14 +144,33 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     timeWindow: 60_000,
     errorResponseBuilder: rateLimited,
   });
-  const perAccount = app.rateLimit({
+  // Per account (the token's subject), on every authenticated route. Not `app.rateLimit()`:
+  // its handler is skipped on any request the global per-IP limiter already saw (the
+  // plugin marks the request), which made `--rate-limit-account` a no-op.
+  const perAccountLimit = app.createRateLimit({
     max: config.rateLimitPerAccount,
     timeWindow: 60_000,
     keyGenerator: (req) => `account:${req.account ?? ''}`,
-    errorResponseBuilder: rateLimited,
   });
+  const perAccount = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const r = await perAccountLimit(req);
+    if (r.isAllowed) return;
+    void reply.header('x-ratelimit-account-limit', r.max);
+    void reply.header('x-ratelimit-account-remaining', r.remaining);
+    if (r.isExceeded) throw new RateLimitedError(Math.max(1, r.ttlInSeconds));
+  };
   const authenticate = async (req: FastifyRequest): Promise<void> => {
     req.account = await auth.verify(bearerToken(req.headers.authorization));
+  };
+  const keyProofHeader = (req: FastifyRequest): string => {
+    const v = req.headers[KEY_PROOF_HEADER];
+    if (typeof v !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(v)) {
+      throw new ForbiddenError(
+        `${KEY_PROOF_HEADER} is missing or malformed`,
+        'Reading the event log needs the backup-key proof.',
+      );
+    }
+    return v;
   };
 
   const account = (req: FastifyRequest): string => req.account as string;
@@ -163,6 +196,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     recordDelete: async (req) => {
       await service.deleteRecord(account(req), (req.body as RecordDeleteRequest).keyProof);
       return { deleted: true };
+    },
+    recordEvents: (req) => service.events(account(req), keyProofHeader(req)),
+    recordHead: async (req) => {
+      const b = req.body as RecordHeadRequest;
+      return { head: await service.updateHead(account(req), b.keyProof, b.head) };
     },
   };
 

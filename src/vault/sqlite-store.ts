@@ -49,6 +49,7 @@ interface Row {
   key_proof_verifier: Buffer;
   last_start_at: number | null;
   updated_at: number;
+  sealed_journal: Buffer | null;
 }
 
 function fromRow(r: Row): VaultRecord {
@@ -64,6 +65,7 @@ function fromRow(r: Row): VaultRecord {
     keyProofVerifier: new Uint8Array(r.key_proof_verifier),
     lastStartAt: r.last_start_at,
     updatedAt: r.updated_at,
+    sealedJournal: r.sealed_journal ? new Uint8Array(r.sealed_journal) : null,
   };
 }
 
@@ -94,7 +96,8 @@ const SCHEMA = `
     key_envelope BLOB,
     key_proof_verifier BLOB NOT NULL,
     last_start_at INTEGER,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    sealed_journal BLOB
   ) STRICT;
 `;
 
@@ -111,6 +114,16 @@ function openDatabase(path: string): Database.Database {
   db.pragma('synchronous = FULL');
   db.pragma('secure_delete = ON');
   db.exec(SCHEMA);
+  // Databases created before the journal existed get the column (NULL = empty journal).
+  const cols = db.prepare<[], { name: string }>('PRAGMA table_info(records)').all();
+  if (!cols.some((c) => c.name === 'sealed_journal')) {
+    try {
+      db.exec('ALTER TABLE records ADD COLUMN sealed_journal BLOB');
+    } catch (e) {
+      // Another process (the writer thread) added it first.
+      if (!/duplicate column/i.test((e as Error).message)) throw e;
+    }
+  }
   return db;
 }
 
@@ -136,14 +149,15 @@ function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
   );
   const upsert = db.prepare(`
     INSERT INTO records (account, version, state, failures, limit_, login_epoch, credential_id,
-      sealed_record, key_envelope, key_proof_verifier, last_start_at, updated_at)
+      sealed_record, key_envelope, key_proof_verifier, last_start_at, updated_at, sealed_journal)
     VALUES (@account, @version, @state, @failures, @limit, @loginEpoch, @credentialId,
-      @sealedRecord, @keyEnvelope, @keyProofVerifier, @lastStartAt, @updatedAt)
+      @sealedRecord, @keyEnvelope, @keyProofVerifier, @lastStartAt, @updatedAt, @sealedJournal)
     ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state,
       failures = excluded.failures, limit_ = excluded.limit_, login_epoch = excluded.login_epoch,
       credential_id = excluded.credential_id, sealed_record = excluded.sealed_record,
       key_envelope = excluded.key_envelope, key_proof_verifier = excluded.key_proof_verifier,
-      last_start_at = excluded.last_start_at, updated_at = excluded.updated_at
+      last_start_at = excluded.last_start_at, updated_at = excluded.updated_at,
+      sealed_journal = excluded.sealed_journal
   `);
   const remove = db.prepare<[string]>('DELETE FROM records WHERE account = ?');
   const cas = (account: string, expected: number, next: VaultRecordData): boolean => {
@@ -163,6 +177,7 @@ function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
       keyProofVerifier: Buffer.from(next.keyProofVerifier),
       lastStartAt: next.lastStartAt,
       updatedAt: next.updatedAt,
+      sealedJournal: buf(next.sealedJournal ?? null),
     });
     return true;
   };

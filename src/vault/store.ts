@@ -33,6 +33,13 @@ export interface VaultRecordData {
   readonly keyProofVerifier: Uint8Array;
   /** When the last login start was counted (ms since epoch), or null. */
   readonly lastStartAt: number | null;
+  /**
+   * The account's journal, sealed by the HSM for this account (`journal.ts`): the chained
+   * security event log, the latest snapshot head and the stored answers of idempotent
+   * login starts. Opaque to the store. Absent/null on records written before it existed
+   * (read as an empty journal). Stores return it as `null` when none was written.
+   */
+  readonly sealedJournal?: Uint8Array | null;
   /** Last change (ms since epoch). */
   readonly updatedAt: number;
 }

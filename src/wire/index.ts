@@ -71,12 +71,12 @@
  * 1. Client: `client.startLogin({ password })`.
  *    `POST /v1/login/start` {@link LoginStartRequest} `{ startLoginRequest }` →
  *    {@link LoginStartResponse} `{ loginResponse, loginState, attemptsLeft, serverPublicKey }`.
- *    THIS IS THE GUESS: the vault durably increments the failure counter before it asks the
- *    HSM for `loginResponse`. `attemptsLeft` is what remains if this guess is wrong (0 =
+ *    THIS IS THE GUESS: the vault durably increments the failure counter before it releases
+ *    `loginResponse` (the HSM computes it first; it leaves only after the count commits). `attemptsLeft` is what remains if this guess is wrong (0 =
  *    this was the last one). 404 `NOT_FOUND`, 423 `LOCKED` (the counter had reached the
  *    limit: record and envelope are now destroyed, a tombstone remains forever).
- *    A KE1 of the right length that is not a valid group element costs the guess (the
- *    counter moves before any HSM work) and answers 400.
+ *    A KE1 of the right length that is not a valid group element answers 400 and costs
+ *    nothing: the HSM refuses it before the count, and no OPRF output leaves for it.
  * 2. Client: `client.finishLogin({ clientLoginState, loginResponse, password })`.
  *    - It returns `undefined` when the password is wrong. The client then stops, shows
  *      `WRONG_PASSWORD` with the `attemptsLeft` from step 1, and sends nothing more (the
@@ -93,6 +93,23 @@
  *    - The last guess (attemptsLeft 0) can still be finished within the login-state TTL;
  *      after that, or at the next start, the record is destroyed → 423 `LOCKED`.
  *    Login state is sealed by the HSM, so any vault node can finish what another began.
+ *
+ *    Idempotency: the start may carry `requestId` (random per guess). The same account,
+ *    request id and KE1, in the same login epoch within the login-state TTL, get the stored
+ *    answer again without a second count; another KE1 under the id → 409 `CONFLICT`. A
+ *    client resends a start whose answer was lost with the same id and KE1.
+ *    Pacing: after {@link DEFAULT_PACING}.freeGuesses counted guesses since the last success,
+ *    a start is refused with 429 `RATE_LIMITED` (`retryAfterSeconds`) until the next delay
+ *    after the previous start has passed (`nextTryAt` in `GET /v1/record`). The vault flag
+ *    `--pacing` sets it. A resend of a counted start is answered before the pacing check.
+ *
+ * ## Security events and snapshot head (SPEC.md §17)
+ * - `GET /v1/record/events` with header {@link KEY_PROOF_HEADER} → {@link RecordEventsResponse}:
+ *   the account's chained security event log ({@link eventCanonical}), the snapshot head,
+ *   the state. Wrong or missing proof → 403 `FORBIDDEN`.
+ * - `POST /v1/record/head` {@link RecordHeadRequest} → {@link RecordHeadResponse}: raises the
+ *   snapshot head with the key proof; an older one → 409 `ROLLBACK`. Login finish returns
+ *   it as `releasedHead`, encrypted like the envelope under {@link HEAD_RELEASE_INFO}.
  *
  * ## Envelope release
  * `releasedEnvelope` = `nonce(12) || AES-256-GCM(k, keyEnvelope) || tag(16)` with
@@ -142,6 +159,31 @@ export const ENVELOPE_RELEASE_INFO = 'backvault/vault/envelope-release/v1';
 export const KEY_PROOF_INFO = 'backvault/vault/key-proof/v1';
 /** Prefix hashed in front of the key proof to form the stored verifier. */
 export const KEY_PROOF_VERIFIER_LABEL = 'backvault/vault/key-proof-verifier/v1';
+/** HKDF info (and AES-GCM AAD) for the released snapshot head (see "Snapshot head"). */
+export const HEAD_RELEASE_INFO = 'backvault/vault/head-release/v1';
+/** Prefix of every security event chain hash (see "Security events"). */
+export const EVENT_CHAIN_LABEL = 'backvault/vault/event-chain/v1';
+/** The chain hash before the first event ever: 32 zero bytes, base64url. */
+export const EVENT_CHAIN_GENESIS = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+/** Header carrying the backup-key proof on `GET /v1/record/events` (never logged). */
+export const KEY_PROOF_HEADER = 'x-backvault-key-proof';
+/** Default pacing of wrong guesses: free guesses, then these delays (s), the last repeating. */
+export const DEFAULT_PACING = { freeGuesses: 3, delaysSeconds: [60, 300, 900, 3600] } as const;
+
+/**
+ * The bytes a security event contributes to its chain hash: `seq|at|kind|attemptsLeft`
+ * (decimal, `attemptsLeft` empty when absent), UTF-8. The hash is
+ * `SHA-256(EVENT_CHAIN_LABEL || prevHash (32 bytes) || eventCanonical(e))`.
+ */
+export function eventCanonical(e: {
+  readonly seq: number;
+  readonly at: number;
+  readonly kind: string;
+  readonly attemptsLeft?: number;
+}): string {
+  return `${e.seq}|${e.at}|${e.kind}|${e.attemptsLeft ?? ''}`;
+}
+
 /** Account ids (JWT `sub`) the vault accepts. */
 export const ACCOUNT_PATTERN = '^[A-Za-z0-9._@:+=-]{1,128}$';
 
@@ -192,6 +234,41 @@ export const ErrorBody = Type.Object(
 );
 /** Error body type. */
 export type ErrorBody = Static<typeof ErrorBody>;
+
+/** A snapshot head: the repository's latest snapshot sequence number and id. */
+export const SnapshotHead = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    snapshotId: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false },
+);
+/** Snapshot head type. */
+export type SnapshotHead = Static<typeof SnapshotHead>;
+
+/** Kinds of security events. */
+export const SecurityEventKind = Type.Union([
+  Type.Literal('enabled'),
+  Type.Literal('password-changed'),
+  Type.Literal('guess'),
+  Type.Literal('success'),
+  Type.Literal('locked'),
+]);
+/** Security event kind type. */
+export type SecurityEventKind = Static<typeof SecurityEventKind>;
+
+/** One entry of an account's security event log. */
+export const SecurityEvent = Type.Object({
+  seq: Type.Integer({ minimum: 1 }),
+  at: Type.Integer({ minimum: 0, description: 'ms since the epoch (vault clock)' }),
+  kind: SecurityEventKind,
+  attemptsLeft: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'guess: attempts left if this one is wrong' }),
+  ),
+  hash: Type.String({ description: 'chain hash of this entry, base64url (32 bytes)' }),
+});
+/** Security event type. */
+export type SecurityEvent = Static<typeof SecurityEvent>;
 
 /** `GET /v1/info` response. */
 export const InfoResponse = Type.Object({
@@ -255,13 +332,24 @@ export const RecordStatus = Type.Object({
   state: Type.Union([Type.Literal('active'), Type.Literal('locked')]),
   attemptsLeft: Type.Integer({ minimum: 0 }),
   maxAttempts: Type.Integer({ minimum: 1 }),
+  nextTryAt: Type.Optional(
+    Type.String({ description: 'ISO 8601: wrong guesses are paced; no login start before' }),
+  ),
 });
 /** Record status type. */
 export type RecordStatus = Static<typeof RecordStatus>;
 
 /** `POST /v1/login/start` request. */
 export const LoginStartRequest = Type.Object(
-  { startLoginRequest: StartLoginRequestField },
+  {
+    startLoginRequest: StartLoginRequestField,
+    requestId: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_-]{16,64}$',
+        description: 'random per login attempt; a resend with the same KE1 is not a new guess',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 /** Login start request type. */
@@ -289,6 +377,12 @@ export const LoginFinishResponse = Type.Object({
     description: 'nonce || AES-256-GCM(HKDF(sessionKey), keyEnvelope) || tag, base64url',
   }),
   attemptsLeft: Type.Integer({ minimum: 0 }),
+  releasedHead: Type.Optional(
+    Type.String({
+      description:
+        'nonce || AES-256-GCM(HKDF(sessionKey, head-release info), JSON snapshot head) || tag, base64url',
+    }),
+  ),
 });
 /** Login finish response type. */
 export type LoginFinishResponse = Static<typeof LoginFinishResponse>;
@@ -305,6 +399,29 @@ export const RecordDeleteResponse = Type.Object({ deleted: Type.Literal(true) })
 /** Record delete response type. */
 export type RecordDeleteResponse = Static<typeof RecordDeleteResponse>;
 
+/** `GET /v1/record/events` response (needs the key proof header). */
+export const RecordEventsResponse = Type.Object({
+  events: Type.Array(SecurityEvent),
+  firstPrevHash: Type.String({ description: 'chain hash before events[0], base64url' }),
+  head: Type.Union([SnapshotHead, Type.Null()]),
+  state: Type.Union([Type.Literal('active'), Type.Literal('locked')]),
+  nextTryAt: Type.Optional(Type.String({ description: 'ISO 8601' })),
+});
+/** Record events response type. */
+export type RecordEventsResponse = Static<typeof RecordEventsResponse>;
+
+/** `POST /v1/record/head` request. */
+export const RecordHeadRequest = Type.Object(
+  { keyProof: KeyProofField, head: SnapshotHead },
+  { additionalProperties: false },
+);
+/** Record head request type. */
+export type RecordHeadRequest = Static<typeof RecordHeadRequest>;
+/** `POST /v1/record/head` response: the head now stored. */
+export const RecordHeadResponse = Type.Object({ head: SnapshotHead });
+/** Record head response type. */
+export type RecordHeadResponse = Static<typeof RecordHeadResponse>;
+
 /** One route of the protocol: what the server registers and the OpenAPI document lists. */
 export interface RouteSpec {
   readonly method: 'GET' | 'POST';
@@ -318,6 +435,8 @@ export interface RouteSpec {
   readonly response: TSchema;
   /** Error statuses this route may answer (besides 400/413/429/500). */
   readonly errors: readonly number[];
+  /** Required request headers besides `Authorization`. */
+  readonly headers?: readonly { readonly name: string; readonly description: string }[];
 }
 
 /** The route table of protocol version 1. */
@@ -378,7 +497,7 @@ export const ROUTES = {
     auth: true,
     body: LoginStartRequest,
     response: LoginStartResponse,
-    errors: [401, 404, 423, 503],
+    errors: [401, 404, 409, 423, 429, 503],
   },
   loginFinish: {
     method: 'POST',
@@ -399,5 +518,25 @@ export const ROUTES = {
     body: RecordDeleteRequest,
     response: RecordDeleteResponse,
     errors: [401, 403, 404],
+  },
+  recordEvents: {
+    method: 'GET',
+    url: '/v1/record/events',
+    operationId: 'recordEvents',
+    summary: 'The account’s security event log and snapshot head; needs the key proof header',
+    auth: true,
+    response: RecordEventsResponse,
+    errors: [401, 403, 404],
+    headers: [{ name: KEY_PROOF_HEADER, description: 'the backup-key proof (base64url)' }],
+  },
+  recordHead: {
+    method: 'POST',
+    url: '/v1/record/head',
+    operationId: 'recordHead',
+    summary: 'Record the latest snapshot head; needs the key proof; never lowered',
+    auth: true,
+    body: RecordHeadRequest,
+    response: RecordHeadResponse,
+    errors: [401, 403, 404, 409, 423],
   },
 } as const satisfies Record<string, RouteSpec>;

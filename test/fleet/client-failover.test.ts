@@ -1,9 +1,10 @@
 /**
- * The SDK's multi-node failover policy (`VaultClient` `failoverUrls`, `onUncertainGuess`)
- * against a real vault process: a login start is resent without asking only when it
- * provably never reached a node; after an unknown outcome the app is asked, and at most one
- * extra guess is ever spent. Lost answers are injected in `fetch` (the request really
- * reaches the vault, and the answer is thrown away as a dying node would).
+ * The SDK's multi-node failover policy (`VaultClient` `failoverUrls`) against a real vault
+ * process: a login start carries a request id, so after an unknown outcome the SAME start
+ * is resent (same node, then the others) and the vault answers it from its stored answer:
+ * no lost answer ever costs a guess, and `onUncertainGuess` is no longer asked. Lost
+ * answers are injected in `fetch` (the request really reaches the vault, and the answer is
+ * thrown away as a dying node would).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -113,48 +114,50 @@ describe('VaultClient failover over fleet nodes', () => {
     assert.equal(c.baseUrl, vault.url, 'the client stays on the node that answered');
   });
 
-  it('never resends a login start after an unknown outcome unless the app agrees', async () => {
-    await enabled('f-silent');
+  it('resends a login start whose answer was lost to the next node: the stored answer, no second guess', async () => {
+    const key = await enabled('f-resend');
     const ghost = 'http://ghost.invalid:1';
-    const c = await clientFor('f-silent', {
+    let asked = 0;
+    let starts = 0;
+    const lossy = losing([ghost], vault.url);
+    const c = await clientFor('f-resend', {
       baseUrl: ghost,
       failoverUrls: [vault.url],
-      fetch: losing([ghost], vault.url),
+      fetch: (input, init) => {
+        if (input.endsWith('/v1/login/start')) starts++;
+        return lossy(input, init);
+      },
+      onUncertainGuess: () => (asked++, true),
     });
-    await assert.rejects(c.recover({ password: PASSWORD }), (e: unknown) =>
-      hasCode(e, 'UNAVAILABLE'),
+    // A wrong password first: the lost start and its resend are ONE counted guess.
+    await assert.rejects(c.recover({ password: 'not it at all' }), (e: unknown) =>
+      hasCode(e, 'WRONG_PASSWORD'),
     );
-    assert.equal(await attemptsLeft('f-silent'), 9, 'the lost start was a counted guess');
+    assert.equal(starts, 2, 'the start was sent twice');
+    assert.equal(await attemptsLeft('f-resend'), 9, 'and counted once');
+    assert.deepEqual(await c.recover({ password: PASSWORD }), key);
+    assert.equal(asked, 0, 'nothing to ask: a resend costs nothing');
+    assert.equal(await attemptsLeft('f-resend'), 10, 'success reset the counter');
   });
 
-  it('with consent, retries once on the next node: one extra guess at most', async () => {
-    const key = await enabled('f-consent');
-    const ghost = 'http://ghost.invalid:1';
-    const seen: string[] = [];
-    const c = await clientFor('f-consent', {
-      baseUrl: ghost,
-      failoverUrls: [vault.url],
-      fetch: losing([ghost], vault.url),
-      onUncertainGuess: (i) => (seen.push(`${i.failedUrl}->${i.nextUrl}`), true),
-    });
-    assert.deepEqual(await c.recover({ password: PASSWORD }), key);
-    assert.deepEqual(seen, [`${ghost}->${vault.url}`]);
-    assert.equal(await attemptsLeft('f-consent'), 10, 'success reset the counter');
-
-    // Every node loses its answer: asked once, then the error; exactly two guesses spent.
+  it('every node loses its answer: resent within the window, then UNAVAILABLE, one guess spent', async () => {
     await enabled('f-twice');
+    const ghost = 'http://ghost.invalid:1';
     const ghost2 = 'http://ghost2.invalid:1';
-    let asked = 0;
+    let starts = 0;
+    const lossy = losing([ghost, ghost2], vault.url);
     const d = await clientFor('f-twice', {
       baseUrl: ghost,
-      failoverUrls: [ghost2, vault.url],
-      fetch: losing([ghost, ghost2], vault.url),
-      onUncertainGuess: () => (asked++, true),
+      failoverUrls: [ghost2],
+      fetch: (input, init) => {
+        if (input.endsWith('/v1/login/start')) starts++;
+        return lossy(input, init);
+      },
     });
     await assert.rejects(d.recover({ password: PASSWORD }), (e: unknown) =>
       hasCode(e, 'UNAVAILABLE'),
     );
-    assert.equal(asked, 1);
-    assert.equal(await attemptsLeft('f-twice'), 8);
+    assert.equal(starts, 6, 'three rounds over two nodes');
+    assert.equal(await attemptsLeft('f-twice'), 9, 'six sends, one guess');
   });
 });

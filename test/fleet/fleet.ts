@@ -53,6 +53,8 @@ export interface FleetOptions {
    * Default false (clear text on loopback).
    */
   readonly tls?: boolean;
+  /** Extra `vault serve` flags for every node, after the defaults (e.g. `--pacing 3:5`). */
+  readonly extraArgs?: readonly string[];
 }
 
 /** One vault node of the fleet. */
@@ -267,6 +269,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       ...NO_RATE_LIMITS,
       '--log-level',
       o.logLevel ?? 'warn',
+      ...(o.extraArgs ?? []),
     ];
     const started = await Promise.all(
       o.hsms.map((_, i) => startVaultProcess(argsOf(i), nodeEnv[i])),

@@ -86,6 +86,7 @@ describe('etcd record value format', () => {
     keyProofVerifier: fc.uint8Array({ maxLength: 64 }),
     lastStartAt: fc.option(fc.maxSafeNat(), { nil: null }),
     updatedAt: fc.maxSafeNat(),
+    sealedJournal: fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }),
   });
 
   it('round-trips every record exactly, with the write id', () => {

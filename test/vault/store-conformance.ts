@@ -18,6 +18,7 @@ export function sampleRecord(over: Partial<VaultRecordData> = {}): VaultRecordDa
     keyProofVerifier: new Uint8Array(32).fill(9),
     lastStartAt: null,
     updatedAt: 1_700_000_000_000,
+    sealedJournal: null,
     ...over,
   };
 }
@@ -88,6 +89,37 @@ export function runVaultStoreConformance(
       assert.equal(got?.state, 'locked');
       assert.equal(got?.sealedRecord, null);
       assert.equal(got?.keyEnvelope, null);
+    });
+
+    it('round-trips the sealed journal, replaces and clears it, and keeps it on reopen', async () => {
+      const j1 = new Uint8Array(5000).map((_, i) => i % 251);
+      assert.equal(
+        await store.compareAndSwap('j1', ABSENT, sampleRecord({ sealedJournal: j1 })),
+        true,
+      );
+      let got = await store.get('j1');
+      assert.deepEqual([...got!.sealedJournal!], [...j1]);
+      j1.fill(0); // not aliased
+      assert.notEqual((await store.get('j1'))!.sealedJournal![1], 0);
+      const j2 = new Uint8Array([42, 43]);
+      assert.equal(
+        await store.compareAndSwap(
+          'j1',
+          got!.version,
+          sampleRecord({
+            state: 'locked',
+            sealedRecord: null,
+            keyEnvelope: null,
+            sealedJournal: j2,
+          }),
+        ),
+        true,
+      );
+      got = await store.get('j1');
+      assert.deepEqual([...got!.sealedJournal!], [42, 43]);
+      assert.equal(got!.state, 'locked');
+      assert.equal(await store.compareAndSwap('j1', got!.version, sampleRecord()), true);
+      assert.equal((await store.get('j1'))!.sealedJournal, null);
     });
 
     it('CAS succeeds only on the current version and versions strictly increase', async () => {

@@ -20,6 +20,10 @@ export const NO_RATE_LIMITS: readonly string[] = [
   '10000000',
   '--rate-limit-account',
   '10000000',
+  // Wrong-guess pacing too: tests and benches spend guesses back to back on purpose.
+  // Pacing has its own tests (test/vault/pacing.test.ts).
+  '--pacing',
+  'off',
 ];
 
 /** The fields of /proc/PID/stat after the command name (field 3, `state`, is index 0). */

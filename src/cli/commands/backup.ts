@@ -19,6 +19,7 @@ import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 import { applyRetentionAfterBackup } from '../retention.js';
 import { ExcludeSet, parseExcludeFile } from '../../backup/exclude.js';
+import { recordHeadInVault } from '../vault-access.js';
 
 /** `backup` */
 export const backupCommand: CommandSpec = {
@@ -110,6 +111,7 @@ export const backupCommand: CommandSpec = {
       });
     });
     await recordLastBackup(ctx, values, r);
+    await recordHeadInVault(ctx, values, r);
     const retention = await applyRetentionAfterBackup(ctx, values, r);
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {

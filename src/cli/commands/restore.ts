@@ -15,6 +15,7 @@ import { expectRestoreTarget } from '../password-restore.js';
 import { localError } from '../local-errors.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
+import { VAULT_HEAD_OPTIONS, checkVaultHead } from '../vault-access.js';
 
 /** Up to 10 paths under a heading, then how many more. */
 function listed(heading: string, paths: readonly string[]): string[] {
@@ -50,6 +51,7 @@ export const restoreCommand: CommandSpec = {
     },
     ...RESTORE_VAULT_OPTIONS,
     ...PROGRESS_OPTIONS,
+    ...VAULT_HEAD_OPTIONS,
   },
   details: [
     'Downloads and verifies the snapshot into a temporary directory beside TARGET and moves',
@@ -83,17 +85,23 @@ export const restoreCommand: CommandSpec = {
     let setup: { device?: string; lines: string[] } = { lines: [] };
     // With --password the target is checked before a guess is spent.
     expectRestoreTarget(ctx, target, booleanOption(values, 'force'));
+    let vaultLines: string[] = [];
     const r = await withRepository(
       ctx,
       values,
       { allowPrompt: true, device: 'setup' },
       async (access) => {
         const engine = await loadEngine();
+        // With a key from the vault: the vault's snapshot head (and its event log) first.
+        const listed = await engine.listSnapshots(access);
+        vaultLines = await checkVaultHead(ctx, values, async () =>
+          listed.reduce<{ seq: number; id: string } | undefined>(
+            (top, s) => (!top || s.seq > top.seq ? { seq: s.seq, id: s.id } : top),
+            undefined,
+          ),
+        );
         // `latest`, a sequence number or an id prefix, resolved against the verified chain.
-        const snapshotId =
-          selector === undefined
-            ? undefined
-            : selectSnapshot(await engine.listSnapshots(access), selector).id;
+        const snapshotId = selector === undefined ? undefined : selectSnapshot(listed, selector).id;
         const res = await engine
           .restore({
             ...access,
@@ -120,6 +128,7 @@ export const restoreCommand: CommandSpec = {
         ...listed('kept (not in the snapshot)', r.kept),
         ...listed('deleted (not in the snapshot; --delete)', r.deleted),
         ...r.warnings.map((w) => `  warning: ${w}`),
+        ...vaultLines,
         ...setup.lines,
       ],
     };

@@ -14,7 +14,7 @@ import { booleanOption, stringOption, type OptionSpec, type OptionValues } from 
 import type { CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { formatLocalTime, shortId } from '../format.js';
-import { readPassword, vaultClient } from '../vault-access.js';
+import { readPassword, vaultClient, vaultEvents } from '../vault-access.js';
 import { canPrompt } from '../prompt.js';
 import { showRecoveryKey } from './enable.js';
 
@@ -255,13 +255,22 @@ export const statusCommand: CommandSpec = {
     json.account = p.account;
     let error: BackvaultError | undefined;
     try {
-      const s = await (await clientOf(ctx, values, d)).status();
+      const client = await clientOf(ctx, values, d);
+      const s = await client.status();
       json.record = s;
       human.push(
         s.state === 'locked' || s.attemptsLeft === 0
           ? 'attempts:    LOCKED — the vault destroyed the key after too many wrong passwords; `backvault password change` re-protects it from this device'
           : `attempts:    ${s.attemptsLeft} of ${s.maxAttempts} left`,
       );
+      // The account's security events, read with this device's key (not a guess).
+      const ev = await vaultEvents(client, d.backupKey, {
+        justRestored: false,
+        deviceDir: d.dir,
+      });
+      json.history = ev.lines;
+      json.events = ev.events;
+      human.push(...ev.lines.map((l, i) => `${i === 0 ? 'history:     ' : '             '}${l}`));
     } catch (e) {
       if (e instanceof NotFoundError) {
         json.record = { state: 'missing' };
