@@ -19,6 +19,7 @@
  * NoRepositoryError when there is no repository.
  */
 import type { Storage } from '../storage/storage.js';
+import type { DatabaseCapture } from './sqlite-capture.js';
 import type { RetentionPolicy } from './retention.js';
 
 export type { RetentionPolicy } from './retention.js';
@@ -54,6 +55,13 @@ export interface BackupOptions extends RepoAccess {
   workers?: number;
   /** Recorded in the snapshot. Default: os.hostname(). */
   hostname?: string;
+  /**
+   * How SQLite databases in the source are read as one committed state while the app keeps
+   * writing them (see sqlite-capture.ts). Default: a read-only connection of the backup's
+   * own (better-sqlite3); an app can hand over its own way; `false` reads them as plain
+   * files (only safe when nothing writes them).
+   */
+  databases?: DatabaseCapture | false;
   /**
    * Paths to leave out, in restic's glob habits, relative to `source` (see exclude.ts):
    * `*.tmp`, `/cache`, `media/**` (any depth below media). Excluded entries do not make the snapshot partial.
@@ -105,6 +113,8 @@ export interface BackupResult {
   partial: boolean;
   /** Entries left out by `exclude`. */
   excluded: number;
+  /** SQLite databases captured as one committed state (their -wal/-shm/-journal left out). */
+  databases: number;
   /**
    * Things the user should know although the backup succeeded: skipped (vanished) paths,
    * files that kept changing while being read, packs the store lost (their data was

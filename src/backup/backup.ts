@@ -22,6 +22,12 @@ import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { ExcludeSet } from './exclude.js';
+import {
+  isDatabaseCompanion,
+  sqliteCapture,
+  type CapturedDatabase,
+  type DatabaseCapture,
+} from './sqlite-capture.js';
 import { BackvaultError, MissingObjectError, UsageError } from '../errors.js';
 import {
   EntryType,
@@ -163,6 +169,8 @@ class BackupRun {
   excluded = 0;
   /** Some source entry could not be backed up (unreadable, a special file, a bad name). */
   partial = false;
+  /** SQLite databases captured as one committed state. */
+  databasesCaptured = 0;
   readonly warnings: string[] = [];
   private warningsDropped = 0;
   private parentLost = false;
@@ -176,6 +184,7 @@ class BackupRun {
     readonly onProgress: ((p: Progress) => void) | undefined,
     readonly source: string = '',
     readonly exclude: ExcludeSet = new ExcludeSet([]),
+    readonly databases: DatabaseCapture | undefined = undefined,
   ) {}
 
   progress(force = false): void {
@@ -305,6 +314,61 @@ class BackupRun {
     name: string,
     st: BigIntStats,
   ): Promise<{ done: Promise<FileEntry | undefined> }> {
+    // A SQLite database is read as one committed state (sqlite-capture.ts), from the
+    // database itself under a read transaction or from a private copy.
+    const cap = await this.captureDatabase(path);
+    if (!cap) return this.fileAt(path, path, name, st);
+    let readSt: BigIntStats;
+    try {
+      readSt = cap.copied ? await lstat(cap.path, { bigint: true }) : st;
+    } catch (e) {
+      await cap.release();
+      throw e;
+    }
+    const queued = await this.fileAt(cap.path, path, name, readSt).catch(async (e: unknown) => {
+      await cap.release();
+      throw e;
+    });
+    const done = queued.done.then(
+      async (entry) => {
+        await cap.release();
+        // The original's metadata: a copy has its own mode and times.
+        return entry && { ...entry, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs };
+      },
+      async (e: unknown) => {
+        await cap.release();
+        throw e;
+      },
+    );
+    return { done: guard(done) };
+  }
+
+  /** A consistent image of the SQLite database at `path`, or undefined (not SQLite, or no capture). */
+  private async captureDatabase(path: string): Promise<CapturedDatabase | undefined> {
+    if (!this.databases) return undefined;
+    let head: Uint8Array;
+    try {
+      head = await readHead(path);
+    } catch {
+      return undefined; // read as a file: vanished/unreadable is reported there
+    }
+    if (sqliteChunkSize(head) === undefined) return undefined;
+    const cap = await this.databases.capture(path);
+    if (!cap)
+      this.warn(
+        `could not open the SQLite database for a consistent copy; backed up as a plain file, which may be torn if it was being written: ${path}`,
+      );
+    else this.databasesCaptured += 1;
+    return cap;
+  }
+
+  /** Read the file at `path` (`name` in the tree; `shown` in messages). */
+  private async fileAt(
+    path: string,
+    shown: string,
+    name: string,
+    st: BigIntStats,
+  ): Promise<{ done: Promise<FileEntry | undefined> }> {
     const attempt = async (
       before: BigIntStats,
       n: number,
@@ -314,7 +378,7 @@ class BackupRun {
         // The last attempt reads the file as one stream, so it is contiguous whatever happens.
         queued = await this.readOnce(path, Number(before.size), n < READ_ATTEMPTS);
       } catch (e) {
-        return { done: Promise.resolve(this.unreadable(e, path)) };
+        return { done: Promise.resolve(this.unreadable(e, shown)) };
       }
       const done = queued.done.then(
         async (read): Promise<FileEntry | undefined> => {
@@ -322,16 +386,16 @@ class BackupRun {
           try {
             after = await lstat(path, { bigint: true });
           } catch (e) {
-            return this.unreadable(e, path);
+            return this.unreadable(e, shown);
           }
           const changed = read.short || !sameFile(before, after) || !after.isFile();
           if (changed && n < READ_ATTEMPTS && after.isFile()) {
             return (await attempt(after, n + 1)).done;
           }
-          if (!after.isFile()) return this.skip(path, 'replaced during backup');
+          if (!after.isFile()) return this.skip(shown, 'replaced during backup');
           if (changed) {
             this.warn(
-              `changed while being read ${READ_ATTEMPTS} times; the snapshot holds the bytes read last: ${path}`,
+              `changed while being read ${READ_ATTEMPTS} times; the snapshot holds the bytes read last: ${shown}`,
             );
           }
           this.files += 1;
@@ -346,7 +410,7 @@ class BackupRun {
             chunks: read.ids,
           };
         },
-        (e: unknown) => this.unreadable(e, path),
+        (e: unknown) => this.unreadable(e, shown),
       );
       return { done: guard(done) };
     };
@@ -405,8 +469,20 @@ class BackupRun {
     names.sort();
     const prevByName = new Map((parentTree ?? []).map((e) => [e.name, e]));
     const entries: Promise<TreeEntry | undefined>[] = [];
+    const present = new Set(names);
+    const isDb = new Map<string, boolean>();
     for (const name of names) {
       if (this.failure) throw this.failure;
+      // `-wal`, `-journal` and `-shm` of a database we capture: its image holds their
+      // committed content, and a restored `-shm` or stale `-wal` would only do harm.
+      const dbName = this.databases ? isDatabaseCompanion(name) : undefined;
+      if (dbName !== undefined && present.has(dbName)) {
+        if (!isDb.has(dbName)) {
+          const head = await readHead(join(path, dbName)).catch(() => new Uint8Array(0));
+          isDb.set(dbName, sqliteChunkSize(head) !== undefined);
+        }
+        if (isDb.get(dbName)) continue;
+      }
       const child = join(path, name);
       if (
         !this.exclude.empty &&
@@ -585,6 +661,7 @@ async function backupLocked(
       opts.onProgress,
       source,
       new ExcludeSet(opts.exclude ?? []),
+      opts.databases === false ? undefined : (opts.databases ?? sqliteCapture()),
     );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
 
@@ -665,6 +742,7 @@ async function backupLocked(
       filesSkipped: run.filesSkipped,
       partial: run.partial,
       excluded: run.excluded,
+      databases: run.databasesCaptured,
       warnings: run.allWarnings(),
       resumed: {
         packs: index.adopted.length,

@@ -21,3 +21,4 @@ export {
   type PolicySnapshot,
 } from './forget.js';
 export { initRepository, repositoryExists } from './repo.js';
+export { sqliteCapture, type DatabaseCapture, type CapturedDatabase } from './sqlite-capture.js';
