@@ -19,7 +19,12 @@ export interface OptionSpec {
   description: string;
   /** Hidden from help (e.g. the `--key` trap that only exists to explain why it does not). */
   hidden?: boolean;
+  /** For strings: may be given several times; read every value with {@link stringOptions}. */
+  multiple?: boolean;
 }
+
+/** Separates the values of a `multiple` option inside {@link OptionValues} (never in argv). */
+const MULTI_SEP = '\0';
 
 /** One positional argument of a command. */
 export interface PositionalSpec {
@@ -109,7 +114,11 @@ export function parseCommandArgs(
           `option ${token.rawName} needs a value (${spec.valueName ?? 'VALUE'}); to pass one starting with "-", write ${token.rawName}=VALUE`,
         );
       }
-      values[name] = token.value;
+      const prev = values[name];
+      values[name] =
+        spec.multiple && typeof prev === 'string'
+          ? `${prev}${MULTI_SEP}${token.value}`
+          : token.value;
     }
   }
   const required = positionals.filter((p) => p.required).length;
@@ -134,6 +143,12 @@ export function parseCommandArgs(
 export function stringOption(values: OptionValues, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** Every value of a `multiple` string flag, in the order given (empty when absent). */
+export function stringOptions(values: OptionValues, name: string): string[] {
+  const v = values[name];
+  return typeof v === 'string' ? v.split(MULTI_SEP) : [];
 }
 
 /** A boolean flag's value, or `fallback` when not given. */

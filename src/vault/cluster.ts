@@ -93,6 +93,8 @@ export interface RunningCluster {
   readonly failed: Promise<never>;
   /** Stops every worker gracefully (SIGTERM, then SIGKILL after 10 s). */
   close(): Promise<void>;
+  /** Passes SIGHUP on to every worker: each re-reads the JWT issuer key files. */
+  reloadKeys(): Promise<void>;
 }
 
 /**
@@ -231,6 +233,9 @@ export async function startVaultCluster(
       [...slots.keys()].filter((w) => !w.isDead()).map((w) => w.process.pid as number),
     failed,
     close,
+    async reloadKeys() {
+      for (const w of slots.keys()) if (!w.isDead()) w.process.kill('SIGHUP');
+    },
   };
 }
 
@@ -252,9 +257,14 @@ export async function runVaultWorker(config: VaultConfig): Promise<void> {
 
 /**
  * On SIGTERM or SIGINT, stop accepting, drain in-flight requests (`close`) and exit: 0 when
- * drained, 1 when closing failed. Repeated signals do not close twice.
+ * drained, 1 when closing failed. Repeated signals do not close twice. SIGHUP re-reads the
+ * JWT issuer key files (and no longer ends the process, Node's default).
  */
-export function exitOnSignals(vault: { close(): Promise<void> }): void {
+export function exitOnSignals(vault: {
+  close(): Promise<void>;
+  reloadKeys?(): Promise<void>;
+}): void {
+  process.on('SIGHUP', () => void vault.reloadKeys?.().catch(() => undefined));
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

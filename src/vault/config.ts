@@ -17,6 +17,11 @@ export type AuthConfig =
       readonly audience: string;
       readonly jwksFile?: string;
       readonly publicKeyFiles?: readonly string[];
+      /**
+       * Longest token lifetime accepted (`exp - iat`, and `exp` from now), in seconds.
+       * Default 3600. Tokens without `exp` are always refused.
+       */
+      readonly maxTokenLifetimeSeconds?: number;
     };
 
 /** Everything the vault needs to start. */
@@ -142,6 +147,8 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     if (!auth.jwksFile && !auth.publicKeyFiles?.length) {
       throw new UsageError('JWT auth needs --jwks FILE or --jwt-public-key FILE');
     }
+    if (auth.maxTokenLifetimeSeconds !== undefined)
+      int('--max-token-lifetime', auth.maxTokenLifetimeSeconds, 60, 86_400);
   }
   const logLevel = c.logLevel ?? VAULT_DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel))
@@ -203,7 +210,18 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
       5,
       600,
     ),
-    auth,
+    auth:
+      auth.kind === 'jwt'
+        ? {
+            ...auth,
+            maxTokenLifetimeSeconds: int(
+              '--max-token-lifetime',
+              auth.maxTokenLifetimeSeconds ?? 3600,
+              60,
+              86_400,
+            ),
+          }
+        : auth,
     rateLimitPerIp: int(
       '--rate-limit-ip',
       c.rateLimitPerIp ?? VAULT_DEFAULTS.rateLimitPerIp,
@@ -223,7 +241,8 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
 
 /** Usage text of the vault server flags. */
 export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8787]
-  (--dev-auth | --issuer ISS --audience AUD (--jwks FILE | --jwt-public-key PEM ...))
+  (--dev-auth | --issuer ISS --audience AUD [--jwks FILE] [--jwt-public-key PEM ...]
+    [--max-token-lifetime 3600])
   [--max-attempts 10] [--login-ttl 60] [--rate-limit-ip 600] [--rate-limit-account 60]
   [--store sqlite] [--hsm software] [--log-level info] [--workers N (default: CPUs)]
   [--store etcd (--etcd URL,URL,... | --etcd-shard ID=URL,URL ...)]
@@ -244,6 +263,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
   let issuer: string | undefined;
   let audience: string | undefined;
   let jwksFile: string | undefined;
+  let maxTokenLifetime: string | undefined;
   const publicKeyFiles: string[] = [];
   const shards: EtcdShardSpec[] = [];
   const etcdTls: { caFile?: string; certFile?: string; keyFile?: string } = {};
@@ -340,6 +360,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       case '--jwt-public-key':
         publicKeyFiles.push(value());
         break;
+      case '--max-token-lifetime':
+        maxTokenLifetime = value();
+        break;
       default:
         throw new UsageError(`unknown option ${flag}`, VAULT_USAGE);
     }
@@ -350,6 +373,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
     issuer !== undefined ||
     audience !== undefined ||
     jwksFile !== undefined ||
+    maxTokenLifetime !== undefined ||
     publicKeyFiles.length > 0;
   if (devAuth && jwt) throw new UsageError('--dev-auth cannot be combined with JWT issuer options');
   if (devAuth) c.auth = { kind: 'dev' };
@@ -360,6 +384,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       audience: audience ?? '',
       ...(jwksFile ? { jwksFile } : {}),
       ...(publicKeyFiles.length ? { publicKeyFiles } : {}),
+      ...(maxTokenLifetime !== undefined
+        ? { maxTokenLifetimeSeconds: int('--max-token-lifetime', maxTokenLifetime, 60, 86_400) }
+        : {}),
     };
   }
   return validateVaultConfig(c as Partial<VaultConfig>);

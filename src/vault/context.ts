@@ -89,6 +89,7 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
     service,
     serverPublicKey,
     async close() {
+      auth.close?.();
       service.close();
       await store.close();
       await hsm.close();
@@ -271,6 +272,8 @@ export interface RunningVault {
   readonly serverPublicKey: string;
   /** Stops accepting, drains in-flight requests, closes store and HSM. */
   close(): Promise<void>;
+  /** Re-reads the JWT issuer key files (SIGHUP); keeps the old keys if that fails. */
+  reloadKeys(): Promise<void>;
 }
 
 /**
@@ -292,6 +295,12 @@ export async function startVault(
       serverPublicKey: ctx.serverPublicKey,
       ...(options.logStream ? { logStream: options.logStream } : {}),
     });
+    ctx.auth.setLogger?.((level, msg, fields) => app.log[level](fields, msg));
+    if (ctx.auth.keyThumbprints) {
+      // Which issuer keys are in force, by RFC 7638 thumbprint: an operator checks a
+      // rotation landed without the keys ever being logged.
+      app.log.info({ keys: ctx.auth.keyThumbprints() }, 'jwt issuer keys loaded');
+    }
     await app.listen({ host: ctx.config.host, port: ctx.config.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : ctx.config.port;
@@ -302,6 +311,9 @@ export async function startVault(
       async close() {
         await app.close();
         await ctx.close();
+      },
+      async reloadKeys() {
+        await ctx.auth.reload?.();
       },
     };
   } catch (e) {

@@ -28,7 +28,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       'WARNING: --dev-auth: this vault issues INSECURE tokens to anyone on this machine. Demo use only.\n',
     );
   }
-  let vault: { url: string; serverPublicKey: string; close(): Promise<void> };
+  let vault: {
+    url: string;
+    serverPublicKey: string;
+    close(): Promise<void>;
+    reloadKeys(): Promise<void>;
+  };
   if (config.workers > 1) {
     const c = await startVaultCluster(config, argv);
     c.failed.catch((e: unknown) => {

@@ -6,7 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { booleanOption, stringOption, type OptionSpec } from '../args.js';
+import { booleanOption, stringOption, stringOptions, type OptionSpec } from '../args.js';
 import type { CommandSpec } from '../command.js';
 
 const VALUE_FLAGS: Readonly<Record<string, string>> = {
@@ -36,7 +36,11 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   audience: 'AUD',
   jwks: 'FILE',
   'jwt-public-key': 'PEM',
+  'max-token-lifetime': 'SECONDS',
 };
+
+/** Flags that may be given several times (each value is passed on). */
+const REPEATABLE = new Set(['jwt-public-key']);
 
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   data: 'data directory: SQLite store and software HSM keys (default $XDG_DATA_HOME/backvault/vault)',
@@ -66,12 +70,20 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   issuer: 'JWT issuer (iss) of your app’s tokens',
   audience: 'JWT audience (aud) of your app’s tokens',
   jwks: 'JWKS file with the issuer’s public keys',
-  'jwt-public-key': 'PEM public key file of the issuer',
+  'jwt-public-key':
+    'PEM public key file of the issuer; repeat for several keys (all are accepted, e.g. during a rotation)',
+  'max-token-lifetime':
+    'longest token lifetime accepted in seconds (default 3600); tokens without exp are refused',
 };
 
 const OPTIONS: Record<string, OptionSpec> = {};
 for (const [name, valueName] of Object.entries(VALUE_FLAGS)) {
-  OPTIONS[name] = { type: 'string', valueName, description: DESCRIPTIONS[name] ?? '' };
+  OPTIONS[name] = {
+    type: 'string',
+    valueName,
+    description: DESCRIPTIONS[name] ?? '',
+    ...(REPEATABLE.has(name) ? { multiple: true } : {}),
+  };
 }
 OPTIONS['accept-etcd-rollback'] = {
   type: 'boolean',
@@ -108,6 +120,10 @@ export const vaultServeCommand: CommandSpec = {
   async run({ values }, ctx) {
     const argv: string[] = [];
     for (const name of Object.keys(VALUE_FLAGS)) {
+      if (REPEATABLE.has(name)) {
+        for (const v of stringOptions(values, name)) argv.push(`--${name}`, resolve(ctx.io.cwd, v));
+        continue;
+      }
       let v = stringOption(values, name);
       if (name === 'data') {
         const xdg = ctx.io.env.XDG_DATA_HOME;
@@ -116,7 +132,7 @@ export const vaultServeCommand: CommandSpec = {
         v = resolve(ctx.io.cwd, v ?? join(base, 'backvault', 'vault'));
       }
       if (v === undefined) continue;
-      if (name === 'etcd-ca' || name === 'etcd-cert' || name === 'etcd-key') {
+      if (name === 'etcd-ca' || name === 'etcd-cert' || name === 'etcd-key' || name === 'jwks') {
         v = resolve(ctx.io.cwd, v);
       }
       if (name === 'etcd-shard') {
