@@ -22,7 +22,6 @@
  * SIGKILL), each worker's IPC channel closes and node:cluster makes it exit at once.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +29,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { HSM_KEYS_ENV, loadOrCreateKeyFile } from '../hsm/software-hsm.js';
 import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from './auth.js';
 import type { VaultConfig } from './config.js';
-import { DATA_FILES, startVault } from './context.js';
+import { DATA_FILES, ensurePrivateDataDir, startVault } from './context.js';
 import { METRICS_IPC, WORKER_SLOT_ENV } from './metrics.js';
 import { openSqliteStore } from './sqlite-store.js';
 
@@ -109,7 +108,7 @@ export async function startVaultCluster(
 ): Promise<RunningCluster> {
   if (!cluster.isPrimary) throw new Error('startVaultCluster must run in the cluster primary');
   const log = primaryLogger(config.logLevel);
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDataDir(config);
   if (!process.env[HSM_KEYS_ENV] && config.hsm === 'software' && !config.hsmKeyFile)
     await loadOrCreateKeyFile(join(config.dataDir, DATA_FILES.hsmKeys));
   if (config.store === 'sqlite') {

@@ -2,7 +2,7 @@
  * The wiring file: builds the whole vault from a validated {@link VaultConfig} — store,
  * HSM, authenticator, metrics, service, HTTP server — in one place, failing fast.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hsm } from '../hsm/hsm.js';
 import { openSoftwareHsm, readKeyFile } from '../hsm/software-hsm.js';
@@ -21,6 +21,7 @@ import { openShards } from './sharded-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { VaultStore } from './store.js';
 import { VaultService } from './vault-service.js';
+import { scrubbingStore } from './scrubbing-store.js';
 
 /** File names inside the data directory. */
 export const DATA_FILES = {
@@ -31,6 +32,41 @@ export const DATA_FILES = {
   /** The same, per `--etcd-shard` cluster (shard ids are file-name safe). */
   etcdShardRevision: (shardId: string): string => `etcd-revision.${shardId}.json`,
 } as const;
+
+/**
+ * Makes sure the data directory is private before anything is written to it, like ssh with
+ * its keys: created 0700 when missing; refused when group or others may read, write or
+ * enter it, or when another user owns it. The SQLite files are created (or reset to) 0600;
+ * SQLite gives its -wal and -shm files the database file's mode.
+ * @throws UsageError saying how to fix the directory.
+ */
+export async function ensurePrivateDataDir(config: VaultConfig): Promise<void> {
+  const dir = config.dataDir;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await stat(dir);
+  if (!st.isDirectory()) throw new UsageError(`--data ${dir} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new UsageError(
+      `REFUSING TO START: data directory ${dir} is owned by uid ${st.uid}, not by this process (uid ${uid})`,
+      `Run the vault as the directory's owner, or \`chown ${uid} ${dir}\`.`,
+    );
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new UsageError(
+      `REFUSING TO START: data directory ${dir} is accessible by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`,
+      `It holds the vault database and may hold HSM keys: run \`chmod 700 ${dir}\`, then start again.`,
+    );
+  }
+  if (config.store !== 'sqlite') return;
+  const db = join(dir, DATA_FILES.database);
+  await (await open(db, 'a', 0o600)).close();
+  for (const f of [db, `${db}-wal`, `${db}-shm`]) {
+    await chmod(f, 0o600).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+  }
+}
 
 /** How often the etcd revision mark is persisted. */
 const REVISION_MARK_INTERVAL_MS = 1000;
@@ -54,7 +90,7 @@ export interface VaultContext {
  */
 export async function createVaultContext(input: VaultConfig): Promise<VaultContext> {
   const config = validateVaultConfig(input);
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDataDir(config);
   const loginStateTtlMs = config.loginStateTtlSeconds * 1000;
   const auth = cachingAuthenticator(
     config.auth.kind === 'dev'
@@ -69,15 +105,16 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
     await hsm.close();
     throw e;
   }
-  const { store, afterLockout } = opened;
   const metrics = createVaultMetrics();
+  // Every destroying write (delete, password change, lockout) is scrubbed before it is
+  // answered; the service needs no hook for it.
+  const store = scrubbingStore(opened.store, opened.scrub, () => metrics.scrubFailed());
   const service = new VaultService({
     store,
     hsm,
     maxAttempts: config.maxAttempts,
     loginStateTtlMs,
     events: metrics.events,
-    afterLockout,
   });
   const serverPublicKey = await hsm.serverPublicKey();
   return {
@@ -143,10 +180,10 @@ async function openHsm(config: VaultConfig, loginStateTtlMs: number): Promise<Hs
   return hsm;
 }
 
-/** The store named by the config, and how to scrub it after a lockout. */
+/** The store named by the config, and how to scrub destroyed values out of its files. */
 async function openStore(
   config: VaultConfig,
-): Promise<{ store: VaultStore; afterLockout: () => Promise<void> }> {
+): Promise<{ store: VaultStore; scrub: () => Promise<void> }> {
   if (config.store === 'etcd') {
     const opts = {
       ...(config.etcdDeadlineMs !== undefined ? { deadlineMs: config.etcdDeadlineMs } : {}),
@@ -164,14 +201,14 @@ async function openStore(
           accept,
         ),
       );
-      return { store: sharded, afterLockout: () => sharded.scrubHistory() };
+      return { store: sharded, scrub: () => sharded.scrubHistory() };
     }
     const mark = join(config.dataDir, DATA_FILES.etcdRevision);
     const store = await openTripwiredEtcd(opts, config.etcdEndpoints ?? [], mark, accept);
-    return { store, afterLockout: () => store.scrubHistory() };
+    return { store, scrub: () => store.scrubHistory() };
   }
   const sqlite = await openSqliteStore(join(config.dataDir, DATA_FILES.database));
-  return { store: sqlite, afterLockout: () => sqlite.scrubWal() };
+  return { store: sqlite, scrub: () => sqlite.scrubWal() };
 }
 
 /**

@@ -72,6 +72,8 @@ export interface VaultMetrics {
   readonly events: VaultEvents;
   /** Records one finished HTTP request. */
   observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** A scrub after a destroying write failed (old values may linger until the next one). */
+  scrubFailed(): void;
 }
 
 /** Creates a registry with the vault's counters, histograms and process metrics. */
@@ -111,8 +113,13 @@ export function createVaultMetrics(): VaultMetrics {
     'HTTP requests served, by worker slot (one slot in a single-process vault)',
     ['worker'],
   ).labels({ worker: slot });
+  const scrubFailures = c(
+    'backvault_vault_scrub_failures_total',
+    'Scrubs (WAL truncation, etcd compaction) after a destroying write that failed',
+  );
   return {
     registry,
+    scrubFailed: () => scrubFailures.inc(),
     events: {
       loginStarted: () => started.inc(),
       loginSucceeded: () => succeeded.inc(),
