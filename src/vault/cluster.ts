@@ -28,9 +28,14 @@ import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import { HSM_KEYS_ENV, loadOrCreateKeyFile } from '../hsm/software-hsm.js';
 import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from './auth.js';
-import type { VaultConfig } from './config.js';
+import { isLoopback, type VaultConfig } from './config.js';
 import { DATA_FILES, ensurePrivateDataDir, startVault } from './context.js';
-import { METRICS_IPC, WORKER_SLOT_ENV } from './metrics.js';
+import {
+  METRICS_IPC,
+  WORKER_SLOT_ENV,
+  startMetricsListener,
+  type MetricsListener,
+} from './metrics.js';
 import { openSqliteStore } from './sqlite-store.js';
 
 /** Replacements allowed within {@link RESTART_WINDOW_MS} before the primary gives up. */
@@ -94,6 +99,8 @@ export interface RunningCluster {
   close(): Promise<void>;
   /** Passes SIGHUP on to every worker: each re-reads the JWT issuer key files. */
   reloadKeys(): Promise<void>;
+  /** URL of the metrics listener (served by the primary, summing all workers). */
+  readonly metricsUrl?: string;
 }
 
 /**
@@ -206,8 +213,25 @@ export async function startVaultCluster(
     });
   });
 
+  let metrics: MetricsListener | undefined;
+  if (config.metricsListen) {
+    try {
+      metrics = await startMetricsListener(config.metricsListen, () => aggregator.clusterMetrics());
+    } catch (e) {
+      stopping = true;
+      for (const w of slots.keys()) if (!w.isDead()) w.process.kill('SIGKILL');
+      throw e;
+    }
+    if (!isLoopback(config.metricsListen.host)) {
+      log('warn', 'metrics are served on a non-loopback address: restrict who can reach it', {
+        metricsListen: config.metricsListen.host,
+      });
+    }
+  }
+
   const close = async (): Promise<void> => {
     stopping = true;
+    await metrics?.close();
     const alive = [...slots.keys()].filter((w) => !w.isDead());
     await Promise.all(
       alive.map(
@@ -232,6 +256,7 @@ export async function startVaultCluster(
       [...slots.keys()].filter((w) => !w.isDead()).map((w) => w.process.pid as number),
     failed,
     close,
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
     async reloadKeys() {
       for (const w of slots.keys()) if (!w.isDead()) w.process.kill('SIGHUP');
     },

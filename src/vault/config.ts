@@ -92,6 +92,34 @@ export interface VaultConfig {
    * up to N times the configured rate. The attempt counter (in the store) is the real limit.
    */
   readonly workers: number;
+  /** A request's headers must arrive within this (slowloris). Default 10 s. */
+  readonly headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. Default 30 s. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. Default 5 s. */
+  readonly keepAliveTimeoutMs: number;
+  /**
+   * Open connections allowed per client address (per worker process); more are closed at
+   * once, so one address cannot take every socket or file descriptor. Addresses in
+   * `trustProxy` (a load balancer carrying many users) are exempt. Default 32.
+   */
+  readonly maxConnectionsPerIp: number;
+  /**
+   * Open connections allowed in all (per worker), lowered at start to fit the process's
+   * file descriptor limit (keeping room for the store, the HSM and etcd). Default 4096.
+   */
+  readonly maxConnections: number;
+  /**
+   * Load balancers / reverse proxies whose `X-Forwarded-For` names the client (exact IP
+   * addresses). Default none: the client is the TCP peer.
+   */
+  readonly trustProxy: readonly string[];
+  /**
+   * Where `/metrics` is served: its own listener, loopback by default (`127.0.0.1:0` = a
+   * free port, announced in the ready line), or `null` (`--metrics-listen off`). The API
+   * port never serves metrics.
+   */
+  readonly metricsListen: { readonly host: string; readonly port: number } | null;
 }
 
 /** Defaults for everything but `dataDir` and `auth`. */
@@ -105,7 +133,28 @@ export const VAULT_DEFAULTS = {
   rateLimitPerIp: 600,
   rateLimitPerAccount: 60,
   logLevel: 'info',
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnectionsPerIp: 32,
+  maxConnections: 4096,
+  metricsListen: { host: '127.0.0.1', port: 0 },
 } as const;
+
+/**
+ * Parses `--metrics-listen`: `HOST:PORT`, `[IPV6]:PORT` or `off`.
+ * @throws UsageError if malformed.
+ */
+export function parseMetricsListen(v: string): VaultConfig['metricsListen'] {
+  if (v === 'off') return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535)
+    throw new UsageError('--metrics-listen must be HOST:PORT (e.g. 127.0.0.1:9464) or off');
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+const IP_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
 
@@ -183,6 +232,28 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     throw new UsageError('--hsm-key-file is for --hsm software');
   if (hsm === 'software' && (c.pkcs11Module || c.pkcs11Token))
     throw new UsageError('--pkcs11-module and --pkcs11-token need --hsm pkcs11');
+  const trustProxy = c.trustProxy ?? [];
+  for (const a of trustProxy) {
+    if (!IP_RE.test(a))
+      throw new UsageError(`--trust-proxy takes exact IP addresses, not ${JSON.stringify(a)}`);
+  }
+  const metricsListen =
+    c.metricsListen === undefined ? VAULT_DEFAULTS.metricsListen : c.metricsListen;
+  if (metricsListen) int('--metrics-listen port', metricsListen.port, 0, 65535);
+  const headersTimeoutMs = int(
+    '--headers-timeout-ms',
+    c.headersTimeoutMs ?? VAULT_DEFAULTS.headersTimeoutMs,
+    500,
+    120_000,
+  );
+  const requestTimeoutMs = int(
+    '--request-timeout-ms',
+    c.requestTimeoutMs ?? VAULT_DEFAULTS.requestTimeoutMs,
+    500,
+    300_000,
+  );
+  if (requestTimeoutMs < headersTimeoutMs)
+    throw new UsageError('--request-timeout-ms must be at least --headers-timeout-ms');
   if (c.fleetKey !== undefined && !/^[A-Za-z0-9_-]{40,60}$/.test(c.fleetKey))
     throw new UsageError('--fleet-key must be the base64url fleet public key printed by keygen');
   return {
@@ -236,6 +307,28 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     ),
     logLevel,
     workers: int('--workers', c.workers ?? availableParallelism(), 1, 64),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: int(
+      '--keep-alive-timeout-ms',
+      c.keepAliveTimeoutMs ?? VAULT_DEFAULTS.keepAliveTimeoutMs,
+      100,
+      120_000,
+    ),
+    maxConnectionsPerIp: int(
+      '--max-connections-per-ip',
+      c.maxConnectionsPerIp ?? VAULT_DEFAULTS.maxConnectionsPerIp,
+      1,
+      1_000_000,
+    ),
+    maxConnections: int(
+      '--max-connections',
+      c.maxConnections ?? VAULT_DEFAULTS.maxConnections,
+      1,
+      1_000_000,
+    ),
+    trustProxy,
+    metricsListen,
   };
 }
 
@@ -250,6 +343,9 @@ export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8
   [--etcd-prefix /backvault/v1/] [--etcd-deadline-ms 3000] [--accept-etcd-rollback]
   [--hsm software [--hsm-key-file FILE]] [--fleet-key KEY]
   [--hsm pkcs11 --pkcs11-module SO --pkcs11-token LABEL] (PIN: env BACKVAULT_PKCS11_PIN)
+  [--headers-timeout-ms 10000] [--request-timeout-ms 30000] [--keep-alive-timeout-ms 5000]
+  [--max-connections-per-ip 32] [--max-connections 4096] [--trust-proxy IP,IP]
+  [--metrics-listen 127.0.0.1:0 | HOST:PORT | off]
 Rate limits are per worker process; the attempt counter is shared and exact.
 HSM keys: DIR/hsm-keys.json (created 0600), or env BACKVAULT_HSM_KEYS.`;
 
@@ -344,6 +440,30 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
         break;
       case '--workers':
         c.workers = value();
+        break;
+      case '--headers-timeout-ms':
+        c.headersTimeoutMs = value();
+        break;
+      case '--request-timeout-ms':
+        c.requestTimeoutMs = value();
+        break;
+      case '--keep-alive-timeout-ms':
+        c.keepAliveTimeoutMs = value();
+        break;
+      case '--max-connections-per-ip':
+        c.maxConnectionsPerIp = value();
+        break;
+      case '--max-connections':
+        c.maxConnections = value();
+        break;
+      case '--trust-proxy':
+        c.trustProxy = value()
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '');
+        break;
+      case '--metrics-listen':
+        c.metricsListen = parseMetricsListen(value());
         break;
       case '--dev-auth':
         devAuth = true;

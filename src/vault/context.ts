@@ -13,8 +13,15 @@ import {
   createJwtAuthenticator,
   type Authenticator,
 } from './auth.js';
-import { validateVaultConfig, type VaultConfig } from './config.js';
-import { createVaultMetrics, type VaultMetrics } from './metrics.js';
+import { isLoopback, validateVaultConfig, type VaultConfig } from './config.js';
+import cluster from 'node:cluster';
+import { limitConnections } from './connections.js';
+import {
+  createVaultMetrics,
+  startMetricsListener,
+  type MetricsListener,
+  type VaultMetrics,
+} from './metrics.js';
 import { buildServer } from './server.js';
 import { openEtcdStore, type EtcdTlsOptions, type EtcdVaultStoreOptions } from './etcd-store.js';
 import { openShards } from './sharded-store.js';
@@ -311,6 +318,8 @@ export interface RunningVault {
   close(): Promise<void>;
   /** Re-reads the JWT issuer key files (SIGHUP); keeps the old keys if that fails. */
   reloadKeys(): Promise<void>;
+  /** URL of the metrics listener, if this process serves one. */
+  readonly metricsUrl?: string;
 }
 
 /**
@@ -323,6 +332,7 @@ export async function startVault(
   options: { logStream?: NodeJS.WritableStream } = {},
 ): Promise<RunningVault> {
   const ctx = await createVaultContext(config);
+  let metrics: MetricsListener | undefined;
   try {
     const app = await buildServer({
       config: ctx.config,
@@ -338,14 +348,42 @@ export async function startVault(
       // rotation landed without the keys ever being logged.
       app.log.info({ keys: ctx.auth.keyThumbprints() }, 'jwt issuer keys loaded');
     }
+    const maxConnections = limitConnections(app.server, ctx.config, (r) =>
+      ctx.metrics.connectionRefused(r),
+    );
+    app.log.info(
+      {
+        maxConnections,
+        maxConnectionsPerIp: ctx.config.maxConnectionsPerIp,
+        headersTimeoutMs: ctx.config.headersTimeoutMs,
+        requestTimeoutMs: ctx.config.requestTimeoutMs,
+        keepAliveTimeoutMs: ctx.config.keepAliveTimeoutMs,
+        trustProxy: ctx.config.trustProxy,
+      },
+      'connection limits',
+    );
     await app.listen({ host: ctx.config.host, port: ctx.config.port });
+    // A cluster's metrics listener is the primary's (it sums every worker).
+    if (ctx.config.metricsListen && !cluster.isWorker) {
+      if (!isLoopback(ctx.config.metricsListen.host)) {
+        app.log.warn(
+          { metricsListen: ctx.config.metricsListen.host },
+          'metrics are served on a non-loopback address: restrict who can reach it',
+        );
+      }
+      metrics = await startMetricsListener(ctx.config.metricsListen, () =>
+        ctx.metrics.registry.metrics(),
+      );
+    }
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : ctx.config.port;
     const host = ctx.config.host.includes(':') ? `[${ctx.config.host}]` : ctx.config.host;
     return {
       url: `http://${host}:${port}`,
       serverPublicKey: ctx.serverPublicKey,
+      ...(metrics ? { metricsUrl: metrics.url } : {}),
       async close() {
+        await metrics?.close();
         await app.close();
         await ctx.close();
       },
@@ -354,6 +392,7 @@ export async function startVault(
       },
     };
   } catch (e) {
+    await metrics?.close();
     await ctx.close();
     throw e;
   }

@@ -1,6 +1,7 @@
 /**
  * Process entry of the vault: `node serve.js --data DIR --port 0 --dev-auth --max-attempts N`.
- * When ready it prints ONE JSON line on stdout: `{"listening": url, "serverPublicKey": key}`.
+ * When ready it prints ONE JSON line on stdout: `{"listening": url, "serverPublicKey": key,
+ * "metrics": url}` (`metrics` only when `--metrics-listen` is not `off`).
  * Logs (JSON lines) go to stderr. SIGTERM/SIGINT drain and exit 0. Exit 2 on a usage
  * error, 1 on any other start failure. `backvault vault serve` wraps {@link main}.
  *
@@ -33,6 +34,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     serverPublicKey: string;
     close(): Promise<void>;
     reloadKeys(): Promise<void>;
+    metricsUrl?: string;
   };
   if (config.workers > 1) {
     const c = await startVaultCluster(config, argv);
@@ -43,7 +45,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     vault = c;
   } else vault = await startVault(config);
   process.stdout.write(
-    `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey })}\n`,
+    `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey, ...(vault.metricsUrl ? { metrics: vault.metricsUrl } : {}) })}\n`,
   );
   exitOnSignals(vault);
 }

@@ -37,6 +37,13 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   jwks: 'FILE',
   'jwt-public-key': 'PEM',
   'max-token-lifetime': 'SECONDS',
+  'headers-timeout-ms': 'MS',
+  'request-timeout-ms': 'MS',
+  'keep-alive-timeout-ms': 'MS',
+  'max-connections-per-ip': 'N',
+  'max-connections': 'N',
+  'trust-proxy': 'IP,IP',
+  'metrics-listen': 'HOST:PORT',
 };
 
 /** Flags that may be given several times (each value is passed on). */
@@ -72,6 +79,17 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   jwks: 'JWKS file with the issuer’s public keys',
   'jwt-public-key':
     'PEM public key file of the issuer; repeat for several keys (all are accepted, e.g. during a rotation)',
+  'headers-timeout-ms': 'a request’s headers must arrive within this (default 10000)',
+  'request-timeout-ms': 'a whole request must arrive within this (default 30000)',
+  'keep-alive-timeout-ms': 'idle keep-alive connections close after this (default 5000)',
+  'max-connections-per-ip':
+    'open connections per client address and worker; more are closed at once (default 32)',
+  'max-connections':
+    'open connections per worker (default 4096, lowered to fit the file descriptor limit)',
+  'trust-proxy':
+    'load balancer addresses whose X-Forwarded-For names the client (exact IPs; default none)',
+  'metrics-listen':
+    '/metrics on its own listener: HOST:PORT, or off (default 127.0.0.1:0, a free loopback port shown in the ready line)',
   'max-token-lifetime':
     'longest token lifetime accepted in seconds (default 3600); tokens without exp are refused',
 };
@@ -104,8 +122,9 @@ export const vaultServeCommand: CommandSpec = {
   positionals: [],
   options: OPTIONS,
   details: [
-    'Serves the vault HTTP API under /v1 (OpenAPI at /v1/openapi.json), /healthz and /metrics.',
-    'When ready it prints one JSON line on stdout: {"listening": URL, "serverPublicKey": KEY}.',
+    'Serves the vault HTTP API under /v1 (OpenAPI at /v1/openapi.json) and /healthz; /metrics',
+    'only on the --metrics-listen address (loopback by default).',
+    'When ready it prints one JSON line on stdout: {"listening": URL, "serverPublicKey": KEY, "metrics": URL}.',
     'Clients pin that key. Logs are JSON lines on stderr and never hold a secret.',
     'SIGTERM or Ctrl-C stops accepting, drains requests and exits 0.',
     '',
