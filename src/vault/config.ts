@@ -53,6 +53,12 @@ export interface VaultConfig {
   /** Deadline of one store call in ms, retries included. Default 3000. */
   readonly etcdDeadlineMs?: number;
   /**
+   * store = etcd: defragment every member this often (seconds; 0 = never), so values
+   * compacted after a destroying write leave etcd's free pages too. Default 3600. Only
+   * worker 0 of a node does it; each fleet node runs its own schedule.
+   */
+  readonly etcdDefragIntervalSeconds?: number;
+  /**
    * Start even though etcd is older than this node has seen (after a deliberate restore):
    * resets the rollback tripwire (`DATA/etcd-revision.json`). See docs/OPERATIONS.md.
    */
@@ -212,6 +218,8 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
   if (store === 'sqlite' && (c.etcdEndpoints || c.etcdShards))
     throw new UsageError('--etcd needs --store etcd');
   const tls = c.etcdTls;
+  if (c.etcdDefragIntervalSeconds !== undefined && store !== 'etcd')
+    throw new UsageError('--etcd-defrag-interval needs --store etcd');
   if (tls && store !== 'etcd')
     throw new UsageError('--etcd-ca/--etcd-cert/--etcd-key need --store etcd');
   if (tls && !tls.certFile !== !tls.keyFile)
@@ -267,7 +275,15 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     ...(c.etcdPrefix ? { etcdPrefix: c.etcdPrefix } : {}),
     ...(c.acceptEtcdRollback ? { acceptEtcdRollback: true } : {}),
     ...(store === 'etcd'
-      ? { etcdDeadlineMs: int('--etcd-deadline-ms', c.etcdDeadlineMs ?? 3000, 100, 60_000) }
+      ? {
+          etcdDeadlineMs: int('--etcd-deadline-ms', c.etcdDeadlineMs ?? 3000, 100, 60_000),
+          etcdDefragIntervalSeconds: int(
+            '--etcd-defrag-interval',
+            c.etcdDefragIntervalSeconds ?? 3600,
+            0,
+            604_800,
+          ),
+        }
       : {}),
     hsm,
     ...(c.hsmKeyFile ? { hsmKeyFile: c.hsmKeyFile } : {}),
@@ -341,6 +357,7 @@ export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8
   [--store etcd (--etcd URL,URL,... | --etcd-shard ID=URL,URL ...)]
   [--etcd-ca PEM] [--etcd-cert PEM --etcd-key PEM] (TLS to https:// etcd members)
   [--etcd-prefix /backvault/v1/] [--etcd-deadline-ms 3000] [--accept-etcd-rollback]
+  [--etcd-defrag-interval 3600] (seconds, 0 = never)
   [--hsm software [--hsm-key-file FILE]] [--fleet-key KEY]
   [--hsm pkcs11 --pkcs11-module SO --pkcs11-token LABEL] (PIN: env BACKVAULT_PKCS11_PIN)
   [--headers-timeout-ms 10000] [--request-timeout-ms 30000] [--keep-alive-timeout-ms 5000]
@@ -419,6 +436,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
         break;
       case '--etcd-deadline-ms':
         c.etcdDeadlineMs = value();
+        break;
+      case '--etcd-defrag-interval':
+        c.etcdDefragIntervalSeconds = value();
         break;
       case '--accept-etcd-rollback':
         c.acceptEtcdRollback = true;

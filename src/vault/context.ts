@@ -17,6 +17,7 @@ import { isLoopback, validateVaultConfig, type VaultConfig } from './config.js';
 import cluster from 'node:cluster';
 import { limitConnections } from './connections.js';
 import {
+  WORKER_SLOT_ENV,
   createVaultMetrics,
   startMetricsListener,
   type MetricsListener,
@@ -75,6 +76,41 @@ export async function ensurePrivateDataDir(config: VaultConfig): Promise<void> {
   }
 }
 
+/**
+ * Runs `defragment` every `etcdDefragIntervalSeconds` (first run at a random point of the
+ * first interval, so the nodes of a fleet spread out), in worker 0 only. Never overlaps
+ * itself; failures are counted (`backvault_vault_scrub_failures_total`) and retried next
+ * time.
+ */
+function scheduleDefrag(
+  config: VaultConfig,
+  defragment: (() => Promise<void>) | undefined,
+  onError: (e: unknown) => void,
+): { stop(): void } {
+  const seconds = config.etcdDefragIntervalSeconds ?? 0;
+  const slot = process.env[WORKER_SLOT_ENV] ?? '0';
+  if (!defragment || seconds === 0 || slot !== '0') return { stop: () => undefined };
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const next = (ms: number): void => {
+    timer = setTimeout(() => {
+      void defragment()
+        .catch(onError)
+        .finally(() => {
+          if (!stopped) next(seconds * 1000);
+        });
+    }, ms);
+    timer.unref();
+  };
+  next(Math.floor(Math.random() * seconds * 1000));
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** How often the etcd revision mark is persisted. */
 const REVISION_MARK_INTERVAL_MS = 1000;
 
@@ -123,6 +159,7 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
     loginStateTtlMs,
     events: metrics.events,
   });
+  const defrag = scheduleDefrag(config, opened.defragment, () => metrics.scrubFailed());
   const serverPublicKey = await hsm.serverPublicKey();
   return {
     config,
@@ -133,6 +170,7 @@ export async function createVaultContext(input: VaultConfig): Promise<VaultConte
     service,
     serverPublicKey,
     async close() {
+      defrag.stop();
       auth.close?.();
       service.close();
       await store.close();
@@ -187,10 +225,15 @@ async function openHsm(config: VaultConfig, loginStateTtlMs: number): Promise<Hs
   return hsm;
 }
 
-/** The store named by the config, and how to scrub destroyed values out of its files. */
-async function openStore(
-  config: VaultConfig,
-): Promise<{ store: VaultStore; scrub: () => Promise<void> }> {
+/**
+ * The store named by the config, how to scrub destroyed values out of its files, and
+ * (etcd) how to defragment the members' backends.
+ */
+async function openStore(config: VaultConfig): Promise<{
+  store: VaultStore;
+  scrub: () => Promise<void>;
+  defragment?: () => Promise<void>;
+}> {
   if (config.store === 'etcd') {
     const opts = {
       ...(config.etcdDeadlineMs !== undefined ? { deadlineMs: config.etcdDeadlineMs } : {}),
@@ -200,19 +243,30 @@ async function openStore(
     const accept = config.acceptEtcdRollback === true;
     if (config.etcdShards?.length) {
       // One tripwire per cluster: revisions of different clusters are unrelated.
-      const sharded = await openShards(config.etcdShards, (s) =>
-        openTripwiredEtcd(
+      const parts: { defragment(): Promise<void> }[] = [];
+      const sharded = await openShards(config.etcdShards, async (s) => {
+        const one = await openTripwiredEtcd(
           opts,
           s.endpoints,
           join(config.dataDir, DATA_FILES.etcdShardRevision(s.id)),
           accept,
-        ),
-      );
-      return { store: sharded, scrub: () => sharded.scrubHistory() };
+        );
+        parts.push(one);
+        return one;
+      });
+      return {
+        store: sharded,
+        scrub: () => sharded.scrubHistory(),
+        async defragment() {
+          const r = await Promise.allSettled(parts.map((p) => p.defragment()));
+          const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+          if (failed) throw failed.reason;
+        },
+      };
     }
     const mark = join(config.dataDir, DATA_FILES.etcdRevision);
     const store = await openTripwiredEtcd(opts, config.etcdEndpoints ?? [], mark, accept);
-    return { store, scrub: () => store.scrubHistory() };
+    return { store, scrub: () => store.scrubHistory(), defragment: () => store.defragment() };
   }
   const sqlite = await openSqliteStore(join(config.dataDir, DATA_FILES.database));
   return { store: sqlite, scrub: () => sqlite.scrubWal() };
@@ -252,7 +306,7 @@ async function openTripwiredEtcd(
   endpoints: readonly string[],
   markFile: string,
   accept: boolean,
-): Promise<VaultStore & { scrubHistory(): Promise<void> }> {
+): Promise<VaultStore & { scrubHistory(): Promise<void>; defragment(): Promise<void> }> {
   const floor = accept ? 0 : await readRevisionMark(markFile);
   const etcd = await openEtcdStore({ ...opts, endpoints, revisionFloor: floor });
   let written = floor;
@@ -276,6 +330,7 @@ async function openTripwiredEtcd(
     compareAndSwap: (a, v, n) => etcd.compareAndSwap(a, v, n),
     compareAndDelete: (a, v) => etcd.compareAndDelete(a, v),
     scrubHistory: () => etcd.scrubHistory(),
+    defragment: () => etcd.defragment(),
     async close() {
       clearInterval(timer);
       await persist().catch(() => undefined);

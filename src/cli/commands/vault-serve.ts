@@ -26,6 +26,7 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   'etcd-key': 'PEM',
   'etcd-prefix': 'PREFIX',
   'etcd-deadline-ms': 'MS',
+  'etcd-defrag-interval': 'SECONDS',
   'hsm-key-file': 'FILE',
   'pkcs11-module': 'SO',
   'pkcs11-token': 'LABEL',
@@ -66,6 +67,8 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   'etcd-shard': 'shard accounts over etcd clusters: ID=URL,URL; several shards separated by ";"',
   'etcd-prefix': 'etcd key prefix (default /backvault/v1/)',
   'etcd-deadline-ms': 'deadline of one store call in ms, retries included (default 3000)',
+  'etcd-defrag-interval':
+    'defragment every etcd member this often, so destroyed values leave its free pages (default 3600; 0 = never)',
   'hsm-key-file': 'software HSM key file written by `vault import` (must exist)',
   'pkcs11-module':
     'PKCS#11 module (env BACKVAULT_PKCS11_MODULE); PIN only from env BACKVAULT_PKCS11_PIN',
