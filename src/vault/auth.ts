@@ -10,6 +10,7 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
 import {
@@ -152,7 +153,7 @@ async function loadIssuerKeys(cfg: JwtAuthConfig): Promise<IssuerKey[]> {
       if (jwk.use !== undefined && jwk.use !== 'sig') continue;
       let key: KeyObject;
       try {
-        key = createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+        key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
       } catch (e) {
         throw new UsageError(`JWKS file ${cfg.jwksFile} key ${i}: ${(e as Error).message}`);
       }

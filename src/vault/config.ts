@@ -3,6 +3,7 @@
  * `parseVaultArgs` turns `backvault vault serve` / `serve.js` flags into a config;
  * `validateVaultConfig` checks any config object (also ones built in code).
  */
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import { parseEtcdEndpoints } from './etcd-store.js';
@@ -160,8 +161,6 @@ export function parseMetricsListen(v: string): VaultConfig['metricsListen'] {
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
-const IP_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
-
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
 
 /** True for addresses only this machine can reach. */
@@ -242,7 +241,7 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     throw new UsageError('--pkcs11-module and --pkcs11-token need --hsm pkcs11');
   const trustProxy = c.trustProxy ?? [];
   for (const a of trustProxy) {
-    if (!IP_RE.test(a))
+    if (isIP(a) === 0)
       throw new UsageError(`--trust-proxy takes exact IP addresses, not ${JSON.stringify(a)}`);
   }
   const metricsListen =

@@ -53,6 +53,9 @@ export function scrubbingStore<S extends VaultStore>(
     return next;
   };
   const remember = (account: string, r: VaultRecord | undefined): void => {
+    // Versions only grow: a slow read's older answer must not replace a newer one.
+    const known = seen.get(account);
+    if (r && known && known.version > r.version) return;
     seen.delete(account);
     if (!r) return;
     if (seen.size >= MAX_REMEMBERED) seen.delete(seen.keys().next().value as string);

@@ -140,6 +140,7 @@ describe('vault connections: timeouts against slow clients', () => {
       ['--max-connections-per-ip', '0'],
       ['--metrics-listen', 'nowhere'],
       ['--trust-proxy', '10.0.0.0/8'],
+      ['--trust-proxy', ':'],
     ];
     for (const b of bad) {
       assert.throws(() => parseVaultArgs(['--data', '/tmp/x', '--dev-auth', ...b]), /--/);
