@@ -175,6 +175,18 @@ describe('vault connections: one address cannot starve the others', () => {
           assert.ok(l.ok);
           const m = await (await fetch(v.metricsUrl as string)).text();
           assert.match(m, /backvault_vault_connections_refused_total\{reason="per_ip"\} [1-9]/);
+          // The total cap was fitted to the fd limit, and the start log says so.
+          const line = v
+            .output()
+            .split('\n')
+            .find((l) => l.includes('"connection limits"'));
+          assert.ok(line, 'connection limits are logged at start');
+          const logged = JSON.parse(line) as {
+            maxConnections: number;
+            maxConnectionsPerIp: number;
+          };
+          assert.equal(logged.maxConnections, effectiveMaxConnections(4096, 160));
+          assert.equal(logged.maxConnectionsPerIp, 32);
         } finally {
           for (const c of hog) c.socket.destroy();
         }
