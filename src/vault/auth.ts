@@ -51,6 +51,8 @@ export interface Authenticator {
   issueDevToken?(account: string): Promise<{ token: string; expiresAt: string }>;
   /** RFC 7638 thumbprints of the issuer keys in force (never the keys themselves). */
   keyThumbprints?(): readonly string[];
+  /** JWKS entries left aside (not Ed25519/P-256 signing keys), by file#index and type. */
+  skippedKeys?(): readonly string[];
   /** Changes whenever the key set changes (so caches of verified tokens start over). */
   generation?(): number;
   /** Re-reads the key files; on failure keeps the keys in force and logs why. */
@@ -138,8 +140,12 @@ async function issuerKey(key: KeyObject, kid: string | undefined, source: string
  * Reads every key of the JWKS file and the PEM files.
  * @throws UsageError naming the file that cannot be read or holds an unusable key.
  */
-async function loadIssuerKeys(cfg: JwtAuthConfig): Promise<IssuerKey[]> {
+async function loadIssuerKeys(
+  cfg: JwtAuthConfig,
+): Promise<{ keys: IssuerKey[]; skipped: string[] }> {
   const keys: IssuerKey[] = [];
+  /** JWKS entries of other types (an issuer's RSA or encryption keys): not ours to use. */
+  const skipped: string[] = [];
   if (cfg.jwksFile) {
     let jwks: { keys?: unknown };
     try {
@@ -150,7 +156,14 @@ async function loadIssuerKeys(cfg: JwtAuthConfig): Promise<IssuerKey[]> {
     if (!Array.isArray(jwks.keys) || jwks.keys.length === 0)
       throw new UsageError(`JWKS file ${cfg.jwksFile} has no "keys"`);
     for (const [i, jwk] of (jwks.keys as JWK[]).entries()) {
-      if (jwk.use !== undefined && jwk.use !== 'sig') continue;
+      const usable =
+        (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') || (jwk.kty === 'EC' && jwk.crv === 'P-256');
+      if ((jwk.use !== undefined && jwk.use !== 'sig') || !usable) {
+        skipped.push(
+          `${cfg.jwksFile}#${i} (${String(jwk.kty)} ${String(jwk.crv ?? jwk.use ?? '')})`,
+        );
+        continue;
+      }
       let key: KeyObject;
       try {
         key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
@@ -170,8 +183,11 @@ async function loadIssuerKeys(cfg: JwtAuthConfig): Promise<IssuerKey[]> {
     keys.push(await issuerKey(key, undefined, f));
   }
   if (keys.length === 0)
-    throw new UsageError('JWT auth needs --jwks FILE or --jwt-public-key FILE with a signing key');
-  return keys;
+    throw new UsageError(
+      'JWT auth needs --jwks FILE or --jwt-public-key FILE with an Ed25519 or P-256 signing key',
+      skipped.length ? `Skipped as unusable: ${skipped.join(', ')}.` : undefined,
+    );
+  return { keys, skipped };
 }
 
 /**
@@ -192,7 +208,7 @@ export async function createJwtAuthenticator(cfg: JwtAuthConfig): Promise<Authen
   const maxLifetime = cfg.maxTokenLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
   if (!cfg.jwksFile && !cfg.publicKeyFiles?.length)
     throw new UsageError('JWT auth needs --jwks FILE or --jwt-public-key FILE');
-  let keys = await loadIssuerKeys(cfg);
+  let { keys, skipped } = await loadIssuerKeys(cfg);
   let generation = 0;
   let log: AuthLog = () => undefined;
   const thumbprints = (): string[] => keys.map((k) => k.thumbprint);
@@ -200,10 +216,11 @@ export async function createJwtAuthenticator(cfg: JwtAuthConfig): Promise<Authen
   const reload = async (): Promise<void> => {
     try {
       const next = await loadIssuerKeys(cfg);
-      const changed = next.map((k) => k.thumbprint).join() !== thumbprints().join();
-      keys = next;
+      const changed = next.keys.map((k) => k.thumbprint).join() !== thumbprints().join();
+      keys = next.keys;
+      skipped = next.skipped;
       if (changed) generation++;
-      log('info', 'jwt issuer keys reloaded', { keys: thumbprints(), changed });
+      log('info', 'jwt issuer keys reloaded', { keys: thumbprints(), skipped, changed });
     } catch (e) {
       log('error', 'jwt issuer keys NOT reloaded; the previous keys stay in force', {
         reason: (e as Error).message,
@@ -267,6 +284,7 @@ export async function createJwtAuthenticator(cfg: JwtAuthConfig): Promise<Authen
       throw unauthorized(last);
     },
     keyThumbprints: thumbprints,
+    skippedKeys: () => skipped,
     generation: () => generation,
     async reload() {
       await reloading;

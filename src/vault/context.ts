@@ -401,7 +401,10 @@ export async function startVault(
     if (ctx.auth.keyThumbprints) {
       // Which issuer keys are in force, by RFC 7638 thumbprint: an operator checks a
       // rotation landed without the keys ever being logged.
-      app.log.info({ keys: ctx.auth.keyThumbprints() }, 'jwt issuer keys loaded');
+      app.log.info(
+        { keys: ctx.auth.keyThumbprints(), skipped: ctx.auth.skippedKeys?.() ?? [] },
+        'jwt issuer keys loaded',
+      );
     }
     const maxConnections = limitConnections(app.server, ctx.config, (r) =>
       ctx.metrics.connectionRefused(r),

@@ -83,7 +83,10 @@ describe('vault tokens: lifetime rules, several issuer keys, reload (real proces
     await writeFile(join(dir, 'a.pem'), await exportSPKI(a.publicKey));
     await writeFile(join(dir, 'b.pem'), await exportSPKI(b.publicKey));
     jwks = [{ ...(await exportJWK(j.publicKey)), kid: 'j1' }];
-    await writeFile(join(dir, 'jwks.json'), JSON.stringify({ keys: jwks }));
+    // An issuer's JWKS may hold keys of other types: left aside (and said so), not fatal.
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const rsaJwk = { ...(await exportJWK(rsa.publicKey)), kid: 'r1' };
+    await writeFile(join(dir, 'jwks.json'), JSON.stringify({ keys: [...jwks, rsaJwk] }));
     vault = await startVaultProcess([
       '--data',
       join(dir, 'data'),
@@ -119,8 +122,10 @@ describe('vault tokens: lifetime rules, several issuer keys, reload (real proces
       .split('\n')
       .find((l) => l.includes('jwt issuer keys loaded'));
     assert.ok(line, 'a start line names the keys');
-    const logged = (JSON.parse(line) as { keys: string[] }).keys;
+    const { keys: logged, skipped } = JSON.parse(line) as { keys: string[]; skipped: string[] };
     assert.equal(logged.length, 3);
+    assert.equal(skipped.length, 1);
+    assert.match(skipped[0] ?? '', /jwks\.json#1 \(RSA/);
     assert.ok(logged.includes(await calculateJwkThumbprint(jwks[0] as JWK)));
     assert.ok(!line.includes(String(jwks[0]?.x)), 'the key itself is not logged');
   });
