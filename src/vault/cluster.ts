@@ -275,8 +275,8 @@ export async function runVaultWorker(config: VaultConfig): Promise<void> {
     url: vault.url,
     serverPublicKey: vault.serverPublicKey,
   };
-  process.send?.(ready);
   exitOnSignals(vault);
+  process.send?.(ready);
 }
 
 /**

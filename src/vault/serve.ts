@@ -44,10 +44,12 @@ export async function main(argv: readonly string[]): Promise<void> {
     });
     vault = c;
   } else vault = await startVault(config);
+  // Handlers first: a supervisor may signal the moment it reads the ready line (stdout
+  // writes to a pipe are synchronous), and SIGHUP's default action would end the process.
+  exitOnSignals(vault);
   process.stdout.write(
     `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey, ...(vault.metricsUrl ? { metrics: vault.metricsUrl } : {}) })}\n`,
   );
-  exitOnSignals(vault);
 }
 
 function isEntry(): boolean {

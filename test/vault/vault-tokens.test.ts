@@ -256,3 +256,35 @@ describe('vault tokens: the CLI passes every --jwt-public-key', () => {
     }
   });
 });
+
+describe('vault tokens: SIGHUP to a cluster primary', () => {
+  it('reaches every worker, and the primary keeps running', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bv-tokens-hup-'));
+    const a = await keyPair();
+    await writeFile(join(dir, 'a.pem'), await exportSPKI(a.publicKey));
+    const v = await startVaultProcess([
+      '--data',
+      join(dir, 'data'),
+      '--workers',
+      '2',
+      '--issuer',
+      ISS,
+      '--audience',
+      AUD,
+      '--jwt-public-key',
+      join(dir, 'a.pem'),
+    ]);
+    try {
+      const count = () => v.output().split('jwt issuer keys reloaded').length - 1;
+      assert.equal(count(), 0);
+      process.kill(v.pid, 'SIGHUP');
+      await until('both workers reload', async () => count() === 2).catch((e: unknown) => {
+        throw new Error(`${(e as Error).message}: ${count()}\n${v.output().slice(-1500)}`);
+      });
+      assert.equal(await statusWith(v.url, `Bearer ${await mint(a.privateKey, 'ann')}`), 404);
+    } finally {
+      await v.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
