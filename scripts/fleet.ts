@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     '',
     'try:',
     `  curl -s ${fleet.nodes[0]?.url ?? ''}/v1/info`,
-    `  curl -s ${fleet.nodes[2]?.url ?? ''}/metrics | grep backvault_`,
+    `  curl -s ${fleet.nodes[2]?.metricsUrl() ?? ''} | grep backvault_   # metrics: loopback listener`,
     `  kill -9 ${fleet.etcd.pid(0) ?? '<etcd pid>'}   # one etcd member down: the fleet keeps serving`,
     ...(fleet.pki
       ? [

@@ -5,7 +5,6 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { closest } from './suggest.js';
 
 /** One flag of a command. */
 export interface OptionSpec {
@@ -20,9 +19,12 @@ export interface OptionSpec {
   description: string;
   /** Hidden from help (e.g. the `--key` trap that only exists to explain why it does not). */
   hidden?: boolean;
-  /** For strings: may be given several times (read with {@link stringListOption}). */
-  repeatable?: boolean;
+  /** For strings: may be given several times; read every value with {@link stringOptions}. */
+  multiple?: boolean;
 }
+
+/** Separates the values of a `multiple` option inside {@link OptionValues} (never in argv). */
+const MULTI_SEP = '\0';
 
 /** One positional argument of a command. */
 export interface PositionalSpec {
@@ -92,13 +94,7 @@ export function parseCommandArgs(
     const name = negated ? token.name.slice(3) : token.name;
     const spec = options[name];
     if (!spec) {
-      const known = Object.entries(options)
-        .filter(([, o]) => !o.hidden)
-        .map(([n]) => n);
-      const near = token.rawName.startsWith('--') ? closest(token.name, known) : undefined;
-      throw new UsageError(
-        `unknown option ${token.rawName}${near ? ` (did you mean --${near}?)` : ''}`,
-      );
+      throw new UsageError(`unknown option ${token.rawName}`);
     }
     if (spec.type === 'boolean' || negated) {
       if (token.value !== undefined) {
@@ -118,11 +114,11 @@ export function parseCommandArgs(
           `option ${token.rawName} needs a value (${spec.valueName ?? 'VALUE'}); to pass one starting with "-", write ${token.rawName}=VALUE`,
         );
       }
-      if (spec.repeatable && typeof values[name] === 'string') {
-        if (token.value.includes('\n'))
-          throw new UsageError(`option ${token.rawName} takes a value without line breaks`);
-        values[name] = `${values[name] as string}\n${token.value}`;
-      } else values[name] = token.value;
+      const prev = values[name];
+      values[name] =
+        spec.multiple && typeof prev === 'string'
+          ? `${prev}${MULTI_SEP}${token.value}`
+          : token.value;
     }
   }
   const required = positionals.filter((p) => p.required).length;
@@ -149,10 +145,10 @@ export function stringOption(values: OptionValues, name: string): string | undef
   return typeof v === 'string' ? v : undefined;
 }
 
-/** Every value of a repeatable string flag, in order (empty when not given). */
-export function stringListOption(values: OptionValues, name: string): string[] {
+/** Every value of a `multiple` string flag, in the order given (empty when absent). */
+export function stringOptions(values: OptionValues, name: string): string[] {
   const v = values[name];
-  return typeof v === 'string' ? v.split('\n') : [];
+  return typeof v === 'string' ? v.split(MULTI_SEP) : [];
 }
 
 /** A boolean flag's value, or `fallback` when not given. */

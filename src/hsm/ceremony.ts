@@ -52,12 +52,12 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import pkcs11js from 'pkcs11js';
 import * as opaque from '@serenity-kit/opaque';
-import { CorruptBackupError, UsageError } from '../errors.js';
+import { CorruptBackupError, UnavailableError, UsageError } from '../errors.js';
 import { writePrivateFile } from '../node/private-file.js';
 import {
   decodeSoftwareHsmKeys,
@@ -221,17 +221,103 @@ export async function createPkcs11TransportKey(
 }
 
 /**
+ * A file system error of the ceremony as a clear error: `USAGE` for what the operator
+ * fixes (a missing folder, a permission, a folder where a file was expected), `UNAVAILABLE`
+ * for the storage itself (disk full, read-only, I/O error). Names the path and what to do;
+ * never file contents.
+ */
+export function ceremonyFileError(
+  e: unknown,
+  action: 'read' | 'write',
+  what: string,
+  path: string,
+): UsageError | UnavailableError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const folder = dirname(path);
+  switch (code) {
+    case 'ENOENT':
+      return action === 'write'
+        ? new UsageError(
+            `cannot write ${what} ${path}: the folder ${folder} does not exist`,
+            `Create it first (mkdir -p ${folder}) or choose another path.`,
+          )
+        : new UsageError(`cannot read ${what} ${path}: no such file`, 'Check the path.');
+    case 'ENOTDIR':
+      return new UsageError(
+        `cannot ${action} ${what} ${path}: a part of the path is not a folder`,
+        'Check the path.',
+      );
+    case 'EISDIR':
+      return new UsageError(
+        `cannot ${action} ${what} ${path}: it is a folder`,
+        'Give a file path, not a folder.',
+      );
+    case 'EACCES':
+    case 'EPERM':
+      return new UsageError(
+        `cannot ${action} ${what} ${path}: permission denied`,
+        action === 'write'
+          ? `Run as a user who may write to ${folder}, or choose another path.`
+          : `Run as a user who may read ${path}.`,
+      );
+    case 'EROFS':
+      return new UsageError(
+        `cannot write ${what} ${path}: the file system is read-only`,
+        'Choose a path on a writable file system.',
+      );
+    default:
+      return new UnavailableError(
+        `cannot ${action} ${what} ${path}: ${code ?? 'I/O error'}`,
+        e instanceof Error ? { cause: e } : undefined,
+      );
+  }
+}
+
+/**
  * Writes `content` to `path` atomically with mode 0600, refusing an existing file unless
  * `replace`.
- * @throws UsageError when `path` exists and `replace` is false.
+ * @throws UsageError when `path` exists and `replace` is false, or the folder is missing or
+ *   not writable; UnavailableError when the storage fails.
  */
 async function writePrivateFileOnce(
   path: string,
   content: string,
   replace: boolean,
+  what = 'file',
 ): Promise<void> {
-  if (!(await writePrivateFile(path, content, { exclusive: !replace }))) {
+  let written: boolean;
+  try {
+    written = await writePrivateFile(path, content, { exclusive: !replace });
+  } catch (e) {
+    throw ceremonyFileError(e, 'write', what, path);
+  }
+  if (!written) {
     throw new UsageError(`${path} already exists`, 'Choose another path or pass --replace.');
+  }
+}
+
+/**
+ * Checks, before any key is generated, that `folder` exists and is a folder we may write
+ * to, so a ceremony never stops halfway with some bundles written and others not.
+ * @throws UsageError saying what is wrong and what to do.
+ */
+async function assertWritableFolder(folder: string, flag: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.stat(folder);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UsageError(
+        `${flag} ${folder} does not exist`,
+        `Create it first (mkdir -p ${folder}) or choose another folder.`,
+      );
+    throw ceremonyFileError(e, 'read', 'folder', folder);
+  }
+  if (!st.isDirectory()) throw new UsageError(`${flag} ${folder} is not a folder`);
+  try {
+    await fsp.access(folder, fsConstants.W_OK);
+  } catch (e) {
+    throw ceremonyFileError(e, 'write', 'into folder', folder);
   }
 }
 
@@ -239,8 +325,8 @@ async function readPrivateFile(path: string, what: string): Promise<string> {
   let st;
   try {
     st = await fsp.stat(path);
-  } catch {
-    throw new UsageError(`${what} ${path} does not exist`);
+  } catch (e) {
+    throw ceremonyFileError(e, 'read', what, path);
   }
   if ((st.mode & 0o077) !== 0) {
     throw new UsageError(
@@ -248,7 +334,11 @@ async function readPrivateFile(path: string, what: string): Promise<string> {
       `Run: chmod 600 ${path}`,
     );
   }
-  return fsp.readFile(path, 'utf8');
+  try {
+    return await fsp.readFile(path, 'utf8');
+  } catch (e) {
+    throw ceremonyFileError(e, 'read', what, path);
+  }
 }
 
 /**
@@ -651,6 +741,10 @@ export async function vaultTransportKey(o: VaultTransportKeyOptions): Promise<{
   readonly file: string;
   readonly kind: TransportKind;
 }> {
+  // Before any key is made: a missing folder must not leave a key without its file.
+  await assertWritableFolder(dirname(o.out), '--out folder');
+  if (o.hsm === 'software')
+    await assertWritableFolder(dirname(o.privateKeyFile), '--private-key folder');
   const pub =
     o.hsm === 'pkcs11'
       ? await createPkcs11TransportKey({ ...o.token, replace: o.replace ?? false })
@@ -683,8 +777,8 @@ async function readTransportKeyFile(path: string): Promise<TransportPublicKey> {
   let text: string;
   try {
     text = await fsp.readFile(path, 'utf8');
-  } catch {
-    throw new UsageError(`cannot read transport public key ${path}`);
+  } catch (e) {
+    throw ceremonyFileError(e, 'read', 'transport public key', path);
   }
   return decodeTransportPublicKey(text);
 }
@@ -694,7 +788,7 @@ async function writeBundle(
   t: TransportPublicKey,
   file: string,
 ): Promise<BundleWritten> {
-  await writePrivateFileOnce(file, await exportFleetKeysFor(keys, t), false);
+  await writePrivateFileOnce(file, await exportFleetKeysFor(keys, t), false, 'bundle');
   return { transportKeyId: t.keyId, name: t.name, file };
 }
 
@@ -716,6 +810,8 @@ export async function vaultKeygen(o: VaultKeygenOptions): Promise<{
       'keygen needs --export-for or --master-key, or the new keys would be lost',
     );
   }
+  if (targets.length > 0) await assertWritableFolder(o.outDir ?? '.', '--out-dir');
+  if (o.masterKeyFile) await assertWritableFolder(dirname(o.masterKeyFile), '--master-key folder');
   const keys = await generateFleetKeys();
   try {
     const bundles: BundleWritten[] = [];
@@ -786,8 +882,8 @@ export async function vaultImport(
   let text: string;
   try {
     text = await fsp.readFile(o.bundleFile, 'utf8');
-  } catch {
-    throw new UsageError(`cannot read bundle ${o.bundleFile}`);
+  } catch (e) {
+    throw ceremonyFileError(e, 'read', 'bundle', o.bundleFile);
   }
   return importFleetKeys(text, o.target, o.expectedServerPublicKey);
 }

@@ -22,16 +22,20 @@
  * SIGKILL), each worker's IPC channel closes and node:cluster makes it exit at once.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import { HSM_KEYS_ENV, loadOrCreateKeyFile } from '../hsm/software-hsm.js';
 import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from './auth.js';
-import type { VaultConfig } from './config.js';
-import { DATA_FILES, startVault } from './context.js';
-import { METRICS_IPC, WORKER_SLOT_ENV } from './metrics.js';
+import { isLoopback, type VaultConfig } from './config.js';
+import { DATA_FILES, ensurePrivateDataDir, startVault } from './context.js';
+import {
+  METRICS_IPC,
+  WORKER_SLOT_ENV,
+  startMetricsListener,
+  type MetricsListener,
+} from './metrics.js';
 import { openSqliteStore } from './sqlite-store.js';
 
 /** Replacements allowed within {@link RESTART_WINDOW_MS} before the primary gives up. */
@@ -93,6 +97,10 @@ export interface RunningCluster {
   readonly failed: Promise<never>;
   /** Stops every worker gracefully (SIGTERM, then SIGKILL after 10 s). */
   close(): Promise<void>;
+  /** Passes SIGHUP on to every worker: each re-reads the JWT issuer key files. */
+  reloadKeys(): Promise<void>;
+  /** URL of the metrics listener (served by the primary, summing all workers). */
+  readonly metricsUrl?: string;
 }
 
 /**
@@ -107,7 +115,7 @@ export async function startVaultCluster(
 ): Promise<RunningCluster> {
   if (!cluster.isPrimary) throw new Error('startVaultCluster must run in the cluster primary');
   const log = primaryLogger(config.logLevel);
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDataDir(config);
   if (!process.env[HSM_KEYS_ENV] && config.hsm === 'software' && !config.hsmKeyFile)
     await loadOrCreateKeyFile(join(config.dataDir, DATA_FILES.hsmKeys));
   if (config.store === 'sqlite') {
@@ -205,8 +213,25 @@ export async function startVaultCluster(
     });
   });
 
+  let metrics: MetricsListener | undefined;
+  if (config.metricsListen) {
+    try {
+      metrics = await startMetricsListener(config.metricsListen, () => aggregator.clusterMetrics());
+    } catch (e) {
+      stopping = true;
+      for (const w of slots.keys()) if (!w.isDead()) w.process.kill('SIGKILL');
+      throw e;
+    }
+    if (!isLoopback(config.metricsListen.host)) {
+      log('warn', 'metrics are served on a non-loopback address: restrict who can reach it', {
+        metricsListen: config.metricsListen.host,
+      });
+    }
+  }
+
   const close = async (): Promise<void> => {
     stopping = true;
+    await metrics?.close();
     const alive = [...slots.keys()].filter((w) => !w.isDead());
     await Promise.all(
       alive.map(
@@ -231,6 +256,10 @@ export async function startVaultCluster(
       [...slots.keys()].filter((w) => !w.isDead()).map((w) => w.process.pid as number),
     failed,
     close,
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
+    async reloadKeys() {
+      for (const w of slots.keys()) if (!w.isDead()) w.process.kill('SIGHUP');
+    },
   };
 }
 
@@ -246,15 +275,20 @@ export async function runVaultWorker(config: VaultConfig): Promise<void> {
     url: vault.url,
     serverPublicKey: vault.serverPublicKey,
   };
-  process.send?.(ready);
   exitOnSignals(vault);
+  process.send?.(ready);
 }
 
 /**
  * On SIGTERM or SIGINT, stop accepting, drain in-flight requests (`close`) and exit: 0 when
- * drained, 1 when closing failed. Repeated signals do not close twice.
+ * drained, 1 when closing failed. Repeated signals do not close twice. SIGHUP re-reads the
+ * JWT issuer key files (and no longer ends the process, Node's default).
  */
-export function exitOnSignals(vault: { close(): Promise<void> }): void {
+export function exitOnSignals(vault: {
+  close(): Promise<void>;
+  reloadKeys?(): Promise<void>;
+}): void {
+  process.on('SIGHUP', () => void vault.reloadKeys?.().catch(() => undefined));
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

@@ -3,6 +3,7 @@
  * `parseVaultArgs` turns `backvault vault serve` / `serve.js` flags into a config;
  * `validateVaultConfig` checks any config object (also ones built in code).
  */
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import { parseEtcdEndpoints } from './etcd-store.js';
@@ -38,6 +39,11 @@ export type AuthConfig =
       readonly audience: string;
       readonly jwksFile?: string;
       readonly publicKeyFiles?: readonly string[];
+      /**
+       * Longest token lifetime accepted (`exp - iat`, and `exp` from now), in seconds.
+       * Default 3600. Tokens without `exp` are always refused.
+       */
+      readonly maxTokenLifetimeSeconds?: number;
     };
 
 /** Everything the vault needs to start. */
@@ -68,6 +74,12 @@ export interface VaultConfig {
   readonly etcdPrefix?: string;
   /** Deadline of one store call in ms, retries included. Default 3000. */
   readonly etcdDeadlineMs?: number;
+  /**
+   * store = etcd: defragment every member this often (seconds; 0 = never), so values
+   * compacted after a destroying write leave etcd's free pages too. Default 3600. Only
+   * worker 0 of a node does it; each fleet node runs its own schedule.
+   */
+  readonly etcdDefragIntervalSeconds?: number;
   /**
    * Start even though etcd is older than this node has seen (after a deliberate restore):
    * resets the rollback tripwire (`DATA/etcd-revision.json`). See docs/OPERATIONS.md.
@@ -113,6 +125,34 @@ export interface VaultConfig {
    * up to N times the configured rate. The attempt counter (in the store) is the real limit.
    */
   readonly workers: number;
+  /** A request's headers must arrive within this (slowloris). Default 10 s. */
+  readonly headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. Default 30 s. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. Default 5 s. */
+  readonly keepAliveTimeoutMs: number;
+  /**
+   * Open connections allowed per client address (per worker process); more are closed at
+   * once, so one address cannot take every socket or file descriptor. Addresses in
+   * `trustProxy` (a load balancer carrying many users) are exempt. Default 32.
+   */
+  readonly maxConnectionsPerIp: number;
+  /**
+   * Open connections allowed in all (per worker), lowered at start to fit the process's
+   * file descriptor limit (keeping room for the store, the HSM and etcd). Default 4096.
+   */
+  readonly maxConnections: number;
+  /**
+   * Load balancers / reverse proxies whose `X-Forwarded-For` names the client (exact IP
+   * addresses). Default none: the client is the TCP peer.
+   */
+  readonly trustProxy: readonly string[];
+  /**
+   * Where `/metrics` is served: its own listener, loopback by default (`127.0.0.1:0` = a
+   * free port, announced in the ready line), or `null` (`--metrics-listen off`). The API
+   * port never serves metrics.
+   */
+  readonly metricsListen: { readonly host: string; readonly port: number } | null;
 }
 
 /** Defaults for everything but `dataDir` and `auth`. */
@@ -126,7 +166,26 @@ export const VAULT_DEFAULTS = {
   rateLimitPerIp: 600,
   rateLimitPerAccount: 60,
   logLevel: 'info',
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnectionsPerIp: 32,
+  maxConnections: 4096,
+  metricsListen: { host: '127.0.0.1', port: 0 },
 } as const;
+
+/**
+ * Parses `--metrics-listen`: `HOST:PORT`, `[IPV6]:PORT` or `off`.
+ * @throws UsageError if malformed.
+ */
+export function parseMetricsListen(v: string): VaultConfig['metricsListen'] {
+  if (v === 'off') return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535)
+    throw new UsageError('--metrics-listen must be HOST:PORT (e.g. 127.0.0.1:9464) or off');
+  return { host: (m[1] ?? m[2]) as string, port };
+}
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
 
@@ -168,6 +227,8 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     if (!auth.jwksFile && !auth.publicKeyFiles?.length) {
       throw new UsageError('JWT auth needs --jwks FILE or --jwt-public-key FILE');
     }
+    if (auth.maxTokenLifetimeSeconds !== undefined)
+      int('--max-token-lifetime', auth.maxTokenLifetimeSeconds, 60, 86_400);
   }
   const logLevel = c.logLevel ?? VAULT_DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel))
@@ -182,6 +243,8 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
   if (store === 'sqlite' && (c.etcdEndpoints || c.etcdShards))
     throw new UsageError('--etcd needs --store etcd');
   const tls = c.etcdTls;
+  if (c.etcdDefragIntervalSeconds !== undefined && store !== 'etcd')
+    throw new UsageError('--etcd-defrag-interval needs --store etcd');
   if (tls && store !== 'etcd')
     throw new UsageError('--etcd-ca/--etcd-cert/--etcd-key need --store etcd');
   if (tls && !tls.certFile !== !tls.keyFile)
@@ -202,6 +265,28 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     throw new UsageError('--hsm-key-file is for --hsm software');
   if (hsm === 'software' && (c.pkcs11Module || c.pkcs11Token))
     throw new UsageError('--pkcs11-module and --pkcs11-token need --hsm pkcs11');
+  const trustProxy = c.trustProxy ?? [];
+  for (const a of trustProxy) {
+    if (isIP(a) === 0)
+      throw new UsageError(`--trust-proxy takes exact IP addresses, not ${JSON.stringify(a)}`);
+  }
+  const metricsListen =
+    c.metricsListen === undefined ? VAULT_DEFAULTS.metricsListen : c.metricsListen;
+  if (metricsListen) int('--metrics-listen port', metricsListen.port, 0, 65535);
+  const headersTimeoutMs = int(
+    '--headers-timeout-ms',
+    c.headersTimeoutMs ?? VAULT_DEFAULTS.headersTimeoutMs,
+    500,
+    120_000,
+  );
+  const requestTimeoutMs = int(
+    '--request-timeout-ms',
+    c.requestTimeoutMs ?? VAULT_DEFAULTS.requestTimeoutMs,
+    500,
+    300_000,
+  );
+  if (requestTimeoutMs < headersTimeoutMs)
+    throw new UsageError('--request-timeout-ms must be at least --headers-timeout-ms');
   if (c.fleetKey !== undefined && !/^[A-Za-z0-9_-]{40,60}$/.test(c.fleetKey))
     throw new UsageError('--fleet-key must be the base64url fleet public key printed by keygen');
   return {
@@ -215,7 +300,15 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     ...(c.etcdPrefix ? { etcdPrefix: c.etcdPrefix } : {}),
     ...(c.acceptEtcdRollback ? { acceptEtcdRollback: true } : {}),
     ...(store === 'etcd'
-      ? { etcdDeadlineMs: int('--etcd-deadline-ms', c.etcdDeadlineMs ?? 3000, 100, 60_000) }
+      ? {
+          etcdDeadlineMs: int('--etcd-deadline-ms', c.etcdDeadlineMs ?? 3000, 100, 60_000),
+          etcdDefragIntervalSeconds: int(
+            '--etcd-defrag-interval',
+            c.etcdDefragIntervalSeconds ?? 3600,
+            0,
+            604_800,
+          ),
+        }
       : {}),
     hsm,
     ...(c.hsmKeyFile ? { hsmKeyFile: c.hsmKeyFile } : {}),
@@ -229,7 +322,18 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
       5,
       600,
     ),
-    auth,
+    auth:
+      auth.kind === 'jwt'
+        ? {
+            ...auth,
+            maxTokenLifetimeSeconds: int(
+              '--max-token-lifetime',
+              auth.maxTokenLifetimeSeconds ?? 3600,
+              60,
+              86_400,
+            ),
+          }
+        : auth,
     rateLimitPerIp: int(
       '--rate-limit-ip',
       c.rateLimitPerIp ?? VAULT_DEFAULTS.rateLimitPerIp,
@@ -245,20 +349,47 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     pacing: c.pacing === undefined ? DEFAULT_PACING : c.pacing,
     logLevel,
     workers: int('--workers', c.workers ?? availableParallelism(), 1, 64),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: int(
+      '--keep-alive-timeout-ms',
+      c.keepAliveTimeoutMs ?? VAULT_DEFAULTS.keepAliveTimeoutMs,
+      100,
+      120_000,
+    ),
+    maxConnectionsPerIp: int(
+      '--max-connections-per-ip',
+      c.maxConnectionsPerIp ?? VAULT_DEFAULTS.maxConnectionsPerIp,
+      1,
+      1_000_000,
+    ),
+    maxConnections: int(
+      '--max-connections',
+      c.maxConnections ?? VAULT_DEFAULTS.maxConnections,
+      1,
+      1_000_000,
+    ),
+    trustProxy,
+    metricsListen,
   };
 }
 
 /** Usage text of the vault server flags. */
 export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8787]
-  (--dev-auth | --issuer ISS --audience AUD (--jwks FILE | --jwt-public-key PEM ...))
+  (--dev-auth | --issuer ISS --audience AUD [--jwks FILE] [--jwt-public-key PEM ...]
+    [--max-token-lifetime 3600])
   [--max-attempts 10] [--login-ttl 60] [--rate-limit-ip 600] [--rate-limit-account 60]
   [--pacing 3:60,300,900,3600 | --pacing off] (wrong guesses: free, then delays in s)
   [--store sqlite] [--hsm software] [--log-level info] [--workers N (default: CPUs)]
   [--store etcd (--etcd URL,URL,... | --etcd-shard ID=URL,URL ...)]
   [--etcd-ca PEM] [--etcd-cert PEM --etcd-key PEM] (TLS to https:// etcd members)
   [--etcd-prefix /backvault/v1/] [--etcd-deadline-ms 3000] [--accept-etcd-rollback]
+  [--etcd-defrag-interval 3600] (seconds, 0 = never)
   [--hsm software [--hsm-key-file FILE]] [--fleet-key KEY]
   [--hsm pkcs11 --pkcs11-module SO --pkcs11-token LABEL] (PIN: env BACKVAULT_PKCS11_PIN)
+  [--headers-timeout-ms 10000] [--request-timeout-ms 30000] [--keep-alive-timeout-ms 5000]
+  [--max-connections-per-ip 32] [--max-connections 4096] [--trust-proxy IP,IP]
+  [--metrics-listen 127.0.0.1:0 | HOST:PORT | off]
 Rate limits are per worker process; the attempt counter is shared and exact.
 HSM keys: DIR/hsm-keys.json (created 0600), or env BACKVAULT_HSM_KEYS.`;
 
@@ -272,6 +403,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
   let issuer: string | undefined;
   let audience: string | undefined;
   let jwksFile: string | undefined;
+  let maxTokenLifetime: string | undefined;
   const publicKeyFiles: string[] = [];
   const shards: EtcdShardSpec[] = [];
   const etcdTls: { caFile?: string; certFile?: string; keyFile?: string } = {};
@@ -335,6 +467,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       case '--etcd-deadline-ms':
         c.etcdDeadlineMs = value();
         break;
+      case '--etcd-defrag-interval':
+        c.etcdDefragIntervalSeconds = value();
+        break;
       case '--accept-etcd-rollback':
         c.acceptEtcdRollback = true;
         break;
@@ -356,6 +491,30 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       case '--workers':
         c.workers = value();
         break;
+      case '--headers-timeout-ms':
+        c.headersTimeoutMs = value();
+        break;
+      case '--request-timeout-ms':
+        c.requestTimeoutMs = value();
+        break;
+      case '--keep-alive-timeout-ms':
+        c.keepAliveTimeoutMs = value();
+        break;
+      case '--max-connections-per-ip':
+        c.maxConnectionsPerIp = value();
+        break;
+      case '--max-connections':
+        c.maxConnections = value();
+        break;
+      case '--trust-proxy':
+        c.trustProxy = value()
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '');
+        break;
+      case '--metrics-listen':
+        c.metricsListen = parseMetricsListen(value());
+        break;
       case '--dev-auth':
         devAuth = true;
         break;
@@ -371,6 +530,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       case '--jwt-public-key':
         publicKeyFiles.push(value());
         break;
+      case '--max-token-lifetime':
+        maxTokenLifetime = value();
+        break;
       default:
         throw new UsageError(`unknown option ${flag}`, VAULT_USAGE);
     }
@@ -381,6 +543,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
     issuer !== undefined ||
     audience !== undefined ||
     jwksFile !== undefined ||
+    maxTokenLifetime !== undefined ||
     publicKeyFiles.length > 0;
   if (devAuth && jwt) throw new UsageError('--dev-auth cannot be combined with JWT issuer options');
   if (devAuth) c.auth = { kind: 'dev' };
@@ -391,6 +554,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       audience: audience ?? '',
       ...(jwksFile ? { jwksFile } : {}),
       ...(publicKeyFiles.length ? { publicKeyFiles } : {}),
+      ...(maxTokenLifetime !== undefined
+        ? { maxTokenLifetimeSeconds: int('--max-token-lifetime', maxTokenLifetime, 60, 86_400) }
+        : {}),
     };
   }
   return validateVaultConfig(c as Partial<VaultConfig>);

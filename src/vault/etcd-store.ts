@@ -403,6 +403,8 @@ export class EtcdVaultStore implements VaultStore {
   readonly #kv: KVClient;
   readonly #prefix: string;
   readonly #deadlineMs: number;
+  readonly #endpoints: readonly string[];
+  readonly #credentials: IOptions['credentials'] | undefined;
   readonly #attemptMs: number;
   readonly #inflight = new Set<Promise<unknown>>();
   /** Records as this node last wrote or linearizably read them (see {@link RECENT_TTL_MS}). */
@@ -437,21 +439,21 @@ export class EtcdVaultStore implements VaultStore {
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#attemptMs = options.attemptTimeoutMs ?? Math.max(250, Math.floor(this.#deadlineMs / 3));
     const fallbackMs = this.#deadlineMs;
+    this.#endpoints = [...options.endpoints];
+    this.#credentials = options.tls
+      ? {
+          // gRPC takes null for "the system's roots"; etcd3's type says Buffer.
+          rootCertificate: options.tls.ca
+            ? Buffer.from(options.tls.ca)
+            : (null as unknown as Buffer),
+          ...(options.tls.cert ? { certChain: Buffer.from(options.tls.cert) } : {}),
+          ...(options.tls.key ? { privateKey: Buffer.from(options.tls.key) } : {}),
+        }
+      : undefined;
     this.#client = new Etcd3({
       hosts: [...options.endpoints],
       // https:// without options still means TLS: etcd3 then trusts the system's CAs.
-      ...(options.tls
-        ? {
-            credentials: {
-              // gRPC takes null for "the system's roots"; etcd3's type says Buffer.
-              rootCertificate: options.tls.ca
-                ? Buffer.from(options.tls.ca)
-                : (null as unknown as Buffer),
-              ...(options.tls.cert ? { certChain: Buffer.from(options.tls.cert) } : {}),
-              ...(options.tls.key ? { privateKey: Buffer.from(options.tls.key) } : {}),
-            },
-          }
-        : {}),
+      ...(this.#credentials ? { credentials: this.#credentials } : {}),
       // A backstop for any call that slips through without its own deadline.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + fallbackMs }),
       dialTimeout: this.#deadlineMs,
@@ -622,9 +624,44 @@ export class EtcdVaultStore implements VaultStore {
   }
 
   /**
+   * Defragments every member's backend (bbolt) file, one member at a time so a quorum
+   * keeps serving: compacted values leave the free pages where {@link scrubHistory} left
+   * them. Run on the operator's schedule (`--etcd-defrag-interval`); a member blocks its
+   * own reads and writes while it defragments (milliseconds for a vault-sized database).
+   * @throws UnavailableError naming how many members failed (after trying all).
+   */
+  async defragment(timeoutMs = 60_000): Promise<void> {
+    let failed = 0;
+    let last: unknown;
+    for (const host of this.#endpoints) {
+      const c = new Etcd3({
+        hosts: [host],
+        ...(this.#credentials ? { credentials: this.#credentials } : {}),
+        defaultCallOptions: () => ({ deadline: Date.now() + timeoutMs }),
+        dialTimeout: this.#deadlineMs,
+      });
+      try {
+        await c.maintenance.defragment();
+      } catch (e) {
+        failed++;
+        last = e;
+      } finally {
+        c.close();
+      }
+    }
+    if (failed > 0) {
+      throw new UnavailableError(
+        `etcd defragmentation failed on ${failed} of ${this.#endpoints.length} members`,
+        { cause: last },
+      );
+    }
+  }
+
+  /**
    * Compacts etcd's revision history up to now (physically), so superseded values of a
-   * destroyed record are no longer readable through etcd. Call after a lockout. Bytes
-   * may remain in bbolt free pages until `etcdctl defrag`.
+   * destroyed record are no longer readable through etcd. Called after every destroying
+   * write (delete, password change, lockout; see `scrubbing-store.ts`). Bytes may remain
+   * in bbolt free pages until {@link defragment}.
    * @throws UnavailableError if the cluster does not answer in time.
    */
   scrubHistory(): Promise<void> {

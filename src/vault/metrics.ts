@@ -9,6 +9,7 @@
  * keeps one series per worker slot, to see how the load is spread.
  */
 import cluster from 'node:cluster';
+import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import {
   AggregatorRegistry,
@@ -72,6 +73,10 @@ export interface VaultMetrics {
   readonly events: VaultEvents;
   /** Records one finished HTTP request. */
   observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** A scrub after a destroying write failed (old values may linger until the next one). */
+  scrubFailed(): void;
+  /** A connection was closed at once by a connection cap. */
+  connectionRefused(reason: 'per_ip' | 'total'): void;
 }
 
 /** Creates a registry with the vault's counters, histograms and process metrics. */
@@ -115,8 +120,19 @@ export function createVaultMetrics(): VaultMetrics {
     'HTTP requests served, by worker slot (one slot in a single-process vault)',
     ['worker'],
   ).labels({ worker: slot });
+  const scrubFailures = c(
+    'backvault_vault_scrub_failures_total',
+    'Scrubs (WAL truncation, etcd compaction) after a destroying write that failed',
+  );
+  const refused = c(
+    'backvault_vault_connections_refused_total',
+    'Connections closed at once by a cap: per client address or in all',
+    ['reason'],
+  );
   return {
     registry,
+    scrubFailed: () => scrubFailures.inc(),
+    connectionRefused: (reason) => refused.inc({ reason }),
     events: {
       loginStarted: () => started.inc(),
       loginSucceeded: () => succeeded.inc(),
@@ -129,5 +145,58 @@ export function createVaultMetrics(): VaultMetrics {
       latency.observe({ route, method, status: String(status) }, seconds);
       perWorker.inc();
     },
+  };
+}
+
+/** A running metrics listener. */
+export interface MetricsListener {
+  /** e.g. `http://127.0.0.1:9464/metrics`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `GET /metrics` (Prometheus text from `render`) on its own listener, away from the
+ * API port: a scrape flood cannot slow logins there, and the default address is loopback.
+ * Nothing else is served (404).
+ * @throws Error if the address cannot be bound.
+ */
+export async function startMetricsListener(
+  listen: { readonly host: string; readonly port: number },
+  render: () => Promise<string>,
+): Promise<MetricsListener> {
+  const server = createServer(
+    { headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 },
+    (req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      render().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE }).end(body);
+        },
+        () => res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+      );
+    },
+  );
+  server.maxConnections = 64;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : listen.port;
+  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  return {
+    url: `http://${host}:${port}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -72,13 +72,6 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   paths['/healthz'] = {
     get: { operationId: 'healthz', summary: 'Liveness', responses: { 200: { description: 'OK' } } },
   };
-  paths['/metrics'] = {
-    get: {
-      operationId: 'metrics',
-      summary: 'Prometheus metrics (text exposition format)',
-      responses: { 200: { description: 'OK', content: { 'text/plain': {} } } },
-    },
-  };
   return {
     openapi: '3.1.0',
     info: {

@@ -1,6 +1,7 @@
 /**
  * Process entry of the vault: `node serve.js --data DIR --port 0 --dev-auth --max-attempts N`.
- * When ready it prints ONE JSON line on stdout: `{"listening": url, "serverPublicKey": key}`.
+ * When ready it prints ONE JSON line on stdout: `{"listening": url, "serverPublicKey": key,
+ * "metrics": url}` (`metrics` only when `--metrics-listen` is not `off`).
  * Logs (JSON lines) go to stderr. SIGTERM/SIGINT drain and exit 0. Exit 2 on a usage
  * error, 1 on any other start failure. `backvault vault serve` wraps {@link main}.
  *
@@ -28,7 +29,13 @@ export async function main(argv: readonly string[]): Promise<void> {
       'WARNING: --dev-auth: this vault issues INSECURE tokens to anyone on this machine. Demo use only.\n',
     );
   }
-  let vault: { url: string; serverPublicKey: string; close(): Promise<void> };
+  let vault: {
+    url: string;
+    serverPublicKey: string;
+    close(): Promise<void>;
+    reloadKeys(): Promise<void>;
+    metricsUrl?: string;
+  };
   if (config.workers > 1) {
     const c = await startVaultCluster(config, argv);
     c.failed.catch((e: unknown) => {
@@ -37,10 +44,12 @@ export async function main(argv: readonly string[]): Promise<void> {
     });
     vault = c;
   } else vault = await startVault(config);
-  process.stdout.write(
-    `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey })}\n`,
-  );
+  // Handlers first: a supervisor may signal the moment it reads the ready line (stdout
+  // writes to a pipe are synchronous), and SIGHUP's default action would end the process.
   exitOnSignals(vault);
+  process.stdout.write(
+    `${JSON.stringify({ listening: vault.url, serverPublicKey: vault.serverPublicKey, ...(vault.metricsUrl ? { metrics: vault.metricsUrl } : {}) })}\n`,
+  );
 }
 
 function isEntry(): boolean {

@@ -1,7 +1,8 @@
 /**
  * The vault's HTTP server (Fastify): routes from the wire route table, validated with the
  * same TypeBox schemas, body size limits, per-IP and per-account rate limits, bearer-token
- * account binding, `/healthz`, `/metrics`, `/v1/openapi.json`, and one JSON log line per
+ * account binding, `/healthz`, `/v1/openapi.json` (metrics have their own listener, see
+ * `metrics.ts`), HTTP timeouts against slow clients, and one JSON log line per
  * request holding only route, method, status, duration and error code — never a body,
  * header, token, key, envelope or OPAQUE message.
  */
@@ -29,6 +30,7 @@ import {
 } from '../wire/index.js';
 import { bearerToken, type Authenticator } from './auth.js';
 import type { VaultConfig } from './config.js';
+import { CONNECTIONS_CHECK_INTERVAL_MS } from './connections.js';
 import { toHttpError } from './http-errors.js';
 import type { VaultMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -94,6 +96,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,
+    // Slow clients (slowloris, a body byte every few seconds, idle keep-alive) lose their
+    // connection; Node checks these every CONNECTIONS_CHECK_INTERVAL_MS.
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+    },
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // Without trusted proxies the client is the TCP peer; X-Forwarded-For is ignored.
+    trustProxy: config.trustProxy.length ? [...config.trustProxy] : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
   });
@@ -221,10 +235,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   const openapi = buildOpenApiDocument();
   app.get('/v1/openapi.json', async () => openapi);
-  app.get('/healthz', { config: { rateLimit: false } }, async () => ({ status: 'ok' }));
-  app.get('/metrics', { config: { rateLimit: false } }, async (_req, reply) => {
-    void reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+  // Cheap on purpose: no store, no HSM, no allocation beyond the constant answer.
+  const healthy = JSON.stringify({ status: 'ok' });
+  app.get('/healthz', { config: { rateLimit: false } }, (_req, reply) => {
+    void reply.header('content-type', 'application/json; charset=utf-8').send(healthy);
   });
   return app;
 }

@@ -334,14 +334,18 @@ export class SqliteVaultStore implements VaultStore {
 
   /**
    * Moves committed pages from the WAL into the main file and truncates the WAL, so old
-   * versions of a destroyed record do not linger there. Called after a lockout. Best
-   * effort: while another process reads or writes, the truncation is retried a few times.
+   * versions of a destroyed record do not linger there (`secure_delete` has zeroed them in
+   * the main file). Called after every destroying write (delete, password change,
+   * lockout). While another process reads or writes, the truncation is retried a few times.
+   * @throws UnavailableError if the WAL could not be truncated (old bytes may remain in
+   *   it until the next scrub).
    */
   async scrubWal(): Promise<void> {
     for (let i = 0; i < 20; i++) {
       if (await this.#write({ op: 'checkpoint' })) return;
       await new Promise((r) => setTimeout(r, 5));
     }
+    throw new UnavailableError('the vault WAL could not be truncated; it is retried next time');
   }
 
   /** @inheritdoc */

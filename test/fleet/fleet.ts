@@ -71,6 +71,8 @@ export interface FleetNode {
   restart(): Promise<void>;
   /** Output (stdout + stderr) of the current process. */
   output(): string;
+  /** The current process's metrics URL (its own loopback listener), if any. */
+  metricsUrl(): string | undefined;
 }
 
 /** A running fleet. */
@@ -295,6 +297,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
           procs[i] = await startVaultProcess([...argsOf(i), '--port', port], nodeEnv[i]);
         },
         output: () => procs[i]?.output() ?? '',
+        metricsUrl: () => procs[i]?.metricsUrl,
       };
     });
     return {

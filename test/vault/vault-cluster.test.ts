@@ -157,8 +157,8 @@ describe('vault cluster: --workers 2 (real processes)', () => {
         .map((l) => l.pid),
     );
     assert.equal(pids.size, 2, 'guesses served by both workers');
-    // /metrics (scraped from whichever worker) shows the cluster total, not one worker's
-    const m = await (await fetch(`${v.url}/metrics`)).text();
+    // /metrics (served by the primary, summing every worker) shows the cluster total
+    const m = await (await fetch(v.metricsUrl as string)).text();
     assert.equal(metric(m, 'backvault_vault_logins_started_total'), LIMIT);
     assert.equal(metric(m, 'backvault_vault_lockouts_total'), 1);
   });
@@ -216,7 +216,7 @@ describe('vault cluster: --workers 2 (real processes)', () => {
       assert.ok(l.ok, JSON.stringify(l));
       assert.deepEqual(l.backupKey, accounts[i]!.backupKey);
     });
-    const m = await (await fetch(`${v.url}/metrics`)).text();
+    const m = await (await fetch(v.metricsUrl as string)).text();
     for (const w of ['0', '1']) {
       assert.ok(
         metric(m, `backvault_vault_worker_requests_total\\{worker="${w}"\\}`) > 0,

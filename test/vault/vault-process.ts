@@ -11,9 +11,10 @@ import { fileURLToPath } from 'node:url';
 const SERVE = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
 
 /**
- * `vault serve` flags that put the per-address and per-account rate limits out of reach:
- * every request of a test or a bench comes from 127.0.0.1, so the defaults would throttle
- * the load itself. The attempt counter is separate and stays in force.
+ * `vault serve` flags that put the per-address and per-account rate limits, and the
+ * per-address connection cap, out of reach: every request of a test or a bench comes from
+ * 127.0.0.1, so the defaults would throttle the load itself. The attempt counter is
+ * separate and stays in force.
  */
 export const NO_RATE_LIMITS: readonly string[] = [
   '--rate-limit-ip',
@@ -24,6 +25,8 @@ export const NO_RATE_LIMITS: readonly string[] = [
   // Pacing has its own tests (test/vault/pacing.test.ts).
   '--pacing',
   'off',
+  '--max-connections-per-ip',
+  '100000',
 ];
 
 /** The fields of /proc/PID/stat after the command name (field 3, `state`, is index 0). */
@@ -56,6 +59,8 @@ export interface VaultProcess {
   readonly url: string;
   readonly serverPublicKey: string;
   readonly pid: number;
+  /** The metrics listener's URL from the ready line (absent with `--metrics-listen off`). */
+  readonly metricsUrl?: string;
   /** Everything the process wrote so far (stdout + stderr). */
   output(): string;
   /** SIGKILL by PID, no cleanup: simulates a crash. */
@@ -80,11 +85,13 @@ function exited(child: ChildProcess): Promise<number | null> {
 export function startVaultProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  options: { readonly wrapper?: readonly string[] } = {},
 ): Promise<VaultProcess> {
-  return launchVault([SERVE, '--host', '127.0.0.1', '--port', '0', ...args], {
-    ...process.env,
-    ...env,
-  });
+  return launchVault(
+    [SERVE, '--host', '127.0.0.1', '--port', '0', ...args],
+    { ...process.env, ...env },
+    options,
+  );
 }
 
 /**
@@ -95,10 +102,13 @@ export function startVaultProcess(
 export async function launchVault(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
+  options: { readonly wrapper?: readonly string[] } = {},
 ): Promise<VaultProcess> {
   const prof = process.env.BACKVAULT_CPU_PROF_DIR;
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...argv], {
+  // `wrapper` runs node under another program, e.g. `prlimit --nofile=160:160`.
+  const [exe, ...pre] = [...(options.wrapper ?? []), process.execPath];
+  const child = spawn(exe as string, [...pre, ...nodeArgs, ...argv], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -107,7 +117,7 @@ export async function launchVault(
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  const ready = await new Promise<{ listening: string; serverPublicKey: string }>(
+  const ready = await new Promise<{ listening: string; serverPublicKey: string; metrics?: string }>(
     (resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`vault did not start:\n${out}`)), 15_000);
       const onData = () => {
@@ -115,7 +125,9 @@ export async function launchVault(
           if (line.startsWith('{"listening"')) {
             clearTimeout(timer);
             child.stdout!.off('data', onData);
-            resolve(JSON.parse(line) as { listening: string; serverPublicKey: string });
+            resolve(
+              JSON.parse(line) as { listening: string; serverPublicKey: string; metrics?: string },
+            );
             return;
           }
         }
@@ -136,6 +148,7 @@ export async function launchVault(
   return {
     url: ready.listening,
     serverPublicKey: ready.serverPublicKey,
+    ...(ready.metrics ? { metricsUrl: ready.metrics } : {}),
     pid,
     output: () => out,
     async crash() {

@@ -388,7 +388,7 @@ describe('vault server (real process)', () => {
   });
 
   it('exposes metrics', async () => {
-    const m = await fetch(`${vault.url}/metrics`).then((r) => r.text());
+    const m = await fetch(vault.metricsUrl as string).then((r) => r.text());
     for (const name of [
       'backvault_vault_logins_started_total',
       'backvault_vault_logins_succeeded_total',

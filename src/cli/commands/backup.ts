@@ -5,7 +5,7 @@ import { NoSourceError } from '../../errors.js';
 import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
 import { readFile } from 'node:fs/promises';
 import { BackvaultError, UsageError } from '../../errors.js';
-import { booleanOption, stringListOption, stringOption } from '../args.js';
+import { booleanOption, stringOptions, stringOption } from '../args.js';
 import {
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
@@ -38,14 +38,14 @@ export const backupCommand: CommandSpec = {
     exclude: {
       type: 'string',
       valueName: 'PATTERN',
-      repeatable: true,
+      multiple: true,
       description:
         'leave out paths matching PATTERN (restic globs: *, ?, [..], ** for any depth; a leading / anchors at DIR); repeatable',
     },
     'exclude-file': {
       type: 'string',
       valueName: 'FILE',
-      repeatable: true,
+      multiple: true,
       description: 'read exclude patterns from FILE, one per line (# comments); repeatable',
     },
     ...PROGRESS_OPTIONS,
@@ -83,8 +83,8 @@ export const backupCommand: CommandSpec = {
       (deviceFlag !== undefined &&
         (await loadDevice(resolveDeviceDir(deviceFlag, ctx.io.env, ctx.io.cwd))).profile
           .lastBackup === undefined);
-    const exclude = [...stringListOption(values, 'exclude')];
-    for (const file of stringListOption(values, 'exclude-file')) {
+    const exclude = [...stringOptions(values, 'exclude')];
+    for (const file of stringOptions(values, 'exclude-file')) {
       const text = await readFile(resolve(ctx.io.cwd, file), 'utf8').catch(
         (e: NodeJS.ErrnoException) => {
           throw new UsageError(

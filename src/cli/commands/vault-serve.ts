@@ -6,7 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { booleanOption, stringOption, type OptionSpec } from '../args.js';
+import { booleanOption, stringOption, stringOptions, type OptionSpec } from '../args.js';
 import type { CommandSpec } from '../command.js';
 
 const VALUE_FLAGS: Readonly<Record<string, string>> = {
@@ -26,6 +26,7 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   'etcd-key': 'PEM',
   'etcd-prefix': 'PREFIX',
   'etcd-deadline-ms': 'MS',
+  'etcd-defrag-interval': 'SECONDS',
   'hsm-key-file': 'FILE',
   'pkcs11-module': 'SO',
   'pkcs11-token': 'LABEL',
@@ -36,7 +37,18 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   audience: 'AUD',
   jwks: 'FILE',
   'jwt-public-key': 'PEM',
+  'max-token-lifetime': 'SECONDS',
+  'headers-timeout-ms': 'MS',
+  'request-timeout-ms': 'MS',
+  'keep-alive-timeout-ms': 'MS',
+  'max-connections-per-ip': 'N',
+  'max-connections': 'N',
+  'trust-proxy': 'IP,IP',
+  'metrics-listen': 'HOST:PORT',
 };
+
+/** Flags that may be given several times (each value is passed on). */
+const REPEATABLE = new Set(['jwt-public-key']);
 
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   data: 'data directory: SQLite store and software HSM keys (default $XDG_DATA_HOME/backvault/vault)',
@@ -55,6 +67,8 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   'etcd-shard': 'shard accounts over etcd clusters: ID=URL,URL; several shards separated by ";"',
   'etcd-prefix': 'etcd key prefix (default /backvault/v1/)',
   'etcd-deadline-ms': 'deadline of one store call in ms, retries included (default 3000)',
+  'etcd-defrag-interval':
+    'defragment every etcd member this often, so destroyed values leave its free pages (default 3600; 0 = never)',
   'hsm-key-file': 'software HSM key file written by `vault import` (must exist)',
   'pkcs11-module':
     'PKCS#11 module (env BACKVAULT_PKCS11_MODULE); PIN only from env BACKVAULT_PKCS11_PIN',
@@ -66,12 +80,31 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   issuer: 'JWT issuer (iss) of your app’s tokens',
   audience: 'JWT audience (aud) of your app’s tokens',
   jwks: 'JWKS file with the issuer’s public keys',
-  'jwt-public-key': 'PEM public key file of the issuer',
+  'jwt-public-key':
+    'PEM public key file of the issuer; repeat for several keys (all are accepted, e.g. during a rotation)',
+  'headers-timeout-ms': 'a request’s headers must arrive within this (default 10000)',
+  'request-timeout-ms': 'a whole request must arrive within this (default 30000)',
+  'keep-alive-timeout-ms': 'idle keep-alive connections close after this (default 5000)',
+  'max-connections-per-ip':
+    'open connections per client address and worker; more are closed at once (default 32)',
+  'max-connections':
+    'open connections per worker (default 4096, lowered to fit the file descriptor limit)',
+  'trust-proxy':
+    'load balancer addresses whose X-Forwarded-For names the client (exact IPs; default none)',
+  'metrics-listen':
+    '/metrics on its own listener: HOST:PORT, or off (default 127.0.0.1:0, a free loopback port shown in the ready line)',
+  'max-token-lifetime':
+    'longest token lifetime accepted in seconds (default 3600); tokens without exp are refused',
 };
 
 const OPTIONS: Record<string, OptionSpec> = {};
 for (const [name, valueName] of Object.entries(VALUE_FLAGS)) {
-  OPTIONS[name] = { type: 'string', valueName, description: DESCRIPTIONS[name] ?? '' };
+  OPTIONS[name] = {
+    type: 'string',
+    valueName,
+    description: DESCRIPTIONS[name] ?? '',
+    ...(REPEATABLE.has(name) ? { multiple: true } : {}),
+  };
 }
 OPTIONS['accept-etcd-rollback'] = {
   type: 'boolean',
@@ -92,8 +125,9 @@ export const vaultServeCommand: CommandSpec = {
   positionals: [],
   options: OPTIONS,
   details: [
-    'Serves the vault HTTP API under /v1 (OpenAPI at /v1/openapi.json), /healthz and /metrics.',
-    'When ready it prints one JSON line on stdout: {"listening": URL, "serverPublicKey": KEY}.',
+    'Serves the vault HTTP API under /v1 (OpenAPI at /v1/openapi.json) and /healthz; /metrics',
+    'only on the --metrics-listen address (loopback by default).',
+    'When ready it prints one JSON line on stdout: {"listening": URL, "serverPublicKey": KEY, "metrics": URL}.',
     'Clients pin that key. Logs are JSON lines on stderr and never hold a secret.',
     'SIGTERM or Ctrl-C stops accepting, drains requests and exits 0.',
     '',
@@ -108,6 +142,10 @@ export const vaultServeCommand: CommandSpec = {
   async run({ values }, ctx) {
     const argv: string[] = [];
     for (const name of Object.keys(VALUE_FLAGS)) {
+      if (REPEATABLE.has(name)) {
+        for (const v of stringOptions(values, name)) argv.push(`--${name}`, resolve(ctx.io.cwd, v));
+        continue;
+      }
       let v = stringOption(values, name);
       if (name === 'data') {
         const xdg = ctx.io.env.XDG_DATA_HOME;
@@ -116,7 +154,7 @@ export const vaultServeCommand: CommandSpec = {
         v = resolve(ctx.io.cwd, v ?? join(base, 'backvault', 'vault'));
       }
       if (v === undefined) continue;
-      if (name === 'etcd-ca' || name === 'etcd-cert' || name === 'etcd-key') {
+      if (name === 'etcd-ca' || name === 'etcd-cert' || name === 'etcd-key' || name === 'jwks') {
         v = resolve(ctx.io.cwd, v);
       }
       if (name === 'etcd-shard') {
