@@ -141,6 +141,14 @@ export interface RestoreOptions extends RepoAccess {
    */
   force?: boolean;
   /**
+   * Salvage: restore every file whose data verifies, leave out (and list in `damaged`) the
+   * files and folders whose blobs are damaged or missing. Nothing unverified is written.
+   * Without it the first damaged blob stops the restore (the target untouched).
+   */
+  partial?: boolean;
+  /** Restore only this path of the snapshot (a file or folder, relative, `/`-separated). */
+  include?: string;
+  /**
    * With `force`: make the target exactly the snapshot, deleting what it does not hold
    * (listed in `deleted`). The swap is still atomic and happens only after verification.
    */
@@ -161,6 +169,11 @@ export interface RestoreResult {
   deleted: string[];
   /** Files and links of the target that the snapshot's replaced (`force`). */
   replaced: number;
+  /**
+   * `partial`: what could not be restored (relative paths; a folder ends with `/` and
+   * stands for everything below it), with the reason. Empty when all verified.
+   */
+  damaged: { path: string; reason: string }[];
   /**
    * What was cleaned up from an earlier, interrupted restore to the same target before
    * this one started (stale temporary directories removed, an old target put back), and

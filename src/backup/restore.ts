@@ -42,13 +42,22 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import {
+  BackvaultError,
   CorruptBackupError,
   MissingObjectError,
   NotFoundError,
   TargetNotEmptyError,
   UsageError,
 } from '../errors.js';
-import { EntryType, ObjectKind, PREFIX, packName, toHex, type FileEntry } from '../format/index.js';
+import {
+  EntryType,
+  ObjectKind,
+  PREFIX,
+  packName,
+  toHex,
+  type FileEntry,
+  type TreeEntry,
+} from '../format/index.js';
 import type { CheckProblem, RestoreOptions, RestoreResult } from './api.js';
 import { accountGarbage } from './gc.js';
 import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './restore-merge.js';
@@ -418,12 +427,50 @@ class RestoreRun {
   filesDone = 0;
   private lastProgress = 0;
 
+  /** `partial`: paths (relative to the target) that could not be restored, and why. */
+  readonly damaged = new Map<string, string>();
+  /** Planned files (by index) that a damaged blob spoiled: removed, never moved in. */
+  private readonly spoiled = new Set<number>();
+  /** `include`, as relative path segments. */
+  private readonly include: string[] | undefined;
+  /** Whether `include` named something in the snapshot. */
+  includeFound = false;
+
   constructor(
     readonly repo: Repo,
     readonly index: BlobIndex,
     readonly pool: WorkerPool,
     readonly opts: RestoreOptions,
-  ) {}
+    readonly root = '',
+  ) {
+    const inc = opts.include?.split('/').filter((s) => s !== '' && s !== '.');
+    this.include = inc && inc.length > 0 ? inc : undefined;
+  }
+
+  /** A damage error (CORRUPT, MISSING_OBJECT) that `partial` turns into a damaged path. */
+  private salvageable(e: unknown): e is BackvaultError {
+    return (
+      this.opts.partial === true &&
+      e instanceof BackvaultError &&
+      (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
+    );
+  }
+
+  private rel(p: string): string {
+    return relative(this.root, p).split(sep).join('/');
+  }
+
+  /**
+   * With `include`: whether the entry at relative segments `segs` is restored (`all`), only
+   * walked toward the included path (`walk`, a directory above it), or left out.
+   */
+  private wanted(segs: string[]): 'all' | 'walk' | 'skip' {
+    const inc = this.include;
+    if (!inc) return 'all';
+    const n = Math.min(segs.length, inc.length);
+    for (let i = 0; i < n; i++) if (segs[i] !== inc[i]) return 'skip';
+    return segs.length >= inc.length ? 'all' : 'walk';
+  }
 
   progress(force = false): void {
     const cb = this.opts.onProgress;
@@ -440,31 +487,53 @@ class RestoreRun {
     });
   }
 
-  /** Walk the trees: create directories and symlinks, plan files. */
-  async plan(treeId: Uint8Array, path: string, depth: number): Promise<void> {
+  /**
+   * Walk the trees: create directories and symlinks, plan files. With `partial`, a tree or
+   * file that cannot be read is recorded in `damaged` (a directory once, for all below it)
+   * and left out; the snapshot's root tree must still be readable.
+   */
+  async plan(treeId: Uint8Array, path: string, depth: number, segs: string[] = []): Promise<void> {
     if (depth > 4096) throw new CorruptBackupError('tree nesting too deep');
-    const entries = await readTree(this.repo, this.index, treeId);
+    let entries: TreeEntry[];
+    try {
+      entries = await readTree(this.repo, this.index, treeId);
+    } catch (e) {
+      if (depth === 0 || !this.salvageable(e)) throw e;
+      this.damaged.set(this.rel(path) + '/', e.message);
+      await rmdir(path);
+      this.dirs = this.dirs.filter((d) => d.path !== path);
+      return;
+    }
     const treeObject = packName(
       (this.index.blobs.get(toHex(treeId), ObjectKind.TREE_BLOB) as { packId: string }).packId,
     );
     for (const e of entries) {
       const p = join(path, e.name);
+      const want = this.wanted([...segs, e.name]);
+      if (want === 'skip' || (want === 'walk' && e.type !== EntryType.DIR)) continue;
+      if (want === 'all') this.includeFound = true;
       if (e.type === EntryType.DIR) {
         await mkdir(p, { mode: 0o700 });
         this.dirs.push({ path: p, mode: e.mode, mtimeNs: e.mtimeNs });
-        await this.plan(e.subtree, p, depth + 1);
+        await this.plan(e.subtree, p, depth + 1, [...segs, e.name]);
       } else if (e.type === EntryType.SYMLINK) {
         await symlink(e.target, p);
         await lutimes(p, fsTime(e.mtimeNs), fsTime(e.mtimeNs));
       } else {
         let sum = 0;
-        for (const c of e.chunks) {
-          const at = this.index.blobs.get(toHex(c), ObjectKind.DATA_BLOB);
-          if (!at) throw new MissingObjectError(`blob/${toHex(c)}`);
-          sum += at.entry.rawLength;
+        try {
+          for (const c of e.chunks) {
+            const at = this.index.blobs.get(toHex(c), ObjectKind.DATA_BLOB);
+            if (!at) throw new MissingObjectError(`blob/${toHex(c)}`);
+            sum += at.entry.rawLength;
+          }
+          if (sum !== e.size)
+            throw new CorruptBackupError('file size does not match its chunks', treeObject);
+        } catch (err) {
+          if (!this.salvageable(err)) throw err;
+          this.damaged.set(this.rel(p), err.message);
+          continue;
         }
-        if (sum !== e.size)
-          throw new CorruptBackupError('file size does not match its chunks', treeObject);
         this.files.push({ path: p, entry: e });
         this.bytes += e.size;
       }
@@ -545,6 +614,12 @@ class RestoreRun {
     // fsync then blocks a thread that should be decrypting.)
     const finishFile = async (file: number, fd: number): Promise<void> => {
       const f = this.files[file] as PlannedFile;
+      if (this.spoiled.has(file)) {
+        // Partly written from blobs that verified, but incomplete: never moved in.
+        await closeFd(fd);
+        await rm(f.path, { force: true });
+        return;
+      }
       const t = fsTime(f.entry.mtimeNs);
       try {
         await fchmodFd(fd, f.entry.mode);
@@ -593,14 +668,25 @@ class RestoreRun {
             const name = packName(b.packId);
             // A local pack file is read by the worker itself: no copy through this thread.
             const path = this.repo.storage.localPath?.(name);
-            const [sealed, fds] = await Promise.all([
-              path === undefined
-                ? this.repo.storage.getRange(name, b.offset, b.length)
-                : { path, offset: b.offset, length: b.length },
-              Promise.all(files.map((f) => handles.get(f) as Promise<number>)),
-            ]);
-            if (sealed instanceof Uint8Array && sealed.length !== b.length)
-              throw new CorruptBackupError('pack is truncated', name);
+            const fds = await Promise.all(files.map((f) => handles.get(f) as Promise<number>));
+            let sealed: Uint8Array | { path: string; offset: number; length: number };
+            try {
+              sealed =
+                path === undefined
+                  ? await this.repo.storage.getRange(name, b.offset, b.length)
+                  : { path, offset: b.offset, length: b.length };
+              if (sealed instanceof Uint8Array && sealed.length !== b.length)
+                throw new CorruptBackupError('pack is truncated', name);
+            } catch (e) {
+              if (!this.salvageable(e)) throw e;
+              // The whole range is gone or cut: every file with a blob in it is damaged.
+              for (const seg of b.segs) {
+                if (this.spoiled.has(seg.file)) continue;
+                this.spoiled.add(seg.file);
+                this.damaged.set(this.rel((this.files[seg.file] as PlannedFile).path), e.message);
+              }
+              sealed = new Uint8Array(0);
+            }
             const fdOf = new Map(files.map((f, i) => [f, fds[i] as number]));
             const items = b.segs.map((s) => ({
               ref: s.at.entry,
@@ -609,7 +695,39 @@ class RestoreRun {
               fd: fdOf.get(s.file) as number,
               position: s.position,
             }));
-            const bytes = await this.pool.write(sealed, name, items);
+            let bytes = 0;
+            try {
+              if (!b.segs.every((sg) => this.spoiled.has(sg.file)))
+                bytes = await this.pool.write(sealed, name, items);
+            } catch (e) {
+              if (!this.salvageable(e)) throw e;
+              // One blob of the batch is bad: write the others one by one, so only the
+              // files that hold a bad blob are lost.
+              bytes = 0;
+              for (let i = 0; i < b.segs.length; i++) {
+                const seg = b.segs[i] as Seg;
+                const item = items[i] as (typeof items)[number];
+                if (this.spoiled.has(seg.file)) continue;
+                try {
+                  const one =
+                    path === undefined
+                      ? await this.repo.storage.getRange(
+                          name,
+                          seg.at.entry.offset,
+                          seg.at.entry.length,
+                        )
+                      : { path, offset: seg.at.entry.offset, length: seg.at.entry.length };
+                  bytes += await this.pool.write(one, name, [{ ...item, offset: 0 }]);
+                } catch (e2) {
+                  if (!this.salvageable(e2)) throw e2;
+                  this.spoiled.add(seg.file);
+                  this.damaged.set(
+                    this.rel((this.files[seg.file] as PlannedFile).path),
+                    e2.message,
+                  );
+                }
+              }
+            }
             this.bytesDone += bytes;
             if (sealed instanceof Uint8Array) accountGarbage(b.length);
             this.progress();
@@ -712,9 +830,25 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   let replaced = 0;
   try {
     await mkdir(root, { mode: 0o700 });
-    run = new RestoreRun(repo, index, pool, opts);
-    await run.plan(snap.snap.rootTree, root, 0);
-    await run.writeFiles();
+    run = new RestoreRun(repo, index, pool, opts, root);
+    try {
+      await run.plan(snap.snap.rootTree, root, 0);
+      if (opts.include !== undefined && !run.includeFound)
+        throw new NotFoundError(
+          `the snapshot holds no ${opts.include}`,
+          'Check the path with `backvault ls`; it is relative to the backed-up folder.',
+        );
+      await run.writeFiles();
+    } catch (e) {
+      if (
+        !opts.partial &&
+        e instanceof BackvaultError &&
+        (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
+      )
+        (e as { hint: string }).hint =
+          `${e.hint} To restore every file that still verifies and list the damaged ones, run the restore again with --partial.`;
+      throw e;
+    }
     await run.finishDirs(root, snap.snap.rootMode, snap.snap.rootMtimeNs);
     run.progress(true);
 
@@ -778,6 +912,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     kept,
     deleted,
     replaced,
+    damaged: [...run.damaged].map(([path, reason]) => ({ path, reason })),
     warnings,
     seconds: (performance.now() - started) / 1000,
   };

@@ -28,7 +28,7 @@
  * and the caller warns that it may not be consistent.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -67,6 +67,29 @@ interface BetterSqlite3Db {
   prepare(source: string): { get(): unknown };
   backup(destination: string, options?: { progress?: () => number }): Promise<unknown>;
   close(): void;
+}
+
+/**
+ * Copy the header fields the backup API bumps in its destination — file change counter
+ * (bytes 24-27), schema cookie (40-43), version-valid-for (92-95) — from `from` to `to`.
+ */
+async function copyChangeCounter(from: string, to: string): Promise<void> {
+  const src = await open(from, 'r');
+  let head: Buffer;
+  try {
+    head = Buffer.alloc(100);
+    if ((await src.read(head, 0, 100, 0)).bytesRead < 100) return;
+  } finally {
+    await src.close();
+  }
+  const dst = await open(to, 'r+');
+  try {
+    await dst.write(head, 24, 4, 24);
+    await dst.write(head, 40, 4, 40);
+    await dst.write(head, 92, 4, 92);
+  } finally {
+    await dst.close();
+  }
 }
 
 /**
@@ -115,6 +138,15 @@ export function sqliteCapture(opts: { tempDir?: string } = {}): DatabaseCapture 
         // One step for every page: the copy is read in one read transaction, whatever the
         // writers do (a backup in steps restarts, or tears, when the source changes).
         await db.backup(copy, { progress: () => 0x7fffffff });
+        // The copy is complete: end the read transaction before touching the database
+        // file (see above), then give the copy the source's change counter, schema cookie
+        // and version-valid-for number (the only bytes the backup API writes differently),
+        // so that a database nobody wrote restores byte-identical. The values come from
+        // the file as it is now: for a database being written they may be a commit newer
+        // than the pages, which SQLite tolerates (they are cache-validation counters).
+        db.exec('COMMIT');
+        db.close();
+        await copyChangeCounter(path, copy);
         return { path: copy, copied: true, release };
       } catch {
         await release();

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { closest } from './suggest.js';
 
 /** One flag of a command. */
 export interface OptionSpec {
@@ -94,7 +95,13 @@ export function parseCommandArgs(
     const name = negated ? token.name.slice(3) : token.name;
     const spec = options[name];
     if (!spec) {
-      throw new UsageError(`unknown option ${token.rawName}`);
+      const known = Object.entries(options)
+        .filter(([, o]) => !o.hidden)
+        .map(([n]) => n);
+      const near = token.rawName.startsWith('--') ? closest(token.name, known) : undefined;
+      throw new UsageError(
+        `unknown option ${token.rawName}${near ? ` (did you mean --${near}?)` : ''}`,
+      );
     }
     if (spec.type === 'boolean' || negated) {
       if (token.value !== undefined) {

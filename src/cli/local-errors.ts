@@ -83,7 +83,12 @@ function chain(e: unknown): SystemErrorLike[] {
 /** Where the wrapped message says the store lives (`… in /repo: EROFS`), if anywhere. */
 function pathOf(found: SystemErrorLike, outer: unknown, where: string | undefined): string {
   if (typeof found.path === 'string') return found.path;
-  const m = outer instanceof Error ? / in (\/[^:]*): E[A-Z]+$/.exec(outer.message) : null;
+  // `… in /repo: EROFS` (storage) or `cannot write … /dir/file: ENOSPC` (key ceremony).
+  const m =
+    outer instanceof Error
+      ? (/ in (\/[^:]*): E[A-Z]+$/.exec(outer.message) ??
+        / (\/[^\s:]*): E[A-Z]+$/.exec(outer.message))
+      : null;
   return m?.[1] ?? where ?? 'a local path';
 }
 

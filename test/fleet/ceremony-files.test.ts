@@ -125,7 +125,7 @@ describe('vault ceremony file errors', () => {
     assert.ok(!(await readdir(dir)).includes('b.pem'), 'no orphan private key');
   });
 
-  it('a full disk is UNAVAILABLE (exit 6), not INTERNAL', async (t) => {
+  it('a full disk is DISK_FULL (exit 8) naming the folder, not INTERNAL', async (t) => {
     if (process.getuid?.() !== 0) {
       t.skip('needs root to mount a tmpfs');
       return;
@@ -137,7 +137,7 @@ describe('vault ceremony file errors', () => {
       // Fill it, then ask for a bundle there.
       await writeFile(join(mnt, 'fill'), Buffer.alloc(8192)).catch(() => undefined);
       const r = await cli(['vault', 'keygen', '--export-for', p('a.pub.json'), '--out-dir', mnt]);
-      assertClear(r, 6, /UNAVAILABLE/, /ENOSPC/);
+      assertClear(r, 8, /DISK_FULL/, new RegExp(mnt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     } finally {
       execFileSync('umount', [mnt]);
     }

@@ -87,7 +87,7 @@ describe('per-account rate limit and pacing (real process)', () => {
     assert.equal(body.error.code, 'RATE_LIMITED');
     assert.ok(body.error.retryAfterSeconds > 50 && body.error.retryAfterSeconds <= 60);
     assert.equal(res.headers.get('retry-after'), String(body.error.retryAfterSeconds));
-    const metrics = await (await fetch(`${vault.url}/metrics`)).text();
+    const metrics = await (await fetch(vault.metricsUrl as string)).text();
     assert.match(metrics, /backvault_vault_logins_failed_total\{reason="paced"\} 1/);
     // A restart of the vault process does not shorten it: the pacing is in the record.
     await vault.stop();

@@ -1,6 +1,6 @@
 /** `backvault restore TARGET --repo URL`: verify a snapshot and write it to a directory. */
 import { resolve } from 'node:path';
-import { UsageError } from '../../errors.js';
+import { BackvaultError, UsageError } from '../../errors.js';
 import { booleanOption, stringOption } from '../args.js';
 import {
   PROGRESS_OPTIONS,
@@ -43,6 +43,16 @@ export const restoreCommand: CommandSpec = {
       type: 'boolean',
       description:
         'restore into a non-empty TARGET: the snapshot replaces files at its paths, everything else is kept',
+    },
+    partial: {
+      type: 'boolean',
+      description:
+        'salvage: restore every file that verifies, list the damaged ones (exit 4 if any)',
+    },
+    include: {
+      type: 'string',
+      valueName: 'PATH',
+      description: 'restore only this file or folder of the snapshot (a path as `ls` shows it)',
     },
     delete: {
       type: 'boolean',
@@ -108,6 +118,10 @@ export const restoreCommand: CommandSpec = {
             target,
             force: booleanOption(values, 'force'),
             delete: deleteExtras,
+            partial: booleanOption(values, 'partial'),
+            ...(stringOption(values, 'include') !== undefined
+              ? { include: stringOption(values, 'include') as string }
+              : {}),
             ...(snapshotId ? { snapshotId } : {}),
             ...(onProgress ? { onProgress } : {}),
           })
@@ -127,10 +141,27 @@ export const restoreCommand: CommandSpec = {
         ...(r.replaced > 0 ? [`  replaced ${plural(r.replaced, 'file')} that TARGET held`] : []),
         ...listed('kept (not in the snapshot)', r.kept),
         ...listed('deleted (not in the snapshot; --delete)', r.deleted),
+        ...listed(
+          'DAMAGED, not restored',
+          r.damaged.map((d) => d.path),
+        ),
         ...r.warnings.map((w) => `  warning: ${w}`),
         ...vaultLines,
         ...setup.lines,
       ],
+      // Salvaged: what verified is in place, the rest is listed; exit 4 so scripts notice.
+      ...(r.damaged.length > 0
+        ? {
+            error: new BackvaultError(
+              'CORRUPT',
+              `${plural(r.damaged.length, 'damaged path')} could not be restored: ${r.damaged
+                .slice(0, 3)
+                .map((d) => d.path)
+                .join(', ')}${r.damaged.length > 3 ? ', …' : ''}`,
+              'Everything else was verified and restored. An older snapshot may still hold those files (`backvault snapshots`, then --snapshot); `backvault check` names the damaged objects.',
+            ),
+          }
+        : {}),
     };
   },
 };
