@@ -212,6 +212,12 @@ export interface CheckProblem {
   /** Storage object concerned (a name, never content). */
   object: string;
   message: string;
+  /**
+   * For a damaged or missing pack: each snapshot whose files it costs, with the paths
+   * (relative; a folder ends with `/`; at most 200 named, `count` is exact). Absent when
+   * the damage costs no file (a pack header or trailer, an unused blob).
+   */
+  affects?: { snapshot: string; seq: number; count: number; paths: string[] }[];
 }
 
 export interface CheckResult {

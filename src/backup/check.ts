@@ -2,8 +2,19 @@
  * `check`: verify a whole repository without restoring, collecting every problem instead of
  * stopping at the first. Config and key problems still throw (nothing else can be checked).
  */
-import { BackvaultError, CorruptBackupError } from '../errors.js';
-import { PREFIX, bytesEqual, packName, parsePackName, type BlobEntry } from '../format/index.js';
+import { BackvaultError } from '../errors.js';
+import {
+  EntryType,
+  ObjectKind,
+  PREFIX,
+  bytesEqual,
+  packName,
+  parsePackName,
+  toHex,
+  type BlobEntry,
+  type BlobKind,
+  type TreeEntry,
+} from '../format/index.js';
 import type { CheckOptions, CheckProblem, CheckResult } from './api.js';
 import { sha256Hex } from './crypto.js';
 import { WorkerPool, defaultWorkers } from './pool.js';
@@ -13,11 +24,13 @@ import {
   loadSnapshots,
   openRepository,
   readPackHeader,
+  readTree,
   chainNoteWarnings,
   verifyChain,
 } from './repo.js';
 import { readSeenHead, recordSeenHead } from './state.js';
 import { walkTrees } from './tree-walk.js';
+import type { BlobIndex, LoadedSnapshot, Repo } from './repo.js';
 
 function sameEntry(a: BlobEntry, b: BlobEntry): boolean {
   return (
@@ -100,7 +113,12 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     if (id) present.add(id);
     else add({ code: 'CORRUPT', object: o.name, message: 'unexpected object in data/' });
   }
+  // Damage found below, to name the snapshots and paths it costs: packs that are gone or
+  // unreadable as a whole, and single blobs (kind:id) that fail verification.
+  const badPacks = new Set<string>();
+  const badBlobs = new Set<string>();
   for (const packId of index.packs) {
+    if (!present.has(packId)) badPacks.add(packId);
     if (!present.has(packId))
       add({
         code: 'MISSING_OBJECT',
@@ -119,8 +137,14 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
         if (readData) {
           whole = await repo.storage.get(o.name);
           bytesRead += whole.length;
+          // Reported, then each blob is still verified: the damage may be in one blob (it
+          // costs the files that hold it), or in the header or trailer (it costs nothing).
           if (sha256Hex(whole) !== packId)
-            throw new CorruptBackupError('pack content does not match its name', o.name);
+            add({
+              code: 'CORRUPT',
+              object: o.name,
+              message: 'pack content does not match its name',
+            });
         }
         const header = await readPackHeader(repo, o.name, whole?.length ?? o.size, whole);
         bytesRead += header.bytesRead;
@@ -144,12 +168,17 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
             header.entries.map((e) => pool.open(e, w.slice(e.offset, e.offset + e.length), o.name)),
           );
           blobs += header.entries.length;
+          results.forEach((r, i) => {
+            const e = header.entries[i];
+            if (r.status === 'rejected' && e) badBlobs.add(`${e.kind}:${toHex(e.id)}`);
+          });
           const bad = results.find((r) => r.status === 'rejected');
           if (bad) asProblem((bad as PromiseRejectedResult).reason, o.name);
         } else {
           blobs += header.entries.length;
         }
       } catch (e) {
+        badPacks.add(packId);
         asProblem(e, o.name);
       }
       filesDone += 1;
@@ -158,6 +187,9 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   } finally {
     await pool.close();
   }
+
+  if (badPacks.size > 0 || badBlobs.size > 0)
+    await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);
 
   const head = chain[chain.length - 1];
   if (problems.length === 0 && head && repo.statePath) {
@@ -178,4 +210,81 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     notes,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** At most this many paths are named per snapshot and problem (the count is exact). */
+const MAX_AFFECTED_PATHS = 200;
+
+/**
+ * For each problem about a pack, the snapshots and paths (relative to the backed-up
+ * folder; a folder ends with `/` and stands for all below it) that its damage costs: files
+ * with a chunk in a lost pack or a blob that failed, folders whose tree is there. Trees
+ * are walked once each (a subtree shared by snapshots is remembered).
+ */
+async function nameAffected(
+  repo: Repo,
+  index: BlobIndex,
+  snapshots: readonly LoadedSnapshot[],
+  badPacks: ReadonlySet<string>,
+  badBlobs: ReadonlySet<string>,
+  problems: CheckProblem[],
+): Promise<void> {
+  const isBad = (id: Uint8Array, kind: BlobKind): string | undefined => {
+    const at = index.blobs.get(id, kind);
+    if (!at) return undefined;
+    if (badPacks.has(at.packId) || badBlobs.has(`${kind}:${toHex(id)}`)) return packName(at.packId);
+    return undefined;
+  };
+  // tree id -> [pack, path below the tree][]
+  const memo = new Map<string, [string, string][]>();
+  const walk = async (treeId: Uint8Array, depth: number): Promise<[string, string][]> => {
+    const key = toHex(treeId);
+    const known = memo.get(key);
+    if (known) return known;
+    const out: [string, string][] = [];
+    memo.set(key, out);
+    if (depth > 4096) return out;
+    let entries: TreeEntry[];
+    try {
+      entries = await readTree(repo, index, treeId);
+    } catch {
+      return out; // reported by the tree walk above
+    }
+    for (const e of entries) {
+      if (e.type === EntryType.DIR) {
+        const pack = isBad(e.subtree, ObjectKind.TREE_BLOB);
+        if (pack) out.push([pack, `${e.name}/`]);
+        else
+          for (const [pk, p] of await walk(e.subtree, depth + 1)) out.push([pk, `${e.name}/${p}`]);
+      } else if (e.type === EntryType.FILE) {
+        for (const c of e.chunks) {
+          const pack = isBad(c, ObjectKind.DATA_BLOB);
+          if (pack) {
+            out.push([pack, e.name]);
+            break;
+          }
+        }
+      }
+    }
+    return out;
+  };
+  for (const s of snapshots) {
+    const rootPack = isBad(s.snap.rootTree, ObjectKind.TREE_BLOB);
+    const found: [string, string][] = rootPack
+      ? [[rootPack, './']]
+      : await walk(s.snap.rootTree, 0);
+    const byPack = new Map<string, string[]>();
+    for (const [pack, path] of found) byPack.set(pack, [...(byPack.get(pack) ?? []), path]);
+    for (const [pack, paths] of byPack) {
+      const p = problems.find((x) => x.object === pack);
+      if (!p) continue;
+      p.affects ??= [];
+      p.affects.push({
+        snapshot: s.id,
+        seq: s.snap.seq,
+        count: paths.length,
+        paths: paths.slice(0, MAX_AFFECTED_PATHS),
+      });
+    }
+  }
 }

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, restore } from '../../src/backup/index.js';
+import { backup, check, restore } from '../../src/backup/index.js';
 import { loadChain, loadIndex, openRepository } from '../../src/backup/repo.js';
 import { hasCode } from '../../src/errors.js';
 import { ObjectKind, generateBackupKey, toHex } from '../../src/format/index.js';
@@ -104,6 +104,42 @@ describe('salvage: damage stays local', () => {
       }
     }
     assert.ok(salvaged >= packs.length - 1, `${salvaged} of ${packs.length} packs salvaged`);
+  });
+
+  it('check names, for each damaged pack, the snapshots and paths it costs', async () => {
+    const packs = [...storage.raw().keys()].filter((k) => k.startsWith('data/')).sort();
+    const pack = packs[1] as string;
+    const good = storage.raw().get(pack) as Uint8Array;
+    const bad = good.slice();
+    bad[20] = (bad[20] as number) ^ 0x40;
+    storage.raw().set(pack, bad);
+    try {
+      const r = await restore({
+        storage,
+        backupKey,
+        target: join(dir, 'chk'),
+        workers: 1,
+        partial: true,
+      });
+      const c = await check({ storage, backupKey, workers: 1 });
+      const p = c.problems.find((x) => x.object === pack);
+      assert.ok(p?.affects && p.affects.length === 1, JSON.stringify(c.problems));
+      const a = p.affects[0];
+      assert.equal(a?.seq, 1);
+      assert.deepEqual(
+        [...(a?.paths ?? [])].sort(),
+        r.damaged.map((d) => d.path).sort(),
+        'check and restore --partial disagree about what the damage costs',
+      );
+      // A damaged header or trailer costs no file: reported, with nothing affected.
+      const tail = good.slice();
+      tail[tail.length - 2] = (tail[tail.length - 2] as number) ^ 1;
+      storage.raw().set(pack, tail);
+      const c2 = await check({ storage, backupKey, workers: 1 });
+      assert.ok(c2.problems.some((x) => x.object === pack && x.affects === undefined));
+    } finally {
+      storage.raw().set(pack, good);
+    }
   });
 
   it('a deleted pack: --partial restores the rest, lists what it held', async () => {

@@ -58,13 +58,20 @@ export const checkCommand: CommandSpec = {
     const error = new BackvaultError(
       first.code,
       `check found ${plural(Math.max(1, r.problems.length), 'problem')}; first: ${describe(first)}`,
-      'The store altered or lost data. Restore an older snapshot if needed; `backvault prune` does not repair data.',
+      'The store altered or lost data. `backvault restore --partial` restores every file that still verifies; an older snapshot may hold the others. `backvault prune` does not repair data.',
     );
     return {
       json: { ...r, readData },
       human: [
         ...notes,
-        ...r.problems.map((p) => `${p.code}: ${describe(p)}`),
+        ...r.problems.flatMap((p) => [
+          `${p.code}: ${describe(p)}`,
+          ...(p.affects ?? []).flatMap((a) => [
+            `  costs snapshot ${a.seq} (${a.snapshot.slice(0, 8)}): ${a.count === 1 ? '1 path' : `${a.count} paths`}`,
+            ...a.paths.slice(0, 5).map((path) => `    ${path}`),
+            ...(a.count > 5 ? [`    … (--json lists up to 200)`] : []),
+          ]),
+        ]),
         `repository DAMAGED: ${plural(r.problems.length, 'problem')}; ${summary}`,
       ],
       error,
