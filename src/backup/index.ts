@@ -22,3 +22,4 @@ export {
 } from './forget.js';
 export { initRepository, repositoryExists } from './repo.js';
 export { sqliteCapture, type DatabaseCapture, type CapturedDatabase } from './sqlite-capture.js';
+export { verify, type VerifyOptions, type VerifyResult } from './verify.js';

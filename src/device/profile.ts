@@ -47,6 +47,16 @@ export interface LastBackup {
   readonly time: string;
 }
 
+/** The outcome of the last restore drill of this device. */
+export interface LastVerified {
+  readonly snapshotId: string;
+  readonly seq: number;
+  /** ISO 8601. */
+  readonly time: string;
+  /** True when every file was rebuilt and every SQLite database passed its integrity check. */
+  readonly ok: boolean;
+}
+
 /** Contents of `profile.json` (version 1). */
 export interface DeviceProfile {
   readonly version: 1;
@@ -61,6 +71,8 @@ export interface DeviceProfile {
   /** The vault's pinned OPAQUE server public key (base64url); password mode only. */
   readonly serverPublicKey?: string;
   readonly lastBackup?: LastBackup;
+  /** The last restore drill (`backvault verify`): which snapshot, when, and its outcome. */
+  readonly lastVerified?: LastVerified;
   /**
    * Which snapshots `backup --device` keeps after each backup (restic's `--keep-*`; see
    * src/backup/retention.ts). Absent: {@link DEFAULT_DEVICE_RETENTION}. Set with
@@ -162,6 +174,18 @@ function validateProfile(v: unknown): DeviceProfile {
       typeof lb.time !== 'string')
   ) {
     return bad('lastBackup is malformed');
+  }
+  const lv = p.lastVerified as Record<string, unknown> | undefined;
+  if (
+    lv !== undefined &&
+    (typeof lv !== 'object' ||
+      lv === null ||
+      typeof lv.snapshotId !== 'string' ||
+      typeof lv.seq !== 'number' ||
+      typeof lv.time !== 'string' ||
+      typeof lv.ok !== 'boolean')
+  ) {
+    return bad('lastVerified is malformed');
   }
   return v as DeviceProfile;
 }

@@ -18,6 +18,7 @@ import { backupProgress } from '../scan.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 import { applyRetentionAfterBackup } from '../retention.js';
+import { runVerify } from './verify.js';
 import { ExcludeSet, parseExcludeFile } from '../../backup/exclude.js';
 import { recordHeadInVault } from '../vault-access.js';
 
@@ -31,6 +32,11 @@ export const backupCommand: CommandSpec = {
   options: {
     ...REPO_OPTIONS,
     ...DEVICE_OPTION,
+    verify: {
+      type: 'boolean',
+      description:
+        'after the backup, run the restore drill on the new snapshot (like `backvault verify`)',
+    },
     init: {
       type: 'boolean',
       description: 'create the repository if there is none (default: NO_REPOSITORY, exit 1)',
@@ -113,9 +119,16 @@ export const backupCommand: CommandSpec = {
     await recordLastBackup(ctx, values, r);
     await recordHeadInVault(ctx, values, r);
     const retention = await applyRetentionAfterBackup(ctx, values, r);
+    const drill = booleanOption(values, 'verify')
+      ? await runVerify(ctx, values, r.snapshotId)
+      : undefined;
     const rate = r.seconds > 0 ? ` (${formatBytes(r.bytesRead / r.seconds)}/s)` : '';
     return {
-      json: { ...r, ...(retention ? { retention: retention.json } : {}) },
+      json: {
+        ...r,
+        ...(retention ? { retention: retention.json } : {}),
+        ...(drill ? drill.json : {}),
+      },
       human: [
         `${r.created ? 'created repository; ' : ''}snapshot ${r.snapshotId.slice(0, 8)} saved (seq ${r.seq})`,
         `  ${filesAndFolders(r.files, r.dirs)}, ${formatBytes(r.bytesRead)} read`,
@@ -132,7 +145,9 @@ export const backupCommand: CommandSpec = {
           : []),
         ...(retention?.human ?? []),
         ...r.warnings.map((w) => `  warning: ${w}`),
+        ...(drill?.human ?? []),
       ],
+      ...(drill?.error ? { error: drill.error } : {}),
       // Saved, but not everything that is in DIR: exit 7 so that scripts notice.
       ...(r.partial
         ? {

@@ -5,6 +5,7 @@
 import type { CommandSpec } from '../command.js';
 import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
+import { verifyCommand } from './verify.js';
 import { initCommand } from './init.js';
 import { keyGenerateCommand } from './key.js';
 import { pruneCommand } from './prune.js';
@@ -34,6 +35,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   diffCommand,
   statsCommand,
   checkCommand,
+  verifyCommand,
   forgetCommand,
   pruneCommand,
   enableCommand,

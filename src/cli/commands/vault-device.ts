@@ -242,12 +242,18 @@ export const statusCommand: CommandSpec = {
       `mode:        ${p.mode === 'password' ? 'password (key escrowed in the vault)' : '64-digit key'}`,
       `repository:  ${p.repo}`,
       `last backup: ${lb ? `snapshot ${shortId(lb.snapshotId)} (seq ${lb.seq}) at ${formatLocalTime(lb.time)}` : 'none yet'}`,
+      `last verified: ${
+        p.lastVerified
+          ? `snapshot ${shortId(p.lastVerified.snapshotId)} (seq ${p.lastVerified.seq}) at ${formatLocalTime(p.lastVerified.time)}: ${p.lastVerified.ok ? 'restores, databases sound' : 'FAILED'}`
+          : 'never (run `backvault verify --device DIR`)'
+      }`,
     ];
     const json: Record<string, unknown> = {
       device: d.dir,
       mode: p.mode,
       repo: p.repo,
       lastBackup: lb ?? null,
+      lastVerified: p.lastVerified ?? null,
     };
     if (p.mode !== 'password') return { json, human };
     human.push(`vault:       ${p.vaultUrl} (account ${p.account})`);
