@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startVaultProcess, type VaultProcess } from '../client/vault-process.js';
@@ -352,6 +352,26 @@ describe(
       const d = await term(['diff', '1', 'latest', '--repo', 'cloud'], [], { BACKVAULT_KEY: key });
       assert.equal(d.code, 0);
       assert.deepEqual(d.screen.slice(2), ['no differences', '0 added, 0 removed, 0 changed']);
+      // One file back, found with ls: only it is restored, and the screen says so.
+      const inc = await term(
+        ['restore', 'just-a', '--include', 'Media/a.jpg', '--repo', 'cloud', '--no-progress'],
+        [],
+        { BACKVAULT_KEY: key },
+      );
+      assert.equal(inc.code, 0, inc.screen.join('\n'));
+      assert.match(inc.screen[0] ?? '', /^restored snapshot [0-9a-f]{8} \(seq \d+\) to .*just-a$/);
+      assert.match(inc.screen[1] ?? '', /^ {2}1 file in 1 folder, 32\.0 KiB, all verified$/);
+      assert.deepEqual(await readdir(h.path('just-a')), ['Media']);
+      assert.deepEqual(await readdir(h.path('just-a', 'Media')), ['a.jpg']);
+      const none = await term(
+        ['restore', 'nothing', '--include', 'Media/b.jpg', '--repo', 'cloud'],
+        [],
+        {
+          BACKVAULT_KEY: key,
+        },
+      );
+      assert.equal(none.code, 1);
+      assert.match(none.screen.join(' '), /^NOT_FOUND: the snapshot holds no Media\/b\.jpg/);
     });
 
     describe('big source: progress and Ctrl-C', () => {
