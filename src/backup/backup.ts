@@ -320,7 +320,9 @@ class BackupRun {
     if (!cap) return this.fileAt(path, path, name, st);
     let readSt: BigIntStats;
     try {
-      readSt = cap.copied ? await lstat(cap.path, { bigint: true }) : st;
+      // Stat again once pinned: a commit between the listing and the pin is not a change
+      // during the read.
+      readSt = await lstat(cap.path, { bigint: true });
     } catch (e) {
       await cap.release();
       throw e;

@@ -5,20 +5,26 @@
  * Reading the main file and its `-wal` at different moments gives a torn database ("row N
  * missing from index"). So for every file with the SQLite header the backup asks a
  * {@link DatabaseCapture} for a consistent image. The default one, {@link sqliteCapture},
- * opens its own read-only connection (better-sqlite3), starts a read transaction (which
- * pins one committed state: WAL readers see their snapshot, rollback-journal writers wait
- * for our SHARED lock) and copies that state with SQLite's online backup API, page for
- * page and in one step, into a private temporary file (in a fresh 0700 directory) that is
- * read instead and deleted afterwards. Page for page, so unchanged pages still deduplicate
- * in page-aligned chunks. Cost: one read of the database by SQLite and one write of the
- * copy, which the backup then reads from the page cache.
+ * pins one committed state with a read transaction (WAL readers see their snapshot,
+ * rollback-journal writers wait for the SHARED lock):
  *
- * Why never the database file itself, even when it is stable: SQLite's locks are POSIX
- * record locks, which a process loses on a file as soon as it closes ANY descriptor of that
- * file — and the backup's workers open and close the files they read. Reading the database
- * file (or its -shm) in this process would silently drop the read transaction's locks, and
- * a writer or checkpointer would then change it under the reader (measured: torn copies in
- * both WAL and rollback-journal modes). Only SQLite's own descriptors touch it here.
+ * - first in a small child process (sqlite-lock-child.ts). When the main file is exactly
+ *   the pinned state — a rollback-journal database, or a WAL database whose every committed
+ *   frame is already checkpointed into it — the backup reads the file itself while the
+ *   child holds the transaction: no extra read at all (the backup's change check on the
+ *   file's size, times and inode still guards the read);
+ * - otherwise (committed pages still only in the WAL) its own read-only connection copies
+ *   that state with SQLite's online backup API, page for page and in one step, into a
+ *   private temporary file (in a fresh 0700 directory) that is read instead and deleted
+ *   afterwards: one extra read of the database by SQLite and one write of the copy. Page
+ *   for page, so unchanged pages still deduplicate in page-aligned chunks.
+ *
+ * Why the lock lives in another process: SQLite's locks are POSIX record locks, which a
+ * process loses on a file as soon as it closes ANY descriptor of that file — and the
+ * backup's workers open and close the files they read. A read transaction held in this
+ * process while its workers read the database file (or while it peeks at the -shm) is
+ * silently dropped, and a writer or checkpointer then changes the file under the reader
+ * (measured: torn copies in both WAL and rollback-journal modes).
  *
  * The image never needs its `-wal` or `-journal` (their committed content is in it), and
  * `-shm` is a memory map: the backup leaves all three out.
@@ -29,7 +35,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 /** A consistent image of one database, to read while it is held. */
@@ -70,6 +78,49 @@ interface BetterSqlite3Db {
 }
 
 /**
+ * Pin the database's state in a child process (sqlite-lock-child.ts) and, when the main
+ * file is exactly that state, hand it over to be read directly while the child holds it:
+ * no copy at all. Returns undefined when the file is not that state (committed frames
+ * still only in the WAL) or the child cannot pin it; the caller then copies.
+ */
+async function holdInChild(path: string): Promise<CapturedDatabase | undefined> {
+  const script = fileURLToPath(new URL('./sqlite-lock-child.js', import.meta.url));
+  const child = spawn(process.execPath, [script, path], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const answer = await new Promise<{ stable?: boolean; error?: string } | undefined>((resolve) => {
+    let buf = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      buf += s;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as { stable?: boolean; error?: string });
+      } catch {
+        resolve(undefined);
+      }
+    });
+    child.once('error', () => resolve(undefined));
+    child.once('exit', () => resolve(undefined));
+  });
+  if (!answer?.stable) {
+    child.kill('SIGKILL');
+    await exited;
+    return undefined;
+  }
+  let released = false;
+  return {
+    path,
+    copied: false,
+    async release() {
+      if (released) return;
+      released = true;
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/**
  * Copy the header fields the backup API bumps in its destination — file change counter
  * (bytes 24-27), schema cookie (40-43), version-valid-for (92-95) — from `from` to `to`.
  */
@@ -100,6 +151,9 @@ export function sqliteCapture(opts: { tempDir?: string } = {}): DatabaseCapture 
   let Database: (new (path: string, o: object) => BetterSqlite3Db) | undefined;
   return {
     async capture(path) {
+      // The free way first: a lock-holding child, when the main file is the pinned state.
+      const held = await holdInChild(path);
+      if (held) return held;
       if (!Database) {
         const mod = (await import('better-sqlite3')) as unknown as {
           default: new (path: string, o: object) => BetterSqlite3Db;
