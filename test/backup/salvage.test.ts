@@ -107,8 +107,16 @@ describe('salvage: damage stays local', () => {
   });
 
   it('check names, for each damaged pack, the snapshots and paths it costs', async () => {
-    const packs = [...storage.raw().keys()].filter((k) => k.startsWith('data/')).sort();
-    const pack = packs[1] as string;
+    const repo = await openRepository({ storage, backupKey });
+    const [snap] = await loadChain(repo);
+    const rootPack = (await loadIndex(repo)).blobs.get(
+      toHex(snap?.snap.rootTree as Uint8Array),
+      ObjectKind.TREE_BLOB,
+    )?.packId;
+    const packs = [...storage.raw().keys()].filter(
+      (k) => k.startsWith('data/') && k.slice(-64) !== rootPack,
+    );
+    const pack = packs.sort()[1] as string;
     const good = storage.raw().get(pack) as Uint8Array;
     const bad = good.slice();
     bad[20] = (bad[20] as number) ^ 0x40;
@@ -143,8 +151,18 @@ describe('salvage: damage stays local', () => {
   });
 
   it('a deleted pack: --partial restores the rest, lists what it held', async () => {
-    const packs = [...storage.raw().keys()].filter((k) => k.startsWith('data/')).sort();
-    const victim = packs[0] as string;
+    // Any pack but the one holding the root tree (without it nothing can be restored).
+    const repo = await openRepository({ storage, backupKey });
+    const [snap] = await loadChain(repo);
+    const index = await loadIndex(repo);
+    const rootPack = index.blobs.get(
+      toHex(snap?.snap.rootTree as Uint8Array),
+      ObjectKind.TREE_BLOB,
+    )?.packId;
+    const packs = [...storage.raw().keys()].filter(
+      (k) => k.startsWith('data/') && k.slice(-64) !== rootPack,
+    );
+    const victim = packs.sort()[0] as string;
     const saved = storage.raw().get(victim) as Uint8Array;
     storage.raw().delete(victim);
     try {
