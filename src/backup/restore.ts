@@ -295,6 +295,13 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
       warnings.push(`a restore into ${target} was interrupted while moving files in: finished it`);
       continue;
     }
+    if (commit || (await lstatOrUndefined(join(dir, RESTORE_COMMIT)))) {
+      // A merge whose target is gone since (or that had finished moving): its `old/` holds
+      // only replaced files, never a whole previous target to put back.
+      await removeMarked(dir);
+      warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
+      continue;
+    }
     if (hasOld && !targetExists) {
       await rename(old, target);
       targetExists = true;
@@ -367,7 +374,12 @@ async function removeMarked(dir: string): Promise<void> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
-  for (const n of names) {
+  // `root/` and `old/` before the merge journal: a merge's `old/` holds only the files it
+  // replaced, and without its journal a later restore would take it for a whole previous
+  // target and put it back (found by the kill -9 test).
+  const order = (n: string): number =>
+    n === 'root' || n === 'old' ? 0 : n === RESTORE_COMMIT ? 1 : 2;
+  for (const n of [...names].sort((a, b) => order(a) - order(b))) {
     if (n !== RESTORE_MARKER) await rm(join(dir, n), { recursive: true, force: true });
   }
   await rm(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from 'n
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '../../src/backup/index.js';
+import { RESTORE_MARKER, restoreMarker, restoreTempName } from '../../src/backup/restore.js';
 import { hasCode } from '../../src/errors.js';
 import { generateBackupKey } from '../../src/format/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
@@ -102,6 +103,26 @@ describe('restore never destroys', () => {
     await restore({ ...access, target, force: true, workers: 1 });
     assert.deepEqual(await readdir(outside), [], 'the restore wrote through a symlink');
     assert.ok((await lstat(join(target, 'media'))).isDirectory());
+  });
+
+  it('a killed merge whose target was removed since: its old/ is never put back as the target', async () => {
+    const target = join(dir, 't5');
+    const tmp = join(dir, restoreTempName(target, 'abcdef123456'));
+    await mkdir(join(tmp, 'root', 'media'), { recursive: true });
+    await mkdir(join(tmp, 'old'), { recursive: true });
+    await writeFile(join(tmp, RESTORE_MARKER), restoreMarker(2 ** 22 + 12345, 'another-host'));
+    await writeFile(join(tmp, 'commit'), 'backvault-restore-commit 2\nd 755 0 ""\n');
+    await writeFile(join(tmp, 'old', 'msgstore.db'), 'only a replaced file, not a whole target');
+    const r = await restore({ ...access, target, workers: 1 });
+    assert.ok(
+      r.warnings.some((w) => /removed the temporary directory/.test(w)),
+      r.warnings.join(),
+    );
+    await assertSameTree(src, target);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.includes('backvault-restore')),
+      [],
+    );
   });
 
   it('a file or a symlink as TARGET is refused before anything is read', async () => {
