@@ -471,19 +471,24 @@ class BackupRun {
     const prevByName = new Map((parentTree ?? []).map((e) => [e.name, e]));
     const entries: Promise<TreeEntry | undefined>[] = [];
     const present = new Set(names);
+    // Which files with a -wal/-shm/-journal beside them are databases: decided before any
+    // capture in this folder starts, because reading a database's header while this
+    // process holds a read transaction on it (the copy fallback) would drop its locks.
     const isDb = new Map<string, boolean>();
+    if (this.databases) {
+      for (const name of names) {
+        const dbName = isDatabaseCompanion(name);
+        if (dbName === undefined || !present.has(dbName) || isDb.has(dbName)) continue;
+        const head = await readHead(join(path, dbName)).catch(() => new Uint8Array(0));
+        isDb.set(dbName, sqliteChunkSize(head) !== undefined);
+      }
+    }
     for (const name of names) {
       if (this.failure) throw this.failure;
       // `-wal`, `-journal` and `-shm` of a database we capture: its image holds their
       // committed content, and a restored `-shm` or stale `-wal` would only do harm.
       const dbName = this.databases ? isDatabaseCompanion(name) : undefined;
-      if (dbName !== undefined && present.has(dbName)) {
-        if (!isDb.has(dbName)) {
-          const head = await readHead(join(path, dbName)).catch(() => new Uint8Array(0));
-          isDb.set(dbName, sqliteChunkSize(head) !== undefined);
-        }
-        if (isDb.get(dbName)) continue;
-      }
+      if (dbName !== undefined && isDb.get(dbName)) continue;
       const child = join(path, name);
       if (
         !this.exclude.empty &&
