@@ -53,14 +53,18 @@ describe('salvage: damage stays local', () => {
     await removeDir(dir);
   });
 
-  it('a flipped byte in each pack in turn: --partial restores every other file byte-exact', async () => {
+  /** The pack holding the snapshot's root tree: without it nothing can be restored. */
+  const rootPackId = async (): Promise<string | undefined> => {
     const repo = await openRepository({ storage, backupKey });
     const [snap] = await loadChain(repo);
-    const index = await loadIndex(repo);
-    const rootPack = index.blobs.get(
+    return (await loadIndex(repo)).blobs.get(
       toHex(snap?.snap.rootTree as Uint8Array),
       ObjectKind.TREE_BLOB,
     )?.packId;
+  };
+
+  it('a flipped byte in each pack in turn: --partial restores every other file byte-exact', async () => {
+    const rootPack = await rootPackId();
     const packs = [...storage.raw().keys()].filter((k) => k.startsWith('data/')).sort();
     assert.ok(packs.length >= 6, `only ${packs.length} packs`);
     let salvaged = 0;
@@ -107,12 +111,7 @@ describe('salvage: damage stays local', () => {
   });
 
   it('check names, for each damaged pack, the snapshots and paths it costs', async () => {
-    const repo = await openRepository({ storage, backupKey });
-    const [snap] = await loadChain(repo);
-    const rootPack = (await loadIndex(repo)).blobs.get(
-      toHex(snap?.snap.rootTree as Uint8Array),
-      ObjectKind.TREE_BLOB,
-    )?.packId;
+    const rootPack = await rootPackId();
     const packs = [...storage.raw().keys()].filter(
       (k) => k.startsWith('data/') && k.slice(-64) !== rootPack,
     );
@@ -152,13 +151,7 @@ describe('salvage: damage stays local', () => {
 
   it('a deleted pack: --partial restores the rest, lists what it held', async () => {
     // Any pack but the one holding the root tree (without it nothing can be restored).
-    const repo = await openRepository({ storage, backupKey });
-    const [snap] = await loadChain(repo);
-    const index = await loadIndex(repo);
-    const rootPack = index.blobs.get(
-      toHex(snap?.snap.rootTree as Uint8Array),
-      ObjectKind.TREE_BLOB,
-    )?.packId;
+    const rootPack = await rootPackId();
     const packs = [...storage.raw().keys()].filter(
       (k) => k.startsWith('data/') && k.slice(-64) !== rootPack,
     );

@@ -145,6 +145,34 @@ describe('S3Storage', () => {
     }
   });
 
+  it('cleanupTemp: a server without ListMultipartUploads has nothing to clean; other failures surface', async () => {
+    // s3rver answers GET ?uploads with 501 NotImplemented: 0 aborted, no error.
+    const plain = s3();
+    try {
+      assert.equal(await plain.cleanupTemp(0), 0);
+    } finally {
+      await plain.close();
+    }
+    // A 500 on the same request is not "not implemented": prune must see it.
+    const proxy = await startProxy(server.port);
+    const s = s3({ endpoint: proxy.endpoint });
+    try {
+      proxy.set((r) =>
+        r.method === 'GET' && /[?&]uploads/.test(r.url)
+          ? { status: 500, code: 'InternalError' }
+          : 'pass',
+      );
+      await assert.rejects(s.cleanupTemp(0), UnavailableError);
+      assert.ok(
+        proxy.requests.some((r) => /[?&]uploads/.test(r.url)),
+        'list uploads was sent',
+      );
+    } finally {
+      await s.close();
+      await proxy.close();
+    }
+  });
+
   it('aborts a multipart upload whose part fails and stores nothing', async () => {
     const proxy = await startProxy(server.port);
     const s = s3({

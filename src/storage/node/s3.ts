@@ -323,8 +323,10 @@ export class S3Storage implements Storage {
           ),
         );
       } catch (e) {
-        if (/NotImplemented|not implemented/i.test(String((e as { cause?: unknown }).cause ?? e)))
-          return aborted;
+        // A server without ListMultipartUploads (s3rver answers 501 NotImplemented) can
+        // hold no unfinished upload to abort; any other failure is the caller's to see.
+        const cause = (e as { cause?: unknown }).cause;
+        if (nameOf(cause) === 'NotImplemented' || statusOf(cause) === 501) return aborted;
         throw e;
       }
       for (const u of page.Uploads ?? []) {
