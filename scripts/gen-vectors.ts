@@ -62,8 +62,8 @@ import {
   gearTable,
   nextCut,
   sqliteChunkSize,
-} from '../src/backup/chunker.js';
-import type { RepoKeys } from '../src/backup/crypto.js';
+} from '../src/backup/archiver/chunker.js';
+import type { RepoKeys } from '../src/backup/repository/keys.js';
 
 /** A JSON value (what the vector files hold). */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

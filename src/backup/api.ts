@@ -19,10 +19,10 @@
  * NoRepositoryError when there is no repository.
  */
 import type { Storage } from '../storage/storage.js';
-import type { DatabaseCapture } from './sqlite-capture.js';
-import type { RetentionPolicy } from './retention.js';
+import type { DatabaseCapture } from './archiver/sqlite-capture.js';
+import type { RetentionPolicy } from './commands/retention.js';
 
-export type { RetentionPolicy } from './retention.js';
+export type { RetentionPolicy } from './commands/retention.js';
 
 /** What every operation needs: the store, the 32-byte backup key, and the local state file. */
 export interface RepoAccess {

@@ -3,11 +3,11 @@
  * Storage, restore, list, check, forget and prune. Signatures are documented in api.ts.
  */
 export * from './api.js';
-export { backup } from './backup.js';
-export { restore } from './restore.js';
-export { listSnapshots } from './snapshots.js';
-export { check } from './check.js';
-export { prune } from './prune.js';
+export { backup } from './archiver/archiver.js';
+export { restore } from './restorer/restorer.js';
+export { listSnapshots } from './commands/snapshots.js';
+export { check } from './checker/checker.js';
+export { prune } from './repository/prune.js';
 export {
   forget,
   applyRetentionPolicy,
@@ -19,7 +19,11 @@ export {
   type PolicyOptions,
   type PolicyPlan,
   type PolicySnapshot,
-} from './forget.js';
-export { initRepository, repositoryExists } from './repo.js';
-export { sqliteCapture, type DatabaseCapture, type CapturedDatabase } from './sqlite-capture.js';
-export { verify, type VerifyOptions, type VerifyResult } from './verify.js';
+} from './commands/forget.js';
+export { initRepository, repositoryExists } from './repository/repository.js';
+export {
+  sqliteCapture,
+  type DatabaseCapture,
+  type CapturedDatabase,
+} from './archiver/sqlite-capture.js';
+export { verify, type VerifyOptions, type VerifyResult } from './checker/verify.js';

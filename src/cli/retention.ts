@@ -5,7 +5,7 @@
  * backup result (and the next backup, or `backvault forget --device DIR`, tries again).
  */
 import type { BackupResult } from '../backup/api.js';
-import { describeRetentionPolicy } from '../backup/retention.js';
+import { describeRetentionPolicy } from '../backup/commands/retention.js';
 import { deviceRetentionPolicy, loadDevice, resolveDeviceDir } from '../device/profile.js';
 import { BackvaultError } from '../errors.js';
 import { stringOption, type OptionValues } from './args.js';

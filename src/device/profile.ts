@@ -27,7 +27,7 @@ import { join, resolve } from 'node:path';
 import { CorruptBackupError, NotFoundError, UsageError } from '../errors.js';
 import { writePrivateFile } from '../node/private-file.js';
 import { formatBackupKey, parseBackupKey } from '../format/key-encoding.js';
-import { validateRetentionPolicy, type RetentionPolicy } from '../backup/retention.js';
+import { validateRetentionPolicy, type RetentionPolicy } from '../backup/commands/retention.js';
 
 /** File names inside a device directory. */
 export const DEVICE_FILES = {

@@ -24,7 +24,7 @@ import {
   packTrailer,
   type BlobEntry,
 } from '../../src/format/index.js';
-import { deriveRepoKeys, open } from '../../src/backup/crypto.js';
+import { deriveRepoKeys, open } from '../../src/backup/repository/keys.js';
 import { decodeConfig } from '../../src/format/index.js';
 
 /** Append `n` messages to a small SQLite chat database (created on first use). */

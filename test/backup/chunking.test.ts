@@ -11,7 +11,7 @@ import {
   gearTable,
   nextCut,
   sqliteChunkSize,
-} from '../../src/backup/chunker.js';
+} from '../../src/backup/archiver/chunker.js';
 import { backup, restore } from '../../src/backup/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { generateBackupKey } from '../../src/format/index.js';

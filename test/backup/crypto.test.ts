@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { deriveRepoKeys, keyCheckValueNode, open, seal } from '../../src/backup/crypto.js';
-import { maybeCompress, openBlob, sealBlob } from '../../src/backup/blob-codec.js';
+import { deriveRepoKeys, keyCheckValueNode, open, seal } from '../../src/backup/repository/keys.js';
+import { maybeCompress, openBlob, sealBlob } from '../../src/backup/repository/blob-codec.js';
 import {
   Compression,
   ObjectKind,

@@ -17,7 +17,7 @@ import {
   parseDuration,
   validateRetentionPolicy,
   type RetentionPolicy,
-} from '../../src/backup/retention.js';
+} from '../../src/backup/commands/retention.js';
 import { hasCode } from '../../src/errors.js';
 
 interface S {

@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, check, restore } from '../../src/backup/index.js';
-import { deriveRepoKeys, open, seal, sha256Hex } from '../../src/backup/crypto.js';
+import { deriveRepoKeys, open, seal, sha256Hex } from '../../src/backup/repository/keys.js';
 import { hasCode } from '../../src/errors.js';
 import {
   ObjectKind,

@@ -20,8 +20,8 @@ import {
   LOCK_STALE_MS,
   RepoLock,
   listLocks,
-} from '../../src/backup/lock.js';
-import { openRepository } from '../../src/backup/repo.js';
+} from '../../src/backup/repository/lock.js';
+import { openRepository } from '../../src/backup/repository/repository.js';
 import { hasCode } from '../../src/errors.js';
 import { generateBackupKey, packName, toHex } from '../../src/format/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { backup, listSnapshots, restore } from '../../src/backup/index.js';
-import { ExcludeSet, parseExcludeFile } from '../../src/backup/exclude.js';
+import { ExcludeSet, parseExcludeFile } from '../../src/backup/archiver/exclude.js';
 import { hasCode } from '../../src/errors.js';
 import { formatBackupKey, generateBackupKey } from '../../src/format/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

@@ -8,7 +8,11 @@ import { lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from 'n
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '../../src/backup/index.js';
-import { RESTORE_MARKER, restoreMarker, restoreTempName } from '../../src/backup/restore.js';
+import {
+  RESTORE_MARKER,
+  restoreMarker,
+  restoreTempName,
+} from '../../src/backup/restorer/restorer.js';
 import { hasCode } from '../../src/errors.js';
 import { generateBackupKey } from '../../src/format/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

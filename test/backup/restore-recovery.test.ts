@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '../../src/backup/index.js';
-import { RESTORE_MARKER, fsTime, restoreMarker } from '../../src/backup/restore.js';
+import { RESTORE_MARKER, fsTime, restoreMarker } from '../../src/backup/restorer/restorer.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { hasCode } from '../../src/errors.js';
 import { generateBackupKey } from '../../src/format/index.js';

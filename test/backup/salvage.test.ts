@@ -10,7 +10,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, check, restore } from '../../src/backup/index.js';
-import { loadChain, loadIndex, openRepository } from '../../src/backup/repo.js';
+import { loadChain, loadIndex, openRepository } from '../../src/backup/repository/repository.js';
 import { hasCode } from '../../src/errors.js';
 import { ObjectKind, generateBackupKey, toHex } from '../../src/format/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

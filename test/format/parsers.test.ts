@@ -28,8 +28,8 @@ import {
   type TreeEntry,
 } from '../../src/format/index.js';
 import { CorruptBackupError, InvalidKeyError, UnsupportedVersionError } from '../../src/errors.js';
-import { deriveRepoKeys, open } from '../../src/backup/crypto.js';
-import { openBlob, sealBlob } from '../../src/backup/blob-codec.js';
+import { deriveRepoKeys, open } from '../../src/backup/repository/keys.js';
+import { openBlob, sealBlob } from '../../src/backup/repository/blob-codec.js';
 
 const id = fc.uint8Array({ minLength: 32, maxLength: 32 });
 

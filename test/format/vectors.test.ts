@@ -53,9 +53,9 @@ import {
   deriveSubkeyNode,
   keyCheckValueNode,
   open,
-} from '../../src/backup/crypto.js';
-import { openBlob } from '../../src/backup/blob-codec.js';
-import { gearTable, nextCut, sqliteChunkSize } from '../../src/backup/chunker.js';
+} from '../../src/backup/repository/keys.js';
+import { openBlob } from '../../src/backup/repository/blob-codec.js';
+import { gearTable, nextCut, sqliteChunkSize } from '../../src/backup/archiver/chunker.js';
 import { check, listSnapshots, restore } from '../../src/backup/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { BackvaultError, hasCode, type ErrorCode } from '../../src/errors.js';

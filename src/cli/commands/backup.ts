@@ -19,7 +19,7 @@ import { KEY_SOURCES_HELP } from '../key-input.js';
 import { DEVICE_OPTION, recordLastBackup } from '../device-source.js';
 import { applyRetentionAfterBackup } from '../retention.js';
 import { runVerify } from './verify.js';
-import { ExcludeSet, parseExcludeFile } from '../../backup/exclude.js';
+import { ExcludeSet, parseExcludeFile } from '../../backup/archiver/exclude.js';
 import { recordHeadInVault } from '../vault-access.js';
 
 /** `backup` */

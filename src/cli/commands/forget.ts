@@ -10,7 +10,7 @@ import {
   describeRetentionPolicy,
   validateRetentionPolicy,
   type RetentionPolicy,
-} from '../../backup/retention.js';
+} from '../../backup/commands/retention.js';
 import {
   deviceRetentionPolicy,
   loadDevice,

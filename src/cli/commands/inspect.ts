@@ -9,8 +9,8 @@ import { countOf, formatBytes, formatCount, formatLocalTime, plural, shortId } f
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { SNAPSHOT_SELECTOR_HELP, selectSnapshot } from '../snapshot-select.js';
 
-function loadInspect(): Promise<typeof import('../../backup/inspect.js')> {
-  return import('../../backup/inspect.js');
+function loadInspect(): Promise<typeof import('../../backup/commands/inspect.js')> {
+  return import('../../backup/commands/inspect.js');
 }
 
 /** Left/right aligned columns, two spaces apart, no trailing blanks. */

@@ -20,9 +20,9 @@ import {
   objectAd,
   packName,
   type IndexPack,
-} from '../format/index.js';
-import type { PruneResult, Progress, RepoAccess } from './api.js';
-import { seal, sha256Hex } from './crypto.js';
+} from '../../format/index.js';
+import type { PruneResult, Progress, RepoAccess } from '../api.js';
+import { seal, sha256Hex } from './keys.js';
 import { openBlob } from './blob-codec.js';
 import { RepoLock } from './lock.js';
 import { PackWriter } from './pack-writer.js';
@@ -35,7 +35,7 @@ import {
   readSealedBlob,
   type IndexedBlob,
   type Repo,
-} from './repo.js';
+} from './repository.js';
 import { walkTrees } from './tree-walk.js';
 
 /** Temporary leftovers younger than this are not removed (a write may still be under way). */

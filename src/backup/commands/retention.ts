@@ -28,7 +28,7 @@
  * This module imports nothing but the error classes, so the device profile can validate a
  * stored policy without loading the engine.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../errors.js';
 
 /** Keep counts and duration of a retention policy. Every field optional; -1 = unlimited. */
 export interface RetentionPolicy {

@@ -32,11 +32,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
-import { ConflictError, CorruptBackupError, MissingObjectError } from '../errors.js';
-import { ObjectKind, PREFIX, objectAd } from '../format/index.js';
-import { open, seal } from './crypto.js';
+import { ConflictError, CorruptBackupError, MissingObjectError } from '../../errors.js';
+import { ObjectKind, PREFIX, objectAd } from '../../format/index.js';
+import { open, seal } from './keys.js';
 import { isProcessAlive } from './process-alive.js';
-import type { Repo } from './repo.js';
+import type { Repo } from './repository.js';
 
 /** A holder rewrites its lock this often. */
 export const LOCK_REFRESH_MS = 5 * 60 * 1000;

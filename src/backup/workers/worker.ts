@@ -12,13 +12,19 @@
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { CorruptBackupError } from '../errors.js';
-import { ObjectKind, toHex, type BlobKind } from '../format/index.js';
-import { maybeCompress, openBlob } from './blob-codec.js';
-import { CDC_MAX, SINGLE_CHUNK_MAX, gearTable, nextCut, sqliteChunkSize } from './chunker.js';
-import { hmac } from './crypto.js';
+import { CorruptBackupError } from '../../errors.js';
+import { ObjectKind, toHex, type BlobKind } from '../../format/index.js';
+import { maybeCompress, openBlob } from '../repository/blob-codec.js';
+import {
+  CDC_MAX,
+  SINGLE_CHUNK_MAX,
+  gearTable,
+  nextCut,
+  sqliteChunkSize,
+} from '../archiver/chunker.js';
+import { hmac } from '../repository/keys.js';
 import { accountGarbage } from './gc.js';
-import { PackBuilder } from './pack-builder.js';
+import { PackBuilder } from '../repository/pack-builder.js';
 import {
   ownedBuffer,
   type FileJob,

@@ -13,9 +13,9 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { BackvaultError } from '../errors.js';
-import { writePrivateFile } from '../node/private-file.js';
-import { isLowerHex } from '../format/index.js';
+import { BackvaultError } from '../../errors.js';
+import { writePrivateFile } from '../../node/private-file.js';
+import { isLowerHex } from '../../format/index.js';
 
 /** What the device has seen of one repository. */
 export interface SeenHead {

@@ -15,9 +15,9 @@ import {
   type BlobEntry,
   type BlobKind,
   type CompressionValue,
-} from '../format/index.js';
-import { seal, sha256Hex, type RepoKeys } from './crypto.js';
-import type { PackMessage } from './worker-protocol.js';
+} from '../../format/index.js';
+import { seal, sha256Hex, type RepoKeys } from './keys.js';
+import type { PackMessage } from '../workers/worker-protocol.js';
 
 const UPDATE_BYTES = 64 * 1024;
 /** Header of up to PACK_MAX_BLOBS entries (46 bytes each) plus seal and trailer. */

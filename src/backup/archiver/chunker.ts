@@ -15,7 +15,7 @@
  * small chunks re-store only the touched ones, where content-defined 1 MiB chunks re-store
  * most of the file.
  */
-import { hmac } from './crypto.js';
+import { hmac } from '../repository/keys.js';
 
 /**
  * Files up to this size are one chunk: media files are written once and never edited in

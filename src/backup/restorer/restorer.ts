@@ -48,7 +48,7 @@ import {
   NotFoundError,
   TargetNotEmptyError,
   UsageError,
-} from '../errors.js';
+} from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -57,12 +57,12 @@ import {
   toHex,
   type FileEntry,
   type TreeEntry,
-} from '../format/index.js';
-import type { CheckProblem, RestoreOptions, RestoreResult } from './api.js';
-import { accountGarbage } from './gc.js';
-import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './restore-merge.js';
-import { isProcessAlive } from './process-alive.js';
-import { ByteSemaphore, WorkerPool, defaultWorkers } from './pool.js';
+} from '../../format/index.js';
+import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
+import { accountGarbage } from '../workers/gc.js';
+import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './merge.js';
+import { isProcessAlive } from '../repository/process-alive.js';
+import { ByteSemaphore, WorkerPool, defaultWorkers } from '../workers/pool.js';
 import {
   listPacks,
   chainNoteWarnings,
@@ -74,7 +74,7 @@ import {
   type IndexedBlob,
   type LoadedSnapshot,
   type Repo,
-} from './repo.js';
+} from '../repository/repository.js';
 
 /** Sealed bytes fetched and not yet written. */
 const RESTORE_IN_FLIGHT = 16 * 1024 * 1024;

@@ -13,7 +13,7 @@
  *
  * Exclusion is deliberate: excluded entries do not make a snapshot partial.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../errors.js';
 
 type Segment = { kind: 'any' } | { kind: 'glob'; re: RegExp };
 

@@ -25,7 +25,7 @@
 import { lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TargetNotEmptyError } from '../errors.js';
+import { TargetNotEmptyError } from '../../errors.js';
 
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   try {

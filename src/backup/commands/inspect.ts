@@ -4,10 +4,10 @@
  * Read-only; built on the exported readers of `repo.ts` (config and key check, the verified
  * snapshot chain, the index, verified tree blobs), so everything shown is authenticated.
  */
-import type { SnapshotInfo, RepoAccess } from './api.js';
+import type { SnapshotInfo, RepoAccess } from '../api.js';
 import { snapshotInfo } from './snapshots.js';
-import { NotFoundError } from '../errors.js';
-import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../format/index.js';
+import { NotFoundError } from '../../errors.js';
+import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../../format/index.js';
 import {
   listPacks,
   loadChain,
@@ -17,7 +17,7 @@ import {
   type BlobIndex,
   type LoadedSnapshot,
   type Repo,
-} from './repo.js';
+} from '../repository/repository.js';
 
 /** One entry as `ls` shows it. Paths use `/` and are relative to the snapshot's root. */
 export interface ListedEntry {

@@ -15,11 +15,11 @@
  * what frees it, with its own crash guarantees. With `prune`, prune runs even when nothing
  * was left to delete, so the same command run again after a crash finishes the job.
  */
-import { InternalError } from '../errors.js';
-import { PREFIX } from '../format/index.js';
-import type { ForgetOptions, ForgetResult, ForgetSnapshot } from './api.js';
-import { RepoLock } from './lock.js';
-import { pruneLocked } from './prune.js';
+import { InternalError } from '../../errors.js';
+import { PREFIX } from '../../format/index.js';
+import type { ForgetOptions, ForgetResult, ForgetSnapshot } from '../api.js';
+import { RepoLock } from '../repository/lock.js';
+import { pruneLocked } from '../repository/prune.js';
 import { snapshotInfo } from './snapshots.js';
 import {
   chainNoteWarnings,
@@ -27,7 +27,7 @@ import {
   openRepository,
   type LoadedSnapshot,
   type Repo,
-} from './repo.js';
+} from '../repository/repository.js';
 import {
   applyRetentionPolicy,
   defaultTimeZone,

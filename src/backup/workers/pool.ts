@@ -6,11 +6,11 @@
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { CorruptBackupError, MissingObjectError, UnavailableError } from '../errors.js';
-import type { BlobRef } from '../format/index.js';
-import { openBlob } from './blob-codec.js';
-import { PACK_TARGET } from './pack-builder.js';
-import type { RepoKeys } from './crypto.js';
+import { CorruptBackupError, MissingObjectError, UnavailableError } from '../../errors.js';
+import type { BlobRef } from '../../format/index.js';
+import { openBlob } from '../repository/blob-codec.js';
+import { PACK_TARGET } from '../repository/pack-builder.js';
+import type { RepoKeys } from '../repository/keys.js';
 import {
   SourceReadError,
   ownedBuffer,

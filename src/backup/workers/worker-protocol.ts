@@ -1,7 +1,7 @@
 /** Messages between the engine and its worker threads (see worker.ts and pool.ts). */
-import type { BlobEntry, BlobKind, BlobRef, CompressionValue } from '../format/index.js';
+import type { BlobEntry, BlobKind, BlobRef, CompressionValue } from '../../format/index.js';
 import type { MessagePort } from 'node:worker_threads';
-import type { RepoKeys } from './crypto.js';
+import type { RepoKeys } from '../repository/keys.js';
 
 /** Data every worker gets at start. */
 export interface WorkerInit {

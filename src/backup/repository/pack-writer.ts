@@ -11,10 +11,10 @@ import {
   packName,
   type BlobEntry,
   type IndexPack,
-} from '../format/index.js';
-import type { Storage } from '../storage/storage.js';
-import { fromHex } from '../format/index.js';
-import { seal, sha256Hex, type RepoKeys } from './crypto.js';
+} from '../../format/index.js';
+import type { Storage } from '../../storage/storage.js';
+import { fromHex } from '../../format/index.js';
+import { seal, sha256Hex, type RepoKeys } from './keys.js';
 import { PACK_TARGET } from './pack-builder.js';
 import type { SealedBlob } from './blob-codec.js';
 

@@ -12,7 +12,7 @@ import {
   type BlobEntry,
   type BlobKind,
   type CompressionValue,
-} from '../format/index.js';
+} from '../../format/index.js';
 
 const DEMOTE = 1;
 const DROP = 2;

@@ -2,7 +2,7 @@
  * `check`: verify a whole repository without restoring, collecting every problem instead of
  * stopping at the first. Config and key problems still throw (nothing else can be checked).
  */
-import { BackvaultError } from '../errors.js';
+import { BackvaultError } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -14,10 +14,10 @@ import {
   type BlobEntry,
   type BlobKind,
   type TreeEntry,
-} from '../format/index.js';
-import type { CheckOptions, CheckProblem, CheckResult } from './api.js';
-import { sha256Hex } from './crypto.js';
-import { WorkerPool, defaultWorkers } from './pool.js';
+} from '../../format/index.js';
+import type { CheckOptions, CheckProblem, CheckResult } from '../api.js';
+import { sha256Hex } from '../repository/keys.js';
+import { WorkerPool, defaultWorkers } from '../workers/pool.js';
 import {
   listAll,
   loadIndex,
@@ -27,10 +27,10 @@ import {
   readTree,
   chainNoteWarnings,
   verifyChain,
-} from './repo.js';
-import { readSeenHead, recordSeenHead } from './state.js';
-import { walkTrees } from './tree-walk.js';
-import type { BlobIndex, LoadedSnapshot, Repo } from './repo.js';
+} from '../repository/repository.js';
+import { readSeenHead, recordSeenHead } from '../repository/state.js';
+import { walkTrees } from '../repository/tree-walk.js';
+import type { BlobIndex, LoadedSnapshot, Repo } from '../repository/repository.js';
 
 function sameEntry(a: BlobEntry, b: BlobEntry): boolean {
   return (

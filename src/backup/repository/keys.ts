@@ -12,7 +12,7 @@ import {
   hkdfSync,
   randomBytes,
 } from 'node:crypto';
-import { CorruptBackupError } from '../errors.js';
+import { CorruptBackupError } from '../../errors.js';
 import {
   NONCE_BYTES,
   SEAL_OVERHEAD,
@@ -21,7 +21,7 @@ import {
   keyCheckMessage,
   subkeyInfo,
   type SubkeyLabel,
-} from '../format/index.js';
+} from '../../format/index.js';
 
 /** The subkeys of one repository, derived once per operation. */
 export interface RepoKeys {

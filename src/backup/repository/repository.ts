@@ -11,7 +11,7 @@ import {
   NoRepositoryError,
   RollbackError,
   WrongKeyError,
-} from '../errors.js';
+} from '../../errors.js';
 import {
   BLOB_ENTRY_BYTES,
   CONFIG_BYTES,
@@ -35,11 +35,11 @@ import {
   type BlobEntry,
   type Snapshot,
   type TreeEntry,
-} from '../format/index.js';
-import type { Storage } from '../storage/storage.js';
-import type { CheckProblem, RepoAccess } from './api.js';
+} from '../../format/index.js';
+import type { Storage } from '../../storage/storage.js';
+import type { CheckProblem, RepoAccess } from '../api.js';
 import { openBlob } from './blob-codec.js';
-import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './crypto.js';
+import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './keys.js';
 import {
   readKnownLocation,
   readSeenHead,

@@ -10,7 +10,7 @@ import {
   deflateRawSync,
   inflateRawSync,
 } from 'node:zlib';
-import { CorruptBackupError } from '../errors.js';
+import { CorruptBackupError } from '../../errors.js';
 import {
   Compression,
   ObjectKind,
@@ -18,8 +18,8 @@ import {
   type BlobKind,
   type BlobRef,
   type CompressionValue,
-} from '../format/index.js';
-import { hmac, open, seal, type RepoKeys } from './crypto.js';
+} from '../../format/index.js';
+import { hmac, open, seal, type RepoKeys } from './keys.js';
 
 /**
  * What the writer compresses with. Measured on 32 KiB pages of the bench chat database

@@ -28,7 +28,7 @@ import {
   type CapturedDatabase,
   type DatabaseCapture,
 } from './sqlite-capture.js';
-import { BackvaultError, MissingObjectError, UsageError } from '../errors.js';
+import { BackvaultError, MissingObjectError, UsageError } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -43,13 +43,13 @@ import {
   type FileEntry,
   type IndexPack,
   type TreeEntry,
-} from '../format/index.js';
-import type { BackupOptions, BackupResult, Progress } from './api.js';
+} from '../../format/index.js';
+import type { BackupOptions, BackupResult, Progress } from '../api.js';
 import { sqliteChunkSize } from './chunker.js';
-import { seal, sha256Hex } from './crypto.js';
-import { RepoLock } from './lock.js';
-import { WorkerPool, defaultWorkers } from './pool.js';
-import { SourceReadError, type FileResult } from './worker-protocol.js';
+import { seal, sha256Hex } from '../repository/keys.js';
+import { RepoLock } from '../repository/lock.js';
+import { WorkerPool, defaultWorkers } from '../workers/pool.js';
+import { SourceReadError, type FileResult } from '../workers/worker-protocol.js';
 import {
   initRepository,
   listPacks,
@@ -62,8 +62,8 @@ import {
   type BlobIndex,
   type LoadedSnapshot,
   type Repo,
-} from './repo.js';
-import { recordSeenHead } from './state.js';
+} from '../repository/repository.js';
+import { recordSeenHead } from '../repository/state.js';
 
 /**
  * Files at least this large are read by several workers at once when they are SQLite
