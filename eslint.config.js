@@ -87,6 +87,35 @@ export default tseslint.config(
     files: ['src/backup/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm', 'cli') }] },
   },
+  // The engine's rooms (docs/ARCHITECTURE.md): imports point down only.
+  //   repository            -> the store's objects; imports no other room
+  //   workers               -> the thread pool; repository (and the archiver's chunker)
+  //   archiver, restorer,   -> repository and workers; never each other
+  //   checker
+  //   commands              -> wire the rooms (the public functions)
+  ...[
+    ['repository', ['workers', 'archiver', 'restorer', 'checker', 'commands']],
+    ['workers', ['restorer', 'checker', 'commands']],
+    ['archiver', ['restorer', 'checker', 'commands']],
+    ['restorer', ['archiver', 'checker', 'commands']],
+    ['checker', ['archiver', 'restorer', 'commands']],
+  ].map(([room, below]) => ({
+    files: [`src/backup/${room}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...deny('vault', 'hsm', 'cli'),
+            ...below.map((f) => ({
+              group: [`../${f}/*`],
+              message: `Engine rooms: ${room}/ must not import ${f}/ (see docs/ARCHITECTURE.md).`,
+            })),
+          ],
+        },
+      ],
+    },
+  })),
   {
     // The device profile (Node-only: files); like the engine, never imports the vault or HSM.
     files: ['src/device/**/*.ts'],

@@ -1,7 +1,7 @@
 /**
  * Public types of the backup engine (Node-only: it reads and writes directories).
- * The functions live in backup.ts, restore.ts, check.ts, prune.ts, snapshots.ts and are
- * re-exported from index.ts:
+ * The functions live in commands/ (checker/ for check) and are re-exported from index.ts
+ * (the rooms behind them: docs/ARCHITECTURE.md):
  *
  *   backup(opts: BackupOptions): Promise<BackupResult>
  *   restore(opts: RestoreOptions): Promise<RestoreResult>
@@ -9,7 +9,7 @@
  *   check(opts: CheckOptions): Promise<CheckResult>
  *   prune(opts: RepoAccess & { onProgress? }): Promise<PruneResult>
  *   forget(opts: ForgetOptions): Promise<ForgetResult>
- *   applyRetentionPolicy(snapshots, policy, { timeZone?, now? })      (pure, retention.ts)
+ *   applyRetentionPolicy(snapshots, policy, { timeZone?, now? })      (pure, commands/retention.ts)
  *   initRepository(opts: RepoAccess): Promise<{ repoId: string }>   (backup() calls it on first use)
  *   repositoryExists(storage: Storage): Promise<boolean>
  *

@@ -3,11 +3,11 @@
  * Storage, restore, list, check, forget and prune. Signatures are documented in api.ts.
  */
 export * from './api.js';
-export { backup } from './archiver/archiver.js';
-export { restore } from './restorer/restorer.js';
+export { backup } from './commands/backup.js';
+export { restore } from './commands/restore.js';
 export { listSnapshots } from './commands/snapshots.js';
 export { check } from './checker/checker.js';
-export { prune } from './repository/prune.js';
+export { prune } from './commands/prune.js';
 export {
   forget,
   applyRetentionPolicy,
@@ -25,5 +25,6 @@ export {
   sqliteCapture,
   type DatabaseCapture,
   type CapturedDatabase,
+  type SqliteCapture,
 } from './archiver/sqlite-capture.js';
-export { verify, type VerifyOptions, type VerifyResult } from './checker/verify.js';
+export { verify, type VerifyOptions, type VerifyResult } from './commands/verify.js';

@@ -75,7 +75,7 @@ export interface DeviceProfile {
   readonly lastVerified?: LastVerified;
   /**
    * Which snapshots `backup --device` keeps after each backup (restic's `--keep-*`; see
-   * src/backup/retention.ts). Absent: {@link DEFAULT_DEVICE_RETENTION}. Set with
+   * src/backup/commands/retention.ts). Absent: {@link DEFAULT_DEVICE_RETENTION}. Set with
    * `backvault forget --device DIR --set-policy --keep-…`. Not checked when the profile
    * is loaded (a bad policy must never stop a backup): {@link deviceRetentionPolicy} checks it.
    */

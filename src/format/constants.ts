@@ -66,7 +66,7 @@ export const ObjectKind = {
   PACK_HEADER: 3,
   INDEX: 4,
   SNAPSHOT: 5,
-  /** A repository lock (see src/backup/lock.ts). */
+  /** A repository lock (see src/backup/repository/lock.ts). */
   LOCK: 6,
 } as const;
 

@@ -24,7 +24,7 @@
  * of a complete backup reads with every version-1 reader.
  *
  * The chain (seq, previous id) lets a device detect a store that serves an older snapshot
- * as the latest, given the highest seq it has seen (see backup/state.ts).
+ * as the latest, given the highest seq it has seen (see backup/repository/state.ts).
  *
  * Browser-safe: no `node:` imports.
  */

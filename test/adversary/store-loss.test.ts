@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { backup, check, listSnapshots, prune, restore } from '../../src/backup/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { generateBackupKey, toHex } from '../../src/format/index.js';
-import { loadChain, openRepository } from '../../src/backup/repository/repository.js';
+import { loadChain } from '../../src/backup/repository/snapshots.js';
+import { openRepository } from '../../src/backup/repository/repository.js';
 import { assertTreeIs, describeTree, packLayouts } from './fixtures.js';
 
 describe('adversary: a store that loses a pack between backups', () => {

@@ -101,4 +101,33 @@ describe('a live SQLite database is captured as one committed state', () => {
       assert.ok(copies >= ROUNDS / 2, 'the writer did not write during most backups');
     });
   }
+
+  it('two live databases and a hard link to one: one lock helper pins all three, every restore consistent', async () => {
+    const src = join(dir, 'chat-two');
+    const { link, mkdir } = await import('node:fs/promises');
+    await mkdir(join(src, 'databases'), { recursive: true });
+    await mkdir(join(src, 'linked'), { recursive: true });
+    const wal = join(src, 'databases', 'msgstore.db');
+    const journal = join(src, 'databases', 'wa.db');
+    writers.push(await startWriter(wal, 'wal'), await startWriter(journal, 'delete'));
+    // A second name for the rollback-journal database: the helper must not open a second
+    // connection to the same file, whose close would drop the first one's locks.
+    await link(journal, join(src, 'linked', 'wa-link.db'));
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const rounds = 8;
+    for (let i = 0; i < rounds; i++) {
+      const r = await backup({ storage, backupKey, source: src, workers: 2, init: true });
+      assert.equal(r.databases, 3);
+      assert.deepEqual(r.warnings, []);
+    }
+    const snaps = await listSnapshots({ storage, backupKey });
+    for (const s of snaps) {
+      const target = join(dir, `out-two-${s.seq}`);
+      await restore({ storage, backupKey, target, snapshotId: s.id, workers: 1 });
+      for (const f of ['databases/msgstore.db', 'databases/wa.db', 'linked/wa-link.db'])
+        assertConsistent(join(target, f), `snapshot ${s.seq} ${f}`);
+      await rm(target, { recursive: true });
+    }
+  });
 });

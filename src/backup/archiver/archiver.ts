@@ -1,77 +1,55 @@
 /**
- * `backup`: walk a directory, cut files into chunks, seal them in worker threads, append new
- * ones to packs, write the index, then the snapshot (last), then the local state file.
- *
- * Commit order is the atomicity argument: a snapshot only names trees and chunks that are
- * in durable packs listed by a durable index, so a crash at any moment leaves the previous
- * snapshot intact and restorable; the leftovers of an interrupted backup (packs without an
- * index, an index without a snapshot) are valid objects that `prune` removes.
+ * The archiver: walks a directory, cuts files into chunks (content-defined; SQLite
+ * databases captured consistently and cut at page boundaries), and hands them to the
+ * worker pool, which hashes, compresses, seals and packs them; builds the tree blobs bottom
+ * up. What it produces (packs, trees, counts) is committed by commands/backup.ts.
  *
  * Work split: this thread walks the tree and hands files (or, for large SQLite databases,
  * 8 MiB ranges) to the worker pool; workers read the data themselves, so file bytes never
- * cross threads, and build packs that this thread stores. Memory is bounded independently
+ * cross threads, and build packs that the command stores. Memory is bounded independently
  * of input size: two jobs per worker, one read buffer and two pack buffers per worker
  * (one filling, one being stored).
  *
- * The store and the source may change under a backup: index entries whose pack is gone are
- * not trusted (one listing of `data/` per backup), and files that vanish or change while
- * being read are skipped or read again (SPEC.md section 14).
+ * The source may change under a backup: files that vanish or change while being read are
+ * skipped or read again (SPEC.md section 14).
  */
-import { hostname as osHostname } from 'node:os';
-import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
+
 import type { BigIntStats } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
-import { ExcludeSet } from './exclude.js';
-import {
-  isDatabaseCompanion,
-  sqliteCapture,
-  type CapturedDatabase,
-  type DatabaseCapture,
-} from './sqlite-capture.js';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { BackvaultError, MissingObjectError, UsageError } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
-  PREFIX,
-  encodeIndex,
-  encodeSnapshot,
   encodeTree,
-  fromHex,
-  objectAd,
-  packName,
   sortTreeEntries,
   type FileEntry,
-  type IndexPack,
   type TreeEntry,
 } from '../../format/index.js';
-import type { BackupOptions, BackupResult, Progress } from '../api.js';
-import { sqliteChunkSize } from './chunker.js';
-import { seal, sha256Hex } from '../repository/keys.js';
-import { RepoLock } from '../repository/lock.js';
-import { WorkerPool, defaultWorkers } from '../workers/pool.js';
+import type { Progress } from '../api.js';
+import { type BlobIndex } from '../repository/indexes.js';
+import { readTree } from '../repository/packs.js';
+import { type Repo } from '../repository/repository.js';
+import { type LoadedSnapshot } from '../repository/snapshots.js';
+import { WorkerPool } from '../workers/pool.js';
 import { SourceReadError, type FileResult } from '../workers/worker-protocol.js';
+import { sqliteChunkSize } from './chunker.js';
+import { ExcludeSet } from './exclude.js';
 import {
-  initRepository,
-  listPacks,
-  chainNoteWarnings,
-  loadChainNotes,
-  loadIndex,
-  openRepository,
-  readTree,
-  repositoryExists,
-  type BlobIndex,
-  type LoadedSnapshot,
-  type Repo,
-} from '../repository/repository.js';
-import { recordSeenHead } from '../repository/state.js';
+  isDatabaseCompanion,
+  type CapturedDatabase,
+  type DatabaseCapture,
+} from './sqlite-capture.js';
 
 /**
  * Files at least this large are read by several workers at once when they are SQLite
  * databases (fixed chunks split cleanly); smaller files are one job each.
  */
 const SPLIT_MIN = 16 * 1024 * 1024;
+
 /** Range of a split SQLite file per job (a multiple of every possible chunk size). */
 const SPLIT_RANGE = 8 * 1024 * 1024;
+
 /**
  * A file is taken over from the parent snapshot unread only if its status changed (ctime)
  * this long before the parent snapshot started: file systems stamp times with a coarse
@@ -97,6 +75,7 @@ async function readHead(path: string): Promise<Uint8Array> {
 
 /** Warnings kept in a result; more are counted in one last line. */
 const MAX_WARNINGS = 1000;
+
 /** Reads of a file that keeps changing while it is read, before taking what was read. */
 const READ_ATTEMPTS = 3;
 
@@ -153,7 +132,7 @@ interface FileRead {
   short: boolean;
 }
 
-class BackupRun {
+export class BackupRun {
   failure: unknown;
   files = 0;
   dirs = 0;
@@ -552,211 +531,5 @@ class BackupRun {
     const resolved = (await Promise.all(entries)).filter((e): e is TreeEntry => e !== undefined);
     const { id } = await this.pool.tree(encodeTree(sortTreeEntries(resolved)));
     return id;
-  }
-}
-
-/**
- * Back up `opts.source` as a new snapshot, creating the repository on first use.
- * @throws UsageError when the source is not a directory, or a file or directory in it cannot
- *   be read for lack of permission (the message names the path; nothing is committed).
- *   Files and directories that vanish while the backup runs are skipped and reported in
- *   `warnings` / `filesSkipped`.
- * @throws WrongKeyError when the key does not open the existing repository.
- * @throws ConflictError when another backup or a prune holds the repository's lock, or this backup lost its
- *   own lock (stopped for longer than a lock lives); nothing is committed then.
- * @throws RollbackError / CorruptBackupError / MissingObjectError when the repository's
- *   snapshot chain or index fails verification (nothing is written then).
- * @throws UnavailableError from the store.
- */
-export async function backup(opts: BackupOptions): Promise<BackupResult> {
-  const started = performance.now();
-  const startMs = Date.now();
-  const source = resolve(opts.source);
-  let rootStat: BigIntStats;
-  try {
-    rootStat = await stat(source, { bigint: true });
-  } catch {
-    throw new UsageError(`cannot read the source directory: ${source}`);
-  }
-  if (!rootStat.isDirectory()) throw new UsageError(`not a directory: ${source}`);
-  if (
-    opts.packSize !== undefined &&
-    !(
-      Number.isSafeInteger(opts.packSize) &&
-      opts.packSize >= 256 * 1024 &&
-      opts.packSize <= 128 * 1024 * 1024
-    )
-  ) {
-    throw new UsageError('packSize must be a whole number of bytes from 256 KiB to 128 MiB');
-  }
-
-  let created = false;
-  if (!(await repositoryExists(opts.storage))) {
-    if (!opts.init) {
-      // refuses with what this device saw there, if it saw a repository here before
-      await openRepository(opts);
-    }
-    created = (await initRepository(opts)).created;
-  }
-  const repo = await openRepository(opts);
-  // Taken before the index is read: a prune must not delete what this backup deduplicates
-  // against or has stored but not yet indexed, and another backup must not chain a second
-  // snapshot to the same head (a fork). See lock.ts.
-  const lock = await RepoLock.acquire(repo, 'backup', true);
-  try {
-    return await backupLocked(opts, repo, lock, { started, startMs, source, rootStat, created });
-  } finally {
-    await lock.release();
-  }
-}
-
-async function backupLocked(
-  opts: BackupOptions,
-  repo: Repo,
-  lock: RepoLock,
-  ctx: {
-    started: number;
-    startMs: number;
-    source: string;
-    rootStat: BigIntStats;
-    created: boolean;
-  },
-): Promise<BackupResult> {
-  const { started, startMs, source, rootStat, created } = ctx;
-  const { chain, notes: chainNotes } = await loadChainNotes(repo);
-  // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
-  // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
-  // their data is stored again from the source.
-  // Packs an interrupted backup stored before its index are adopted (read by their
-  // headers), so this backup resumes where that one stopped: only the packs that were in
-  // flight are lost. They go into this backup's index.
-  const index = await loadIndex(repo, undefined, {
-    stored: await listPacks(repo.storage),
-    lost: 'drop',
-    adoptOrphans: true,
-  });
-  const host = opts.hostname ?? osHostname();
-  const head = chain[chain.length - 1];
-  // Only a snapshot of this host can vouch for files by their times.
-  const parent = head && head.snap.hostname === host ? head : undefined;
-
-  const packs: IndexPack[] = index.adopted.map((a) => ({
-    packId: fromHex(a.packId),
-    blobs: a.entries,
-  }));
-  let bytesStoredNew = 0;
-  const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys, {
-    ...(opts.packSize !== undefined ? { packSize: opts.packSize } : {}),
-    known: {
-      data: index.blobs.sharedIds(ObjectKind.DATA_BLOB),
-      tree: index.blobs.sharedIds(ObjectKind.TREE_BLOB),
-    },
-    onPack: async (p) => {
-      await repo.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
-      bytesStoredNew += p.length;
-      // Only a durable pack goes into the index.
-      packs.push({ packId: fromHex(p.packId), blobs: p.entries });
-    },
-  });
-  try {
-    const run = new BackupRun(
-      repo,
-      index,
-      pool,
-      parent,
-      opts.onProgress,
-      source,
-      new ExcludeSet(opts.exclude ?? []),
-      opts.databases === false ? undefined : (opts.databases ?? sqliteCapture()),
-    );
-    for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
-
-    if (index.lostPacks.length > 0) {
-      run.warn(
-        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,
-      );
-    }
-    const parentRoot = parent ? await run.parentTree(parent.snap.rootTree) : undefined;
-    let rootTree: Uint8Array | undefined;
-    try {
-      rootTree = await run.dir(source, parentRoot);
-    } catch (e) {
-      throw run.failure ?? e;
-    }
-    if (rootTree === undefined) throw new UsageError(`the source directory vanished: ${source}`);
-    if (run.failure) throw run.failure;
-    await pool.flush();
-
-    // A backup stopped for longer than a lock lives (a suspended laptop) may have been pruned
-    // around: it must not index or commit what may be gone.
-    await lock.assertHeld();
-    if (packs.length > 0) {
-      const sealedIndex = seal(
-        repo.keys.meta,
-        objectAd(ObjectKind.INDEX, repo.keys.repoId),
-        encodeIndex(packs),
-      );
-      await repo.storage.put(PREFIX.index + sha256Hex(sealedIndex), sealedIndex);
-      bytesStoredNew += sealedIndex.length;
-    }
-
-    const seq = head ? head.snap.seq + 1 : 1;
-    const snapPlain = encodeSnapshot({
-      seq,
-      prev: head ? Uint8Array.from(Buffer.from(head.id, 'hex')) : null,
-      timeMs: startMs,
-      hostname: host,
-      rootTree,
-      rootMode: Number(rootStat.mode) & 0o7777,
-      rootMtimeNs: rootStat.mtimeNs,
-      files: run.files,
-      dirs: run.dirs,
-      bytes: run.bytesInSnapshot,
-      partial: run.partial,
-      skipped: run.filesSkipped,
-    });
-    const sealedSnap = seal(
-      repo.keys.meta,
-      objectAd(ObjectKind.SNAPSHOT, repo.keys.repoId),
-      snapPlain,
-    );
-    const snapshotId = sha256Hex(sealedSnap);
-    await lock.assertHeld();
-    // The commit point: from here on the new snapshot exists.
-    await repo.storage.put(PREFIX.snapshots + snapshotId, sealedSnap);
-    bytesStoredNew += sealedSnap.length;
-    if (repo.statePath)
-      await recordSeenHead(
-        repo.statePath,
-        repo.repoIdHex,
-        { seq, snapshot: snapshotId },
-        repo.storage.location,
-      );
-    run.progress(true);
-
-    return {
-      snapshotId,
-      seq,
-      created,
-      files: run.files,
-      dirs: run.dirs,
-      bytesRead: run.bytesRead,
-      bytesNew: run.bytesNew,
-      bytesStoredNew,
-      chunksTotal: run.chunksTotal,
-      chunksNew: run.chunksNew,
-      filesSkipped: run.filesSkipped,
-      partial: run.partial,
-      excluded: run.excluded,
-      databases: run.databasesCaptured,
-      warnings: run.allWarnings(),
-      resumed: {
-        packs: index.adopted.length,
-        bytes: index.adopted.reduce((n, a) => n + a.size, 0),
-      },
-      seconds: (performance.now() - started) / 1000,
-    };
-  } finally {
-    await pool.close();
   }
 }

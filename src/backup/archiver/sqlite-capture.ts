@@ -35,7 +35,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -61,6 +61,19 @@ export interface DatabaseCapture {
    * (the backup then warns). Must not return before the image is pinned.
    */
   capture(path: string): Promise<CapturedDatabase | undefined>;
+  /**
+   * Called once when the backup is done with this capture (after every image it gave has
+   * been released), to free what it keeps between captures.
+   */
+  close?(): Promise<void>;
+}
+
+/** The default capture, with its lock helper process under the caller's control. */
+export interface SqliteCapture extends DatabaseCapture {
+  /** Start the lock helper process now (it otherwise starts on the first capture). */
+  warm(): void;
+  /** End the lock helper process (every image must have been released). Idempotent. */
+  close(): Promise<void>;
 }
 
 /** Names of the files next to a database that its image replaces: never backed up. */
@@ -78,46 +91,125 @@ interface BetterSqlite3Db {
 }
 
 /**
- * Pin the database's state in a child process (sqlite-lock-child.ts) and, when the main
- * file is exactly that state, hand it over to be read directly while the child holds it:
- * no copy at all. Returns undefined when the file is not that state (committed frames
- * still only in the WAL) or the child cannot pin it; the caller then copies.
+ * The lock-holding child process (sqlite-lock-child.ts), one per capture object: started
+ * on first use, serving every database of the backup, ended by {@link LockHelper.close}
+ * (or by this process's exit: its stdin closes).
  */
-async function holdInChild(path: string): Promise<CapturedDatabase | undefined> {
-  const script = fileURLToPath(new URL('./sqlite-lock-child.js', import.meta.url));
-  const child = spawn(process.execPath, [script, path], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const answer = await new Promise<{ stable?: boolean; error?: string } | undefined>((resolve) => {
+class LockHelper {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private exited: Promise<void> | undefined;
+  private nextId = 1;
+  private readonly waiting = new Map<number, (answer: ChildAnswer | undefined) => void>();
+
+  private start(): ChildProcessWithoutNullStreams {
+    if (this.child) return this.child;
+    const script = fileURLToPath(new URL('./sqlite-lock-child.js', import.meta.url));
+    const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child = child as unknown as ChildProcessWithoutNullStreams;
+    this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const failAll = (): void => {
+      for (const done of this.waiting.values()) done(undefined);
+      this.waiting.clear();
+      this.child = undefined;
+    };
+    child.once('error', failAll);
+    child.once('exit', failAll);
+    // Idle, the child must not keep this process alive (an app that made a capture and
+    // never closed it still exits); `request` refs it while answers are awaited.
+    this.idle(true);
+    // A broken pipe (the child died) surfaces as failed requests, never as a crash.
+    child.stdin.on('error', () => {});
     let buf = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       buf += s;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as { stable?: boolean; error?: string });
-      } catch {
-        resolve(undefined);
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let answer: ChildAnswer | undefined;
+        try {
+          answer = JSON.parse(line) as ChildAnswer;
+        } catch {
+          answer = undefined;
+        }
+        const done = answer && this.waiting.get(answer.id);
+        if (answer && done) {
+          this.waiting.delete(answer.id);
+          done(answer);
+        }
       }
     });
-    child.once('error', () => resolve(undefined));
-    child.once('exit', () => resolve(undefined));
-  });
-  if (!answer?.stable) {
-    child.kill('SIGKILL');
-    await exited;
-    return undefined;
+    return this.child;
   }
-  let released = false;
-  return {
-    path,
-    copied: false,
-    async release() {
-      if (released) return;
-      released = true;
-      child.stdin.end();
-      await exited;
-    },
-  };
+
+  /** Let this process exit while nothing is awaited from the child (or not). */
+  private idle(yes: boolean): void {
+    const c = this.child;
+    if (!c) return;
+    const handles = [c, c.stdin, c.stdout] as unknown as { ref(): void; unref(): void }[];
+    for (const h of handles) {
+      if (yes) h.unref();
+      else h.ref();
+    }
+  }
+
+  /** Start the child now, so that its start-up overlaps other work. */
+  warm(): void {
+    this.start();
+  }
+
+  private request(
+    req: { op: 'pin'; path: string } | { op: 'release'; id: number },
+  ): Promise<ChildAnswer | undefined> {
+    const child = this.start();
+    const id = req.op === 'release' ? req.id : this.nextId++;
+    this.idle(false);
+    return new Promise((resolve) => {
+      this.waiting.set(id, (answer) => {
+        if (this.waiting.size === 0) this.idle(true);
+        resolve(answer);
+      });
+      child.stdin.write(`${JSON.stringify({ ...req, id })}\n`);
+    });
+  }
+
+  /**
+   * Pin the database's state in the child and, when the main file is exactly that state,
+   * hand it over to be read directly while the child holds it: no copy at all. Returns
+   * undefined when the file is not that state (committed frames still only in the WAL) or
+   * the child cannot pin it; the caller then copies.
+   */
+  async hold(path: string): Promise<CapturedDatabase | undefined> {
+    const answer = await this.request({ op: 'pin', path });
+    if (!answer?.stable) return undefined;
+    let released = false;
+    return {
+      path,
+      copied: false,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (this.child) await this.request({ op: 'release', id: answer.id });
+      },
+    };
+  }
+
+  /** End every transaction and the child. Idempotent. */
+  async close(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.idle(false);
+    child.stdin.end();
+    await this.exited;
+  }
+}
+
+/** One answer line of the child. */
+interface ChildAnswer {
+  id: number;
+  mode?: string;
+  stable?: boolean;
+  released?: boolean;
+  error?: string;
 }
 
 /**
@@ -147,12 +239,15 @@ async function copyChangeCounter(from: string, to: string): Promise<void> {
  * The default capture: better-sqlite3, loaded on first use (it is a native module; apps
  * that give their own capture never load it).
  */
-export function sqliteCapture(opts: { tempDir?: string } = {}): DatabaseCapture {
+export function sqliteCapture(opts: { tempDir?: string } = {}): SqliteCapture {
   let Database: (new (path: string, o: object) => BetterSqlite3Db) | undefined;
+  const helper = new LockHelper();
   return {
+    warm: () => helper.warm(),
+    close: () => helper.close(),
     async capture(path) {
       // The free way first: a lock-holding child, when the main file is the pinned state.
-      const held = await holdInChild(path);
+      const held = await helper.hold(path);
       if (held) return held;
       if (!Database) {
         const mod = (await import('better-sqlite3')) as unknown as {

@@ -1,24 +1,43 @@
 /**
- * Child process of sqlite-capture.ts: holds a read transaction on one SQLite database so
- * that the backup may read the database file itself, when that file is exactly the pinned
- * state. A separate process, because SQLite's locks are POSIX record locks, which a process
- * drops on a file whenever it closes any descriptor of it — and the backup's workers open
- * and close the files they read. This process never closes a descriptor of the database or
- * its -shm before it exits.
+ * Child process of sqlite-capture.ts: holds read transactions on SQLite databases so that
+ * the backup may read a database file itself, when that file is exactly the pinned state.
+ * A separate process, because SQLite's locks are POSIX record locks, which a process drops
+ * on a file whenever it closes any descriptor of it — and the backup's workers open and
+ * close the files they read. This process never closes a descriptor of a pinned database
+ * or its -shm while it holds that database.
  *
- *   node sqlite-lock-child.js DB_PATH
+ *   node sqlite-lock-child.js
  *
- * Prints one JSON line `{"mode":"wal"|"delete"|…,"stable":bool}` once the state is pinned
- * (`stable`: the main file is that state — a rollback-journal database, whose writers wait
- * for our SHARED lock, or a WAL database whose every committed frame is already in the main
- * file, nBackfill == mxFrame in the wal-index, sqlite.org/walformat.html), then waits for
- * its stdin to close, ends the transaction and exits. On any error it prints
- * `{"error":"…"}` and exits 1.
+ * One child serves a whole backup (starting Node and better-sqlite3 costs ~0.1 s, once).
+ * Requests are JSON lines on stdin, answers JSON lines on stdout, in request order:
+ *
+ *   {"op":"pin","id":N,"path":P}  -> {"id":N,"mode":"wal"|"delete"|…,"stable":bool}
+ *                                  or {"id":N,"error":"…"}
+ *   {"op":"release","id":N}        -> {"id":N,"released":true}
+ *
+ * `stable`: the main file is the pinned state — a rollback-journal database, whose writers
+ * wait for our SHARED lock, or a WAL database whose every committed frame is already in the
+ * main file, nBackfill == mxFrame in the wal-index (sqlite.org/walformat.html). A database
+ * that is not stable is released at once (the caller copies it instead). When stdin closes
+ * (the backup ended, or died) every transaction ends and the child exits.
  */
-import { openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 
-const [path] = process.argv.slice(2);
+interface Held {
+  db: Database.Database;
+  shm: number | undefined;
+  /** The file's device and inode: one connection per file, shared by its requests. */
+  file: string;
+  refs: number;
+}
+
+/** By request id. */
+const held = new Map<number, Held>();
+/** By file: a second path to a held file (a hard link) must not open a second connection,
+ * whose close would drop the first one's locks. */
+const byFile = new Map<string, Held>();
 
 function walFullyCheckpointed(shmFd: number): boolean {
   const b = Buffer.alloc(136);
@@ -30,35 +49,84 @@ function walFullyCheckpointed(shmFd: number): boolean {
   return mxFrame === nBackfill;
 }
 
-try {
-  if (!path) throw new Error('usage: sqlite-lock-child.js DB_PATH');
+function end(h: Held): void {
+  try {
+    h.db.exec('COMMIT');
+  } catch {
+    // not in a transaction any more
+  }
+  try {
+    h.db.close();
+  } catch {
+    // already closed
+  }
+  if (h.shm !== undefined) closeSync(h.shm);
+}
+
+function release(id: number): void {
+  const h = held.get(id);
+  held.delete(id);
+  if (!h || --h.refs > 0) return;
+  byFile.delete(h.file);
+  end(h);
+}
+
+function pin(id: number, path: string): object {
+  const st = statSync(path);
+  const file = `${st.dev}:${st.ino}`;
+  const same = byFile.get(file);
+  if (same) {
+    same.refs += 1;
+    held.set(id, same);
+    return { id, mode: 'shared', stable: true };
+  }
   // A writer in rollback-journal mode holds its lock while it commits: wait for a gap.
   const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 30_000 });
-  const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
-  db.exec('BEGIN');
-  // The first read starts the read transaction: from here on the state is pinned.
-  db.prepare('SELECT count(*) FROM sqlite_master').get();
-  let stable = mode !== 'wal';
-  if (mode === 'wal') {
-    // Opened after the connection, and never closed before exit (see above).
-    let shm: number | undefined;
-    try {
-      shm = openSync(`${path}-shm`, 'r');
-    } catch {
-      shm = undefined;
+  const h: Held = { db, shm: undefined, file, refs: 1 };
+  try {
+    const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
+    db.exec('BEGIN');
+    // The first read starts the read transaction: from here on the state is pinned.
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    let stable = mode !== 'wal';
+    if (mode === 'wal') {
+      // Opened after the connection, and closed only after the transaction ends (see above).
+      try {
+        h.shm = openSync(`${path}-shm`, 'r');
+      } catch {
+        h.shm = undefined;
+      }
+      stable = h.shm !== undefined && walFullyCheckpointed(h.shm);
     }
-    stable = shm !== undefined && walFullyCheckpointed(shm);
+    if (stable) {
+      held.set(id, h);
+      byFile.set(file, h);
+    } else end(h);
+    return { id, mode, stable };
+  } catch (e) {
+    end(h);
+    throw e;
   }
-  process.stdout.write(`${JSON.stringify({ mode, stable })}\n`);
-  process.stdin.resume();
-  process.stdin.on('end', () => {
-    try {
-      db.exec('COMMIT');
-    } finally {
-      process.exit(0);
-    }
-  });
-} catch (e) {
-  process.stdout.write(`${JSON.stringify({ error: (e as Error).message })}\n`);
-  process.exit(1);
 }
+
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+lines.on('line', (line) => {
+  let id = -1;
+  try {
+    const req = JSON.parse(line) as { op?: string; id?: number; path?: string };
+    id = typeof req.id === 'number' ? req.id : -1;
+    let answer: object;
+    if (req.op === 'pin' && typeof req.path === 'string') answer = pin(id, req.path);
+    else if (req.op === 'release') {
+      release(id);
+      answer = { id, released: true };
+    } else answer = { id, error: 'bad request' };
+    process.stdout.write(`${JSON.stringify(answer)}\n`);
+  } catch (e) {
+    process.stdout.write(`${JSON.stringify({ id, error: (e as Error).message })}\n`);
+  }
+});
+lines.on('close', () => {
+  for (const h of byFile.values()) end(h);
+  process.exit(0);
+});

@@ -18,19 +18,15 @@ import {
 import type { CheckOptions, CheckProblem, CheckResult } from '../api.js';
 import { sha256Hex } from '../repository/keys.js';
 import { WorkerPool, defaultWorkers } from '../workers/pool.js';
-import {
-  listAll,
-  loadIndex,
-  loadSnapshots,
-  openRepository,
-  readPackHeader,
-  readTree,
-  chainNoteWarnings,
-  verifyChain,
-} from '../repository/repository.js';
+import { listAll, openRepository } from '../repository/repository.js';
+import { loadIndex } from '../repository/indexes.js';
+import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/snapshots.js';
+import { readPackHeader, readTree } from '../repository/packs.js';
 import { readSeenHead, recordSeenHead } from '../repository/state.js';
 import { walkTrees } from '../repository/tree-walk.js';
-import type { BlobIndex, LoadedSnapshot, Repo } from '../repository/repository.js';
+import type { BlobIndex } from '../repository/indexes.js';
+import type { LoadedSnapshot } from '../repository/snapshots.js';
+import type { Repo } from '../repository/repository.js';
 
 function sameEntry(a: BlobEntry, b: BlobEntry): boolean {
   return (

@@ -21,13 +21,8 @@ import type { ForgetOptions, ForgetResult, ForgetSnapshot } from '../api.js';
 import { RepoLock } from '../repository/lock.js';
 import { pruneLocked } from '../repository/prune.js';
 import { snapshotInfo } from './snapshots.js';
-import {
-  chainNoteWarnings,
-  loadChainNotes,
-  openRepository,
-  type LoadedSnapshot,
-  type Repo,
-} from '../repository/repository.js';
+import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
+import { openRepository, type Repo } from '../repository/repository.js';
 import {
   applyRetentionPolicy,
   defaultTimeZone,

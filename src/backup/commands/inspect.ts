@@ -1,23 +1,17 @@
 /**
  * Looking inside a repository without restoring it: list a snapshot's tree (`ls`), compare
  * two snapshots (`diff`) and measure what each snapshot costs in the store (`stats`).
- * Read-only; built on the exported readers of `repo.ts` (config and key check, the verified
+ * Read-only; built on the readers of `repository/` (config and key check, the verified
  * snapshot chain, the index, verified tree blobs), so everything shown is authenticated.
  */
 import type { SnapshotInfo, RepoAccess } from '../api.js';
 import { snapshotInfo } from './snapshots.js';
 import { NotFoundError } from '../../errors.js';
 import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../../format/index.js';
-import {
-  listPacks,
-  loadChain,
-  loadIndex,
-  openRepository,
-  readTree,
-  type BlobIndex,
-  type LoadedSnapshot,
-  type Repo,
-} from '../repository/repository.js';
+import { listPacks, openRepository, type Repo } from '../repository/repository.js';
+import { loadChain, type LoadedSnapshot } from '../repository/snapshots.js';
+import { loadIndex, type BlobIndex } from '../repository/indexes.js';
+import { readTree } from '../repository/packs.js';
 
 /** One entry as `ls` shows it. Paths use `/` and are relative to the snapshot's root. */
 export interface ListedEntry {

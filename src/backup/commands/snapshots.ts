@@ -1,12 +1,8 @@
 /** `listSnapshots`: the verified snapshot chain, oldest first. */
 import type { RepoAccess, SnapshotInfo } from '../api.js';
 import { toHex } from '../../format/index.js';
-import {
-  chainNoteWarnings,
-  loadChainNotes,
-  openRepository,
-  type LoadedSnapshot,
-} from '../repository/repository.js';
+import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
+import { openRepository } from '../repository/repository.js';
 
 /**
  * List snapshots after verifying the chain (and, with a state file, that the store did not

@@ -17,11 +17,20 @@ import {
   type CompressionValue,
 } from '../../format/index.js';
 import { seal, sha256Hex, type RepoKeys } from './keys.js';
-import type { PackMessage } from '../workers/worker-protocol.js';
 
 const UPDATE_BYTES = 64 * 1024;
 /** Header of up to PACK_MAX_BLOBS entries (46 bytes each) plus seal and trailer. */
 const HEADER_ROOM = 1024 * 1024;
+
+/** A finished pack, handed from a worker to the engine for storing. */
+export interface PackMessage {
+  op: 'pack';
+  packId: string;
+  /** The pack is `bytes.subarray(0, length)`. */
+  bytes: Uint8Array<ArrayBuffer>;
+  length: number;
+  entries: BlobEntry[];
+}
 
 /**
  * A pack is finished once it holds this many bytes of blobs… Each worker holds two pack

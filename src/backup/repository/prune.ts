@@ -1,5 +1,5 @@
 /**
- * `prune`: remove packs and indexes that no snapshot needs, and repack packs that hold both
+ * Pruning: remove packs and indexes that no snapshot needs, and repack packs that hold both
  * used and unused blobs.
  *
  * Crash-safe by ordering: (1) used blobs of partly used packs are copied (still sealed,
@@ -13,53 +13,18 @@
  * would otherwise delete what it cannot see), and while a backup of the same repository
  * holds its lock (that backup's new packs are not yet indexed): see lock.ts.
  */
-import {
-  ObjectKind,
-  PREFIX,
-  encodeIndex,
-  objectAd,
-  packName,
-  type IndexPack,
-} from '../../format/index.js';
-import type { PruneResult, Progress, RepoAccess } from '../api.js';
-import { seal, sha256Hex } from './keys.js';
+import { ObjectKind, packName, type IndexPack } from '../../format/index.js';
+import type { Progress, PruneResult, RepoAccess } from '../api.js';
 import { openBlob } from './blob-codec.js';
-import { RepoLock } from './lock.js';
+import { loadIndex, storeIndex } from './indexes.js';
 import { PackWriter } from './pack-writer.js';
-import {
-  listPacks,
-  loadChainNotes,
-  loadIndex,
-  openRepository,
-  readPackHeader,
-  readSealedBlob,
-  type IndexedBlob,
-  type Repo,
-} from './repository.js';
+import { readPackHeader, readSealedBlob } from './packs.js';
+import { listPacks, type IndexedBlob, type Repo } from './repository.js';
+import { loadChainNotes } from './snapshots.js';
 import { walkTrees } from './tree-walk.js';
 
 /** Temporary leftovers younger than this are not removed (a write may still be under way). */
 const TEMP_MIN_AGE_MS = 60_000;
-
-/**
- * Prune unreferenced data, holding the repository's exclusive lock.
- * @throws ConflictError when a backup or another prune holds the repository's lock
- *   (nothing is deleted then).
- * @throws WrongKeyError, NoRepositoryError, RollbackError, CorruptBackupError,
- *   MissingObjectError (nothing is deleted then), UnavailableError.
- */
-export async function prune(
-  opts: RepoAccess & { onProgress?: (p: Progress) => void },
-): Promise<PruneResult> {
-  const started = performance.now();
-  const repo = await openRepository(opts);
-  const lock = await RepoLock.acquire(repo, 'prune', true);
-  try {
-    return await pruneLocked(opts, repo, started);
-  } finally {
-    await lock.release();
-  }
-}
 
 /**
  * {@link prune} for a caller that already holds the repository's exclusive lock (forget
@@ -142,13 +107,7 @@ export async function pruneLocked(
   const nothingToDo =
     deletePacks.length === 0 && packsRepacked === 0 && index.indexNames.length <= 1;
   if (!nothingToDo) {
-    const sealedIndex = seal(
-      repo.keys.meta,
-      objectAd(ObjectKind.INDEX, repo.keys.repoId),
-      encodeIndex(newPacks),
-    );
-    const newName = PREFIX.index + sha256Hex(sealedIndex);
-    await repo.storage.put(newName, sealedIndex);
+    const { name: newName } = await storeIndex(repo, newPacks);
     for (const name of index.indexNames) {
       if (name === newName) continue;
       await repo.storage.delete(name);

@@ -1,7 +1,9 @@
 /**
- * Opening a repository: config and key check, the blob index, the snapshot chain, and
- * reading single blobs. Shared by backup, restore, check, prune and listSnapshots.
+ * A repository over the Storage contract: creating it, opening it (config and key check,
+ * the location memory), and reading its sealed objects. Every other room reaches the store
+ * through these functions and the ones beside them (indexes.ts, packs.ts, snapshots.ts).
  */
+
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   BackvaultError,
@@ -13,41 +15,22 @@ import {
   WrongKeyError,
 } from '../../errors.js';
 import {
-  BLOB_ENTRY_BYTES,
   CONFIG_BYTES,
   FORMAT_VERSION,
   ObjectKind,
   PREFIX,
   REPO_ID_BYTES,
-  SEAL_OVERHEAD,
   decodeConfig,
-  decodeIndex,
-  decodePackHeader,
-  decodeSnapshot,
-  decodeTree,
   encodeConfig,
   fromHex,
   objectAd,
-  packName,
-  packTrailer,
   parsePackName,
   toHex,
-  type BlobEntry,
-  type Snapshot,
-  type TreeEntry,
 } from '../../format/index.js';
 import type { Storage } from '../../storage/storage.js';
 import type { CheckProblem, RepoAccess } from '../api.js';
-import { openBlob } from './blob-codec.js';
 import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './keys.js';
-import {
-  readKnownLocation,
-  readSeenHead,
-  recordLocation,
-  recordSeenHead,
-  type SeenHead,
-} from './state.js';
-import { BlobIndexBuilder, type CompactBlobMap, type IndexedBlob } from './blob-index.js';
+import { readKnownLocation, recordLocation } from './state.js';
 
 export type { IndexedBlob } from './blob-index.js';
 
@@ -57,55 +40,6 @@ export interface Repo {
   keys: RepoKeys;
   repoIdHex: string;
   statePath: string | undefined;
-}
-
-/** The blob index of a repository: blob id (hex) -> location. */
-export interface BlobIndex {
-  blobs: CompactBlobMap;
-  /** Names of the index objects read. */
-  indexNames: string[];
-  /** Pack ids (hex) named by any index. */
-  packs: Set<string>;
-  /**
-   * Pack ids (hex) named by an index but absent from the store or too short for the blobs
-   * listed in them (only when `loadIndex` was given the stored packs).
-   */
-  lostPacks: string[];
-  /** Packs no index named whose blobs were adopted (`adoptOrphans`), with their entries. */
-  adopted: { packId: string; entries: BlobEntry[]; size: number }[];
-}
-
-/** How `loadIndex` treats entries of lost packs (see {@link loadIndex}). */
-export interface PackPresence {
-  /** Every stored pack: id (hex) -> size, from one listing of `data/`. */
-  stored: ReadonlyMap<string, number>;
-  /**
-   * `drop`: leave their entries out (a backup must not deduplicate against them);
-   * `demote`: use them only for blobs no healthy pack holds (restore, prune: a blob stored
-   * again by a later backup is read from its new pack; otherwise the error stays what it
-   * was, MISSING_OBJECT or CORRUPT).
-   */
-  lost: 'drop' | 'demote';
-  /**
-   * Adopt stored packs that no index names (a backup interrupted before its index: a
-   * Ctrl-C, a kill -9, a lost network): their headers are read and authenticated and their
-   * blobs join the map, so a backup resumes instead of uploading them again. It must list
-   * them in its own index (see `adopted`). Only for a holder of the exclusive lock: no
-   * other backup's packs-in-progress can be among them.
-   */
-  adoptOrphans?: boolean;
-}
-
-/**
- * Smallest size of a pack holding a blob that ends at `extent`: the sealed header (with at
- * least one entry) and the 4-byte trailer follow the last blob.
- */
-const PACK_TAIL_MIN = SEAL_OVERHEAD + 5 + BLOB_ENTRY_BYTES + 4;
-
-/** A verified snapshot object with its id. */
-export interface LoadedSnapshot {
-  id: string;
-  snap: Snapshot;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -289,7 +223,7 @@ export async function readSealedObject(
  * @param onProblem when given, an object that is CORRUPT or MISSING_OBJECT (in `use` too) is
  *   reported and skipped instead of thrown.
  */
-async function forEachSealed(
+export async function forEachSealed(
   repo: Repo,
   prefix: typeof PREFIX.index | typeof PREFIX.snapshots,
   kind: typeof ObjectKind.INDEX | typeof ObjectKind.SNAPSHOT,
@@ -314,334 +248,7 @@ async function forEachSealed(
   });
 }
 
-/**
- * Load every index object into one map.
- * @param onProblem when given, a bad index object is reported and skipped instead of thrown.
- * @param presence when given, entries of packs that are absent or too short are dropped or
- *   demoted (see {@link PackPresence}) and the packs reported in `lostPacks`.
- * @throws CorruptBackupError / MissingObjectError / UnavailableError.
- */
-export async function loadIndex(
-  repo: Repo,
-  onProblem?: (p: CheckProblem) => void,
-  presence?: PackPresence,
-): Promise<BlobIndex> {
-  const builder = new BlobIndexBuilder();
-  const indexNames: string[] = [];
-  const packSet = new Set<string>();
-  await forEachSealed(repo, PREFIX.index, ObjectKind.INDEX, onProblem, (name, plain) => {
-    const packs = decodeIndex(plain, name);
-    indexNames.push(name);
-    for (const p of packs) {
-      const packId = toHex(p.packId);
-      packSet.add(packId);
-      for (const entry of p.blobs) builder.add(packId, entry);
-    }
-  });
-  const adopted: BlobIndex['adopted'] = [];
-  if (presence?.adoptOrphans) {
-    const orphans = [...presence.stored].filter(([id]) => !packSet.has(id));
-    await mapLimit(orphans, 8, async ([packId, size]) => {
-      try {
-        const { entries } = await readPackHeader(repo, packName(packId), size);
-        adopted.push({ packId, entries, size });
-      } catch (e) {
-        // A pack whose header does not authenticate is not used; check reports it, and
-        // prune removes it like any pack no index names.
-        if (e instanceof BackvaultError && (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT'))
-          return;
-        throw e;
-      }
-    });
-    for (const a of adopted) {
-      packSet.add(a.packId);
-      for (const entry of a.entries) builder.add(a.packId, entry);
-    }
-  }
-  const lostPacks: string[] = [];
-  if (presence) {
-    for (const [packId, extent] of builder.packExtents()) {
-      const size = presence.stored.get(packId);
-      if (size === undefined || size < extent + PACK_TAIL_MIN) lostPacks.push(packId);
-    }
-  }
-  const lost = new Set(lostPacks);
-  const blobs = builder.finish(
-    presence?.lost === 'drop' ? { drop: lost } : presence ? { demote: lost } : {},
-  );
-  return { blobs, indexNames, packs: packSet, lostPacks, adopted };
-}
-
-/**
- * Read one blob's sealed bytes from its pack.
- * @throws CorruptBackupError when the pack is shorter than the index says.
- * @throws MissingObjectError when the pack is gone.
- */
-export async function readSealedBlob(repo: Repo, at: IndexedBlob): Promise<Uint8Array> {
-  const name = packName(at.packId);
-  const b = await repo.storage.getRange(name, at.entry.offset, at.entry.length);
-  if (b.length !== at.entry.length) throw new CorruptBackupError('pack is truncated', name);
-  return b;
-}
-
-/**
- * Read, verify and decode the tree blob `id`.
- * @throws MissingObjectError when the index does not know it or its pack is gone.
- * @throws CorruptBackupError on any verification failure.
- */
-export async function readTree(repo: Repo, index: BlobIndex, id: Uint8Array): Promise<TreeEntry[]> {
-  const hex = toHex(id);
-  const at = index.blobs.get(hex, ObjectKind.TREE_BLOB);
-  if (!at) {
-    if (index.blobs.has(hex, ObjectKind.DATA_BLOB)) {
-      // Written by backvault 0.1, which deduplicated by id alone: a file chunk with the
-      // same bytes as this tree stood in for it. The tree was never stored as a tree.
-      throw new MissingObjectError(
-        `tree/${hex}`,
-        'This tree was stored only as a file chunk with the same bytes (a bug of backvault 0.1). Run `backvault backup` of the same source: it stores the tree again and the snapshot restores.',
-      );
-    }
-    throw new MissingObjectError(`blob/${hex}`);
-  }
-  const name = packName(at.packId);
-  const plain = openBlob(repo.keys, at.entry, await readSealedBlob(repo, at), name);
-  return decodeTree(plain, name);
-}
-
-/**
- * Load and verify every snapshot object (name = SHA-256 of content, AEAD, layout).
- * @param onProblem when given, a bad snapshot is reported and skipped instead of thrown.
- */
-export async function loadSnapshots(
-  repo: Repo,
-  onProblem?: (p: CheckProblem) => void,
-): Promise<LoadedSnapshot[]> {
-  const out: LoadedSnapshot[] = [];
-  await forEachSealed(repo, PREFIX.snapshots, ObjectKind.SNAPSHOT, onProblem, (name, plain) => {
-    out.push({ id: name.slice(PREFIX.snapshots.length), snap: decodeSnapshot(plain, name) });
-  });
-  return out;
-}
-
-/**
- * What a chain verification found besides problems: snapshots that are not in the store
- * (forgotten by `forget`, or lost) and snapshot objects that failed verification and were
- * left out. Neither stops the snapshots that remain from being used.
- */
-export interface ChainNotes {
-  /** Sequence numbers below the head that no stored snapshot carries, ascending. */
-  missingSeqs: number[];
-  /** Snapshot objects that are damaged (CORRUPT) or vanished while being read. */
-  damaged: CheckProblem[];
-}
-
-/** "1", "1-3", "1-3, 5" for sorted sequence numbers. */
-export function formatSeqRanges(seqs: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < seqs.length;) {
-    let j = i;
-    while (j + 1 < seqs.length && (seqs[j + 1] as number) === (seqs[j] as number) + 1) j += 1;
-    parts.push(i === j ? `${seqs[i]}` : `${seqs[i]}-${seqs[j]}`);
-    i = j + 1;
-  }
-  return parts.join(', ');
-}
-
-/**
- * Human sentences for chain notes. Gaps are normal after `forget`, so only `snapshots` and
- * `check` mention them (`gaps`); damaged snapshot objects are always said.
- */
-export function chainNoteWarnings(notes: ChainNotes, opts: { gaps?: boolean } = {}): string[] {
-  const out: string[] = [];
-  const n = notes.missingSeqs.length;
-  if (n > 0 && opts.gaps) {
-    out.push(
-      `${n === 1 ? 'snapshot' : 'snapshots'} ${formatSeqRanges(notes.missingSeqs)} ${
-        n === 1 ? 'is' : 'are'
-      } not in the repository (forgotten, or lost by the store); the others are unaffected`,
-    );
-  }
-  for (const d of notes.damaged) {
-    out.push(
-      `${d.object} is damaged and was left out (${d.message}); the other snapshots are unaffected`,
-    );
-  }
-  return out;
-}
-
-/**
- * Verify the snapshot chain and, given what this device saw last, that the store did not
- * roll back. Snapshots form one line by sequence number: a snapshot whose previous is
- * stored must have seq = previous.seq + 1; two snapshots with the same seq or the same
- * previous, two first snapshots, or a previous that is missing while another snapshot holds
- * its seq are a fork (ROLLBACK). A previous that is simply absent is a gap (forgotten by
- * `forget`, or lost): reported in `notes`, never an error, so an old snapshot's loss never
- * blocks the newer ones.
- * Returns the stored snapshots oldest first, the problems (empty when all is well) and the
- * notes.
- */
-export function verifyChain(
-  snaps: readonly LoadedSnapshot[],
-  seen: SeenHead | undefined,
-): { chain: LoadedSnapshot[]; problems: CheckProblem[]; notes: ChainNotes } {
-  const problems: CheckProblem[] = [];
-  const byId = new Map(snaps.map((s) => [s.id, s]));
-  const bySeq = new Map<number, LoadedSnapshot[]>();
-  for (const s of snaps) bySeq.set(s.snap.seq, [...(bySeq.get(s.snap.seq) ?? []), s]);
-  const children = new Map<string, number>();
-  let roots = 0;
-  let rewritten = false;
-  for (const s of snaps) {
-    const object = PREFIX.snapshots + s.id;
-    if (s.snap.prev === null) {
-      roots += 1;
-      continue;
-    }
-    const prevId = toHex(s.snap.prev);
-    children.set(prevId, (children.get(prevId) ?? 0) + 1);
-    const p = byId.get(prevId);
-    if (!p) {
-      // Absent previous: a gap, unless another snapshot sits at its seq (mixed histories).
-      if (bySeq.has(s.snap.seq - 1)) rewritten = true;
-    } else if (s.snap.seq !== p.snap.seq + 1) {
-      problems.push({
-        code: 'CORRUPT',
-        object,
-        message: 'snapshot sequence does not follow its previous snapshot',
-      });
-    }
-  }
-  const sameSeq = [...bySeq.values()].some((l) => l.length > 1);
-  const forks = [...children.values()].some((n) => n > 1) || roots > 1 || sameSeq || rewritten;
-  if (forks)
-    problems.push({
-      code: 'ROLLBACK',
-      object: PREFIX.snapshots,
-      message:
-        'the snapshot chain forks: the store served an old head to a backup, or mixed histories',
-    });
-
-  const chain = [...snaps].sort((a, b) => a.snap.seq - b.snap.seq || (a.id < b.id ? -1 : 1));
-  const head = chain[chain.length - 1];
-  const missingSeqs: number[] = [];
-  for (let seq = 1; head && seq < head.snap.seq; seq++) if (!bySeq.has(seq)) missingSeqs.push(seq);
-
-  if (seen) {
-    const headSeq = head?.snap.seq ?? 0;
-    if (headSeq < seen.seq) {
-      problems.push({
-        code: 'ROLLBACK',
-        object: PREFIX.snapshots + seen.snapshot,
-        message: `the store's latest snapshot is ${headSeq}, but this device has already seen snapshot ${seen.seq}`,
-      });
-    } else {
-      const same = bySeq.get(seen.seq)?.[0];
-      if (same && same.id !== seen.snapshot) {
-        problems.push({
-          code: 'ROLLBACK',
-          object: PREFIX.snapshots + same.id,
-          message: `snapshot ${seen.seq} differs from the one this device has seen: history was rewritten`,
-        });
-      }
-    }
-  }
-  return { chain, problems, notes: { missingSeqs, damaged: [] } };
-}
-
-/** Throw the error matching the first problem, if any. */
-export function throwProblem(problems: readonly CheckProblem[]): void {
-  const p = problems[0];
-  if (!p) return;
-  if (p.code === 'ROLLBACK') throw new RollbackError(p.message);
-  if (p.code === 'MISSING_OBJECT') throw new MissingObjectError(p.object);
-  throw new CorruptBackupError(p.message, p.object);
-}
-
-/** A verified chain with what was noticed on the way. */
-export interface LoadedChain {
-  /** Stored, verified snapshots, oldest first. */
-  chain: LoadedSnapshot[];
-  notes: ChainNotes;
-}
-
-/**
- * Load, verify and rollback-check the snapshot chain; remember the head in the state file.
- *
- * Gaps (snapshots forgotten or lost) and damaged snapshot objects that a verified snapshot
- * names as its previous (so they are provably older than the head) are returned in `notes`
- * and do not stop the others. A damaged object that no verified snapshot names could be the
- * newest snapshot: taking an older one as the head would be a silent rollback, so it is
- * CORRUPT. With `strict` (prune: a snapshot that cannot be read must not lose its data)
- * every damaged object is CORRUPT.
- * @throws RollbackError, CorruptBackupError, MissingObjectError (`strict`), UnavailableError.
- */
-export async function loadChainNotes(repo: Repo, strict = false): Promise<LoadedChain> {
-  const damaged: CheckProblem[] = [];
-  const snaps = await loadSnapshots(repo, (p) => damaged.push(p));
-  const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
-  const { chain, problems, notes } = verifyChain(snaps, seen);
-  const named = new Set(snaps.flatMap((s) => (s.snap.prev ? [toHex(s.snap.prev)] : [])));
-  const older = damaged.filter((d) => named.has(d.object.slice(PREFIX.snapshots.length)));
-  const unplaced = damaged.filter((d) => !older.includes(d));
-  // A damaged object that may be the head first (it explains an apparent rollback), then
-  // rollback problems: they explain the others.
-  throwProblem([
-    ...(strict ? damaged : unplaced),
-    ...problems.filter((p) => p.code === 'ROLLBACK'),
-    ...problems,
-  ]);
-  const head = chain[chain.length - 1];
-  if (head && repo.statePath)
-    await recordSeenHead(
-      repo.statePath,
-      repo.repoIdHex,
-      { seq: head.snap.seq, snapshot: head.id },
-      repo.storage.location,
-    );
-  return { chain, notes: { ...notes, damaged: older } };
-}
-
-/**
- * {@link loadChainNotes} for callers that only need the snapshots.
- * @throws RollbackError, CorruptBackupError, UnavailableError.
- */
-export async function loadChain(repo: Repo): Promise<LoadedSnapshot[]> {
-  return (await loadChainNotes(repo)).chain;
-}
-
 /** Bytes of a hex id (for ids already validated as 64 lowercase hex). */
 export function idBytes(hex: string): Uint8Array {
   return fromHex(hex);
-}
-
-/**
- * Read a pack's header (from the whole pack when given, else by ranges).
- * @throws CorruptBackupError / MissingObjectError / UnavailableError.
- */
-export async function readPackHeader(
-  repo: Repo,
-  name: string,
-  size: number,
-  whole?: Uint8Array,
-): Promise<{ entries: BlobEntry[]; bytesRead: number }> {
-  let bytesRead = 0;
-  const range = async (off: number, len: number): Promise<Uint8Array> => {
-    if (whole) return whole.subarray(off, off + len);
-    const b = await repo.storage.getRange(name, off, len);
-    bytesRead += b.length;
-    return b;
-  };
-  const { headerOffset, headerLength } = packTrailer(
-    size,
-    await range(Math.max(0, size - 4), 4),
-    name,
-  );
-  const sealed = await range(headerOffset, headerLength);
-  const plain = open(
-    repo.keys.meta,
-    objectAd(ObjectKind.PACK_HEADER, repo.keys.repoId),
-    sealed,
-    name,
-  );
-  return { entries: decodePackHeader(plain, headerOffset, name), bytesRead };
 }

@@ -1,7 +1,9 @@
 /** Walking every tree reachable from a set of snapshots (check and prune). */
 import { CorruptBackupError, MissingObjectError } from '../../errors.js';
 import { EntryType, ObjectKind, packName, toHex } from '../../format/index.js';
-import { readTree, type BlobIndex, type Repo } from './repository.js';
+import { readTree } from './packs.js';
+import { type BlobIndex } from './indexes.js';
+import { type Repo } from './repository.js';
 
 /** Called for every file chunk id a tree names. */
 export type ChunkVisitor = (idHex: string) => void;

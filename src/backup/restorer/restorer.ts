@@ -1,5 +1,5 @@
 /**
- * `restore`: verify and write a snapshot into a temporary directory beside the target,
+ * The restorer: verifies and writes a snapshot into a temporary directory beside the target,
  * then move it into place. The target is never half-written: it is either untouched (on
  * any failure the temporary directory is removed) or replaced as a whole by rename.
  *
@@ -22,10 +22,9 @@
  * ("", ".", "..", "/", NUL) are rejected by the tree decoder as CORRUPT.
  */
 import { randomBytes } from 'node:crypto';
-import { hostname as osHostname } from 'node:os';
-import { close as fsClose, fchmod, fsync, futimes, open as fsOpen } from 'node:fs';
-import { promisify } from 'node:util';
+import { fchmod, close as fsClose, open as fsOpen, fsync, futimes } from 'node:fs';
 import {
+  chmod,
   lstat,
   lutimes,
   mkdir,
@@ -36,67 +35,66 @@ import {
   rm,
   rmdir,
   symlink,
-  chmod,
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { hostname as osHostname } from 'node:os';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { promisify } from 'node:util';
 import {
   BackvaultError,
   CorruptBackupError,
   MissingObjectError,
   NotFoundError,
-  TargetNotEmptyError,
-  UsageError,
 } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
-  PREFIX,
   packName,
   toHex,
   type FileEntry,
   type TreeEntry,
+  type Snapshot,
 } from '../../format/index.js';
-import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
-import { accountGarbage } from '../workers/gc.js';
-import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './merge.js';
+import type { RestoreOptions } from '../api.js';
+import { type BlobIndex } from '../repository/indexes.js';
+import { readTree } from '../repository/packs.js';
 import { isProcessAlive } from '../repository/process-alive.js';
+import { type IndexedBlob, type Repo } from '../repository/repository.js';
+import { accountGarbage } from '../workers/gc.js';
 import { ByteSemaphore, WorkerPool, defaultWorkers } from '../workers/pool.js';
-import {
-  listPacks,
-  chainNoteWarnings,
-  loadChainNotes,
-  loadIndex,
-  openRepository,
-  readTree,
-  type BlobIndex,
-  type IndexedBlob,
-  type LoadedSnapshot,
-  type Repo,
-} from '../repository/repository.js';
+import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './merge.js';
 
 /** Sealed bytes fetched and not yet written. */
 const RESTORE_IN_FLIGHT = 16 * 1024 * 1024;
+
 /** Range reads in flight (also bounds the files open at once). */
 const MAX_BATCHES = 8;
+
 /** Largest single range read from a pack. */
 const READ_BATCH = 2 * 1024 * 1024;
+
 /** Files being finished (chmod, utimes, fsync, close) concurrently. */
 const FINISHING = 16;
+
 /** Files opened ahead of the batch being issued. */
 const OPEN_AHEAD = 32;
 
 const openFd = promisify(fsOpen);
+
 const closeFd = promisify(fsClose);
+
 const fchmodFd = promisify(fchmod);
+
 const futimesFd = promisify(futimes);
+
 const fsyncFd = promisify(fsync);
 
 interface PlannedFile {
   path: string;
   entry: FileEntry;
 }
+
 interface PlannedDir {
   path: string;
   mode: number;
@@ -126,13 +124,16 @@ export function fsTime(ns: bigint): number | Date {
 
 /** Name of the marker file inside a restore's temporary directory. */
 export const RESTORE_MARKER = '.backvault-restore';
+
 /**
  * Written (and synced) once `root/` is complete and a merge into a non-empty target begins:
  * from then on an interrupted restore is finished by the next one (roll forward), never
  * undone. Holds the snapshot root directory's mode and mtime for the target itself.
  */
 export const RESTORE_COMMIT = 'commit';
+
 const COMMIT_HEAD = 'backvault-restore-commit 2\n';
+
 const COMMIT_DIR = /^d ([0-7]{1,5}) (-?\d{1,20}) (".*")$/;
 
 /** A directory of the snapshot, relative to the target ('' is the target itself). */
@@ -165,6 +166,7 @@ async function setDirMeta(dir: string, mode: number, mtimeNs: bigint): Promise<v
 }
 
 const MARKER_LINE = /^backvault-restore 1 pid=(\d+) host=([^\n]*)\n$/;
+
 /** A marker line cut short by a kill: a proper prefix of `restoreMarker`'s line. */
 function isCutMarker(text: string): boolean {
   return (
@@ -385,43 +387,6 @@ async function removeMarked(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Choose a snapshot by id or unique prefix (default: the head). */
-export function pickSnapshot(
-  chain: readonly LoadedSnapshot[],
-  wanted: string | undefined,
-  damaged: readonly CheckProblem[] = [],
-): LoadedSnapshot {
-  if (chain.length === 0)
-    throw new NotFoundError('the repository has no snapshots yet', 'Run `backvault backup` first.');
-  if (wanted === undefined) return chain[chain.length - 1] as LoadedSnapshot;
-  const w = wanted.toLowerCase();
-  if (!/^[0-9a-f]{1,64}$/.test(w)) throw new UsageError(`not a snapshot id: ${wanted}`);
-  const found = chain.filter((s) => s.id.startsWith(w));
-  const broken = damaged.find((d) => d.object.startsWith(PREFIX.snapshots + w));
-  if (found.length === 0 && broken) throw new CorruptBackupError(broken.message, broken.object);
-  // A snapshot a stored one names as previous existed: it was forgotten, or lost.
-  const gone = chain.find((s) => s.snap.prev && toHex(s.snap.prev).startsWith(w));
-  if (found.length === 0 && gone && gone.snap.prev)
-    throw new MissingObjectError(PREFIX.snapshots + toHex(gone.snap.prev));
-  if (found.length === 0)
-    throw new NotFoundError(`no snapshot ${wanted}`, 'Run `backvault snapshots` to list them.');
-  if (found.length > 1) throw new UsageError(`snapshot prefix ${wanted} is ambiguous`);
-  return found[0] as LoadedSnapshot;
-}
-
-async function isEmptyOrAbsent(
-  target: string,
-): Promise<'absent' | 'empty' | 'full' | 'not-a-directory'> {
-  try {
-    const st = await lstat(target);
-    if (!st.isDirectory()) return 'not-a-directory';
-    return (await readdir(target)).length === 0 ? 'empty' : 'full';
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
-    throw e;
-  }
-}
-
 async function fsyncPath(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
@@ -431,7 +396,7 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-class RestoreRun {
+export class RestoreRun {
   files: PlannedFile[] = [];
   dirs: PlannedDir[] = [];
   bytes = 0;
@@ -786,40 +751,21 @@ class RestoreRun {
 }
 
 /**
- * Restore a snapshot into `opts.target`. First cleans up what earlier restores to the same
- * target left when they were killed (see {@link recoverInterrupted}; reported in
- * `warnings`).
- * @throws TargetNotEmptyError when the target holds anything and `force` is not set.
- * @throws NotFoundError when the snapshot id matches nothing; UsageError when ambiguous.
- * @throws WrongKeyError, CorruptBackupError, MissingObjectError, RollbackError,
- *   UnavailableError, NoRepositoryError — in every case the target is left untouched
- *   (apart from an old target put back by the cleanup above, before anything else).
+ * Write `snap` beside `target` (a marked temporary directory), verify every blob on the
+ * way, and move the result into place: one rename into an absent or empty target; with
+ * `force`, a journalled merge that keeps what the snapshot does not hold; with `delete` as
+ * well, a swap that moves the old target aside first. On failure the target is untouched
+ * (or, for a merge past its commit point, rolled forward by the next restore).
+ * @param state what the target held when the command checked it.
  */
-export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  const started = performance.now();
-  const target = resolve(opts.target);
-  const warnings = await recoverInterrupted(target);
-  // Checked before the repository is read: a file where a directory should be is the
-  // user's mistake, and a symlink is never followed (it could point anywhere).
-  const state = await isEmptyOrAbsent(target);
-  if (state === 'not-a-directory') {
-    throw new UsageError(
-      `restore target is not a directory: ${target}`,
-      'Give a directory that is absent or empty (or holds an earlier restore, with --force).',
-    );
-  }
-  if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
-  const repo = await openRepository(opts);
-  const { chain, notes: chainNotes } = await loadChainNotes(repo);
-  warnings.push(...chainNoteWarnings(chainNotes));
-  const snap = pickSnapshot(chain, opts.snapshotId, chainNotes.damaged);
-  // A blob that a later backup stored again because its first pack was lost is read from
-  // the pack that still exists.
-  const index = await loadIndex(repo, undefined, {
-    stored: await listPacks(repo.storage),
-    lost: 'demote',
-  });
-
+export async function restoreSnapshot(
+  repo: Repo,
+  index: BlobIndex,
+  snap: Snapshot,
+  opts: RestoreOptions,
+  target: string,
+  state: 'absent' | 'empty' | 'full',
+): Promise<{ run: RestoreRun; kept: string[]; deleted: string[]; replaced: number }> {
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });
   const tag = randomBytes(6).toString('hex');
@@ -844,7 +790,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     await mkdir(root, { mode: 0o700 });
     run = new RestoreRun(repo, index, pool, opts, root);
     try {
-      await run.plan(snap.snap.rootTree, root, 0);
+      await run.plan(snap.rootTree, root, 0);
       if (opts.include !== undefined && !run.includeFound)
         throw new NotFoundError(
           `the snapshot holds no ${opts.include}`,
@@ -861,7 +807,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
           `${e.hint} To restore every file that still verifies and list the damaged ones, run the restore again with --partial.`;
       throw e;
     }
-    await run.finishDirs(root, snap.snap.rootMode, snap.snap.rootMtimeNs);
+    await run.finishDirs(root, snap.rootMode, snap.rootMtimeNs);
     run.progress(true);
 
     // Move into place. An empty directory or no directory: one rename (rename over an
@@ -875,7 +821,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       kept = await listExtras(root, target);
       const commit = join(tmp, RESTORE_COMMIT);
       const dirMeta: DirMeta[] = [
-        { rel: '', mode: snap.snap.rootMode, mtimeNs: snap.snap.rootMtimeNs },
+        { rel: '', mode: snap.rootMode, mtimeNs: snap.rootMtimeNs },
         ...run.dirs.map((d) => ({
           rel: relative(root, d.path).split(sep).join('/'),
           mode: d.mode,
@@ -915,17 +861,5 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     await pool.close();
   }
   await removeMarked(tmp);
-  return {
-    snapshotId: snap.id,
-    seq: snap.snap.seq,
-    files: run.files.length,
-    dirs: run.dirs.length,
-    bytes: run.bytes,
-    kept,
-    deleted,
-    replaced,
-    damaged: [...run.damaged].map(([path, reason]) => ({ path, reason })),
-    warnings,
-    seconds: (performance.now() - started) / 1000,
-  };
+  return { run, kept, deleted, replaced };
 }

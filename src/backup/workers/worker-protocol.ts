@@ -1,6 +1,7 @@
 /** Messages between the engine and its worker threads (see worker.ts and pool.ts). */
-import type { BlobEntry, BlobKind, BlobRef, CompressionValue } from '../../format/index.js';
+import type { BlobKind, BlobRef, CompressionValue } from '../../format/index.js';
 import type { MessagePort } from 'node:worker_threads';
+import type { PackMessage } from '../repository/pack-builder.js';
 import type { RepoKeys } from '../repository/keys.js';
 
 /** Data every worker gets at start. */
@@ -56,15 +57,7 @@ export interface WriteJob {
   items: { ref: BlobRef; offset: number; length: number; fd: number; position: number }[];
 }
 
-/** A finished pack, handed from a worker to the engine for storing. */
-export interface PackMessage {
-  op: 'pack';
-  packId: string;
-  /** The pack is `bytes.subarray(0, length)`. */
-  bytes: Uint8Array<ArrayBuffer>;
-  length: number;
-  entries: BlobEntry[];
-}
+export type { PackMessage } from '../repository/pack-builder.js';
 
 /** Result of a file job. */
 export interface FileResult {

@@ -136,11 +136,15 @@ export const acceptRollbackCommand: CommandSpec = {
     }
     const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) => {
       const repo = await import('../../backup/repository/repository.js');
+      const chainOps = await import('../../backup/repository/snapshots.js');
       const { readSeenHead } = await import('../../backup/repository/state.js');
       const opened = await repo.openRepository({ ...access, statePath: undefined });
-      const { chain, problems } = repo.verifyChain(await repo.loadSnapshots(opened), undefined);
+      const { chain, problems } = chainOps.verifyChain(
+        await chainOps.loadSnapshots(opened),
+        undefined,
+      );
       // A damaged or forked chain is not a rollback to accept.
-      repo.throwProblem(problems);
+      chainOps.throwProblem(problems);
       const head = chain[chain.length - 1];
       if (!head) throw new UsageError('the repository has no snapshots');
       const { snapshotInfo } = await import('../../backup/commands/snapshots.js');

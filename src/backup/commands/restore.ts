@@ -1,0 +1,111 @@
+/**
+ * `restore`: recover what killed restores to the same target left, check the target,
+ * open the repository, verify the chain, pick the snapshot, and run the restorer (which
+ * writes beside the target and moves the result into place).
+ */
+
+import { lstat, readdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  CorruptBackupError,
+  MissingObjectError,
+  NotFoundError,
+  TargetNotEmptyError,
+  UsageError,
+} from '../../errors.js';
+import { PREFIX, toHex } from '../../format/index.js';
+import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
+import { loadIndex } from '../repository/indexes.js';
+import { listPacks, openRepository } from '../repository/repository.js';
+import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
+
+import { recoverInterrupted, restoreSnapshot } from '../restorer/restorer.js';
+
+/** Choose a snapshot by id or unique prefix (default: the head). */
+export function pickSnapshot(
+  chain: readonly LoadedSnapshot[],
+  wanted: string | undefined,
+  damaged: readonly CheckProblem[] = [],
+): LoadedSnapshot {
+  if (chain.length === 0)
+    throw new NotFoundError('the repository has no snapshots yet', 'Run `backvault backup` first.');
+  if (wanted === undefined) return chain[chain.length - 1] as LoadedSnapshot;
+  const w = wanted.toLowerCase();
+  if (!/^[0-9a-f]{1,64}$/.test(w)) throw new UsageError(`not a snapshot id: ${wanted}`);
+  const found = chain.filter((s) => s.id.startsWith(w));
+  const broken = damaged.find((d) => d.object.startsWith(PREFIX.snapshots + w));
+  if (found.length === 0 && broken) throw new CorruptBackupError(broken.message, broken.object);
+  // A snapshot a stored one names as previous existed: it was forgotten, or lost.
+  const gone = chain.find((s) => s.snap.prev && toHex(s.snap.prev).startsWith(w));
+  if (found.length === 0 && gone && gone.snap.prev)
+    throw new MissingObjectError(PREFIX.snapshots + toHex(gone.snap.prev));
+  if (found.length === 0)
+    throw new NotFoundError(`no snapshot ${wanted}`, 'Run `backvault snapshots` to list them.');
+  if (found.length > 1) throw new UsageError(`snapshot prefix ${wanted} is ambiguous`);
+  return found[0] as LoadedSnapshot;
+}
+
+async function isEmptyOrAbsent(
+  target: string,
+): Promise<'absent' | 'empty' | 'full' | 'not-a-directory'> {
+  try {
+    const st = await lstat(target);
+    if (!st.isDirectory()) return 'not-a-directory';
+    return (await readdir(target)).length === 0 ? 'empty' : 'full';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw e;
+  }
+}
+
+/**
+ * Restore a snapshot into `opts.target`. First cleans up what earlier restores to the same
+ * target left when they were killed (see {@link recoverInterrupted}; reported in
+ * `warnings`).
+ * @throws TargetNotEmptyError when the target holds anything and `force` is not set.
+ * @throws NotFoundError when the snapshot id matches nothing; UsageError when ambiguous.
+ * @throws WrongKeyError, CorruptBackupError, MissingObjectError, RollbackError,
+ *   UnavailableError, NoRepositoryError — in every case the target is left untouched
+ *   (apart from an old target put back by the cleanup above, before anything else).
+ */
+export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const target = resolve(opts.target);
+  const warnings = await recoverInterrupted(target);
+  // Checked before the repository is read: a file where a directory should be is the
+  // user's mistake, and a symlink is never followed (it could point anywhere).
+  const state = await isEmptyOrAbsent(target);
+  if (state === 'not-a-directory') {
+    throw new UsageError(
+      `restore target is not a directory: ${target}`,
+      'Give a directory that is absent or empty (or holds an earlier restore, with --force).',
+    );
+  }
+  if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
+  const repo = await openRepository(opts);
+  const { chain, notes: chainNotes } = await loadChainNotes(repo);
+  warnings.push(...chainNoteWarnings(chainNotes));
+  const snap = pickSnapshot(chain, opts.snapshotId, chainNotes.damaged);
+  // A blob that a later backup stored again because its first pack was lost is read from
+  // the pack that still exists.
+  const index = await loadIndex(repo, undefined, {
+    stored: await listPacks(repo.storage),
+    lost: 'demote',
+  });
+
+  const placed = await restoreSnapshot(repo, index, snap.snap, opts, target, state);
+  const { run } = placed;
+  return {
+    snapshotId: snap.id,
+    seq: snap.snap.seq,
+    files: run.files.length,
+    dirs: run.dirs.length,
+    bytes: run.bytes,
+    kept: placed.kept,
+    deleted: placed.deleted,
+    replaced: placed.replaced,
+    damaged: [...run.damaged].map(([path, reason]) => ({ path, reason })),
+    warnings,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The blob index: every index object read into one map (blob kind + id -> pack and
+ * place), with lost packs dropped or demoted and orphan packs adopted (resume); and
+ * writing a new index object.
+ */
+
+import { BackvaultError } from '../../errors.js';
+import {
+  BLOB_ENTRY_BYTES,
+  ObjectKind,
+  PREFIX,
+  SEAL_OVERHEAD,
+  decodeIndex,
+  encodeIndex,
+  objectAd,
+  packName,
+  toHex,
+  type BlobEntry,
+  type IndexPack,
+} from '../../format/index.js';
+import type { CheckProblem } from '../api.js';
+import { BlobIndexBuilder, type CompactBlobMap } from './blob-index.js';
+import { seal, sha256Hex } from './keys.js';
+
+import { type Repo, forEachSealed, mapLimit } from './repository.js';
+
+import { readPackHeader } from './packs.js';
+
+/** The blob index of a repository: blob id (hex) -> location. */
+export interface BlobIndex {
+  blobs: CompactBlobMap;
+  /** Names of the index objects read. */
+  indexNames: string[];
+  /** Pack ids (hex) named by any index. */
+  packs: Set<string>;
+  /**
+   * Pack ids (hex) named by an index but absent from the store or too short for the blobs
+   * listed in them (only when `loadIndex` was given the stored packs).
+   */
+  lostPacks: string[];
+  /** Packs no index named whose blobs were adopted (`adoptOrphans`), with their entries. */
+  adopted: { packId: string; entries: BlobEntry[]; size: number }[];
+}
+
+/** How `loadIndex` treats entries of lost packs (see {@link loadIndex}). */
+export interface PackPresence {
+  /** Every stored pack: id (hex) -> size, from one listing of `data/`. */
+  stored: ReadonlyMap<string, number>;
+  /**
+   * `drop`: leave their entries out (a backup must not deduplicate against them);
+   * `demote`: use them only for blobs no healthy pack holds (restore, prune: a blob stored
+   * again by a later backup is read from its new pack; otherwise the error stays what it
+   * was, MISSING_OBJECT or CORRUPT).
+   */
+  lost: 'drop' | 'demote';
+  /**
+   * Adopt stored packs that no index names (a backup interrupted before its index: a
+   * Ctrl-C, a kill -9, a lost network): their headers are read and authenticated and their
+   * blobs join the map, so a backup resumes instead of uploading them again. It must list
+   * them in its own index (see `adopted`). Only for a holder of the exclusive lock: no
+   * other backup's packs-in-progress can be among them.
+   */
+  adoptOrphans?: boolean;
+}
+
+/**
+ * Smallest size of a pack holding a blob that ends at `extent`: the sealed header (with at
+ * least one entry) and the 4-byte trailer follow the last blob.
+ */
+const PACK_TAIL_MIN = SEAL_OVERHEAD + 5 + BLOB_ENTRY_BYTES + 4;
+
+/**
+ * Load every index object into one map.
+ * @param onProblem when given, a bad index object is reported and skipped instead of thrown.
+ * @param presence when given, entries of packs that are absent or too short are dropped or
+ *   demoted (see {@link PackPresence}) and the packs reported in `lostPacks`.
+ * @throws CorruptBackupError / MissingObjectError / UnavailableError.
+ */
+export async function loadIndex(
+  repo: Repo,
+  onProblem?: (p: CheckProblem) => void,
+  presence?: PackPresence,
+): Promise<BlobIndex> {
+  const builder = new BlobIndexBuilder();
+  const indexNames: string[] = [];
+  const packSet = new Set<string>();
+  await forEachSealed(repo, PREFIX.index, ObjectKind.INDEX, onProblem, (name, plain) => {
+    const packs = decodeIndex(plain, name);
+    indexNames.push(name);
+    for (const p of packs) {
+      const packId = toHex(p.packId);
+      packSet.add(packId);
+      for (const entry of p.blobs) builder.add(packId, entry);
+    }
+  });
+  const adopted: BlobIndex['adopted'] = [];
+  if (presence?.adoptOrphans) {
+    const orphans = [...presence.stored].filter(([id]) => !packSet.has(id));
+    await mapLimit(orphans, 8, async ([packId, size]) => {
+      try {
+        const { entries } = await readPackHeader(repo, packName(packId), size);
+        adopted.push({ packId, entries, size });
+      } catch (e) {
+        // A pack whose header does not authenticate is not used; check reports it, and
+        // prune removes it like any pack no index names.
+        if (e instanceof BackvaultError && (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT'))
+          return;
+        throw e;
+      }
+    });
+    for (const a of adopted) {
+      packSet.add(a.packId);
+      for (const entry of a.entries) builder.add(a.packId, entry);
+    }
+  }
+  const lostPacks: string[] = [];
+  if (presence) {
+    for (const [packId, extent] of builder.packExtents()) {
+      const size = presence.stored.get(packId);
+      if (size === undefined || size < extent + PACK_TAIL_MIN) lostPacks.push(packId);
+    }
+  }
+  const lost = new Set(lostPacks);
+  const blobs = builder.finish(
+    presence?.lost === 'drop' ? { drop: lost } : presence ? { demote: lost } : {},
+  );
+  return { blobs, indexNames, packs: packSet, lostPacks, adopted };
+}
+
+/**
+ * Seal and store a new index object listing `packs` (their blobs at their places). Only
+ * durable packs may be listed: the index is what makes their blobs reachable.
+ * @returns the object's name and stored size.
+ * @throws UnavailableError from the store.
+ */
+export async function storeIndex(
+  repo: Repo,
+  packs: readonly IndexPack[],
+): Promise<{ name: string; size: number }> {
+  const sealed = seal(
+    repo.keys.meta,
+    objectAd(ObjectKind.INDEX, repo.keys.repoId),
+    encodeIndex(packs),
+  );
+  const name = PREFIX.index + sha256Hex(sealed);
+  await repo.storage.put(name, sealed);
+  return { name, size: sealed.length };
+}
