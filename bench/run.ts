@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import type { BackupResult, RestoreResult } from '../src/backup/api.js';
 import { generateBackupKey } from '../src/format/key-encoding.js';
 import type { ChildRequest } from './engine-child.js';
+import type { FloorMeasure } from './floor.js';
 import { isMain, numberOption, runMain } from './cli-util.js';
 import { DB_PATH, fixDirMtimes, generateChat, treeSize, type ChatStats } from './gen-chat.js';
 import { mutateChat, type MutationStats } from './mutate.js';
@@ -41,6 +42,15 @@ export const TARGETS = {
   secondBackupDbNewMB: 10,
   restoreMBps: 400,
   peakRssMiB: 200,
+} as const;
+
+/** Targets of issue 17, as ratios measured in the same run (time ÷ time, lower is better). */
+export const TARGETS_17 = {
+  firstBackupVsRestic: 0.5,
+  firstBackupVsFloor: 2,
+  restoreVsRestic: 0.5,
+  peakRssMiB: 100,
+  dbIncrementalVsRestic: 0.1,
 } as const;
 
 /** One measured step, as a child process reports it. */
@@ -353,6 +363,19 @@ async function dbOnlyPair(
   return Number.NaN;
 }
 
+/** One run of the CPU floor (bench/floor.ts) over the corpus, in a process of its own. */
+async function floorRun(ctx: Ctx): Promise<FloorMeasure> {
+  const threads = ctx.workers ?? os.cpus().length;
+  await warm(ctx.pristine);
+  const { stdout } = await runProcess(
+    process.execPath,
+    [join(here, 'floor.js'), ctx.pristine, '--threads', String(threads)],
+    process.env,
+    undefined,
+  );
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as FloorMeasure;
+}
+
 async function engineRun(
   ctx: Ctx,
   run: number,
@@ -654,6 +677,32 @@ function targetLines(s: ToolSummary): string[] {
   ];
 }
 
+function targets17Lines(
+  s: ToolSummary,
+  r: ToolSummary | undefined,
+  floorSeconds: number,
+): string[] {
+  const mark = (ok: boolean): string => (ok ? 'ok  ' : 'MISS');
+  const rss = Math.max(s.first.peakRssMiB, s.second.peakRssMiB, s.restore.peakRssMiB);
+  const vsFloor = s.first.seconds / floorSeconds;
+  const lines = [
+    `${mark(vsFloor <= TARGETS_17.firstBackupVsFloor)} first backup ≤ ${TARGETS_17.firstBackupVsFloor}× the CPU floor: ${vsFloor.toFixed(2)}×`,
+    `${mark(rss <= TARGETS_17.peakRssMiB)} peak RSS ≤ ${TARGETS_17.peakRssMiB} MiB (backup and restore): ${rss.toFixed(0)} MiB`,
+  ];
+  if (r === undefined) return [...lines, 'restic not measured: no ratios to restic'];
+  const first = s.first.seconds / r.first.seconds;
+  const restore = s.restore.seconds / r.restore.seconds;
+  const db = s.dbOnlySecondStoredNew ?? s.secondDbStoredNewEstimate;
+  const dbR = r.dbOnlySecondStoredNew ?? r.secondDbStoredNewEstimate;
+  const dbRatio = db !== undefined && dbR !== undefined && dbR > 0 ? db / dbR : Number.NaN;
+  return [
+    `${mark(first <= TARGETS_17.firstBackupVsRestic)} first backup ≤ ${TARGETS_17.firstBackupVsRestic}× restic's time: ${first.toFixed(2)}×`,
+    ...lines,
+    `${mark(restore <= TARGETS_17.restoreVsRestic)} restore ≤ ${TARGETS_17.restoreVsRestic}× restic's time: ${restore.toFixed(2)}×`,
+    `${mark(dbRatio <= TARGETS_17.dbIncrementalVsRestic)} DB-only incremental bytes ≤ ${TARGETS_17.dbIncrementalVsRestic}× restic's: ${dbRatio.toFixed(3)}×`,
+  ];
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -705,7 +754,10 @@ async function main(): Promise<void> {
   const pages: { stats?: PageChangeStats } = {};
   const ours: RunMeasure[] = [];
   const theirs: RunMeasure[] = [];
+  const floors: FloorMeasure[] = [];
   for (let r = 0; r < runs; r++) {
+    console.log(`run ${r + 1}/${runs}: CPU floor …`);
+    floors.push(await floorRun(ctx));
     console.log(`run ${r + 1}/${runs}: backvault …`);
     ours.push(await engineRun(ctx, r, values.keep && r === runs - 1, pages));
     if (restic !== undefined) {
@@ -719,6 +771,12 @@ async function main(): Promise<void> {
   }
 
   const oursSum = summarize(ours);
+  const floor = {
+    seconds: median(floors.map((f) => f.seconds)),
+    cpuSeconds: median(floors.map((f) => f.cpuSeconds)),
+    threads: floors[0]?.threads ?? 0,
+    compressedInput: floors[0]?.compressedInput ?? 0,
+  };
   const theirsSum = theirs.length > 0 ? summarize(theirs) : undefined;
   const corpus = await treeSize(pristine);
   const cpus = os.cpus();
@@ -730,7 +788,18 @@ async function main(): Promise<void> {
   const header = ['step', 'seconds', 'MB/s', 'peak RSS MiB', 'cores', 'stored new MB'];
   const rows = [header, ...toolRows('backvault', oursSum)];
   if (theirsSum !== undefined) rows.push(...toolRows('restic', theirsSum));
+  rows.push([
+    `CPU floor (${floor.threads} threads)`,
+    floor.seconds.toFixed(2),
+    (corpus.bytes / MB / floor.seconds).toFixed(0),
+    '',
+    (floor.cpuSeconds / floor.seconds).toFixed(2),
+    '',
+  ]);
   console.log(fmtTable(rows));
+  console.log(
+    `CPU floor: read + HMAC-SHA256 + Brotli q0 where the probe says it pays (${mb(floor.compressedInput)} MB) + AES-256-GCM, 1 MiB blocks, no engine (bench/floor.ts)`,
+  );
   if (theirsSum !== undefined) {
     const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : '—');
     const dbOurs = oursSum.dbOnlySecondStoredNew ?? oursSum.secondDbStoredNewEstimate ?? Number.NaN;
@@ -749,6 +818,8 @@ async function main(): Promise<void> {
   }
   console.log('targets (issue 2):');
   for (const l of targetLines(oursSum)) console.log(`  ${l}`);
+  console.log('targets (issue 17: time ÷ time in this run, lower is better):');
+  for (const l of targets17Lines(oursSum, theirsSum, floor.seconds)) console.log(`  ${l}`);
   if (pages.stats !== undefined) {
     console.log('database page changes by the mutation:');
     console.log(formatPageChanges(pages.stats).replace(/^/gm, '  '));
@@ -771,6 +842,7 @@ async function main(): Promise<void> {
     corpus: { ...stats, files: corpus.files, totalBytes: corpus.bytes },
     targets: TARGETS,
     backvault: { summary: oursSum, runs: ours },
+    floor: { summary: floor, runs: floors },
     restic: restic === undefined ? null : { version: restic, summary: theirsSum, runs: theirs },
     sqlitePages: pages.stats ?? null,
   };
