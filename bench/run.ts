@@ -94,7 +94,7 @@ const CLI_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 // ---------------------------------------------------------------------------------------------
 // Parent side.
 
-interface ChildOutcome {
+export interface ChildOutcome {
   seconds: number;
   cpuSeconds?: number;
   wallSeconds: number;
@@ -104,7 +104,7 @@ interface ChildOutcome {
 }
 
 /** Run a process to completion; peak RSS from GNU time when present, else by polling /proc. */
-async function runProcess(
+export async function runProcess(
   cmd: string,
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -175,7 +175,7 @@ async function cliRuntime(): Promise<{ env: Record<string, string>; nodeArgs: st
 
 let stepNo = 0;
 
-async function runEngineStep(
+export async function runEngineStep(
   work: string,
   req: Omit<ChildRequest, 'resultPath'>,
   keyHex: string,
