@@ -298,8 +298,7 @@ export async function openPasskeySlot(o: {
   timeout?: number;
   verify?: { config: Uint8Array; manifest: Uint8Array | undefined };
 }): Promise<OpenedPasskeySlot> {
-  const candidates: { bytes: Uint8Array; info: Extract<KeySlotInfo, { kind: 'passkey' }> }[] =
-    [];
+  const candidates: { bytes: Uint8Array; info: Extract<KeySlotInfo, { kind: 'passkey' }> }[] = [];
   for (const bytes of o.slots) {
     let info: KeySlotInfo;
     try {
