@@ -12,7 +12,9 @@
  * object, last write wins): the lost slot shows as `unlisted` and does not unlock (a clear
  * KEY_SLOT_MISMATCH, never a wrong key); add it again.
  *
- * Browser-safe in practice (WebCrypto, no `node:` imports), though it lives with the engine.
+ * With a state file (`statePath`, the one of rollback detection), the highest manifest seq
+ * seen is remembered per repository, and an older manifest is refused (KEY_SLOT_MISMATCH):
+ * a store cannot put back a removed slot together with the manifest that listed it.
  */
 import {
   KeySlotCorruptError,
@@ -27,6 +29,7 @@ import {
   MAX_SLOT_LABEL_BYTES,
   PREFIX,
   assertBackupKey,
+  assertManifestNotOlder,
   checkBackupKey,
   decodeConfig,
   decodeKeySlot,
@@ -50,6 +53,21 @@ import {
   type KeySlotManifestEntry,
 } from '../format/index.js';
 import type { Storage } from '../storage/storage.js';
+import { readSeenKeyManifest, recordSeenKeyManifest } from './state.js';
+
+/** Where this device remembers the manifest seqs it saw (omit: no replay detection). */
+export interface KeySlotState {
+  /** The local state file (see state.ts). */
+  statePath?: string;
+}
+
+async function seenSeq(o: KeySlotState, repoId: Uint8Array): Promise<number | undefined> {
+  return o.statePath === undefined ? undefined : readSeenKeyManifest(o.statePath, toHex(repoId));
+}
+
+async function rememberSeq(o: KeySlotState, repoId: Uint8Array, seq: number): Promise<void> {
+  if (o.statePath !== undefined) await recordSeenKeyManifest(o.statePath, toHex(repoId), seq);
+}
 
 /** How `key list` sees one slot. */
 export type KeySlotStatus =
@@ -128,13 +146,29 @@ async function openWithBackupKey(storage: Storage, backupKey: Uint8Array): Promi
   return decodeConfig(config).repoId;
 }
 
+/** The manifest, refused when older than seen (a missing one is seq 0: also refused then). */
 async function readManifest(
   storage: Storage,
   backupKey: Uint8Array,
   repoId: Uint8Array,
+  o: KeySlotState,
 ): Promise<KeySlotManifest | undefined> {
   const sealed = await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME);
-  return sealed === undefined ? undefined : openKeySlotManifest(sealed, backupKey, repoId);
+  const m = sealed === undefined ? undefined : await openKeySlotManifest(sealed, backupKey, repoId);
+  assertManifestNotOlder(m?.seq ?? 0, await seenSeq(o, repoId));
+  if (m) await rememberSeq(o, repoId, m.seq);
+  return m;
+}
+
+async function writeManifest(
+  storage: Storage,
+  backupKey: Uint8Array,
+  repoId: Uint8Array,
+  m: KeySlotManifest,
+  o: KeySlotState,
+): Promise<void> {
+  await storage.put(KEY_SLOT_MANIFEST_NAME, await sealKeySlotManifest(m, backupKey, repoId));
+  await rememberSeq(o, repoId, m.seq);
 }
 
 function summary(
@@ -161,14 +195,16 @@ function summary(
  * Every key slot of the repository, compared with the manifest.
  * @throws WrongKeyError when `backupKey` is not the repository's backup key.
  * @throws CorruptBackupError when the manifest fails authentication.
+ * @throws KeySlotMismatchError when the manifest is older than this device saw (`statePath`).
  * @throws NoRepositoryError, UnavailableError.
  */
 export async function listKeySlots(
   storage: Storage,
   backupKey: Uint8Array,
+  state: KeySlotState = {},
 ): Promise<KeySlotListing> {
   const repoId = await openWithBackupKey(storage, backupKey);
-  const manifest = await readManifest(storage, backupKey, repoId);
+  const manifest = await readManifest(storage, backupKey, repoId, state);
   const stored = new Map<string, string>();
   const strayObjects: string[] = [];
   for await (const o of storage.list(PREFIX.keys)) {
@@ -229,11 +265,12 @@ async function putSlot(
   repoId: Uint8Array,
   slot: Uint8Array,
   label: string,
+  o: KeySlotState,
 ): Promise<KeySlotSummary> {
   checkLabel(label);
   const { info } = decodeKeySlot(slot);
   const id = toHex(info.slotId);
-  const manifest = await readManifest(storage, backupKey, repoId);
+  const manifest = await readManifest(storage, backupKey, repoId, o);
   if (manifest?.entries.some((e) => toHex(e.slotId) === id)) {
     throw new UsageError(`key slot ${id} is in the repository already`);
   }
@@ -248,10 +285,7 @@ async function putSlot(
   const entries = [...(manifest?.entries ?? []), entry].sort((a, b) =>
     toHex(a.slotId) < toHex(b.slotId) ? -1 : 1,
   );
-  await storage.put(
-    KEY_SLOT_MANIFEST_NAME,
-    await sealKeySlotManifest({ seq: (manifest?.seq ?? 0) + 1, entries }, backupKey, repoId),
-  );
+  await writeManifest(storage, backupKey, repoId, { seq: (manifest?.seq ?? 0) + 1, entries }, o);
   return summary(info, entry, id, 'ok');
 }
 
@@ -265,7 +299,7 @@ async function putSlot(
 export async function addRecoveryKeySlot(
   storage: Storage,
   backupKey: Uint8Array,
-  o: { label?: string; now?: number } = {},
+  o: { label?: string; now?: number } & KeySlotState = {},
 ): Promise<{ recoveryKey: Uint8Array; slot: KeySlotSummary }> {
   checkLabel(o.label ?? '');
   const repoId = await openWithBackupKey(storage, backupKey);
@@ -280,7 +314,10 @@ export async function addRecoveryKeySlot(
     kek: await deriveKeySlotKek('recovery-key', recoveryKey, repoId),
     repoId,
   });
-  return { recoveryKey, slot: await putSlot(storage, backupKey, repoId, slot, o.label ?? '') };
+  return {
+    recoveryKey,
+    slot: await putSlot(storage, backupKey, repoId, slot, o.label ?? '', o),
+  };
 }
 
 /**
@@ -293,10 +330,10 @@ export async function addKeySlot(
   storage: Storage,
   backupKey: Uint8Array,
   slot: Uint8Array,
-  o: { label?: string } = {},
+  o: { label?: string } & KeySlotState = {},
 ): Promise<KeySlotSummary> {
   const repoId = await openWithBackupKey(storage, backupKey);
-  return putSlot(storage, backupKey, repoId, slot, o.label ?? '');
+  return putSlot(storage, backupKey, repoId, slot, o.label ?? '', o);
 }
 
 /**
@@ -309,6 +346,7 @@ export async function removeKeySlot(
   storage: Storage,
   backupKey: Uint8Array,
   slotIdOrPrefix: string,
+  o: KeySlotState = {},
 ): Promise<KeySlotSummary> {
   const want = slotIdOrPrefix.trim().toLowerCase();
   if (!/^[0-9a-f]{4,32}$/.test(want)) {
@@ -317,7 +355,7 @@ export async function removeKeySlot(
     );
   }
   const repoId = await openWithBackupKey(storage, backupKey);
-  const listing = await listKeySlots(storage, backupKey);
+  const listing = await listKeySlots(storage, backupKey, o);
   const matches = listing.slots.filter((s) => s.slotId.startsWith(want));
   if (matches.length === 0) {
     throw new NotFoundError(`no key slot ${want} in this repository`, 'See `backvault key list`.');
@@ -326,13 +364,10 @@ export async function removeKeySlot(
     throw new UsageError(`slot id ${want} is ambiguous: give more digits`);
   }
   const target = matches[0] as KeySlotSummary;
-  const manifest = await readManifest(storage, backupKey, repoId);
+  const manifest = await readManifest(storage, backupKey, repoId, o);
   if (manifest?.entries.some((e) => toHex(e.slotId) === target.slotId)) {
     const entries = manifest.entries.filter((e) => toHex(e.slotId) !== target.slotId);
-    await storage.put(
-      KEY_SLOT_MANIFEST_NAME,
-      await sealKeySlotManifest({ seq: manifest.seq + 1, entries }, backupKey, repoId),
-    );
+    await writeManifest(storage, backupKey, repoId, { seq: manifest.seq + 1, entries }, o);
   }
   await storage.delete(keySlotName(target.slotId));
   return target;
@@ -348,7 +383,11 @@ export async function removeKeySlot(
  *   is no longer listed (never a wrong key).
  * @throws CorruptBackupError (malformed config or manifest), UnavailableError.
  */
-export async function unlockWithKey(storage: Storage, key: Uint8Array): Promise<Unlocked> {
+export async function unlockWithKey(
+  storage: Storage,
+  key: Uint8Array,
+  o: KeySlotState = {},
+): Promise<Unlocked> {
   const config = await readConfigBytes(storage);
   if (await checkBackupKey(key, config)) return { backupKey: key, via: 'backup-key' };
   const repoId = decodeConfig(config).repoId;
@@ -369,13 +408,15 @@ export async function unlockWithKey(storage: Storage, key: Uint8Array): Promise<
   if (info.kind !== 'recovery-key') {
     throw new KeySlotCorruptError('slot is not a recovery-key slot', name);
   }
-  await verifyKeySlotUnlock({
+  const { manifestSeq } = await verifyKeySlotUnlock({
     config,
     manifest: await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME),
     slot,
     info,
     backupKey,
+    ...(o.statePath !== undefined ? { seenManifestSeq: await seenSeq(o, repoId) } : {}),
   });
+  await rememberSeq(o, repoId, manifestSeq);
   return { backupKey, via: 'recovery-key', slotId: toHex(slotId) };
 }
 
@@ -409,13 +450,18 @@ export async function verifyUnlockedSlot(
   storage: Storage,
   slot: Uint8Array,
   backupKey: Uint8Array,
+  o: KeySlotState = {},
 ): Promise<void> {
   const { info } = decodeKeySlot(slot);
-  await verifyKeySlotUnlock({
-    config: await readConfigBytes(storage),
+  const config = await readConfigBytes(storage);
+  const repoId = decodeConfig(config).repoId;
+  const { manifestSeq } = await verifyKeySlotUnlock({
+    config,
     manifest: await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME),
     slot,
     info,
     backupKey,
+    ...(o.statePath !== undefined ? { seenManifestSeq: await seenSeq(o, repoId) } : {}),
   });
+  await rememberSeq(o, repoId, manifestSeq);
 }

@@ -124,7 +124,7 @@ export async function withRepository<T>(
       try {
         return await fn({
           storage,
-          backupKey: await keyOfRepository(ctx, storage, backupKey),
+          backupKey: await keyOfRepository(ctx, storage, backupKey, statePath),
           statePath,
         });
       } catch (e) {
@@ -152,11 +152,12 @@ async function keyOfRepository(
   ctx: CliContext,
   storage: Storage,
   key: Uint8Array,
+  statePath: string,
 ): Promise<Uint8Array> {
   const { unlockWithKey } = await import('../backup/key-slots.js');
   let unlocked: Awaited<ReturnType<typeof unlockWithKey>>;
   try {
-    unlocked = await unlockWithKey(storage, key);
+    unlocked = await unlockWithKey(storage, key, { statePath });
   } catch (e) {
     // No repository yet: the command (init, backup --init) decides what that means.
     if (e instanceof NoRepositoryError) return key;

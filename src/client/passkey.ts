@@ -72,6 +72,8 @@ export interface OpenedPasskeySlot {
   readonly credentialId: string;
   /** The slot object that opened (for `verifyKeySlotUnlock` if the caller checks later). */
   readonly slot: Uint8Array;
+  /** With `verify`: the manifest's seq, for the caller to remember (replay detection). */
+  readonly manifestSeq?: number;
 }
 
 type CredentialsLike = Pick<CredentialsContainer, 'create' | 'get'>;
@@ -280,8 +282,9 @@ async function evaluate(
  * from the PRF output unwraps the backup key.
  * @param o.slots the slot objects of the repository (non-passkey and foreign-site slots are
  *   skipped; see `readPasskeySlots` in src/backup/key-slots.ts).
- * @param o.verify the repository's `config` and `keys/manifest` (undefined when absent):
- *   when given, the key is checked against both before it is returned.
+ * @param o.verify the repository's `config` and `keys/manifest` (undefined when absent),
+ *   and the highest manifest seq this device saw, if it keeps one: when given, the key is
+ *   checked against them before it is returned.
  * @throws NoKeySlotError when no passkey slot is for this site, or the passkey used has none.
  * @throws PasskeyCancelledError when the user dismissed the prompt or it timed out.
  * @throws PrfUnsupportedError when the passkey returned no PRF output.
@@ -296,7 +299,7 @@ export async function openPasskeySlot(o: {
   credentials?: CredentialsContainer;
   signal?: AbortSignal;
   timeout?: number;
-  verify?: { config: Uint8Array; manifest: Uint8Array | undefined };
+  verify?: { config: Uint8Array; manifest: Uint8Array | undefined; seenManifestSeq?: number };
 }): Promise<OpenedPasskeySlot> {
   const candidates: { bytes: Uint8Array; info: Extract<KeySlotInfo, { kind: 'passkey' }> }[] = [];
   for (const bytes of o.slots) {
@@ -348,19 +351,24 @@ export async function openPasskeySlot(o: {
   const kek = await deriveKeySlotKek('passkey', prf, o.repoId);
   prf.fill(0);
   const { backupKey, info } = await openKeySlot(chosen.bytes, kek, o.repoId);
+  let manifestSeq: number | undefined;
   if (o.verify) {
-    await verifyKeySlotUnlock({
+    ({ manifestSeq } = await verifyKeySlotUnlock({
       config: o.verify.config,
       manifest: o.verify.manifest,
       slot: chosen.bytes,
       info,
       backupKey,
-    });
+      ...(o.verify.seenManifestSeq !== undefined
+        ? { seenManifestSeq: o.verify.seenManifestSeq }
+        : {}),
+    }));
   }
   return {
     backupKey,
     slotId: toHex(info.slotId),
     credentialId: toBase64url(rawId),
     slot: chosen.bytes,
+    ...(manifestSeq !== undefined ? { manifestSeq } : {}),
   };
 }

@@ -483,11 +483,16 @@ export async function assertSlotListed(
 
 /**
  * Everything that makes an unwrapped key usable, in order: it passes the config's key check,
- * and the manifest (opened with it) lists the slot with exactly these bytes. The one check
- * every unlock through a slot goes through (CLI, engine, browser SDK).
- * @param manifest the stored `keys/manifest`, or `undefined` when the store has none.
+ * and the manifest (opened with it) lists the slot with exactly these bytes, and is not
+ * older than one this device saw. The one check every unlock through a slot goes through
+ * (CLI, engine, browser SDK).
+ * @param o.manifest the stored `keys/manifest`, or `undefined` when the store has none.
+ * @param o.seenManifestSeq the highest manifest seq this device saw, if it keeps one: an
+ *   older manifest may list a slot removed since (a replay).
+ * @returns the slot's manifest entry and the manifest's seq (to remember).
  * @throws KeySlotCorruptError when the key does not pass the key check.
- * @throws KeySlotMismatchError when the manifest is missing or does not list this slot.
+ * @throws KeySlotMismatchError when the manifest is missing, older than seen, or does not
+ *   list this slot.
  * @throws CorruptBackupError when config or manifest are malformed or fail authentication.
  */
 export async function verifyKeySlotUnlock(o: {
@@ -496,7 +501,8 @@ export async function verifyKeySlotUnlock(o: {
   slot: Uint8Array;
   info: KeySlotInfo;
   backupKey: Uint8Array;
-}): Promise<KeySlotManifestEntry> {
+  seenManifestSeq?: number;
+}): Promise<{ entry: KeySlotManifestEntry; manifestSeq: number }> {
   const name = keySlotName(o.info.slotId);
   if (!(await checkBackupKey(o.backupKey, o.config))) {
     throw new KeySlotCorruptError('the key in this slot does not open the repository', name);
@@ -508,7 +514,19 @@ export async function verifyKeySlotUnlock(o: {
   }
   const repoId = decodeConfig(o.config).repoId;
   const m = await openKeySlotManifest(o.manifest, o.backupKey, repoId);
-  return assertSlotListed(m, o.info, o.slot);
+  assertManifestNotOlder(m.seq, o.seenManifestSeq);
+  return { entry: await assertSlotListed(m, o.info, o.slot), manifestSeq: m.seq };
+}
+
+/**
+ * @throws KeySlotMismatchError when `seq` is below the highest manifest seq this device saw.
+ */
+export function assertManifestNotOlder(seq: number, seen: number | undefined): void {
+  if (seen !== undefined && seq < seen) {
+    throw new KeySlotMismatchError(
+      `the store serves an older key slot manifest (seq ${seq}) than this device saw (seq ${seen}): a removed slot may have been put back`,
+    );
+  }
 }
 
 /**

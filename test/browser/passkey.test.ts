@@ -157,6 +157,7 @@ async function inPage<T>(page: AuthenticatorPage, input: OpInput): Promise<InPag
               backupKey: f.toHex(r.backupKey),
               slotId: r.slotId,
               credentialId: r.credentialId,
+              manifestSeq: r.manifestSeq,
             },
           };
         }
@@ -273,7 +274,12 @@ describe('passkey protection in headless Chromium with a virtual authenticator',
 
     const store = await fromStore();
     const opened = value(
-      await inPage<{ backupKey: string; slotId: string; credentialId: string }>(device, {
+      await inPage<{
+        backupKey: string;
+        slotId: string;
+        credentialId: string;
+        manifestSeq?: number;
+      }>(device, {
         op: 'open',
         repoId: repoIdHex,
         ...store,
@@ -283,6 +289,8 @@ describe('passkey protection in headless Chromium with a virtual authenticator',
     assert.equal(opened.backupKey, toHex(backupKey));
     assert.equal(opened.slotId, created.slotId);
     assert.equal(opened.credentialId, created.credentialId);
+    // Checked against config and manifest in the page; the first manifest has seq 1.
+    assert.equal(opened.manifestSeq, 1);
   });
 
   it('restores as a new device: site data cleared, nothing but the repository and the (synced) passkey', async () => {

@@ -322,6 +322,36 @@ describe('key slots in a store (src/backup/key-slots.ts)', () => {
     assert.equal((await unlockWithKey(storage, backupKey)).via, 'backup-key');
   });
 
+  it('a device that saw a newer manifest refuses an older one put back with a removed slot', async () => {
+    const { storage, backupKey } = await repo();
+    const dir = await mkdtemp(join(tmpdir(), 'bv-slots-state-'));
+    try {
+      const state = { statePath: join(dir, 'state.json') };
+      const a = await addRecoveryKeySlot(storage, backupKey, state);
+      const oldManifest = await storage.get(KEY_SLOT_MANIFEST_NAME);
+      const name = keySlotName(a.slot.slotId);
+      const oldSlot = await storage.get(name);
+      await removeKeySlot(storage, backupKey, a.slot.slotId, state);
+      // The store replays both the slot and the manifest that listed it.
+      await storage.put(KEY_SLOT_MANIFEST_NAME, oldManifest);
+      await storage.put(name, oldSlot);
+      await rejectsWith(
+        unlockWithKey(storage, a.recoveryKey, state),
+        'KEY_SLOT_MISMATCH',
+        'replayed manifest',
+      );
+      await rejectsWith(listKeySlots(storage, backupKey, state), 'KEY_SLOT_MISMATCH', 'list');
+      // A device without that memory cannot tell (SPEC.md §18, limits): the slot opens.
+      assert.equal((await unlockWithKey(storage, a.recoveryKey)).via, 'recovery-key');
+      // A manifest deleted after this device saw one is refused too.
+      await storage.delete(KEY_SLOT_MANIFEST_NAME);
+      await rejectsWith(listKeySlots(storage, backupKey, state), 'KEY_SLOT_MISMATCH', 'deleted');
+      assert.deepEqual((await listKeySlots(storage, backupKey)).manifestSeq, 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a passkey slot made elsewhere is added, offered, verified and caught when replaced', async () => {
     const { storage, backupKey } = await repo();
     const config = await storage.get('config');

@@ -86,7 +86,7 @@ export const keyListCommand: CommandSpec = {
   async run({ values }, ctx) {
     const listing = await withRepository(ctx, values, { allowPrompt: true }, async (access) => {
       const { listKeySlots } = await import('../../backup/key-slots.js');
-      return listKeySlots(access.storage, access.backupKey);
+      return listKeySlots(access.storage, access.backupKey, access);
     });
     const bad = listing.slots.filter((s) => s.status !== 'ok');
     const human =
@@ -149,7 +149,10 @@ export const keyAddCommand: CommandSpec = {
     const label = stringOption(values, 'label') ?? '';
     const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) => {
       const { addRecoveryKeySlot } = await import('../../backup/key-slots.js');
-      return addRecoveryKeySlot(access.storage, access.backupKey, { label });
+      return addRecoveryKeySlot(access.storage, access.backupKey, {
+        label,
+        statePath: access.statePath,
+      });
     });
     const key = formatBackupKey(r.recoveryKey);
     return {
@@ -187,7 +190,7 @@ export const keyRemoveCommand: CommandSpec = {
     const id = positionals[0] ?? '';
     const removed = await withRepository(ctx, values, { allowPrompt: true }, async (access) => {
       const { removeKeySlot } = await import('../../backup/key-slots.js');
-      return removeKeySlot(access.storage, access.backupKey, id);
+      return removeKeySlot(access.storage, access.backupKey, id, access);
     });
     return {
       json: { removed },

@@ -246,7 +246,7 @@ async function protectionsOf(d: LoadedDevice): Promise<{
     const storage = await openStorage(p.repo);
     try {
       const { listKeySlots } = await import('../../backup/key-slots.js');
-      const listing = await listKeySlots(storage, d.backupKey);
+      const listing = await listKeySlots(storage, d.backupKey, { statePath: d.statePath });
       for (const slot of listing.slots) {
         json.push({ ...slot });
         const state = slot.status === 'ok' ? '' : `  ${slot.status.toUpperCase()} (not usable)`;
