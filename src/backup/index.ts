@@ -21,5 +21,6 @@ export {
   type PolicySnapshot,
 } from './forget.js';
 export { initRepository, repositoryExists } from './repo.js';
+export * from './key-slots.js';
 export { sqliteCapture, type DatabaseCapture, type CapturedDatabase } from './sqlite-capture.js';
 export { verify, type VerifyOptions, type VerifyResult } from './verify.js';

@@ -286,7 +286,9 @@ async function evaluate(
  *   and the highest manifest seq this device saw, if it keeps one: when given, the key is
  *   checked against them before it is returned.
  * @throws NoKeySlotError when no passkey slot is for this site, or the passkey used has none.
- * @throws PasskeyCancelledError when the user dismissed the prompt or it timed out.
+ * @throws PasskeyCancelledError when the user dismissed the prompt or it timed out — also
+ *   when this device holds none of the listed passkeys: browsers do not tell a page that,
+ *   on purpose, so the message should offer the other protections.
  * @throws PrfUnsupportedError when the passkey returned no PRF output.
  * @throws KeySlotCorruptError when the slot does not open with this passkey (damaged,
  *   swapped, or another authenticator under the same credential id) or its key fails the
