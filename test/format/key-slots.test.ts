@@ -224,6 +224,76 @@ describe('key slot vectors (vectors/key-slots.json)', () => {
   });
 });
 
+describe('key slot encoders and decoders (property tests)', () => {
+  const slotInfo = fc.oneof(
+    fc.record({
+      kind: fc.constant('recovery-key' as const),
+      slotId: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      created: fc.nat(),
+    }),
+    fc.record({
+      kind: fc.constant('passkey' as const),
+      slotId: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      created: fc.nat(),
+      rpId: fc.domain().filter((d) => d.length <= 253),
+      credentialId: fc.uint8Array({ minLength: 1, maxLength: 1023 }),
+      prfSalt: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    }),
+  );
+
+  it('a sealed slot decodes to its fields and opens with its KEK only', async () => {
+    const repoId = generateBackupKey().subarray(0, 16);
+    await fc.assert(
+      fc.asyncProperty(
+        slotInfo,
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        async (info, key, secret) => {
+          const kek = await deriveKeySlotKek(info.kind, secret, repoId);
+          const slot = await sealKeySlot({ info, backupKey: key, kek, repoId });
+          const name = keySlotName(info.slotId);
+          // fast-check's records have no prototype; compare plain copies.
+          assert.deepEqual(decodeKeySlot(slot, name).info, { ...info });
+          assert.deepEqual((await openKeySlot(slot, kek, repoId, name)).backupKey, key);
+          const otherKind = info.kind === 'passkey' ? 'recovery-key' : 'passkey';
+          await rejectsWith(
+            openKeySlot(slot, await deriveKeySlotKek(otherKind, secret, repoId), repoId, name),
+            'KEY_SLOT_CORRUPT',
+            'KEK of the other kind',
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a manifest encodes and decodes to itself', () => {
+    const entry = fc.record({
+      slotId: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      kind: fc.constantFrom('recovery-key' as const, 'passkey' as const),
+      hash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      created: fc.nat(),
+      label: fc.string({ maxLength: 40 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        fc.uniqueArray(entry, { maxLength: 8, selector: (e) => toHex(e.slotId) }),
+        (seq, entries) => {
+          const m = {
+            seq,
+            entries: entries
+              .map((e) => ({ ...e }))
+              .sort((a, b) => (toHex(a.slotId) < toHex(b.slotId) ? -1 : 1)),
+          };
+          assert.deepEqual(decodeKeySlotManifest(encodeKeySlotManifest(m)), m);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('key slots in a store (src/backup/key-slots.ts)', () => {
   async function repo(): Promise<{ storage: MemoryStorage; backupKey: Uint8Array }> {
     const storage = new MemoryStorage();
