@@ -37,9 +37,12 @@ import { snapshotVectors } from './vectors/snapshots.js';
 
 import { chunkingVectors } from './vectors/chunking.js';
 
+import { keySlotVectors } from './vectors/key-slots.js';
 import { negativeRepositoryVectors, repositoryVectors } from './vectors/repository.js';
 
 export type { Json } from './vectors/common.js';
+
+// --- SPEC.md §18: key slots. Self-contained: uses only src/format and detBytes.
 
 /** Every vector file, by file name (without `.json`). */
 export async function generateVectors(): Promise<Record<string, Json>> {
@@ -56,6 +59,7 @@ export async function generateVectors(): Promise<Record<string, Json>> {
     chunking: await chunkingVectors(keys),
     repository: await repositoryVectors(repo),
     'negative-repository': await negativeRepositoryVectors(keys, repo),
+    'key-slots': await keySlotVectors(),
   };
 }
 

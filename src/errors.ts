@@ -39,7 +39,13 @@ export type ErrorCode =
   | 'PERMISSION_DENIED'
   | 'NO_SOURCE'
   | 'PORT_IN_USE'
-  | 'NO_CREDENTIALS';
+  | 'NO_CREDENTIALS'
+  // Key slots and passkeys (issue 13).
+  | 'NO_KEY_SLOT'
+  | 'KEY_SLOT_CORRUPT'
+  | 'KEY_SLOT_MISMATCH'
+  | 'PRF_UNSUPPORTED'
+  | 'PASSKEY_CANCELLED';
 
 /** Base class: `code` is stable, `hint` says what to do next. */
 export class BackvaultError extends Error {
@@ -335,6 +341,81 @@ export class NoCredentialsError extends BackvaultError {
       `no S3 credentials found for ${location}`,
       'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), then run the command again.',
       options,
+    );
+  }
+}
+
+// --- Added for key slots and passkey protection (issue 13). Additive only. Each error names
+// a slot by its id (public), never a key, a PRF output or a wrapped key.
+
+/** The other ways into a backup, named by every key-slot and passkey error. */
+const OTHER_PROTECTIONS =
+  'Use another protection: the 64-digit backup key, the vault password, another recovery key or passkey.';
+
+/**
+ * No key slot of this repository belongs to this passkey or recovery key: it was never added,
+ * it was removed, or the store deleted its slot.
+ */
+export class NoKeySlotError extends BackvaultError {
+  constructor(message: string, hint = OTHER_PROTECTIONS) {
+    super('NO_KEY_SLOT', message, hint);
+  }
+}
+
+/**
+ * A key slot is malformed, fails authentication, sits under another slot's name, or unwraps a
+ * key that does not open the repository: the store damaged or swapped it (or, for a passkey,
+ * the authenticator is not the one that made the slot). Never reported as a wrong key.
+ */
+export class KeySlotCorruptError extends BackvaultError {
+  /** The slot object concerned (`keys/<id>`), never content. */
+  readonly object: string | undefined;
+  constructor(message: string, object?: string) {
+    super(
+      'KEY_SLOT_CORRUPT',
+      object ? `${message} (${object})` : message,
+      `The store altered this key slot, or this is not the passkey that made it. ${OTHER_PROTECTIONS} Then run \`backvault key list\`.`,
+    );
+    this.object = object;
+  }
+}
+
+/**
+ * The sealed slot manifest (`keys/manifest`) disagrees with the slots in the store: a slot is
+ * listed but gone, present but not listed (removed earlier and put back), or changed; or the
+ * manifest itself is gone. The slot is not used.
+ */
+export class KeySlotMismatchError extends BackvaultError {
+  constructor(message: string) {
+    super(
+      'KEY_SLOT_MISMATCH',
+      message,
+      `The store deleted, replaced or replayed key slots. ${OTHER_PROTECTIONS} Then run \`backvault key list\` with the 64-digit key.`,
+    );
+  }
+}
+
+/**
+ * This browser or authenticator cannot derive a key from a passkey (no WebAuthn, or no PRF
+ * extension): passkey protection is not available here.
+ */
+export class PrfUnsupportedError extends BackvaultError {
+  constructor(message = 'this browser or authenticator cannot protect a backup with a passkey') {
+    super(
+      'PRF_UNSUPPORTED',
+      message,
+      'Passkey protection needs WebAuthn with the PRF extension. Choose a vault password or the 64-digit key instead, or use a passkey provider that supports PRF.',
+    );
+  }
+}
+
+/** The user cancelled the passkey prompt, or it timed out. Nothing changed; ask again. */
+export class PasskeyCancelledError extends BackvaultError {
+  constructor(message = 'the passkey request was cancelled or timed out') {
+    super(
+      'PASSKEY_CANCELLED',
+      message,
+      `Try again and confirm with your passkey. ${OTHER_PROTECTIONS}`,
     );
   }
 }

@@ -21,6 +21,7 @@ export {
   type PolicySnapshot,
 } from './commands/forget.js';
 export { initRepository, repositoryExists } from './repository/repository.js';
+export * from './repository/key-slots.js';
 export {
   sqliteCapture,
   type DatabaseCapture,

@@ -20,7 +20,9 @@ import {
   promptBackupKey,
   readBackupKey,
 } from './key-input.js';
-import { UsageError, WrongKeyError } from '../errors.js';
+import { NoRepositoryError, UsageError, WrongKeyError } from '../errors.js';
+import { formatBackupKey } from '../format/key-encoding.js';
+import type { Storage } from '../storage/storage.js';
 import { resolveStatePath } from './state-path.js';
 
 /** One command of the table, e.g. `backup` or `key generate`. */
@@ -120,7 +122,11 @@ export async function withRepository<T>(
   try {
     for (let i = 1; ; i++) {
       try {
-        return await fn({ storage, backupKey, statePath });
+        return await fn({
+          storage,
+          backupKey: await keyOfRepository(ctx, storage, backupKey, statePath),
+          statePath,
+        });
       } catch (e) {
         if (!typed || !(e instanceof WrongKeyError) || i >= KEY_PROMPT_TRIES) throw e;
         ctx.note(
@@ -132,6 +138,39 @@ export async function withRepository<T>(
   } finally {
     await storage.close();
   }
+}
+
+/**
+ * The one place a 64-digit key given to a command becomes the repository's backup key: the
+ * key itself when it passes the key check, else the key an added recovery key's slot
+ * unwraps (checked against the key check and the slot manifest). Where there is no
+ * repository yet (`init`, a first backup) the key is used as given.
+ * @throws WrongKeyError when the key is neither; KeySlotCorruptError / KeySlotMismatchError
+ *   when its slot was tampered with; UnavailableError.
+ */
+async function keyOfRepository(
+  ctx: CliContext,
+  storage: Storage,
+  key: Uint8Array,
+  statePath: string,
+): Promise<Uint8Array> {
+  const { unlockWithKey } = await import('../backup/repository/key-slots.js');
+  let unlocked: Awaited<ReturnType<typeof unlockWithKey>>;
+  try {
+    unlocked = await unlockWithKey(storage, key, { statePath });
+  } catch (e) {
+    // No repository yet: the command (init, backup --init) decides what that means.
+    if (e instanceof NoRepositoryError) return key;
+    throw e;
+  }
+  if (unlocked.via === 'recovery-key') {
+    const f = formatBackupKey(unlocked.backupKey);
+    ctx.addSecret(f, f.replace(/ /g, ''));
+    if (!ctx.json && !ctx.quiet) {
+      ctx.note(`opened with the recovery key of slot ${unlocked.slotId?.slice(0, 8) ?? ''}`);
+    }
+  }
+  return unlocked.backupKey;
 }
 
 /**

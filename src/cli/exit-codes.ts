@@ -63,6 +63,14 @@ const EXIT_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   // The user fixes the command line or the environment.
   NO_SOURCE: ExitCode.USAGE,
   NO_CREDENTIALS: ExitCode.USAGE,
+  // Key slots (issue 13): no slot for this key is a wrong secret; a damaged, swapped or
+  // unlisted slot is an integrity failure of the store.
+  NO_KEY_SLOT: ExitCode.WRONG_SECRET,
+  KEY_SLOT_CORRUPT: ExitCode.INTEGRITY,
+  KEY_SLOT_MISMATCH: ExitCode.INTEGRITY,
+  // Raised by the browser SDK only; listed for the Record.
+  PRF_UNSUPPORTED: ExitCode.USAGE,
+  PASSKEY_CANCELLED: ExitCode.FAILURE,
 };
 
 /** Exit code for a stable error code. */

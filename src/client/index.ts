@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './http-errors.js';
 export * from './password.js';
 export * from './vault-client.js';
+export * from './passkey.js';

@@ -8,6 +8,8 @@
  *   data/<2 hex>/<64 hex>           pack: sealed blobs + sealed header  (pack.ts)
  *   index/<64 hex>                  sealed index: blob id -> pack entry (pack.ts)
  *   snapshots/<64 hex>              sealed snapshot                     (snapshot.ts)
+ *   keys/<32 hex>                   key slot: wraps the backup key      (key-slot.ts)
+ *   keys/manifest                   sealed list of the key slots        (key-slot.ts)
  *
  * The 64 hex digits of every pack, index and snapshot name are the SHA-256 of the object's
  * stored bytes, so a swapped or altered object is caught from its name alone. Blobs (file
@@ -68,6 +70,10 @@ export const ObjectKind = {
   SNAPSHOT: 5,
   /** A repository lock (see src/backup/repository/lock.ts). */
   LOCK: 6,
+  /** A key slot's wrapped backup key (see key-slot.ts; AD also binds the slot header). */
+  KEY_SLOT: 7,
+  /** The sealed key slot manifest `keys/manifest` (see key-slot.ts). */
+  KEY_MANIFEST: 8,
 } as const;
 
 /** One of {@link ObjectKind}. */
@@ -108,4 +114,5 @@ export const PREFIX = {
   index: 'index/',
   snapshots: 'snapshots/',
   locks: 'locks/',
+  keys: 'keys/',
 } as const;

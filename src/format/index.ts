@@ -6,6 +6,7 @@ export * from './bytes.js';
 export * from './constants.js';
 export * from './config.js';
 export * from './key-encoding.js';
+export * from './key-slot.js';
 export * from './key-schedule.js';
 export * from './pack.js';
 export * from './sealed.js';

@@ -38,6 +38,12 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   NO_SOURCE: 400,
   PORT_IN_USE: 500,
   NO_CREDENTIALS: 400,
+  // Key slots and passkeys (issue 13) live in the repository and the browser; never the vault.
+  NO_KEY_SLOT: 400,
+  KEY_SLOT_CORRUPT: 500,
+  KEY_SLOT_MISMATCH: 500,
+  PRF_UNSUPPORTED: 400,
+  PASSKEY_CANCELLED: 400,
 };
 
 /** An HTTP error response. */

@@ -138,3 +138,37 @@ export async function recordSeenHead(
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
 }
+
+/**
+ * The highest key slot manifest seq this device has seen for `repoIdHex` (SPEC.md §18), or
+ * undefined. Kept in the same file under `keyManifests` (older builds keep the field when
+ * they rewrite the file, and ignore it).
+ * @throws BackvaultError (INTERNAL) when the file exists but cannot be parsed.
+ */
+export async function readSeenKeyManifest(
+  path: string,
+  repoIdHex: string,
+): Promise<number | undefined> {
+  const s = (await load(path)) as StateFile & { keyManifests?: Record<string, unknown> };
+  const v = s.keyManifests?.[repoIdHex];
+  if (v === undefined) return undefined;
+  if (!Number.isSafeInteger(v)) throw unreadable(path);
+  return v as number;
+}
+
+/**
+ * Remember key slot manifest `seq` for `repoIdHex` if it is higher than what is stored.
+ * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
+ */
+export async function recordSeenKeyManifest(
+  path: string,
+  repoIdHex: string,
+  seq: number,
+): Promise<void> {
+  const s = (await load(path)) as StateFile & { keyManifests?: Record<string, number> };
+  const old = s.keyManifests?.[repoIdHex];
+  if (old !== undefined && old >= seq) return;
+  s.keyManifests = { ...(s.keyManifests ?? {}), [repoIdHex]: seq };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+}

@@ -7,7 +7,7 @@ import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
 import { verifyCommand } from './verify.js';
 import { initCommand } from './init.js';
-import { keyGenerateCommand } from './key.js';
+import { keyAddCommand, keyGenerateCommand, keyListCommand, keyRemoveCommand } from './key.js';
 import { pruneCommand } from './prune.js';
 import { forgetCommand } from './forget.js';
 import { restoreCommand } from './restore.js';
@@ -27,6 +27,9 @@ import {
 /** Every command, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
   keyGenerateCommand,
+  keyListCommand,
+  keyAddCommand,
+  keyRemoveCommand,
   initCommand,
   backupCommand,
   restoreCommand,

@@ -17,6 +17,7 @@ import { formatLocalTime, shortId } from '../format.js';
 import { readPassword, vaultClient, vaultEvents } from '../vault-access.js';
 import { canPrompt } from '../prompt.js';
 import { showRecoveryKey } from './enable.js';
+import { shortCredential } from './key.js';
 
 const DEVICE: Readonly<Record<string, OptionSpec>> = {
   device: {
@@ -221,16 +222,76 @@ export const disableCommand: CommandSpec = {
   },
 };
 
+/**
+ * Every protection that opens this device's backups (issue 13): the vault password, each
+ * passkey and added recovery key (the repository's key slots, read with the device's key),
+ * and the 64-digit backup key, which always opens it. A store that cannot be read, or slots
+ * that do not match their manifest, are reported as a line, not as a failure of `status`.
+ */
+async function protectionsOf(d: LoadedDevice): Promise<{
+  json: Record<string, unknown>[];
+  human: string[];
+  problem?: { code: string; message: string };
+}> {
+  const p = d.profile;
+  const json: Record<string, unknown>[] = [];
+  const lines: string[] = [];
+  if (p.mode === 'password') {
+    json.push({ kind: 'vault-password', vault: p.vaultUrl, account: p.account });
+    lines.push(`vault password   at ${p.vaultUrl} (account ${p.account})`);
+  }
+  let problem: { code: string; message: string } | undefined;
+  try {
+    const { openStorage } = await import('../../storage/node/open.js');
+    const storage = await openStorage(p.repo);
+    try {
+      const { listKeySlots } = await import('../../backup/repository/key-slots.js');
+      const listing = await listKeySlots(storage, d.backupKey, { statePath: d.statePath });
+      for (const slot of listing.slots) {
+        json.push({ ...slot });
+        const state = slot.status === 'ok' ? '' : `  ${slot.status.toUpperCase()} (not usable)`;
+        const label = slot.label ? `  "${slot.label}"` : '';
+        lines.push(
+          slot.kind === 'passkey'
+            ? `passkey          ${shortCredential(slot.credentialId ?? '')} on ${slot.rpId ?? ''}, added ${formatLocalTime(slot.created)}, slot ${slot.slotId.slice(0, 8)}${label}${state}`
+            : `recovery key     added ${formatLocalTime(slot.created)}, slot ${slot.slotId.slice(0, 8)}${label}${state}`,
+        );
+      }
+    } finally {
+      await storage.close();
+    }
+  } catch (e) {
+    if (!(e instanceof BackvaultError)) throw e;
+    if (e.code !== 'NO_REPOSITORY') {
+      problem = { code: e.code, message: e.message };
+      lines.push(`key slots        could not be read: ${e.code}: ${e.message}`);
+    }
+  }
+  json.push({ kind: 'backup-key' });
+  lines.push(
+    '64-digit key     the backup key itself: always opens the backups (keep it written down)',
+  );
+  return {
+    json,
+    human: lines.map((l, i) => `${i === 0 ? 'protections: ' : '             '}${l}`),
+    ...(problem ? { problem } : {}),
+  };
+}
+
 /** `status` */
 export const statusCommand: CommandSpec = {
   path: ['status'],
-  summary: 'show this device’s protection mode, last backup and vault attempts left',
+  summary: 'show this device’s protections, last backup and vault attempts left',
   usage: 'status --device DIR [--token JWT] [--json]',
   positionals: [],
   options: DEVICE,
   details: [
     'Reads the device profile and, in password mode, asks the vault for the record state',
     '(this is not a guess and costs no attempt). The vault must present the pinned key.',
+    'Lists every protection that opens the backups: the vault password, each passkey and',
+    'added recovery key (key slots, read from the repository with the device key), and the',
+    '64-digit backup key, which always does. Losing one never locks you out while another',
+    'remains.',
   ],
   examples: ['backvault status --device ~/.bv', 'backvault status --device ~/.bv --json'],
   async run({ values }, ctx) {
@@ -255,6 +316,10 @@ export const statusCommand: CommandSpec = {
       lastBackup: lb ?? null,
       lastVerified: p.lastVerified ?? null,
     };
+    const prot = await protectionsOf(d);
+    json.protections = prot.json;
+    if (prot.problem) json.keySlotsProblem = prot.problem;
+    human.push(...prot.human);
     if (p.mode !== 'password') return { json, human };
     human.push(`vault:       ${p.vaultUrl} (account ${p.account})`);
     json.vault = p.vaultUrl;
