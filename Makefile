@@ -8,12 +8,13 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 # protocol model (`make model`).
 TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell openssl spin gcc
 
-.PHONY: help deps test-deps build lint typecheck test demo bench clean fleet model
+.PHONY: help deps test-deps build lint typecheck test demo bench bench-memory clean fleet model
 
 help:
 	@echo "make demo   - walk through the whole story on the embedded default"
 	@echo "make test   - lint, type-check and the whole test suite"
 	@echo "make bench  - benchmarks (prints a table, writes bench/results/*.json)"
+	@echo "make bench-memory - peak RSS for a 4 GiB sparse file and 200,000 small files"
 	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
 	@echo "make model  - model-check the vault's attempt-counter protocol (spin, < 1 min)"
 
@@ -54,6 +55,10 @@ demo: build
 bench: build
 	@bash scripts/apt-deps.sh restic
 	node dist/bench/run.js
+
+# Memory against shape (issue 17): a 4 GiB sparse file and 200,000 small files.
+bench-memory: build
+	node dist/bench/memory.js
 
 # Three etcd members + three vault nodes on loopback (keys via the ceremony, mutual TLS to
 # etcd with a throwaway CA); Ctrl-C stops all.
