@@ -30,6 +30,7 @@ test-deps: deps
 
 build: deps
 	npx tsc -p tsconfig.json
+	npx tsc -p src/ui/web/tsconfig.json
 
 typecheck: build
 
