@@ -37,6 +37,7 @@ export const BARE_SPECIFIERS = [
   '@sinclair/typebox/value',
   '@zxcvbn-ts/core',
   '@zxcvbn-ts/language-common',
+  '@zxcvbn-ts/dictionary-compression/decompress',
   'fastest-levenshtein',
 ] as const;
 

@@ -17,7 +17,8 @@ header.top { display: flex; align-items: center; gap: 24px; padding: 8px 24px;
 nav ul { display: flex; gap: 4px; list-style: none; margin: 0; padding: 0; flex-wrap: wrap; }
 nav a { color: var(--accent-ink); text-decoration: none; padding: 6px 10px; border-radius: 6px;
   display: inline-block; }
-nav a[aria-current="page"] { background: rgba(255,255,255,0.2); font-weight: 600; }
+nav a[aria-current="page"] { background: #053d2c; font-weight: 600;
+  text-decoration: underline; text-underline-offset: 4px; }
 main { max-width: 860px; margin: 24px auto; padding: 0 24px; }
 footer { max-width: 860px; margin: 0 auto 24px; padding: 0 24px; color: var(--muted);
   font-size: 0.9rem; }

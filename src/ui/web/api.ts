@@ -110,6 +110,11 @@ export function vaultClient(pinnedServerPublicKey?: string): VaultClient {
 /** Any thrown value as `{code, message, hint}` (SDK errors carry a code too). */
 export function errorBody(e: unknown): ApiErrorBody {
   if (e instanceof ApiError) return e.body;
+  // An error the page words itself: `{ code, message, hint }`.
+  if (typeof e === 'object' && e !== null && !(e instanceof Error)) {
+    const o = e as Partial<ApiErrorBody>;
+    if (typeof o.code === 'string' && typeof o.message === 'string') return o as ApiErrorBody;
+  }
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code;
     const hint = (e as { hint?: unknown }).hint;

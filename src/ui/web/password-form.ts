@@ -49,19 +49,19 @@ export function newPasswordForm(opts: {
   );
   const out = h('div', { 'aria-live': 'polite' });
   const button = h('button', { type: 'submit' }, opts.submitLabel);
-  let last: { pw: string; j: PasswordJudgement | undefined } = { pw: '', j: undefined };
+  // The last verdict: the judgement, or why there is none (the rules, or the meter failed).
+  let last: { pw: string; j?: PasswordJudgement; error?: unknown } = { pw: '\u0000' };
   let seq = 0;
 
-  async function judge(pw: string): Promise<PasswordJudgement | undefined> {
-    if (last.pw === pw) return last.j;
-    let j: PasswordJudgement | undefined;
-    try {
-      j = await judgePassword(pw, opts.userInputs);
-    } catch {
-      j = undefined; // breaks the rules: said on submit
+  async function judge(pw: string): Promise<{ j?: PasswordJudgement; error?: unknown }> {
+    if (last.pw !== pw) {
+      try {
+        last = { pw, j: await judgePassword(pw, opts.userInputs) };
+      } catch (error) {
+        last = { pw, error };
+      }
     }
-    last = { pw, j };
-    return j;
+    return last;
   }
 
   first.addEventListener('input', () => {
@@ -72,7 +72,7 @@ export function newPasswordForm(opts: {
       meterText.textContent = '';
       return;
     }
-    void judge(pw).then((j) => {
+    void judge(pw).then(({ j }) => {
       if (mine !== seq) return;
       meter.dataset.score = String(j ? Math.max(1, j.score) : 0);
       meterText.textContent = j
@@ -90,16 +90,12 @@ export function newPasswordForm(opts: {
         const pw = first.value;
         void (async () => {
           replace(out);
-          const j = await judge(pw);
+          const { j, error } = await judge(pw);
+          // No verdict (the rules are broken, or the meter could not run): never go on.
           if (!j) {
-            const { checkPassword } = await import('../../client/password.js');
-            try {
-              checkPassword(pw);
-            } catch (e) {
-              replace(out, errorView(e));
-              first.focus();
-              return;
-            }
+            replace(out, errorView(error));
+            first.focus();
+            return;
           } else if (j.verdict === 'refused') {
             replace(
               out,

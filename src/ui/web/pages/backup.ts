@@ -153,10 +153,7 @@ export async function renderBackupPage(main: HTMLElement, state: UiState): Promi
     }
   };
 
-  const attach = async (job: Job): Promise<void> => {
-    backupButton.disabled = true;
-    const done = await followJob(jobHost, job);
-    backupButton.disabled = false;
+  const showOutcome = async (done: Job): Promise<void> => {
     if (done.state === 'failed') replace(jobHost, errorView(done.error));
     else if (done.state === 'done') {
       const r = done.result ?? {};
@@ -164,7 +161,7 @@ export async function renderBackupPage(main: HTMLElement, state: UiState): Promi
         jobHost,
         h(
           'div',
-          { class: 'alert ok', role: 'status' },
+          { class: 'alert ok', role: 'status', 'data-job-id': done.id },
           h(
             'p',
             {},
@@ -172,6 +169,16 @@ export async function renderBackupPage(main: HTMLElement, state: UiState): Promi
           ),
         ),
       );
+    }
+  };
+
+  // The job runs in the server: after a reload the page finds it again (or its outcome).
+  const attach = async (job: Job): Promise<void> => {
+    backupButton.disabled = true;
+    const done = job.state === 'running' ? await followJob(jobHost, job) : job;
+    backupButton.disabled = false;
+    await showOutcome(done);
+    if (job.state === 'running' && done.state === 'done') {
       const s = await api<UiState>('GET', '/api/state');
       if (s.device) replace(facts, ...factRows(s.device, protection));
       await loadSnapshots();
@@ -216,7 +223,7 @@ export async function renderBackupPage(main: HTMLElement, state: UiState): Promi
       snapsHost,
     ),
   );
-  if (state.job?.state === 'running' && state.job.kind === 'backup') void attach(state.job);
+  if (state.job?.kind === 'backup') void attach(state.job);
   await loadSnapshots();
 }
 

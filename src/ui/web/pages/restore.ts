@@ -123,8 +123,8 @@ export async function renderRestorePage(main: HTMLElement, state: UiState): Prom
           const why = m.unavailable(state);
           return h(
             'section',
-            { class: 'choice', 'aria-labelledby': `restore-${m.id}` },
-            h('h3', { id: `restore-${m.id}` }, `With your ${m.title.toLowerCase()}`),
+            { class: 'choice', 'aria-labelledby': `restore-choice-${m.id}` },
+            h('h3', { id: `restore-choice-${m.id}` }, `With your ${m.title.toLowerCase()}`),
             why ? h('p', { class: 'hint' }, why) : null,
             h(
               'button',
