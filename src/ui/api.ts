@@ -30,11 +30,13 @@ import {
   BadRequestError,
   ConflictError,
   NotFoundError,
+  RollbackError,
   UsageError,
 } from '../errors.js';
 import {
   createDevice,
   deviceExists,
+  deviceStatePath,
   loadDevice,
   updateDeviceProfile,
   type DeviceProfile,
@@ -153,7 +155,9 @@ async function state(api: ApiContext): Promise<Record<string, unknown>> {
 function commandOpts(api: ApiContext, extraEnv: Record<string, string> = {}) {
   // The key given to a command comes through BACKVAULT_KEY only when we pass it: never one
   // from the environment `backvault ui` was started in.
-  const env = { ...api.config.env, BACKVAULT_KEY: undefined, ...extraEnv };
+  // The vault token of `ui --token` reaches the commands as the CLI reads it.
+  const token = api.config.vaultToken ? { BACKVAULT_TOKEN: api.config.vaultToken } : {};
+  const env = { ...api.config.env, BACKVAULT_KEY: undefined, ...token, ...extraEnv };
   return { env, cwd: api.config.cwd };
 }
 
@@ -310,7 +314,10 @@ async function startRestore(api: ApiContext, body: Body): Promise<unknown> {
   } else if (protection !== 'recovery-key') {
     throw new BadRequestError('unknown protection');
   }
+  const head = vaultFields ? vaultHead(body) : undefined;
   return api.jobs.start('restore', async (onProgress) => {
+    // As `restore --password`: the repository must not be older than what the vault saw.
+    if (head) await checkVaultHead(api, repo, dir, formatted, head);
     const json = await runCommand(restoreCommand, [folder, '--repo', repo, '--device', dir], {
       ...commandOpts(api, { BACKVAULT_KEY: formatted }),
       onProgress,
@@ -320,6 +327,46 @@ async function startRestore(api: ApiContext, body: Body): Promise<unknown> {
     if (vaultFields) await updateDeviceProfile(dir, vaultFields);
     return json;
   });
+}
+
+/** The snapshot head the vault released with the key (`recoverWithHead`), if the page sent one. */
+function vaultHead(body: Body): { seq: number; snapshotId: string } | undefined {
+  const h = body.head as { seq?: unknown; snapshotId?: unknown } | null | undefined;
+  if (h === undefined || h === null) return undefined;
+  if (typeof h !== 'object' || typeof h.seq !== 'number' || typeof h.snapshotId !== 'string') {
+    throw new BadRequestError('head must be { seq, snapshotId }');
+  }
+  return { seq: h.seq, snapshotId: h.snapshotId };
+}
+
+/**
+ * The CLI's check before a password restore (`checkVaultHead` in src/cli/vault-access.ts,
+ * same sentence): the repository's latest snapshot is not older than the vault's head.
+ * @throws RollbackError when it is.
+ */
+async function checkVaultHead(
+  api: ApiContext,
+  repo: string,
+  dir: string,
+  formatted: string,
+  head: { seq: number; snapshotId: string },
+): Promise<void> {
+  const json = await runCommand(
+    snapshotsCommand,
+    ['--repo', repo, '--state', deviceStatePath(dir)],
+    { ...commandOpts(api, { BACKVAULT_KEY: formatted }), secrets: [formatted] },
+  );
+  const list = (json.snapshots ?? []) as { seq: number; id: string }[];
+  const top = list.reduce<{ seq: number; id: string } | undefined>(
+    (t, x) => (!t || x.seq > t.seq ? x : t),
+    undefined,
+  );
+  const older = !top || top.seq < head.seq || (top.seq === head.seq && top.id !== head.snapshotId);
+  if (older) {
+    throw new RollbackError(
+      `the repository's latest snapshot is ${top ? `seq ${top.seq}` : 'missing'}, but the vault recorded snapshot ${head.snapshotId.slice(0, 8)} (seq ${head.seq}) for this account`,
+    );
+  }
 }
 
 type Handler = (api: ApiContext, body: Body) => Promise<unknown>;

@@ -63,6 +63,9 @@ progress { width: 100%; height: 1.2rem; }
 .meter[data-score="2"] span:nth-child(-n+2) { background: #9a6700; }
 .meter[data-score="3"] span:nth-child(-n+3) { background: var(--accent); }
 .meter[data-score="4"] span:nth-child(-n+4) { background: var(--accent); }
+ul.protections { list-style: none; padding: 0; margin: 0; }
+li.protection { border-top: 1px solid var(--line); padding: 10px 0; }
+li.protection p { margin: 0; }
 ul.rules { margin: 4px 0; padding-left: 1.2rem; color: var(--muted); }
 table { border-collapse: collapse; width: 100%; font-size: 0.95rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); }

@@ -28,6 +28,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { MAIN_JS, startVaultProcess, type VaultProcess } from '../client/vault-process.js';
 import { makeTree, treeDigest } from '../cli/tree.js';
+import { VaultClient, requestDevToken } from '../../src/client/vault-client.js';
+import { NotFoundError } from '../../src/errors.js';
 import {
   freshPage,
   go,
@@ -41,6 +43,8 @@ import { startUi, type UiProcess } from './ui-process.js';
 
 const MAX_ATTEMPTS = 3;
 const PASSWORD = 'lantern orchard velvet 42';
+const NEW_PASSWORD = 'copper meadow quiet 17';
+const BOB_PASSWORD = 'harbor pebble violin 58';
 
 /** A raw request with any Host header (fetch would not let us set it). */
 function rawGet(
@@ -223,6 +227,12 @@ describe('backvault ui in headless Chromium', () => {
       .getByText(/3 attempts of 3 left/)
       .waitFor();
     await screen(page, '05-protect-in-use', log);
+    // Change the password (OPAQUE registration in the page, key proof from the device's key).
+    await page.getByRole('button', { name: 'Change the password' }).click();
+    await page.getByLabel('New password').fill(NEW_PASSWORD);
+    await page.getByLabel('Type it again').fill(NEW_PASSWORD);
+    await page.getByRole('button', { name: 'Change the password' }).last().click();
+    await page.getByText('Password changed').waitFor({ timeout: 60_000 });
     await context.close();
     await a.stop();
 
@@ -236,7 +246,7 @@ describe('backvault ui in headless Chromium', () => {
     await fresh.page.getByRole('button', { name: 'Use my password' }).click();
     await fresh.page.getByText('3 attempts left.').waitFor();
     await screen(fresh.page, '07-restore-password', fresh.log);
-    await fresh.page.getByLabel('Vault password for alice').fill(PASSWORD);
+    await fresh.page.getByLabel('Vault password for alice').fill(NEW_PASSWORD);
     await fresh.page.getByRole('button', { name: 'Restore with my password' }).click();
     await fresh.page.getByText('Your chats are back').waitFor({ timeout: 60_000 });
     await screen(fresh.page, '08-restore-done', fresh.log);
@@ -249,12 +259,59 @@ describe('backvault ui in headless Chromium', () => {
     assert.equal(pb.mode, 'password');
     assert.equal(pb.account, 'alice');
     assert.equal(pb.repo, repo);
+
+    // Turn the password off on the new device: the key is shown and confirmed first.
+    await go(fresh.page, b, '/protect');
+    await fresh.page.getByRole('button', { name: 'Turn off password protection' }).click();
+    const label = await fresh.page.getByText(/^Type group \d+ of the key$/).innerText();
+    const n = Number(/group (\d+)/.exec(label)?.[1]);
+    const groups = (await fresh.page.locator('ol.key-groups li').allInnerTexts()).map((t) =>
+      t.replace(/^\d+\.\s*/, '').trim(),
+    );
+    await fresh.page.getByLabel(label).fill(groups[n - 1] ?? '');
+    await fresh.page.getByRole('button', { name: 'Turn off password protection' }).last().click();
+    await fresh.page
+      .getByRole('button', { name: 'Change the password' })
+      .waitFor({ state: 'detached', timeout: 30_000 });
+    await fresh.page.getByRole('heading', { name: 'Protections in use' }).waitFor();
+    assert.equal((await profileOf(devB)).mode, 'recovery-key');
+    // The vault holds nothing for alice any more.
+    const client = new VaultClient({
+      baseUrl: v.url,
+      token: () => requestDevToken({ baseUrl: v.url, account: 'alice' }),
+    });
+    await assert.rejects(client.status(), (e: unknown) => e instanceof NotFoundError);
     await fresh.context.close();
     await b.stop();
   });
 
   test('wrong passwords: attempts left before typing, the countdown, then the lockout screen', async () => {
     const v = vault as VaultProcess;
+    // bob's record comes from the CLI (`enable --password`): the page's OPAQUE client must
+    // log in to it exactly as the CLI's would.
+    const cli = spawnSync(
+      process.execPath,
+      [
+        MAIN_JS,
+        'enable',
+        '--device',
+        join(tmp, 'dev-bob'),
+        '--repo',
+        join(tmp, 'repo-bob'),
+        '--password',
+        '--vault',
+        v.url,
+        '--account',
+        'bob',
+        '--json',
+      ],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', HOME: tmp, BACKVAULT_PASSWORD: BOB_PASSWORD },
+        timeout: 60_000,
+      },
+    );
+    assert.equal(cli.status, 0, cli.stderr);
     const c = await ui([
       '--device',
       join(tmp, 'dev-c'),
@@ -263,16 +320,16 @@ describe('backvault ui in headless Chromium', () => {
       '--vault',
       v.url,
       '--account',
-      'alice',
+      'bob',
       '--repo',
-      join(tmp, 'repo-a'),
+      join(tmp, 'repo-bob'),
     ]);
     const { context, page, log } = await freshPage(browser as Browser);
     await openUi(page, c, '/restore');
     await page.getByRole('button', { name: 'Use my password' }).click();
     await page.getByText('3 attempts left.').waitFor();
     const guess = async (): Promise<void> => {
-      await page.getByLabel('Vault password for alice').fill('not the password 1');
+      await page.getByLabel('Vault password for bob').fill('not the password 1');
       await page.getByRole('button', { name: 'Restore with my password' }).click();
     };
     await guess();
@@ -291,7 +348,7 @@ describe('backvault ui in headless Chromium', () => {
     await go(page, c, '/restore');
     await page.getByRole('button', { name: 'Use my password' }).click();
     await page.getByRole('heading', { name: 'Password restore is locked' }).waitFor();
-    assert.equal(await page.getByLabel('Vault password for alice').count(), 0);
+    assert.equal(await page.getByLabel('Vault password for bob').count(), 0);
     await context.close();
     await c.stop();
   });

@@ -106,8 +106,10 @@ export const passwordMethod: ProtectionMethod = {
               const vault = vaultClient(pinned);
               const got = await vault.recoverWithHead({ password: input.value });
               input.value = '';
+              // The vault's snapshot head goes along: the server refuses an older repository.
               await ctx.recovered(formatBackupKey(got.backupKey), 'password', {
                 serverPublicKey: pinned,
+                head: got.head,
               });
             } catch (e) {
               if (e instanceof WrongPasswordError) {

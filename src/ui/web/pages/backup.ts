@@ -19,7 +19,8 @@ function chart(list: readonly Snapshot[]): Element {
   const H = 160;
   const pad = { l: 60, b: 24, t: 10, r: 10 };
   const max = Math.max(1, ...list.map((s) => s.bytes));
-  const bw = (W - pad.l - pad.r) / Math.max(1, list.length);
+  // At most 60 units per bar: one snapshot is a bar, not a wall.
+  const bw = Math.min(60, (W - pad.l - pad.r) / Math.max(1, list.length));
   const y = (v: number): number => pad.t + (H - pad.t - pad.b) * (1 - v / max);
   const label = `Size of each snapshot, oldest first: ${list
     .map((s) => `#${s.seq} ${formatBytes(s.bytes)}`)

@@ -131,7 +131,12 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
     );
   });
   const items: HTMLElement[] = [
-    h('li', {}, h('strong', {}, '64-digit key'), ' — always opens your backups. ', showKey),
+    h(
+      'li',
+      { class: 'protection' },
+      h('p', {}, h('strong', {}, '64-digit key'), ' — always opens your backups.'),
+      h('div', { class: 'row' }, showKey),
+    ),
   ];
 
   if (d.mode === 'password') {
@@ -212,12 +217,16 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
     items.unshift(
       h(
         'li',
-        {},
-        h('strong', {}, 'Password'),
-        ` at ${d.vault ?? ''} (account ${d.account ?? ''}): `,
-        attempts,
-        '. ',
-        h('span', { class: 'row' }, change, off),
+        { class: 'protection' },
+        h(
+          'p',
+          {},
+          h('strong', {}, 'Password'),
+          ` at ${d.vault ?? ''} (account ${d.account ?? ''}): `,
+          attempts,
+          '.',
+        ),
+        h('div', { class: 'row' }, change, off),
       ),
     );
   }
@@ -231,7 +240,7 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
       { class: 'card', 'aria-labelledby': 'inuse-h' },
       h('h2', { id: 'inuse-h' }, 'Protections in use'),
       h('p', {}, 'Any one of these restores your backups on a new device.'),
-      h('ul', { id: 'protections' }, ...items),
+      h('ul', { id: 'protections', class: 'protections' }, ...items),
     ),
     addable.length > 0
       ? h(
