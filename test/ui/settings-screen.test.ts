@@ -417,8 +417,30 @@ describe('backvault ui in headless Chromium', () => {
     await fresh.page.getByRole('button', { name: 'Restore with this key' }).click();
     await fresh.page.getByText(/INVALID_KEY/).waitFor();
     await screen(fresh.page, '13-restore-key-invalid', fresh.log);
-    await fresh.page.getByLabel('Your 64-digit backup key').fill(sloppy);
-    await fresh.page.getByRole('button', { name: 'Restore with this key' }).click();
+    // The second try by keyboard alone: Tab to the field, type, Tab to the button, Enter.
+    // Focus must be visible on the way (an outline, never removed).
+    await fresh.page.getByLabel('Your 64-digit backup key').fill('');
+    await fresh.page.getByLabel('Restore the chats into').focus();
+    const focused = async (): Promise<{ id: string; text: string; outline: string }> =>
+      fresh.page.evaluate(() => {
+        const el = document.activeElement as HTMLElement;
+        const st = getComputedStyle(el);
+        return {
+          id: el.id,
+          text: el.textContent ?? '',
+          outline: `${st.outlineStyle} ${st.outlineWidth}`,
+        };
+      });
+    for (let i = 0; i < 12 && (await focused()).id !== 'restore-key'; i++) {
+      await fresh.page.keyboard.press('Tab');
+    }
+    assert.equal((await focused()).id, 'restore-key');
+    await fresh.page.keyboard.type(sloppy);
+    await fresh.page.keyboard.press('Tab');
+    const onButton = await focused();
+    assert.equal(onButton.text, 'Restore with this key');
+    assert.match(onButton.outline, /^solid [1-9]/, 'visible focus on the button');
+    await fresh.page.keyboard.press('Enter');
     await fresh.page.getByText('Your chats are back').waitFor({ timeout: 90_000 });
     assert.deepEqual(await treeDigest(target), await treeDigest(chat));
     assert.equal((await profileOf(join(tmp, 'dev-e'))).mode, 'recovery-key');
