@@ -182,6 +182,12 @@ describe('backvault ui in headless Chromium', () => {
 
     // Ctrl-C stops it cleanly.
     assert.equal(await u.stop(), '0');
+    assert.match(u.stdout(), /^backvault ui: open this link/);
+    // With --json the link goes to stderr and stdout holds one JSON object, at the end.
+    const j = await ui(['--device', join(tmp, 'dev-sec'), '--json']);
+    assert.equal(j.stdout(), '');
+    assert.equal(await j.stop(), '0');
+    assert.deepEqual(JSON.parse(j.stdout()), { stopped: 'SIGINT', origin: j.origin });
   });
 
   test('password: enable in the page, back up, restore in a fresh browser on a new device', async () => {

@@ -15,6 +15,8 @@ export interface UiProcess {
   readonly pid: number;
   /** stdout + stderr so far. */
   output(): string;
+  /** stdout alone. */
+  stdout(): string;
   /** SIGINT (Ctrl-C), then SIGKILL after 5 s; resolves with the exit code (or signal). */
   stop(): Promise<string>;
 }
@@ -29,7 +31,11 @@ export async function startUi(args: readonly string[], home: string): Promise<Ui
     env: { PATH: process.env.PATH ?? '', HOME: home, XDG_STATE_HOME: `${home}/state` },
   });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+    stdout += s;
+  });
   child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
   const exited = new Promise<string>((resolve) =>
     child.on('exit', (code, signal) => resolve(signal ?? String(code))),
@@ -46,6 +52,7 @@ export async function startUi(args: readonly string[], home: string): Promise<Ui
       }
     };
     child.stdout.on('data', look);
+    child.stderr.on('data', look);
     void exited.then((how) => reject(new Error(`backvault ui exited (${how}):\n${out}`)));
   });
   const origin = new URL(url).origin;
@@ -56,6 +63,7 @@ export async function startUi(args: readonly string[], home: string): Promise<Ui
     port: Number(new URL(url).port),
     pid,
     output: () => out,
+    stdout: () => stdout,
     stop() {
       stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {

@@ -112,6 +112,8 @@ export const uiCommand: CommandSpec = {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new UsageError('--port must be a whole number from 0 to 65535');
     }
+    // Listening for Ctrl-C before the link is printed: a stop right after it is clean too.
+    const stopped = untilStopped();
     const { startUiServer } = await import('../../ui/server.js');
     const { resolve } = await import('node:path');
     const folder = stringOption(values, 'folder');
@@ -132,12 +134,12 @@ export const uiCommand: CommandSpec = {
       env: ctx.io.env,
       cwd: ctx.io.cwd,
     });
-    // The URL is the way in: on stdout, flushed now (the command runs until Ctrl-C).
-    ctx.io.stdout.write(
-      `backvault ui: open this link in your browser (it holds the access token):\n  ${server.url}\nCtrl-C stops the server.\n`,
-    );
+    // The URL is the way in: printed now (the command runs until Ctrl-C). With --json it
+    // goes to stderr, so that stdout still carries exactly one JSON object (at the end).
+    const banner = `backvault ui: open this link in your browser (it holds the access token):\n  ${server.url}\nCtrl-C stops the server.\n`;
+    (ctx.json ? ctx.io.stderr : ctx.io.stdout).write(banner);
     if (booleanOption(values, 'open', true)) openBrowser(server.url);
-    const signal = await untilStopped();
+    const signal = await stopped;
     await server.close();
     return {
       json: { stopped: signal, origin: server.origin },

@@ -82,6 +82,7 @@ export const passwordMethod: ProtectionMethod = {
 
     const showLeft = (): void => {
       status.textContent = `${plural(left, 'attempt')} left.`;
+      status.className = left === 1 ? 'attempts alert warn' : 'attempts';
       if (left === 1) {
         status.append(
           ' This is the last one: if it is wrong, the vault destroys the backup key for good.',
