@@ -261,6 +261,15 @@ describe('backvault ui in headless Chromium', () => {
       /^\d+ files in \d+ folders$/,
     );
     assert.deepEqual(await treeDigest(target), await treeDigest(chat));
+    // Nothing kept by the browser: no web storage, no IndexedDB.
+    assert.deepEqual(
+      await fresh.page.evaluate(async () => [
+        localStorage.length,
+        sessionStorage.length,
+        (await indexedDB.databases()).length,
+      ]),
+      [0, 0, 0],
+    );
     const pb = await profileOf(devB);
     assert.equal(pb.mode, 'password');
     assert.equal(pb.account, 'alice');
