@@ -405,8 +405,17 @@ describe('backvault ui in headless Chromium', () => {
     await page.getByText('End-to-end encrypted backup is on').waitFor({ timeout: 30_000 });
     assert.equal((await profileOf(join(tmp, 'dev-d'))).mode, 'recovery-key');
 
-    // Back up, reload while the bar moves: the page finds the same job again.
+    // A folder that does not exist: the CLI's code, sentence and exit code, nothing saved.
     await go(page, d, '/');
+    await page.getByLabel('Chat folder to back up').fill(join(tmp, 'no-such-chat'));
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.getByText(/^NO_SOURCE$/).waitFor({ timeout: 30_000 });
+    await page.getByText('The command line reports this as exit code 2.').waitFor();
+    await page.getByText(/The folder to back up does not exist/).waitFor();
+    await screen(page, '12-backup-error', log);
+
+    // Back up, reload while the bar moves: the page finds the same job again.
+    await page.getByLabel('Chat folder to back up').fill(chat);
     await page.getByRole('button', { name: 'Back up now' }).click();
     const bar = page.locator('#job-progress[value]');
     await bar.waitFor({ timeout: 30_000 });
