@@ -312,6 +312,8 @@ async function startRestore(api: ApiContext, body: Body): Promise<unknown> {
       serverPublicKey: str(body, 'serverPublicKey', true),
     };
   } else if (protection !== 'recovery-key') {
+    // A passkey restore joins here: the page's `openPasskeySlot` recovered the key; the new
+    // device is written as for the 64-digit key, plus whatever its profile records.
     throw new BadRequestError('unknown protection');
   }
   const head = vaultFields ? vaultHead(body) : undefined;
@@ -386,9 +388,15 @@ const ROUTES: Readonly<Record<string, Handler>> = {
 };
 
 /**
- * Reserved for the key slots of issue 13 (passkeys): `GET /api/slots` (the repository's
- * slots, public parts, for `openPasskeySlot`) and `POST /api/slots` (store the slot that
- * `createPasskeySlot` made). Answered 501 until the slot engine is merged.
+ * Reserved for the key slots of issue 13 (passkeys), answered 501 until the slot engine is
+ * merged:
+ * - `GET /api/slots?repo=URL` → `{ repoId, slots }`: the repository's slots, public parts
+ *   only (no key needed to read them), for `openPasskeySlot({ slots, repoId, rpId })` in
+ *   the restore page — for a new device, so the repository comes from the page's field;
+ * - `POST /api/slots` `{ pendingId | (device), slot }`: store the slot that
+ *   `createPasskeySlot({ backupKey, repoId, … })` made, with the backup key the server
+ *   already holds (`pending` or the device's), then finish as `enable/finish` does.
+ * The WebAuthn relying-party id is the page's host (`127.0.0.1` or `localhost`).
  */
 const RESERVED = new Set(['GET /api/slots', 'POST /api/slots']);
 

@@ -296,6 +296,15 @@ describe('backvault ui in headless Chromium', () => {
       token: () => requestDevToken({ baseUrl: v.url, account: 'alice' }),
     });
     await assert.rejects(client.status(), (e: unknown) => e instanceof NotFoundError);
+
+    // Add a password again to the 64-digit-key device: same key, a new record at the vault.
+    await fresh.page.getByRole('button', { name: 'Add password' }).click();
+    await fresh.page.getByLabel('New password').fill(PASSWORD);
+    await fresh.page.getByLabel('Type it again').fill(PASSWORD);
+    await fresh.page.getByRole('button', { name: 'Turn on backup with this password' }).click();
+    await fresh.page.getByText('End-to-end encrypted backup is on').waitFor({ timeout: 60_000 });
+    assert.equal((await profileOf(devB)).mode, 'password');
+    assert.equal((await client.status()).state, 'active');
     await fresh.context.close();
     await b.stop();
   });
