@@ -32,6 +32,7 @@ dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
 button, .button { font: inherit; padding: 8px 16px; border-radius: 8px; cursor: pointer;
   border: 1px solid var(--accent); background: var(--accent); color: var(--accent-ink); }
+a.button { display: inline-block; text-decoration: none; }
 button.secondary { background: #fff; color: var(--accent); }
 button.danger { background: var(--bad); border-color: var(--bad); }
 button:disabled { opacity: 0.55; cursor: not-allowed; }
