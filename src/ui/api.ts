@@ -26,7 +26,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  BackvaultError,
   BadRequestError,
   ConflictError,
   NotFoundError,
@@ -72,7 +71,7 @@ interface PendingEnable {
   readonly existing: boolean;
 }
 
-/** At most a few minutes between showing a key and confirming it; one at a time. */
+/** How long a shown key waits for its confirmation; one pending setup at a time. */
 const PENDING_TTL_MS = 30 * 60_000;
 const pending = new Map<string, PendingEnable & { at: number }>();
 
@@ -83,7 +82,8 @@ function send(api: ApiContext, res: ServerResponse, status: number, body: unknow
   res.end(JSON.stringify(body));
 }
 
-function statusFor(e: BackvaultError | { code: string; exitCode: number }): number {
+/** HTTP status of an error answer (the page reads the body; the status is for logs). */
+function statusFor(e: { readonly code: string }): number {
   const code = e.code;
   if (code === 'CONFLICT') return 409;
   if (code === 'NOT_FOUND' || code === 'NO_REPOSITORY') return 404;
