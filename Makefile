@@ -21,8 +21,13 @@ help:
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	@command -v node >/dev/null || { echo "node (>= 20) is required: install Node.js 20 or later" >&2; exit 1; }
 	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "Node >= 20 required, found $$(node --version)" >&2; exit 1; }
-	npm ci --no-audit --no-fund
-	@touch $(NODE_MODULES_STAMP)
+	@# A symlinked node_modules is a shared install (git worktrees): npm ci would empty the
+	@# target through the link and break every tree that uses it. Leave it to its owner.
+	@if [ -L node_modules ]; then \
+	  echo "node_modules is a symlink to a shared install: not running npm ci through it" >&2; \
+	else \
+	  npm ci --no-audit --no-fund && touch $(NODE_MODULES_STAMP); \
+	fi
 
 deps: $(NODE_MODULES_STAMP)
 
@@ -31,6 +36,7 @@ test-deps: deps
 
 build: deps
 	npx tsc -p tsconfig.json
+	npx tsc -p src/ui/web/tsconfig.json
 
 typecheck: build
 

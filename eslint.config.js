@@ -6,6 +6,9 @@
 //   device                -> Node-only device profile (files); never imports the vault or HSM
 //   hsm                   -> the only code that touches server secrets; imports format/errors only
 //   vault                 -> the server; never imports device code
+//   ui (server)           -> Node-only local settings screen; runs the CLI's commands; never
+//                            imports the vault or HSM
+//   ui/web                -> the settings screen's pages, browser-only: format, client, errors
 //   cli                   -> wires everything
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -130,6 +133,31 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The local settings screen's server: reuses the CLI and the engine, never the vault/HSM.
+    files: ['src/ui/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm') }] },
+  },
+  // The settings screen's pages run in the browser: no node:, nothing Node-only of ours, and
+  // not the UI server beside them (src/ui/*.ts).
+  ...[
+    ['src/ui/web/*.ts', '^\\.\\./[^/]+\\.js$'],
+    ['src/ui/web/*/*.ts', '^\\.\\./\\.\\./[^/]+\\.js$'],
+  ].map(([files, server]) => ({
+    files: [files],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            nodeBuiltins,
+            ...deny('storage', 'backup', 'device', 'vault', 'hsm', 'cli', 'node'),
+            { regex: server, message: 'Browser-only folder: src/ui/*.ts is the Node server.' },
+          ],
+        },
+      ],
+    },
+  })),
   {
     files: ['src/vault/**/*.ts'],
     rules: {

@@ -32,9 +32,12 @@ if (process.env.BACKVAULT_DEBUG === '1') {
 
 // The engine commits atomically (objects first, snapshot last; restore moves into place only
 // when complete), so stopping at any instant is safe: say so and leave with 128 + SIGINT.
-process.once('SIGINT', () => {
-  process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv)));
-});
+// `backvault ui` runs until Ctrl-C: stopping is its normal end, handled by the command.
+if (operationOf(argv) !== 'ui') {
+  process.once('SIGINT', () => {
+    process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv)));
+  });
+}
 
 // `backvault snapshots | head`: a reader that goes away is not an error worth a stack trace.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

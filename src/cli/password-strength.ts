@@ -9,49 +9,15 @@
  *   one `--allow-weak` is needed. The vault's attempt limit stops online guessing; a weak
  *   password matters if the vault's secrets ever leak with a record (offline guessing).
  *
- * The dictionaries (~1 MB) are loaded only when a new password is judged.
+ * The dictionaries (~1 MB) are loaded only when a new password is judged. The scoring itself
+ * is `src/client/password-strength.ts`, shared with the settings screen's meter.
  */
 import { WeakPasswordError } from '../errors.js';
-import { checkPassword } from '../client/password.js';
+import { judgePassword, type PasswordJudgement } from '../client/password-strength.js';
 import type { CliContext } from './context.js';
 import { canPrompt, promptLine } from './prompt.js';
 
-/** The verdict on a password. */
-export interface PasswordJudgement {
-  /** zxcvbn's score, 0 (too guessable) to 4 (very unguessable). */
-  score: number;
-  /** log10 of the estimated guesses. */
-  guessesLog10: number;
-  verdict: 'refused' | 'weak' | 'ok';
-}
-
-/** Words that make a password for this account and this app guessable. */
-const APP_WORDS = ['backvault', 'backup', 'whatsapp', 'chat', 'vault', 'password'];
-
-/**
- * Score `password`, counting `userInputs` (the account name, …) as known to an attacker.
- * @throws WeakPasswordError when it breaks the SDK's rules.
- */
-export async function judgePassword(
-  password: string,
-  userInputs: readonly string[] = [],
-): Promise<PasswordJudgement> {
-  checkPassword(password);
-  const [{ ZxcvbnFactory }, common] = await Promise.all([
-    import('@zxcvbn-ts/core'),
-    import('@zxcvbn-ts/language-common'),
-  ]);
-  const z = new ZxcvbnFactory({
-    dictionary: { ...common.dictionary, userInputs: [...APP_WORDS] },
-    graphs: common.adjacencyGraphs,
-  });
-  const r = z.check(password.normalize('NFC'), [...userInputs]);
-  return {
-    score: r.score,
-    guessesLog10: r.guessesLog10,
-    verdict: r.score === 0 ? 'refused' : r.score <= 2 ? 'weak' : 'ok',
-  };
-}
+export { judgePassword, type PasswordJudgement } from '../client/password-strength.js';
 
 /**
  * Refuse a very common password; have a weak one confirmed (terminal) or allowed

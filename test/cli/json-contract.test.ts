@@ -24,7 +24,8 @@ describe('--json: one object on stdout, always', () => {
       assert.equal(e.code, 'USAGE');
       assert.equal(e.hint, `Run \`backvault help ${name}\`.`);
       // Bare: whatever the command answers (a result or an error), it is one object.
-      if (name === 'vault serve') return; // a bare vault serve starts a server
+      // A bare `vault serve` or `ui` starts a server (ui's --json is tested in test/ui).
+      if (name === 'vault serve' || name === 'ui') return;
       const bare = await h.run(['--json', ...c.path], { timeoutMs: 20_000 });
       const out = parseJsonOutput(bare);
       assert.equal(bare.code === 0, !('error' in out), bare.stdout);

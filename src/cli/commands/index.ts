@@ -17,6 +17,7 @@ import { diffCommand, lsCommand, statsCommand } from './inspect.js';
 import { acceptRollbackCommand, pinCommand } from './way-forward.js';
 import { disableCommand, passwordChangeCommand, statusCommand } from './vault-device.js';
 import { vaultServeCommand } from './vault-serve.js';
+import { uiCommand } from './ui.js';
 import {
   vaultExportCommand,
   vaultImportCommand,
@@ -45,6 +46,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
   passwordChangeCommand,
   disableCommand,
+  uiCommand,
   pinCommand,
   acceptRollbackCommand,
   vaultServeCommand,

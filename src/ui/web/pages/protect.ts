@@ -1,0 +1,265 @@
+/**
+ * "Turn on end-to-end encrypted backup": choose a protection for a new device; on a set-up
+ * device, the protections in use, add one, change the password, turn the password off.
+ * The choices come from METHODS: a new protection appears here without touching this page.
+ */
+import { formatBackupKey, parseBackupKey } from '../../../format/key-encoding.js';
+import { api, errorView, vaultClient, type UiState } from '../api.js';
+import { field, h, replace } from '../dom.js';
+import { plural } from '../format.js';
+import { confirmGroup, keyView } from '../key-view.js';
+import { METHODS } from '../methods/index.js';
+import type { EnableContext, ProtectionMethod } from '../methods/types.js';
+import { newPasswordForm } from '../password-form.js';
+
+function enableContext(state: UiState, repoInput: () => string, host: HTMLElement): EnableContext {
+  return {
+    state,
+    start: () => api('POST', '/api/enable/start', { repo: repoInput() }),
+    async finish(body) {
+      await api('POST', '/api/enable/finish', body);
+      replace(
+        host,
+        h(
+          'div',
+          { class: 'alert ok', role: 'status' },
+          h('h3', { id: 'enabled-h', tabindex: '-1' }, 'End-to-end encrypted backup is on'),
+          h('p', {}, 'Your chats are encrypted on this device before they are stored.'),
+          h('p', {}, h('a', { href: '/' }, 'Go to Chat backup to make the first backup')),
+        ),
+      );
+      (host.querySelector('#enabled-h') as HTMLElement | null)?.focus();
+    },
+  };
+}
+
+function choiceCards(
+  state: UiState,
+  methods: readonly ProtectionMethod[],
+  verb: string,
+  onChoose: (m: ProtectionMethod) => void,
+): HTMLElement {
+  return h(
+    'div',
+    { class: 'choices' },
+    ...methods.map((m) => {
+      const why = m.unavailable(state);
+      const headingId = `choice-${m.id}`;
+      return h(
+        'section',
+        { class: 'choice', 'aria-labelledby': headingId },
+        h('h3', { id: headingId }, m.title),
+        h('p', {}, m.summary),
+        why ? h('p', { class: 'hint' }, why) : null,
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary',
+            'data-method': m.id,
+            disabled: why !== undefined,
+            onclick: () => onChoose(m),
+          },
+          `${verb} ${m.title.toLowerCase()}`,
+        ),
+      );
+    }),
+  );
+}
+
+/** Renders the page into `main`. */
+export async function renderProtectPage(main: HTMLElement, state: UiState): Promise<void> {
+  if (!state.device) return renderNewDevice(main, state);
+  return renderExistingDevice(main, state);
+}
+
+function renderNewDevice(main: HTMLElement, state: UiState): void {
+  const flow = h('div', { id: 'flow' });
+  const repo = field(
+    'Where backups are stored',
+    { name: 'repo', value: state.defaults.repo ?? '', autocomplete: 'off' },
+    'A folder or an s3:// address. Only encrypted data is stored there.',
+  );
+  replace(
+    main,
+    h('h1', {}, 'Turn on end-to-end encrypted backup'),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'where-h' },
+      h('h2', { id: 'where-h' }, 'Storage'),
+      repo.wrap,
+    ),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'choose-h' },
+      h('h2', { id: 'choose-h' }, 'Choose how to protect your backup'),
+      h(
+        'p',
+        {},
+        'Your backups are encrypted with a 256-bit key made on this device. Choose what protects that key.',
+      ),
+      choiceCards(state, METHODS, 'Use', (m) => {
+        const ctx = enableContext(state, () => repo.input.value, flow);
+        replace(
+          flow,
+          h('h3', { id: 'flow-h', tabindex: '-1' }, `Protect with a ${m.title.toLowerCase()}`),
+        );
+        const inner = h('div');
+        flow.append(inner);
+        m.renderEnable(inner, ctx);
+        (flow.querySelector('#flow-h') as HTMLElement | null)?.focus();
+      }),
+      flow,
+    ),
+  );
+}
+
+async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<void> {
+  const d = state.device as NonNullable<UiState['device']>;
+  const flow = h('div', { id: 'flow', 'aria-live': 'polite' });
+  const inUse = new Set([d.mode, 'recovery-key']);
+  const rerender = async (): Promise<void> => {
+    const s = await api<UiState>('GET', '/api/state');
+    await renderProtectPage(main, s);
+  };
+
+  const showKey = h('button', { type: 'button', class: 'secondary' }, 'Show the 64-digit key');
+  showKey.addEventListener('click', () => {
+    api<{ backupKey: string }>('POST', '/api/device-key').then(
+      (k) => replace(flow, h('h3', {}, 'Your 64-digit key'), keyView(k.backupKey)),
+      (e: unknown) => replace(flow, errorView(e)),
+    );
+  });
+  const items: HTMLElement[] = [
+    h(
+      'li',
+      { class: 'protection' },
+      h('p', {}, h('strong', {}, '64-digit key'), ' — always opens your backups.'),
+      h('div', { class: 'row' }, showKey),
+    ),
+  ];
+
+  if (d.mode === 'password') {
+    const attempts = h('span', { id: 'vault-attempts' }, 'checking attempts left…');
+    void vaultClient(d.serverPublicKey ?? undefined)
+      .status()
+      .then(
+        (s) =>
+          (attempts.textContent =
+            s.state === 'locked' || s.attemptsLeft <= 0
+              ? 'LOCKED: the vault destroyed the key; change the password to protect it again'
+              : `${plural(s.attemptsLeft, 'attempt')} of ${s.maxAttempts} left`),
+        (e: unknown) => (attempts.textContent = `unknown (${(e as Error).message})`),
+      );
+    const change = h('button', { type: 'button', class: 'secondary' }, 'Change the password');
+    change.addEventListener('click', () => {
+      replace(
+        flow,
+        h('h3', { id: 'change-h', tabindex: '-1' }, 'Change the password'),
+        newPasswordForm({
+          submitLabel: 'Change the password',
+          userInputs: [d.account ?? ''],
+          async onSubmit(newPassword) {
+            const k = await api<{ backupKey: string }>('POST', '/api/device-key');
+            await vaultClient(d.serverPublicKey ?? undefined).changePassword({
+              newPassword,
+              backupKey: parseBackupKey(k.backupKey),
+            });
+            replace(
+              flow,
+              h(
+                'div',
+                { class: 'alert ok', role: 'status' },
+                h(
+                  'p',
+                  {},
+                  'Password changed: only the new password restores your backups from now on.',
+                ),
+              ),
+            );
+          },
+        }),
+      );
+      (flow.querySelector('#change-h') as HTMLElement | null)?.focus();
+    });
+    const off = h('button', { type: 'button', class: 'danger' }, 'Turn off password protection');
+    off.addEventListener('click', () => {
+      api<{ backupKey: string }>('POST', '/api/device-key').then(
+        (k) => {
+          const key = formatBackupKey(parseBackupKey(k.backupKey));
+          replace(
+            flow,
+            h('h3', { id: 'off-h', tabindex: '-1' }, 'Turn off password protection'),
+            h(
+              'p',
+              {},
+              'The vault deletes its copy of your key: a password will no longer restore these backups. They stay readable with this 64-digit key — write it down now.',
+            ),
+            keyView(key),
+            confirmGroup(
+              key,
+              async () => {
+                try {
+                  await api('POST', '/api/disable');
+                  await rerender();
+                } catch (e) {
+                  flow.append(errorView(e));
+                }
+              },
+              'Turn off password protection',
+            ),
+          );
+          (flow.querySelector('#off-h') as HTMLElement | null)?.focus();
+        },
+        (e: unknown) => replace(flow, errorView(e)),
+      );
+    });
+    items.unshift(
+      h(
+        'li',
+        { class: 'protection' },
+        h(
+          'p',
+          {},
+          h('strong', {}, 'Password'),
+          ` at ${d.vault ?? ''} (account ${d.account ?? ''}): `,
+          attempts,
+          '.',
+        ),
+        h('div', { class: 'row' }, change, off),
+      ),
+    );
+  }
+
+  const addable = METHODS.filter((m) => !inUse.has(m.id));
+  replace(
+    main,
+    h('h1', {}, 'End-to-end encrypted backup'),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'inuse-h' },
+      h('h2', { id: 'inuse-h' }, 'Protections in use'),
+      h('p', {}, 'Any one of these restores your backups on a new device.'),
+      h('ul', { id: 'protections', class: 'protections' }, ...items),
+    ),
+    addable.length > 0
+      ? h(
+          'section',
+          { class: 'card', 'aria-labelledby': 'add-h' },
+          h('h2', { id: 'add-h' }, 'Add a protection'),
+          choiceCards(state, addable, 'Add', (m) => {
+            const ctx = enableContext(state, () => d.repo, flow);
+            replace(
+              flow,
+              h('h3', { id: 'flow-h', tabindex: '-1' }, `Add a ${m.title.toLowerCase()}`),
+            );
+            const inner = h('div');
+            flow.append(inner);
+            m.renderEnable(inner, ctx);
+            (flow.querySelector('#flow-h') as HTMLElement | null)?.focus();
+          }),
+        )
+      : null,
+    flow,
+  );
+}
