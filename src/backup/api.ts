@@ -28,7 +28,9 @@ export type { RetentionPolicy } from './retention.js';
 /**
  * What every operation needs: the store, the 32-byte backup key, and the local state file;
  * plus, optionally, how to treat the network (`retryFor`, `signal`, `limitUpload`,
- * `limitDownload`, `control`, `onStoreEvent`: see storage/network.ts).
+ * `limitDownload`, `control`, `onStoreEvent`: see storage/network.ts), applied by backup,
+ * restore, check, prune, forget, verify and listSnapshots (initRepository uses the store as
+ * given).
  */
 export interface RepoAccess extends NetworkOptions {
   storage: Storage;

@@ -12,6 +12,7 @@ import { check as checkEngine } from './check.js';
 import { forget as forgetEngine } from './forget.js';
 import { prune as pruneEngine } from './prune.js';
 import { restore as restoreEngine } from './restore.js';
+import { listSnapshots as listSnapshotsEngine } from './snapshots.js';
 import { verify as verifyEngine } from './verify.js';
 
 export * from './api.js';
@@ -23,7 +24,7 @@ export const check = networked(checkEngine, 'check', INTERACTIVE_RETRY);
 export const prune = networked(pruneEngine, 'prune', INTERACTIVE_RETRY);
 export const forget = networked(forgetEngine, 'forget', INTERACTIVE_RETRY);
 export const verify = networked(verifyEngine, 'restore', INTERACTIVE_RETRY);
-export { listSnapshots } from './snapshots.js';
+export const listSnapshots = networked(listSnapshotsEngine, 'scan', INTERACTIVE_RETRY);
 export {
   applyRetentionPolicy,
   describeRetentionPolicy,

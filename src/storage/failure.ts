@@ -12,10 +12,12 @@
  * | connection refused/reset, DNS, timeouts, HTTP 5xx, 408, 429, S3 RequestTimeout/SlowDown | yes | UnavailableError (UNAVAILABLE) after `retryFor` |
  * | other file-system errors (EIO, ETIMEDOUT, ESTALE, …)     | yes     | UnavailableError             |
  * | S3 403 InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied, ExpiredToken | no | FORBIDDEN (as the adapter threw it) |
+ * | no S3 credentials at all (the AWS SDK's CredentialsProviderError) | no | UnavailableError as thrown (the CLI: NO_CREDENTIALS) |
  * | S3 NoSuchBucket                                          | no      | NotFoundError (NOT_FOUND)    |
  * | ENOSPC, EDQUOT (a full disk or quota)                    | no      | DiskFullError (DISK_FULL)    |
  * | EROFS                                                    | no      | ReadOnlyError (READ_ONLY)    |
  * | EACCES, EPERM                                            | no      | PermissionDeniedError (PERMISSION_DENIED) |
+ * | ENOTDIR, EISDIR, ENAMETOOLONG, ELOOP, EINVAL, EEXIST, EFBIG (a path or file the disk will never take) | no | UnavailableError as thrown |
  * | any other HTTP 4xx (a request the server will never take) | no     | UnavailableError as thrown   |
  * | anything that is not an UnavailableError (MISSING_OBJECT, CORRUPT, a bug) | no | as thrown |
  *
@@ -43,6 +45,17 @@ interface ErrorLike {
   cause?: unknown;
   $metadata?: { httpStatusCode?: unknown };
 }
+
+/** errno codes of a local path that no wait can change. */
+const PERMANENT_ERRNO = new Set([
+  'ENOTDIR',
+  'EISDIR',
+  'ENAMETOOLONG',
+  'ELOOP',
+  'EINVAL',
+  'EEXIST',
+  'EFBIG',
+]);
 
 /** S3 error codes of a 4xx answer that still say "try again later". */
 const TRANSIENT_S3_CODES = new Set(['RequestTimeout', 'SlowDown', 'Throttling', 'TooManyRequests']);
@@ -75,6 +88,8 @@ function s3CodeOf(e: ErrorLike): string | undefined {
 export function classifyStoreFailure(error: unknown, location: string): FailureVerdict {
   if (!(error instanceof UnavailableError)) return { retry: false, error };
   for (const link of chain(error).slice(1)) {
+    // No credentials found at all: the CLI names it NO_CREDENTIALS (cli/local-errors.ts).
+    if (link.name === 'CredentialsProviderError') return { retry: false, error };
     const code = typeof link.code === 'string' ? link.code : undefined;
     switch (code) {
       case 'ENOSPC':
@@ -86,6 +101,7 @@ export function classifyStoreFailure(error: unknown, location: string): FailureV
       case 'EPERM':
         return { retry: false, error: new PermissionDeniedError(location, code, { cause: error }) };
       default:
+        if (code !== undefined && PERMANENT_ERRNO.has(code)) return { retry: false, error };
         break;
     }
     const status = statusOf(link);

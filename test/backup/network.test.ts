@@ -157,6 +157,10 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
       up.length >= 1 && up[0]?.type === 'reachable' && up[0].downForMs >= 28_000,
       'came back after the outage',
     );
+    const back = up[0];
+    console.log(
+      `# outage: ${down.length} retry events (${[...new Set(down.map((e) => (e.type === 'unreachable' ? e.reason : '')))].join(', ')}), store back after ${back?.type === 'reachable' ? (back.downForMs / 1000).toFixed(1) : '?'} s, backup took ${r.seconds.toFixed(1)} s`,
+    );
     assert.ok(
       reports.some((p) => p.store?.state === 'unreachable'),
       'the progress callback said the store was unreachable',
@@ -214,6 +218,7 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
       result instanceof Error && /the app stopped the backup/.test(result.message),
       String(result),
     );
+    console.log(`# abort during an outage: backup rejected ${took.toFixed(0)} ms after abort()`);
     assert.ok(took < 1000, `stopped in ${took.toFixed(0)} ms`);
     await killed;
     await restartServer();

@@ -202,6 +202,13 @@ describe('failure classification', () => {
     const full = verdict(wrapped('ENOSPC'));
     assert.ok(!full.retry && full.error instanceof DiskFullError && full.error.path === where);
     for (const e of [
+      wrapped('ENOTDIR'),
+      new UnavailableError('S3 could not read', {
+        cause: Object.assign(new Error('Could not load credentials'), {
+          name: 'CredentialsProviderError',
+        }),
+      }),
+      wrapped('ENAMETOOLONG'),
       new ForbiddenError('S3 refused: SignatureDoesNotMatch'),
       new NotFoundError('S3 bucket does not exist: x'),
       new MissingObjectError('data/ab'),
