@@ -30,7 +30,11 @@ export interface NetworkOptions {
    * (`openStorage`'s S3 store retries for 1 min).
    */
   retryFor?: number | string;
-  /** Stops waiting (for the store, the gate or the bandwidth budget) at once; the operation rejects with `signal.reason`. */
+  /**
+   * Stops the operation: waits (for the store, the gate, the bandwidth budget) end at once,
+   * no new storage request starts but a delete (its lock's removal), and the operation
+   * rejects with `signal.reason`.
+   */
   signal?: AbortSignal;
   /** Upload limit in KiB/s (restic's `--limit-upload`); 0 or absent = none. */
   limitUpload?: number;

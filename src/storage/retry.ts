@@ -17,9 +17,10 @@
  *
  * The wrapper tells its caller about an outage through `onEvent`: `unreachable` before
  * every wait (with the reason, when the next try is and when it will give up), and
- * `reachable` once the first operation succeeds again. An `AbortSignal` ends every wait at
- * once: the waiting operations reject with `signal.reason`, and later operations make one
- * try without waiting.
+ * `reachable` once the first operation succeeds again. An `AbortSignal` stops the
+ * operation: every wait ends at once and the waiting operations reject with
+ * `signal.reason`; after it no new request starts (same rejection), except `delete`, which
+ * gets one try so that the aborted operation can still remove its lock.
  *
  * Browser-safe.
  */
@@ -70,7 +71,7 @@ export interface RetryOptions {
   baseDelayMs?: number;
   /** Cap on any single backoff in ms (default 15 000). */
   maxDelayMs?: number;
-  /** Ends every wait at once (see the module comment). */
+  /** Stops the operation: ends every wait at once, and starts no new request but a delete (see the module comment). */
   signal?: AbortSignal;
   /** Told when the store becomes unreachable (before every wait) and reachable again. */
   onEvent?: (event: StoreEvent) => void;
@@ -194,6 +195,7 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
   async function run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     let firstFailure: number | undefined;
     for (let attempt = 1; ; attempt++) {
+      if (signal?.aborted && operation !== 'delete') throw signal.reason;
       try {
         const result = await fn();
         answered();
@@ -211,6 +213,7 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     const seen = new Set<string>();
     let firstFailure: number | undefined;
     for (let attempt = 1; ; attempt++) {
+      if (signal?.aborted) throw signal.reason;
       try {
         for await (const entry of inner.list(prefix)) {
           answered();

@@ -288,6 +288,58 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
     }
   });
 
+  it('an abort with the store up stops the backup too: no request but its lock removal after it', async () => {
+    const proxy = await countingProxy(server.port);
+    try {
+      const src = join(dir, 'abort-up-src');
+      await corpus(src, 8, MiB);
+      const access = {
+        storage: store({ endpoint: proxy.endpoint }),
+        backupKey,
+        statePath: join(dir, 'state-abort-up.json'),
+      };
+      const ac = new AbortController();
+      let abortedAt = 0;
+      let requestsAtAbort = 0;
+      const result = await backup({
+        ...access,
+        init: true,
+        source: src,
+        workers: 2,
+        packSize: 256 * KiB,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (!ac.signal.aborted && p.bytesDone >= 2 * MiB) {
+            requestsAtAbort = proxy.requests.length;
+            abortedAt = performance.now();
+            ac.abort(new Error('user cancelled'));
+          }
+        },
+      }).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      );
+      assert.ok(result instanceof Error && result.message === 'user cancelled', String(result));
+      assert.ok(performance.now() - abortedAt < 1000);
+      await sleep(500);
+      // In flight at the abort: at most the two workers' puts and a listing; then only DELETEs.
+      const after = proxy.requests.slice(requestsAtAbort);
+      assert.ok(
+        after.filter((r) => !r.startsWith('DELETE ')).length <= 3,
+        `requests after the abort: ${after.join(', ')}`,
+      );
+      assert.ok(
+        after.some((r) => r.startsWith('DELETE ') && r.includes('/locks/')),
+        'lock removed',
+      );
+      const c = await check({ ...access, readData: false });
+      assert.equal(c.ok, true, JSON.stringify(c.problems));
+      assert.equal(c.snapshots, 0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('fails at once on wrong credentials (FORBIDDEN) and a missing bucket (NOT_FOUND), despite retryFor', async () => {
     const src = join(dir, 'small-src');
     for (const [storage, code] of [

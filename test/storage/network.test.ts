@@ -127,7 +127,7 @@ describe('retry by a deadline', () => {
     assert.equal(calls, 1);
   });
 
-  it('an AbortSignal ends the wait at once with its reason, and later calls do not wait', async () => {
+  it('an AbortSignal ends the wait at once with its reason; afterwards only a delete reaches the store, once', async () => {
     const inner = new MemoryStorage();
     inner.injectFault(() => new UnavailableError('down', { cause: sysError('ECONNREFUSED') }));
     const ac = new AbortController();
@@ -143,9 +143,20 @@ describe('retry by a deadline', () => {
     ac.abort(new Error('stopped by the app'));
     await assert.rejects(pending, /stopped by the app/);
     assert.ok(performance.now() - started < 100, 'the wait ended at once');
+    // Afterwards no new request starts, except a delete (an operation removing its lock),
+    // which gets one try.
+    let reached = 0;
+    inner.injectFault(() => {
+      reached += 1;
+      return new UnavailableError('down', { cause: sysError('ECONNREFUSED') });
+    });
+    await assert.rejects(s.put('b', new Uint8Array([1])), /stopped by the app/);
+    await assert.rejects(s.stat('b'), /stopped by the app/);
+    assert.equal(reached, 0, 'no request after the abort');
     const t = performance.now();
-    await assert.rejects(s.get('a'), UnavailableError);
-    assert.ok(performance.now() - t < 100, 'one try, no wait');
+    await assert.rejects(s.delete('b'), UnavailableError);
+    assert.equal(reached, 1, 'a delete gets exactly one try');
+    assert.ok(performance.now() - t < 100, 'and no wait');
   });
 
   it('wrapping a retrying store replaces its policy instead of nesting', async () => {
