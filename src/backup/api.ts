@@ -18,14 +18,21 @@
  * RollbackError for integrity failures; UnavailableError when the store cannot be reached;
  * NoRepositoryError when there is no repository.
  */
+import type { NetworkOptions, StoreStatus } from '../storage/network.js';
 import type { Storage } from '../storage/storage.js';
 import type { DatabaseCapture } from './archiver/sqlite-capture.js';
 import type { RetentionPolicy } from './commands/retention.js';
 
 export type { RetentionPolicy } from './commands/retention.js';
 
-/** What every operation needs: the store, the 32-byte backup key, and the local state file. */
-export interface RepoAccess {
+/**
+ * What every operation needs: the store, the 32-byte backup key, and the local state file;
+ * plus, optionally, how to treat the network (`retryFor`, `signal`, `limitUpload`,
+ * `limitDownload`, `control`, `onStoreEvent`: see storage/network.ts), applied by backup,
+ * restore, check, prune, forget, verify and listSnapshots (initRepository uses the store as
+ * given).
+ */
+export interface RepoAccess extends NetworkOptions {
   storage: Storage;
   /** The 256-bit backup key (32 bytes). */
   backupKey: Uint8Array;
@@ -45,6 +52,8 @@ export interface Progress {
   bytesTotal?: number;
   filesDone: number;
   filesTotal?: number;
+  /** Present while the store is unreachable (retrying) or the operation is paused. */
+  store?: StoreStatus;
 }
 
 export interface BackupOptions extends RepoAccess {

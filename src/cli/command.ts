@@ -24,6 +24,13 @@ import { NoRepositoryError, UsageError, WrongKeyError } from '../errors.js';
 import { formatBackupKey } from '../format/key-encoding.js';
 import type { Storage } from '../storage/storage.js';
 import { resolveStatePath } from './state-path.js';
+import {
+  INTERACTIVE_RETRY_FOR_MS,
+  parseRateLimit,
+  parseRetryFor,
+  withNetwork,
+  type NetworkOptions,
+} from '../storage/network.js';
 
 /** One command of the table, e.g. `backup` or `key generate`. */
 export interface CommandSpec {
@@ -81,7 +88,42 @@ export const REPO_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     description:
       'rollback-detection state file (env BACKVAULT_STATE; default $XDG_STATE_HOME/backvault/state.json)',
   },
+  'retry-for': {
+    type: 'string',
+    valueName: 'DURATION',
+    description:
+      'keep retrying an unreachable store this long, e.g. 30s, 15m, 1h (default 15m for backup, 1m otherwise; 0 = no retry)',
+  },
 };
+
+/** Bandwidth flags of the commands that move pack data (backup, restore, check, prune, verify). */
+export const LIMIT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  'limit-upload': {
+    type: 'string',
+    valueName: 'KiB/s',
+    description: 'upload at most this many KiB per second (as restic)',
+  },
+  'limit-download': {
+    type: 'string',
+    valueName: 'KiB/s',
+    description: 'download at most this many KiB per second (as restic)',
+  },
+};
+
+/**
+ * The network options given by `--retry-for`, `--limit-upload` and `--limit-download`.
+ * @throws UsageError on a malformed duration or limit.
+ */
+export function networkOptionsOf(values: OptionValues): NetworkOptions {
+  const retryFor = stringOption(values, 'retry-for');
+  const up = stringOption(values, 'limit-upload');
+  const down = stringOption(values, 'limit-download');
+  return {
+    ...(retryFor !== undefined ? { retryFor: parseRetryFor(retryFor) } : {}),
+    ...(up !== undefined ? { limitUpload: parseRateLimit('--limit-upload', up) } : {}),
+    ...(down !== undefined ? { limitDownload: parseRateLimit('--limit-download', down) } : {}),
+  };
+}
 
 /** Everything needed to reach a repository, resolved from flags and environment. */
 export interface RepoTarget {
@@ -98,9 +140,11 @@ export interface RepoTarget {
 export async function withRepository<T>(
   ctx: CliContext,
   values: OptionValues,
-  opts: { allowPrompt: boolean; device?: DeviceUse },
+  opts: { allowPrompt: boolean; device?: DeviceUse; retryForMs?: number },
   fn: (access: RepoAccess) => Promise<T>,
 ): Promise<T> {
+  // Malformed network flags fail before anything is read or opened.
+  const network = networkOptionsOf(values);
   // `--device DIR` (and `restore --password`) supply repository, key and state themselves.
   const source = await resolveDeviceSource(ctx, values, opts.device ?? 'use');
   const url = source?.repo ?? stringOption(values, 'repo') ?? ctx.io.env.BACKVAULT_REPO;
@@ -118,7 +162,12 @@ export async function withRepository<T>(
   // The state file is small and private to this user: it says which snapshots they have seen.
   await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
   const { openStorage } = await import('../storage/node/open.js');
-  const storage = await openStorage(url);
+  // Retries, bandwidth limits and the outage line wrap every store the same way.
+  const storage = withNetwork(
+    await openStorage(url),
+    { ...network, onStoreEvent: (e) => ctx.storeEvent(e) },
+    opts.retryForMs ?? INTERACTIVE_RETRY_FOR_MS,
+  );
   try {
     for (let i = 1; ; i++) {
       try {

@@ -4,7 +4,8 @@
  */
 import type { Progress } from '../backup/api.js';
 import type { BackvaultError } from '../errors.js';
-import { ProgressBar } from './progress.js';
+import type { StoreEvent } from '../storage/retry.js';
+import { ProgressBar, renderStoreLine } from './progress.js';
 import type { PromptIo } from './prompt.js';
 
 /** The process-level things a CLI run touches. `main.ts` passes the real ones. */
@@ -41,6 +42,8 @@ export class CliContext {
   /** `--no-progress` turns the bar off (`--quiet` and `--json` do too). */
   readonly progress: boolean;
   private bar: ProgressBar | undefined;
+  /** An outage has been reported on a line of its own (no bar): once per outage. */
+  private outageNoted = false;
 
   constructor(io: CliIo, json: boolean, opts: { quiet?: boolean; progress?: boolean } = {}) {
     this.io = io;
@@ -71,6 +74,29 @@ export class CliContext {
     const bar = new ProgressBar(stderr);
     this.bar = bar;
     return (p) => bar.update(p);
+  }
+
+  /**
+   * The store became unreachable or reachable again (from the retry wrapper). With a bar,
+   * the bar says so and counts down to the next try; without one, one line per outage on
+   * stderr (not one per try), unless `--quiet`.
+   */
+  storeEvent(e: StoreEvent): void {
+    if (this.bar) {
+      this.bar.setStore(
+        e.type === 'unreachable'
+          ? { reason: e.reason, nextTryAt: e.nextTryAt, giveUpAt: e.giveUpAt }
+          : undefined,
+      );
+      return;
+    }
+    if (e.type === 'reachable') {
+      this.outageNoted = false;
+      return;
+    }
+    if (this.outageNoted || this.quiet) return;
+    this.outageNoted = true;
+    this.note(renderStoreLine(e, Date.now(), { countdown: false }));
   }
 
   /** Erase the progress bar, if any, before anything else is printed. */

@@ -60,6 +60,40 @@ export function renderProgress(p: Progress, elapsedMs: number, width: number): s
   return line.length > max ? line.slice(0, max) : line;
 }
 
+/** What the bar shows while the store is unreachable. */
+export interface StoreOutage {
+  /** A short tag: `ECONNREFUSED`, `SlowDown, HTTP 503`. */
+  reason: string;
+  /** When the next try starts (ms since the epoch). */
+  nextTryAt: number;
+  /** When the command gives up (ms since the epoch). */
+  giveUpAt: number;
+}
+
+/** `14:32`, or `14:32:05` when it is less than two minutes away: a local wall-clock time. */
+function clockTime(at: number, now: number): string {
+  const d = new Date(at);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  return at - now < 120_000 ? `${hm}:${two(d.getSeconds())}` : hm;
+}
+
+/**
+ * The outage line: `store unreachable (ECONNREFUSED) — retrying in 8 s, giving up at 14:32`.
+ * Without the countdown (a log line, printed once per outage): `… — retrying until 14:32`.
+ */
+export function renderStoreLine(
+  o: StoreOutage,
+  now: number,
+  opts: { countdown: boolean } = { countdown: true },
+): string {
+  const giveUp = clockTime(o.giveUpAt, now);
+  if (!opts.countdown) return `store unreachable (${o.reason}) — retrying until ${giveUp}`;
+  const secs = Math.max(0, Math.ceil((o.nextTryAt - now) / 1000));
+  const next = secs === 0 ? 'retrying now' : `retrying in ${secs} s`;
+  return `store unreachable (${o.reason}) — ${next}, giving up at ${giveUp}`;
+}
+
 /** Where the bar is drawn: a terminal stream (process.stderr). */
 export interface ProgressStream {
   write(chunk: string): unknown;
@@ -74,6 +108,8 @@ export class ProgressBar {
   private lastDraw = -Infinity;
   private phaseStart: number;
   private drawn = false;
+  private outage: StoreOutage | undefined;
+  private ticker: ReturnType<typeof setInterval> | undefined;
 
   /**
    * @param stream a terminal (the caller checks `isTTY`).
@@ -94,15 +130,53 @@ export class ProgressBar {
     if (phaseChanged) this.phaseStart = t;
     this.last = p;
     if (!phaseChanged && t - this.lastDraw < REDRAW_INTERVAL_MS) return;
+    // A pty with no size set (e.g. under `script`, in CI) reports 0 columns: draw() uses 80.
+    this.draw();
+  }
+
+  /**
+   * Show that the store is unreachable (the line then counts down to the next try, redrawn
+   * every second), or with `undefined` that it answers again.
+   */
+  setStore(outage: StoreOutage | undefined): void {
+    this.outage = outage;
+    if (outage && !this.ticker) {
+      this.ticker = setInterval(() => this.draw(), 1000);
+      this.ticker.unref();
+    } else if (!outage && this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
+    this.draw();
+  }
+
+  private draw(): void {
+    const t = this.now();
     this.lastDraw = t;
-    // A pty with no size set (e.g. under `script`, in CI) reports 0 columns.
     const width = this.stream.columns || 80;
-    this.stream.write(CLEAR_LINE + renderProgress(p, t - this.phaseStart, width));
+    const max = Math.max(0, width - 1);
+    let line: string;
+    if (this.outage) {
+      const text = renderStoreLine(this.outage, Date.now());
+      line = this.last ? `${this.last.phase} ${text}` : text;
+      if (line.length > max) line = line.slice(0, max);
+    } else if (this.last) {
+      line = renderProgress(this.last, t - this.phaseStart, width);
+    } else {
+      this.clear();
+      return;
+    }
+    this.stream.write(CLEAR_LINE + line);
     this.drawn = true;
   }
 
   /** Erase the bar (before printing results or an error). Safe to call more than once. */
   clear(): void {
+    if (this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+      this.outage = undefined;
+    }
     if (this.drawn) this.stream.write(CLEAR_LINE);
     this.drawn = false;
   }

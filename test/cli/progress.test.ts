@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Progress } from '../../src/backup/api.js';
-import { ProgressBar, REDRAW_INTERVAL_MS, renderProgress } from '../../src/cli/progress.js';
+import {
+  ProgressBar,
+  REDRAW_INTERVAL_MS,
+  renderProgress,
+  renderStoreLine,
+} from '../../src/cli/progress.js';
 
 const MiB = 1024 * 1024;
 
@@ -131,5 +136,49 @@ describe('ProgressBar', () => {
     const count = writes.length;
     bar.clear();
     assert.equal(writes.length, count, 'clearing twice writes nothing more');
+  });
+});
+
+describe('the outage line', () => {
+  it('counts down to the next try and names the give-up time', () => {
+    const now = new Date(2026, 11, 6, 14, 17, 0).getTime();
+    const o = { reason: 'ECONNREFUSED', nextTryAt: now + 7_400, giveUpAt: now + 15 * 60_000 };
+    assert.equal(
+      renderStoreLine(o, now),
+      'store unreachable (ECONNREFUSED) — retrying in 8 s, giving up at 14:32',
+    );
+    assert.equal(
+      renderStoreLine({ ...o, nextTryAt: now }, now),
+      'store unreachable (ECONNREFUSED) — retrying now, giving up at 14:32',
+    );
+    // Soon: to the second.
+    assert.equal(
+      renderStoreLine({ ...o, giveUpAt: now + 45_000 }, now, { countdown: false }),
+      'store unreachable (ECONNREFUSED) — retrying until 14:17:45',
+    );
+  });
+
+  it('the bar shows the outage after the phase, then the progress again', () => {
+    const writes: string[] = [];
+    const clearLine = `\r${String.fromCharCode(0x1b)}[2K`;
+    const last = (): string => {
+      const w = writes.at(-1) ?? '';
+      assert.ok(w.startsWith(clearLine), 'each draw starts by erasing the line');
+      return w.slice(clearLine.length);
+    };
+    const bar = new ProgressBar({ write: (s: string) => writes.push(s), columns: 120 });
+    bar.update({ phase: 'backup', bytesDone: MiB, filesDone: 1 });
+    bar.setStore({
+      reason: 'ECONNRESET',
+      nextTryAt: Date.now() + 3000,
+      giveUpAt: Date.now() + 60_000,
+    });
+    assert.match(
+      last(),
+      /^backup store unreachable \(ECONNRESET\) — retrying in 3 s, giving up at \d\d:\d\d:\d\d$/,
+    );
+    bar.setStore(undefined);
+    assert.match(last(), /^backup 1\.00 MiB/);
+    bar.clear();
   });
 });

@@ -46,6 +46,12 @@ export const LOCK_STALE_MS = 30 * 60 * 1000;
 export const LOCK_SELF_STALE_MS = 20 * 60 * 1000;
 /** Locks are tiny; anything larger is not one of ours. */
 const LOCK_MAX_BYTES = 4096;
+/**
+ * Locks this process holds now. A lock of this host and pid that is not among them was
+ * left by an operation of this same process that could not remove it (aborted while the
+ * store was unreachable): stale, like the lock of a dead process.
+ */
+const HELD = new Set<string>();
 
 /** What a lock says about its holder. */
 export interface LockInfo {
@@ -143,15 +149,17 @@ export class RepoLock {
     const info: LockInfo = { op, exclusive, host, pid: env.pid ?? process.pid, time: now() };
     const name = PREFIX.locks + randomBytes(32).toString('hex');
     const lock = new RepoLock(repo, name, info, now);
-    await lock.write();
+    HELD.add(name);
     try {
+      await lock.write();
       const stale: string[] = [];
       for (const other of await listLocks(repo)) {
         if (other.name === name) continue;
         const t = now();
         const isStale =
           t - other.info.time > LOCK_STALE_MS ||
-          (other.info.host === host && !alive(other.info.pid));
+          (other.info.host === host && !alive(other.info.pid)) ||
+          (other.info.host === host && other.info.pid === info.pid && !HELD.has(other.name));
         if (isStale) {
           stale.push(other.name);
           continue;
@@ -167,6 +175,7 @@ export class RepoLock {
       // find their lock gone and refuse to commit (assertHeld).
       if (exclusive) for (const s of stale) await repo.storage.delete(s);
     } catch (e) {
+      HELD.delete(name);
       await repo.storage.delete(name).catch(() => undefined);
       throw e;
     }
@@ -232,6 +241,7 @@ export class RepoLock {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    HELD.delete(this.name);
     if (this.timer) clearInterval(this.timer);
     await this.refreshing;
     await this.repo.storage.delete(this.name).catch(() => undefined);

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { BackvaultError, UsageError } from '../../errors.js';
 import { booleanOption, stringOptions, stringOption } from '../args.js';
 import {
+  LIMIT_OPTIONS,
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
   loadEngine,
@@ -21,6 +22,7 @@ import { applyRetentionAfterBackup } from '../retention.js';
 import { runVerify } from './verify.js';
 import { ExcludeSet, parseExcludeFile } from '../../backup/archiver/exclude.js';
 import { recordHeadInVault } from '../vault-access.js';
+import { BACKUP_RETRY_FOR_MS } from '../../storage/network.js';
 
 /** `backup` */
 export const backupCommand: CommandSpec = {
@@ -55,6 +57,7 @@ export const backupCommand: CommandSpec = {
       description: 'read exclude patterns from FILE, one per line (# comments); repeatable',
     },
     ...PROGRESS_OPTIONS,
+    ...LIMIT_OPTIONS,
   },
   details: [
     'Encrypts DIR on this machine and stores a new snapshot; only chunks the repository does',
@@ -104,18 +107,23 @@ export const backupCommand: CommandSpec = {
     // Malformed patterns fail here, before the repository is touched.
     new ExcludeSet(exclude);
     const sink = ctx.progressSink();
-    const r = await withRepository(ctx, values, { allowPrompt: false }, async (access) => {
-      // On a terminal, once the key is known: a quick scan first, so that the bar has a
-      // total, a percentage and an ETA.
-      const onProgress = await backupProgress(sink, source);
-      return (await loadEngine()).backup({
-        ...access,
-        source,
-        init,
-        ...(exclude.length > 0 ? { exclude } : {}),
-        ...(onProgress ? { onProgress } : {}),
-      });
-    });
+    const r = await withRepository(
+      ctx,
+      values,
+      { allowPrompt: false, retryForMs: BACKUP_RETRY_FOR_MS },
+      async (access) => {
+        // On a terminal, once the key is known: a quick scan first, so that the bar has a
+        // total, a percentage and an ETA.
+        const onProgress = await backupProgress(sink, source);
+        return (await loadEngine()).backup({
+          ...access,
+          source,
+          init,
+          ...(exclude.length > 0 ? { exclude } : {}),
+          ...(onProgress ? { onProgress } : {}),
+        });
+      },
+    );
     await recordLastBackup(ctx, values, r);
     await recordHeadInVault(ctx, values, r);
     const retention = await applyRetentionAfterBackup(ctx, values, r);

@@ -2,6 +2,7 @@
 import { BackvaultError } from '../../errors.js';
 import { booleanOption } from '../args.js';
 import {
+  LIMIT_OPTIONS,
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
   loadEngine,
@@ -29,6 +30,7 @@ export const checkCommand: CommandSpec = {
     },
     ...DEVICE_OPTION,
     ...PROGRESS_OPTIONS,
+    ...LIMIT_OPTIONS,
   },
   details: [
     'Exits 0 when the repository is sound, 4 when anything is corrupted, missing or rolled',

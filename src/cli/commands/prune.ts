@@ -1,5 +1,6 @@
 /** `backvault prune --repo URL`: delete data no snapshot refers to any more. */
 import {
+  LIMIT_OPTIONS,
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
   loadEngine,
@@ -16,7 +17,7 @@ export const pruneCommand: CommandSpec = {
   summary: 'delete stored data that no snapshot refers to',
   usage: 'prune (--repo URL [--key-file FILE] | --device DIR) [--json]',
   positionals: [],
-  options: { ...REPO_OPTIONS, ...DEVICE_OPTION, ...PROGRESS_OPTIONS },
+  options: { ...REPO_OPTIONS, ...DEVICE_OPTION, ...PROGRESS_OPTIONS, ...LIMIT_OPTIONS },
   details: [
     'Removes packs and indexes left behind by interrupted backups or no longer referenced,',
     'repacking partly used packs. Safe to interrupt: nothing in use is deleted before its',

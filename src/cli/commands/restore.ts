@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { BackvaultError, UsageError } from '../../errors.js';
 import { booleanOption, stringOption } from '../args.js';
 import {
+  LIMIT_OPTIONS,
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
   loadEngine,
@@ -61,6 +62,7 @@ export const restoreCommand: CommandSpec = {
     },
     ...RESTORE_VAULT_OPTIONS,
     ...PROGRESS_OPTIONS,
+    ...LIMIT_OPTIONS,
     ...VAULT_HEAD_OPTIONS,
   },
   details: [

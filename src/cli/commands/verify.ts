@@ -3,6 +3,7 @@ import { BackvaultError } from '../../errors.js';
 import { resolveDeviceDir, updateDeviceProfile } from '../../device/profile.js';
 import { stringOption, type OptionValues } from '../args.js';
 import {
+  LIMIT_OPTIONS,
   PROGRESS_OPTIONS,
   REPO_OPTIONS,
   loadEngine,
@@ -86,6 +87,7 @@ export const verifyCommand: CommandSpec = {
       description: 'which snapshot (default: the latest)',
     },
     ...PROGRESS_OPTIONS,
+    ...LIMIT_OPTIONS,
   },
   details: [
     'Reads every blob the snapshot needs from the store, rebuilds every file in a private',

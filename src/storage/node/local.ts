@@ -17,7 +17,8 @@
  * removed by {@link LocalStorage.cleanupTemp}.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BackvaultError, MissingObjectError, UnavailableError } from '../../errors.js';
 import {
@@ -91,7 +92,7 @@ export class LocalStorage implements Storage {
       }
       await syncDirectory(dir);
     } catch (error) {
-      throw this.failure('write', name, error);
+      throw this.failure('write', name, await explainMissing(error, dir));
     }
   }
 
@@ -297,6 +298,31 @@ export class LocalStorage implements Storage {
     return new UnavailableError(`cannot ${action} ${name} in ${this.location}: ${code}`, {
       cause: error,
     });
+  }
+}
+
+/**
+ * A recursive mkdir on a read-only or forbidden disk can fail as ENOENT: then the nearest
+ * existing folder's refusal (EROFS, EACCES) is the real error, and one that no retry fixes.
+ */
+async function explainMissing(error: unknown, dir: string): Promise<unknown> {
+  if (errnoCode(error) !== 'ENOENT') return error;
+  let at = dir;
+  for (;;) {
+    try {
+      await access(at, constants.F_OK);
+      break;
+    } catch {
+      if (path.dirname(at) === at) return error;
+      at = path.dirname(at);
+    }
+  }
+  try {
+    await access(at, constants.W_OK);
+    return error;
+  } catch (refusal) {
+    const code = errnoCode(refusal);
+    return code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? refusal : error;
   }
 }
 

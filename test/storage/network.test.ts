@@ -1,0 +1,364 @@
+/**
+ * The network wrappers on their own: retry by a deadline (with its events and abort), the
+ * failure classification, the bandwidth limiter measured against a real local directory,
+ * and the pause gate.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DiskFullError,
+  ForbiddenError,
+  hasCode,
+  MissingObjectError,
+  NotFoundError,
+  UnavailableError,
+} from '../../src/errors.js';
+import { classifyStoreFailure } from '../../src/storage/failure.js';
+import { BackupControl, withGate } from '../../src/storage/gate.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import { parseRateLimit, parseRetryFor, withNetwork } from '../../src/storage/network.js';
+import { LocalStorage } from '../../src/storage/node/local.js';
+import { withRetry, type StoreEvent } from '../../src/storage/retry.js';
+import { ByteRateLimiter, withBandwidthLimit } from '../../src/storage/throttle.js';
+import { removeDir, tempDir } from '../backup/helpers.js';
+import { runStorageConformance } from './conformance.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+runStorageConformance('withNetwork(memory) with limits and a gate', async () => ({
+  storage: withNetwork(new MemoryStorage(), {
+    retryFor: '1s',
+    limitUpload: 64 * 1024,
+    limitDownload: 64 * 1024,
+    control: new BackupControl(),
+  }),
+  cleanup: async () => undefined,
+}));
+
+/** A system error as Node makes them. */
+function sysError(code: string): Error {
+  return Object.assign(new Error(`${code}: failed`), { code, syscall: 'connect' });
+}
+
+/** A fake clock whose sleep advances it: deadlines are tested without waiting. */
+function fakeTime() {
+  let t = 1_700_000_000_000;
+  const sleeps: number[] = [];
+  return {
+    now: () => t,
+    sleep: async (ms: number) => {
+      sleeps.push(ms);
+      t += ms;
+    },
+    sleeps,
+  };
+}
+
+describe('retry by a deadline', () => {
+  it('keeps trying for retryFor after the first failure, then says how long it tried', async () => {
+    const inner = new MemoryStorage();
+    let calls = 0;
+    inner.injectFault(() => {
+      calls += 1;
+      return new UnavailableError('down', { cause: sysError('ECONNREFUSED') });
+    });
+    const time = fakeTime();
+    const events: StoreEvent[] = [];
+    const s = withRetry(inner, {
+      retryFor: 15 * 60_000,
+      now: time.now,
+      sleep: time.sleep,
+      onEvent: (e) => events.push(e),
+    });
+    await assert.rejects(s.get('config'), (e: unknown) => {
+      assert.ok(hasCode(e, 'UNAVAILABLE'));
+      assert.match((e as Error).message, /still unreachable after retrying for 15 min/);
+      return true;
+    });
+    const waited = time.sleeps.reduce((a, b) => a + b, 0);
+    assert.equal(waited, 15 * 60_000, 'the last try is at the deadline, not before or after');
+    assert.ok(calls > 5, `far more than the old five tries: ${calls}`);
+    assert.ok(Math.max(...time.sleeps) <= 15_000, 'each wait is capped');
+    const first = events[0];
+    assert.ok(first?.type === 'unreachable');
+    assert.equal(first.reason, 'ECONNREFUSED');
+    assert.equal(first.giveUpAt - first.since, 15 * 60_000);
+    assert.equal(events.length, calls - 1, 'one event before every wait');
+  });
+
+  it('tells once that the store answers again, with how long it was down', async () => {
+    const inner = new MemoryStorage();
+    let failures = 3;
+    inner.injectFault(() =>
+      failures-- > 0 ? new UnavailableError('down', { cause: sysError('ECONNRESET') }) : undefined,
+    );
+    const time = fakeTime();
+    const events: StoreEvent[] = [];
+    const s = withRetry(inner, {
+      now: time.now,
+      sleep: time.sleep,
+      onEvent: (e) => events.push(e),
+    });
+    await s.put('a', new Uint8Array([1]));
+    await s.get('a');
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['unreachable', 'unreachable', 'unreachable', 'reachable'],
+    );
+    const last = events.at(-1);
+    assert.ok(last?.type === 'reachable');
+    assert.equal(
+      last.downForMs,
+      time.sleeps.reduce((a, b) => a + b, 0),
+    );
+  });
+
+  it('retryFor 0 makes one try', async () => {
+    const inner = new MemoryStorage();
+    let calls = 0;
+    inner.injectFault(() => {
+      calls += 1;
+      return new UnavailableError('down');
+    });
+    await assert.rejects(withRetry(inner, { retryFor: 0 }).stat('x'), UnavailableError);
+    assert.equal(calls, 1);
+  });
+
+  it('an AbortSignal ends the wait at once with its reason; afterwards only a delete reaches the store, once', async () => {
+    const inner = new MemoryStorage();
+    inner.injectFault(() => new UnavailableError('down', { cause: sysError('ECONNREFUSED') }));
+    const ac = new AbortController();
+    const s = withRetry(inner, {
+      retryFor: 60_000,
+      baseDelayMs: 20_000,
+      random: () => 0.99,
+      signal: ac.signal,
+    });
+    const pending = s.get('a');
+    await sleep(100);
+    const started = performance.now();
+    ac.abort(new Error('stopped by the app'));
+    await assert.rejects(pending, /stopped by the app/);
+    assert.ok(performance.now() - started < 100, 'the wait ended at once');
+    // Afterwards no new request starts, except a delete (an operation removing its lock),
+    // which gets one try.
+    let reached = 0;
+    inner.injectFault(() => {
+      reached += 1;
+      return new UnavailableError('down', { cause: sysError('ECONNREFUSED') });
+    });
+    await assert.rejects(s.put('b', new Uint8Array([1])), /stopped by the app/);
+    await assert.rejects(s.stat('b'), /stopped by the app/);
+    assert.equal(reached, 0, 'no request after the abort');
+    const t = performance.now();
+    await assert.rejects(s.delete('b'), UnavailableError);
+    assert.equal(reached, 1, 'a delete gets exactly one try');
+    assert.ok(performance.now() - t < 100, 'and no wait');
+  });
+
+  it('wrapping a retrying store replaces its policy instead of nesting', async () => {
+    const inner = new MemoryStorage();
+    let calls = 0;
+    inner.injectFault(() => {
+      calls += 1;
+      return new UnavailableError('down');
+    });
+    const once = withRetry(withRetry(inner, { attempts: 5, sleep: async () => undefined }), {
+      retryFor: 0,
+    });
+    await assert.rejects(once.get('a'), UnavailableError);
+    assert.equal(calls, 1);
+  });
+});
+
+describe('failure classification', () => {
+  const where = '/repo';
+  it('retries connection failures, timeouts, 5xx, 408, 429 and S3 throttling', () => {
+    const s3 = (status: number, Code: string) =>
+      new UnavailableError('s3', {
+        cause: { name: Code, Code, $metadata: { httpStatusCode: status } },
+      });
+    for (const [e, reason] of [
+      [new UnavailableError('x', { cause: sysError('ECONNREFUSED') }), 'ECONNREFUSED'],
+      [new UnavailableError('x', { cause: sysError('EIO') }), 'EIO'],
+      [s3(503, 'SlowDown'), 'SlowDown, HTTP 503'],
+      [s3(500, 'InternalError'), 'HTTP 500'],
+      [s3(400, 'RequestTimeout'), 'RequestTimeout, HTTP 400'],
+      [s3(429, 'TooManyRequests'), 'TooManyRequests, HTTP 429'],
+      [new UnavailableError('S3 did not answer in 800 ms'), 'timeout'],
+    ] as const) {
+      assert.deepEqual(classifyStoreFailure(e, where), { retry: true, reason });
+    }
+  });
+
+  it('never retries what cannot succeed, each with its own code', () => {
+    const wrapped = (code: string) =>
+      new UnavailableError(`cannot write x in /repo: ${code}`, { cause: sysError(code) });
+    const verdict = (e: unknown) => classifyStoreFailure(e, where);
+    for (const [code, expected] of [
+      ['ENOSPC', 'DISK_FULL'],
+      ['EDQUOT', 'DISK_FULL'],
+      ['EROFS', 'READ_ONLY'],
+      ['EACCES', 'PERMISSION_DENIED'],
+      ['EPERM', 'PERMISSION_DENIED'],
+    ] as const) {
+      const v = verdict(wrapped(code));
+      assert.equal(v.retry, false);
+      assert.ok(!v.retry && hasCode(v.error, expected), code);
+    }
+    assert.ok(verdict(wrapped('ENOSPC')).retry === false);
+    const full = verdict(wrapped('ENOSPC'));
+    assert.ok(!full.retry && full.error instanceof DiskFullError && full.error.path === where);
+    for (const e of [
+      wrapped('ENOTDIR'),
+      new UnavailableError('S3 could not read', {
+        cause: Object.assign(new Error('Could not load credentials'), {
+          name: 'CredentialsProviderError',
+        }),
+      }),
+      wrapped('ENAMETOOLONG'),
+      new ForbiddenError('S3 refused: SignatureDoesNotMatch'),
+      new NotFoundError('S3 bucket does not exist: x'),
+      new MissingObjectError('data/ab'),
+      new TypeError('bug'),
+      new UnavailableError('s3', {
+        cause: { Code: 'InvalidArgument', $metadata: { httpStatusCode: 400 } },
+      }),
+    ]) {
+      const v = verdict(e);
+      assert.ok(!v.retry && v.error === e, String(e));
+    }
+  });
+});
+
+describe('durations and limits', () => {
+  it('parses --retry-for durations', () => {
+    assert.equal(parseRetryFor('0'), 0);
+    assert.equal(parseRetryFor('30s'), 30_000);
+    assert.equal(parseRetryFor('15m'), 900_000);
+    assert.equal(parseRetryFor('1h'), 3_600_000);
+    assert.equal(parseRetryFor('1h30m'), 5_400_000);
+    assert.equal(parseRetryFor('250ms'), 250);
+    for (const bad of ['', '15', '-1s', '1d', 'soon', '1.5h', '25h'])
+      assert.throws(
+        () => parseRetryFor(bad),
+        (e: unknown) => hasCode(e, 'USAGE'),
+        bad,
+      );
+    assert.equal(parseRateLimit('--limit-upload', '2048'), 2048);
+    for (const bad of ['0', '-5', 'fast', '1e3', ''])
+      assert.throws(
+        () => parseRateLimit('--limit-upload', bad),
+        (e: unknown) => hasCode(e, 'USAGE'),
+        bad,
+      );
+  });
+});
+
+describe('bandwidth limit against a real local directory', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir('bv-limit-');
+  });
+  after(async () => removeDir(dir));
+
+  // Measured: bytes handed to put() / (last put resolved − first put called), with four
+  // workers sharing the budget, as a backup's pack uploads do.
+  it('holds 2 MiB/s within 10 % over a 20 MiB upload by four concurrent workers', async () => {
+    const limit = 2 * MiB;
+    const s = withBandwidthLimit(new LocalStorage(`${dir}/up`), { limitUpload: limit / KiB });
+    const objects = Array.from({ length: 40 }, (_, i) => ({
+      name: `data/${i}`,
+      data: randomBytes(512 * KiB),
+    }));
+    const total = objects.reduce((n, o) => n + o.data.length, 0);
+    assert.equal(total, 20 * MiB);
+    const done: { at: number; bytes: number }[] = [];
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < objects.length) {
+          const o = objects[next++] as { name: string; data: Uint8Array };
+          await s.put(o.name, o.data);
+          done.push({ at: performance.now(), bytes: o.data.length });
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const rate = total / seconds;
+    console.log(
+      `# upload limit 2 MiB/s: measured ${(rate / MiB).toFixed(3)} MiB/s over ${seconds.toFixed(2)} s`,
+    );
+    assert.ok(Math.abs(rate - limit) <= 0.1 * limit, `measured ${(rate / MiB).toFixed(3)} MiB/s`);
+    // Smooth, not bursty: no one-second window completes more than the budget plus one
+    // object in flight.
+    for (const a of done) {
+      const inWindow = done
+        .filter((b) => b.at >= a.at && b.at < a.at + 1000)
+        .reduce((n, b) => n + b.bytes, 0);
+      assert.ok(inWindow <= limit + 512 * KiB, `${inWindow} bytes in one second`);
+    }
+  });
+
+  it('limits downloads the same way (8 MiB at 4 MiB/s, ranges and whole objects)', async () => {
+    const inner = new LocalStorage(`${dir}/down`);
+    for (let i = 0; i < 8; i++) await inner.put(`data/${i}`, randomBytes(MiB));
+    const s = withBandwidthLimit(inner, { limitDownload: 4096 });
+    assert.equal(s.localPath, undefined, 'a limited download never bypasses the store');
+    const started = performance.now();
+    for (let i = 0; i < 4; i++) await s.getRange(`data/${i}`, 0, MiB);
+    for (let i = 4; i < 8; i++) await s.get(`data/${i}`);
+    const rate = (8 * MiB) / ((performance.now() - started) / 1000);
+    console.log(`# download limit 4 MiB/s: measured ${(rate / MiB).toFixed(3)} MiB/s`);
+    // The last whole-object get pays after it arrived, so the window includes its wait.
+    assert.ok(
+      Math.abs(rate - 4 * MiB) <= 0.1 * 4 * MiB,
+      `measured ${(rate / MiB).toFixed(3)} MiB/s`,
+    );
+  });
+
+  it('a shared limiter gives idle time no credit', async () => {
+    const limiter = new ByteRateLimiter(MiB);
+    await sleep(300);
+    const started = performance.now();
+    await limiter.take(256 * KiB);
+    assert.ok(performance.now() - started >= 240, 'no burst after idling');
+  });
+});
+
+describe('pause gate', () => {
+  it('holds every request while paused; in-flight ones finish; resume lets them go', async () => {
+    const inner = new MemoryStorage();
+    let reached = 0;
+    inner.injectFault(() => {
+      reached += 1;
+      return undefined;
+    });
+    const control = new BackupControl();
+    const s = withGate(inner, control);
+    await s.put('a', new Uint8Array([1]));
+    assert.equal(reached, 1);
+    control.pause();
+    assert.equal(control.paused, true);
+    const waiting = [s.put('b', new Uint8Array([2])), s.get('a'), s.stat('a'), s.delete('x')];
+    await sleep(300);
+    assert.equal(reached, 1, 'nothing reached the store while paused');
+    control.resume();
+    await Promise.all(waiting);
+    assert.equal(reached, 5);
+  });
+
+  it('an abort ends a wait at the gate', async () => {
+    const control = new BackupControl();
+    control.pause();
+    const ac = new AbortController();
+    const s = withGate(new MemoryStorage(), control, ac.signal);
+    const pending = s.get('a');
+    ac.abort(new Error('app gave up'));
+    await assert.rejects(pending, /app gave up/);
+  });
+});
