@@ -12,6 +12,7 @@
  * |---------------------------|---------------------------------------------------------------|
  * | `GET  /api/state`         | device profile (nothing secret), vault, defaults, current job  |
  * | `GET  /api/snapshots`     | `backvault snapshots --device DIR --json`                     |
+ * | `GET  /api/stats`         | `backvault stats --device DIR --json`                         |
  * | `GET  /api/job`           | the running (or last) backup/restore with progress, rate, ETA |
  * | `POST /api/backup`        | starts `backvault backup FOLDER --device DIR` as the job      |
  * | `POST /api/enable/start`  | a new backup key (new device) or the device's, to protect     |
@@ -48,6 +49,7 @@ import { backupCommand } from '../cli/commands/backup.js';
 import { disableCommand } from '../cli/commands/vault-device.js';
 import { enableCommand } from '../cli/commands/enable.js';
 import { restoreCommand } from '../cli/commands/restore.js';
+import { statsCommand } from '../cli/commands/inspect.js';
 import { snapshotsCommand } from '../cli/commands/snapshots.js';
 import { runCommand, toUiError } from './cli-bridge.js';
 import type { UiConfig } from './config.js';
@@ -378,6 +380,9 @@ const ROUTES: Readonly<Record<string, Handler>> = {
   'GET /api/state': (api) => state(api),
   'GET /api/snapshots': (api) =>
     runCommand(snapshotsCommand, ['--device', api.config.deviceDir], commandOpts(api)),
+  // What the store holds after each snapshot (the chart): `backvault stats`.
+  'GET /api/stats': (api) =>
+    runCommand(statsCommand, ['--device', api.config.deviceDir], commandOpts(api)),
   'GET /api/job': async (api) => ({ job: api.jobs.current() ?? null }),
   'POST /api/backup': startBackup,
   'POST /api/enable/start': enableStart,

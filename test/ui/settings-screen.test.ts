@@ -226,6 +226,10 @@ describe('backvault ui in headless Chromium', () => {
     await page.getByRole('button', { name: 'Back up now' }).click();
     await page.getByText(/Backed up: snapshot #1 saved/).waitFor({ timeout: 60_000 });
     await page.getByRole('cell', { name: /#1/ }).waitFor();
+    // The chart shows what the store holds (backvault stats), not the chat's size.
+    await page.getByRole('heading', { name: 'Stored in the cloud over time' }).waitFor();
+    const chartLabel = await page.locator('svg.chart').getAttribute('aria-label');
+    assert.match(chartLabel ?? '', /^Stored in the cloud after each snapshot, oldest first: #1 \d/);
     await screen(page, '04-backup-done', log);
     await go(page, a, '/protect');
     await page
