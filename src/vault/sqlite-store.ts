@@ -54,6 +54,10 @@ interface Row {
   sealed_journal: Buffer | null;
 }
 
+/**
+ * better-sqlite3 returns every BLOB as a fresh Buffer of its own (copied out of SQLite's
+ * page), so they are handed out as they are: nothing else holds them.
+ */
 function fromRow(r: Row): VaultRecord {
   return {
     version: r.version,
@@ -62,12 +66,12 @@ function fromRow(r: Row): VaultRecord {
     limit: r.limit_,
     loginEpoch: r.login_epoch,
     credentialId: r.credential_id,
-    sealedRecord: r.sealed_record ? new Uint8Array(r.sealed_record) : null,
-    keyEnvelope: r.key_envelope ? new Uint8Array(r.key_envelope) : null,
-    keyProofVerifier: new Uint8Array(r.key_proof_verifier),
+    sealedRecord: r.sealed_record,
+    keyEnvelope: r.key_envelope,
+    keyProofVerifier: r.key_proof_verifier,
     lastStartAt: r.last_start_at,
     updatedAt: r.updated_at,
-    sealedJournal: r.sealed_journal ? new Uint8Array(r.sealed_journal) : null,
+    sealedJournal: r.sealed_journal,
   };
 }
 
