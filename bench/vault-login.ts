@@ -426,6 +426,13 @@ interface Run {
   ke1ComputedInStep: number;
   /** The bare node:http + OPAQUE server at the vault's peak concurrency. */
   floor: Step;
+  /**
+   * The vault's share of its floor in this run: floor CPU per login ÷ vault CPU per login
+   * at the vault's peak (1 = the vault costs no more than bare node:http + OPAQUE).
+   */
+  vaultShareOfFloor: number;
+  /** Vault peak logins/s ÷ floor logins/s at the same concurrency, same generator. */
+  vaultRateVsFloor: number;
   durableWriteCpuUs: number;
 }
 
@@ -469,6 +476,8 @@ async function oneRun(): Promise<Run> {
       loadgenCpuMsPerLoginAtPeak: peakStep.loadgenCpuMsPerLogin,
       ke1ComputedInStep: pool.onTheFlyKe1,
       floor,
+      vaultShareOfFloor: round(floor.vaultCpuMsPerLogin / peakStep.vaultCpuMsPerLogin, 3),
+      vaultRateVsFloor: round(peakStep.loginsPerSecond / floor.loginsPerSecond, 3),
       durableWriteCpuUs: round(durableWriteCpuUs, 1),
     };
   } finally {
@@ -526,6 +535,11 @@ function printRun(i: number, r: Run): void {
       `${f.vaultCpuMsPerLogin.toFixed(3)} ms CPU/login; durable 4 KiB write + fdatasync: ` +
       `${r.durableWriteCpuUs} µs CPU`,
   );
+  console.log(
+    `vault share of its floor: ${Math.round(100 * r.vaultShareOfFloor)}% of the floor's CPU ` +
+      `efficiency (floor ${f.vaultCpuMsPerLogin.toFixed(3)} ÷ vault ${r.vaultCpuMsPerLoginAtPeak.toFixed(3)} ms/login); ` +
+      `logins/s ${Math.round(100 * r.vaultRateVsFloor)}% of the floor's (floor p50/p99 ${f.p50ms}/${f.p99ms} ms)`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -559,6 +573,13 @@ async function main(): Promise<void> {
     coLocatedCeiling: Math.round(2000 / (vaultCpu + genCpu)),
     floorCpuMsPerLogin: m((r) => r.floor.vaultCpuMsPerLogin),
     floorVsLimit: round(serverOpsMs / m((r) => r.floor.vaultCpuMsPerLogin), 3),
+    floorLoginsPerSecond: m((r) => r.floor.loginsPerSecond),
+    floorP50ms: m((r) => r.floor.p50ms),
+    floorP99ms: m((r) => r.floor.p99ms),
+    peakP50ms: m((r) => r.steps.find((s) => s.concurrency === r.peakConcurrency)!.p50ms),
+    peakP99ms: m((r) => r.steps.find((s) => s.concurrency === r.peakConcurrency)!.p99ms),
+    vaultShareOfFloor: m((r) => r.vaultShareOfFloor),
+    vaultRateVsFloor: m((r) => r.vaultRateVsFloor),
     durableWriteCpuUs: m((r) => r.durableWriteCpuUs),
     cpuMsPerLoginAt80Percent: round(serverOpsMs / 0.8, 3),
   };
@@ -592,6 +613,18 @@ async function main(): Promise<void> {
       `${summary.floorCpuMsPerLogin}  (${Math.round(100 * summary.floorVsLimit)}% of limit)`,
     ],
     ['one durable 4 KiB write + fdatasync, CPU (µs; 2 per login)', `${summary.durableWriteCpuUs}`],
+    [
+      'floor logins/s, p50 / p99 at the peak concurrency',
+      `${summary.floorLoginsPerSecond}, ${summary.floorP50ms} / ${summary.floorP99ms} ms`,
+    ],
+    [
+      'vault at its peak: p50 / p99 (closed loop)',
+      `${summary.peakP50ms} / ${summary.peakP99ms} ms`,
+    ],
+    [
+      'VAULT SHARE OF ITS FLOOR (floor ÷ vault CPU/login, per run)',
+      `${Math.round(100 * summary.vaultShareOfFloor)}%  (logins/s: ${Math.round(100 * summary.vaultRateVsFloor)}% of the floor's)`,
+    ],
   ];
   for (const [k, v] of rows) console.log(`  ${k.padEnd(58)} ${v}`);
   const result = {
