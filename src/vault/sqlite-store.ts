@@ -21,10 +21,11 @@
  * (SQLite's busy_timeout, on the writer thread), then fails with UnavailableError (nothing
  * was written; a retry is safe). Reads never wait on writers in WAL mode.
  *
- * Versions: an update writes its record's version + 1; a create takes the next value of
- * one global sequence row, which every delete first moves past the deleted version (in the
- * same transaction), so versions increase across delete and re-create (no ABA) while a
- * counted guess rewrites only its record's page.
+ * Versions come from one global sequence row bumped in the same transaction as the write,
+ * so they increase across delete and re-create (no ABA). (Numbering updates per record,
+ * without the sequence row, saves one page per commit but was not kept: an older vault
+ * opened on that file would draw versions below ones already written — ABA after a
+ * downgrade.)
  * `secure_delete=ON` overwrites destroyed envelopes in the file, and a lockout truncates
  * the WAL, so "destroyed" does not leave the old bytes lying around on disk.
  */
@@ -153,9 +154,6 @@ function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
   const bump = db.prepare<[], { v: number }>(
     "UPDATE meta SET v = v + 1 WHERE k = 'seq' RETURNING v",
   );
-  // A delete moves the sequence past the deleted version, so a re-created record starts
-  // above every version the account ever had.
-  const bumpPast = db.prepare<[number]>("UPDATE meta SET v = max(v, ?) + 1 WHERE k = 'seq'");
   const upsert = db.prepare(`
     INSERT INTO records (account, version, state, failures, limit_, login_epoch, credential_id,
       sealed_record, key_envelope, key_proof_verifier, last_start_at, updated_at, sealed_journal)
@@ -170,11 +168,9 @@ function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
   `);
   const remove = db.prepare<[string]>('DELETE FROM records WHERE account = ?');
   const cas = (account: string, expected: number, next: VaultRecordData): boolean => {
-    const found = current.get(account)?.version;
-    if ((found ?? ABSENT) !== expected) return false;
-    // An update takes the next version of its own record: no write to the sequence row,
-    // so a counted guess changes one page, not two. Only a create draws from the sequence.
-    const version = found === undefined ? bump.get()?.v : found + 1;
+    const cur = current.get(account)?.version ?? ABSENT;
+    if (cur !== expected) return false;
+    const version = bump.get()?.v;
     upsert.run({
       account,
       version,
@@ -195,7 +191,7 @@ function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
   const del = (account: string, expected: number): boolean => {
     const cur = current.get(account)?.version;
     if (cur === undefined || cur !== expected) return false;
-    bumpPast.run(cur);
+    bump.get();
     remove.run(account);
     return true;
   };

@@ -155,9 +155,9 @@ export function runVaultStoreConformance(
     });
 
     it('no ABA when a record updated many times is deleted and re-created', async () => {
-      // Updates may number versions per record (SQLite does): a re-created record must
-      // still start above every version the deleted one reached, including on a store
-      // where other accounts were created meanwhile.
+      // Whatever numbering a store uses (a global sequence, etcd revisions, or versions
+      // counted per record), a re-created record must start above every version the
+      // deleted one reached, also when other accounts were created meanwhile.
       await store.compareAndSwap('a5', ABSENT, sampleRecord());
       let v = (await store.get('a5'))!.version;
       const seen = [v];
