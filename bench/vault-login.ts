@@ -74,9 +74,9 @@ const FIXED_WARMUP =
  * Every window is kept in the JSON. Why: the vault runs its logins on two worker
  * processes, each JIT-compiling a much larger code path (Fastify, the service, the store,
  * the journal) with half the traffic, while the floor is one small process. With the
- * former fixed warm-up (one step at concurrency 4) perf still put ~8 % of the vault
- * workers' samples in TurboFan compile jobs in the measured steps (2026-12-06), so the
- * comparison measured part of the vault's warm-up. CPU per login, not the rate, decides
+ * former fixed warm-up (one step at concurrency 4) the vault was still warming up when
+ * measured: perf put ~9 % of the workers' samples in TurboFan compile jobs 3–10 s into a
+ * load (2026-12-06), and their CPU per login kept falling for 20–40 s. CPU per login, not the rate, decides
  * the plateau: on this shared VM the rate moves with other people's load.
  */
 const WARMUP = { concurrency: 16, gain: 0.03, flat: 3, maxSeconds: 60 };
