@@ -15,7 +15,13 @@
  * - each purpose has its own key: HKDF-SHA256(fleet sealing key, salt = empty,
  *   info = label, 32 bytes). {@link derivePurposeKeys} computes them.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  hkdfSync,
+  randomBytes,
+  randomFillSync,
+} from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
 import { BadRequestError, ConflictError, CorruptBackupError, ForbiddenError } from '../errors.js';
 import type { Hsm, LoginStart, RegistrationFinish, RegistrationStart } from './hsm.js';
@@ -35,6 +41,8 @@ export const NONCE_BYTES = 12;
 /** GCM tag length of every sealed blob, bytes. */
 export const TAG_BYTES = 16;
 const SEAL_VERSION = 1;
+/** The header of a sealed record: the version byte alone. */
+const RECORD_HEADER = Uint8Array.of(SEAL_VERSION);
 
 /**
  * AES-256-GCM under one key per {@link SealPurpose}, the key held wherever the
@@ -67,11 +75,15 @@ export function createMemorySealer(sealingKey: Uint8Array): Sealer {
   const keys = derivePurposeKeys(sealingKey);
   return {
     async seal(purpose, aad, plaintext) {
-      const nonce = randomBytes(NONCE_BYTES);
+      // One allocation for `nonce ‖ ciphertext ‖ tag` (a vault login seals three times).
+      const out = Buffer.allocUnsafe(NONCE_BYTES + plaintext.length + TAG_BYTES);
+      const nonce = randomFillSync(out, 0, NONCE_BYTES).subarray(0, NONCE_BYTES);
       const c = createCipheriv('aes-256-gcm', keys[purpose], nonce);
       c.setAAD(aad);
-      const body = Buffer.concat([c.update(plaintext), c.final()]);
-      return Buffer.concat([nonce, body, c.getAuthTag()]);
+      let at = NONCE_BYTES + c.update(plaintext).copy(out, NONCE_BYTES);
+      at += c.final().copy(out, at);
+      c.getAuthTag().copy(out, at);
+      return out;
     },
     async open(purpose, aad, sealed) {
       if (sealed.length < NONCE_BYTES + TAG_BYTES) return undefined;
@@ -80,7 +92,9 @@ export function createMemorySealer(sealingKey: Uint8Array): Sealer {
         const d = createDecipheriv('aes-256-gcm', keys[purpose], b.subarray(0, NONCE_BYTES));
         d.setAAD(aad);
         d.setAuthTag(b.subarray(b.length - TAG_BYTES));
-        return Buffer.concat([d.update(b.subarray(NONCE_BYTES, b.length - TAG_BYTES)), d.final()]);
+        const plain = d.update(b.subarray(NONCE_BYTES, b.length - TAG_BYTES));
+        const rest = d.final();
+        return rest.length ? Buffer.concat([plain, rest]) : plain;
       } catch {
         return undefined;
       }
@@ -105,15 +119,23 @@ function utf8(s: string): Buffer {
   return Buffer.from(s, 'utf8');
 }
 
+/** `label ‖ 0x00` of each purpose, encoded once. */
+const AAD_PREFIX: Readonly<Record<SealPurpose, Buffer>> = {
+  record: Buffer.from(`${SEAL_LABELS.record}\0`, 'utf8'),
+  ticket: Buffer.from(`${SEAL_LABELS.ticket}\0`, 'utf8'),
+  login: Buffer.from(`${SEAL_LABELS.login}\0`, 'utf8'),
+};
+
 /** The associated data of a sealed blob (see module comment). */
 export function sealAad(purpose: SealPurpose, accountId: string, header: Uint8Array): Buffer {
-  return Buffer.concat([
-    utf8(SEAL_LABELS[purpose]),
-    Buffer.of(0),
-    utf8(accountId),
-    Buffer.of(0),
-    header,
-  ]);
+  const prefix = AAD_PREFIX[purpose];
+  const accountBytes = Buffer.byteLength(accountId, 'utf8');
+  const aad = Buffer.allocUnsafe(prefix.length + accountBytes + 1 + header.length);
+  let at = prefix.copy(aad, 0);
+  at += aad.write(accountId, at, 'utf8');
+  aad[at++] = 0;
+  aad.set(header, at);
+  return aad;
 }
 
 function encodeHeader(expiresAt: number, binding: string): Buffer {
@@ -227,24 +249,29 @@ export class OpaqueCore implements Hsm {
 
   /** @inheritdoc */
   async sealRecord(accountId: string, plaintext: Uint8Array): Promise<Uint8Array> {
-    const header = Buffer.of(SEAL_VERSION);
-    const body = await this.#sealer.seal('record', sealAad('record', accountId, header), plaintext);
-    return new Uint8Array(Buffer.concat([header, body]));
+    const body = await this.#sealer.seal(
+      'record',
+      sealAad('record', accountId, RECORD_HEADER),
+      plaintext,
+    );
+    const out = new Uint8Array(1 + body.length);
+    out[0] = SEAL_VERSION;
+    out.set(body, 1);
+    return out;
   }
 
   /** @inheritdoc */
   async openRecord(accountId: string, sealed: Uint8Array): Promise<Uint8Array> {
-    const b = Buffer.from(sealed);
     const plain =
-      b.length > 0 && b[0] === SEAL_VERSION
+      sealed.length > 0 && sealed[0] === SEAL_VERSION
         ? await this.#sealer.open(
             'record',
-            sealAad('record', accountId, b.subarray(0, 1)),
-            b.subarray(1),
+            sealAad('record', accountId, RECORD_HEADER),
+            sealed.subarray(1),
           )
         : undefined;
     if (!plain) throw new CorruptBackupError('sealed vault record failed authentication');
-    return new Uint8Array(plain);
+    return plain;
   }
 
   /** @inheritdoc */

@@ -47,13 +47,16 @@ const KINDS: readonly SecurityEventKind[] = [
 
 /**
  * The stored form, kept small because it is rewritten with every counted guess: events
- * without their hashes (recomputed from `p` when opened), `[seq, at, kind, attemptsLeft]`.
+ * without their hashes, `[seq, at, kind, attemptsLeft]`, and the chain hash of the last
+ * event (`l`), so that opening a journal costs no hashing. Journals written before `l`
+ * existed have their chain recomputed from `p` when opened.
  */
 interface StoredJournal {
   readonly p: string;
   readonly e: readonly (readonly [number, number, number, number | null])[];
   readonly h: SnapshotHead | null;
   readonly a: readonly StoredAnswer[];
+  readonly l?: string;
 }
 
 /** A stored answer of an idempotent login start. */
@@ -70,11 +73,22 @@ export interface StoredAnswer {
   readonly attemptsLeft: number;
 }
 
-/** What the journal holds. */
+/** A security event without its chain hash (the hash follows from the chain). */
+export type JournalEntry = Omit<SecurityEvent, 'hash'>;
+
+/**
+ * What the journal holds. The events' chain hashes are not kept per event: only the last
+ * one ({@link Journal.lastHash}); {@link journalEvents} computes them all when the log is
+ * read. A login (two opens, two appends) thus hashes twice instead of ~70 times: opening
+ * a full journal and recomputing its chain cost ~0.1 ms of CPU here, twice per login.
+ */
 export interface Journal {
-  /** Hash before `events[0]` (genesis when nothing was dropped). */
+  /** Hash before `entries[0]` (genesis when nothing was dropped). */
   readonly firstPrevHash: string;
-  readonly events: readonly SecurityEvent[];
+  /** The events, oldest first, without their hashes. */
+  readonly entries: readonly JournalEntry[];
+  /** Chain hash of the last entry ({@link firstPrevHash} when there is none). */
+  readonly lastHash: string;
   readonly head: SnapshotHead | null;
   readonly answers: readonly StoredAnswer[];
 }
@@ -82,7 +96,8 @@ export interface Journal {
 /** The journal of a record that has none yet. */
 export const EMPTY_JOURNAL: Journal = {
   firstPrevHash: EVENT_CHAIN_GENESIS,
-  events: [],
+  entries: [],
+  lastHash: EVENT_CHAIN_GENESIS,
   head: null,
   answers: [],
 };
@@ -121,26 +136,48 @@ export function appendEvent(
   at: number,
   attemptsLeft?: number,
 ): Journal {
-  const last = j.events.at(-1);
-  const entry = {
+  const last = j.entries.at(-1);
+  const entry: JournalEntry = {
     seq: (last?.seq ?? seqBefore(j)) + 1,
     at,
     kind,
     ...(attemptsLeft !== undefined ? { attemptsLeft } : {}),
   };
-  const hash = chainHash(last?.hash ?? j.firstPrevHash, entry);
-  let events = [...j.events, { ...entry, hash }];
+  const lastHash = chainHash(j.lastHash, entry);
+  let entries = [...j.entries, entry];
   let firstPrevHash = j.firstPrevHash;
-  while (events.length > MAX_EVENTS) {
-    firstPrevHash = events[0]!.hash;
-    events = events.slice(1);
+  while (entries.length > MAX_EVENTS) {
+    // The hash before the new first entry is the dropped entry's own hash.
+    firstPrevHash = chainHash(firstPrevHash, entries[0]!);
+    entries = entries.slice(1);
   }
-  return { ...j, events, firstPrevHash };
+  return { ...j, entries, lastHash, firstPrevHash };
+}
+
+/**
+ * The events with their chain hashes, recomputed from {@link Journal.firstPrevHash}.
+ * @throws CorruptBackupError if the chain does not end in {@link Journal.lastHash} (a
+ *   journal sealed by this vault always does; anything else is a bug or a key misuse).
+ */
+export function journalEvents(j: Journal): SecurityEvent[] {
+  const events: SecurityEvent[] = [];
+  let prev = j.firstPrevHash;
+  for (const e of j.entries) {
+    prev = chainHash(prev, e);
+    events.push({ ...e, hash: prev });
+  }
+  if (prev !== j.lastHash) {
+    throw new CorruptBackupError(
+      'the vault journal of this record does not chain',
+      'vault journal',
+    );
+  }
+  return events;
 }
 
 /** Seq of the entry before the first kept (0 when nothing was dropped). */
 function seqBefore(j: Journal): number {
-  return j.firstPrevHash === EVENT_CHAIN_GENESIS ? 0 : (j.events[0]?.seq ?? 1) - 1;
+  return j.firstPrevHash === EVENT_CHAIN_GENESIS ? 0 : (j.entries[0]?.seq ?? 1) - 1;
 }
 
 /** Keeps only answers still usable at `now` for `loginEpoch`, plus `add`, newest last. */
@@ -178,33 +215,50 @@ export async function openJournal(
   } catch {
     throw bad();
   }
-  if (!Array.isArray(stored.e) || !Array.isArray(stored.a) || typeof stored.p !== 'string') {
+  if (
+    typeof stored !== 'object' ||
+    stored === null ||
+    !Array.isArray(stored.e) ||
+    !Array.isArray(stored.a) ||
+    typeof stored.p !== 'string' ||
+    (stored.l !== undefined && typeof stored.l !== 'string')
+  ) {
     throw bad();
   }
-  const events: SecurityEvent[] = [];
-  let prev = stored.p;
+  const entries: JournalEntry[] = [];
   for (const row of stored.e) {
-    const kind = KINDS[row[2]];
-    if (!Array.isArray(row) || kind === undefined) throw bad();
-    const entry = {
+    const kind = Array.isArray(row) ? KINDS[row[2]] : undefined;
+    if (kind === undefined) throw bad();
+    entries.push({
       seq: row[0],
       at: row[1],
       kind,
       ...(row[3] !== null ? { attemptsLeft: row[3] } : {}),
-    };
-    prev = chainHash(prev, entry);
-    events.push({ ...entry, hash: prev });
+    });
   }
-  return { firstPrevHash: stored.p, events, head: stored.h ?? null, answers: stored.a };
+  let lastHash = stored.l;
+  if (lastHash === undefined) {
+    // Written before `l` was stored: recompute the chain once.
+    lastHash = stored.p;
+    for (const e of entries) lastHash = chainHash(lastHash, e);
+  }
+  return {
+    firstPrevHash: stored.p,
+    entries,
+    lastHash,
+    head: stored.h ?? null,
+    answers: stored.a,
+  };
 }
 
 /** Seals a journal for the record. */
 export async function sealJournal(hsm: Hsm, account: string, j: Journal): Promise<Uint8Array> {
   const stored: StoredJournal = {
     p: j.firstPrevHash,
-    e: j.events.map((e) => [e.seq, e.at, KINDS.indexOf(e.kind), e.attemptsLeft ?? null] as const),
+    e: j.entries.map((e) => [e.seq, e.at, KINDS.indexOf(e.kind), e.attemptsLeft ?? null] as const),
     h: j.head,
     a: j.answers,
+    l: j.lastHash,
   };
   return hsm.sealRecord(account, Buffer.from(MAGIC + JSON.stringify(stored), 'utf8'));
 }

@@ -22,7 +22,10 @@
  * was written; a retry is safe). Reads never wait on writers in WAL mode.
  *
  * Versions come from one global sequence row bumped in the same transaction as the write,
- * so they increase across delete and re-create (no ABA).
+ * so they increase across delete and re-create (no ABA). (Numbering updates per record,
+ * without the sequence row, saves one page per commit but was not kept: an older vault
+ * opened on that file would draw versions below ones already written — ABA after a
+ * downgrade.)
  * `secure_delete=ON` overwrites destroyed envelopes in the file, and a lockout truncates
  * the WAL, so "destroyed" does not leave the old bytes lying around on disk.
  */
@@ -52,6 +55,10 @@ interface Row {
   sealed_journal: Buffer | null;
 }
 
+/**
+ * better-sqlite3 returns every BLOB as a fresh Buffer of its own (copied out of SQLite's
+ * page), so they are handed out as they are: nothing else holds them.
+ */
 function fromRow(r: Row): VaultRecord {
   return {
     version: r.version,
@@ -60,12 +67,12 @@ function fromRow(r: Row): VaultRecord {
     limit: r.limit_,
     loginEpoch: r.login_epoch,
     credentialId: r.credential_id,
-    sealedRecord: r.sealed_record ? new Uint8Array(r.sealed_record) : null,
-    keyEnvelope: r.key_envelope ? new Uint8Array(r.key_envelope) : null,
-    keyProofVerifier: new Uint8Array(r.key_proof_verifier),
+    sealedRecord: r.sealed_record,
+    keyEnvelope: r.key_envelope,
+    keyProofVerifier: r.key_proof_verifier,
     lastStartAt: r.last_start_at,
     updatedAt: r.updated_at,
-    sealedJournal: r.sealed_journal ? new Uint8Array(r.sealed_journal) : null,
+    sealedJournal: r.sealed_journal,
   };
 }
 

@@ -38,6 +38,7 @@ import {
   EMPTY_JOURNAL,
   appendEvent,
   digestsEqual,
+  journalEvents,
   ke1Digest,
   openJournal,
   sealJournal,
@@ -208,7 +209,7 @@ export class VaultService {
     const j = await openJournal(this.#hsm, account, rec.sealedJournal);
     const status = this.#statusOf(rec);
     return {
-      events: [...j.events],
+      events: journalEvents(j),
       firstPrevHash: j.firstPrevHash,
       head: j.head,
       state: rec.state,

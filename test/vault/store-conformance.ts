@@ -154,6 +154,31 @@ export function runVaultStoreConformance(
       assert.equal(await store.compareAndSwap('a3', v1, sampleRecord({ failures: 5 })), false);
     });
 
+    it('no ABA when a record updated many times is deleted and re-created', async () => {
+      // Whatever numbering a store uses (a global sequence, etcd revisions, or versions
+      // counted per record), a re-created record must start above every version the
+      // deleted one reached, also when other accounts were created meanwhile.
+      await store.compareAndSwap('a5', ABSENT, sampleRecord());
+      let v = (await store.get('a5'))!.version;
+      const seen = [v];
+      for (let i = 1; i <= 5; i++) {
+        assert.equal(await store.compareAndSwap('a5', v, sampleRecord({ failures: i })), true);
+        v = (await store.get('a5'))!.version;
+        seen.push(v);
+      }
+      await store.compareAndSwap('a5-other', ABSENT, sampleRecord());
+      assert.equal(await store.compareAndDelete('a5', v), true);
+      await store.compareAndSwap('a5', ABSENT, sampleRecord());
+      const again = (await store.get('a5'))!.version;
+      assert.ok(
+        seen.every((old) => again > old),
+        `re-created version ${again} must exceed ${seen.join(', ')}`,
+      );
+      for (const old of seen) {
+        assert.equal(await store.compareAndSwap('a5', old, sampleRecord({ failures: 9 })), false);
+      }
+    });
+
     it('returned bytes are not aliased to caller buffers', async () => {
       const env = new Uint8Array(40).fill(1);
       await store.compareAndSwap('a4', ABSENT, sampleRecord({ keyEnvelope: env }));

@@ -94,6 +94,33 @@ describe('vault auth: JWT issuer keys (real process)', () => {
     assert.equal(fin.status, 401);
   });
 
+  it('a verified token vouches only for its exact bytes: same claims under another key are refused', async () => {
+    // The vault caches verified tokens (auth.ts, cachingAuthenticator) keyed by the whole
+    // token: a token whose signature does not verify must never ride on a cached one.
+    const exp = Math.floor(Date.now() / 1000) + 300;
+    const good = await mint('cache-zoe', key, { exp });
+    for (let i = 0; i < 2; i++) {
+      const a = await call(vault.url, 'GET', '/v1/record', undefined, good);
+      assert.equal(a.body.error?.code, 'NOT_FOUND', 'the good token authenticates (and is cached)');
+    }
+    const [h, p] = good.split('.');
+    const sameClaimsOtherKey = await mint('cache-zoe', other, { exp });
+    assert.equal(sameClaimsOtherKey.split('.')[1], p, 'the same claims');
+    const otherSig = sameClaimsOtherKey.split('.')[2]!;
+    const flipped = good.slice(0, -2) + (good.at(-2) === 'A' ? 'B' : 'A') + good.at(-1);
+    for (const [name, t] of Object.entries({
+      sameClaimsOtherKey,
+      graftedSignature: `${h}.${p}.${otherSig}`,
+      flippedSignature: flipped,
+    })) {
+      const a = await call(vault.url, 'GET', '/v1/record', undefined, t);
+      assert.equal(a.status, 401, name);
+    }
+    // The cached good token still works afterwards.
+    const again = await call(vault.url, 'GET', '/v1/record', undefined, good);
+    assert.equal(again.body.error?.code, 'NOT_FOUND');
+  });
+
   it('has no dev token endpoint', async () => {
     const a = await call(vault.url, 'POST', '/v1/dev/token', { account: 'zoe' });
     assert.equal(a.status, 404);
