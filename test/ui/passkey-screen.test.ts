@@ -29,6 +29,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { MAIN_JS, startVaultProcess, type VaultProcess } from '../client/vault-process.js';
 import { makeTree, treeDigest } from '../cli/tree.js';
+import { formatBackupKey, generateBackupKey } from '../../src/format/key-encoding.js';
 import {
   addVirtualAuthenticator,
   authenticatorCredentials,
@@ -147,6 +148,33 @@ describe('backvault ui: passkey protection in headless Chromium', () => {
     const target = join(tmp, 'restored-p');
     const b = await ui(['--device', devB, '--folder', target, '--repo', repo]);
     await openUi(page, b, '/restore');
+    // The server checks the slot against the store too: a key it does not unwrap is refused
+    // before any restore starts.
+    const refused = await page.evaluate(
+      async ({ repo, key }) => {
+        const post = async (path: string, body: unknown): Promise<Record<string, unknown>> =>
+          (await (
+            await fetch(path, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify(body),
+            })
+          ).json()) as Record<string, unknown>;
+        const r = (await post('/api/repository/passkey-slots', { repo })) as { slots: string[] };
+        const bad = await post('/api/restore', {
+          repo,
+          folder: 'never',
+          protection: 'passkey',
+          backupKey: key,
+          slot: r.slots[0],
+        });
+        return { slots: r.slots.length, error: bad.error as { code: string } | undefined };
+      },
+      { repo, key: formatBackupKey(generateBackupKey()) },
+    );
+    assert.equal(refused.slots, 1);
+    assert.match(refused.error?.code ?? 'none', /^(KEY_SLOT_CORRUPT|WRONG_KEY)$/);
+    assert.equal(existsSync(join(devB, 'profile.json')), false);
     await page.getByRole('button', { name: 'Use my passkey' }).click();
     await page.getByRole('button', { name: 'Restore with my passkey' }).waitFor();
     await screen(page, 'p03-restore-passkey', log.lines);
@@ -155,6 +183,12 @@ describe('backvault ui: passkey protection in headless Chromium', () => {
     await screen(page, 'p04-restore-passkey-done', log.lines);
     assert.deepEqual(await treeDigest(target), await treeDigest(chat));
     assert.equal((await profileOf(devB)).mode, 'recovery-key');
+    // The new device lists the passkey that restored it.
+    await go(page, b, '/protect');
+    await page
+      .locator('li[data-slot]')
+      .getByText(/for localhost/)
+      .waitFor();
     assert.deepEqual(
       await page.evaluate(() => [localStorage.length, sessionStorage.length]),
       [0, 0],
