@@ -16,11 +16,13 @@
  * | `POST /api/backup`        | starts `backvault backup FOLDER --device DIR` as the job      |
  * | `POST /api/enable/start`  | a new backup key (new device) or the device's, to protect     |
  * | `POST /api/enable/finish` | writes the device (64-digit key: `enable --recovery-key`;     |
- * |                           | password: after the page registered it at the vault)          |
+ * |                           | password: after the page registered it at the vault;          |
+ * |                           | passkey: stores the slot the page sealed, see slots.ts)       |
  * | `POST /api/device-key`    | the device's backup key, for the page's OPAQUE client         |
  * | `POST /api/disable`       | `backvault disable --device DIR --yes`                        |
  * | `POST /api/restore`       | starts `backvault restore FOLDER --repo R --device DIR` as    |
- * |                           | the job, with the key the page recovered                      |
+ * |                           | the job, with the key the page recovered (a passkey's slot    |
+ * |                           | is checked against the store first)                           |
  * | `/api/slots…`, `/api/repository/passkey-slots` | passkey slots: see slots.ts          |
  */
 import { randomUUID } from 'node:crypto';
