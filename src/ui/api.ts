@@ -17,12 +17,14 @@
  * | `POST /api/backup`        | starts `backvault backup FOLDER --device DIR` as the job      |
  * | `POST /api/enable/start`  | a new backup key (new device) or the device's, to protect     |
  * | `POST /api/enable/finish` | writes the device (64-digit key: `enable --recovery-key`;     |
- * |                           | password: after the page registered it at the vault)          |
+ * |                           | password: after the page registered it at the vault;          |
+ * |                           | passkey: stores the slot the page sealed, see slots.ts)       |
  * | `POST /api/device-key`    | the device's backup key, for the page's OPAQUE client         |
  * | `POST /api/disable`       | `backvault disable --device DIR --yes`                        |
  * | `POST /api/restore`       | starts `backvault restore FOLDER --repo R --device DIR` as    |
- * |                           | the job, with the key the page recovered                      |
- * | `GET/POST /api/slots`     | reserved for key slots (passkeys): 501 until wired            |
+ * |                           | the job, with the key the page recovered (a passkey's slot    |
+ * |                           | is checked against the store first)                           |
+ * | `/api/slots…`, `/api/repository/passkey-slots` | passkey slots: see slots.ts          |
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -54,7 +56,16 @@ import { snapshotsCommand } from '../cli/commands/snapshots.js';
 import { runCommand, toUiError } from './cli-bridge.js';
 import type { UiConfig } from './config.js';
 import type { JobRunner } from './jobs.js';
+import { PENDING_TTL_MS, pending, type PendingEnable } from './pending.js';
 import { readBody } from './server.js';
+import {
+  checkPasskeyRestore,
+  finishPasskey,
+  listSlots,
+  preparePasskey,
+  removeSlot,
+  repositoryPasskeySlots,
+} from './slots.js';
 import { vaultTarget } from './vault-proxy.js';
 
 /** What every route handler gets. */
@@ -64,18 +75,6 @@ export interface ApiContext {
   /** The server's security headers, sent with every response. */
   readonly headers: Readonly<Record<string, string>>;
 }
-
-/** A backup key being protected, between `enable/start` and `enable/finish`. */
-interface PendingEnable {
-  readonly backupKey: Uint8Array;
-  readonly repo: string;
-  /** True when the device exists (64-digit key mode) and gains a password. */
-  readonly existing: boolean;
-}
-
-/** How long a shown key waits for its confirmation; one pending setup at a time. */
-const PENDING_TTL_MS = 30 * 60_000;
-const pending = new Map<string, PendingEnable & { at: number }>();
 
 type Body = Record<string, unknown>;
 
@@ -191,10 +190,11 @@ async function startBackup(api: ApiContext, body: Body): Promise<unknown> {
 async function enableStart(api: ApiContext, body: Body): Promise<unknown> {
   const dir = api.config.deviceDir;
   for (const [id, p] of pending) if (Date.now() - p.at > PENDING_TTL_MS) pending.delete(id);
-  let p: PendingEnable;
+  let p: Omit<PendingEnable, 'at'>;
   if (await deviceExists(dir)) {
     const d = await loadDevice(dir);
-    if (d.profile.mode !== 'recovery-key') {
+    // A passkey is one more slot: any device may add one, whatever else protects it.
+    if (d.profile.mode !== 'recovery-key' && str(body, 'protection') !== 'passkey') {
       throw new UsageError(
         'this device already uses a password',
         'Change the password, or turn password protection off first.',
@@ -207,9 +207,12 @@ async function enableStart(api: ApiContext, body: Body): Promise<unknown> {
     const repo = absoluteRepo(repoText, api.config.cwd);
     // As `enable` does, before anything is shown: a new key never meets an old repository.
     const { openStorage } = await import('../storage/node/open.js');
+    // …except the one this very setup created for a passkey that then failed (no PRF,
+    // cancelled): the user chose another protection for the same new repository.
+    const mine = [...pending.values()].find((x) => x.repoCreated === true && x.repo === repo);
     const storage = await openStorage(repo);
     try {
-      if (await (await loadEngine()).repositoryExists(storage)) {
+      if (!mine && (await (await loadEngine()).repositoryExists(storage))) {
         throw new UsageError(
           `a repository already exists at ${repo}`,
           'Choose another location, or restore from it on the Restore page.',
@@ -218,7 +221,7 @@ async function enableStart(api: ApiContext, body: Body): Promise<unknown> {
     } finally {
       await storage.close();
     }
-    p = { backupKey: generateBackupKey(), repo, existing: false };
+    p = mine ?? { backupKey: generateBackupKey(), repo, existing: false };
   }
   const pendingId = randomUUID();
   pending.clear();
@@ -238,6 +241,8 @@ async function enableFinish(api: ApiContext, body: Body): Promise<unknown> {
   const dir = api.config.deviceDir;
   const protection = str(body, 'protection', true);
   const formatted = formatBackupKey(p.backupKey);
+  // The page sealed a passkey slot for this key (its PRF output stayed in the page).
+  if (protection === 'passkey') return finishPasskey(api.config, body);
   if (protection === 'recovery-key') {
     if (p.existing) throw new UsageError('this device already uses the 64-digit key');
     // The CLI's own `enable --recovery-key`, with the key the page showed and had confirmed.
@@ -313,9 +318,11 @@ async function startRestore(api: ApiContext, body: Body): Promise<unknown> {
       account: target.account,
       serverPublicKey: str(body, 'serverPublicKey', true),
     };
+  } else if (protection === 'passkey') {
+    // The page's `openPasskeySlot` recovered the key and checked it against the config and
+    // manifest it was given; the same check against the store, then as the 64-digit key.
+    await checkPasskeyRestore(repo, body, backupKey);
   } else if (protection !== 'recovery-key') {
-    // A passkey restore joins here: the page's `openPasskeySlot` recovered the key; the new
-    // device is written as for the 64-digit key, plus whatever its profile records.
     throw new BadRequestError('unknown protection');
   }
   const head = vaultFields ? vaultHead(body) : undefined;
@@ -375,7 +382,7 @@ async function checkVaultHead(
 
 type Handler = (api: ApiContext, body: Body) => Promise<unknown>;
 
-/** Method + path → handler. Key slots (passkeys) join here; see the 501 entries. */
+/** Method + path → handler. */
 const ROUTES: Readonly<Record<string, Handler>> = {
   'GET /api/state': (api) => state(api),
   'GET /api/snapshots': (api) =>
@@ -390,20 +397,11 @@ const ROUTES: Readonly<Record<string, Handler>> = {
   'POST /api/device-key': deviceKey,
   'POST /api/disable': disable,
   'POST /api/restore': startRestore,
+  'GET /api/slots': (api) => listSlots(api.config),
+  'POST /api/slots/prepare': (api, body) => preparePasskey(api.config, body),
+  'POST /api/slots/remove': (api, body) => removeSlot(api.config, body),
+  'POST /api/repository/passkey-slots': (api, body) => repositoryPasskeySlots(api.config, body),
 };
-
-/**
- * Reserved for the key slots of issue 13 (passkeys), answered 501 until the slot engine is
- * merged:
- * - `GET /api/slots?repo=URL` → `{ repoId, slots }`: the repository's slots, public parts
- *   only (no key needed to read them), for `openPasskeySlot({ slots, repoId, rpId })` in
- *   the restore page — for a new device, so the repository comes from the page's field;
- * - `POST /api/slots` `{ pendingId | (device), slot }`: store the slot that
- *   `createPasskeySlot({ backupKey, repoId, … })` made, with the backup key the server
- *   already holds (`pending` or the device's), then finish as `enable/finish` does.
- * The WebAuthn relying-party id is the page's host (`127.0.0.1` or `localhost`).
- */
-const RESERVED = new Set(['GET /api/slots', 'POST /api/slots']);
 
 /** Answers one `/api/*` request. */
 export async function handleApi(
@@ -415,11 +413,6 @@ export async function handleApi(
   const key = `${req.method ?? 'GET'} ${path}`;
   const handler = ROUTES[key];
   if (!handler) {
-    if (RESERVED.has(key)) {
-      return send(api, res, 501, {
-        error: { code: 'USAGE', message: 'key slots are not available in this build' },
-      });
-    }
     return send(api, res, 404, { error: { code: 'NOT_FOUND', message: 'no such route' } });
   }
   try {

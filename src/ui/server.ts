@@ -37,7 +37,7 @@ export const MAX_BODY_BYTES = 256 * 1024;
 
 /** A running UI server. */
 export interface UiServer {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://localhost:PORT` (the socket listens on 127.0.0.1 only) */
   readonly origin: string;
   readonly port: number;
   /** The URL to open: origin + `/?token=…` (print it; it is the only way in). */
@@ -204,7 +204,10 @@ export async function startUiServer(config: UiConfig): Promise<UiServer> {
     server.listen({ host: UI_HOST, port: wanted, exclusive: true }, () => resolve());
   });
   port = (server.address() as AddressInfo).port;
-  const origin = `http://${UI_HOST}:${port}`;
+  // The link names localhost, not 127.0.0.1: WebAuthn refuses an IP address as relying-party
+  // id, and the passkey protection uses the page's host as one. Still bound to 127.0.0.1
+  // only; Chromium resolves localhost to loopback itself and treats it as a secure context.
+  const origin = `http://localhost:${port}`;
   return {
     origin,
     port,

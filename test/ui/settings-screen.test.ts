@@ -56,7 +56,8 @@ function rawGet(
 ): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const u = new URL(origin);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, method, headers }, (res) => {
+    // The socket is 127.0.0.1 (localhost could resolve to ::1 first); Host is the header.
+    const req = request({ host: '127.0.0.1', port: u.port, path, method, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (s: string) => (text += s));
       res.on('end', () =>

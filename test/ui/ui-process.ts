@@ -9,7 +9,7 @@ import { MAIN_JS } from '../client/vault-process.js';
 export interface UiProcess {
   /** The printed URL, with its token. */
   readonly url: string;
-  /** `http://127.0.0.1:PORT` */
+  /** `http://localhost:PORT` (the link printed; the socket is 127.0.0.1 only) */
   readonly origin: string;
   readonly port: number;
   readonly pid: number;
@@ -45,7 +45,7 @@ export async function startUi(args: readonly string[], home: string): Promise<Ui
   const url = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no URL from backvault ui:\n${out}`)), 20_000);
     const look = (): void => {
-      const m = /http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+/.exec(out);
+      const m = /http:\/\/localhost:\d+\/\?token=[A-Za-z0-9_-]+/.exec(out);
       if (m) {
         clearTimeout(t);
         resolve(m[0]);

@@ -94,8 +94,9 @@ export const uiCommand: CommandSpec = {
     },
   },
   details: [
-    'Serves the settings screen on http://127.0.0.1:PORT and prints the URL with an access',
-    'token (like Jupyter); the page trades it for a session cookie. Requests without',
+    'Serves the settings screen on 127.0.0.1 and prints its URL, http://localhost:PORT/?token=…',
+    '(localhost: passkeys refuse an IP address), with an access token (like Jupyter); the',
+    'page trades it for a session cookie. Requests without',
     'it, or for another Host name, are refused. Passwords are handled by the OPAQUE client in',
     'the page; the page reaches the vault through this server (/vault/…). Backups and restores',
     'run in this process with the same engine as `backvault backup` and `restore`, so a page',

@@ -11,10 +11,16 @@ export interface EnableContext {
   /**
    * Asks the server for the key to protect: a new one for a new device (for the repository
    * the page's field names), or this device's. Returns it as 64 digits in 16 groups.
+   * `protection` tells the server which one is being added (a passkey may join any device).
    */
-  start(): Promise<{ pendingId: string; backupKey: string; repo: string; existingDevice: boolean }>;
-  /** Writes the device once the protection is in place (see `POST /api/enable/finish`). */
-  finish(body: Record<string, unknown>): Promise<void>;
+  start(
+    protection?: string,
+  ): Promise<{ pendingId: string; backupKey: string; repo: string; existingDevice: boolean }>;
+  /**
+   * Writes the device once the protection is in place (see `POST /api/enable/finish`), then
+   * shows that it is on (`done`: the sentence to show, for a protection added to a device).
+   */
+  finish(body: Record<string, unknown>, done?: string): Promise<void>;
 }
 
 /** What a restore flow gets from the page. */
@@ -25,9 +31,11 @@ export interface RestoreContext {
    * restores and sets up this device; `extra` goes with it (e.g. the pinned vault key).
    */
   recovered(backupKey: string, protection: string, extra?: Record<string, unknown>): Promise<void>;
+  /** The repository the page's field names (where the backups are). */
+  repo(): string;
 }
 
-/** One protection: the password at the vault, the 64-digit key, (next) a passkey. */
+/** One protection: the password at the vault, the 64-digit key, a passkey. */
 export interface ProtectionMethod {
   /** Stable id, also the `protection` sent to the server (`password`, `recovery-key`, …). */
   readonly id: string;

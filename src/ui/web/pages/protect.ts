@@ -12,12 +12,36 @@ import { METHODS } from '../methods/index.js';
 import type { EnableContext, ProtectionMethod } from '../methods/types.js';
 import { newPasswordForm } from '../password-form.js';
 
-function enableContext(state: UiState, repoInput: () => string, host: HTMLElement): EnableContext {
+/** A key slot as `GET /api/slots` lists it (see `KeySlotSummary`). */
+interface SlotView {
+  readonly slotId: string;
+  readonly kind: 'passkey' | 'recovery-key';
+  readonly created: string;
+  readonly status: string;
+  readonly rpId?: string;
+  readonly credentialId?: string;
+}
+
+/**
+ * @param added on a set-up device: shows the page again with `done` announced (the new
+ *   protection appears in the list).
+ */
+function enableContext(
+  state: UiState,
+  repoInput: () => string,
+  host: HTMLElement,
+  added?: (done: string) => Promise<void>,
+): EnableContext {
   return {
     state,
-    start: () => api('POST', '/api/enable/start', { repo: repoInput() }),
-    async finish(body) {
+    start: (protection) =>
+      api('POST', '/api/enable/start', {
+        repo: repoInput(),
+        ...(protection ? { protection } : {}),
+      }),
+    async finish(body, done) {
       await api('POST', '/api/enable/finish', body);
+      if (added && done) return added(done);
       replace(
         host,
         h(
@@ -121,6 +145,21 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
   const rerender = async (): Promise<void> => {
     const s = await api<UiState>('GET', '/api/state');
     await renderProtectPage(main, s);
+  };
+  /** The page again, with what just changed said in its flow area. */
+  const announce = async (sentence: string): Promise<void> => {
+    await rerender();
+    const f = main.querySelector('#flow');
+    if (!f) return;
+    replace(
+      f,
+      h(
+        'div',
+        { class: 'alert ok', role: 'status' },
+        h('p', { id: 'changed-msg', tabindex: '-1' }, sentence),
+      ),
+    );
+    (f.querySelector('#changed-msg') as HTMLElement | null)?.focus();
   };
 
   const showKey = h('button', { type: 'button', class: 'secondary' }, 'Show the 64-digit key');
@@ -231,6 +270,18 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
     );
   }
 
+  const list = h('ul', { id: 'protections', class: 'protections' }, ...items);
+  const slotsNote = h('p', { role: 'status', class: 'hint' }, 'Looking for passkeys…');
+  void api<{ slots: SlotView[] }>('GET', '/api/slots').then(
+    (r) => {
+      slotsNote.remove();
+      const others =
+        d.mode === 'password' ? 'your password and the 64-digit key' : 'the 64-digit key';
+      for (const s of r.slots) list.append(slotItem(s, flow, others, announce));
+    },
+    (e: unknown) => replace(slotsNote, errorView(e)),
+  );
+
   const addable = METHODS.filter((m) => !inUse.has(m.id));
   replace(
     main,
@@ -240,7 +291,8 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
       { class: 'card', 'aria-labelledby': 'inuse-h' },
       h('h2', { id: 'inuse-h' }, 'Protections in use'),
       h('p', {}, 'Any one of these restores your backups on a new device.'),
-      h('ul', { id: 'protections', class: 'protections' }, ...items),
+      list,
+      slotsNote,
     ),
     addable.length > 0
       ? h(
@@ -248,7 +300,7 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
           { class: 'card', 'aria-labelledby': 'add-h' },
           h('h2', { id: 'add-h' }, 'Add a protection'),
           choiceCards(state, addable, 'Add', (m) => {
-            const ctx = enableContext(state, () => d.repo, flow);
+            const ctx = enableContext(state, () => d.repo, flow, announce);
             replace(
               flow,
               h('h3', { id: 'flow-h', tabindex: '-1' }, `Add a ${m.title.toLowerCase()}`),
@@ -261,5 +313,95 @@ async function renderExistingDevice(main: HTMLElement, state: UiState): Promise<
         )
       : null,
     flow,
+  );
+}
+
+function shortDate(iso: string): string {
+  return new Date(iso).toLocaleDateString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+  });
+}
+
+/**
+ * One key slot in the list: a passkey (short credential id, site, date) with its Remove
+ * flow, or a recovery key added with `backvault key add`.
+ */
+function slotItem(
+  s: SlotView,
+  flow: HTMLElement,
+  others: string,
+  announce: (sentence: string) => Promise<void>,
+): HTMLElement {
+  const id = s.slotId.slice(0, 8);
+  const broken =
+    s.status === 'ok'
+      ? null
+      : h('span', { class: 'warn' }, ` (${s.status.toUpperCase()}: it does not open your backups)`);
+  if (s.kind !== 'passkey') {
+    return h(
+      'li',
+      { class: 'protection' },
+      h(
+        'p',
+        {},
+        h('strong', {}, 'Added 64-digit key'),
+        ` — slot ${id}, added ${shortDate(s.created)} with backvault key add.`,
+        broken,
+      ),
+    );
+  }
+  const cred = (s.credentialId ?? '').slice(0, 8);
+  const name = `passkey ${cred}… for ${s.rpId ?? ''}`;
+  const remove = h(
+    'button',
+    { type: 'button', class: 'secondary', 'aria-label': `Remove ${name}` },
+    'Remove',
+  );
+  remove.addEventListener('click', () => {
+    const yes = h('button', { type: 'button', class: 'danger' }, 'Remove this passkey');
+    yes.addEventListener('click', () => {
+      yes.disabled = true;
+      api('POST', '/api/slots/remove', { slotId: s.slotId }).then(
+        () => announce(`Passkey ${cred}… removed: it no longer opens your backups.`),
+        (e: unknown) => {
+          yes.disabled = false;
+          flow.append(errorView(e));
+        },
+      );
+    });
+    replace(
+      flow,
+      h('h3', { id: 'remove-h', tabindex: '-1' }, `Remove ${name}`),
+      h(
+        'p',
+        {},
+        `This passkey will no longer open your backups. They stay readable with ${others}. The passkey itself stays in your passkey manager; you may delete it there.`,
+      ),
+      h(
+        'div',
+        { class: 'row' },
+        yes,
+        h(
+          'button',
+          { type: 'button', class: 'secondary', onclick: () => replace(flow) },
+          'Keep it',
+        ),
+      ),
+    );
+    (flow.querySelector('#remove-h') as HTMLElement | null)?.focus();
+  });
+  return h(
+    'li',
+    { class: 'protection', 'data-slot': s.slotId },
+    h(
+      'p',
+      {},
+      h('strong', {}, 'Passkey'),
+      ` ${cred}… for ${s.rpId ?? ''}, added ${shortDate(s.created)}.`,
+      broken,
+    ),
+    h('div', { class: 'row' }, remove),
   );
 }

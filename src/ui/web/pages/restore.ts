@@ -101,6 +101,7 @@ export async function renderRestorePage(main: HTMLElement, state: UiState): Prom
       });
       await follow(job);
     },
+    repo: () => repo.input.value,
   };
   replace(
     main,
