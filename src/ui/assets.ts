@@ -41,7 +41,8 @@ export const BARE_SPECIFIERS = [
   'fastest-levenshtein',
 ] as const;
 
-interface ServedPackage {
+/** An npm package whose browser ESM files are served. */
+export interface ServedPackage {
   readonly name: string;
   readonly root: string;
 }
@@ -67,7 +68,7 @@ function packageRoot(name: string, entry: string): string {
  * The browser ESM file of a specifier: through `exports` (Node's `import` condition) when the
  * package has them, else its `browser`/`module` field (a CJS `main` would not load).
  */
-function browserEntry(specifier: string): { pkg: ServedPackage; file: string } {
+export function browserEntry(specifier: string): { pkg: ServedPackage; file: string } {
   const name = packageName(specifier);
   const resolved = fileURLToPath(import.meta.resolve(specifier));
   const root = packageRoot(name, resolved);

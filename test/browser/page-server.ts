@@ -7,12 +7,12 @@
  * No bundler: what the browser runs is exactly what tsc emitted for `src/client`, `src/wire`,
  * `src/format` and `src/errors.ts`.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { browserEntry, type ServedPackage } from '../../src/ui/assets.js';
 import { forward } from '../client/vault-process.js';
 
 /** The compiled tree this file belongs to (test/browser → its root). */
@@ -40,51 +40,6 @@ export const BARE_SPECIFIERS = [
   '@sinclair/typebox',
   '@sinclair/typebox/value',
 ] as const;
-
-interface ServedPackage {
-  readonly name: string;
-  readonly root: string;
-}
-
-function packageName(specifier: string): string {
-  const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
-}
-
-function packageRoot(name: string, entry: string): string {
-  for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (pkg.name === name) return dir;
-    } catch {
-      // not a package root
-    }
-  }
-  throw new Error(`cannot find the package root of ${name}`);
-}
-
-/**
- * The browser ESM file of a specifier. Packages with `exports` resolve through Node's
- * `import` condition (TypeBox: build/esm/*.mjs); packages without fall back to their
- * `browser`/`module` field (@serenity-kit/opaque: esm/index.js; its `main` is CJS).
- */
-function browserEntry(specifier: string): { pkg: ServedPackage; file: string } {
-  const name = packageName(specifier);
-  const resolved = fileURLToPath(import.meta.resolve(specifier));
-  const root = packageRoot(name, resolved);
-  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
-    exports?: unknown;
-    browser?: unknown;
-    module?: unknown;
-  };
-  let file = resolved;
-  if (manifest.exports === undefined && specifier === name) {
-    const field = typeof manifest.browser === 'string' ? manifest.browser : manifest.module;
-    if (typeof field !== 'string') throw new Error(`${name} has no ESM entry`);
-    file = join(root, field);
-  }
-  return { pkg: { name, root }, file };
-}
 
 /** The import map and the package folders it points into. */
 function importMap(): { map: { imports: Record<string, string> }; packages: ServedPackage[] } {
