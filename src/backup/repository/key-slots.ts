@@ -408,16 +408,35 @@ export async function unlockWithKey(
   if (info.kind !== 'recovery-key') {
     throw new KeySlotCorruptError('slot is not a recovery-key slot', name);
   }
-  const { manifestSeq } = await verifyKeySlotUnlock({
-    config,
-    manifest: await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME),
-    slot,
-    info,
-    backupKey,
-    ...(o.statePath !== undefined ? { seenManifestSeq: await seenSeq(o, repoId) } : {}),
-  });
-  await rememberSeq(o, repoId, manifestSeq);
+  await verifyAndRemember(storage, o, { config, repoId, slot, info, backupKey });
   return { backupKey, via: 'recovery-key', slotId: toHex(slotId) };
+}
+
+/**
+ * Check an unwrapped key against the config and the manifest (and, with a state file, the
+ * highest manifest seq this device saw), then remember the manifest's seq.
+ * @throws KeySlotCorruptError, KeySlotMismatchError, CorruptBackupError.
+ */
+async function verifyAndRemember(
+  storage: Storage,
+  o: KeySlotState,
+  u: {
+    config: Uint8Array;
+    repoId: Uint8Array;
+    slot: Uint8Array;
+    info: KeySlotInfo;
+    backupKey: Uint8Array;
+  },
+): Promise<void> {
+  const { manifestSeq } = await verifyKeySlotUnlock({
+    config: u.config,
+    manifest: await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME),
+    slot: u.slot,
+    info: u.info,
+    backupKey: u.backupKey,
+    ...(o.statePath !== undefined ? { seenManifestSeq: await seenSeq(o, u.repoId) } : {}),
+  });
+  await rememberSeq(o, u.repoId, manifestSeq);
 }
 
 /**
@@ -455,13 +474,5 @@ export async function verifyUnlockedSlot(
   const { info } = decodeKeySlot(slot);
   const config = await readConfigBytes(storage);
   const repoId = decodeConfig(config).repoId;
-  const { manifestSeq } = await verifyKeySlotUnlock({
-    config,
-    manifest: await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME),
-    slot,
-    info,
-    backupKey,
-    ...(o.statePath !== undefined ? { seenManifestSeq: await seenSeq(o, repoId) } : {}),
-  });
-  await rememberSeq(o, repoId, manifestSeq);
+  await verifyAndRemember(storage, o, { config, repoId, slot, info, backupKey });
 }
