@@ -8,7 +8,7 @@
  * |---------------------------------------|---------------------------------------------------|
  * | `GET  /api/slots`                     | the device repository's slots (`key list`)        |
  * | `POST /api/slots/prepare`             | repo id + passkey user name for a pending setup   |
- * | `POST /api/slots/remove`              | removes one passkey slot (`key remove`)           |
+ * | `POST /api/slots/remove`              | removes one key slot (`key remove`)               |
  * | `POST /api/repository/passkey-slots`  | a repository's passkey slots, config and manifest |
  * |                                       | (public bytes), for a restore on a new device     |
  *
@@ -138,9 +138,10 @@ export async function listSlots(config: UiConfig): Promise<unknown> {
 }
 
 /**
- * `POST /api/slots/remove` `{ slotId }` (all 32 hex digits): removes one passkey slot. The
- * device's 64-digit key, its password and any other slot keep opening the repository.
- * @throws NotFoundError when the repository has no passkey slot with that id.
+ * `POST /api/slots/remove` `{ slotId }` (all 32 hex digits): removes one key slot — a
+ * passkey, or a 64-digit key added with `backvault key add`. The device's own 64-digit key,
+ * its password and any other slot keep opening the repository.
+ * @throws NotFoundError when the repository has no key slot with that id.
  */
 export async function removeSlot(config: UiConfig, body: Body): Promise<unknown> {
   const slotId = text(body, 'slotId').toLowerCase();
@@ -150,8 +151,8 @@ export async function removeSlot(config: UiConfig, body: Body): Promise<unknown>
     const engine = await loadEngine();
     const o = { statePath: d.statePath };
     const listing = await engine.listKeySlots(storage, d.backupKey, o);
-    if (!listing.slots.some((s) => s.slotId === slotId && s.kind === 'passkey')) {
-      throw new NotFoundError(`no passkey slot ${slotId.slice(0, 8)} in this repository`);
+    if (!listing.slots.some((s) => s.slotId === slotId)) {
+      throw new NotFoundError(`no key slot ${slotId.slice(0, 8)} in this repository`);
     }
     return engine.removeKeySlot(storage, d.backupKey, slotId, o);
   });

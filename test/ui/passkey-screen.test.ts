@@ -12,7 +12,8 @@
  * - an authenticator without PRF: the PRF_UNSUPPORTED sentence, and the 64-digit key offered
  *   from it still turns backup on (for the repository the failed try created);
  * - a dismissed prompt: PASSKEY_CANCELLED, nothing written, the page still usable;
- * - password + passkey on one device, the passkey removed: it no longer opens the backup
+ * - password + passkey (+ a key added with `backvault key add`, removed in the page) on one
+ *   device, the passkey removed: it no longer opens the backup
  *   (NO_KEY_SLOT on a new device), the password still restores it byte-exact;
  * - axe-core on every passkey screen: no serious or critical violations; screenshots in
  *   `.tmp/ui-screens/`.
@@ -289,6 +290,31 @@ describe('backvault ui: passkey protection in headless Chromium', () => {
     assert.match(texts[2] ?? '', /^Passkey [A-Za-z0-9_-]{8}… for localhost/);
     assert.equal((await profileOf(dev)).mode, 'password');
     await screen(page, 'p07-protect-password-and-passkey', log.lines);
+
+    // A second written-down key added with the CLI is listed too, and removed in the page.
+    const added = spawnSync(process.execPath, [MAIN_JS, 'key', 'add', '--device', dev, '--json'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: tmp },
+      timeout: 60_000,
+    });
+    assert.equal(added.status, 0, added.stderr);
+    await go(page, w, '/protect');
+    await page.locator('li[data-slot]').nth(1).waitFor();
+    const withKey = await items.allInnerTexts();
+    assert.equal(withKey.length, 4, withKey.join('\n'));
+    assert.ok(
+      withKey.some((t) => /^Added 64-digit key — slot [0-9a-f]{8}/.test(t)),
+      withKey.join('\n'),
+    );
+    await page.getByRole('button', { name: /^Remove added 64-digit key / }).click();
+    await page.getByText(/This key will no longer open your backups from now on/).waitFor();
+    await page.getByRole('button', { name: 'Remove this key' }).click();
+    await page.getByText(/^Added 64-digit key [0-9a-f]{8} removed/).waitFor({ timeout: 30_000 });
+    await page.getByText('Looking for passkeys…').waitFor({ state: 'detached' });
+    assert.deepEqual(
+      cliSlots(tmp, dev).map((s) => s.kind),
+      ['passkey'],
+    );
 
     // Remove it: a confirmation naming what still opens the backup, then gone.
     await page.getByRole('button', { name: /^Remove passkey / }).click();

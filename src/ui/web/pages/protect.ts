@@ -339,32 +339,29 @@ function slotItem(
     s.status === 'ok'
       ? null
       : h('span', { class: 'warn' }, ` (${s.status.toUpperCase()}: it does not open your backups)`);
-  if (s.kind !== 'passkey') {
-    return h(
-      'li',
-      { class: 'protection' },
-      h(
-        'p',
-        {},
-        h('strong', {}, 'Added 64-digit key'),
-        ` — slot ${id}, added ${shortDate(s.created)} with backvault key add.`,
-        broken,
-      ),
-    );
-  }
   const cred = (s.credentialId ?? '').slice(0, 8);
-  const name = `passkey ${cred}… for ${s.rpId ?? ''}`;
+  const passkey = s.kind === 'passkey';
+  const name = passkey ? `passkey ${cred}… for ${s.rpId ?? ''}` : `added 64-digit key ${id}`;
   const remove = h(
     'button',
     { type: 'button', class: 'secondary', 'aria-label': `Remove ${name}` },
     'Remove',
   );
   remove.addEventListener('click', () => {
-    const yes = h('button', { type: 'button', class: 'danger' }, 'Remove this passkey');
+    const yes = h(
+      'button',
+      { type: 'button', class: 'danger' },
+      passkey ? 'Remove this passkey' : 'Remove this key',
+    );
     yes.addEventListener('click', () => {
       yes.disabled = true;
       api('POST', '/api/slots/remove', { slotId: s.slotId }).then(
-        () => announce(`Passkey ${cred}… removed: it no longer opens your backups.`),
+        () =>
+          announce(
+            passkey
+              ? `Passkey ${cred}… removed: it no longer opens your backups.`
+              : `Added 64-digit key ${id} removed: it no longer opens your backups.`,
+          ),
         (e: unknown) => {
           yes.disabled = false;
           flow.append(errorView(e));
@@ -377,7 +374,9 @@ function slotItem(
       h(
         'p',
         {},
-        `This passkey will no longer open your backups. They stay readable with ${others}. The passkey itself stays in your passkey manager; you may delete it there.`,
+        passkey
+          ? `This passkey will no longer open your backups. They stay readable with ${others}. The passkey itself stays in your passkey manager; you may delete it there.`
+          : `This key will no longer open your backups from now on. They stay readable with ${others}. Whoever used it before already learned the backup key: to lock them out for good, start a new backup with a new key.`,
       ),
       h(
         'div',
@@ -398,8 +397,15 @@ function slotItem(
     h(
       'p',
       {},
-      h('strong', {}, 'Passkey'),
-      ` ${cred}… for ${s.rpId ?? ''}, added ${shortDate(s.created)}.`,
+      ...(passkey
+        ? [
+            h('strong', {}, 'Passkey'),
+            ` ${cred}… for ${s.rpId ?? ''}, added ${shortDate(s.created)}.`,
+          ]
+        : [
+            h('strong', {}, 'Added 64-digit key'),
+            ` — slot ${id}, added ${shortDate(s.created)} with backvault key add.`,
+          ]),
       broken,
     ),
     h('div', { class: 'row' }, remove),
