@@ -14,9 +14,12 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += HEX[b];
-  return out;
+  // join, not `+=`: concatenation builds a rope of ~30 cons-string nodes per 64-digit id
+  // (~1 KB), and ids kept in sets and maps stayed ropes — measured: 45 MB of cons strings in
+  // one worker after 100,000 small files. join makes one flat string (~80 bytes).
+  const out = new Array<string>(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = HEX[bytes[i] as number] as string;
+  return out.join('');
 }
 
 /**
