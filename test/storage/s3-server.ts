@@ -13,6 +13,8 @@
  * and returns it in `env` for child processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -187,4 +189,67 @@ function waitReady(child: ChildProcess, timeoutMs: number): Promise<number> {
     child.once('exit', onExit);
     child.once('error', onError);
   });
+}
+
+/** What the proxy does with a request. */
+export type ProxyAction = 'pass' | 'hang' | 'stall-body' | { status: number; code: string };
+
+/**
+ * A real HTTP proxy in front of the S3 server that records every request and can fail
+ * or stall chosen ones: it shows which requests the adapter makes (multipart or not)
+ * and produces the 5xx, throttling and silent-server failures a real store has. Stopped
+ * with `close()`.
+ */
+export async function startS3Proxy(targetPort: number) {
+  const requests: { method: string; url: string }[] = [];
+  let decide: (req: { method: string; url: string }, index: number) => ProxyAction = () => 'pass';
+  const server = http.createServer((req, res) => {
+    const entry = { method: req.method ?? '', url: req.url ?? '' };
+    const action = decide(entry, requests.length);
+    requests.push(entry);
+    if (action === 'hang') return; // read nothing, answer nothing
+    if (action === 'stall-body') {
+      // Headers and a few bytes, then silence: the deadline must cover the body too.
+      req.resume();
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('0123456789');
+      return;
+    }
+    if (action !== 'pass') {
+      req.resume();
+      res.writeHead(action.status, { 'content-type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${action.code}</Code><Message>injected</Message></Error>`,
+      );
+      return;
+    }
+    const upstream = http.request(
+      {
+        host: '127.0.0.1',
+        port: targetPort,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    set(fn: typeof decide) {
+      decide = fn;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

@@ -2,8 +2,6 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,71 +11,9 @@ import { openStorage } from '../../src/storage/node/open.js';
 import { S3Storage, type S3StorageOptions } from '../../src/storage/node/s3.js';
 import { withRetry } from '../../src/storage/retry.js';
 import { assertBytes, randomData, runStorageConformance } from './conformance.js';
-import { startS3Server, type S3TestServer } from './s3-server.js';
+import { startS3Proxy, startS3Server, type S3TestServer } from './s3-server.js';
 
 const MiB = 1024 * 1024;
-
-/** What the proxy does with a request. */
-type ProxyAction = 'pass' | 'hang' | 'stall-body' | { status: number; code: string };
-
-/**
- * A real HTTP proxy in front of the S3 server that records every request and can fail
- * or stall chosen ones: it shows which requests the adapter makes (multipart or not)
- * and produces the 5xx, throttling and silent-server failures a real store has.
- */
-async function startProxy(targetPort: number) {
-  const requests: { method: string; url: string }[] = [];
-  let decide: (req: { method: string; url: string }, index: number) => ProxyAction = () => 'pass';
-  const server = http.createServer((req, res) => {
-    const entry = { method: req.method ?? '', url: req.url ?? '' };
-    const action = decide(entry, requests.length);
-    requests.push(entry);
-    if (action === 'hang') return; // read nothing, answer nothing
-    if (action === 'stall-body') {
-      // Headers and a few bytes, then silence: the deadline must cover the body too.
-      req.resume();
-      res.writeHead(200, { 'content-length': '1000' });
-      res.write('0123456789');
-      return;
-    }
-    if (action !== 'pass') {
-      req.resume();
-      res.writeHead(action.status, { 'content-type': 'application/xml' });
-      res.end(
-        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${action.code}</Code><Message>injected</Message></Error>`,
-      );
-      return;
-    }
-    const upstream = http.request(
-      {
-        host: '127.0.0.1',
-        port: targetPort,
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
-      },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  server.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests,
-    set(fn: typeof decide) {
-      decide = fn;
-    },
-    async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 let server: S3TestServer;
 let counter = 0;
@@ -109,7 +45,7 @@ runStorageConformance(
 
 describe('S3Storage', () => {
   it('uploads a 12 MiB object in 5 MiB parts and reads it back byte-exact', async () => {
-    const proxy = await startProxy(server.port);
+    const proxy = await startS3Proxy(server.port);
     const s = s3({ endpoint: proxy.endpoint, multipartThreshold: 5 * MiB, partSize: 5 * MiB });
     try {
       const data = randomData(12 * MiB);
@@ -154,7 +90,7 @@ describe('S3Storage', () => {
       await plain.close();
     }
     // A 500 on the same request is not "not implemented": prune must see it.
-    const proxy = await startProxy(server.port);
+    const proxy = await startS3Proxy(server.port);
     const s = s3({ endpoint: proxy.endpoint });
     try {
       proxy.set((r) =>
@@ -174,7 +110,7 @@ describe('S3Storage', () => {
   });
 
   it('aborts a multipart upload whose part fails and stores nothing', async () => {
-    const proxy = await startProxy(server.port);
+    const proxy = await startS3Proxy(server.port);
     const s = s3({
       endpoint: proxy.endpoint,
       multipartThreshold: 5 * MiB,
@@ -205,7 +141,7 @@ describe('S3Storage', () => {
   });
 
   it('maps 5xx and throttling to UNAVAILABLE, and withRetry recovers from them', async () => {
-    const proxy = await startProxy(server.port);
+    const proxy = await startS3Proxy(server.port);
     const raw = s3({ endpoint: proxy.endpoint });
     try {
       await raw.put('config', new Uint8Array([1, 2, 3]));
@@ -234,7 +170,7 @@ describe('S3Storage', () => {
   });
 
   it('fails fast with UNAVAILABLE when the server is silent (timeout, no hang)', async () => {
-    const proxy = await startProxy(server.port);
+    const proxy = await startS3Proxy(server.port);
     proxy.set(() => 'hang');
     const s = s3({ endpoint: proxy.endpoint, timeoutMs: 800 });
     try {
