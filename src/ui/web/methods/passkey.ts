@@ -89,6 +89,38 @@ async function unsupportedView(): Promise<HTMLElement | undefined> {
 }
 
 /** `passkey` */
+/**
+ * The button that asks for the passkey, with what the page says before it: checks first
+ * what the browser offers; runs `act` on a click; on failure shows the error and offers the
+ * button again — except without PRF, where trying again cannot help and the sentence (with
+ * the other choices) replaces the button.
+ */
+function passkeyPrompt(
+  host: HTMLElement,
+  label: string,
+  intro: string,
+  act: () => Promise<void>,
+): void {
+  const out = h('div', { 'aria-live': 'polite' });
+  const go = h('button', { type: 'button' }, label);
+  go.addEventListener('click', () => {
+    go.disabled = true;
+    go.textContent = 'Waiting for your passkey…';
+    replace(out);
+    act().catch((e: unknown) => {
+      if (isPrfUnsupported(e)) return replace(host, noPrfView(e));
+      go.disabled = false;
+      go.textContent = label;
+      replace(out, errorView(e));
+    });
+  });
+  replace(host, h('p', { role: 'status' }, 'Checking what this browser offers…'));
+  void unsupportedView().then((no) => {
+    if (no) return replace(host, no);
+    replace(host, h('p', {}, intro), h('div', { class: 'row' }, go), out);
+  });
+}
+
 export const passkeyMethod: ProtectionMethod = {
   id: 'passkey',
   title: 'Passkey',
@@ -98,111 +130,61 @@ export const passkeyMethod: ProtectionMethod = {
 
   renderEnable(host, ctx) {
     const existing = ctx.state.device !== null;
-    const out = h('div', { 'aria-live': 'polite' });
-    const label = existing ? 'Add a passkey' : 'Create a passkey and turn on backup';
-    const go = h('button', { type: 'button' }, label);
     // Kept across tries: a cancelled prompt is retried for the same setup (and repository).
     let setup: { pendingId: string; backupKey: string } | undefined;
-    go.addEventListener('click', () => {
-      go.disabled = true;
-      go.textContent = 'Waiting for your passkey…';
-      replace(out);
-      void (async () => {
-        try {
-          setup ??= await ctx.start('passkey');
-          const prep = await api<{ repoId: string; rpName: string; userName: string }>(
-            'POST',
-            '/api/slots/prepare',
-            { pendingId: setup.pendingId },
-          );
-          const backupKey = parseBackupKey(setup.backupKey);
-          const created = await createPasskeySlot({
-            backupKey,
-            repoId: fromHex(prep.repoId),
-            rpId: location.hostname,
-            rpName: prep.rpName,
-            userName: prep.userName,
-          });
-          backupKey.fill(0);
-          await ctx.finish(
-            { pendingId: setup.pendingId, protection: 'passkey', slot: toBase64url(created.slot) },
-            `Passkey added: it opens your backups from now on (credential ${created.credentialId.slice(0, 8)}…).`,
-          );
-        } catch (e) {
-          // No PRF: trying again cannot help, so the sentence replaces the button.
-          if (isPrfUnsupported(e)) return replace(host, noPrfView(e));
-          go.disabled = false;
-          go.textContent = label;
-          replace(out, errorView(e));
-        }
-      })();
-    });
-    replace(host, h('p', { role: 'status' }, 'Checking what this browser offers…'));
-    void unsupportedView().then((no) => {
-      if (no) return replace(host, no);
-      replace(
-        host,
-        h(
-          'p',
-          {},
-          `Your browser asks for a passkey for ${location.hostname}. It derives a key that seals your backup key; that key never leaves this page, and only the sealed copy is stored with your backups.`,
-        ),
-        h('div', { class: 'row' }, go),
-        out,
-      );
-    });
+    passkeyPrompt(
+      host,
+      existing ? 'Add a passkey' : 'Create a passkey and turn on backup',
+      `Your browser asks for a passkey for ${location.hostname}. It derives a key that seals your backup key; that key never leaves this page, and only the sealed copy is stored with your backups.`,
+      async () => {
+        setup ??= await ctx.start('passkey');
+        const prep = await api<{ repoId: string; rpName: string; userName: string }>(
+          'POST',
+          '/api/slots/prepare',
+          { pendingId: setup.pendingId },
+        );
+        const backupKey = parseBackupKey(setup.backupKey);
+        const created = await createPasskeySlot({
+          backupKey,
+          repoId: fromHex(prep.repoId),
+          rpId: location.hostname,
+          rpName: prep.rpName,
+          userName: prep.userName,
+        });
+        backupKey.fill(0);
+        await ctx.finish(
+          { pendingId: setup.pendingId, protection: 'passkey', slot: toBase64url(created.slot) },
+          `Passkey added: it opens your backups from now on (credential ${created.credentialId.slice(0, 8)}…).`,
+        );
+      },
+    );
   },
 
   renderRestore(host, ctx) {
-    const out = h('div', { 'aria-live': 'polite' });
-    const label = 'Restore with my passkey';
-    const go = h('button', { type: 'button' }, label);
-    go.addEventListener('click', () => {
-      go.disabled = true;
-      go.textContent = 'Waiting for your passkey…';
-      replace(out);
-      void (async () => {
-        try {
-          const r = await api<{
-            repoId: string;
-            config: string;
-            manifest: string | null;
-            slots: string[];
-          }>('POST', '/api/repository/passkey-slots', { repo: ctx.repo() });
-          const opened = await openPasskeySlot({
-            slots: r.slots.map((s) => fromBase64url(s, 'slot')),
-            repoId: fromHex(r.repoId),
-            rpId: location.hostname,
-            verify: {
-              config: fromBase64url(r.config, 'config'),
-              manifest: r.manifest === null ? undefined : fromBase64url(r.manifest, 'manifest'),
-            },
-          });
-          const formatted = formatBackupKey(opened.backupKey);
-          opened.backupKey.fill(0);
-          await ctx.recovered(formatted, 'passkey', { slot: toBase64url(opened.slot) });
-        } catch (e) {
-          // No PRF: trying again cannot help, so the sentence replaces the button.
-          if (isPrfUnsupported(e)) return replace(host, noPrfView(e));
-          go.disabled = false;
-          go.textContent = label;
-          replace(out, errorView(e));
-        }
-      })();
-    });
-    replace(host, h('p', { role: 'status' }, 'Checking what this browser offers…'));
-    void unsupportedView().then((no) => {
-      if (no) return replace(host, no);
-      replace(
-        host,
-        h(
-          'p',
-          {},
-          `Use the passkey you made for ${location.hostname} when you turned on backup (a passkey synced by your phone, computer or password manager works on this device too).`,
-        ),
-        h('div', { class: 'row' }, go),
-        out,
-      );
-    });
+    passkeyPrompt(
+      host,
+      'Restore with my passkey',
+      `Use the passkey you made for ${location.hostname} when you turned on backup (a passkey synced by your phone, computer or password manager works on this device too).`,
+      async () => {
+        const r = await api<{
+          repoId: string;
+          config: string;
+          manifest: string | null;
+          slots: string[];
+        }>('POST', '/api/repository/passkey-slots', { repo: ctx.repo() });
+        const opened = await openPasskeySlot({
+          slots: r.slots.map((s) => fromBase64url(s, 'slot')),
+          repoId: fromHex(r.repoId),
+          rpId: location.hostname,
+          verify: {
+            config: fromBase64url(r.config, 'config'),
+            manifest: r.manifest === null ? undefined : fromBase64url(r.manifest, 'manifest'),
+          },
+        });
+        const formatted = formatBackupKey(opened.backupKey);
+        opened.backupKey.fill(0);
+        await ctx.recovered(formatted, 'passkey', { slot: toBase64url(opened.slot) });
+      },
+    );
   },
 };
