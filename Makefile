@@ -18,7 +18,7 @@ help:
 	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
 	@echo "make model  - model-check the vault's attempt-counter protocol (spin, < 1 min)"
 
-$(NODE_MODULES_STAMP): package.json package-lock.json
+$(NODE_MODULES_STAMP): package.json package-lock.json packages/*/package.json
 	@command -v node >/dev/null || { echo "node (>= 20) is required: install Node.js 20 or later" >&2; exit 1; }
 	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "Node >= 20 required, found $$(node --version)" >&2; exit 1; }
 	@# A symlinked node_modules is a shared install (git worktrees): npm ci would empty the
@@ -34,9 +34,11 @@ deps: $(NODE_MODULES_STAMP)
 test-deps: deps
 	@bash scripts/apt-deps.sh $(TEST_APT_PACKAGES)
 
+# The three packages (packages/sdk, packages/vault, packages/cli: each into its own dist/)
+# and then the tests, bench and scripts (dist/), in one incremental `tsc -b`.
 build: deps
-	npx tsc -p tsconfig.json
-	npx tsc -p src/ui/web/tsconfig.json
+	npx tsc -b tsconfig.json
+	npx tsc -p packages/cli/src/ui/web/tsconfig.json
 
 typecheck: build
 
@@ -74,4 +76,4 @@ fleet: build
 	node dist/scripts/fleet.js
 
 clean:
-	rm -rf dist .tmp
+	rm -rf dist packages/*/dist .tmp

@@ -17,6 +17,27 @@ const nodeBuiltins = {
   group: ['node:*'],
   message: 'Browser-safe folder: no node: imports here (see docs/ARCHITECTURE.md).',
 };
+// Across packages imports go by package name: the device SDK (`backvault`) never imports the
+// vault or the CLI; the vault imports only the SDK's shared protocol pieces.
+const denyPackages = (...specifiers) =>
+  specifiers.map((s) => ({
+    group: [s, `${s}/*`],
+    message: `Package boundary: this package must not import ${s} (see docs/ARCHITECTURE.md).`,
+  }));
+const sdkDeny = (...folders) => [
+  ...deny(...folders),
+  ...denyPackages('@backvault/vault', '@backvault/cli'),
+];
+const vaultDeny = (...folders) => [
+  ...deny(...folders),
+  ...denyPackages(
+    '@backvault/cli',
+    'backvault/backup',
+    'backvault/client',
+    'backvault/device',
+    'backvault/storage',
+  ),
+];
 const deny = (...folders) =>
   folders.map((f) => ({
     group: [`**/${f}/**`, `../${f}/*`, `../../${f}/*`],
@@ -24,7 +45,7 @@ const deny = (...folders) =>
   }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tmp/**', 'vectors/**'] },
+  { ignores: ['dist/**', 'packages/*/dist/**', 'node_modules/**', '.tmp/**', 'vectors/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -39,56 +60,74 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/format/**/*.ts', 'src/wire/**/*.ts', 'src/errors.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [nodeBuiltins, ...deny('storage', 'backup', 'client', 'vault', 'hsm', 'cli')] },
-      ],
-    },
-  },
-  {
-    // Node-only helpers shared by every Node-side folder: they import nothing of ours.
-    files: ['src/node/**/*.ts'],
+    files: [
+      'packages/sdk/src/format/**/*.ts',
+      'packages/sdk/src/wire/**/*.ts',
+      'packages/sdk/src/errors.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          patterns: deny('format', 'storage', 'backup', 'client', 'device', 'vault', 'hsm', 'cli'),
+          patterns: [
+            nodeBuiltins,
+            ...sdkDeny('storage', 'backup', 'client', 'vault', 'hsm', 'cli'),
+          ],
         },
       ],
     },
   },
   {
-    files: ['src/storage/*.ts'],
+    // Node-only helpers shared by every Node-side folder: they import nothing of ours.
+    files: ['packages/sdk/src/node/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [nodeBuiltins, ...deny('backup', 'client', 'vault', 'hsm', 'cli')] },
+        {
+          patterns: sdkDeny(
+            'format',
+            'storage',
+            'backup',
+            'client',
+            'device',
+            'vault',
+            'hsm',
+            'cli',
+          ),
+        },
       ],
     },
   },
   {
-    files: ['src/storage/node/**/*.ts'],
+    files: ['packages/sdk/src/storage/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: deny('backup', 'client', 'vault', 'hsm', 'cli') },
+        { patterns: [nodeBuiltins, ...sdkDeny('backup', 'client', 'vault', 'hsm', 'cli')] },
       ],
     },
   },
   {
-    files: ['src/client/**/*.ts'],
+    files: ['packages/sdk/src/storage/node/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [nodeBuiltins, ...deny('backup', 'vault', 'hsm', 'cli')] },
+        { patterns: sdkDeny('backup', 'client', 'vault', 'hsm', 'cli') },
       ],
     },
   },
   {
-    files: ['src/backup/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm', 'cli') }] },
+    files: ['packages/sdk/src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [nodeBuiltins, ...sdkDeny('backup', 'vault', 'hsm', 'cli')] },
+      ],
+    },
+  },
+  {
+    files: ['packages/sdk/src/backup/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: sdkDeny('vault', 'hsm', 'cli') }] },
   },
   // The engine's rooms (docs/ARCHITECTURE.md): imports point down only.
   //   repository            -> the store's objects; imports no other room
@@ -103,13 +142,13 @@ export default tseslint.config(
     ['restorer', ['archiver', 'checker', 'commands']],
     ['checker', ['archiver', 'restorer', 'commands']],
   ].map(([room, below]) => ({
-    files: [`src/backup/${room}/**/*.ts`],
+    files: [`packages/sdk/src/backup/${room}/**/*.ts`],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            ...deny('vault', 'hsm', 'cli'),
+            ...sdkDeny('vault', 'hsm', 'cli'),
             ...below.map((f) => ({
               group: [`../${f}/*`],
               message: `Engine rooms: ${room}/ must not import ${f}/ (see docs/ARCHITECTURE.md).`,
@@ -121,28 +160,28 @@ export default tseslint.config(
   })),
   {
     // The device profile (Node-only: files); like the engine, never imports the vault or HSM.
-    files: ['src/device/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm', 'cli') }] },
+    files: ['packages/sdk/src/device/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: sdkDeny('vault', 'hsm', 'cli') }] },
   },
   {
-    files: ['src/hsm/**/*.ts'],
+    files: ['packages/vault/src/hsm/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: deny('storage', 'backup', 'client', 'device', 'vault', 'cli') },
+        { patterns: vaultDeny('storage', 'backup', 'client', 'device', 'vault', 'cli') },
       ],
     },
   },
   {
     // The local settings screen's server: reuses the CLI and the engine, never the vault/HSM.
-    files: ['src/ui/*.ts'],
+    files: ['packages/cli/src/ui/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: deny('vault', 'hsm') }] },
   },
   // The settings screen's pages run in the browser: no node:, nothing Node-only of ours, and
   // not the UI server beside them (src/ui/*.ts).
   ...[
-    ['src/ui/web/*.ts', '^\\.\\./[^/]+\\.js$'],
-    ['src/ui/web/*/*.ts', '^\\.\\./\\.\\./[^/]+\\.js$'],
+    ['packages/cli/src/ui/web/*.ts', '^\\.\\./[^/]+\\.js$'],
+    ['packages/cli/src/ui/web/*/*.ts', '^\\.\\./\\.\\./[^/]+\\.js$'],
   ].map(([files, server]) => ({
     files: [files],
     rules: {
@@ -152,6 +191,13 @@ export default tseslint.config(
           patterns: [
             nodeBuiltins,
             ...deny('storage', 'backup', 'device', 'vault', 'hsm', 'cli', 'node'),
+            ...denyPackages(
+              '@backvault/vault',
+              'backvault/backup',
+              'backvault/device',
+              'backvault/node',
+              'backvault/storage',
+            ),
             { regex: server, message: 'Browser-only folder: src/ui/*.ts is the Node server.' },
           ],
         },
@@ -159,9 +205,12 @@ export default tseslint.config(
     },
   })),
   {
-    files: ['src/vault/**/*.ts'],
+    files: ['packages/vault/src/vault/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: deny('backup', 'client', 'device', 'cli') }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: vaultDeny('backup', 'client', 'device', 'cli') },
+      ],
     },
   },
 );

@@ -15,8 +15,8 @@ import type {
   BackupResult,
   RestoreOptions,
   RestoreResult,
-} from '../src/backup/api.js';
-import { LocalStorage } from '../src/storage/node/local.js';
+} from '#sdk/backup/api.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
 
 /** What run.ts asks for. */
 export interface ChildRequest {
@@ -36,7 +36,7 @@ interface Engine {
 
 // Loaded at run time so that this file compiles while the engine is being changed; the types
 // still come from src/backup/api.ts.
-const ENGINE_URL = new URL('../src/backup/index.js', import.meta.url);
+const ENGINE_URL = new URL('../../packages/sdk/dist/backup/index.js', import.meta.url);
 
 async function main(requestPath: string): Promise<void> {
   const req = JSON.parse(await readFile(requestPath, 'utf8')) as ChildRequest;

@@ -26,8 +26,8 @@ import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { BackupResult, RestoreResult } from '../src/backup/api.js';
-import { generateBackupKey } from '../src/format/key-encoding.js';
+import type { BackupResult, RestoreResult } from '#sdk/backup/api.js';
+import { generateBackupKey } from '#sdk/format/key-encoding.js';
 import type { ChildRequest } from './engine-child.js';
 import type { FloorMeasure } from './floor.js';
 import { isMain, numberOption, runMain } from './cli-util.js';
@@ -86,9 +86,9 @@ export interface RunMeasure {
 const here = dirname(fileURLToPath(import.meta.url));
 // Loaded at run time, not imported statically, so the bench harness compiles and its tests run
 // while the engine is being written; the types still come from src/backup/api.ts.
-const ENGINE_URL = new URL('../src/backup/index.js', import.meta.url);
+const ENGINE_URL = new URL('../../packages/sdk/dist/backup/index.js', import.meta.url);
 const MB = 1e6;
-const CLI_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLI_MAIN = fileURLToPath(new URL('../../packages/cli/dist/cli/main.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import { diffTrees, hashTree } from '../bench/tree-hash.js';
 import type { DemoContext, DemoStep } from './demo.js';
 
 /** The compiled CLI, located from this file (dist/scripts → dist/src/cli). */
-const MAIN_JS = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const MAIN_JS = fileURLToPath(new URL('../../packages/cli/dist/cli/main.js', import.meta.url));
 
 const PASSWORD = 'purple otter 42';
 const NEW_PASSWORD = 'seven quiet lanterns';

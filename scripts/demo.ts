@@ -17,10 +17,10 @@ import { DB_PATH, generateChat } from '../bench/gen-chat.js';
 import { mutateChat } from '../bench/mutate.js';
 import { diffTrees, hashTree } from '../bench/tree-hash.js';
 import { vaultSteps } from './demo-vault.js';
-import { formatBytes, plural } from '../src/cli/format.js';
+import { formatBytes, plural } from '#cli/cli/format.js';
 
 /** The compiled CLI, located from this file (dist/scripts → dist/src/cli). */
-const MAIN_JS = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const MAIN_JS = fileURLToPath(new URL('../../packages/cli/dist/cli/main.js', import.meta.url));
 const SCALE = 0.02;
 const SEED = 7;
 

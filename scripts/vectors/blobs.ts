@@ -10,7 +10,7 @@ encodeTree,
 sortTreeEntries,
 utf8,
 type TreeEntry
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VecBlob,VectorKeys,blobJson,detBytes,header,hex,sealVecBlob } from './common.js';
 

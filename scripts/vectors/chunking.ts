@@ -10,10 +10,10 @@ SQLITE_CHUNK,
 gearTable,
 nextCut,
 sqliteChunkSize,
-} from '../../src/backup/archiver/chunker.js';
+} from '#sdk/backup/archiver/chunker.js';
 import {
 utf8
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VectorKeys,detBytes,header,hex,sha } from './common.js';
 

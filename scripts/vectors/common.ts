@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { brotliCompressSync,deflateRawSync,constants as zc } from 'node:zlib';
-import type { RepoKeys } from '../../src/backup/repository/keys.js';
+import type { RepoKeys } from '#sdk/backup/repository/keys.js';
 import {
 Compression,
 EntryType,
@@ -29,7 +29,7 @@ type ObjectKindValue,
 type Snapshot,
 type SubkeyLabel,
 type TreeEntry
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 
 

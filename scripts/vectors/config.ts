@@ -8,7 +8,7 @@ FORMAT_VERSION,
 concatBytes,
 encodeConfig,
 keyCheckValue
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VECTOR_WRONG_KEY,header,hex } from './common.js';
 

@@ -4,7 +4,7 @@
 
 import {
 formatBackupKey
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,detBytes,header,hex } from './common.js';
 

@@ -10,7 +10,7 @@ deriveSubkey,
 keyCheckMessage,
 keyCheckValue,
 type SubkeyLabel
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VECTOR_WRONG_KEY,detBytes,header,hex } from './common.js';
 

@@ -5,12 +5,12 @@
 import {
 FORMAT_VERSION,
 concatBytes
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { VECTOR_KEY,VECTOR_REPO_ID,VECTOR_WRONG_KEY,detBytes,header,hex,nonceOf,type Json } from './common.js';
 
 export async function keySlotVectors(): Promise<Json> {
-  const f = await import('../../src/format/index.js');
+  const f = await import('#sdk/format/index.js');
   const repoId = VECTOR_REPO_ID;
   const backupKey = VECTOR_KEY;
   const config = f.encodeConfig({
@@ -314,5 +314,5 @@ export async function keySlotVectors(): Promise<Json> {
   };
 }
 
-type KeySlotInfoV = import('../../src/format/index.js').KeySlotInfo;
+type KeySlotInfoV = import('#sdk/format/index.js').KeySlotInfo;
 

@@ -6,7 +6,7 @@ import {
 ObjectKind,
 concatBytes,
 objectAd
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VecPack,VectorKeys,blobJson,entryJson,flipAt,header,hex,packJson } from './common.js';
 

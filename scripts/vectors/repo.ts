@@ -21,7 +21,7 @@ type BlobKind,
 type IndexPack,
 type Snapshot,
 type TreeEntry
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { VecBlob,VecPack,VectorKeys,buildPack,detBytes,ns,sealObject,sealVecBlob,sha } from './common.js';
 

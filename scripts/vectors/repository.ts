@@ -8,7 +8,7 @@ ObjectKind,
 encodeSnapshot,
 formatBackupKey,
 type BlobEntry
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VECTOR_WRONG_KEY,VecPack,VectorKeys,diffObjects,flipAt,header,hex,ns,objectsJson,sealObject } from './common.js';
 

@@ -8,7 +8,7 @@ concatBytes,
 encodeSnapshot,
 objectAd,
 sealWeb
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,VECTOR_KEY,VECTOR_REPO_ID,VectorKeys,flipLast,header,hex,snapshotJson } from './common.js';
 

@@ -8,7 +8,7 @@ concatBytes,
 encodeTree,
 utf8,
 type TreeEntry
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 
 import { type Json,header,hex,treeEntryJson } from './common.js';
 

@@ -13,10 +13,10 @@
  * The backup key comes from the environment (BACKVAULT_TEST_KEY, 64 hex digits), never argv.
  * Prints one JSON line with the result on success; exit code 1 with the error code on stderr.
  */
-import { backup, prune, restore } from '../../src/backup/index.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import { BackvaultError } from '../../src/errors.js';
-import { parseBackupKey } from '../../src/format/index.js';
+import { backup, prune, restore } from '#sdk/backup/index.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import { BackvaultError } from '#sdk/errors.js';
+import { parseBackupKey } from '#sdk/format/index.js';
 
 const [op, repoDir, statePath, path] = process.argv.slice(2);
 const backupKey = parseBackupKey(process.env.BACKVAULT_TEST_KEY ?? '');

@@ -16,11 +16,11 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, listSnapshots, prune, restore } from '../../src/backup/index.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import type { Storage } from '../../src/storage/storage.js';
-import { UnavailableError } from '../../src/errors.js';
-import { generateBackupKey, toHex } from '../../src/format/index.js';
+import { backup, check, listSnapshots, prune, restore } from '#sdk/backup/index.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import type { Storage } from '#sdk/storage/storage.js';
+import { UnavailableError } from '#sdk/errors.js';
+import { generateBackupKey, toHex } from '#sdk/format/index.js';
 import { addMessages, assertTreeIs, describeTree } from './fixtures.js';
 import { copyRepo, killAllChildren, runChild, type RunResult } from './child-runner.js';
 

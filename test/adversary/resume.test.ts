@@ -12,9 +12,9 @@ import { cp, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, initRepository, prune, restore } from '../../src/backup/index.js';
-import { generateBackupKey, toHex } from '../../src/format/index.js';
-import { LocalStorage, TEMP_PREFIX } from '../../src/storage/node/local.js';
+import { backup, check, initRepository, prune, restore } from '#sdk/backup/index.js';
+import { generateBackupKey, toHex } from '#sdk/format/index.js';
+import { LocalStorage, TEMP_PREFIX } from '#sdk/storage/node/local.js';
 import { copyRepo, killAllChildren, runChild } from './child-runner.js';
 import { addMessages, assertTreeIs, describeTree } from './fixtures.js';
 

@@ -10,11 +10,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, listSnapshots, prune, restore } from '../../src/backup/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { generateBackupKey, toHex } from '../../src/format/index.js';
-import { loadChain } from '../../src/backup/repository/snapshots.js';
-import { openRepository } from '../../src/backup/repository/repository.js';
+import { backup, check, listSnapshots, prune, restore } from '#sdk/backup/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { generateBackupKey, toHex } from '#sdk/format/index.js';
+import { loadChain } from '#sdk/backup/repository/snapshots.js';
+import { openRepository } from '#sdk/backup/repository/repository.js';
 import { assertTreeIs, describeTree, packLayouts } from './fixtures.js';
 
 describe('adversary: a store that loses a pack between backups', () => {

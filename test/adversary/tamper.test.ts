@@ -28,10 +28,10 @@ import {
   prune,
   restore,
   type CheckResult,
-} from '../../src/backup/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { BackvaultError, UnavailableError, type ErrorCode } from '../../src/errors.js';
-import { generateBackupKey } from '../../src/format/index.js';
+} from '#sdk/backup/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { BackvaultError, UnavailableError, type ErrorCode } from '#sdk/errors.js';
+import { generateBackupKey } from '#sdk/format/index.js';
 import {
   assertTreeIs,
   describeTree,

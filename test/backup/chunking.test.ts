@@ -11,10 +11,10 @@ import {
   gearTable,
   nextCut,
   sqliteChunkSize,
-} from '../../src/backup/archiver/chunker.js';
-import { backup, restore } from '../../src/backup/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { generateBackupKey } from '../../src/format/index.js';
+} from '#sdk/backup/archiver/chunker.js';
+import { backup, restore } from '#sdk/backup/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { generateBackupKey } from '#sdk/format/index.js';
 import { assertSameTree, removeDir, tempDir, writeChatDb } from './helpers.js';
 
 function cuts(gear: Uint32Array, data: Uint8Array): number[] {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { deriveRepoKeys, keyCheckValueNode, open, seal } from '../../src/backup/repository/keys.js';
-import { maybeCompress, openBlob, sealBlob } from '../../src/backup/repository/blob-codec.js';
+import { deriveRepoKeys, keyCheckValueNode, open, seal } from '#sdk/backup/repository/keys.js';
+import { maybeCompress, openBlob, sealBlob } from '#sdk/backup/repository/blob-codec.js';
 import {
   Compression,
   ObjectKind,
@@ -15,8 +15,8 @@ import {
   openWeb,
   sealWeb,
   type SubkeyLabel,
-} from '../../src/format/index.js';
-import { CorruptBackupError } from '../../src/errors.js';
+} from '#sdk/format/index.js';
+import { CorruptBackupError } from '#sdk/errors.js';
 
 describe('node:crypto engine matches the WebCrypto reference of the format', () => {
   it('subkeys and key check value are identical', async () => {

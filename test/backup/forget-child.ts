@@ -8,11 +8,11 @@
  * KILL_AT 0 never kills; the child then prints the number of writes and deletes it made.
  * The backup key comes from the environment (BACKVAULT_TEST_KEY, 64 hex digits), never argv.
  */
-import { forget } from '../../src/backup/index.js';
-import { BackvaultError } from '../../src/errors.js';
-import { parseBackupKey } from '../../src/format/index.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { forget } from '#sdk/backup/index.js';
+import { BackvaultError } from '#sdk/errors.js';
+import { parseBackupKey } from '#sdk/format/index.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import type { Storage } from '#sdk/storage/storage.js';
 
 const [repoDir, statePath, keepLast, killAt] = process.argv.slice(2);
 if (!repoDir || !statePath || !keepLast || killAt === undefined) {

@@ -10,9 +10,9 @@ import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { forget, listSnapshots, prune } from '../../src/backup/index.js';
-import { toHex } from '../../src/format/index.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
+import { forget, listSnapshots, prune } from '#sdk/backup/index.js';
+import { toHex } from '#sdk/format/index.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
 import { assertConsistent, makeRepo, snapshotNames, type Fixture } from './forget-fixtures.js';
 import { removeDir, tempDir } from './helpers.js';
 

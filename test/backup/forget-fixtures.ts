@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backup, check, listSnapshots, restore } from '../../src/backup/index.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { backup, check, listSnapshots, restore } from '#sdk/backup/index.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import type { Storage } from '#sdk/storage/storage.js';
 import { describeTree, removeDir } from './helpers.js';
 
 /** Every object of a store: name -> SHA-256 of its bytes. */

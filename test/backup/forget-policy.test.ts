@@ -17,8 +17,8 @@ import {
   parseDuration,
   validateRetentionPolicy,
   type RetentionPolicy,
-} from '../../src/backup/commands/retention.js';
-import { hasCode } from '../../src/errors.js';
+} from '#sdk/backup/commands/retention.js';
+import { hasCode } from '#sdk/errors.js';
 
 interface S {
   id: string;

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { forget, listSnapshots, type ForgetResult } from '../../src/backup/index.js';
-import { DAMAGED_PREV_REASON } from '../../src/backup/commands/forget.js';
-import { RepoLock } from '../../src/backup/repository/lock.js';
-import { openRepository } from '../../src/backup/repository/repository.js';
-import { hasCode } from '../../src/errors.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { forget, listSnapshots, type ForgetResult } from '#sdk/backup/index.js';
+import { DAMAGED_PREV_REASON } from '#sdk/backup/commands/forget.js';
+import { RepoLock } from '#sdk/backup/repository/lock.js';
+import { openRepository } from '#sdk/backup/repository/repository.js';
+import { hasCode } from '#sdk/errors.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import type { Storage } from '#sdk/storage/storage.js';
 import {
   assertConsistent,
   backupOnce,

@@ -3,10 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { backup, check, listSnapshots, prune, restore } from '../../src/backup/index.js';
-import { MemoryStorage, type StorageOperation } from '../../src/storage/memory.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import { hasCode, UnavailableError, type ErrorCode } from '../../src/errors.js';
+import { backup, check, listSnapshots, prune, restore } from '#sdk/backup/index.js';
+import { MemoryStorage, type StorageOperation } from '#sdk/storage/memory.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { hasCode, UnavailableError, type ErrorCode } from '#sdk/errors.js';
 import { assertSameTree, removeDir, tempDir } from './helpers.js';
 
 const isCode = (code: ErrorCode) => (e: unknown) => hasCode(e, code);

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, restore } from '../../src/backup/index.js';
-import { deriveRepoKeys, open, seal, sha256Hex } from '../../src/backup/repository/keys.js';
-import { hasCode } from '../../src/errors.js';
+import { backup, check, restore } from '#sdk/backup/index.js';
+import { deriveRepoKeys, open, seal, sha256Hex } from '#sdk/backup/repository/keys.js';
+import { hasCode } from '#sdk/errors.js';
 import {
   ObjectKind,
   PREFIX,
@@ -21,8 +21,8 @@ import {
   encodeTree,
   generateBackupKey,
   objectAd,
-} from '../../src/format/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+} from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { assertSameTree, removeDir, tempDir } from './helpers.js';
 
 /** The encoding of an empty directory's tree: u8 version 1, u32 entry count 0. */

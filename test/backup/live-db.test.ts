@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { backup, listSnapshots, restore } from '../../src/backup/index.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { backup, listSnapshots, restore } from '#sdk/backup/index.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
 const WRITER = fileURLToPath(new URL('./live-db-writer.js', import.meta.url));

@@ -13,18 +13,18 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, listSnapshots, prune } from '../../src/backup/index.js';
+import { backup, listSnapshots, prune } from '#sdk/backup/index.js';
 import {
   LOCK_REFRESH_MS,
   LOCK_SELF_STALE_MS,
   LOCK_STALE_MS,
   RepoLock,
   listLocks,
-} from '../../src/backup/repository/lock.js';
-import { openRepository } from '../../src/backup/repository/repository.js';
-import { hasCode } from '../../src/errors.js';
-import { generateBackupKey, packName, toHex } from '../../src/format/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+} from '#sdk/backup/repository/lock.js';
+import { openRepository } from '#sdk/backup/repository/repository.js';
+import { hasCode } from '#sdk/errors.js';
+import { generateBackupKey, packName, toHex } from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { MAIN_JS } from '../cli/cli-harness.js';
 import { removeDir, tempDir } from './helpers.js';
 

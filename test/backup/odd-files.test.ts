@@ -12,14 +12,14 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { backup, listSnapshots, restore } from '../../src/backup/index.js';
-import { ExcludeSet, parseExcludeFile } from '../../src/backup/archiver/exclude.js';
-import { hasCode } from '../../src/errors.js';
-import { formatBackupKey, generateBackupKey } from '../../src/format/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { backup, listSnapshots, restore } from '#sdk/backup/index.js';
+import { ExcludeSet, parseExcludeFile } from '#sdk/backup/archiver/exclude.js';
+import { hasCode } from '#sdk/errors.js';
+import { formatBackupKey, generateBackupKey } from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
-const MAIN_JS = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const MAIN_JS = fileURLToPath(new URL('../../../packages/cli/dist/cli/main.js', import.meta.url));
 const NOBODY = 65534;
 
 describe('exclude patterns (restic globs)', () => {

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, initRepository, listSnapshots, restore } from '../../src/backup/index.js';
-import { hasCode } from '../../src/errors.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import { openStorage } from '../../src/storage/node/open.js';
+import { backup, initRepository, listSnapshots, restore } from '#sdk/backup/index.js';
+import { hasCode } from '#sdk/errors.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { openStorage } from '#sdk/storage/node/open.js';
 import { removeDir, tempDir } from './helpers.js';
 
 describe('repositories are created on purpose', () => {

@@ -7,15 +7,11 @@ import assert from 'node:assert/strict';
 import { lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, restore } from '../../src/backup/index.js';
-import {
-  RESTORE_MARKER,
-  restoreMarker,
-  restoreTempName,
-} from '../../src/backup/restorer/restorer.js';
-import { hasCode } from '../../src/errors.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { backup, restore } from '#sdk/backup/index.js';
+import { RESTORE_MARKER, restoreMarker, restoreTempName } from '#sdk/backup/restorer/restorer.js';
+import { hasCode } from '#sdk/errors.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { assertSameTree, removeDir, tempDir } from './helpers.js';
 
 describe('restore never destroys', () => {

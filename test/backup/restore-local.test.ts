@@ -10,11 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, restore } from '../../src/backup/index.js';
-import { hasCode } from '../../src/errors.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import { withRetry } from '../../src/storage/retry.js';
+import { backup, restore } from '#sdk/backup/index.js';
+import { hasCode } from '#sdk/errors.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import { withRetry } from '#sdk/storage/retry.js';
 import { removeDir, tempDir } from './helpers.js';
 
 describe('restore from a local store reads packs in the workers', () => {

@@ -8,11 +8,11 @@ import { lstat, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/pro
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, restore } from '../../src/backup/index.js';
-import { RESTORE_MARKER, fsTime, restoreMarker } from '../../src/backup/restorer/restorer.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { hasCode } from '../../src/errors.js';
-import { generateBackupKey } from '../../src/format/index.js';
+import { backup, restore } from '#sdk/backup/index.js';
+import { RESTORE_MARKER, fsTime, restoreMarker } from '#sdk/backup/restorer/restorer.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { hasCode } from '#sdk/errors.js';
+import { generateBackupKey } from '#sdk/format/index.js';
 import { assertSameTree, removeDir, tempDir } from './helpers.js';
 
 /** The pid of a process that has exited (so the marker names no running restore). */

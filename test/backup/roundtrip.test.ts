@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mkdir, readdir, stat, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backup, check, listSnapshots, restore } from '../../src/backup/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { generateBackupKey } from '../../src/format/index.js';
-import { hasCode } from '../../src/errors.js';
+import { backup, check, listSnapshots, restore } from '#sdk/backup/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { hasCode } from '#sdk/errors.js';
 import { assertSameTree, makeSampleTree, removeDir, tempDir, writeChatDb } from './helpers.js';
 
 describe('backup and restore round trip', () => {

@@ -9,13 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, restore } from '../../src/backup/index.js';
-import { loadChain } from '../../src/backup/repository/snapshots.js';
-import { loadIndex } from '../../src/backup/repository/indexes.js';
-import { openRepository } from '../../src/backup/repository/repository.js';
-import { hasCode } from '../../src/errors.js';
-import { ObjectKind, generateBackupKey, toHex } from '../../src/format/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { backup, check, restore } from '#sdk/backup/index.js';
+import { loadChain } from '#sdk/backup/repository/snapshots.js';
+import { loadIndex } from '#sdk/backup/repository/indexes.js';
+import { openRepository } from '#sdk/backup/repository/repository.js';
+import { hasCode } from '#sdk/errors.js';
+import { ObjectKind, generateBackupKey, toHex } from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
 async function filesUnder(root: string): Promise<Map<string, Buffer>> {

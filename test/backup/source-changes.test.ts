@@ -11,9 +11,9 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { backup, restore } from '../../src/backup/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { generateBackupKey, toHex } from '../../src/format/index.js';
+import { backup, restore } from '#sdk/backup/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { generateBackupKey, toHex } from '#sdk/format/index.js';
 import { removeDir, tempDir } from './helpers.js';
 
 /** A file with a SQLite header (4 KiB pages) and random content: read in 8 MiB ranges. */
@@ -140,8 +140,9 @@ describe('a source that changes during the backup', () => {
     for (const p of [base, src, join(src, 'ok.txt'), join(src, 'media'), repo])
       await chown(p, nobody, nobody);
     await chown(join(src, 'media', 'secret.jpg'), nobody, nobody);
-    const backupJs = new URL('../../src/backup/index.js', import.meta.url).href;
-    const localJs = new URL('../../src/storage/node/local.js', import.meta.url).href;
+    const backupJs = new URL('../../../packages/sdk/dist/backup/index.js', import.meta.url).href;
+    const localJs = new URL('../../../packages/sdk/dist/storage/node/local.js', import.meta.url)
+      .href;
     const code = `
       const { backup } = await import(${JSON.stringify(backupJs)});
       const { LocalStorage } = await import(${JSON.stringify(localJs)});

@@ -12,21 +12,23 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { browserEntry, type ServedPackage } from '../../src/ui/assets.js';
+import { browserEntry, type ServedPackage } from '#cli/ui/assets.js';
 import { forward } from '../client/vault-process.js';
 
 /** The compiled tree this file belongs to (test/browser → its root). */
 const DIST_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The device SDK package's compiled tree (packages/sdk/dist). */
+const SDK_DIST = join(DIST_ROOT, '../packages/sdk/dist');
 
 /** URL prefix → compiled folder served under it (recursively, `.js` only). */
 const SERVED_FOLDERS: Readonly<Record<string, string>> = {
-  '/src/client/': join(DIST_ROOT, 'src/client'),
-  '/src/wire/': join(DIST_ROOT, 'src/wire'),
-  '/src/format/': join(DIST_ROOT, 'src/format'),
+  '/src/client/': join(SDK_DIST, 'client'),
+  '/src/wire/': join(SDK_DIST, 'wire'),
+  '/src/format/': join(SDK_DIST, 'format'),
 };
 /** Single compiled files served as they are. */
 const SERVED_FILES: Readonly<Record<string, string>> = {
-  '/src/errors.js': join(DIST_ROOT, 'src/errors.js'),
+  '/src/errors.js': join(SDK_DIST, 'errors.js'),
   '/test/browser/sdk-page.js': join(DIST_ROOT, 'test/browser/sdk-page.js'),
 };
 
@@ -50,6 +52,9 @@ function importMap(): { map: { imports: Record<string, string> }; packages: Serv
     packages.set(pkg.name, pkg);
     imports[specifier] = `/pkg/${pkg.name}/${relative(pkg.root, file).split(sep).join('/')}`;
   }
+  // The test page imports the SDK as the tests do (`#sdk/…`, the workspace root's import
+  // alias); in the browser that prefix is the served SDK tree.
+  imports['#sdk/'] = '/src/';
   return { map: { imports }, packages: [...packages.values()] };
 }
 

@@ -25,13 +25,13 @@ import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext } from 'playwright-core';
-import { backup, initRepository, restore } from '../../src/backup/index.js';
+import { backup, initRepository, restore } from '#sdk/backup/index.js';
 import {
   addKeySlot,
   readPasskeySlots,
   removeKeySlot,
   unlockWithKey,
-} from '../../src/backup/repository/key-slots.js';
+} from '#sdk/backup/repository/key-slots.js';
 import {
   KEY_SLOT_MANIFEST_NAME,
   decodeConfig,
@@ -39,9 +39,9 @@ import {
   generateBackupKey,
   keySlotName,
   toHex,
-} from '../../src/format/index.js';
-import { openStorage } from '../../src/storage/node/open.js';
-import type { Storage } from '../../src/storage/storage.js';
+} from '#sdk/format/index.js';
+import { openStorage } from '#sdk/storage/node/open.js';
+import type { Storage } from '#sdk/storage/storage.js';
 import {
   addVirtualAuthenticator,
   clearSiteDataAndReload,
@@ -51,8 +51,8 @@ import {
   type TestBrowser,
 } from './virtual-authenticator.js';
 
-/** The compiled tree this file belongs to (test/browser → its root). */
-const DIST_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The device SDK package's compiled tree, served at /src/ (test/browser → packages/sdk/dist). */
+const SDK_DIST = fileURLToPath(new URL('../../../packages/sdk/dist/', import.meta.url));
 const SERVED = ['src/client/', 'src/format/', 'src/errors.js'];
 
 /** Serves a blank page and the compiled browser-safe modules, on 127.0.0.1. */
@@ -67,11 +67,11 @@ async function startOrigin(): Promise<{ url: string; server: Server }> {
       return;
     }
     const rel = path.slice(1);
-    const file = resolve(DIST_ROOT, rel);
+    const file = resolve(SDK_DIST, rel.slice('src/'.length));
     if (
       !rel.endsWith('.js') ||
       !SERVED.some((p) => rel === p || (p.endsWith('/') && rel.startsWith(p))) ||
-      !file.startsWith(DIST_ROOT.replace(/\/$/, '') + sep)
+      !file.startsWith(SDK_DIST.replace(/\/$/, '') + sep)
     ) {
       res.statusCode = 404;
       res.end();
@@ -113,8 +113,8 @@ async function inPage<T>(page: AuthenticatorPage, input: OpInput): Promise<InPag
   return page.page.evaluate(async (i: OpInput) => {
     const sdkUrl = '/src/client/passkey.js';
     const formatUrl = '/src/format/index.js';
-    const sdk = (await import(sdkUrl)) as typeof import('../../src/client/passkey.js');
-    const f = (await import(formatUrl)) as typeof import('../../src/format/index.js');
+    const sdk = (await import(sdkUrl)) as typeof import('#sdk/client/passkey.js');
+    const f = (await import(formatUrl)) as typeof import('#sdk/format/index.js');
     try {
       switch (i.op) {
         case 'support':

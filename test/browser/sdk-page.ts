@@ -7,8 +7,8 @@
  * bare specifiers mapped by an import map). No `node:` import and no Node global may appear
  * here: the point is to prove the SDK needs none.
  */
-import { VaultClient, requestDevToken, type FetchLike } from '../../src/client/index.js';
-import { BackvaultError, WrongPasswordError } from '../../src/errors.js';
+import { VaultClient, requestDevToken, type FetchLike } from '#sdk/client/index.js';
+import { BackvaultError, WrongPasswordError } from '#sdk/errors.js';
 
 /** One step of the page's run, as reported to the test. */
 export interface PageStep {

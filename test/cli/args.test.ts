@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommandArgs, type OptionSpec } from '../../src/cli/args.js';
-import { hasCode } from '../../src/errors.js';
-import { closest } from '../../src/cli/suggest.js';
+import { parseCommandArgs, type OptionSpec } from '#cli/cli/args.js';
+import { hasCode } from '#sdk/errors.js';
+import { closest } from '#cli/cli/suggest.js';
 
 const OPTIONS: Record<string, OptionSpec> = {
   'fleet-key': { type: 'string', valueName: 'KEY', description: 'fleet key' },

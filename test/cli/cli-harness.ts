@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The compiled CLI next to this compiled test (test/cli → src/cli). */
-export const MAIN_JS = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const MAIN_JS = fileURLToPath(
+  new URL('../../../packages/cli/dist/cli/main.js', import.meta.url),
+);
 
 /** What a CLI run produced. */
 export interface CliRun {

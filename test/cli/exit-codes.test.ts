@@ -9,14 +9,14 @@ import {
   UnavailableError,
   WrongKeyError,
   WrongPasswordError,
-} from '../../src/errors.js';
+} from '#sdk/errors.js';
 import {
   ExitCode,
   exitCodeFor,
   exitCodeForError,
   exitCodeHelp,
   exitCodeTable,
-} from '../../src/cli/exit-codes.js';
+} from '#cli/cli/exit-codes.js';
 
 describe('exit codes', () => {
   it('follow the documented table', () => {

@@ -9,10 +9,10 @@
 import assert from 'node:assert/strict';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { RepoLock } from '../../src/backup/repository/lock.js';
-import { openRepository } from '../../src/backup/repository/repository.js';
-import { parseBackupKey } from '../../src/format/index.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
+import { RepoLock } from '#sdk/backup/repository/lock.js';
+import { openRepository } from '#sdk/backup/repository/repository.js';
+import { parseBackupKey } from '#sdk/format/index.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
 import { CliHarness, parseJsonOutput, stderrLines, type CliRun } from './cli-harness.js';
 import { makeTree } from './tree.js';
 

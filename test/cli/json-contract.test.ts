@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { COMMANDS } from '../../src/cli/commands/index.js';
+import { COMMANDS } from '#cli/cli/commands/index.js';
 import { CliHarness, parseJsonOutput } from './cli-harness.js';
 
 describe('--json: one object on stdout, always', () => {

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { UnavailableError } from '../../src/errors.js';
-import { exitCodeFor } from '../../src/cli/exit-codes.js';
-import { localError } from '../../src/cli/local-errors.js';
+import { UnavailableError } from '#sdk/errors.js';
+import { exitCodeFor } from '#cli/cli/exit-codes.js';
+import { localError } from '#cli/cli/local-errors.js';
 
 function sysError(code: string, syscall: string, path?: string): NodeJS.ErrnoException {
   const e = new Error(`${code}: ${syscall} '${path ?? ''}'`) as NodeJS.ErrnoException;

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Progress } from '../../src/backup/api.js';
+import type { Progress } from '#sdk/backup/api.js';
 import {
   ProgressBar,
   REDRAW_INTERVAL_MS,
   renderProgress,
   renderStoreLine,
-} from '../../src/cli/progress.js';
+} from '#cli/cli/progress.js';
 
 const MiB = 1024 * 1024;
 

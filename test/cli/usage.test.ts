@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { parseBackupKey } from '../../src/format/key-encoding.js';
+import { parseBackupKey } from '#sdk/format/key-encoding.js';
 import { CliHarness, parseJsonOutput, stderrLines, type CliRun } from './cli-harness.js';
 
 const KEY_RE = /^([0-9a-f]{4} ){15}[0-9a-f]{4}$/;

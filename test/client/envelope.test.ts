@@ -16,10 +16,10 @@ import {
   openReleasedEnvelope,
   sealKeyEnvelope,
   toBase64url,
-} from '../../src/client/index.js';
-import { BackvaultError } from '../../src/errors.js';
-import { releaseEnvelope, keyProofVerifier } from '../../src/vault/vault-service.js';
-import { KEY_PROOF_INFO } from '../../src/wire/index.js';
+} from '#sdk/client/index.js';
+import { BackvaultError } from '#sdk/errors.js';
+import { releaseEnvelope, keyProofVerifier } from '#vault/vault/vault-service.js';
+import { KEY_PROOF_INFO } from '#sdk/wire/index.js';
 
 const bytes = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 

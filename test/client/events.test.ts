@@ -11,9 +11,9 @@ import {
   guessOutcomes,
   summarizeGuesses,
   verifyEventLog,
-} from '../../src/client/events.js';
-import { hasCode } from '../../src/errors.js';
-import { EVENT_CHAIN_GENESIS, type SecurityEvent } from '../../src/wire/index.js';
+} from '#sdk/client/events.js';
+import { hasCode } from '#sdk/errors.js';
+import { EVENT_CHAIN_GENESIS, type SecurityEvent } from '#sdk/wire/index.js';
 
 const T = Date.UTC(2026, 11, 1, 14, 0);
 

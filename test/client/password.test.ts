@@ -6,8 +6,8 @@ import {
   STRONG_PASSWORD_BITS,
   checkPassword,
   normalizePassword,
-} from '../../src/client/password.js';
-import { WeakPasswordError } from '../../src/errors.js';
+} from '#sdk/client/password.js';
+import { WeakPasswordError } from '#sdk/errors.js';
 
 function refused(password: string): WeakPasswordError {
   let caught: unknown;

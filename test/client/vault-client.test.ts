@@ -10,14 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import {
-  VaultClient,
-  requestDevToken,
-  toBase64url,
-  type FetchLike,
-} from '../../src/client/index.js';
-import { BackvaultError, WrongPasswordError } from '../../src/errors.js';
-import { formatBackupKey } from '../../src/format/key-encoding.js';
+import { VaultClient, requestDevToken, toBase64url, type FetchLike } from '#sdk/client/index.js';
+import { BackvaultError, WrongPasswordError } from '#sdk/errors.js';
+import { formatBackupKey } from '#sdk/format/key-encoding.js';
 import { startVaultProcess, type VaultProcess } from './vault-process.js';
 
 interface Seen {

@@ -17,8 +17,8 @@ import {
   describeGuesses,
   requestDevToken,
   type FetchLike,
-} from '../../src/client/index.js';
-import { hasCode } from '../../src/errors.js';
+} from '#sdk/client/index.js';
+import { hasCode } from '#sdk/errors.js';
 import { startTcpProxy, type TcpProxy } from '../fleet/tcp-proxy.js';
 import { startVaultProcess, type VaultProcess } from './vault-process.js';
 
@@ -160,7 +160,7 @@ describe('login through a proxy that loses answers', () => {
     const second = await c.events({ backupKey, ...(first.latest ? { seen: first.latest } : {}) });
     assert.ok(second.latest && first.latest && second.latest.seq === first.latest.seq + 1);
     // What a device holding `second.latest` would say to a log replayed from before it.
-    const { verifyEventLog } = await import('../../src/client/events.js');
+    const { verifyEventLog } = await import('#sdk/client/events.js');
     await assert.rejects(verifyEventLog(first.log, second.latest), (e: unknown) =>
       hasCode(e, 'ROLLBACK'),
     );

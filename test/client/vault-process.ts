@@ -15,8 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { launchVault } from '../vault/vault-process.js';
 
 /** Compiled vault entry and CLI, located from this compiled file (test/client → src/…). */
-export const SERVE_JS = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
-export const MAIN_JS = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const SERVE_JS = fileURLToPath(
+  new URL('../../../packages/vault/dist/vault/serve.js', import.meta.url),
+);
+export const MAIN_JS = fileURLToPath(
+  new URL('../../../packages/cli/dist/cli/main.js', import.meta.url),
+);
 
 /** A running vault child process (see test/vault/vault-process.ts). */
 export interface VaultProcess {

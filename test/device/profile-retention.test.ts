@@ -16,8 +16,8 @@ import {
   deviceRetentionPolicy,
   loadDevice,
   updateDeviceProfile,
-} from '../../src/device/profile.js';
-import { hasCode } from '../../src/errors.js';
+} from '#sdk/device/profile.js';
+import { hasCode } from '#sdk/errors.js';
 
 let root: string;
 before(async () => {

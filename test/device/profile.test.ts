@@ -12,8 +12,8 @@ import {
   loadDevice,
   resolveDeviceDir,
   updateDeviceProfile,
-} from '../../src/device/profile.js';
-import { formatBackupKey, parseBackupKey } from '../../src/format/key-encoding.js';
+} from '#sdk/device/profile.js';
+import { formatBackupKey, parseBackupKey } from '#sdk/format/key-encoding.js';
 
 let root: string;
 before(async () => {

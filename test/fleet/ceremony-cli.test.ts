@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readKeyFile } from '../../src/hsm/software-hsm.js';
+import { readKeyFile } from '#vault/hsm/software-hsm.js';
 import { runVaultExpectingFailure, startVaultProcess } from '../vault/vault-process.js';
 
 const run = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../packages/cli/dist/cli/main.js', import.meta.url));
 let dir: string;
 
 async function cli(args: readonly string[]): Promise<{ code: number; out: string; json: unknown }> {

@@ -18,8 +18,8 @@ import {
   requestDevToken,
   type FetchLike,
   type VaultClientOptions,
-} from '../../src/client/vault-client.js';
-import { hasCode } from '../../src/errors.js';
+} from '#sdk/client/vault-client.js';
+import { hasCode } from '#sdk/errors.js';
 import { startVaultProcess, type VaultProcess } from '../vault/vault-process.js';
 
 const PASSWORD = 'failover password for the test';

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { EtcdVaultStore } from '../../src/vault/etcd-store.js';
-import { ABSENT } from '../../src/vault/store.js';
+import { EtcdVaultStore } from '#vault/vault/etcd-store.js';
+import { ABSENT } from '#vault/vault/store.js';
 import { sampleRecord } from '../vault/store-conformance.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 

@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { decodeRecordValue } from '../../src/vault/etcd-store.js';
+import { decodeRecordValue } from '#vault/vault/etcd-store.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 import { call, devToken, keyProofOf, register } from '../vault/test-client.js';
 import { NO_RATE_LIMITS, startVaultProcess, type VaultProcess } from '../vault/vault-process.js';

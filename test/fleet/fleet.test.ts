@@ -12,8 +12,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as opaque from '@serenity-kit/opaque';
-import { VaultClient, type FetchLike } from '../../src/client/vault-client.js';
-import { hasCode } from '../../src/errors.js';
+import { VaultClient, type FetchLike } from '#sdk/client/vault-client.js';
+import { hasCode } from '#sdk/errors.js';
 import { call, type Answer } from '../vault/test-client.js';
 import { startFleet, type Fleet } from './fleet.js';
 

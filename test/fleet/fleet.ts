@@ -18,14 +18,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
-import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from '../../src/vault/auth.js';
+import { DEV_AUTH_KEY_ENV, generateDevAuthKey } from '#vault/vault/auth.js';
 import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../hsm/softhsm.js';
 import { NO_RATE_LIMITS, startVaultProcess, type VaultProcess } from '../vault/vault-process.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 import { makeTestPki, type TestPki } from './test-pki.js';
 
 const run = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../packages/cli/dist/cli/main.js', import.meta.url));
 const ISSUER = 'https://auth.fleet.test';
 const AUDIENCE = 'backvault-fleet-test';
 const PIN = '2468';

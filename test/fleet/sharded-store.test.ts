@@ -10,15 +10,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnavailableError, UsageError } from '../../src/errors.js';
-import { EtcdVaultStore, parseEtcdEndpoints } from '../../src/vault/etcd-store.js';
+import { UnavailableError, UsageError } from '#sdk/errors.js';
+import { EtcdVaultStore, parseEtcdEndpoints } from '#vault/vault/etcd-store.js';
 import {
   ShardedVaultStore,
   openShardedEtcdStore,
   parseEtcdShardSpec,
   shardIdFor,
-} from '../../src/vault/sharded-store.js';
-import { ABSENT } from '../../src/vault/store.js';
+} from '#vault/vault/sharded-store.js';
+import { ABSENT } from '#vault/vault/store.js';
 import { runVaultStoreConformance, sampleRecord } from '../vault/store-conformance.js';
 import { call, devToken, login, register } from '../vault/test-client.js';
 import { startVaultProcess } from '../vault/vault-process.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { formatBackupKey, generateBackupKey, parseBackupKey } from '../../src/format/index.js';
-import { InvalidKeyError } from '../../src/errors.js';
+import { formatBackupKey, generateBackupKey, parseBackupKey } from '#sdk/format/index.js';
+import { InvalidKeyError } from '#sdk/errors.js';
 
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const SEPS = [' ', '-', '\n', '\r', '\t'];

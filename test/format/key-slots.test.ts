@@ -30,10 +30,10 @@ import {
   verifyKeySlotUnlock,
   KEY_SLOT_MANIFEST_NAME,
   type KeySlotInfo,
-} from '../../src/format/index.js';
-import { BackvaultError, hasCode, type ErrorCode } from '../../src/errors.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { initRepository, restore, backup } from '../../src/backup/index.js';
+} from '#sdk/format/index.js';
+import { BackvaultError, hasCode, type ErrorCode } from '#sdk/errors.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { initRepository, restore, backup } from '#sdk/backup/index.js';
 import {
   addKeySlot,
   addRecoveryKeySlot,
@@ -42,7 +42,7 @@ import {
   removeKeySlot,
   unlockWithKey,
   verifyUnlockedSlot,
-} from '../../src/backup/repository/key-slots.js';
+} from '#sdk/backup/repository/key-slots.js';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 

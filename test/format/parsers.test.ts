@@ -26,10 +26,10 @@ import {
   type BlobEntry,
   type Snapshot,
   type TreeEntry,
-} from '../../src/format/index.js';
-import { CorruptBackupError, InvalidKeyError, UnsupportedVersionError } from '../../src/errors.js';
-import { deriveRepoKeys, open } from '../../src/backup/repository/keys.js';
-import { openBlob, sealBlob } from '../../src/backup/repository/blob-codec.js';
+} from '#sdk/format/index.js';
+import { CorruptBackupError, InvalidKeyError, UnsupportedVersionError } from '#sdk/errors.js';
+import { deriveRepoKeys, open } from '#sdk/backup/repository/keys.js';
+import { openBlob, sealBlob } from '#sdk/backup/repository/blob-codec.js';
 
 const id = fc.uint8Array({ minLength: 32, maxLength: 32 });
 

@@ -47,18 +47,18 @@ import {
   type Snapshot,
   type SubkeyLabel,
   type TreeEntry,
-} from '../../src/format/index.js';
+} from '#sdk/format/index.js';
 import {
   deriveRepoKeys,
   deriveSubkeyNode,
   keyCheckValueNode,
   open,
-} from '../../src/backup/repository/keys.js';
-import { openBlob } from '../../src/backup/repository/blob-codec.js';
-import { gearTable, nextCut, sqliteChunkSize } from '../../src/backup/archiver/chunker.js';
-import { check, listSnapshots, restore } from '../../src/backup/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { BackvaultError, hasCode, type ErrorCode } from '../../src/errors.js';
+} from '#sdk/backup/repository/keys.js';
+import { openBlob } from '#sdk/backup/repository/blob-codec.js';
+import { gearTable, nextCut, sqliteChunkSize } from '#sdk/backup/archiver/chunker.js';
+import { check, listSnapshots, restore } from '#sdk/backup/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { BackvaultError, hasCode, type ErrorCode } from '#sdk/errors.js';
 
 const VECTOR_DIR = join(repoRoot(), 'vectors');
 

@@ -16,12 +16,12 @@ import {
   vaultImport,
   vaultKeygen,
   vaultTransportKey,
-} from '../../src/hsm/ceremony.js';
-import { TokenSession, openPkcs11Hsm, type Pkcs11TokenOptions } from '../../src/hsm/pkcs11-hsm.js';
-import { decodeSoftwareHsmKeys, openSoftwareHsm } from '../../src/hsm/software-hsm.js';
-import { OpaqueCore, createMemorySealer } from '../../src/hsm/opaque-core.js';
-import type { Hsm } from '../../src/hsm/hsm.js';
-import { hasCode } from '../../src/errors.js';
+} from '#vault/hsm/ceremony.js';
+import { TokenSession, openPkcs11Hsm, type Pkcs11TokenOptions } from '#vault/hsm/pkcs11-hsm.js';
+import { decodeSoftwareHsmKeys, openSoftwareHsm } from '#vault/hsm/software-hsm.js';
+import { OpaqueCore, createMemorySealer } from '#vault/hsm/opaque-core.js';
+import type { Hsm } from '#vault/hsm/hsm.js';
+import { hasCode } from '#sdk/errors.js';
 
 // Every token first: SoftHSM2 scans its token directory at C_Initialize.
 const a: SoftHsmToken = await createSoftHsmToken({

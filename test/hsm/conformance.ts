@@ -5,8 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as opaque from '@serenity-kit/opaque';
-import type { Hsm } from '../../src/hsm/hsm.js';
-import { hasCode } from '../../src/errors.js';
+import type { Hsm } from '#vault/hsm/hsm.js';
+import { hasCode } from '#sdk/errors.js';
 
 /** What the suite passes to the factory: a controllable clock and short lifetimes. */
 export interface HsmTestOptions {

@@ -10,8 +10,8 @@ import {
   initializePkcs11Token,
   openPkcs11Hsm,
   type Pkcs11TokenOptions,
-} from '../../src/hsm/pkcs11-hsm.js';
-import { hasCode } from '../../src/errors.js';
+} from '#vault/hsm/pkcs11-hsm.js';
+import { hasCode } from '#sdk/errors.js';
 
 // SoftHSM2 reads SOFTHSM2_CONF at C_Initialize: every token of this file is created first.
 const token: SoftHsmToken = await createSoftHsmToken({

@@ -10,8 +10,8 @@ import {
   generateSoftwareHsmKeys,
   loadOrCreateKeyFile,
   openSoftwareHsm,
-} from '../../src/hsm/software-hsm.js';
-import { hasCode } from '../../src/errors.js';
+} from '#vault/hsm/software-hsm.js';
+import { hasCode } from '#sdk/errors.js';
 
 runHsmConformance('software', async (o) =>
   openSoftwareHsm({ keys: await generateSoftwareHsmKeys(), ...o }),

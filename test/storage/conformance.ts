@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { hasCode, MissingObjectError } from '../../src/errors.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { hasCode, MissingObjectError } from '#sdk/errors.js';
+import type { Storage } from '#sdk/storage/storage.js';
 
 /** A fresh, empty store and how to dispose of it. */
 export interface StorageFixture {

@@ -8,8 +8,8 @@
  *     one JSON line: for each operation, the error code and message (or "ok").
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { BackvaultError } from '../../src/errors.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
+import { BackvaultError } from '#sdk/errors.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
 
 function version(size: number): Uint8Array {
   const data = new Uint8Array(randomBytes(size));

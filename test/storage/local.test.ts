@@ -19,8 +19,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { hasCode, MissingObjectError, UnavailableError } from '../../src/errors.js';
-import { LocalStorage, TEMP_PREFIX } from '../../src/storage/node/local.js';
+import { hasCode, MissingObjectError, UnavailableError } from '#sdk/errors.js';
+import { LocalStorage, TEMP_PREFIX } from '#sdk/storage/node/local.js';
 import { randomData, runStorageConformance } from './conformance.js';
 
 const CHILD = fileURLToPath(new URL('./local-child-process.js', import.meta.url));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CorruptBackupError, MissingObjectError, UnavailableError } from '../../src/errors.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { CorruptBackupError, MissingObjectError, UnavailableError } from '#sdk/errors.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { runStorageConformance } from './conformance.js';
 
 runStorageConformance('memory', async () => ({

@@ -14,14 +14,14 @@ import {
   MissingObjectError,
   NotFoundError,
   UnavailableError,
-} from '../../src/errors.js';
-import { classifyStoreFailure } from '../../src/storage/failure.js';
-import { BackupControl, withGate } from '../../src/storage/gate.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { parseRateLimit, parseRetryFor, withNetwork } from '../../src/storage/network.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import { withRetry, type StoreEvent } from '../../src/storage/retry.js';
-import { ByteRateLimiter, withBandwidthLimit } from '../../src/storage/throttle.js';
+} from '#sdk/errors.js';
+import { classifyStoreFailure } from '#sdk/storage/failure.js';
+import { BackupControl, withGate } from '#sdk/storage/gate.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { parseRateLimit, parseRetryFor, withNetwork } from '#sdk/storage/network.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import { withRetry, type StoreEvent } from '#sdk/storage/retry.js';
+import { ByteRateLimiter, withBandwidthLimit } from '#sdk/storage/throttle.js';
 import { removeDir, tempDir } from '../backup/helpers.js';
 import { runStorageConformance } from './conformance.js';
 

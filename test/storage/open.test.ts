@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { hasCode, UsageError } from '../../src/errors.js';
-import { LocalStorage } from '../../src/storage/node/local.js';
-import { openStorage, parseS3Url } from '../../src/storage/node/open.js';
+import { hasCode, UsageError } from '#sdk/errors.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import { openStorage, parseS3Url } from '#sdk/storage/node/open.js';
 
 describe('openStorage', () => {
   let dir: string;

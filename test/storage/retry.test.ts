@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MissingObjectError, UnavailableError, UsageError } from '../../src/errors.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { withRetry, type RetryOptions } from '../../src/storage/retry.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { MissingObjectError, UnavailableError, UsageError } from '#sdk/errors.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { withRetry, type RetryOptions } from '#sdk/storage/retry.js';
+import type { Storage } from '#sdk/storage/storage.js';
 import { runStorageConformance } from './conformance.js';
 
 runStorageConformance('withRetry(memory)', async () => ({

@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hasCode, MissingObjectError, UnavailableError } from '../../src/errors.js';
-import { openStorage } from '../../src/storage/node/open.js';
-import { S3Storage, type S3StorageOptions } from '../../src/storage/node/s3.js';
-import { withRetry } from '../../src/storage/retry.js';
+import { hasCode, MissingObjectError, UnavailableError } from '#sdk/errors.js';
+import { openStorage } from '#sdk/storage/node/open.js';
+import { S3Storage, type S3StorageOptions } from '#sdk/storage/node/s3.js';
+import { withRetry } from '#sdk/storage/retry.js';
 import { assertBytes, randomData, runStorageConformance } from './conformance.js';
 import { startS3Proxy, startS3Server, type S3TestServer } from './s3-server.js';
 

@@ -30,7 +30,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { MAIN_JS, startVaultProcess, type VaultProcess } from '../client/vault-process.js';
 import { makeTree, treeDigest } from '../cli/tree.js';
-import { formatBackupKey, generateBackupKey } from '../../src/format/key-encoding.js';
+import { formatBackupKey, generateBackupKey } from '#sdk/format/key-encoding.js';
 import {
   addVirtualAuthenticator,
   authenticatorCredentials,

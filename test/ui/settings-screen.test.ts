@@ -28,8 +28,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { MAIN_JS, startVaultProcess, type VaultProcess } from '../client/vault-process.js';
 import { makeTree, treeDigest } from '../cli/tree.js';
-import { VaultClient, requestDevToken } from '../../src/client/vault-client.js';
-import { NotFoundError } from '../../src/errors.js';
+import { VaultClient, requestDevToken } from '#sdk/client/vault-client.js';
+import { NotFoundError } from '#sdk/errors.js';
 import {
   freshPage,
   go,

@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Etcd3 } from 'etcd3';
-import { CorruptBackupError, UnavailableError, hasCode } from '../../src/errors.js';
+import { CorruptBackupError, UnavailableError, hasCode } from '#sdk/errors.js';
 import {
   EtcdVaultStore,
   decodeRecordValue,
   encodeRecordValue,
   encodeTombstoneValue,
   openEtcdStore,
-} from '../../src/vault/etcd-store.js';
-import { ABSENT, type VaultRecordData, type VaultStore } from '../../src/vault/store.js';
+} from '#vault/vault/etcd-store.js';
+import { ABSENT, type VaultRecordData, type VaultStore } from '#vault/vault/store.js';
 import { startEtcdCluster } from '../fleet/etcd-cluster.js';
 import { startTcpProxy } from '../fleet/tcp-proxy.js';
 import { runVaultStoreConformance, sampleRecord } from './store-conformance.js';

@@ -7,12 +7,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { hasCode } from '../../src/errors.js';
+import { hasCode } from '#sdk/errors.js';
 import {
   generateSoftwareHsmKeys,
   openSoftwareHsm,
   type SoftwareHsm,
-} from '../../src/hsm/software-hsm.js';
+} from '#vault/hsm/software-hsm.js';
 import {
   EMPTY_JOURNAL,
   MAX_EVENTS,
@@ -21,8 +21,8 @@ import {
   openJournal,
   sealJournal,
   type Journal,
-} from '../../src/vault/journal.js';
-import { EVENT_CHAIN_GENESIS, EVENT_CHAIN_LABEL, eventCanonical } from '../../src/wire/index.js';
+} from '#vault/vault/journal.js';
+import { EVENT_CHAIN_GENESIS, EVENT_CHAIN_LABEL, eventCanonical } from '#sdk/wire/index.js';
 
 const MAGIC = 'backvault/vault/journal/v1\n';
 const KINDS = ['enabled', 'password-changed', 'guess', 'success', 'locked'];

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { scrubbingStore } from '../../src/vault/scrubbing-store.js';
-import { openSqliteStore } from '../../src/vault/sqlite-store.js';
-import { ABSENT, type VaultStore } from '../../src/vault/store.js';
+import { scrubbingStore } from '#vault/vault/scrubbing-store.js';
+import { openSqliteStore } from '#vault/vault/sqlite-store.js';
+import { ABSENT, type VaultStore } from '#vault/vault/store.js';
 import { runVaultStoreConformance, sampleRecord } from './store-conformance.js';
 
 const dirs: string[] = [];

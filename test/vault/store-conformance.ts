@@ -3,7 +3,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ABSENT, type VaultRecordData, type VaultStore } from '../../src/vault/store.js';
+import { ABSENT, type VaultRecordData, type VaultStore } from '#vault/vault/store.js';
 
 /** A valid record with overrides. */
 export function sampleRecord(over: Partial<VaultRecordData> = {}): VaultRecordData {

@@ -4,7 +4,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
-import { ENVELOPE_RELEASE_INFO, KEY_PROOF_INFO } from '../../src/wire/index.js';
+import { ENVELOPE_RELEASE_INFO, KEY_PROOF_INFO } from '#sdk/wire/index.js';
 
 /** Minimal Argon2 so tests and the bench measure the vault, not client stretching. */
 export const FAST_STRETCHING = {

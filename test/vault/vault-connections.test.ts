@@ -12,8 +12,8 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseVaultArgs } from '../../src/vault/config.js';
-import { effectiveMaxConnections } from '../../src/vault/connections.js';
+import { parseVaultArgs } from '#vault/vault/config.js';
+import { effectiveMaxConnections } from '#vault/vault/connections.js';
 import { devToken, login, register } from './test-client.js';
 import { startVaultProcess, type VaultProcess } from './vault-process.js';
 

@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import * as opaque from '@serenity-kit/opaque';
-import { ROUTES } from '../../src/wire/index.js';
+import { ROUTES } from '#sdk/wire/index.js';
 import { devToken, keyProofOf, register } from './test-client.js';
 import {
   NO_RATE_LIMITS,

@@ -10,24 +10,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as opaque from '@serenity-kit/opaque';
-import { hasCode } from '../../src/errors.js';
+import { hasCode } from '#sdk/errors.js';
 import {
   generateSoftwareHsmKeys,
   openSoftwareHsm,
   type SoftwareHsm,
   type SoftwareHsmKeys,
-} from '../../src/hsm/software-hsm.js';
-import { MAX_EVENTS } from '../../src/vault/journal.js';
-import { openSqliteStore, type SqliteVaultStore } from '../../src/vault/sqlite-store.js';
-import type { VaultStore } from '../../src/vault/store.js';
-import { VaultService, type Pacing } from '../../src/vault/vault-service.js';
+} from '#vault/hsm/software-hsm.js';
+import { MAX_EVENTS } from '#vault/vault/journal.js';
+import { openSqliteStore, type SqliteVaultStore } from '#vault/vault/sqlite-store.js';
+import type { VaultStore } from '#vault/vault/store.js';
+import { VaultService, type Pacing } from '#vault/vault/vault-service.js';
 import {
   DEFAULT_PACING,
   EVENT_CHAIN_LABEL,
   HEAD_RELEASE_INFO,
   eventCanonical,
   type RecordEventsResponse,
-} from '../../src/wire/index.js';
+} from '#sdk/wire/index.js';
 import { FAST_STRETCHING, keyProofOf } from './test-client.js';
 
 const TTL_MS = 60_000;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
-import { KEY_PROOF_HEADER } from '../../src/wire/index.js';
+import { KEY_PROOF_HEADER } from '#sdk/wire/index.js';
 import { startVaultProcess, type VaultProcess } from './vault-process.js';
 import { call, devToken, keyProofOf, login, register } from './test-client.js';
 

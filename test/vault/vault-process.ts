@@ -8,7 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
-const SERVE = fileURLToPath(new URL('../../src/vault/serve.js', import.meta.url));
+const SERVE = fileURLToPath(
+  new URL('../../../packages/vault/dist/vault/serve.js', import.meta.url),
+);
 
 /**
  * `vault serve` flags that put the per-address and per-account rate limits, and the

@@ -20,9 +20,9 @@ import {
   type JWK,
 } from 'jose';
 import { launchVault, startVaultProcess, type VaultProcess } from './vault-process.js';
-import { bearerToken } from '../../src/vault/auth.js';
+import { bearerToken } from '#vault/vault/auth.js';
 
-const MAIN_JS = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const MAIN_JS = fileURLToPath(new URL('../../../packages/cli/dist/cli/main.js', import.meta.url));
 const ISS = 'https://app.example';
 const AUD = 'backvault';
 const now = (): number => Math.floor(Date.now() / 1000);

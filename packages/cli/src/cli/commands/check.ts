@@ -1,0 +1,82 @@
+/** `backvault check --repo URL`: verify a whole repository without restoring it. */
+import { BackvaultError } from 'backvault/errors';
+import { booleanOption } from '../args.js';
+import {
+  LIMIT_OPTIONS,
+  PROGRESS_OPTIONS,
+  REPO_OPTIONS,
+  loadEngine,
+  withRepository,
+  type CommandSpec,
+} from '../command.js';
+import { formatBytes, formatSeconds, plural } from '../format.js';
+import { KEY_SOURCES_HELP } from '../key-input.js';
+import { DEVICE_OPTION } from '../device-source.js';
+
+/** `check` */
+export const checkCommand: CommandSpec = {
+  path: ['check'],
+  summary: 'verify every snapshot, index and (by default) every data blob',
+  usage:
+    'check (--repo URL [--key-file FILE] | --device DIR) [--read-data | --no-read-data] [--json]',
+  positionals: [],
+  options: {
+    ...REPO_OPTIONS,
+    'read-data': {
+      type: 'boolean',
+      negatable: true,
+      description:
+        'download and verify every data blob (default; --no-read-data checks structure only)',
+    },
+    ...DEVICE_OPTION,
+    ...PROGRESS_OPTIONS,
+    ...LIMIT_OPTIONS,
+  },
+  details: [
+    'Exits 0 when the repository is sound, 4 when anything is corrupted, missing or rolled',
+    'back; each problem names the storage object concerned.',
+    '',
+    ...KEY_SOURCES_HELP,
+  ],
+  async run({ values }, ctx) {
+    const readData = booleanOption(values, 'read-data', true);
+    const onProgress = ctx.progressSink();
+    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) =>
+      (await loadEngine()).check({ ...access, readData, ...(onProgress ? { onProgress } : {}) }),
+    );
+    const summary = `${plural(r.snapshots, 'snapshot')}, ${plural(r.packs, 'pack')}, ${plural(r.blobs, 'blob')}; ${formatBytes(r.bytesRead)} read${readData ? '' : ' (data not read)'} in ${formatSeconds(r.seconds)}`;
+    const notes = r.notes.map((n) => `note: ${n}`);
+    if (r.ok && r.problems.length === 0) {
+      return { json: { ...r, readData }, human: [...notes, `repository OK: ${summary}`] };
+    }
+    // Engine messages usually name the object already; do not say it twice.
+    const describe = (p: { object: string; message: string }): string =>
+      p.message.includes(p.object) ? p.message : `${p.object}: ${p.message}`;
+    const first = r.problems[0] ?? {
+      code: 'CORRUPT' as const,
+      object: 'repository',
+      message: 'check reported a failure without details',
+    };
+    const error = new BackvaultError(
+      first.code,
+      `check found ${plural(Math.max(1, r.problems.length), 'problem')}; first: ${describe(first)}`,
+      'The store altered or lost data. `backvault restore --partial` restores every file that still verifies; an older snapshot may hold the others. `backvault prune` does not repair data.',
+    );
+    return {
+      json: { ...r, readData },
+      human: [
+        ...notes,
+        ...r.problems.flatMap((p) => [
+          `${p.code}: ${describe(p)}`,
+          ...(p.affects ?? []).flatMap((a) => [
+            `  costs snapshot ${a.seq} (${a.snapshot.slice(0, 8)}): ${a.count === 1 ? '1 path' : `${a.count} paths`}`,
+            ...a.paths.slice(0, 5).map((path) => `    ${path}`),
+            ...(a.count > 5 ? [`    … (--json lists up to 200)`] : []),
+          ]),
+        ]),
+        `repository DAMAGED: ${plural(r.problems.length, 'problem')}; ${summary}`,
+      ],
+      error,
+    };
+  },
+};

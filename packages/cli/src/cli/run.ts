@@ -1,0 +1,303 @@
+/**
+ * The CLI runner: picks the command, parses its flags, runs it, prints the result or the
+ * error, and returns the exit code. Everything process-level (streams, env, signals, exit)
+ * is injected by `main.ts`, so this module never touches globals.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BackvaultError, UsageError, type ErrorCode } from 'backvault/errors';
+import { booleanOption, parseCommandArgs } from './args.js';
+import { COMMON_OPTIONS, type CommandSpec } from './command.js';
+import { COMMANDS } from './commands/index.js';
+import { CliContext, type CliIo } from './context.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+import {
+  commandHelp,
+  commandHelpJson,
+  groupHelp,
+  helpHelp,
+  mainHelp,
+  mainHelpJson,
+} from './help.js';
+import { localError } from './local-errors.js';
+import { PromptInterrupted } from './prompt.js';
+import { closest } from './suggest.js';
+
+/** The CLI package's version (@backvault/cli), from the package.json above this file. */
+export function cliVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === '@backvault/cli' && pkg.version) return pkg.version;
+    } catch {
+      // not here; look one level up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/** A code for the CLI's own conditions that are not errors of the library. */
+type CliErrorCode = ErrorCode | 'INTERRUPTED';
+
+/** The JSON error object printed on stdout with `--json`. */
+function jsonError(code: CliErrorCode, message: string, hint: string): Record<string, unknown> {
+  return { error: { code, message, hint } };
+}
+
+/** One stderr line: `CODE: message — hint`, never more than one line. */
+export function errorLine(code: CliErrorCode, message: string, hint: string): string {
+  const text = hint ? `${code}: ${message} — ${hint}` : `${code}: ${message}`;
+  return text.replace(/\s*[\r\n]+\s*/g, ' ');
+}
+
+/** Printed on Ctrl-C. The engine commits atomically, so stopping at any instant is safe. */
+export const INTERRUPTED_MESSAGE = 'stopped by Ctrl-C before completion';
+export const INTERRUPTED_HINT =
+  'Nothing partial was committed: the last complete snapshot and the restore target are as they were. Run the command again.';
+
+/** What stayed as it was, per interrupted command (the hint of the Ctrl-C line). */
+const INTERRUPTED_HINTS: Readonly<Record<string, string>> = {
+  backup:
+    'Nothing partial was committed: the last complete snapshot is as it was. Run the backup again; it reuses what was already stored.',
+  restore: 'Nothing was moved into place: the restore target is as it was. Run the restore again.',
+  prune: 'Nothing in use was deleted; run prune again to finish.',
+  forget:
+    'The oldest snapshots go first, so the history left is shorter but valid; run forget again to finish.',
+};
+
+/**
+ * The command named by `argv` (e.g. `backup`, `password change`), for the Ctrl-C line;
+ * `undefined` when it names none.
+ */
+export function operationOf(argv: readonly string[]): string | undefined {
+  const words = argv.filter((w) => w !== '--json');
+  for (const c of COMMANDS) {
+    if (c.path.every((p, i) => words[i] === p)) return c.path.join(' ');
+  }
+  return undefined;
+}
+
+/**
+ * Write the interruption note (one line on stderr, plus the JSON error with `--json`).
+ * Called by the SIGINT handler and by a prompt that sees Ctrl-C.
+ * @param operation the command that was stopped, named in the message.
+ */
+export function reportInterrupted(io: CliIo, json: boolean, operation?: string): number {
+  // Start of line + erase, in case a progress bar is on screen.
+  const prefix = io.stderr.isTTY ? '\r\x1b[2K' : '';
+  const message = operation
+    ? `${operation} ${INTERRUPTED_MESSAGE}`
+    : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
+  const hint = (operation && INTERRUPTED_HINTS[operation]) || INTERRUPTED_HINT;
+  io.stderr.write(`${prefix}${errorLine('INTERRUPTED', message, hint)}\n`);
+  if (json) {
+    io.stdout.write(`${JSON.stringify(jsonError('INTERRUPTED', message, hint))}\n`);
+  }
+  return ExitCode.INTERRUPTED;
+}
+
+/** Report any thrown value; returns the exit code. Secrets are redacted from every message. */
+function reportError(
+  thrown: unknown,
+  io: CliIo,
+  json: boolean,
+  ctx?: CliContext,
+  spec?: CommandSpec,
+): number {
+  ctx?.clearProgress();
+  if (thrown instanceof PromptInterrupted) return reportInterrupted(io, json, spec?.path.join(' '));
+  // A full or read-only disk, a refused permission, a taken port: this machine's conditions,
+  // never "check the network" nor "a bug in backvault".
+  let e = localError(thrown) ?? thrown;
+  // A mistake on a command's line points to that command's help.
+  if (spec && e instanceof UsageError && e.hint === DEFAULT_USAGE_HINT) {
+    e = new UsageError(e.message, `Run \`backvault help ${spec.path.join(' ')}\`.`);
+  }
+  const redact = (s: string): string => (ctx ? ctx.redact(s) : s);
+  let code: ErrorCode;
+  let message: string;
+  let hint: string;
+  if (e instanceof BackvaultError) {
+    code = e.code;
+    message = redact(e.message);
+    hint = redact(e.hint);
+  } else {
+    code = 'INTERNAL';
+    message = redact(e instanceof Error ? e.message : String(e));
+    hint = 'This is a bug in backvault; rerun with BACKVAULT_DEBUG=1 for details and report it.';
+  }
+  io.stderr.write(`${errorLine(code, message, hint)}\n`);
+  if (io.env.BACKVAULT_DEBUG === '1' && thrown instanceof Error && thrown.stack) {
+    io.stderr.write(`${redact(thrown.stack)}\n`);
+  }
+  if (json) io.stdout.write(`${JSON.stringify(jsonError(code, message, hint))}\n`);
+  return exitCodeFor(code);
+}
+
+type Resolved =
+  | { kind: 'command'; spec: CommandSpec; rest: string[] }
+  | { kind: 'group'; group: string; members: CommandSpec[]; rest: string[] };
+
+/** Names we are willing to echo in "unknown command": anything else might be a pasted secret. */
+const ECHOABLE = /^[a-z][a-z0-9-]{0,31}$/;
+
+/**
+ * Find the command named by the leading words of `argv`.
+ * @throws UsageError for an unknown command.
+ */
+function resolveCommand(argv: readonly string[]): Resolved {
+  let depth = 0;
+  let candidates: CommandSpec[] = [...COMMANDS];
+  while (depth < argv.length) {
+    const word = argv[depth];
+    const next = candidates.filter((c) => c.path[depth] === word);
+    if (next.length === 0) break;
+    candidates = next;
+    depth++;
+    const exact = candidates.find((c) => c.path.length === depth);
+    if (exact) return { kind: 'command', spec: exact, rest: argv.slice(depth) };
+  }
+  if (depth === 0) {
+    const word = argv[0] ?? '';
+    if (word.startsWith('-')) {
+      throw new UsageError(
+        `expected a command before ${ECHOABLE.test(word.replace(/^-+/, '')) ? word : 'options'}`,
+      );
+    }
+    const echo = ECHOABLE.test(word);
+    const firsts = [...new Set(COMMANDS.map((c) => c.path[0] ?? '')), 'help'];
+    const near = echo ? closest(word, firsts) : undefined;
+    throw new UsageError(
+      `unknown command${echo ? ` "${word}"` : ''}${near ? `; did you mean \`${near}\`?` : ''}`,
+      'Run `backvault --help` for the list of commands.',
+    );
+  }
+  const group = argv.slice(0, depth).join(' ');
+  return { kind: 'group', group, members: candidates, rest: argv.slice(depth) };
+}
+
+/** The hint a UsageError gets when its thrower named none (see `src/errors.ts`). */
+const DEFAULT_USAGE_HINT = new UsageError('').hint;
+
+/** A group (`key`, `vault`, `password`) followed by a missing or unknown subcommand. */
+function throwUnknownSub(r: Extract<Resolved, { kind: 'group' }>, sub: string | undefined): never {
+  const depth = r.group.split(' ').length;
+  const names = r.members.map((m) => m.path.join(' ')).join(', ');
+  const near =
+    sub !== undefined && ECHOABLE.test(sub)
+      ? closest(
+          sub,
+          r.members.map((m) => m.path[depth] ?? ''),
+        )
+      : undefined;
+  throw new UsageError(
+    sub === undefined || sub.startsWith('-')
+      ? `missing subcommand: ${names}`
+      : near
+        ? `unknown subcommand "${r.group} ${sub}"; did you mean \`${r.group} ${near}\`?`
+        : `unknown subcommand${ECHOABLE.test(sub) ? ` "${r.group} ${sub}"` : ''}; expected ${names}`,
+    `Run \`backvault help ${r.group}\`.`,
+  );
+}
+
+/**
+ * Run the CLI with `argv` (without `node` and the script path).
+ * @returns the process exit code (see `exit-codes.ts`).
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  // `backvault --json snapshots …` means `backvault snapshots … --json`.
+  let lead = 0;
+  while (argv[lead] === '--json') lead++;
+  const args = lead > 0 ? [...argv.slice(lead), '--json'] : [...argv];
+  // Known before parsing, so even a usage error is reported as JSON when asked.
+  const json = args.includes('--json');
+  const out = (text: string): number => {
+    io.stdout.write(`${text}\n`);
+    return ExitCode.OK;
+  };
+  const outJson = (obj: unknown): number => out(JSON.stringify(obj));
+  let ctx: CliContext | undefined;
+  let spec: CommandSpec | undefined;
+  try {
+    const first = args[0];
+    if (first === undefined) {
+      throw new UsageError(
+        'no command given',
+        'Run `backvault --help` for the list of commands, or `backvault help COMMAND`.',
+      );
+    }
+    if (first === '--help' || first === '-h') {
+      return json
+        ? outJson(mainHelpJson(COMMANDS, cliVersion()))
+        : out(mainHelp(COMMANDS, cliVersion()));
+    }
+    if (first === '--version' || first === '-V') {
+      return json ? outJson({ version: cliVersion() }) : out(`backvault ${cliVersion()}`);
+    }
+    if (first === 'help') {
+      const words = args.slice(1).filter((w) => !w.startsWith('-'));
+      if (words.length === 0) {
+        return json
+          ? outJson(mainHelpJson(COMMANDS, cliVersion()))
+          : out(mainHelp(COMMANDS, cliVersion()));
+      }
+      if (words[0] === 'help' && words.length === 1) {
+        return json ? outJson({ help: helpHelp() }) : out(helpHelp());
+      }
+      const r = resolveCommand(words);
+      if (r.kind === 'command') {
+        return json ? outJson(commandHelpJson(r.spec)) : out(commandHelp(r.spec));
+      }
+      return json
+        ? outJson({
+            group: r.group,
+            commands: r.members.map((m) => ({ command: m.path.join(' '), summary: m.summary })),
+          })
+        : out(groupHelp(r.group, r.members));
+    }
+    const r = resolveCommand(args);
+    if (r.kind === 'group') {
+      if (r.rest.includes('--help') || r.rest.includes('-h'))
+        return out(groupHelp(r.group, r.members));
+      const sub = r.rest[0];
+      throwUnknownSub(r, sub);
+    }
+    spec = r.spec;
+    // --help wins over any other mistake on the line.
+    if (r.rest.includes('--help') || r.rest.includes('-h')) {
+      return json ? outJson(commandHelpJson(spec)) : out(commandHelp(spec));
+    }
+    const parsed = parseCommandArgs(
+      r.rest,
+      { ...spec.options, ...COMMON_OPTIONS },
+      spec.positionals,
+    );
+    ctx = new CliContext(io, booleanOption(parsed.values, 'json'), {
+      quiet: booleanOption(parsed.values, 'quiet'),
+      progress: booleanOption(parsed.values, 'progress', true),
+    });
+    const result = await spec.run(parsed, ctx);
+    ctx.clearProgress();
+    if (result.error) {
+      if (!json) io.stdout.write(result.human.map((l) => `${l}\n`).join(''));
+      const e = result.error;
+      io.stderr.write(`${errorLine(e.code, ctx.redact(e.message), ctx.redact(e.hint))}\n`);
+      if (json) {
+        const error = { code: e.code, message: ctx.redact(e.message), hint: ctx.redact(e.hint) };
+        io.stdout.write(`${JSON.stringify({ ...result.json, error })}\n`);
+      }
+      return exitCodeFor(e.code);
+    }
+    if (json) return outJson(result.json);
+    if (!ctx.quiet) io.stdout.write(result.human.map((l) => `${l}\n`).join(''));
+    return ExitCode.OK;
+  } catch (e) {
+    return reportError(e, io, json, ctx, spec);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The local state file: per repository, the highest snapshot seq and its id this device
+ * has seen, so a store that later serves an older head (or drops the newest snapshot, or
+ * forks the chain) is caught; and per store location, which repository this device saw
+ * there, so a repository that vanished (an unmounted cloud drive) or was replaced by a new
+ * one is refused instead of silently starting over at seq 1.
+ *
+ * JSON: { "version": 1, "repos": { "<repo id hex>": { "seq": 7, "snapshot": "<64 hex>" } },
+ *         "locations": { "<store location>": "<repo id hex>" } }   (locations: optional)
+ *
+ * Written atomically (temp file, fsync, rename, fsync of the directory), mode 0600. Not
+ * secret, but private: it reveals which repositories this device uses.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { BackvaultError } from '../../errors.js';
+import { writePrivateFile } from '../../node/private-file.js';
+import { isLowerHex } from '../../format/index.js';
+
+/** What the device has seen of one repository. */
+export interface SeenHead {
+  seq: number;
+  snapshot: string;
+}
+
+interface StateFile {
+  version: 1;
+  repos: Record<string, SeenHead>;
+  locations?: Record<string, string>;
+}
+
+function unreadable(path: string): BackvaultError {
+  return new BackvaultError(
+    'INTERNAL',
+    `the local state file is unreadable: ${path}`,
+    'Restore it from a backup of this device, or move it away to start over (this forgets which snapshots were seen).',
+  );
+}
+
+async function load(path: string): Promise<StateFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, repos: {} };
+    throw unreadable(path);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw unreadable(path);
+  }
+  const obj = parsed as Partial<StateFile> | null;
+  if (!obj || obj.version !== 1 || typeof obj.repos !== 'object' || obj.repos === null)
+    throw unreadable(path);
+  for (const v of Object.values(obj.repos)) {
+    const h = v as Partial<SeenHead> | null;
+    if (
+      !h ||
+      !Number.isSafeInteger(h.seq) ||
+      typeof h.snapshot !== 'string' ||
+      !isLowerHex(h.snapshot, 32)
+    ) {
+      throw unreadable(path);
+    }
+  }
+  if (obj.locations !== undefined) {
+    if (typeof obj.locations !== 'object' || obj.locations === null) throw unreadable(path);
+    for (const v of Object.values(obj.locations))
+      if (typeof v !== 'string' || !isLowerHex(v, 16)) throw unreadable(path);
+  }
+  return obj as StateFile;
+}
+
+/**
+ * The head last seen for `repoIdHex`, or undefined.
+ * @throws BackvaultError (INTERNAL) when the file exists but cannot be parsed.
+ */
+export async function readSeenHead(path: string, repoIdHex: string): Promise<SeenHead | undefined> {
+  const s = await load(path);
+  return Object.prototype.hasOwnProperty.call(s.repos, repoIdHex) ? s.repos[repoIdHex] : undefined;
+}
+
+/**
+ * The repository this device last saw at a store `location`, with its seen head.
+ * @throws BackvaultError (INTERNAL) when the file exists but cannot be parsed.
+ */
+export async function readKnownLocation(
+  path: string,
+  location: string,
+): Promise<{ repoIdHex: string; seen: SeenHead | undefined } | undefined> {
+  const s = await load(path);
+  const locs = s.locations ?? {};
+  if (!Object.prototype.hasOwnProperty.call(locs, location)) return undefined;
+  const repoIdHex = locs[location] as string;
+  const seen = Object.prototype.hasOwnProperty.call(s.repos, repoIdHex)
+    ? s.repos[repoIdHex]
+    : undefined;
+  return { repoIdHex, seen };
+}
+
+/**
+ * Remember that the repository at `location` is now `repoIdHex` (after a deliberate
+ * `init --replace-missing`): the one seen there before is no longer expected.
+ * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
+ */
+export async function recordLocation(
+  path: string,
+  location: string,
+  repoIdHex: string,
+): Promise<void> {
+  const s = await load(path);
+  s.locations = { ...(s.locations ?? {}), [location]: repoIdHex };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+}
+
+/**
+ * Remember `head` for `repoIdHex` if it is newer than what is stored, and (given the store's
+ * `location`) that this repository lives there.
+ * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
+ */
+export async function recordSeenHead(
+  path: string,
+  repoIdHex: string,
+  head: SeenHead,
+  location?: string,
+): Promise<void> {
+  const s = await load(path);
+  const old = Object.prototype.hasOwnProperty.call(s.repos, repoIdHex)
+    ? s.repos[repoIdHex]
+    : undefined;
+  const knownHere = location === undefined || s.locations?.[location] === repoIdHex;
+  if (old && old.seq >= head.seq && knownHere) return;
+  if (!old || old.seq < head.seq) s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
+  if (location !== undefined) s.locations = { ...(s.locations ?? {}), [location]: repoIdHex };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+}
+
+/**
+ * The highest key slot manifest seq this device has seen for `repoIdHex` (SPEC.md §18), or
+ * undefined. Kept in the same file under `keyManifests` (older builds keep the field when
+ * they rewrite the file, and ignore it).
+ * @throws BackvaultError (INTERNAL) when the file exists but cannot be parsed.
+ */
+export async function readSeenKeyManifest(
+  path: string,
+  repoIdHex: string,
+): Promise<number | undefined> {
+  const s = (await load(path)) as StateFile & { keyManifests?: Record<string, unknown> };
+  const v = s.keyManifests?.[repoIdHex];
+  if (v === undefined) return undefined;
+  if (!Number.isSafeInteger(v)) throw unreadable(path);
+  return v as number;
+}
+
+/**
+ * Remember key slot manifest `seq` for `repoIdHex` if it is higher than what is stored.
+ * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
+ */
+export async function recordSeenKeyManifest(
+  path: string,
+  repoIdHex: string,
+  seq: number,
+): Promise<void> {
+  const s = (await load(path)) as StateFile & { keyManifests?: Record<string, number> };
+  const old = s.keyManifests?.[repoIdHex];
+  if (old !== undefined && old >= seq) return;
+  s.keyManifests = { ...(s.keyManifests ?? {}), [repoIdHex]: seq };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+}
+
+/**
+ * Take `head` as the latest snapshot seen for `repoIdHex`, even when it is older than what
+ * is stored: the user's deliberate acceptance of a rollback (`acceptRollback`). Everything
+ * else in the file is kept.
+ * @throws BackvaultError (INTERNAL) when the existing file cannot be parsed; fs errors.
+ */
+export async function acceptSeenHead(
+  path: string,
+  repoIdHex: string,
+  head: SeenHead,
+): Promise<void> {
+  const s = await load(path);
+  s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+}
