@@ -202,7 +202,7 @@ export async function diagnoseFetchFailure(f: FetchFailure): Promise<BackvaultEr
     return new VaultCorsBlockedError(page, vaultOrigin, { cause: f.cause });
   }
   return new UnavailableError(
-    `cannot reach the vault at ${vaultOrigin} from this page (origin ${page}): not even a plain request got an answer (the vault is down or the URL is wrong, the network fails, an https page calls an http vault, or the page's Content-Security-Policy forbids it); once it answers, it must also allow this origin (--cors-origin ${page})`,
+    `cannot reach the vault at ${vaultOrigin} from this page (origin ${page}): not even a plain request got an answer (the vault is down or the URL is wrong, the network fails, an https page calls an http vault, or the page's Content-Security-Policy forbids it); once it answers, it must also list this origin if it does not yet (--cors-origin ${page})`,
     { cause: f.cause },
   );
 }
