@@ -25,8 +25,8 @@
  *   it is answered here, rate-limited per address like every request, and changes nothing.
  */
 import type { FastifyInstance } from 'fastify';
-import { UsageError } from '../errors.js';
-import { KEY_PROOF_HEADER, ROUTES, type ErrorBody } from '../wire/index.js';
+import { BackvaultError, UsageError } from '../errors.js';
+import { KEY_PROOF_HEADER, ROUTES } from '../wire/index.js';
 
 /**
  * How long a browser may reuse a preflight answer (`Access-Control-Max-Age`), in seconds.
@@ -120,16 +120,14 @@ export function parseCorsOrigins(list: readonly string[]): readonly string[] {
   return out;
 }
 
-/** The error body of a refused preflight (the vault's usual error shape). */
-function refusedBody(anyAllowed: boolean): ErrorBody {
-  return {
-    error: {
-      code: 'CORS_ORIGIN_NOT_ALLOWED',
-      message: anyAllowed
-        ? 'this origin is not in the vault’s --cors-origin list'
-        : 'this vault allows no cross-origin requests (no --cors-origin)',
-    },
-  };
+/** A refused preflight; `http-errors.ts` makes it a 403 in the usual error shape. */
+function refused(anyAllowed: boolean): BackvaultError {
+  return new BackvaultError(
+    'CORS_ORIGIN_NOT_ALLOWED',
+    anyAllowed
+      ? 'this origin is not in the vault’s --cors-origin list'
+      : 'this vault allows no cross-origin requests (no --cors-origin)',
+  );
 }
 
 /**
@@ -170,13 +168,9 @@ export function installCors(app: FastifyInstance, origins: readonly string[]): v
     handler: (req, reply) => {
       if (req.headers['access-control-request-method'] === undefined) {
         // Not a preflight: as before CORS existed, no such route.
-        req.errorCode = 'NOT_FOUND';
-        return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } });
+        return reply.callNotFound();
       }
-      if (!isAllowed(req.headers.origin)) {
-        req.errorCode = 'CORS_ORIGIN_NOT_ALLOWED';
-        return reply.code(403).send(refusedBody(allowed.size > 0));
-      }
+      if (!isAllowed(req.headers.origin)) throw refused(allowed.size > 0);
       return reply
         .code(204)
         .header('access-control-allow-methods', methods)
