@@ -446,7 +446,7 @@ export class VaultCorsBlockedError extends BackvaultError {
       'VAULT_CORS_BLOCKED',
       `the browser blocked this page (origin ${pageOrigin}) from the vault at ${vaultOrigin}: the vault answers, but does not allow this origin (CORS)`,
       pageOrigin === 'null'
-        ? 'This page has an opaque origin (a file: page or a sandboxed frame), which a vault never allows: serve the app from an http or https origin, and have the vault list that origin with --cors-origin.'
+        ? 'This page has an opaque origin (a file: page or a sandboxed frame), which a vault never allows: serve the app from an http or https origin and have the vault list it with --cors-origin, or call the vault from where CORS does not apply (e.g. Electron’s main process).'
         : `The vault's operator must add this page's origin: \`vault serve --cors-origin ${pageOrigin}\` (exactly this origin; repeat the flag for several). The network is not the problem.`,
       options,
     );

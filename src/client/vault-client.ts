@@ -372,7 +372,6 @@ class VaultHttp {
         method: 'GET',
         mode,
         credentials: 'omit',
-        cache: 'no-store',
         signal: AbortSignal.timeout(Math.min(this.#timeoutMs, PROBE_TIMEOUT_MS)),
       });
       await res.body?.cancel().catch(() => undefined);
