@@ -2,7 +2,8 @@
  * The web origin of the browser test, on 127.0.0.1: one HTML page (import map + module
  * script), the COMPILED browser-safe modules from an allowlist of folders, the ESM builds of
  * the SDK's npm dependencies, a same-origin proxy of `/v1/*` to a real vault (so no CORS
- * question), and `POST /result` where the page reports.
+ * question; left out for test/browser/cors.test.ts, where the vault is on another origin),
+ * and `POST /result` where the page reports.
  *
  * No bundler: what the browser runs is exactly what tsc emitted for `src/client`, `src/wire`,
  * `src/format` and `src/errors.ts`.
