@@ -2,7 +2,8 @@
  * The web origin of the browser test, on 127.0.0.1: one HTML page (import map + module
  * script), the COMPILED browser-safe modules from an allowlist of folders, the ESM builds of
  * the SDK's npm dependencies, a same-origin proxy of `/v1/*` to a real vault (so no CORS
- * question), and `POST /result` where the page reports.
+ * question; left out for test/browser/cors.test.ts, where the vault is on another origin),
+ * and `POST /result` where the page reports.
  *
  * No bundler: what the browser runs is exactly what tsc emitted for `src/client`, `src/wire`,
  * `src/format` and `src/errors.ts`.
@@ -30,6 +31,7 @@ const SERVED_FOLDERS: Readonly<Record<string, string>> = {
 const SERVED_FILES: Readonly<Record<string, string>> = {
   '/src/errors.js': join(SDK_DIST, 'errors.js'),
   '/test/browser/sdk-page.js': join(DIST_ROOT, 'test/browser/sdk-page.js'),
+  '/test/browser/cors-page.js': join(DIST_ROOT, 'test/browser/cors-page.js'),
 };
 
 /**
@@ -63,7 +65,15 @@ function importMap(): { map: { imports: Record<string, string> }; packages: Serv
  * load or throws at evaluation is reported, not lost), then a module script dynamically
  * imports the app module (a static import failure would not reach any handler).
  */
-function pageHtml(map: { imports: Record<string, string> }): string {
+function pageHtml(map: { imports: Record<string, string> }, autorun: boolean): string {
+  if (!autorun) {
+    // Driven from outside (Playwright imports a module and calls it): only the import map.
+    return `<!doctype html>
+<html><head><meta charset="utf-8"><title>backvault SDK, cross-origin</title>
+<script type="importmap">${JSON.stringify(map)}</script>
+</head><body><h1>backvault SDK on this page, the vault on another origin</h1>
+<pre id="log" style="white-space: pre-wrap"></pre></body></html>`;
+  }
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>backvault SDK in a browser</title>
 <script type="importmap">${JSON.stringify(map)}</script>
@@ -130,13 +140,19 @@ function servedFile(path: string, packages: readonly ServedPackage[]): string | 
 
 /**
  * Starts the origin on 127.0.0.1 in this process.
- * @param vaultUrl the real vault `/v1/*` is proxied to.
+ * @param vaultUrl the real vault `/v1/*` is proxied to; undefined: no proxy (the page talks
+ *   to a vault on another origin, test/browser/cors.test.ts).
+ * @param options.autorun false: the page only carries the import map (a test drives it);
+ *   default true: it runs `sdk-page.js` and POSTs the result.
  * @throws Error when a dependency's ESM build cannot be located.
  */
-export async function startPageServer(vaultUrl: string): Promise<PageServer> {
-  const target = new URL(vaultUrl);
+export async function startPageServer(
+  vaultUrl: string | undefined,
+  options: { readonly autorun?: boolean } = {},
+): Promise<PageServer> {
+  const target = vaultUrl === undefined ? undefined : new URL(vaultUrl);
   const { map, packages } = importMap();
-  const html = pageHtml(map);
+  const html = pageHtml(map, options.autorun ?? true);
   const results: unknown[] = [];
   const refused: string[] = [];
   const proxied: string[] = [];
@@ -152,7 +168,7 @@ export async function startPageServer(vaultUrl: string): Promise<PageServer> {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      if (path.startsWith('/v1/')) {
+      if (target && path.startsWith('/v1/')) {
         proxied.push(`${req.method ?? ''} ${path}`);
         return forward(target, req, res, body);
       }

@@ -45,7 +45,10 @@ export type ErrorCode =
   | 'KEY_SLOT_CORRUPT'
   | 'KEY_SLOT_MISMATCH'
   | 'PRF_UNSUPPORTED'
-  | 'PASSKEY_CANCELLED';
+  | 'PASSKEY_CANCELLED'
+  // Web apps on another origin than the vault (issue 19).
+  | 'CORS_ORIGIN_NOT_ALLOWED'
+  | 'VAULT_CORS_BLOCKED';
 
 /** Base class: `code` is stable, `hint` says what to do next. */
 export class BackvaultError extends Error {
@@ -417,5 +420,37 @@ export class PasskeyCancelledError extends BackvaultError {
       message,
       `Try again and confirm with your passkey. ${OTHER_PROTECTIONS}`,
     );
+  }
+}
+
+// --- Added for web apps on another origin than the vault (issue 19). Additive only.
+
+/**
+ * In a browser: the vault answered this page, but without CORS permission for the page's
+ * origin, so the browser withheld the answer (or, for a request that needs a preflight,
+ * never sent it). Not a network failure: retrying does not help until the vault's operator
+ * lists the page's origin (`vault serve --cors-origin <pageOrigin>`).
+ *
+ * The SDK raises it only after checking: the failed `fetch` was a TypeError (all a page is
+ * told), a CORS-mode request to the vault failed too, and a `no-cors` request to the same
+ * vault got an answer (see `src/client/http-errors.ts`). The vault answers a refused
+ * preflight with `CORS_ORIGIN_NOT_ALLOWED`, which a page never gets to read.
+ */
+export class VaultCorsBlockedError extends BackvaultError {
+  /** The page's origin (`location.origin`), e.g. `https://chat.example`; `null` if opaque. */
+  readonly pageOrigin: string;
+  /** The vault's origin, e.g. `https://vault.example`. */
+  readonly vaultOrigin: string;
+  constructor(pageOrigin: string, vaultOrigin: string, options?: { cause?: unknown }) {
+    super(
+      'VAULT_CORS_BLOCKED',
+      `the browser blocked this page (origin ${pageOrigin}) from the vault at ${vaultOrigin}: the vault answers, but does not allow this origin (CORS)`,
+      pageOrigin === 'null'
+        ? 'This page has an opaque origin (a file: page or a sandboxed frame), which a vault never allows: serve the app from an http or https origin and have the vault list it with --cors-origin, or call the vault from where CORS does not apply (e.g. Electron’s main process).'
+        : `The vault's operator must add this page's origin: \`vault serve --cors-origin ${pageOrigin}\` (exactly this origin; repeat the flag for several). The network is not the problem.`,
+      options,
+    );
+    this.pageOrigin = pageOrigin;
+    this.vaultOrigin = vaultOrigin;
   }
 }

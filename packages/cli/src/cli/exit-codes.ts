@@ -71,6 +71,10 @@ const EXIT_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   // Raised by the browser SDK only; listed for the Record.
   PRF_UNSUPPORTED: ExitCode.USAGE,
   PASSKEY_CANCELLED: ExitCode.FAILURE,
+  // Browser-only (issue 19): a page's origin the vault does not list. The fix is the vault's
+  // configuration, not a retry.
+  CORS_ORIGIN_NOT_ALLOWED: ExitCode.FAILURE,
+  VAULT_CORS_BLOCKED: ExitCode.FAILURE,
 };
 
 /** Exit code for a stable error code. */

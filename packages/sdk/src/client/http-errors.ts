@@ -2,7 +2,9 @@
  * The one place where the vault's HTTP error answers become the typed errors of
  * `src/errors.ts` on the device. Switches on the body's stable `code` (never on the status
  * alone, as the wire doc asks); falls back on the status when the body is not ours (a proxy,
- * a wrong URL). Browser-safe.
+ * a wrong URL). Also where a `fetch` that got no answer at all becomes an error
+ * ({@link diagnoseFetchFailure}: UNAVAILABLE, or in a browser VAULT_CORS_BLOCKED).
+ * Browser-safe.
  */
 import {
   BackvaultError,
@@ -16,6 +18,7 @@ import {
   RollbackError,
   UnauthorizedError,
   UnavailableError,
+  VaultCorsBlockedError,
   WrongPasswordError,
 } from '../errors.js';
 
@@ -132,4 +135,82 @@ export function vaultErrorFromResponse(f: HttpFailure): BackvaultError {
   if (f.status === 423) return new LockedError();
   if (f.status >= 400) return new BadRequestError(msg(`HTTP ${f.status}`));
   return new InternalError(msg(`unexpected HTTP ${f.status}`));
+}
+
+/** What {@link diagnoseFetchFailure} knows and may ask. */
+export interface FetchFailure {
+  /** The vault's base URL the request went to. */
+  readonly base: string;
+  /** What `fetch` rejected with. */
+  readonly cause: unknown;
+  /** The page's origin when running in a browser (`location.origin`), else undefined. */
+  readonly pageOrigin: string | undefined;
+  /**
+   * One plain `GET /v1/info` of the same vault with the given fetch `mode`; true when any
+   * answer arrived (any status), false when that fetch failed too.
+   */
+  readonly probe: (mode: 'cors' | 'no-cors') => Promise<boolean>;
+}
+
+/** `location.origin` of the page or worker running the SDK; undefined outside browsers. */
+export function browserPageOrigin(): string | undefined {
+  try {
+    const o = (globalThis as { location?: { origin?: unknown } }).location?.origin;
+    return typeof o === 'string' && o !== '' ? o : undefined;
+  } catch {
+    return undefined; // e.g. Deno without --location throws on `location`
+  }
+}
+
+/**
+ * The error for a request that got no HTTP answer.
+ *
+ * Outside a browser, or when the page and the vault share an origin, it is
+ * {@link UnavailableError} ("cannot reach the vault"), as always.
+ *
+ * In a browser calling a vault on ANOTHER origin, a `TypeError` is all the page is told,
+ * whether the vault is down or the browser blocked it by CORS; "cannot reach the vault"
+ * would send a developer to the network when the vault is up and merely does not list the
+ * page's origin. So two plain `GET /v1/info` tell them apart (only after a failure, and
+ * neither needs a preflight nor carries the token):
+ * 1. in `cors` mode: an answer means the vault DOES allow this origin; the failure was
+ *    something else (network, a refused or rate-limited preflight): UNAVAILABLE, saying so;
+ * 2. in `no-cors` mode: an answer (opaque to the page, but an answer) means the vault is up
+ *    and does not allow this origin: {@link VaultCorsBlockedError} (VAULT_CORS_BLOCKED),
+ *    naming the page's origin, the vault's, and the `--cors-origin` the operator must add;
+ * 3. neither answered: the vault is unreachable from this page (down, wrong URL, network,
+ *    mixed content, the page's Content-Security-Policy): UNAVAILABLE, naming both origins
+ *    and, honestly, that the vault will ALSO need to allow the origin once it is up.
+ *
+ * Retrying: the caller treats both codes as an unknown outcome, never as "never sent": a
+ * request whose preflight passed (or was cached) may have reached the vault even though the
+ * page could not read the answer, so a login start is only ever resent with its request id.
+ */
+export async function diagnoseFetchFailure(f: FetchFailure): Promise<BackvaultError> {
+  const vaultOrigin = originOf(f.base);
+  const page = f.pageOrigin;
+  if (page === undefined || page === vaultOrigin || !(f.cause instanceof TypeError)) {
+    return new UnavailableError(`cannot reach the vault at ${f.base}`, { cause: f.cause });
+  }
+  if (await f.probe('cors')) {
+    return new UnavailableError(
+      `a request from this page (origin ${page}) to the vault at ${vaultOrigin} failed, though the vault answers and allows this origin (a network failure, or a preflight the vault refused, e.g. rate limited)`,
+      { cause: f.cause },
+    );
+  }
+  if (await f.probe('no-cors')) {
+    return new VaultCorsBlockedError(page, vaultOrigin, { cause: f.cause });
+  }
+  return new UnavailableError(
+    `cannot reach the vault at ${vaultOrigin} from this page (origin ${page}): not even a plain request got an answer (the vault is down or the URL is wrong, the network fails, an https page calls an http vault, or the page's Content-Security-Policy forbids it); once it answers, it must also list this origin if it does not yet (--cors-origin ${page})`,
+    { cause: f.cause },
+  );
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
 }

@@ -28,6 +28,7 @@ import {
   UnavailableError,
   UnsupportedVersionError,
   UsageError,
+  VaultCorsBlockedError,
   VaultMismatchError,
   WrongPasswordError,
 } from '../errors.js';
@@ -56,7 +57,7 @@ import {
   sealKeyEnvelope,
 } from './envelope.js';
 import { summarizeGuesses, verifyEventLog, type GuessSummary, type SeenEvent } from './events.js';
-import { vaultErrorFromResponse } from './http-errors.js';
+import { browserPageOrigin, diagnoseFetchFailure, vaultErrorFromResponse } from './http-errors.js';
 import { checkPassword, normalizePassword } from './password.js';
 
 type Opaque = typeof import('@serenity-kit/opaque');
@@ -160,6 +161,8 @@ const TESTING_STRETCHING = {
 } as const;
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+/** Timeout of each of the two requests that tell a CORS block from a dead vault. */
+const PROBE_TIMEOUT_MS = 5_000;
 /**
  * The longest a login start is still resent with the same request id after its first
  * send. The vault keeps the answer for its login-state TTL (60 s by default) from when it
@@ -239,6 +242,16 @@ const NEVER_SENT = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/**
+ * Errors after which another try may get an answer: UNAVAILABLE, and in a browser
+ * VAULT_CORS_BLOCKED (another fleet node may list the origin). Both are unknown outcomes,
+ * never proof that nothing was sent (see `diagnoseFetchFailure`), so a login start moves on
+ * or is resent only as for UNAVAILABLE: with its request id.
+ */
+function transient(e: unknown): e is UnavailableError | VaultCorsBlockedError {
+  return e instanceof UnavailableError || e instanceof VaultCorsBlockedError;
+}
+
 function neverSent(e: unknown): boolean {
   for (let c: unknown = e, i = 0; c && i < 4; c = (c as { cause?: unknown }).cause, i++) {
     const code = (c as { code?: unknown }).code;
@@ -293,7 +306,7 @@ class VaultHttp {
       try {
         return await this.callOne(base, route, schema, step, body, extraHeaders);
       } catch (e) {
-        if (!(e instanceof UnavailableError) || tried >= this.#bases.length) throw e;
+        if (!transient(e) || tried >= this.#bases.length) throw e;
         const next = this.#bases[(this.#current + 1) % this.#bases.length] ?? base;
         if (guess && !neverSent(e)) {
           const ok =
@@ -332,7 +345,7 @@ class VaultHttp {
           this.#current = idx;
           return r;
         } catch (e) {
-          if (!(e instanceof UnavailableError)) throw e;
+          if (!transient(e)) throw e;
           last = e;
         }
         // Only while the vault still holds the answer: a later resend would be a new guess.
@@ -350,6 +363,22 @@ class VaultHttp {
     const token = typeof t === 'string' ? t : await t();
     if (!token) throw new UnauthorizedError('the token source returned no token');
     return token;
+  }
+
+  /** One plain `GET /v1/info` (no token, no preflight); true when any answer arrived. */
+  async #probe(base: string, mode: 'cors' | 'no-cors'): Promise<boolean> {
+    try {
+      const res = await this.#fetch(`${base}${ROUTES.info.url}`, {
+        method: 'GET',
+        mode,
+        credentials: 'omit',
+        signal: AbortSignal.timeout(Math.min(this.#timeoutMs, PROBE_TIMEOUT_MS)),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async callOne<S extends TSchema>(
@@ -373,7 +402,13 @@ class VaultHttp {
       });
     } catch (e) {
       if (e instanceof BackvaultError) throw e;
-      throw new UnavailableError(`cannot reach the vault at ${base}`, { cause: e });
+      // In a browser on another origin than the vault, tells a CORS block from a dead vault.
+      throw await diagnoseFetchFailure({
+        base,
+        cause: e,
+        pageOrigin: browserPageOrigin(),
+        probe: (mode) => this.#probe(base, mode),
+      });
     }
     let parsed: unknown;
     try {
@@ -425,6 +460,12 @@ function checkPinned(pinned: string | undefined, presented: string): void {
  * is resent — same node first, then the others — and the vault answers a resend of a
  * counted start with its stored answer (same id, same KE1, within the login TTL), so a
  * network failure or a failover never costs the user a guess.
+ *
+ * In a browser, on a page whose origin differs from the vault's, the vault must list the
+ * page's origin (`vault serve --cors-origin ORIGIN`). When it does not, every call fails
+ * with {@link VaultCorsBlockedError} (code `VAULT_CORS_BLOCKED`, naming both origins), never
+ * with UNAVAILABLE; it is retried and failed over like UNAVAILABLE (another node may list
+ * the origin), with the same request-id rule for login starts.
  */
 export class VaultClient {
   readonly #http: VaultHttp;

@@ -29,12 +29,23 @@
  *   | CONFLICT | 409 | replayed/superseded step, or a record exists and no key proof was sent |
  *   | LOCKED | 423 | the record was destroyed after too many guesses; permanent |
  *   | RATE_LIMITED | 429 | per-IP or per-account rate limit; `retry-after` header too |
+ *   | CORS_ORIGIN_NOT_ALLOWED | 403 | a CORS preflight (`OPTIONS`) from an origin not in `--cors-origin`; nothing changed |
  *   | UNAVAILABLE | 503 | the store could not commit; retry later (nothing was answered) |
  *   | INTERNAL | 500 | bug |
  *
  *   423 (Locked) rather than 410 (Gone): 410 is cacheable by default and says "never
  *   existed here again"; 423 says the resource is there but refuses, which is what a
  *   tombstone is. Clients must switch on `code`, not on the status.
+ *
+ * - Browsers (CORS): for an `Origin` listed with `vault serve --cors-origin` (exact match;
+ *   none by default), a preflight (`OPTIONS` with `Access-Control-Request-Method`, any
+ *   path) is answered 204 with `Access-Control-Allow-Origin: <that origin>`,
+ *   `Access-Control-Allow-Methods: GET, POST`, `Access-Control-Allow-Headers:
+ *   authorization, content-type, x-backvault-key-proof` and `Access-Control-Max-Age: 600`;
+ *   every other answer to that origin carries `Access-Control-Allow-Origin` and
+ *   `Access-Control-Expose-Headers: retry-after`. Any other origin gets no CORS header and
+ *   its preflight 403 `CORS_ORIGIN_NOT_ALLOWED`. With a list, every answer carries
+ *   `Vary: Origin`. Never `*`, never `Access-Control-Allow-Credentials` (no cookies).
  *
  * ## Endpoints
  * - `GET /healthz` → `{ "status": "ok" }`; `GET /metrics` → Prometheus text.

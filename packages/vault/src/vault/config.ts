@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { UsageError } from 'backvault/errors';
+import { parseCorsOrigins } from './cors.js';
 import { parseEtcdEndpoints } from './etcd-store.js';
 import { parseEtcdShardSpec, type EtcdShardSpec } from './sharded-store.js';
 import { DEFAULT_PACING } from 'backvault/wire';
@@ -153,6 +154,12 @@ export interface VaultConfig {
    * port never serves metrics.
    */
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
+  /**
+   * Web app origins allowed to call the vault from a browser (`--cors-origin`, repeatable),
+   * each exactly `scheme://host[:port]` (http or https; never `*` or `null`). Default none:
+   * no CORS headers, every preflight refused. See `cors.ts` and docs/THREAT_MODEL.md.
+   */
+  readonly corsOrigins: readonly string[];
 }
 
 /** Defaults for everything but `dataDir` and `auth`. */
@@ -371,6 +378,7 @@ export function validateVaultConfig(c: Partial<VaultConfig> & { dataDir?: string
     ),
     trustProxy,
     metricsListen,
+    corsOrigins: parseCorsOrigins(c.corsOrigins ?? []),
   };
 }
 
@@ -390,6 +398,7 @@ export const VAULT_USAGE = `usage: serve --data DIR [--host 127.0.0.1] [--port 8
   [--headers-timeout-ms 10000] [--request-timeout-ms 30000] [--keep-alive-timeout-ms 5000]
   [--max-connections-per-ip 32] [--max-connections 4096] [--trust-proxy IP,IP]
   [--metrics-listen 127.0.0.1:0 | HOST:PORT | off]
+  [--cors-origin https://app.example ...] (web app origins allowed from a browser; none by default)
 Rate limits are per worker process; the attempt counter is shared and exact.
 HSM keys: DIR/hsm-keys.json (created 0600), or env BACKVAULT_HSM_KEYS.`;
 
@@ -405,6 +414,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
   let jwksFile: string | undefined;
   let maxTokenLifetime: string | undefined;
   const publicKeyFiles: string[] = [];
+  const corsOrigins: string[] = [];
   const shards: EtcdShardSpec[] = [];
   const etcdTls: { caFile?: string; certFile?: string; keyFile?: string } = {};
   for (let i = 0; i < argv.length; i++) {
@@ -515,6 +525,9 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
       case '--metrics-listen':
         c.metricsListen = parseMetricsListen(value());
         break;
+      case '--cors-origin':
+        corsOrigins.push(value());
+        break;
       case '--dev-auth':
         devAuth = true;
         break;
@@ -538,6 +551,7 @@ export function parseVaultArgs(argv: readonly string[]): VaultConfig {
     }
   }
   if (shards.length) c.etcdShards = shards;
+  if (corsOrigins.length) c.corsOrigins = corsOrigins;
   if (Object.keys(etcdTls).length) c.etcdTls = etcdTls;
   const jwt =
     issuer !== undefined ||

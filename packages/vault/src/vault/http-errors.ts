@@ -49,6 +49,10 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   KEY_SLOT_MISMATCH: 500,
   PRF_UNSUPPORTED: 400,
   PASSKEY_CANCELLED: 400,
+  // A refused CORS preflight (issue 19; answered in cors.ts). The client-side diagnosis
+  // VAULT_CORS_BLOCKED is made by the SDK in a browser; listed for the Record.
+  CORS_ORIGIN_NOT_ALLOWED: 403,
+  VAULT_CORS_BLOCKED: 403,
 };
 
 /** An HTTP error response. */

@@ -2,7 +2,8 @@
  * The vault's HTTP server (Fastify): routes from the wire route table, validated with the
  * same TypeBox schemas, body size limits, per-IP and per-account rate limits, bearer-token
  * account binding, `/healthz`, `/v1/openapi.json` (metrics have their own listener, see
- * `metrics.ts`), HTTP timeouts against slow clients, and one JSON log line per
+ * `metrics.ts`), CORS for the `--cors-origin` list (`cors.ts`), HTTP timeouts against slow
+ * clients, and one JSON log line per
  * request holding only route, method, status, duration and error code — never a body,
  * header, token, key, envelope or OPAQUE message.
  */
@@ -31,6 +32,7 @@ import {
 import { bearerToken, type Authenticator } from './auth.js';
 import type { VaultConfig } from './config.js';
 import { CONNECTIONS_CHECK_INTERVAL_MS } from './connections.js';
+import { installCors } from './cors.js';
 import { toHttpError } from './http-errors.js';
 import type { VaultMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -173,6 +175,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     void reply.header('x-ratelimit-account-remaining', r.remaining);
     if (r.isExceeded) throw new RateLimitedError(Math.max(1, r.ttlInSeconds));
   };
+  // After the per-address limiter: preflights count like every request (see cors.ts).
+  installCors(app, config.corsOrigins);
   const authenticate = async (req: FastifyRequest): Promise<void> => {
     req.account = await auth.verify(bearerToken(req.headers.authorization));
   };

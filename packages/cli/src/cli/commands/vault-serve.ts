@@ -45,10 +45,13 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
   'max-connections': 'N',
   'trust-proxy': 'IP,IP',
   'metrics-listen': 'HOST:PORT',
+  'cors-origin': 'ORIGIN',
 };
 
 /** Flags that may be given several times (each value is passed on). */
-const REPEATABLE = new Set(['jwt-public-key']);
+const REPEATABLE = new Set(['jwt-public-key', 'cors-origin']);
+/** Repeatable flags whose values are file paths (resolved against the working directory). */
+const PATH_VALUES = new Set(['jwt-public-key']);
 
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   data: 'data directory: SQLite store and software HSM keys (default $XDG_DATA_HOME/backvault/vault)',
@@ -93,6 +96,8 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
     'load balancer addresses whose X-Forwarded-For names the client (exact IPs; default none)',
   'metrics-listen':
     '/metrics on its own listener: HOST:PORT, or off (default 127.0.0.1:0, a free loopback port shown in the ready line)',
+  'cors-origin':
+    'a web app origin allowed to call the vault from a browser, exactly scheme://host[:port] (https://app.example); repeat for several; never * (default: none)',
   'max-token-lifetime':
     'longest token lifetime accepted in seconds (default 3600); tokens without exp are refused',
 };
@@ -133,17 +138,22 @@ export const vaultServeCommand: CommandSpec = {
     '',
     '--dev-auth makes the vault its own INSECURE token issuer, for the demo; it refuses to',
     'start on a non-loopback address.',
+    '',
+    '--cors-origin lets a web app on another origin use the vault from a browser: preflights',
+    'are answered for the listed origins (cached 600 s), refused with 403 for any other.',
   ],
   examples: [
     'backvault vault serve --data ./vault-data --dev-auth --port 8787',
     'backvault vault serve --data /var/lib/backvault --host 0.0.0.0 --issuer https://auth.example --audience backvault --jwks jwks.json',
+    'backvault vault serve --data /var/lib/backvault --issuer https://auth.example --audience backvault --jwks jwks.json --cors-origin https://chat.example --cors-origin https://staging.chat.example',
     'BACKVAULT_PKCS11_PIN=… backvault vault serve --store etcd --etcd https://10.0.0.1:2379,https://10.0.1.1:2379,https://10.0.2.1:2379 --etcd-ca etcd-ca.pem --etcd-cert node1.pem --etcd-key node1-key.pem --hsm pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token node1 --fleet-key KEY --data /var/lib/backvault --host 0.0.0.0 --issuer … --audience … --jwks jwks.json',
   ],
   async run({ values }, ctx) {
     const argv: string[] = [];
     for (const name of Object.keys(VALUE_FLAGS)) {
       if (REPEATABLE.has(name)) {
-        for (const v of stringOptions(values, name)) argv.push(`--${name}`, resolve(ctx.io.cwd, v));
+        for (const v of stringOptions(values, name))
+          argv.push(`--${name}`, PATH_VALUES.has(name) ? resolve(ctx.io.cwd, v) : v);
         continue;
       }
       let v = stringOption(values, name);
