@@ -63,6 +63,7 @@ demo: build
 bench: build
 	@bash scripts/apt-deps.sh restic
 	node dist/bench/run.js
+	node dist/bench/import-time.js
 
 # Memory against shape (issue 17): a 4 GiB sparse file and 200,000 small files.
 bench-memory: build
