@@ -40,9 +40,15 @@ export async function installPackages(appDir: string): Promise<void> {
       const entry = join(REPO_ROOT, 'dist/src/vault/context.js');
       await writeFile(
         join(at, 'package.json'),
-        JSON.stringify({ name, type: 'module', exports: { '.': './index.js' } }),
+        JSON.stringify({
+          name,
+          type: 'module',
+          exports: { '.': { types: './index.d.ts', default: './index.js' } },
+        }),
       );
-      await writeFile(join(at, 'index.js'), `export * from ${JSON.stringify(entry)};\n`);
+      const reexport = `export * from ${JSON.stringify(entry)};\n`;
+      await writeFile(join(at, 'index.js'), reexport);
+      await writeFile(join(at, 'index.d.ts'), reexport);
     } else {
       await symlink(join(REPO_ROOT, 'node_modules', name), at, 'dir');
     }
@@ -92,4 +98,32 @@ export function runNode(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Type-checks an app's `.mjs` files (`// @ts-check`, strict) against the types its
+ * installed packages ship, as an editor would show them to the app developer.
+ */
+export function typeCheck(appDir: string, files: readonly string[]): Promise<RunResult> {
+  const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
+  return runNode(appDir, tsc, [
+    '--noEmit',
+    '--allowJs',
+    '--checkJs',
+    '--strict',
+    '--module',
+    'nodenext',
+    '--moduleResolution',
+    'nodenext',
+    '--target',
+    'es2022',
+    '--lib',
+    'es2023,dom',
+    '--typeRoots',
+    join(REPO_ROOT, 'node_modules/@types'),
+    '--types',
+    'node',
+    '--skipLibCheck',
+    ...files,
+  ]);
 }
