@@ -2,6 +2,8 @@
  * The backup engine (Node-only): back up a directory into an encrypted repository on any
  * Storage, restore, list, check, forget and prune. Signatures are documented in api.ts; the
  * rooms behind them in docs/ARCHITECTURE.md.
+ *
+ * @packageDocumentation
  */
 import {
   BACKUP_RETRY_FOR_MS as BACKUP_RETRY,
@@ -46,3 +48,9 @@ export {
   type SqliteCapture,
 } from './archiver/sqlite-capture.js';
 export { type VerifyOptions, type VerifyResult } from './commands/verify.js';
+// Types the signatures above name, so `backvault/backup` alone can spell them.
+export type { Storage } from '../storage/storage.js';
+export type { NetworkOptions, StoreStatus } from '../storage/network.js';
+export type { StoreEvent } from '../storage/retry.js';
+export { BackupControl } from '../storage/gate.js';
+export { KeySlotKind, type KeySlotKindName } from '../format/key-slot.js';
