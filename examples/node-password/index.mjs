@@ -32,16 +32,14 @@ if (!vaultUrl) {
   // only ever listens on loopback. Production: `backvault vault serve` with your issuer.
   const { startVault } = await import('@backvault/vault');
   const dataDir = await mkdtemp(join(tmpdir(), 'backvault-dev-vault-'));
-  const vault = await startVault(
-    /** @type {any} unset settings take the vault's defaults */ ({
-      dataDir,
-      port: 0,
-      workers: 1,
-      auth: { kind: 'dev' },
-      logLevel: 'warn',
-      metricsListen: null,
-    }),
-  );
+  const vault = await startVault({
+    dataDir, // the vault's database and (software) HSM keys; 0700
+    port: 0, // any free port on 127.0.0.1
+    workers: 1,
+    auth: { kind: 'dev' },
+    logLevel: 'warn',
+    metricsListen: null,
+  });
   vaultUrl = vault.url;
   const url = vault.url;
   getToken = () => requestDevToken({ baseUrl: url, account: 'alice' });
