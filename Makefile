@@ -8,7 +8,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 # protocol model (`make model`).
 TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell openssl spin gcc
 
-.PHONY: help deps test-deps build lint typecheck test demo bench bench-memory clean fleet model
+.PHONY: help deps test-deps build lint typecheck test demo bench bench-memory clean fleet model api-report api-check
 
 help:
 	@echo "make demo   - walk through the whole story on the embedded default"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-memory - peak RSS for a 4 GiB sparse file and 200,000 small files"
 	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
 	@echo "make model  - model-check the vault's attempt-counter protocol (spin, < 1 min)"
+	@echo "make api-report - rewrite the public API reports and reference (docs/api/)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json packages/*/package.json
 	@command -v node >/dev/null || { echo "node (>= 20) is required: install Node.js 20 or later" >&2; exit 1; }
@@ -47,8 +48,18 @@ lint: deps
 	npx prettier --check .
 
 
-test: test-deps lint build model
+test: test-deps lint build model api-check
 	bash scripts/run-tests.sh
+
+# The device SDK's public API (issue 19): one API Extractor report per entry point and the
+# reference rendered from the TSDoc, both checked in under docs/api/. api-check fails when
+# the compiled API or its TSDoc differs from them (or names a type no entry point exports);
+# api-report rewrites them, for the change to be reviewed in the diff.
+api-report: build
+	node dist/scripts/api-report.js --update
+
+api-check: build
+	node dist/scripts/api-report.js
 
 # The attempt-counter protocol as a Promela model (model/vault.pml), checked exhaustively
 # within its bounds, plus seeded bugs that must be caught (docs/ARCHITECTURE.md).

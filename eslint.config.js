@@ -45,7 +45,16 @@ const deny = (...folders) =>
   }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'packages/*/dist/**', 'node_modules/**', '.tmp/**', 'vectors/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'packages/*/dist/**',
+      'node_modules/**',
+      '.tmp/**',
+      'vectors/**',
+      'examples/*/dist/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -212,5 +221,15 @@ export default tseslint.config(
         { patterns: vaultDeny('backup', 'client', 'device', 'cli') },
       ],
     },
+  },
+  {
+    // The examples import backvault by its package name, as an app does; the web one runs
+    // in a browser and must not reach for node: modules (its bundle would not build).
+    files: ['examples/web/**/*.mjs'],
+    ignores: ['examples/web/build.mjs'],
+    languageOptions: {
+      globals: { document: 'readonly', fetch: 'readonly', location: 'readonly' },
+    },
+    rules: { 'no-restricted-imports': ['error', { patterns: [nodeBuiltins] }] },
   },
 );

@@ -6,8 +6,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -155,30 +155,141 @@ export async function installApp(
     pull(name, '', false);
   }
   await mkdir(appDir, { recursive: true });
-  const pkg = {
+  // An app that has a package.json keeps it (name, scripts); its dependencies become these.
+  let pkg: Record<string, unknown> = {
     name: 'fresh-app',
     version: '1.0.0',
     private: true,
     type: 'module',
-    dependencies: appDeps,
   };
+  try {
+    pkg = JSON.parse(await readFile(join(appDir, 'package.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  pkg = { ...pkg, dependencies: appDeps };
+  delete pkg.devDependencies;
+  const appName = typeof pkg.name === 'string' ? pkg.name : 'fresh-app';
+  const appVersion = typeof pkg.version === 'string' ? pkg.version : '1.0.0';
   await writeFile(join(appDir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
   const lock = {
-    name: 'fresh-app',
-    version: '1.0.0',
+    name: appName,
+    version: appVersion,
     lockfileVersion: 3,
     requires: true,
-    packages: { '': { name: 'fresh-app', version: '1.0.0', dependencies: appDeps }, ...packages },
+    packages: { '': { name: appName, version: appVersion, dependencies: appDeps }, ...packages },
   };
   await writeFile(join(appDir, 'package-lock.json'), `${JSON.stringify(lock, null, 2)}\n`);
+
+  // One real install per set of packages in a run of the suite: later apps with the same
+  // lockfile get a copy of its node_modules (native modules built once, ~2 min for the vault).
+  // Keyed by what is installed (tarballs by their integrity, not their temporary paths).
+  const identity = Object.entries(lock.packages as Record<string, LockEntry>).map(([k, v]) => [
+    k,
+    {
+      ...v,
+      resolved: v.resolved?.startsWith('file:') ? 'tarball' : v.resolved,
+      dependencies: Object.fromEntries(
+        Object.entries(v.dependencies ?? {}).map(([d, spec]) => [
+          d,
+          spec.startsWith('file:') ? 'tarball' : spec,
+        ]),
+      ),
+    },
+  ]);
+  const key = createHash('sha256')
+    .update(JSON.stringify([identity, options.ignoreScripts === true]))
+    .digest('hex')
+    .slice(0, 16);
+  const cached = join(ROOT, '.tmp', 'installs', key);
+  // Test files run in parallel: the first to need a set installs it; the others wait for
+  // its copy instead of building the same native modules at the same time.
+  const lockDir = `${cached}.lock`;
+  await mkdir(dirname(cached), { recursive: true });
+  for (const deadline = Date.now() + 15 * 60_000; ;) {
+    if (await copyCached(cached, appDir)) {
+      return {
+        stdout: 'copied from the first install of this lockfile',
+        stderr: await readFile(join(cached, 'npm-stderr.txt'), 'utf8'),
+      };
+    }
+    try {
+      await mkdir(lockDir);
+      await writeFile(join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // A lock whose installer is gone (killed by a timeout) is taken over.
+      const pid = Number(await readFile(join(lockDir, 'pid'), 'utf8').catch(() => 'NaN'));
+      if (Number.isInteger(pid) && !alive(pid)) await rm(lockDir, { recursive: true, force: true });
+      if (Date.now() > deadline)
+        throw new Error(`waited too long for ${lockDir}`, { cause: error });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  try {
+    return await installFresh(appDir, cached, options);
+  } finally {
+    await rm(lockDir, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Copy a cached install's node_modules into `appDir`; false when there is none yet. */
+async function copyCached(cached: string, appDir: string): Promise<boolean> {
+  try {
+    await cp(join(cached, 'node_modules'), join(appDir, 'node_modules'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return false;
+  }
+}
+
+/** `npm ci --offline` in `appDir`, then keep a copy of its node_modules under `cached`. */
+async function installFresh(
+  appDir: string,
+  cached: string,
+  options: { ignoreScripts?: boolean },
+): Promise<{ stdout: string; stderr: string }> {
   const args = ['ci', '--offline', '--no-audit', '--no-fund'];
   if (options.ignoreScripts) args.push('--ignore-scripts');
+  let result: { stdout: string; stderr: string };
   try {
-    return await run('npm', args, { cwd: appDir, maxBuffer: 64 << 20 });
+    result = await run('npm', args, { cwd: appDir, maxBuffer: 64 << 20 });
   } catch (error) {
     const e = error as { stderr?: string; stdout?: string; message: string };
     throw new Error(`npm ci in ${appDir} failed: ${e.stderr ?? ''}${e.stdout ?? ''}`, {
       cause: error,
     });
   }
+  const staging = `${cached}.${process.pid}.tmp`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  await cp(join(appDir, 'node_modules'), join(staging, 'node_modules'), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
+  await writeFile(join(staging, 'npm-stderr.txt'), result.stderr);
+  try {
+    await rename(staging, cached);
+  } catch {
+    // Another test file installed the same set at the same time: keep theirs.
+    await rm(staging, { recursive: true, force: true });
+  }
+  return result;
 }

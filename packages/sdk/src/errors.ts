@@ -7,6 +7,8 @@
  * them to HTTP statuses in one place (`src/vault/http-errors.ts`).
  *
  * This module imports nothing and runs everywhere (Node and browsers).
+ *
+ * @packageDocumentation
  */
 
 /** Every stable error code. Scripts may match on these; they never change meaning. */

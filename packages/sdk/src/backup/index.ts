@@ -2,6 +2,8 @@
  * The backup engine (Node-only): back up a directory into an encrypted repository on any
  * Storage, restore, list, check, forget and prune. Signatures are documented in api.ts; the
  * rooms behind them in docs/ARCHITECTURE.md.
+ *
+ * @packageDocumentation
  */
 import {
   BACKUP_RETRY_FOR_MS as BACKUP_RETRY,
@@ -46,7 +48,7 @@ export {
   type SqliteCapture,
 } from './archiver/sqlite-capture.js';
 export { type VerifyOptions, type VerifyResult } from './commands/verify.js';
-export { acceptRollback, snapshotInfo, type AcceptRollbackResult } from './commands/snapshots.js';
+export { acceptRollback, type AcceptRollbackResult } from './commands/snapshots.js';
 export {
   diffSnapshots,
   listSnapshotTree,
@@ -68,3 +70,17 @@ export {
   type RetentionPolicy,
 } from './commands/retention.js';
 export { type SeenHead } from './repository/state.js';
+export {
+  EntryType,
+  type DirEntry,
+  type EntryBase,
+  type FileEntry,
+  type SymlinkEntry,
+  type TreeEntry,
+} from '../format/tree.js';
+// Types the signatures above name, so `backvault/backup` alone can spell them.
+export type { Storage } from '../storage/storage.js';
+export type { NetworkOptions, StoreStatus } from '../storage/network.js';
+export type { StoreEvent } from '../storage/retry.js';
+export { BackupControl } from '../storage/gate.js';
+export { KeySlotKind, type KeySlotKindName } from '../format/key-slot.js';

@@ -133,7 +133,7 @@ const NO_PRF =
 
 /**
  * What this browser offers, without asking the user anything.
- * @param credentials defaults to `navigator.credentials`.
+ * @param credentials - defaults to `navigator.credentials`.
  */
 export async function passkeySupport(credentials?: CredentialsContainer): Promise<PasskeySupport> {
   const PKC = globalThis.PublicKeyCredential as
@@ -280,9 +280,9 @@ async function evaluate(
  * `navigator.credentials.get` listing every passkey slot of `rpId` in `allowCredentials`,
  * with `prf.evalByCredential` mapping each credential id to its slot's salt; then the KEK
  * from the PRF output unwraps the backup key.
- * @param o.slots the slot objects of the repository (non-passkey and foreign-site slots are
+ * @param o - `slots`: the slot objects of the repository (non-passkey and foreign-site slots are
  *   skipped; see `readPasskeySlots` in src/backup/repository/key-slots.ts).
- * @param o.verify the repository's `config` and `keys/manifest` (undefined when absent),
+ *   `verify`: the repository's `config` and `keys/manifest` (undefined when absent),
  *   and the highest manifest seq this device saw, if it keeps one: when given, the key is
  *   checked against them before it is returned.
  * @throws NoKeySlotError when no passkey slot is for this site, or the passkey used has none.

@@ -524,7 +524,7 @@ export class VaultClient {
 
   /**
    * Protects `backupKey` with `password` (OPAQUE registration). Fails with ConflictError if
-   * the account already has a record (use {@link changePassword} from a device holding the key).
+   * the account already has a record (use {@link VaultClient.changePassword} from a device holding the key).
    * @throws WeakPasswordError (nothing sent), VaultMismatchError, ConflictError,
    *   UnauthorizedError, UnavailableError, InvalidKeyError (key not 32 bytes).
    */
@@ -566,11 +566,11 @@ export class VaultClient {
   }
 
   /**
-   * {@link recover}, also returning the snapshot head the vault holds for this account
-   * (raised by {@link recordHead} after each backup), authenticated by the login's session
+   * {@link VaultClient.recover}, also returning the snapshot head the vault holds for this account
+   * (raised by {@link VaultClient.recordHead} after each backup), authenticated by the login's session
    * key: a new device refuses a repository whose latest snapshot is older (ROLLBACK).
    * `head` is null when no backup recorded one yet.
-   * @throws as {@link recover}; CorruptBackupError if the released head does not open.
+   * @throws as {@link VaultClient.recover}; CorruptBackupError if the released head does not open.
    */
   async recoverWithHead(options: {
     readonly password: string;

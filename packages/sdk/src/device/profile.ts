@@ -29,6 +29,8 @@ import { writePrivateFile } from '../node/private-file.js';
 import { formatBackupKey, parseBackupKey } from '../format/key-encoding.js';
 import { validateRetentionPolicy, type RetentionPolicy } from '../backup/commands/retention.js';
 
+export type { RetentionPolicy };
+
 /** File names inside a device directory. */
 export const DEVICE_FILES = {
   profile: 'profile.json',

@@ -4,7 +4,7 @@
  * All integers in backvault objects are little-endian (the only big-endian integer the
  * engine ever reads is SQLite's own page size, which is not part of our format). Decoders
  * read through {@link ByteReader}, which turns every out-of-bounds or malformed read into a
- * {@link CorruptBackupError}: a decoder fed arbitrary bytes never throws anything else.
+ * `CorruptBackupError`: a decoder fed arbitrary bytes never throws anything else.
  *
  * Browser-safe: no `node:` imports.
  */
@@ -154,7 +154,7 @@ export class ByteWriter {
 }
 
 /**
- * A bounds-checked little-endian reader. Every failure is a {@link CorruptBackupError}
+ * A bounds-checked little-endian reader. Every failure is a `CorruptBackupError`
  * naming `object`.
  */
 export class ByteReader {

@@ -1,6 +1,8 @@
 /**
  * The backvault repository format: byte layouts, key schedule and the 64-digit key.
  * Browser-safe (WebCrypto only); imports nothing of ours but `errors`.
+ *
+ * @packageDocumentation
  */
 export * from './bytes.js';
 export * from './constants.js';
@@ -12,3 +14,5 @@ export * from './pack.js';
 export * from './sealed.js';
 export * from './snapshot.js';
 export * from './tree.js';
+// The base class of every error the format throws (`isKeySlotError` narrows to it).
+export { BackvaultError, type ErrorCode } from '../errors.js';

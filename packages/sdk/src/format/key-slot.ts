@@ -274,7 +274,7 @@ export async function sealKeySlot(o: {
 
 /**
  * Decode a slot object's clear fields (nothing is authenticated yet).
- * @param object the object name, for messages; when it is a slot name, the id inside must
+ * @param object - the object name, for messages; when it is a slot name, the id inside must
  *   equal the id in the name (a slot moved under another name is swapped).
  * @throws KeySlotCorruptError on anything malformed or moved.
  */
@@ -486,8 +486,8 @@ export async function assertSlotListed(
  * and the manifest (opened with it) lists the slot with exactly these bytes, and is not
  * older than one this device saw. The one check every unlock through a slot goes through
  * (CLI, engine, browser SDK).
- * @param o.manifest the stored `keys/manifest`, or `undefined` when the store has none.
- * @param o.seenManifestSeq the highest manifest seq this device saw, if it keeps one: an
+ * @param o - `manifest`: the stored `keys/manifest`, or `undefined` when the store has none.
+ *   `seenManifestSeq`: the highest manifest seq this device saw, if it keeps one: an
  *   older manifest may list a slot removed since (a replay).
  * @returns the slot's manifest entry and the manifest's seq (to remember).
  * @throws KeySlotCorruptError when the key does not pass the key check.
@@ -530,7 +530,7 @@ export function assertManifestNotOlder(seq: number, seen: number | undefined): v
 }
 
 /**
- * Throws {@link WrongKeyError} unless `backupKey` passes the config's key check.
+ * Throws `WrongKeyError` unless `backupKey` passes the config's key check.
  * @throws WrongKeyError, CorruptBackupError (malformed config).
  */
 export async function assertBackupKey(backupKey: Uint8Array, config: Uint8Array): Promise<void> {

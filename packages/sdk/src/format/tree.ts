@@ -26,7 +26,7 @@ import { FORMAT_VERSION, ID_BYTES } from './constants.js';
 /** Entry types in a tree. */
 export const EntryType = { FILE: 1, DIR: 2, SYMLINK: 3 } as const;
 
-interface EntryBase {
+export interface EntryBase {
   name: string;
   /** Permission bits (mode & 0o7777). */
   mode: number;

@@ -3,6 +3,8 @@
  * and the wrappers (retry by a deadline, pause gate, bandwidth limits, composed by
  * `withNetwork`). The Node adapters (local directory, S3) and `openStorage` live in
  * `storage/node/` so that a browser bundle never pulls in `node:` modules.
+ *
+ * @packageDocumentation
  */
 export type { Storage } from './storage.js';
 export { assertObjectName, assertListPrefix, assertRange } from './storage.js';

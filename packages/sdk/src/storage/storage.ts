@@ -6,7 +6,7 @@
  * "unreachable" so that the engine can tell a missing object from an outage.
  *
  * Object names are relative paths of lowercase ASCII letters, digits, `/`, `-`, `_`, `.`
- * (see {@link assertObjectName}); e.g. `config`, `data/3f/3f2a…`, `snapshots/…`.
+ * (see `assertObjectName` (backvault/storage)); e.g. `config`, `data/3f/3f2a…`, `snapshots/…`.
  * A name must never also be a "directory" of another name (`a` and `a/b` cannot both
  * exist): a local directory cannot hold both, so the engine never uses such names.
  *

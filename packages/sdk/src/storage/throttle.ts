@@ -28,8 +28,8 @@ export class ByteRateLimiter {
   private next = 0;
 
   /**
-   * @param bytesPerSecond the rate; must be > 0.
-   * @param now the clock in ms (default `performance.now`), injectable for tests.
+   * @param bytesPerSecond - the rate; must be positive.
+   * @param now - the clock in ms (default `performance.now`), injectable for tests.
    * @throws RangeError when the rate is not a positive finite number.
    */
   constructor(

@@ -13,7 +13,17 @@ import {
   createJwtAuthenticator,
   type Authenticator,
 } from './auth.js';
-import { isLoopback, validateVaultConfig, type VaultConfig } from './config.js';
+import { isLoopback, validateVaultConfig, type AuthConfig, type VaultConfig } from './config.js';
+
+/**
+ * What {@link startVault} and {@link createVaultContext} take: a data directory and how
+ * tokens are verified; every other setting defaults as in `VAULT_DEFAULTS` (an embedding
+ * app, a test or an example starts a vault in-process with just these).
+ */
+export type VaultSettings = Partial<VaultConfig> & {
+  readonly dataDir: string;
+  readonly auth: AuthConfig;
+};
 import cluster from 'node:cluster';
 import { limitConnections } from './connections.js';
 import {
@@ -131,7 +141,7 @@ export interface VaultContext {
  * Builds the vault's parts from a config (validated again here).
  * @throws UsageError on a bad config or unsafe key file; UnavailableError if the store cannot open.
  */
-export async function createVaultContext(input: VaultConfig): Promise<VaultContext> {
+export async function createVaultContext(input: VaultSettings): Promise<VaultContext> {
   const config = validateVaultConfig(input);
   await ensurePrivateDataDir(config);
   const loginStateTtlMs = config.loginStateTtlSeconds * 1000;
@@ -384,7 +394,7 @@ export interface RunningVault {
  *   if the store cannot open; Error if the port cannot be bound.
  */
 export async function startVault(
-  config: VaultConfig,
+  config: VaultSettings,
   options: { logStream?: NodeJS.WritableStream } = {},
 ): Promise<RunningVault> {
   const ctx = await createVaultContext(config);

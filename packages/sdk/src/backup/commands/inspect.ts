@@ -61,8 +61,15 @@ export interface Inspector {
   /** Entries of the tree blob `id` (cached: trees are shared between snapshots). */
   tree(id: Uint8Array): Promise<TreeEntry[]>;
   root(s: SnapshotInfo): Uint8Array;
-  readonly repo: Repo;
-  readonly index: BlobIndex;
+}
+
+/** The opened repository and index behind an {@link Inspector} (not part of the API). */
+const opened = new WeakMap<Inspector, { repo: Repo; index: BlobIndex }>();
+
+function internals(ins: Inspector): { repo: Repo; index: BlobIndex } {
+  const o = opened.get(ins);
+  if (!o) throw new TypeError('not an Inspector from openInspector()');
+  return o;
 }
 
 const info = snapshotInfo;
@@ -78,9 +85,7 @@ export async function openInspector(access: RepoAccess): Promise<Inspector> {
   const index = await loadIndex(repo);
   const byId = new Map(chain.map((s) => [s.id, s]));
   const cache = new Map<string, Promise<TreeEntry[]>>();
-  return {
-    repo,
-    index,
+  const ins: Inspector = {
     snapshots: chain.map(info),
     root: (s) => (byId.get(s.id) as LoadedSnapshot).snap.rootTree,
     tree(id) {
@@ -93,6 +98,8 @@ export async function openInspector(access: RepoAccess): Promise<Inspector> {
       return t;
     },
   };
+  opened.set(ins, { repo, index });
+  return ins;
 }
 
 const TYPE_NAME = {
@@ -258,7 +265,7 @@ export async function repositoryStats(
       ...[...chunks].map((h): [string, BlobKind] => [h, ObjectKind.DATA_BLOB]),
     ];
     for (const [hex, kind] of needed) {
-      const at = ins.index.blobs.get(hex, kind);
+      const at = internals(ins).index.blobs.get(hex, kind);
       if (!at) continue;
       if (kind === ObjectKind.DATA_BLOB) uniqueBytes += at.entry.rawLength;
       storedBytes += at.entry.length;
@@ -278,7 +285,7 @@ export async function repositoryStats(
       dedupRatio: uniqueBytes > 0 ? s.bytes / uniqueBytes : 1,
     });
   }
-  const packs = await listPacks(ins.repo.storage);
+  const packs = await listPacks(internals(ins).repo.storage);
   let storedBytesTotal = 0;
   for (const size of packs.values()) storedBytesTotal += size;
   return { snapshots: out, storedBytesTotal, packs: packs.size };

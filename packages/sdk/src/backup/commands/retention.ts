@@ -162,7 +162,7 @@ function printable(s: string): string {
 
 /**
  * Check a policy (from flags, the SDK or a device profile) and return it normalised: counts
- * are integers from 0 to {@link MAX_KEEP} or -1 (unlimited), 0 and absent are the same, and
+ * are integers from 0 to 1,000,000 or -1 (unlimited), 0 and absent are the same, and
  * `within` parses. A policy that keeps nothing is refused.
  * @throws UsageError when a field is malformed or the policy keeps nothing.
  */
@@ -325,7 +325,7 @@ interface Bucket {
 
 /**
  * Decide which snapshots a policy keeps (see the module comment for the rules).
- * @param snapshots any order; ids must be distinct.
+ * @param snapshots - any order; ids must be distinct.
  * @returns keep (with reasons) and remove, both newest first. The head (highest seq) is
  *   always in keep; with an empty input both lists are empty.
  * @throws UsageError when the policy is malformed or keeps nothing, or the time zone is

@@ -26,7 +26,7 @@ import { type Repo, forEachSealed, mapLimit } from './repository.js';
 
 import { readPackHeader } from './packs.js';
 
-/** The blob index of a repository: blob id (hex) -> location. */
+/** The blob index of a repository: blob id (hex) to location. */
 export interface BlobIndex {
   blobs: CompactBlobMap;
   /** Names of the index objects read. */

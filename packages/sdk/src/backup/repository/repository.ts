@@ -166,7 +166,7 @@ async function refuseReplaced(access: RepoAccess, repoIdHex: string): Promise<vo
 
 /**
  * Create a repository (a new random repo id and `config`), or open the existing one.
- * @param opts.replaceMissing create one even where this device saw a repository that is
+ * @param opts - `replaceMissing`: create one even where this device saw a repository that is
  *   gone (the user checked it is not merely unmounted).
  * @throws WrongKeyError when a repository exists and the key does not open it.
  * @throws NoRepositoryError when this device saw a repository at this location that is
@@ -220,7 +220,7 @@ export async function readSealedObject(
 /**
  * Read, verify and open every object under `prefix` (`index/` or `snapshots/`: names are
  * the prefix and 64 hex digits), 8 at a time, and hand each plaintext to `use`.
- * @param onProblem when given, an object that is CORRUPT or MISSING_OBJECT (in `use` too) is
+ * @param onProblem - when given, an object that is CORRUPT or MISSING_OBJECT (in `use` too) is
  *   reported and skipped instead of thrown.
  */
 export async function forEachSealed(

@@ -57,7 +57,7 @@ export class LocalStorage implements Storage {
   readonly location: string;
 
   /**
-   * @param rootDir The repository directory (relative paths are resolved against the
+   * @param rootDir - The repository directory (relative paths are resolved against the
    *   current directory). It need not exist: the first `put` creates it.
    */
   constructor(rootDir: string) {

@@ -5,7 +5,7 @@
  * - a plain path, relative or absolute: a local directory ({@link LocalStorage});
  * - `file:///abs/path`: the same;
  * - `s3://BUCKET/PREFIX?endpoint=http://127.0.0.1:9000&region=us-east-1`: an S3 bucket
- *   ({@link S3Storage}), wrapped in {@link withRetry}. `endpoint` implies path-style URLs
+ *   ({@link S3Storage}), wrapped in `withRetry` (`backvault/storage`). `endpoint` implies path-style URLs
  *   (override with `forcePathStyle=false`). Credentials come from the AWS environment
  *   variables, never from the URL.
  */
@@ -21,7 +21,7 @@ import type { S3StorageOptions } from './s3.js';
 
 /** Knobs for tests and embedders; the URL alone is enough for the CLI. */
 export interface OpenStorageOptions {
-  /** Retry policy for S3 (default: {@link withRetry} defaults); `false` for none. */
+  /** Retry policy for S3 (default: `withRetry` (`backvault/storage`) defaults); `false` for none. */
   retry?: RetryOptions | false;
   /** Extra S3 options (timeouts, part sizes, credentials); the URL's values win. */
   s3?: Partial<S3StorageOptions>;
