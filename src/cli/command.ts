@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RepoAccess } from '../backup/api.js';
+import { installNodePlatform } from '../backup/node/platform.js';
 import {
   stringOption,
   type OptionSpec,
@@ -31,6 +32,10 @@ import {
   withNetwork,
   type NetworkOptions,
 } from '../storage/network.js';
+
+// Commands reach into the engine's rooms directly (key slots, the state file): the Node
+// platform must be in place before any of them runs.
+installNodePlatform();
 
 /** One command of the table, e.g. `backup` or `key generate`. */
 export interface CommandSpec {

@@ -3,6 +3,7 @@
  * that looks at every byte, and a parse of pack layouts (with the key, as the tests know it)
  * so a mutation can be classified as "inside a blob" or "in the header/trailer".
  */
+import '../../src/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import {
