@@ -3,23 +3,15 @@
  * better-sqlite3 for live databases. `import 'backvault'` (src/backup/index.ts), the CLI and
  * every worker thread install it. Node-only.
  */
-import { hostname } from 'node:os';
 import { sqliteCapture } from './sqlite-capture.js';
 import { installedPlatform, useEnginePlatform } from '../platform/current.js';
-import type { EngineHost, EnginePlatform } from '../platform/types.js';
+import type { EnginePlatform } from '../platform/types.js';
 import { nodeCrypto } from './crypto.js';
 import { nodeFiles } from './files.js';
-import { accountGarbage } from './gc.js';
-import { isProcessAlive } from './process-alive.js';
+import { nodeHost } from './host.js';
 import { nodeWorkers } from './worker-pool.js';
 
-export const nodeHost: EngineHost = {
-  hostname: () => hostname(),
-  pid: process.pid,
-  ...(process.getuid ? { uid: process.getuid() } : {}),
-  isProcessAlive,
-  accountGarbage,
-};
+export { nodeHost };
 
 let warned = false;
 

@@ -20,7 +20,8 @@ import { JobRunner, PackReadError } from '../workers/jobs.js';
 import type { PackFileRange } from '../workers/pool-types.js';
 import { fdWriter, nodeFiles } from './files.js';
 import { accountGarbage } from './gc.js';
-import { nodePlatform } from './platform.js';
+import { nodeCrypto } from './crypto.js';
+import { nodeHost } from './host.js';
 import {
   ownedBuffer,
   type WorkerInit,
@@ -28,7 +29,8 @@ import {
   type WorkerRequest,
 } from './worker-protocol.js';
 
-useEnginePlatform(nodePlatform);
+// Only what a job needs (no pool factory, no SQLite capture): a lean start for each thread.
+useEnginePlatform({ crypto: nodeCrypto, files: nodeFiles, host: nodeHost });
 
 const init = workerData as WorkerInit;
 if (!parentPort) throw new Error('worker.js must run as a worker thread');
