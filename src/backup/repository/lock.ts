@@ -186,7 +186,8 @@ export class RepoLock {
     lock.timer = setInterval(() => {
       lock.refreshing = lock.refresh();
     }, LOCK_REFRESH_MS);
-    lock.timer.unref();
+    // Node: the refresh must not keep the process alive (elsewhere timers are plain ids).
+    (lock.timer as { unref?: () => void }).unref?.();
     return lock;
   }
 

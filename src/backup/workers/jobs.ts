@@ -54,6 +54,7 @@ export class PackReadError extends Error {
     message: string,
   ) {
     super(message);
+    Object.setPrototypeOf(this, new.target.prototype); // see BackvaultError (src/errors.ts)
   }
 }
 

@@ -101,6 +101,7 @@ export class SourceReadError extends Error {
     readonly code: string,
   ) {
     super(message);
+    Object.setPrototypeOf(this, new.target.prototype); // see BackvaultError (src/errors.ts)
     this.name = 'SourceReadError';
   }
 }
