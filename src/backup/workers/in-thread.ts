@@ -32,6 +32,8 @@ export class InThreadPool implements EnginePool {
   private readonly runner: JobRunner;
   private readonly uploads = new Set<Promise<void>>();
   private failure: unknown;
+  private fileJobs = 0;
+  private readonly slotWaiters: (() => void)[] = [];
   /** Jobs run one at a time, in order. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -81,8 +83,17 @@ export class InThreadPool implements EnginePool {
   }
 
   async submitFile(job: FileJob): Promise<{ done: Promise<FileResult> }> {
-    // One job queued ahead of the one running, as the threads take two per worker.
+    // One job queued ahead of the one running, as the threads take two per worker: the walk
+    // waits here, so the queue (and its memory) stays bounded.
+    while (this.fileJobs >= 2 && !this.failure) {
+      await new Promise<void>((r) => this.slotWaiters.push(r));
+    }
     await this.drain(MAX_UPLOADS);
+    this.fileJobs += 1;
+    const release = (): void => {
+      this.fileJobs -= 1;
+      this.slotWaiters.shift()?.();
+    };
     const done = this.serial(async () => {
       try {
         return await this.runner.file(job);
@@ -94,7 +105,7 @@ export class InThreadPool implements EnginePool {
         throw e;
       }
     });
-    done.catch(() => {});
+    done.then(release, release);
     return { done };
   }
 
@@ -117,6 +128,7 @@ export class InThreadPool implements EnginePool {
 
   async close(): Promise<void> {
     this.failure ??= new Error('pool closed');
+    for (const w of this.slotWaiters.splice(0)) w();
     await Promise.allSettled([...this.uploads]);
   }
 }
