@@ -8,11 +8,12 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 # protocol model (`make model`).
 TEST_APT_PACKAGES := etcd-server etcd-client softhsm2 opensc chromium-headless-shell openssl spin gcc
 
-.PHONY: help deps test-deps build lint typecheck test demo bench bench-memory clean fleet model api-report api-check
+.PHONY: help deps test-deps build lint typecheck test test-phone demo bench bench-memory clean fleet model api-report api-check
 
 help:
 	@echo "make demo   - walk through the whole story on the embedded default"
 	@echo "make test   - lint, type-check and the whole test suite"
+	@echo "make test-phone - the device SDK bundled for Hermes (React Native): vectors + a backup"
 	@echo "make bench  - benchmarks (prints a table, writes bench/results/*.json)"
 	@echo "make bench-memory - peak RSS for a 4 GiB sparse file and 200,000 small files"
 	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
@@ -60,6 +61,13 @@ api-report: build
 
 api-check: build
 	node dist/scripts/api-report.js
+
+# The device SDK bundled for Hermes, React Native's engine (hermes-engine-cli's host binary:
+# no WebAssembly, no WebCrypto): every vector that needs neither, and an in-memory backup,
+# restore and check with the pure-JS crypto (test/phone/). The suite runs it too
+# (test/phone/hermes.test.ts).
+test-phone: build
+	node dist/test/phone/run.js
 
 # The attempt-counter protocol as a Promela model (model/vault.pml), checked exhaustively
 # within its bounds, plus seeded bugs that must be caught (docs/ARCHITECTURE.md).

@@ -2,7 +2,10 @@
 //   format, wire, errors  -> import nothing of ours (errors only)
 //   storage (core)        -> browser-safe; adapters under storage/node may use node:
 //   client                -> the device SDK, browser-safe; never imports the vault or HSM
-//   backup                -> Node-only engine on the device; never imports the vault or HSM
+//   backup                -> the engine on the device; never imports the vault or HSM. Its core
+//                            (every room, platform/, api/core/engine.ts) imports no node: and
+//                            nothing Node-only of ours: Node's implementations live in
+//                            backup/node/ (docs/ARCHITECTURE.md, "The engine everywhere")
 //   device                -> Node-only device profile (files); never imports the vault or HSM
 //   hsm                   -> the only code that touches server secrets; imports format/errors only
 //   vault                 -> the server; never imports device code
@@ -37,6 +40,17 @@ const vaultDeny = (...folders) => [
     'backvault/device',
     'backvault/storage',
   ),
+];
+/** The engine core runs without Node (React Native, browsers): no node:, no Node-only folder. */
+const engineCore = [
+  {
+    ...nodeBuiltins,
+    message: 'Engine core: no node: imports; Node code lives in src/backup/node/.',
+  },
+  {
+    group: ['../node/*', '../../node/*', './node/*'],
+    message: 'Engine core: src/backup/node/ and src/node/ are Node-only (docs/ARCHITECTURE.md).',
+  },
 ];
 const deny = (...folders) =>
   folders.map((f) => ({
@@ -138,18 +152,34 @@ export default tseslint.config(
     files: ['packages/sdk/src/backup/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: sdkDeny('vault', 'hsm', 'cli') }] },
   },
+  {
+    // The engine core's own files outside the rooms: the platform interfaces and their
+    // portable implementations, the public types and the portable entry points.
+    files: [
+      'packages/sdk/src/backup/platform/**/*.ts',
+      'packages/sdk/src/backup/{api,core,engine}.ts',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [...engineCore, ...sdkDeny('vault', 'hsm', 'cli', 'client', 'device')] },
+      ],
+    },
+  },
   // The engine's rooms (docs/ARCHITECTURE.md): imports point down only.
   //   repository            -> the store's objects; imports no other room
   //   workers               -> the thread pool; repository (and the archiver's chunker)
   //   archiver, restorer,   -> repository and workers; never each other
   //   checker
   //   commands              -> wire the rooms (the public functions)
+  // Every room is engine core (no node:); src/backup/node/ implements the platform for Node.
   ...[
     ['repository', ['workers', 'archiver', 'restorer', 'checker', 'commands']],
     ['workers', ['restorer', 'checker', 'commands']],
     ['archiver', ['restorer', 'checker', 'commands']],
     ['restorer', ['archiver', 'checker', 'commands']],
     ['checker', ['archiver', 'restorer', 'commands']],
+    ['commands', []],
   ].map(([room, below]) => ({
     files: [`packages/sdk/src/backup/${room}/**/*.ts`],
     rules: {
@@ -157,6 +187,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
+            ...engineCore,
             ...sdkDeny('vault', 'hsm', 'cli'),
             ...below.map((f) => ({
               group: [`../${f}/*`],

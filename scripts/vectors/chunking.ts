@@ -2,6 +2,7 @@
  * Vectors of SPEC.md §12: the keyed content-defined chunker and SQLite page chunks.
  */
 
+import '#sdk/backup/node/install.js';
 import {
 CDC_AVG,
 CDC_MAX,

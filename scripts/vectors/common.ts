@@ -4,6 +4,7 @@
  * trees and snapshots.
  */
 
+import '#sdk/backup/node/install.js';
 import { createHash } from 'node:crypto';
 import { brotliCompressSync,deflateRawSync,constants as zc } from 'node:zlib';
 import type { RepoKeys } from '#sdk/backup/repository/keys.js';

@@ -3,16 +3,7 @@
  * that looks at every byte, and a parse of pack layouts (with the key, as the tests know it)
  * so a mutation can be classified as "inside a blob" or "in the header/trailer".
  */
-import { deriveRepoKeys, open } from '#sdk/backup/repository/keys.js';
-import {
-  ObjectKind,
-  decodeConfig,
-  decodePackHeader,
-  objectAd,
-  packTrailer,
-  type BlobEntry,
-} from '#sdk/format/index.js';
-import Database from 'better-sqlite3';
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -26,6 +17,16 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  ObjectKind,
+  decodePackHeader,
+  objectAd,
+  packTrailer,
+  type BlobEntry,
+} from '#sdk/format/index.js';
+import { deriveRepoKeys, open } from '#sdk/backup/repository/keys.js';
+import { decodeConfig } from '#sdk/format/index.js';
 
 /** Append `n` messages to a small SQLite chat database (created on first use). */
 export function addMessages(path: string, n: number, offset: number): void {

@@ -4,6 +4,7 @@
  * `data/` once and stores again whatever sat in a lost (or cut-short) pack; the parent's
  * trees being lost means the source is read again, not a failure.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';

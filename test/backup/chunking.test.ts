@@ -1,3 +1,4 @@
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';

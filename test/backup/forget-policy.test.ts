@@ -6,6 +6,7 @@
  * and across a DST change, ties, a clock that went backwards, combinations (the union, every
  * reason), and malformed policies. Then properties over random histories (fast-check).
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';

@@ -5,6 +5,7 @@
  * a bad policy change nothing; forget and a backup racing, in both orders and at once,
  * leave a consistent repository in which no snapshot the policy keeps is lost.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -5,6 +5,7 @@
  * success for a snapshot that `restore` and `check` then refused. These tests fail on that
  * writer.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

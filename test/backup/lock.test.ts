@@ -7,6 +7,7 @@
  * prune fail with CONFLICT and delete nothing; a backup killed with SIGKILL leaves a lock
  * that the next prune recognises as dead.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';

@@ -5,6 +5,7 @@
  * on purpose (not partial). The unreadable cases run the real CLI as an unprivileged user
  * (root reads everything), and check the exit code 7 (PARTIAL) and the JSON.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';

@@ -3,6 +3,7 @@
  * holds and keeps everything else (listed in `kept`); only `--delete` removes extras; a
  * TARGET that is a file or a symlink is refused before anything is read.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -2,6 +2,7 @@
  * Restore after an interrupted restore (states built by hand, as a kill leaves them), and
  * the precision of restored times.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { lstat, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
@@ -9,7 +10,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
-import { RESTORE_MARKER, fsTime, restoreMarker } from '#sdk/backup/restorer/restorer.js';
+import { RESTORE_MARKER, restoreMarker } from '#sdk/backup/restorer/restorer.js';
+import { fsTime } from '#sdk/backup/node/files.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { hasCode } from '#sdk/errors.js';
 import { generateBackupKey } from '#sdk/format/index.js';

@@ -4,6 +4,7 @@
  * unverified, and lists the damaged paths; without it the error says that --partial exists.
  * `include` restores one file or folder.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';

@@ -16,6 +16,7 @@
  *
  * A missing browser is a FAILURE naming the package, never a skip.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';

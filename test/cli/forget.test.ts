@@ -6,6 +6,7 @@
  * each `backup --device`, `--set-policy`, and a policy that fails after a backup being a
  * warning of a successful backup.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';

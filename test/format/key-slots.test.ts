@@ -5,6 +5,7 @@
  * store operations of src/backup/repository/key-slots.ts turn every deletion, swap and replay of a slot
  * into a clear error, never a wrong key.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { createHash, hkdfSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

@@ -4,6 +4,7 @@
  * a vector update fails here), every positive vector must be reproduced byte for byte by the
  * encoders and read back by the engine, and every negative vector must fail with its code.
  */
+import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { lstat, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

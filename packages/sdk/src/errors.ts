@@ -58,6 +58,10 @@ export class BackvaultError extends Error {
   readonly hint: string;
   constructor(code: ErrorCode, message: string, hint = '', options?: { cause?: unknown }) {
     super(message, options);
+    // Where classes are compiled to ES5 functions (React Native's Babel, the phone check's
+    // TypeScript lowering), Error() returns a plain Error: restore the subclass's prototype
+    // so `instanceof` and the class's members hold. A no-op where classes are native.
+    Object.setPrototypeOf(this, new.target.prototype);
     this.name = new.target.name;
     this.code = code;
     this.hint = hint;

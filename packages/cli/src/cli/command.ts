@@ -2,19 +2,10 @@
  * The shape of a CLI command, and the flags and helpers several commands share. The command
  * table itself is `commands/index.ts`; new commands (the vault ones) are added there.
  */
-import type { RepoAccess } from 'backvault/backup';
-import { NoRepositoryError, UsageError, WrongKeyError } from 'backvault/errors';
-import { formatBackupKey } from 'backvault/format';
-import type { Storage } from 'backvault/storage';
-import {
-  INTERACTIVE_RETRY_FOR_MS,
-  parseRateLimit,
-  parseRetryFor,
-  withNetwork,
-  type NetworkOptions,
-} from 'backvault/storage';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { RepoAccess } from 'backvault/backup';
+import { installNodePlatform } from 'backvault/node';
 import {
   stringOption,
   type OptionSpec,
@@ -30,7 +21,21 @@ import {
   promptBackupKey,
   readBackupKey,
 } from './key-input.js';
+import { NoRepositoryError, UsageError, WrongKeyError } from 'backvault/errors';
+import { formatBackupKey } from 'backvault/format';
+import type { Storage } from 'backvault/storage';
 import { resolveStatePath } from './state-path.js';
+import {
+  INTERACTIVE_RETRY_FOR_MS,
+  parseRateLimit,
+  parseRetryFor,
+  withNetwork,
+  type NetworkOptions,
+} from 'backvault/storage';
+
+// Commands reach into the engine's rooms directly (key slots, the state file): the Node
+// platform must be in place before any of them runs.
+installNodePlatform();
 
 /** One command of the table, e.g. `backup` or `key generate`. */
 export interface CommandSpec {

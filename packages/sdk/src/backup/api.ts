@@ -20,7 +20,8 @@
  */
 import type { NetworkOptions, StoreStatus } from '../storage/network.js';
 import type { Storage } from '../storage/storage.js';
-import type { DatabaseCapture } from './archiver/sqlite-capture.js';
+import type { DatabaseCapture } from './archiver/databases.js';
+import type { EngineFiles } from './platform/types.js';
 import type { RetentionPolicy } from './commands/retention.js';
 
 export type { RetentionPolicy } from './commands/retention.js';
@@ -59,8 +60,18 @@ export interface Progress {
 export interface BackupOptions extends RepoAccess {
   /** Directory to back up (the chat: database, media folders, anything). */
   source: string;
+  /**
+   * The files `source` is read from. Default: the platform's (node:fs on Node). A
+   * `MemoryFiles` tree (an app handing over bytes, tests) is read in the calling thread.
+   */
+  files?: EngineFiles;
   onProgress?: (p: Progress) => void;
-  /** Worker threads for chunk hashing, compression and encryption. Default: CPU count. */
+  /**
+   * Worker threads for chunk hashing, compression and encryption. Default: one per core
+   * where the platform has threads (Node). `0`: everything runs in the calling thread (the
+   * same jobs the threads run). Threads that cannot start (a bundle shipped without the
+   * worker entry: README, "Bundling") fall back to the calling thread with one warning.
+   */
   workers?: number;
   /** Recorded in the snapshot. Default: os.hostname(). */
   hostname?: string;
@@ -136,6 +147,8 @@ export interface BackupResult {
    */
   resumed: { packs: number; bytes: number };
   seconds: number;
+  /** Worker threads that ran the jobs; 0: the calling thread (see `workers`). */
+  workers: number;
 }
 
 export interface RestoreOptions extends RepoAccess {
@@ -162,7 +175,10 @@ export interface RestoreOptions extends RepoAccess {
    * (listed in `deleted`). The swap is still atomic and happens only after verification.
    */
   delete?: boolean;
+  /** The files the restore writes to. Default: the platform's (node:fs on Node). */
+  files?: EngineFiles;
   onProgress?: (p: Progress) => void;
+  /** As in {@link BackupOptions.workers}: `0` runs in the calling thread. */
   workers?: number;
 }
 
@@ -190,6 +206,8 @@ export interface RestoreResult {
    */
   warnings: string[];
   seconds: number;
+  /** Worker threads that ran the jobs; 0: the calling thread (see `workers`). */
+  workers: number;
 }
 
 export interface SnapshotInfo {
@@ -212,7 +230,7 @@ export interface CheckOptions extends RepoAccess {
   /** Also download and verify every data blob (default true). */
   readData?: boolean;
   onProgress?: (p: Progress) => void;
-  /** Worker threads verifying blobs when `readData`. Default: CPU count. */
+  /** Worker threads verifying blobs when `readData`. Default: CPU count; 0: this thread. */
   workers?: number;
 }
 

@@ -1,86 +1,24 @@
 /**
- * The backup engine (Node-only): back up a directory into an encrypted repository on any
+ * The backup engine on Node: back up a directory into an encrypted repository on any
  * Storage, restore, list, check, forget and prune. Signatures are documented in api.ts; the
- * rooms behind them in docs/ARCHITECTURE.md.
+ * rooms behind them in docs/ARCHITECTURE.md. Loading this module installs the Node platform
+ * (node:fs, node:crypto, worker threads: node/platform.ts) unless the app installed one;
+ * the same engine without anything of Node is `engine.ts` (`backvault/engine`).
  *
  * @packageDocumentation
  */
-import {
-  BACKUP_RETRY_FOR_MS as BACKUP_RETRY,
-  INTERACTIVE_RETRY_FOR_MS as INTERACTIVE_RETRY,
-  networked,
-} from '../storage/network.js';
-import { check as checkEngine } from './checker/checker.js';
-import { backup as backupEngine } from './commands/backup.js';
-import { forget as forgetEngine } from './commands/forget.js';
-import { prune as pruneEngine } from './commands/prune.js';
-import { restore as restoreEngine } from './commands/restore.js';
-import { listSnapshots as listSnapshotsEngine } from './commands/snapshots.js';
-import { verify as verifyEngine } from './commands/verify.js';
+import { installNodePlatform } from './node/platform.js';
+import { networked, INTERACTIVE_RETRY_FOR_MS as INTERACTIVE_RETRY } from '../storage/network.js';
+import { verify as verifyEngine } from './node/verify.js';
 
-export * from './api.js';
-// Each operation applies its network options (retryFor, signal, limits, control) to its
-// store first: storage/network.ts.
-export const backup = networked(backupEngine, 'backup', BACKUP_RETRY);
-export const restore = networked(restoreEngine, 'restore', INTERACTIVE_RETRY);
-export const check = networked(checkEngine, 'check', INTERACTIVE_RETRY);
-export const prune = networked(pruneEngine, 'prune', INTERACTIVE_RETRY);
-export const forget = networked(forgetEngine, 'forget', INTERACTIVE_RETRY);
+installNodePlatform();
+
+export * from './core.js';
+/** The restore drill (Node: restores into a temp folder, runs SQLite's integrity_check). */
 export const verify = networked(verifyEngine, 'restore', INTERACTIVE_RETRY);
-export const listSnapshots = networked(listSnapshotsEngine, 'scan', INTERACTIVE_RETRY);
-export {
-  applyRetentionPolicy,
-  describeRetentionPolicy,
-  parseDuration,
-  validateRetentionPolicy,
-  type CalendarDuration,
-  type PolicyDecision,
-  type PolicyOptions,
-  type PolicyPlan,
-  type PolicySnapshot,
-} from './commands/forget.js';
-export { initRepository, repositoryExists } from './repository/repository.js';
-export * from './repository/key-slots.js';
-export {
-  sqliteCapture,
-  type DatabaseCapture,
-  type CapturedDatabase,
-  type SqliteCapture,
-} from './archiver/sqlite-capture.js';
-export { type VerifyOptions, type VerifyResult } from './commands/verify.js';
-export { acceptRollback, type AcceptRollbackResult } from './commands/snapshots.js';
-export {
-  diffSnapshots,
-  listSnapshotTree,
-  openInspector,
-  pathParts,
-  repositoryStats,
-  type DiffEntry,
-  type Inspector,
-  type ListedEntry,
-  type SnapshotStats,
-} from './commands/inspect.js';
-export { ExcludeSet, parseExcludeFile } from './archiver/exclude.js';
-export {
-  HEAD_REASON,
-  MAX_KEEP,
-  defaultTimeZone,
-  formatDuration,
-  isoWeek,
-  type RetentionPolicy,
-} from './commands/retention.js';
-export { type SeenHead } from './repository/state.js';
-export {
-  EntryType,
-  type DirEntry,
-  type EntryBase,
-  type FileEntry,
-  type SymlinkEntry,
-  type TreeEntry,
-} from '../format/tree.js';
-// Types the signatures above name, so `backvault/backup` alone can spell them.
-export type { Storage } from '../storage/storage.js';
-export type { NetworkOptions, StoreStatus } from '../storage/network.js';
-export type { StoreEvent } from '../storage/retry.js';
-export { BackupControl } from '../storage/gate.js';
-export { KeySlotKind, type KeySlotKindName } from '../format/key-slot.js';
+export { sqliteCapture, type SqliteCapture } from './node/sqlite-capture.js';
+export { type VerifyOptions, type VerifyResult } from './node/verify.js';
+export { fsTime, nodeFiles } from './node/files.js';
+export { nodeCrypto } from './node/crypto.js';
+export { nodePlatform } from './node/platform.js';
+export { workerUrl } from './node/worker-pool.js';

@@ -14,9 +14,6 @@
  * skipped or read again (SPEC.md section 14).
  */
 
-import type { BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
 import { BackvaultError, MissingObjectError, UsageError } from '../../errors.js';
 import {
   EntryType,
@@ -31,15 +28,11 @@ import { type BlobIndex } from '../repository/indexes.js';
 import { readTree } from '../repository/packs.js';
 import { type Repo } from '../repository/repository.js';
 import { type LoadedSnapshot } from '../repository/snapshots.js';
-import { WorkerPool } from '../workers/pool.js';
-import { SourceReadError, type FileResult } from '../workers/worker-protocol.js';
+import type { EntryInfo, SourceFiles } from '../platform/types.js';
+import { SourceReadError, type EnginePool, type FileResult } from '../workers/pool-types.js';
 import { sqliteChunkSize } from './chunker.js';
+import { isDatabaseCompanion, type CapturedDatabase, type DatabaseCapture } from './databases.js';
 import { ExcludeSet } from './exclude.js';
-import {
-  isDatabaseCompanion,
-  type CapturedDatabase,
-  type DatabaseCapture,
-} from './sqlite-capture.js';
 
 /**
  * Files at least this large are read by several workers at once when they are SQLite
@@ -62,17 +55,6 @@ function guard<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-async function readHead(path: string): Promise<Uint8Array> {
-  const fh = await open(path, 'r');
-  try {
-    const head = new Uint8Array(100);
-    const { bytesRead } = await fh.read(head, 0, 100, 0);
-    return head.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Warnings kept in a result; more are counted in one last line. */
 const MAX_WARNINGS = 1000;
 
@@ -83,12 +65,12 @@ const READ_ATTEMPTS = 3;
 function errnoOf(e: unknown): string | undefined {
   if (e instanceof SourceReadError) return e.code;
   if (e instanceof BackvaultError || !(e instanceof Error)) return undefined;
-  const code = (e as NodeJS.ErrnoException).code;
+  const code = (e as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
 }
 
 /** A file name for messages: printable ASCII as is, every other byte (and `\`) as \xNN. */
-function escapeName(b: Buffer): string {
+function escapeName(b: Uint8Array): string {
   let out = '';
   for (const c of b) {
     const printable = c >= 0x20 && c < 0x7f && c !== 0x5c;
@@ -119,7 +101,7 @@ function unreadableReason(e: unknown): string | undefined {
 }
 
 /** Stat fields that change whenever a file's content may have changed. */
-function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+function sameFile(a: EntryInfo, b: EntryInfo): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
 }
 
@@ -158,13 +140,23 @@ export class BackupRun {
   constructor(
     readonly repo: Repo,
     readonly index: BlobIndex,
-    readonly pool: WorkerPool,
+    readonly pool: EnginePool,
     readonly parent: LoadedSnapshot | undefined,
     readonly onProgress: ((p: Progress) => void) | undefined,
     readonly source: string = '',
     readonly exclude: ExcludeSet = new ExcludeSet([]),
     readonly databases: DatabaseCapture | undefined = undefined,
+    readonly fs: SourceFiles | undefined = undefined,
   ) {}
+
+  private get src(): SourceFiles {
+    if (!this.fs) throw new Error('the archiver was given no files');
+    return this.fs;
+  }
+
+  private async readHead(path: string): Promise<Uint8Array> {
+    return this.src.read(path, 0, 100);
+  }
 
   progress(force = false): void {
     if (!this.onProgress) return;
@@ -238,7 +230,7 @@ export class BackupRun {
     split: boolean,
   ): Promise<{ done: Promise<FileRead> }> {
     const jobs: { offset: number; length: number; fixed: number }[] = [];
-    const fixed = size >= SPLIT_MIN ? sqliteChunkSize(await readHead(path)) : undefined;
+    const fixed = size >= SPLIT_MIN ? sqliteChunkSize(await this.readHead(path)) : undefined;
     if (fixed && split) {
       for (let off = 0; off < size; off += SPLIT_RANGE) {
         // The last range reads to the end, wherever the end is by then.
@@ -291,7 +283,7 @@ export class BackupRun {
   async file(
     path: string,
     name: string,
-    st: BigIntStats,
+    st: EntryInfo,
   ): Promise<{ done: Promise<FileEntry | undefined> }> {
     // A SQLite database is read as one committed state (sqlite-capture.ts), from the
     // database itself under a read transaction or from a private copy. Pinning it takes a
@@ -304,10 +296,10 @@ export class BackupRun {
       try {
         // Stat again once pinned: a commit between the listing and the pin is not a
         // change during the read.
-        const readSt = await lstat(cap.path, { bigint: true });
+        const readSt = await this.src.lstat(cap.path);
         const entry = await (await this.fileAt(cap.path, path, name, readSt)).done;
         // The original's metadata: a copy has its own mode and times.
-        return entry && { ...entry, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs };
+        return entry && { ...entry, mode: st.mode, mtimeNs: st.mtimeNs };
       } finally {
         await cap.release();
       }
@@ -321,14 +313,14 @@ export class BackupRun {
   /** A consistent image of the SQLite database at `path`, or undefined (not SQLite, or no capture). */
   private async captureDatabase(
     path: string,
-    st: BigIntStats,
+    st: EntryInfo,
   ): Promise<CapturedDatabase | undefined> {
     // A database is whole pages of 512 bytes or more: other files are not even opened here
     // (an extra open per file of a large media folder cost 0.8 s on the bench corpus).
     if (!this.databases || st.size < 512n || st.size % 512n !== 0n) return undefined;
     let head: Uint8Array;
     try {
-      head = await readHead(path);
+      head = await this.readHead(path);
     } catch {
       return undefined; // read as a file: vanished/unreadable is reported there
     }
@@ -347,10 +339,10 @@ export class BackupRun {
     path: string,
     shown: string,
     name: string,
-    st: BigIntStats,
+    st: EntryInfo,
   ): Promise<{ done: Promise<FileEntry | undefined> }> {
     const attempt = async (
-      before: BigIntStats,
+      before: EntryInfo,
       n: number,
     ): Promise<{ done: Promise<FileEntry | undefined> }> => {
       let queued: { done: Promise<FileRead> };
@@ -362,17 +354,17 @@ export class BackupRun {
       }
       const done = queued.done.then(
         async (read): Promise<FileEntry | undefined> => {
-          let after: BigIntStats;
+          let after: EntryInfo;
           try {
-            after = await lstat(path, { bigint: true });
+            after = await this.src.lstat(path);
           } catch (e) {
             return this.unreadable(e, shown);
           }
-          const changed = read.short || !sameFile(before, after) || !after.isFile();
-          if (changed && n < READ_ATTEMPTS && after.isFile()) {
+          const changed = read.short || !sameFile(before, after) || after.kind !== 'file';
+          if (changed && n < READ_ATTEMPTS && after.kind === 'file') {
             return (await attempt(after, n + 1)).done;
           }
-          if (!after.isFile()) return this.skip(shown, 'replaced during backup');
+          if (after.kind !== 'file') return this.skip(shown, 'replaced during backup');
           if (changed) {
             this.warn(
               `changed while being read ${READ_ATTEMPTS} times; the snapshot holds the bytes read last: ${shown}`,
@@ -384,7 +376,7 @@ export class BackupRun {
           return {
             type: EntryType.FILE,
             name,
-            mode: Number(after.mode) & 0o7777,
+            mode: after.mode,
             mtimeNs: before.mtimeNs,
             size: read.total,
             chunks: read.ids,
@@ -402,14 +394,14 @@ export class BackupRun {
   }
 
   /** A file unchanged since the parent snapshot, taken over without reading it. */
-  private reuse(prev: TreeEntry | undefined, st: BigIntStats): FileEntry | undefined {
+  private reuse(prev: TreeEntry | undefined, st: EntryInfo): FileEntry | undefined {
     if (!this.parent || !prev || prev.type !== EntryType.FILE) return undefined;
     if (BigInt(prev.size) !== st.size || prev.mtimeNs !== st.mtimeNs) return undefined;
     if (st.ctimeNs + CTIME_MARGIN_NS >= BigInt(this.parent.snap.timeMs) * 1_000_000n)
       return undefined;
     // Only chunks in packs that are still stored (the index was loaded with the listing).
     if (!prev.chunks.every((c) => this.index.blobs.has(c, ObjectKind.DATA_BLOB))) return undefined;
-    return { ...prev, mode: Number(st.mode) & 0o7777 };
+    return { ...prev, mode: st.mode };
   }
 
   /**
@@ -417,9 +409,10 @@ export class BackupRun {
    * be read (then it is left out and reported; the source root itself must be readable).
    */
   async dir(path: string, parentTree: TreeEntry[] | undefined): Promise<Uint8Array | undefined> {
-    let raw: Buffer[];
+    const { join, relative, sep } = this.src.path;
+    let raw: { name: string; raw?: Uint8Array }[];
     try {
-      raw = await readdir(path, { encoding: 'buffer' });
+      raw = await this.src.readdir(path);
     } catch (e) {
       if (vanished(e)) return this.skip(path, 'directory vanished during backup');
       const why = unreadableReason(e);
@@ -438,11 +431,10 @@ export class BackupRun {
     // vanished when its decoded form is not found.
     const names: string[] = [];
     for (const b of raw) {
-      const name = b.toString('utf8');
-      if (Buffer.from(name, 'utf8').equals(b)) names.push(name);
+      if (b.raw === undefined) names.push(b.name);
       else
         this.skipPartial(
-          join(path, escapeName(b)),
+          join(path, escapeName(b.raw)),
           'name is not valid UTF-8, not backed up (rename it)',
         );
     }
@@ -458,7 +450,7 @@ export class BackupRun {
       for (const name of names) {
         const dbName = isDatabaseCompanion(name);
         if (dbName === undefined || !present.has(dbName) || isDb.has(dbName)) continue;
-        const head = await readHead(join(path, dbName)).catch(() => new Uint8Array(0));
+        const head = await this.readHead(join(path, dbName)).catch(() => new Uint8Array(0));
         isDb.set(dbName, sqliteChunkSize(head) !== undefined);
       }
     }
@@ -476,16 +468,16 @@ export class BackupRun {
         this.excluded += 1;
         continue;
       }
-      let st: BigIntStats;
+      let st: EntryInfo;
       try {
-        st = await lstat(child, { bigint: true });
+        st = await this.src.lstat(child);
       } catch (e) {
         this.unreadable(e, child);
         continue;
       }
       const prev = prevByName.get(name);
-      const base = { name, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs };
-      if (st.isFile()) {
+      const base = { name, mode: st.mode, mtimeNs: st.mtimeNs };
+      if (st.kind === 'file') {
         const reused = this.reuse(prev, st);
         if (reused) {
           this.files += 1;
@@ -496,16 +488,16 @@ export class BackupRun {
         } else {
           entries.push((await this.file(child, name, st)).done);
         }
-      } else if (st.isDirectory()) {
+      } else if (st.kind === 'dir') {
         const sub = prev?.type === EntryType.DIR ? await this.parentTree(prev.subtree) : undefined;
         const subtree = await this.dir(child, sub);
         if (subtree === undefined) continue;
         this.dirs += 1;
         entries.push(Promise.resolve({ ...base, type: EntryType.DIR, subtree }));
-      } else if (st.isSymbolicLink()) {
+      } else if (st.kind === 'symlink') {
         let target: string;
         try {
-          target = await readlink(child);
+          target = await this.src.readlink(child);
         } catch (e) {
           // EINVAL: no longer a link.
           if (errnoOf(e) === 'EINVAL') this.skip(child, 'vanished during backup');
@@ -516,15 +508,16 @@ export class BackupRun {
       } else {
         // Sockets, FIFOs and devices hold no data a restore could bring back: skipped, and
         // said, so a snapshot never silently lacks something that was there.
-        const kind = st.isFIFO()
-          ? 'a FIFO'
-          : st.isSocket()
-            ? 'a socket'
-            : st.isCharacterDevice()
-              ? 'a character device'
-              : st.isBlockDevice()
-                ? 'a block device'
-                : 'a special file';
+        const kind =
+          st.kind === 'fifo'
+            ? 'a FIFO'
+            : st.kind === 'socket'
+              ? 'a socket'
+              : st.kind === 'char'
+                ? 'a character device'
+                : st.kind === 'block'
+                  ? 'a block device'
+                  : 'a special file';
         this.skipPartial(child, `${kind}, not backed up`);
       }
     }

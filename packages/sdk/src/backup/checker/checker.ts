@@ -17,7 +17,8 @@ import {
 } from '../../format/index.js';
 import type { CheckOptions, CheckProblem, CheckResult } from '../api.js';
 import { sha256Hex } from '../repository/keys.js';
-import { WorkerPool, defaultWorkers } from '../workers/pool.js';
+import { enginePlatform } from '../platform/current.js';
+import { startPool } from '../workers/start.js';
 import { listAll, openRepository } from '../repository/repository.js';
 import { loadIndex } from '../repository/indexes.js';
 import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/snapshots.js';
@@ -123,7 +124,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
       });
   }
 
-  const pool = new WorkerPool(readData ? (opts.workers ?? defaultWorkers()) : 0, repo.keys);
+  const pool = await startPool(readData ? opts.workers : 0, repo.keys, {}, enginePlatform().files);
   try {
     for (const o of listed) {
       const packId = parsePackName(o.name);
@@ -144,11 +145,9 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
         }
         const header = await readPackHeader(repo, o.name, whole?.length ?? o.size, whole);
         bytesRead += header.bytesRead;
-        const inHeader = new Map(
-          header.entries.map((e) => [`${e.kind}:${Buffer.from(e.id).toString('hex')}`, e]),
-        );
+        const inHeader = new Map(header.entries.map((e) => [`${e.kind}:${toHex(e.id)}`, e]));
         for (const e of byPack.get(packId) ?? []) {
-          const h = inHeader.get(`${e.kind}:${Buffer.from(e.id).toString('hex')}`);
+          const h = inHeader.get(`${e.kind}:${toHex(e.id)}`);
           if (!h || !sameEntry(h, e)) {
             add({
               code: 'CORRUPT',

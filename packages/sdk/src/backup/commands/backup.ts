@@ -13,16 +13,21 @@
  * (one listing of `data/` per backup).
  */
 
-import type { BigIntStats } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { hostname as osHostname } from 'node:os';
-import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
-import { ObjectKind, fromHex, packName, type IndexPack } from '../../format/index.js';
+import {
+  ObjectKind,
+  REPO_ID_BYTES,
+  fromHex,
+  packName,
+  type IndexPack,
+} from '../../format/index.js';
 import type { BackupOptions, BackupResult } from '../api.js';
+import type { DatabaseCapture } from '../archiver/databases.js';
 import { ExcludeSet } from '../archiver/exclude.js';
-import { sqliteCapture, type SqliteCapture } from '../archiver/sqlite-capture.js';
+import { enginePlatform, filesFor } from '../platform/current.js';
+import type { EngineFiles, EntryInfo } from '../platform/types.js';
 import { loadIndex, storeIndex } from '../repository/indexes.js';
+import { deriveRepoKeys, randomBytes } from '../repository/keys.js';
 import { RepoLock } from '../repository/lock.js';
 import {
   initRepository,
@@ -33,7 +38,8 @@ import {
 } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, sealSnapshot } from '../repository/snapshots.js';
 import { recordSeenHead } from '../repository/state.js';
-import { WorkerPool, defaultWorkers } from '../workers/pool.js';
+import type { EnginePool, KnownIds } from '../workers/pool-types.js';
+import { startPool } from '../workers/start.js';
 
 import { BackupRun } from '../archiver/archiver.js';
 
@@ -53,14 +59,21 @@ import { BackupRun } from '../archiver/archiver.js';
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   const startMs = Date.now();
-  const source = resolve(opts.source);
-  let rootStat: BigIntStats;
+  const files = filesFor(opts);
+  const source = files.path.resolve(opts.source);
+  let rootStat: EntryInfo;
   try {
-    rootStat = await stat(source, { bigint: true });
+    rootStat = await files.lstat(source);
+    // The source itself may be a symlink to the folder (entries inside are never followed).
+    let at = source;
+    for (let hops = 0; rootStat.kind === 'symlink' && hops < 40; hops++) {
+      at = files.path.resolve(files.path.join(files.path.dirname(at), await files.readlink(at)));
+      rootStat = await files.lstat(at);
+    }
   } catch {
     throw new UsageError(`cannot read the source directory: ${source}`);
   }
-  if (!rootStat.isDirectory()) throw new UsageError(`not a directory: ${source}`);
+  if (rootStat.kind !== 'dir') throw new UsageError(`not a directory: ${source}`);
   if (
     opts.packSize !== undefined &&
     !(
@@ -74,8 +87,11 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
 
   // The default database capture is ours to close (an app's own capture is the app's). Its
   // lock helper process starts now, while the repository is opened and its index read.
-  const ownCapture = opts.databases === undefined ? sqliteCapture() : undefined;
-  ownCapture?.warm();
+  const platform = enginePlatform();
+  const ownCapture =
+    opts.databases === undefined && files === platform.files ? platform.databases?.() : undefined;
+  (ownCapture as { warm?: () => void } | undefined)?.warm?.();
+  let pool: BackupPool | undefined;
   try {
     let created = false;
     if (!(await repositoryExists(opts.storage))) {
@@ -83,7 +99,16 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
         // refuses with what this device saw there, if it saw a repository here before
         await openRepository(opts);
       }
-      created = (await initRepository(opts)).created;
+      // The pool starts before anything is written: a pool that cannot start (and every
+      // other failure up to here) leaves no repository behind.
+      const repoId = randomBytes(REPO_ID_BYTES);
+      pool = await startBackupPool(opts, deriveRepoKeys(opts.backupKey, repoId), files);
+      created = (await initRepository(opts, { repoId })).created;
+      if (!created) {
+        // Another device created one meanwhile: start again with its keys.
+        await pool.close();
+        pool = undefined;
+      }
     }
     const repo = await openRepository(opts);
     // Taken before the index is read: a prune must not delete what this backup deduplicates
@@ -98,13 +123,44 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
         rootStat,
         created,
         ownCapture,
+        files,
+        pool,
       });
     } finally {
       await lock.release();
     }
   } finally {
-    await ownCapture?.close();
+    await pool?.close();
+    await ownCapture?.close?.();
   }
+}
+
+/** A backup's pool and the packs it finished: stored, then listed in this backup's index. */
+type BackupPool = EnginePool & { sink: { packs: IndexPack[]; bytesStoredNew: number } };
+
+async function startBackupPool(
+  opts: BackupOptions,
+  keys: ReturnType<typeof deriveRepoKeys>,
+  files: EngineFiles,
+  known?: { data: KnownIds; tree: KnownIds },
+): Promise<BackupPool> {
+  const sink: BackupPool['sink'] = { packs: [], bytesStoredNew: 0 };
+  const pool = await startPool(
+    opts.workers,
+    keys,
+    {
+      ...(opts.packSize !== undefined ? { packSize: opts.packSize } : {}),
+      ...(known ? { known } : {}),
+      onPack: async (p) => {
+        await opts.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
+        sink.bytesStoredNew += p.length;
+        // Only a durable pack goes into the index.
+        sink.packs.push({ packId: fromHex(p.packId), blobs: p.entries });
+      },
+    },
+    files,
+  );
+  return Object.assign(pool, { sink });
 }
 
 async function backupLocked(
@@ -115,9 +171,12 @@ async function backupLocked(
     started: number;
     startMs: number;
     source: string;
-    rootStat: BigIntStats;
+    rootStat: EntryInfo;
     created: boolean;
-    ownCapture: SqliteCapture | undefined;
+    ownCapture: DatabaseCapture | undefined;
+    files: EngineFiles;
+    /** Started before this backup created the repository (so it knows no blobs). */
+    pool: BackupPool | undefined;
   },
 ): Promise<BackupResult> {
   const { started, startMs, source, rootStat, created } = ctx;
@@ -133,29 +192,22 @@ async function backupLocked(
     lost: 'drop',
     adoptOrphans: true,
   });
-  const host = opts.hostname ?? osHostname();
+  const host = opts.hostname ?? enginePlatform().host.hostname();
   const head = chain[chain.length - 1];
   // Only a snapshot of this host can vouch for files by their times.
   const parent = head && head.snap.hostname === host ? head : undefined;
 
-  const packs: IndexPack[] = index.adopted.map((a) => ({
-    packId: fromHex(a.packId),
-    blobs: a.entries,
-  }));
-  let bytesStoredNew = 0;
-  const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys, {
-    ...(opts.packSize !== undefined ? { packSize: opts.packSize } : {}),
-    known: {
-      data: index.blobs.sharedIds(ObjectKind.DATA_BLOB),
-      tree: index.blobs.sharedIds(ObjectKind.TREE_BLOB),
-    },
-    onPack: async (p) => {
-      await repo.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
-      bytesStoredNew += p.length;
-      // Only a durable pack goes into the index.
-      packs.push({ packId: fromHex(p.packId), blobs: p.entries });
-    },
-  });
+  // A pool started before the repository existed knows no blobs; so does this index,
+  // unless another device's backup got in between.
+  const pool =
+    ctx.pool && index.blobs.size === 0
+      ? ctx.pool
+      : await startBackupPool(opts, repo.keys, ctx.files, {
+          data: index.blobs.sharedIds(ObjectKind.DATA_BLOB),
+          tree: index.blobs.sharedIds(ObjectKind.TREE_BLOB),
+        });
+  const packs = pool.sink.packs;
+  packs.push(...index.adopted.map((a) => ({ packId: fromHex(a.packId), blobs: a.entries })));
   try {
     const run = new BackupRun(
       repo,
@@ -166,6 +218,7 @@ async function backupLocked(
       source,
       new ExcludeSet(opts.exclude ?? []),
       opts.databases === false ? undefined : (opts.databases ?? ctx.ownCapture),
+      ctx.files,
     );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
 
@@ -184,6 +237,7 @@ async function backupLocked(
     if (rootTree === undefined) throw new UsageError(`the source directory vanished: ${source}`);
     if (run.failure) throw run.failure;
     await pool.flush();
+    let bytesStoredNew = pool.sink.bytesStoredNew;
 
     // A backup stopped for longer than a lock lives (a suspended laptop) may have been pruned
     // around: it must not index or commit what may be gone.
@@ -195,11 +249,11 @@ async function backupLocked(
     const seq = head ? head.snap.seq + 1 : 1;
     const sealedSnap = sealSnapshot(repo, {
       seq,
-      prev: head ? Uint8Array.from(Buffer.from(head.id, 'hex')) : null,
+      prev: head ? fromHex(head.id) : null,
       timeMs: startMs,
       hostname: host,
       rootTree,
-      rootMode: Number(rootStat.mode) & 0o7777,
+      rootMode: rootStat.mode,
       rootMtimeNs: rootStat.mtimeNs,
       files: run.files,
       dirs: run.dirs,
@@ -242,8 +296,9 @@ async function backupLocked(
         bytes: index.adopted.reduce((n, a) => n + a.size, 0),
       },
       seconds: (performance.now() - started) / 1000,
+      workers: pool.size,
     };
   } finally {
-    await pool.close();
+    if (pool !== ctx.pool) await pool.close();
   }
 }

@@ -4,8 +4,6 @@
  * writes beside the target and moves the result into place).
  */
 
-import { lstat, readdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import {
   CorruptBackupError,
   MissingObjectError,
@@ -16,6 +14,8 @@ import {
 import { PREFIX, toHex } from '../../format/index.js';
 import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
 import { loadIndex } from '../repository/indexes.js';
+import { enginePlatform, filesFor } from '../platform/current.js';
+import type { TargetFiles } from '../platform/types.js';
 import { listPacks, openRepository } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
 
@@ -46,14 +46,15 @@ export function pickSnapshot(
 }
 
 async function isEmptyOrAbsent(
+  fs: TargetFiles,
   target: string,
 ): Promise<'absent' | 'empty' | 'full' | 'not-a-directory'> {
   try {
-    const st = await lstat(target);
-    if (!st.isDirectory()) return 'not-a-directory';
-    return (await readdir(target)).length === 0 ? 'empty' : 'full';
+    const st = await fs.lstat(target);
+    if (st.kind !== 'dir') return 'not-a-directory';
+    return (await fs.readdir(target)).length === 0 ? 'empty' : 'full';
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    if ((e as { code?: unknown }).code === 'ENOENT') return 'absent';
     throw e;
   }
 }
@@ -70,11 +71,13 @@ async function isEmptyOrAbsent(
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
-  const target = resolve(opts.target);
-  const warnings = await recoverInterrupted(target);
+  const files = filesFor(opts);
+  const host = enginePlatform().host;
+  const target = files.out.path.resolve(opts.target);
+  const warnings = await recoverInterrupted(files.out, host, target);
   // Checked before the repository is read: a file where a directory should be is the
   // user's mistake, and a symlink is never followed (it could point anywhere).
-  const state = await isEmptyOrAbsent(target);
+  const state = await isEmptyOrAbsent(files.out, target);
   if (state === 'not-a-directory') {
     throw new UsageError(
       `restore target is not a directory: ${target}`,
@@ -93,7 +96,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     lost: 'demote',
   });
 
-  const placed = await restoreSnapshot(repo, index, snap.snap, opts, target, state);
+  const placed = await restoreSnapshot(repo, index, snap.snap, opts, target, state, files, host);
   const { run } = placed;
   return {
     snapshotId: snap.id,
@@ -107,5 +110,6 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     damaged: [...run.damaged].map(([path, reason]) => ({ path, reason })),
     warnings,
     seconds: (performance.now() - started) / 1000,
+    workers: placed.workers,
   };
 }

@@ -1,16 +1,8 @@
 /**
  * Sealing and opening one blob: HMAC id, optional compression, AES-256-GCM. Runs inside
- * the worker threads (see worker.ts, pack-builder.ts).
+ * the job runner (workers/jobs.ts: worker threads or the calling thread; pack-builder.ts).
  */
-import { timingSafeEqual } from 'node:crypto';
-import {
-  brotliCompressSync,
-  brotliDecompressSync,
-  constants as zc,
-  deflateRawSync,
-  inflateRawSync,
-} from 'node:zlib';
-import { CorruptBackupError } from '../../errors.js';
+import { CorruptBackupError, UsageError } from '../../errors.js';
 import {
   Compression,
   ObjectKind,
@@ -19,16 +11,17 @@ import {
   type BlobRef,
   type CompressionValue,
 } from '../../format/index.js';
-import { hmac, open, seal, type RepoKeys } from './keys.js';
+import { engineCrypto } from '../platform/current.js';
+import { bytesEqual, hmac, open, seal, type RepoKeys } from './keys.js';
 
 /**
- * What the writer compresses with. Measured on 32 KiB pages of the bench chat database
- * (2 loaded cores, 2026-11-24): Brotli quality 0 ~300 MB/s at ratio 0.54; raw deflate
- * level 1 ~105 MB/s at 0.50; deflate level 6 ~28 MB/s at 0.47. Compression is the most
- * expensive step of a first backup, so the writer uses Brotli q0. Readers accept both;
- * switching back to deflate is this one constant.
+ * What the writer compresses with: the crypto provider's choice (Node: Brotli quality 0,
+ * measured in node/crypto.ts; a provider without compression stores blobs as they are).
+ * Readers accept every method the provider can decompress.
  */
-export const WRITE_COMPRESSION: CompressionValue = Compression.BROTLI;
+export function writeCompression(): CompressionValue {
+  return engineCrypto().compression?.write ?? Compression.NONE;
+}
 
 /**
  * Chunks larger than this are probed first: the first PROBE_BYTES are compressed, and the
@@ -56,14 +49,9 @@ function keyFor(keys: RepoKeys, kind: BlobKind): Uint8Array {
 
 /** Compress with `c` (not NONE). */
 export function compress(c: CompressionValue, data: Uint8Array): Uint8Array {
-  if (c === Compression.DEFLATE_RAW) return deflateRawSync(data, { level: 1, memLevel: 9 });
-  return brotliCompressSync(data, {
-    params: {
-      [zc.BROTLI_PARAM_QUALITY]: 0,
-      [zc.BROTLI_PARAM_SIZE_HINT]: data.length,
-      [zc.BROTLI_PARAM_MODE]: zc.BROTLI_MODE_GENERIC,
-    },
-  });
+  const z = engineCrypto().compression;
+  if (!z) throw new UsageError('this crypto provider has no compression');
+  return z.compress(c, data);
 }
 
 /** Decide whether compressing `plain` pays, and compress it if so. */
@@ -71,15 +59,17 @@ export function maybeCompress(plain: Uint8Array): {
   compression: CompressionValue;
   body: Uint8Array;
 } {
-  if (plain.length < 256) return { compression: Compression.NONE, body: plain };
+  const method = writeCompression();
+  if (plain.length < 256 || method === Compression.NONE)
+    return { compression: Compression.NONE, body: plain };
   if (plain.length > PROBE_ABOVE) {
     const sample = plain.subarray(0, PROBE_BYTES);
-    if (compress(WRITE_COMPRESSION, sample).length >= sample.length * PROBE_RATIO) {
+    if (compress(method, sample).length >= sample.length * PROBE_RATIO) {
       return { compression: Compression.NONE, body: plain };
     }
   }
-  const z = compress(WRITE_COMPRESSION, plain);
-  if (z.length < plain.length * KEEP_RATIO) return { compression: WRITE_COMPRESSION, body: z };
+  const z = compress(method, plain);
+  if (z.length < plain.length * KEEP_RATIO) return { compression: method, body: z };
   return { compression: Compression.NONE, body: plain };
 }
 
@@ -99,11 +89,14 @@ export function sealBlob(
 }
 
 function decompress(c: CompressionValue, body: Uint8Array, rawLength: number): Uint8Array {
+  const z = engineCrypto().compression;
+  if (!z || !z.reads.includes(c))
+    throw new UsageError(
+      `this engine's crypto provider (${engineCrypto().name}) cannot decompress blobs of method ${c}`,
+      'Give the engine a crypto provider whose compression reads it (the Node provider reads every method).',
+    );
   // The cap stops a forged stream from inflating without bound.
-  const opts = { maxOutputLength: Math.max(1, rawLength) };
-  return c === Compression.DEFLATE_RAW
-    ? inflateRawSync(body, opts)
-    : brotliDecompressSync(body, opts);
+  return z.decompress(c, body, Math.max(1, rawLength));
 }
 
 /**
@@ -136,7 +129,8 @@ export function openBlob(
   if (ref.compression !== Compression.NONE) {
     try {
       plain = decompress(ref.compression, body, ref.rawLength);
-    } catch {
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
       throw new CorruptBackupError('blob does not decompress', object);
     }
   }
@@ -144,7 +138,7 @@ export function openBlob(
     throw new CorruptBackupError('blob has the wrong length', object);
   if (!recomputeId) return plain;
   const id = hmac(keys.blobId, plain);
-  if (!timingSafeEqual(id, ref.id))
+  if (!bytesEqual(id, ref.id))
     throw new CorruptBackupError('blob id does not match its content', object);
   return plain;
 }

@@ -190,14 +190,17 @@ export class CompactBlobMap {
   }
 
   /**
-   * The sorted ids of the blobs of one kind in shared memory, for worker threads (read-only
+   * The sorted ids of the blobs of one kind (in shared memory for worker threads: read-only
    * there): a worker deduplicates a chunk against data blobs and a tree against tree blobs
    * only.
    */
-  sharedIds(kind: BlobKind): { buf: SharedArrayBuffer; count: number } {
+  sharedIds(kind: BlobKind): { buf: ArrayBufferLike; count: number } {
     let count = 0;
     for (let i = 0; i < this.size; i++) if ((this.flags[i] as number) >> 4 === kind) count += 1;
-    const buf = new SharedArrayBuffer(Math.max(32, count * 32));
+    // Shared memory where threads exist (Node); a plain buffer elsewhere (Hermes has none).
+    const size = Math.max(32, count * 32);
+    const buf =
+      typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(size) : new ArrayBuffer(size);
     const out = new Uint8Array(buf);
     let j = 0;
     for (let i = 0; i < this.size; i++) {

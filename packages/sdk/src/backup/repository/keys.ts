@@ -1,27 +1,21 @@
 /**
- * node:crypto implementation of the format's key schedule and sealing (see
- * src/format/key-schedule.ts for the WebCrypto reference; both give identical bytes).
- * The engine uses node:crypto because WebCrypto's async API is much slower with many
- * small operations in flight, and node:crypto runs synchronously inside worker threads.
+ * The format's key schedule and sealing over the installed crypto provider
+ * (platform/types.ts: node:crypto on Node, @noble/* elsewhere; src/format/key-schedule.ts is
+ * the WebCrypto reference; all give identical bytes). The engine calls these synchronously,
+ * which is why it does not use WebCrypto's async API (much slower with many small
+ * operations in flight, and unavailable inside a synchronous worker loop).
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  hkdfSync,
-  randomBytes,
-} from 'node:crypto';
 import { CorruptBackupError } from '../../errors.js';
 import {
   NONCE_BYTES,
   SEAL_OVERHEAD,
   SUBKEY_BYTES,
-  TAG_BYTES,
   keyCheckMessage,
+  toHex,
   subkeyInfo,
   type SubkeyLabel,
 } from '../../format/index.js';
+import { engineCrypto } from '../platform/current.js';
 
 /** The subkeys of one repository, derived once per operation. */
 export interface RepoKeys {
@@ -33,13 +27,13 @@ export interface RepoKeys {
   chunker: Uint8Array;
 }
 
-/** HKDF-SHA256 subkey (node:crypto). */
+/** HKDF-SHA256 subkey (the installed crypto provider; the name is historical). */
 export function deriveSubkeyNode(
   backupKey: Uint8Array,
   repoId: Uint8Array,
   label: SubkeyLabel,
 ): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', backupKey, repoId, subkeyInfo(label), SUBKEY_BYTES));
+  return engineCrypto().hkdfSha256(backupKey, repoId, subkeyInfo(label), SUBKEY_BYTES);
 }
 
 /** All subkeys of a repository. */
@@ -54,13 +48,9 @@ export function deriveRepoKeys(backupKey: Uint8Array, repoId: Uint8Array): RepoK
   };
 }
 
-/** HMAC-SHA256. */
+/** HMAC-SHA256 (a fresh 32-byte array, never a view into a shared pool). */
 export function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
-  // Copy out of Node's shared 8 KiB Buffer pool: ids are kept and sent between threads, and
-  // a view into the pool would keep (and clone) the whole pool slab.
-  const out = new Uint8Array(32);
-  out.set(createHmac('sha256', key).update(data).digest());
-  return out;
+  return engineCrypto().hmacSha256(key, data);
 }
 
 /** The key check value of `config`. */
@@ -70,21 +60,25 @@ export function keyCheckValueNode(keys: RepoKeys, version: number): Uint8Array {
 
 /** SHA-256 as lowercase hex. */
 export function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return toHex(engineCrypto().sha256(data));
+}
+
+/** Random bytes from the installed provider. */
+export function randomBytes(n: number): Uint8Array {
+  return engineCrypto().randomBytes(n);
+}
+
+/** Constant-time equality (false for different lengths). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return engineCrypto().equal(a, b);
 }
 
 /** AES-256-GCM seal: nonce || ciphertext || tag, in one freshly allocated buffer. */
 export function seal(key: Uint8Array, ad: Uint8Array, plain: Uint8Array): Uint8Array {
+  const c = engineCrypto();
   const out = new Uint8Array(plain.length + SEAL_OVERHEAD);
-  const nonce = randomBytes(NONCE_BYTES);
-  out.set(nonce, 0);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
-  c.setAAD(ad);
-  const a = c.update(plain);
-  out.set(a, NONCE_BYTES);
-  const b = c.final();
-  out.set(b, NONCE_BYTES + a.length);
-  out.set(c.getAuthTag(), NONCE_BYTES + a.length + b.length);
+  out.set(c.randomBytes(NONCE_BYTES), 0);
+  c.aesGcmSealInto(key, out.subarray(0, NONCE_BYTES), ad, plain, out, NONCE_BYTES);
   return out;
 }
 
@@ -100,17 +94,17 @@ export function open(
 ): Uint8Array {
   if (sealed.length < SEAL_OVERHEAD)
     throw new CorruptBackupError('sealed object too short', object);
+  let plain: Uint8Array | undefined;
   try {
-    const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES), {
-      authTagLength: TAG_BYTES,
-    });
-    d.setAAD(ad);
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    const a = d.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
-    const b = d.final();
-    if (b.length === 0) return new Uint8Array(a.buffer, a.byteOffset, a.length);
-    return new Uint8Array(Buffer.concat([a, b]));
+    plain = engineCrypto().aesGcmOpen(
+      key,
+      sealed.subarray(0, NONCE_BYTES),
+      ad,
+      sealed.subarray(NONCE_BYTES),
+    );
   } catch {
-    throw new CorruptBackupError('authentication failed', object);
+    plain = undefined;
   }
+  if (!plain) throw new CorruptBackupError('authentication failed', object);
+  return plain;
 }

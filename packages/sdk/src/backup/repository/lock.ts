@@ -30,12 +30,10 @@
  * must be less than LOCK_SELF_STALE_MS ago by its own wall clock. The gap between the two
  * limits (10 minutes) is the clock skew between devices this tolerates.
  */
-import { randomBytes } from 'node:crypto';
-import { hostname as osHostname } from 'node:os';
 import { ConflictError, CorruptBackupError, MissingObjectError } from '../../errors.js';
-import { ObjectKind, PREFIX, objectAd } from '../../format/index.js';
-import { open, seal } from './keys.js';
-import { isProcessAlive } from './process-alive.js';
+import { ObjectKind, PREFIX, objectAd, toHex } from '../../format/index.js';
+import { enginePlatform } from '../platform/current.js';
+import { open, randomBytes, seal } from './keys.js';
 import type { Repo } from './repository.js';
 
 /** A holder rewrites its lock this often. */
@@ -144,10 +142,16 @@ export class RepoLock {
     env: LockEnv = {},
   ): Promise<RepoLock> {
     const now = env.now ?? Date.now;
-    const host = env.hostname ?? osHostname();
-    const alive = env.isAlive ?? isProcessAlive;
-    const info: LockInfo = { op, exclusive, host, pid: env.pid ?? process.pid, time: now() };
-    const name = PREFIX.locks + randomBytes(32).toString('hex');
+    const host = env.hostname ?? enginePlatform().host.hostname();
+    const alive = env.isAlive ?? ((pid: number) => enginePlatform().host.isProcessAlive(pid));
+    const info: LockInfo = {
+      op,
+      exclusive,
+      host,
+      pid: env.pid ?? enginePlatform().host.pid,
+      time: now(),
+    };
+    const name = PREFIX.locks + toHex(randomBytes(32));
     const lock = new RepoLock(repo, name, info, now);
     HELD.add(name);
     try {
@@ -182,7 +186,8 @@ export class RepoLock {
     lock.timer = setInterval(() => {
       lock.refreshing = lock.refresh();
     }, LOCK_REFRESH_MS);
-    lock.timer.unref();
+    // Node: the refresh must not keep the process alive (elsewhere timers are plain ids).
+    (lock.timer as { unref?: () => void }).unref?.();
     return lock;
   }
 

@@ -1,9 +1,8 @@
 /**
  * Builds one pack at a time in a preallocated buffer: each blob is sealed straight into
  * the pack, then the sealed header and the trailer are appended and the pack is named by
- * its SHA-256 (see format/pack.ts for the layout). Used inside worker threads.
+ * its SHA-256 (see format/pack.ts for the layout). Used by the job runner (workers/jobs.ts).
  */
-import { createCipheriv, randomBytes } from 'node:crypto';
 import {
   NONCE_BYTES,
   ObjectKind,
@@ -16,9 +15,9 @@ import {
   type BlobKind,
   type CompressionValue,
 } from '../../format/index.js';
+import { engineCrypto } from '../platform/current.js';
 import { seal, sha256Hex, type RepoKeys } from './keys.js';
 
-const UPDATE_BYTES = 64 * 1024;
 /** Header of up to PACK_MAX_BLOBS entries (46 bytes each) plus seal and trailer. */
 const HEADER_ROOM = 1024 * 1024;
 
@@ -65,10 +64,13 @@ export class PackBuilder {
   private alloc(n: number): Uint8Array<ArrayBuffer> {
     const old = this.reuse(n);
     if (old) return old;
-    // Not zero-filled: only bytes written are ever read or stored, and the buffer never
-    // leaves this process.
-    const b = Buffer.allocUnsafeSlow(n);
-    return new Uint8Array(b.buffer as ArrayBuffer, 0, n);
+    // On Node not zero-filled: only bytes written are ever read or stored, and the buffer
+    // never leaves this process.
+    if (typeof Buffer === 'function') {
+      const b = Buffer.allocUnsafeSlow(n);
+      return new Uint8Array(b.buffer as ArrayBuffer, 0, n);
+    }
+    return new Uint8Array(n);
   }
 
   private ensure(n: number): void {
@@ -93,26 +95,17 @@ export class PackBuilder {
     if (this.size > 0 && this.size + length > this.target) this.finish();
     this.ensure(length);
     const at = this.size;
-    const nonce = randomBytes(NONCE_BYTES);
+    const c = engineCrypto();
+    const nonce = c.randomBytes(NONCE_BYTES);
     this.buf.set(nonce, at);
-    const c = createCipheriv(
-      'aes-256-gcm',
+    c.aesGcmSealInto(
       kind === ObjectKind.DATA_BLOB ? this.keys.data : this.keys.meta,
       nonce,
+      blobAd(kind, this.keys.repoId, compression, id),
+      body,
+      this.buf,
+      at + NONCE_BYTES,
     );
-    c.setAAD(blobAd(kind, this.keys.repoId, compression, id));
-    // 64 KiB updates: Node allocates each update's output, and small short-lived outputs
-    // are both faster (~2.3 vs ~1.1 GB/s at 1 MiB) and reclaimed sooner.
-    let o = at + NONCE_BYTES;
-    for (let i = 0; i < body.length; i += UPDATE_BYTES) {
-      const ct = c.update(body.subarray(i, Math.min(body.length, i + UPDATE_BYTES)));
-      this.buf.set(ct, o);
-      o += ct.length;
-    }
-    const fin = c.final();
-    this.buf.set(fin, o);
-    o += fin.length;
-    this.buf.set(c.getAuthTag(), o);
     this.size += length;
     this.entries.push({ kind, compression, id, offset: at, length, rawLength });
     if (this.entries.length >= PACK_MAX_BLOBS) this.finish();

@@ -13,7 +13,7 @@
  * would otherwise delete what it cannot see), and while a backup of the same repository
  * holds its lock (that backup's new packs are not yet indexed): see lock.ts.
  */
-import { ObjectKind, packName, type IndexPack } from '../../format/index.js';
+import { ObjectKind, fromHex, packName, toHex, type IndexPack } from '../../format/index.js';
 import type { Progress, PruneResult, RepoAccess } from '../api.js';
 import { openBlob } from './blob-codec.js';
 import { loadIndex, storeIndex } from './indexes.js';
@@ -75,7 +75,7 @@ export async function pruneLocked(
       const headerCount = await countHeader(repo, packId, sizes.get(packId) as number);
       if (headerCount === p.used.length) {
         keep.push({
-          packId: Uint8Array.from(Buffer.from(packId, 'hex')),
+          packId: fromHex(packId),
           blobs: p.used.map((u) => u.entry),
         });
         continue;
@@ -99,7 +99,7 @@ export async function pruneLocked(
   }
   await writer.flush();
   const newPacks = [...keep, ...writer.packs];
-  const keptIds = new Set(newPacks.map((p) => Buffer.from(p.packId).toString('hex')));
+  const keptIds = new Set(newPacks.map((p) => toHex(p.packId)));
   const deletePacks = [...sizes.keys()].filter((id) => !keptIds.has(id));
 
   let indexesDeleted = 0;

@@ -4,7 +4,6 @@
  * through these functions and the ones beside them (indexes.ts, packs.ts, snapshots.ts).
  */
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   BackvaultError,
   CorruptBackupError,
@@ -29,7 +28,15 @@ import {
 } from '../../format/index.js';
 import type { Storage } from '../../storage/storage.js';
 import type { CheckProblem, RepoAccess } from '../api.js';
-import { deriveRepoKeys, keyCheckValueNode, open, sha256Hex, type RepoKeys } from './keys.js';
+import {
+  bytesEqual,
+  deriveRepoKeys,
+  keyCheckValueNode,
+  open,
+  randomBytes,
+  sha256Hex,
+  type RepoKeys,
+} from './keys.js';
 import { readKnownLocation, recordLocation } from './state.js';
 
 export type { IndexedBlob } from './blob-index.js';
@@ -120,7 +127,7 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
   const config = decodeConfig(bytes);
   const keys = deriveRepoKeys(access.backupKey, config.repoId);
   const expected = keyCheckValueNode(keys, config.version);
-  if (!timingSafeEqual(expected, config.keyCheck)) {
+  if (!bytesEqual(expected, config.keyCheck)) {
     throw new WrongKeyError();
   }
   await refuseReplaced(access, toHex(config.repoId));
@@ -168,6 +175,8 @@ async function refuseReplaced(access: RepoAccess, repoIdHex: string): Promise<vo
  * Create a repository (a new random repo id and `config`), or open the existing one.
  * @param opts - `replaceMissing`: create one even where this device saw a repository that is
  *   gone (the user checked it is not merely unmounted).
+ * @param opts.repoId the new repository's id (backup() derives its keys and starts its
+ *   workers before anything is written).
  * @throws WrongKeyError when a repository exists and the key does not open it.
  * @throws NoRepositoryError when this device saw a repository at this location that is
  *   gone, without `replaceMissing`.
@@ -175,7 +184,7 @@ async function refuseReplaced(access: RepoAccess, repoIdHex: string): Promise<vo
  */
 export async function initRepository(
   access: RepoAccess,
-  opts: { replaceMissing?: boolean } = {},
+  opts: { replaceMissing?: boolean; repoId?: Uint8Array } = {},
 ): Promise<{ repoId: string; created: boolean }> {
   checkKeyLength(access.backupKey);
   if (await repositoryExists(access.storage)) {
@@ -183,7 +192,7 @@ export async function initRepository(
     return { repoId: repo.repoIdHex, created: false };
   }
   if (!opts.replaceMissing) await refuseVanished(access);
-  const repoId = new Uint8Array(randomBytes(REPO_ID_BYTES));
+  const repoId = opts.repoId ?? randomBytes(REPO_ID_BYTES);
   const keys = deriveRepoKeys(access.backupKey, repoId);
   const config = encodeConfig({
     version: FORMAT_VERSION,

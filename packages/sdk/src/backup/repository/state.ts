@@ -11,11 +11,21 @@
  * Written atomically (temp file, fsync, rename, fsync of the directory), mode 0600. Not
  * secret, but private: it reveals which repositories this device uses.
  */
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { BackvaultError } from '../../errors.js';
-import { writePrivateFile } from '../../node/private-file.js';
-import { isLowerHex } from '../../format/index.js';
+import { isLowerHex, utf8 } from '../../format/index.js';
+import { enginePlatform } from '../platform/current.js';
+import type { TargetFiles } from '../platform/types.js';
+
+/** The file system the state file lives on (the platform's; tests may pass another). */
+function out(files: TargetFiles | undefined): TargetFiles {
+  return files ?? enginePlatform().files.out;
+}
+
+async function save(path: string, s: StateFile, files: TargetFiles | undefined): Promise<void> {
+  const fs = out(files);
+  await fs.mkdir(fs.path.dirname(path), { recursive: true, mode: 0o700 });
+  await fs.writeFileAtomic(path, utf8(JSON.stringify(s, null, 2) + '\n'));
+}
 
 /** What the device has seen of one repository. */
 export interface SeenHead {
@@ -37,10 +47,10 @@ function unreadable(path: string): BackvaultError {
   );
 }
 
-async function load(path: string): Promise<StateFile> {
+async function load(path: string, files?: TargetFiles): Promise<StateFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = new TextDecoder().decode(await out(files).readFile(path));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, repos: {} };
     throw unreadable(path);
@@ -77,8 +87,12 @@ async function load(path: string): Promise<StateFile> {
  * The head last seen for `repoIdHex`, or undefined.
  * @throws BackvaultError (INTERNAL) when the file exists but cannot be parsed.
  */
-export async function readSeenHead(path: string, repoIdHex: string): Promise<SeenHead | undefined> {
-  const s = await load(path);
+export async function readSeenHead(
+  path: string,
+  repoIdHex: string,
+  files?: TargetFiles,
+): Promise<SeenHead | undefined> {
+  const s = await load(path, files);
   return Object.prototype.hasOwnProperty.call(s.repos, repoIdHex) ? s.repos[repoIdHex] : undefined;
 }
 
@@ -89,8 +103,9 @@ export async function readSeenHead(path: string, repoIdHex: string): Promise<See
 export async function readKnownLocation(
   path: string,
   location: string,
+  files?: TargetFiles,
 ): Promise<{ repoIdHex: string; seen: SeenHead | undefined } | undefined> {
-  const s = await load(path);
+  const s = await load(path, files);
   const locs = s.locations ?? {};
   if (!Object.prototype.hasOwnProperty.call(locs, location)) return undefined;
   const repoIdHex = locs[location] as string;
@@ -109,11 +124,11 @@ export async function recordLocation(
   path: string,
   location: string,
   repoIdHex: string,
+  files?: TargetFiles,
 ): Promise<void> {
-  const s = await load(path);
+  const s = await load(path, files);
   s.locations = { ...(s.locations ?? {}), [location]: repoIdHex };
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+  await save(path, s, files);
 }
 
 /**
@@ -126,8 +141,9 @@ export async function recordSeenHead(
   repoIdHex: string,
   head: SeenHead,
   location?: string,
+  files?: TargetFiles,
 ): Promise<void> {
-  const s = await load(path);
+  const s = await load(path, files);
   const old = Object.prototype.hasOwnProperty.call(s.repos, repoIdHex)
     ? s.repos[repoIdHex]
     : undefined;
@@ -135,8 +151,7 @@ export async function recordSeenHead(
   if (old && old.seq >= head.seq && knownHere) return;
   if (!old || old.seq < head.seq) s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
   if (location !== undefined) s.locations = { ...(s.locations ?? {}), [location]: repoIdHex };
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+  await save(path, s, files);
 }
 
 /**
@@ -148,8 +163,9 @@ export async function recordSeenHead(
 export async function readSeenKeyManifest(
   path: string,
   repoIdHex: string,
+  files?: TargetFiles,
 ): Promise<number | undefined> {
-  const s = (await load(path)) as StateFile & { keyManifests?: Record<string, unknown> };
+  const s = (await load(path, files)) as StateFile & { keyManifests?: Record<string, unknown> };
   const v = s.keyManifests?.[repoIdHex];
   if (v === undefined) return undefined;
   if (!Number.isSafeInteger(v)) throw unreadable(path);
@@ -164,13 +180,13 @@ export async function recordSeenKeyManifest(
   path: string,
   repoIdHex: string,
   seq: number,
+  files?: TargetFiles,
 ): Promise<void> {
-  const s = (await load(path)) as StateFile & { keyManifests?: Record<string, number> };
+  const s = (await load(path, files)) as StateFile & { keyManifests?: Record<string, number> };
   const old = s.keyManifests?.[repoIdHex];
   if (old !== undefined && old >= seq) return;
   s.keyManifests = { ...(s.keyManifests ?? {}), [repoIdHex]: seq };
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+  await save(path, s, files);
 }
 
 /**
@@ -183,9 +199,9 @@ export async function acceptSeenHead(
   path: string,
   repoIdHex: string,
   head: SeenHead,
+  files?: TargetFiles,
 ): Promise<void> {
-  const s = await load(path);
+  const s = await load(path, files);
   s.repos[repoIdHex] = { seq: head.seq, snapshot: head.snapshot };
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writePrivateFile(path, JSON.stringify(s, null, 2) + '\n');
+  await save(path, s, files);
 }

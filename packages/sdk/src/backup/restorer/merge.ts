@@ -20,18 +20,24 @@
  * the target are never followed (lstat everywhere): a link to elsewhere is replaced as an
  * entry, so a restore cannot be steered into writing outside the target.
  *
- * Node-only (file system).
+ * Through the platform's TargetFiles (platform/types.ts): node:fs, or MemoryFiles.
  */
-import { lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { TargetNotEmptyError } from '../../errors.js';
+import type { EntryInfo, TargetFiles } from '../platform/types.js';
 
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+/** The errno-style code of a file error. */
+export function codeOf(e: unknown): unknown {
+  return (e as { code?: unknown } | undefined)?.code;
+}
+
+export async function lstatOrUndefined(
+  fs: TargetFiles,
+  path: string,
+): Promise<EntryInfo | undefined> {
   try {
-    return await lstat(path);
+    return await fs.lstat(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (codeOf(e) === 'ENOENT') return undefined;
     throw e;
   }
 }
@@ -54,19 +60,21 @@ export class MergeConflictError extends TargetNotEmptyError {
  * kind of entry: merging would have to delete the directory's content.
  */
 export async function findMergeConflicts(
+  fs: TargetFiles,
   root: string,
   target: string,
   rel = '',
 ): Promise<string[]> {
+  const { join } = fs.path;
   const out: string[] = [];
-  for (const name of await readdir(root)) {
-    const r = await lstat(join(root, name));
-    const t = await lstatOrUndefined(join(target, name));
+  for (const name of await fs.readdir(root)) {
+    const r = await fs.lstat(join(root, name));
+    const t = await lstatOrUndefined(fs, join(target, name));
     if (!t) continue;
     const path = rel ? `${rel}/${name}` : name;
-    if (t.isDirectory() && r.isDirectory()) {
-      out.push(...(await findMergeConflicts(join(root, name), join(target, name), path)));
-    } else if (t.isDirectory()) {
+    if (t.kind === 'dir' && r.kind === 'dir') {
+      out.push(...(await findMergeConflicts(fs, join(root, name), join(target, name), path)));
+    } else if (t.kind === 'dir') {
       out.push(path);
     }
   }
@@ -77,25 +85,31 @@ export async function findMergeConflicts(
  * Paths (relative) in the target that the snapshot in `root` does not hold: what a merge
  * keeps. A directory wholly absent from the snapshot is listed once, not file by file.
  */
-export async function listExtras(root: string, target: string, rel = ''): Promise<string[]> {
+export async function listExtras(
+  fs: TargetFiles,
+  root: string,
+  target: string,
+  rel = '',
+): Promise<string[]> {
+  const { join } = fs.path;
   const out: string[] = [];
   let names: string[];
   try {
-    names = await readdir(target);
+    names = await fs.readdir(target);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    if (codeOf(e) === 'ENOENT') return out;
     throw e;
   }
   for (const name of names.sort()) {
     const path = rel ? `${rel}/${name}` : name;
-    const r = await lstatOrUndefined(join(root, name));
+    const r = await lstatOrUndefined(fs, join(root, name));
     if (!r) {
       out.push(path);
       continue;
     }
-    const t = await lstat(join(target, name));
-    if (r.isDirectory() && t.isDirectory()) {
-      out.push(...(await listExtras(join(root, name), join(target, name), path)));
+    const t = await fs.lstat(join(target, name));
+    if (r.kind === 'dir' && t.kind === 'dir') {
+      out.push(...(await listExtras(fs, join(root, name), join(target, name), path)));
     }
   }
   return out;
@@ -115,25 +129,27 @@ export interface MergeStats {
  * @throws file-system errors (the merge can be run again to finish).
  */
 export async function mergeInto(
+  fs: TargetFiles,
   root: string,
   target: string,
   old: string,
   stats: MergeStats = { replaced: 0 },
 ): Promise<MergeStats> {
-  for (const name of await readdir(root)) {
+  const { join, dirname } = fs.path;
+  for (const name of await fs.readdir(root)) {
     const r = join(root, name);
     const t = join(target, name);
-    const rs = await lstat(r);
-    const ts = await lstatOrUndefined(t);
+    const rs = await fs.lstat(r);
+    const ts = await lstatOrUndefined(fs, t);
     if (!ts) {
-      await rename(r, t);
-    } else if (rs.isDirectory() && ts.isDirectory()) {
-      await mergeInto(r, t, join(old, name), stats);
-      await rmdir(r);
+      await fs.rename(r, t);
+    } else if (rs.kind === 'dir' && ts.kind === 'dir') {
+      await mergeInto(fs, r, t, join(old, name), stats);
+      await fs.rmdir(r);
     } else {
-      await mkdir(dirname(join(old, name)), { recursive: true, mode: 0o700 });
-      await rename(t, join(old, name));
-      await rename(r, t);
+      await fs.mkdir(dirname(join(old, name)), { recursive: true, mode: 0o700 });
+      await fs.rename(t, join(old, name));
+      await fs.rename(r, t);
       stats.replaced += 1;
     }
   }

@@ -21,26 +21,6 @@
  * see openBlob and SPEC.md §6). Tree entry names that could escape the target
  * ("", ".", "..", "/", NUL) are rejected by the tree decoder as CORRUPT.
  */
-import { randomBytes } from 'node:crypto';
-import { fchmod, close as fsClose, open as fsOpen, fsync, futimes } from 'node:fs';
-import {
-  chmod,
-  lstat,
-  lutimes,
-  mkdir,
-  open,
-  readFile,
-  readdir,
-  rename,
-  rm,
-  rmdir,
-  symlink,
-  utimes,
-  writeFile,
-} from 'node:fs/promises';
-import { hostname as osHostname } from 'node:os';
-import { basename, dirname, join, relative, sep } from 'node:path';
-import { promisify } from 'node:util';
 import {
   BackvaultError,
   CorruptBackupError,
@@ -57,13 +37,21 @@ import {
   type Snapshot,
 } from '../../format/index.js';
 import type { RestoreOptions } from '../api.js';
+import type { EngineFiles, EngineHost, TargetFile, TargetFiles } from '../platform/types.js';
 import { type BlobIndex } from '../repository/indexes.js';
+import { randomBytes } from '../repository/keys.js';
 import { readTree } from '../repository/packs.js';
-import { isProcessAlive } from '../repository/process-alive.js';
 import { type IndexedBlob, type Repo } from '../repository/repository.js';
-import { accountGarbage } from '../workers/gc.js';
-import { ByteSemaphore, WorkerPool, defaultWorkers } from '../workers/pool.js';
-import { MergeConflictError, findMergeConflicts, listExtras, mergeInto } from './merge.js';
+import { ByteSemaphore, type EnginePool, type PackFileRange } from '../workers/pool-types.js';
+import { startPool } from '../workers/start.js';
+import {
+  MergeConflictError,
+  codeOf,
+  findMergeConflicts,
+  listExtras,
+  lstatOrUndefined,
+  mergeInto,
+} from './merge.js';
 
 /** Sealed bytes fetched and not yet written. */
 const RESTORE_IN_FLIGHT = 16 * 1024 * 1024;
@@ -80,16 +68,6 @@ const FINISHING = 16;
 /** Files opened ahead of the batch being issued. */
 const OPEN_AHEAD = 32;
 
-const openFd = promisify(fsOpen);
-
-const closeFd = promisify(fsClose);
-
-const fchmodFd = promisify(fchmod);
-
-const futimesFd = promisify(futimes);
-
-const fsyncFd = promisify(fsync);
-
 interface PlannedFile {
   path: string;
   entry: FileEntry;
@@ -99,27 +77,6 @@ interface PlannedDir {
   path: string;
   mode: number;
   mtimeNs: bigint;
-}
-
-/**
- * The time argument for utimes/futimes/lutimes that sets `ns` (nanoseconds since the epoch)
- * to the microsecond, truncated toward the past (what the file system then reports is
- * `floor(ns / 1000) * 1000`).
- *
- * Node takes seconds as a double and libuv keeps whole microseconds of the fraction,
- * truncating. `Number(ns) / 1e9` lands up to ~0.24 µs below the wanted microsecond about
- * half the time (a double near 1.7e9 s resolves ~0.24 µs), so one microsecond was lost.
- * Aiming at the middle of the microsecond leaves room for that error: exact up to the
- * year 2106 (where the resolution reaches 0.5 µs). Node turns a negative number into
- * "now", so times before 1970 go through a Date: to the millisecond (within 1 µs).
- */
-export function fsTime(ns: bigint): number | Date {
-  if (ns < 0n) {
-    const ms = ns / 1_000_000n - (ns % 1_000_000n < 0n ? 1n : 0n);
-    return new Date(Number(ms));
-  }
-  const us = ns / 1000n;
-  return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
 }
 
 /** Name of the marker file inside a restore's temporary directory. */
@@ -155,14 +112,18 @@ function commitText(dirs: readonly DirMeta[]): string {
 }
 
 /** Give every directory of the snapshot its mode and mtime, deepest first. */
-async function applyDirMeta(target: string, dirs: readonly DirMeta[]): Promise<void> {
+async function applyDirMeta(
+  fs: TargetFiles,
+  target: string,
+  dirs: readonly DirMeta[],
+): Promise<void> {
   const order = [...dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length);
-  for (const d of order) await setDirMeta(join(target, d.rel), d.mode, d.mtimeNs);
-}
-
-async function setDirMeta(dir: string, mode: number, mtimeNs: bigint): Promise<void> {
-  await chmod(dir, mode);
-  await utimes(dir, fsTime(mtimeNs), fsTime(mtimeNs));
+  for (const d of order)
+    await fs.setMeta(
+      d.rel === '' ? target : fs.path.join(target, ...d.rel.split('/')),
+      d.mode,
+      d.mtimeNs,
+    );
 }
 
 const MARKER_LINE = /^backvault-restore 1 pid=(\d+) host=([^\n]*)\n$/;
@@ -181,23 +142,13 @@ export function restoreMarker(pid: number, host: string): string {
 }
 
 /** Name of the temporary directory of a restore to `target`, for a 12-hex-digit `tag`. */
-export function restoreTempName(target: string, tag: string): string {
-  return `.${basename(target)}.backvault-restore-${tag}`;
+export function restoreTempName(target: string, tag: string, fs?: TargetFiles): string {
+  const base = fs ? fs.path.basename(target) : target.slice(target.lastIndexOf('/') + 1);
+  return `.${base}.backvault-restore-${tag}`;
 }
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-async function lstatOrUndefined(
-  path: string,
-): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
-  try {
-    return await lstat(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
 }
 
 /**
@@ -219,24 +170,31 @@ async function lstatOrUndefined(
  * @returns what was done, for the result's warnings.
  * @throws file-system errors other than ENOENT (e.g. EACCES on the target's parent).
  */
-export async function recoverInterrupted(target: string): Promise<string[]> {
+export async function recoverInterrupted(
+  fs: TargetFiles,
+  host: EngineHost,
+  target: string,
+): Promise<string[]> {
+  const { join, dirname, basename } = fs.path;
   const parent = dirname(target);
   const name = basename(target);
   const warnings: string[] = [];
   let names: string[];
   try {
-    names = await readdir(parent);
+    names = await fs.readdir(parent);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return warnings;
+    if (codeOf(e) === 'ENOENT') return warnings;
     throw e;
   }
   const pattern = new RegExp(`^\\.${escapeRegExp(name)}\\.backvault-(restore|old)-[0-9a-f]{12}$`);
-  const uid = process.getuid?.();
+  const uid = host.uid;
   const ours = async (path: string): Promise<boolean> => {
-    const st = await lstatOrUndefined(path);
-    return !!st && st.isDirectory() && (uid === undefined || st.uid === uid);
+    const st = await lstatOrUndefined(fs, path);
+    return (
+      !!st && st.kind === 'dir' && (uid === undefined || st.uid === undefined || st.uid === uid)
+    );
   };
-  let targetExists = (await lstatOrUndefined(target)) !== undefined;
+  let targetExists = (await lstatOrUndefined(fs, target)) !== undefined;
   const legacy: string[] = [];
   for (const n of names.sort()) {
     const m = pattern.exec(n);
@@ -248,31 +206,31 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
       continue;
     }
     const markerPath = join(dir, RESTORE_MARKER);
-    const markerStat = await lstatOrUndefined(markerPath);
+    const markerStat = await lstatOrUndefined(fs, markerPath);
     if (!markerStat) {
       // Killed between creating the directory and writing the marker: nothing inside.
       try {
-        await rmdir(dir);
+        await fs.rmdir(dir);
         warnings.push(`removed an empty temporary directory of an interrupted restore: ${dir}`);
       } catch {
         // Not empty: not ours to judge.
       }
       continue;
     }
-    if (!markerStat.isFile() || markerStat.size > 4096) continue;
-    const markerText = await readFile(markerPath, 'utf8');
+    if (markerStat.kind !== 'file' || markerStat.size > 4096n) continue;
+    const markerText = new TextDecoder().decode(await fs.readFile(markerPath));
     const mk = MARKER_LINE.exec(markerText);
     if (!mk) {
       // Killed between creating the marker and writing its line: the restore never got
       // further, so the marker is all there is (no plaintext, no old target).
-      if (isCutMarker(markerText) && (await readdir(dir)).length === 1) {
-        await rm(dir, { recursive: true, force: true });
+      if (isCutMarker(markerText) && (await fs.readdir(dir)).length === 1) {
+        await fs.rm(dir);
         warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
       }
       continue;
     }
     const pid = Number(mk[1]);
-    if (mk[2] === osHostname() && pid !== process.pid && isProcessAlive(pid)) {
+    if (mk[2] === host.hostname() && pid !== host.pid && host.isProcessAlive(pid)) {
       warnings.push(
         `left in place: the temporary directory of a restore still running (pid ${pid}): ${dir}`,
       );
@@ -280,32 +238,32 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
     }
     const old = join(dir, 'old');
     const hasOld = await ours(old);
-    const hasRoot = (await lstatOrUndefined(join(dir, 'root'))) !== undefined;
-    const commit = await readCommit(join(dir, RESTORE_COMMIT));
+    const hasRoot = (await lstatOrUndefined(fs, join(dir, 'root'))) !== undefined;
+    const commit = await readCommit(fs, join(dir, RESTORE_COMMIT));
     if (commit && hasRoot && targetExists) {
       // Killed while merging a complete, verified snapshot into the target: finish it.
       const root = join(dir, 'root');
-      if ((await findMergeConflicts(root, target)).length > 0) {
+      if ((await findMergeConflicts(fs, root, target)).length > 0) {
         warnings.push(
           `a restore into ${target} was interrupted, and something put there since is in its way: the rest of the snapshot is kept in ${root}`,
         );
         continue;
       }
-      await mergeInto(root, target, old);
-      await applyDirMeta(target, commit);
-      await removeMarked(dir);
+      await mergeInto(fs, root, target, old);
+      await applyDirMeta(fs, target, commit);
+      await removeMarked(fs, dir);
       warnings.push(`a restore into ${target} was interrupted while moving files in: finished it`);
       continue;
     }
-    if (commit || (await lstatOrUndefined(join(dir, RESTORE_COMMIT)))) {
+    if (commit || (await lstatOrUndefined(fs, join(dir, RESTORE_COMMIT)))) {
       // A merge whose target is gone since (or that had finished moving): its `old/` holds
       // only replaced files, never a whole previous target to put back.
-      await removeMarked(dir);
+      await removeMarked(fs, dir);
       warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
       continue;
     }
     if (hasOld && !targetExists) {
-      await rename(old, target);
+      await fs.rename(old, target);
       targetExists = true;
       warnings.push(
         `a restore was interrupted while replacing ${target}: its previous content was put back`,
@@ -316,11 +274,11 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
       );
       continue;
     }
-    await removeMarked(dir);
+    await removeMarked(fs, dir);
     warnings.push(`removed the temporary directory of an interrupted restore: ${dir}`);
   }
   if (!targetExists && legacy.length === 1) {
-    await rename(legacy[0] as string, target);
+    await fs.rename(legacy[0] as string, target);
     warnings.push(
       `a restore was interrupted while replacing ${target}: its previous content was put back`,
     );
@@ -331,7 +289,7 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
       );
     }
   }
-  if (warnings.length > 0) await fsyncPath(parent);
+  if (warnings.length > 0) await fs.sync(parent);
   return warnings;
 }
 
@@ -339,12 +297,12 @@ export async function recoverInterrupted(target: string): Promise<string[]> {
  * The commit journal of a merge (its directories), or undefined when absent or not whole:
  * it is synced before anything moves, so a journal cut short means nothing moved yet.
  */
-async function readCommit(path: string): Promise<DirMeta[] | undefined> {
+async function readCommit(fs: TargetFiles, path: string): Promise<DirMeta[] | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = new TextDecoder().decode(await fs.readFile(path));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (codeOf(e) === 'ENOENT') return undefined;
     throw e;
   }
   if (!text.startsWith(COMMIT_HEAD) || !text.endsWith('\n')) return undefined;
@@ -368,12 +326,12 @@ async function readCommit(path: string): Promise<DirMeta[] | undefined> {
  * plain recursive rm may delete the marker first, and what it left — part of an old target —
  * would then never be recognised.)
  */
-async function removeMarked(dir: string): Promise<void> {
+async function removeMarked(fs: TargetFiles, dir: string): Promise<void> {
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = await fs.readdir(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (codeOf(e) === 'ENOENT') return;
     throw e;
   }
   // `root/` and `old/` before the merge journal: a merge's `old/` holds only the files it
@@ -382,18 +340,9 @@ async function removeMarked(dir: string): Promise<void> {
   const order = (n: string): number =>
     n === 'root' || n === 'old' ? 0 : n === RESTORE_COMMIT ? 1 : 2;
   for (const n of [...names].sort((a, b) => order(a) - order(b))) {
-    if (n !== RESTORE_MARKER) await rm(join(dir, n), { recursive: true, force: true });
+    if (n !== RESTORE_MARKER) await fs.rm(fs.path.join(dir, n));
   }
-  await rm(dir, { recursive: true, force: true });
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await fs.rm(dir);
 }
 
 export class RestoreRun {
@@ -416,9 +365,11 @@ export class RestoreRun {
   constructor(
     readonly repo: Repo,
     readonly index: BlobIndex,
-    readonly pool: WorkerPool,
+    readonly pool: EnginePool,
     readonly opts: RestoreOptions,
-    readonly root = '',
+    readonly root: string,
+    readonly fsys: EngineFiles,
+    readonly host: EngineHost,
   ) {
     const inc = opts.include?.split('/').filter((s) => s !== '' && s !== '.');
     this.include = inc && inc.length > 0 ? inc : undefined;
@@ -434,6 +385,7 @@ export class RestoreRun {
   }
 
   private rel(p: string): string {
+    const { relative, sep } = this.fsys.out.path;
     return relative(this.root, p).split(sep).join('/');
   }
 
@@ -477,25 +429,25 @@ export class RestoreRun {
     } catch (e) {
       if (depth === 0 || !this.salvageable(e)) throw e;
       this.damaged.set(this.rel(path) + '/', e.message);
-      await rmdir(path);
+      await this.fsys.out.rmdir(path);
       this.dirs = this.dirs.filter((d) => d.path !== path);
       return;
     }
     const treeObject = packName(
       (this.index.blobs.get(toHex(treeId), ObjectKind.TREE_BLOB) as { packId: string }).packId,
     );
+    const out = this.fsys.out;
     for (const e of entries) {
-      const p = join(path, e.name);
+      const p = out.path.join(path, e.name);
       const want = this.wanted([...segs, e.name]);
       if (want === 'skip' || (want === 'walk' && e.type !== EntryType.DIR)) continue;
       if (want === 'all') this.includeFound = true;
       if (e.type === EntryType.DIR) {
-        await mkdir(p, { mode: 0o700 });
+        await out.mkdir(p, { mode: 0o700 });
         this.dirs.push({ path: p, mode: e.mode, mtimeNs: e.mtimeNs });
         await this.plan(e.subtree, p, depth + 1, [...segs, e.name]);
       } else if (e.type === EntryType.SYMLINK) {
-        await symlink(e.target, p);
-        await lutimes(p, fsTime(e.mtimeNs), fsTime(e.mtimeNs));
+        await out.symlink(e.target, p, e.mtimeNs);
       } else {
         let sum = 0;
         try {
@@ -566,9 +518,10 @@ export class RestoreRun {
       }
     });
 
-    // Raw descriptors, opened ahead of the batches that need them: workers write into them
-    // and finally close them (see finish jobs).
-    const handles = new Map<number, Promise<number>>();
+    // Files created ahead of the batches that need them: the jobs write into them by
+    // handle, and this thread finishes them (mode, times, sync, close).
+    const out = this.fsys.out;
+    const handles = new Map<number, Promise<TargetFile>>();
     const sem = new ByteSemaphore(RESTORE_IN_FLIGHT);
     const running = new Set<Promise<void>>();
     const finishing = new Set<Promise<void>>();
@@ -586,25 +539,18 @@ export class RestoreRun {
       for (const f of new Set(b.segs.map((s) => s.file)))
         remaining[f] = (remaining[f] as number) + 1;
 
-    // Mode, times, fsync and close run on libuv's thread pool, overlapping the writes.
-    // (Measured: doing them in the worker threads instead halved restore speed, as each
-    // fsync then blocks a thread that should be decrypting.)
-    const finishFile = async (file: number, fd: number): Promise<void> => {
+    // Mode, times, sync and close overlap the writes (Node: on libuv's thread pool; doing
+    // them in the worker threads instead halved restore speed, as each fsync then blocks a
+    // thread that should be decrypting).
+    const finishFile = async (file: number, fd: TargetFile): Promise<void> => {
       const f = this.files[file] as PlannedFile;
       if (this.spoiled.has(file)) {
         // Partly written from blobs that verified, but incomplete: never moved in.
-        await closeFd(fd);
-        await rm(f.path, { force: true });
+        await fd.close();
+        await out.rm(f.path);
         return;
       }
-      const t = fsTime(f.entry.mtimeNs);
-      try {
-        await fchmodFd(fd, f.entry.mode);
-        await futimesFd(fd, t, t);
-        await fsyncFd(fd);
-      } finally {
-        await closeFd(fd);
-      }
+      await fd.finish(f.entry.mode, f.entry.mtimeNs);
       this.filesDone += 1;
     };
 
@@ -617,7 +563,7 @@ export class RestoreRun {
         const last = Math.min(this.files.length - 1, file + OPEN_AHEAD);
         for (; nextFile <= last; nextFile++) {
           const f = this.files[nextFile] as PlannedFile;
-          const fd = openFd(f.path, 'wx', 0o600);
+          const fd = out.create(f.path);
           if (f.entry.chunks.length === 0) {
             const n = nextFile;
             track(
@@ -643,10 +589,11 @@ export class RestoreRun {
         const job = (async () => {
           try {
             const name = packName(b.packId);
-            // A local pack file is read by the worker itself: no copy through this thread.
-            const path = this.repo.storage.localPath?.(name);
-            const fds = await Promise.all(files.map((f) => handles.get(f) as Promise<number>));
-            let sealed: Uint8Array | { path: string; offset: number; length: number };
+            // A local pack file is read by the worker thread itself: no copy through this
+            // thread.
+            const path = this.pool.size > 0 ? this.repo.storage.localPath?.(name) : undefined;
+            const fds = await Promise.all(files.map((f) => handles.get(f) as Promise<TargetFile>));
+            let sealed: Uint8Array | PackFileRange;
             try {
               sealed =
                 path === undefined
@@ -664,12 +611,12 @@ export class RestoreRun {
               }
               sealed = new Uint8Array(0);
             }
-            const fdOf = new Map(files.map((f, i) => [f, fds[i] as number]));
+            const fdOf = new Map(files.map((f, i) => [f, (fds[i] as TargetFile).handle]));
             const items = b.segs.map((s) => ({
               ref: s.at.entry,
               offset: s.at.entry.offset - b.offset,
               length: s.at.entry.length,
-              fd: fdOf.get(s.file) as number,
+              handle: fdOf.get(s.file) as number,
               position: s.position,
             }));
             let bytes = 0;
@@ -706,7 +653,7 @@ export class RestoreRun {
               }
             }
             this.bytesDone += bytes;
-            if (sealed instanceof Uint8Array) accountGarbage(b.length);
+            if (sealed instanceof Uint8Array) this.host.accountGarbage?.(b.length);
             this.progress();
           } finally {
             sem.release(b.length);
@@ -714,7 +661,7 @@ export class RestoreRun {
           for (const file of files) {
             remaining[file] = (remaining[file] as number) - 1;
             if (remaining[file] === 0) {
-              const fd = handles.get(file) as Promise<number>;
+              const fd = handles.get(file) as Promise<TargetFile>;
               handles.delete(file);
               track(
                 finishing,
@@ -731,22 +678,21 @@ export class RestoreRun {
     } finally {
       await Promise.allSettled([...running, ...finishing]);
       for (const r of await Promise.allSettled(handles.values()))
-        if (r.status === 'fulfilled') await closeFd(r.value).catch(() => {});
+        if (r.status === 'fulfilled') await r.value.close().catch(() => {});
     }
     if (failure) throw failure;
   }
 
   /** Directory modes and times, deepest first (writing inside a dir changes its mtime). */
   async finishDirs(root: string, rootMode: number, rootMtimeNs: bigint): Promise<void> {
+    const out = this.fsys.out;
     const all = [...this.dirs].sort((a, b) => b.path.length - a.path.length);
     for (const d of all) {
-      await fsyncPath(d.path);
-      await chmod(d.path, d.mode);
-      await utimes(d.path, fsTime(d.mtimeNs), fsTime(d.mtimeNs));
+      await out.sync(d.path);
+      await out.setMeta(d.path, d.mode, d.mtimeNs);
     }
-    await fsyncPath(root);
-    await chmod(root, rootMode);
-    await utimes(root, fsTime(rootMtimeNs), fsTime(rootMtimeNs));
+    await out.sync(root);
+    await out.setMeta(root, rootMode, rootMtimeNs);
   }
 }
 
@@ -765,20 +711,42 @@ export async function restoreSnapshot(
   opts: RestoreOptions,
   target: string,
   state: 'absent' | 'empty' | 'full',
-): Promise<{ run: RestoreRun; kept: string[]; deleted: string[]; replaced: number }> {
+  files: EngineFiles,
+  host: EngineHost,
+): Promise<{
+  run: RestoreRun;
+  kept: string[];
+  deleted: string[];
+  replaced: number;
+  workers: number;
+}> {
+  const fs = files.out;
+  const { join, dirname, relative, sep } = fs.path;
   const parent = dirname(target);
-  await mkdir(parent, { recursive: true });
-  const tag = randomBytes(6).toString('hex');
-  const tmp = join(parent, restoreTempName(target, tag));
+  await fs.mkdir(parent, { recursive: true, mode: 0o777 });
+  const tag = toHex(randomBytes(6));
+  const tmp = join(parent, restoreTempName(target, tag, fs));
   const root = join(tmp, 'root');
   const aside = join(tmp, 'old');
-  await mkdir(tmp, { mode: 0o700 });
-  // Written first: only a directory holding it is ever removed by a later restore.
-  await writeFile(join(tmp, RESTORE_MARKER), restoreMarker(process.pid, osHostname()), {
-    flag: 'wx',
-    mode: 0o600,
-  });
-  const pool = new WorkerPool(Math.max(1, opts.workers ?? defaultWorkers()), repo.keys);
+  // The pool first: threads that cannot start fall back before anything is written.
+  const pool = await startPool(opts.workers, repo.keys, {}, files);
+  try {
+    await fs.mkdir(tmp, { mode: 0o700 });
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+  try {
+    // Written first: only a directory holding it is ever removed by a later restore.
+    await fs.writeNewFile(
+      join(tmp, RESTORE_MARKER),
+      new TextEncoder().encode(restoreMarker(host.pid, host.hostname())),
+    );
+  } catch (e) {
+    await pool.close();
+    await fs.rmdir(tmp).catch(() => {});
+    throw e;
+  }
   let run: RestoreRun;
   let oldAside = false;
   let swapped = false;
@@ -787,8 +755,8 @@ export async function restoreSnapshot(
   let deleted: string[] = [];
   let replaced = 0;
   try {
-    await mkdir(root, { mode: 0o700 });
-    run = new RestoreRun(repo, index, pool, opts, root);
+    await fs.mkdir(root, { mode: 0o700 });
+    run = new RestoreRun(repo, index, pool, opts, root, files, host);
     try {
       await run.plan(snap.rootTree, root, 0);
       if (opts.include !== undefined && !run.includeFound)
@@ -816,9 +784,9 @@ export async function restoreSnapshot(
     // moved aside as a whole first, into the marked temporary directory, so a kill between
     // the two renames is recoverable.
     if (state === 'full' && !opts.delete) {
-      const conflicts = await findMergeConflicts(root, target);
+      const conflicts = await findMergeConflicts(fs, root, target);
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
-      kept = await listExtras(root, target);
+      kept = await listExtras(fs, root, target);
       const commit = join(tmp, RESTORE_COMMIT);
       const dirMeta: DirMeta[] = [
         { rel: '', mode: snap.rootMode, mtimeNs: snap.rootMtimeNs },
@@ -828,38 +796,37 @@ export async function restoreSnapshot(
           mtimeNs: d.mtimeNs,
         })),
       ];
-      await writeFile(commit, commitText(dirMeta), { flag: 'wx', mode: 0o600 });
-      await fsyncPath(commit);
-      await fsyncPath(tmp);
+      await fs.writeNewFile(commit, new TextEncoder().encode(commitText(dirMeta)));
+      await fs.sync(tmp);
       // From here on the restore is rolled forward by the next one if killed.
       committed = true;
-      replaced = (await mergeInto(root, target, aside)).replaced;
-      await applyDirMeta(target, dirMeta);
+      replaced = (await mergeInto(fs, root, target, aside)).replaced;
+      await applyDirMeta(fs, target, dirMeta);
     } else if (state === 'full') {
-      deleted = await listExtras(root, target);
-      await rename(target, aside);
+      deleted = await listExtras(fs, root, target);
+      await fs.rename(target, aside);
       oldAside = true;
       try {
-        await rename(root, target);
+        await fs.rename(root, target);
       } catch (e) {
-        await rename(aside, target);
+        await fs.rename(aside, target);
         oldAside = false;
         throw e;
       }
     } else {
-      await rename(root, target);
+      await fs.rename(root, target);
     }
     swapped = true;
-    await fsyncPath(parent);
+    await fs.sync(parent);
   } catch (e) {
     // Never delete the old target unless the new one is in place: if putting it back
     // failed, it stays in `old/` and the next restore puts it back. A merge that started
     // stays too: the next restore finishes it.
-    if ((!oldAside || swapped) && !committed) await removeMarked(tmp);
+    if ((!oldAside || swapped) && !committed) await removeMarked(fs, tmp);
     throw e;
   } finally {
     await pool.close();
   }
-  await removeMarked(tmp);
-  return { run, kept, deleted, replaced };
+  await removeMarked(fs, tmp);
+  return { run, kept, deleted, replaced, workers: pool.size };
 }

@@ -1,27 +1,65 @@
 /**
  * A pool of worker threads (see worker.ts) so every core works: backup jobs (read + chunk +
- * HMAC + deflate + AES-256-GCM + pack), and blob verification for restore and check.
+ * HMAC + compress + AES-256-GCM + pack), and blob verification for restore and check.
  * Buffers are transferred, never copied. Finished packs come back through `onPack`; the
  * pool tracks those uploads and hands each stored pack's buffer back to its worker.
+ * Node-only; the engine reaches it through the platform's PoolFactory (nodeWorkers).
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { CorruptBackupError, MissingObjectError, UnavailableError } from '../../errors.js';
 import type { BlobRef } from '../../format/index.js';
-import { openBlob } from '../repository/blob-codec.js';
 import { PACK_TARGET } from '../repository/pack-builder.js';
 import type { RepoKeys } from '../repository/keys.js';
+import type { PoolFactory } from '../platform/types.js';
 import {
   SourceReadError,
-  ownedBuffer,
+  type EnginePool,
   type FileJob,
   type FileResult,
-  type PackMessage,
+  type PackFileRange,
+  type PoolOptions,
+  type WriteItem,
+} from '../workers/pool-types.js';
+import {
+  ownedBuffer,
   type WorkerInit,
   type WorkerReply,
   type WorkerRequest,
-  type WriteJob,
 } from './worker-protocol.js';
+
+export type { PoolOptions } from '../workers/pool-types.js';
+
+/**
+ * Where the worker entry is: `worker.js` beside this module — which, in an app bundled with
+ * esbuild, is beside the bundle, where the README's recipe puts it ("Bundling").
+ * @throws TypeError where there is no module URL (a CommonJS bundle): the engine then runs
+ *   in the calling thread.
+ */
+export function workerUrl(): URL {
+  return new URL('./worker.js', import.meta.url);
+}
+
+/**
+ * Flags of this process that a worker must not inherit: `--input-type` (set by
+ * `node --input-type=module -e …`) makes every worker fail at start with
+ * ERR_INPUT_TYPE_NOT_ALLOWED, as would `--eval`/`--print` given as flags.
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--input-type' || a === '-e' || a === '--eval' || a === '-p' || a === '--print') {
+      i += 1;
+      continue;
+    }
+    if (a.startsWith('--input-type=') || a.startsWith('--eval=') || a.startsWith('--print='))
+      continue;
+    out.push(a);
+  }
+  return out;
+}
 
 /** Young generation size of each worker (see the constructor). */
 const YOUNG_GEN_MB = 1;
@@ -39,24 +77,8 @@ export function defaultWorkers(): number {
   return availableParallelism();
 }
 
-/** Options of a pool used for backups. */
-export interface PoolOptions {
-  /**
-   * Sorted ids of blobs already stored, per kind, in shared memory (workers skip those):
-   * a chunk is deduplicated against data blobs only, a tree against tree blobs only.
-   */
-  known?: {
-    data: { buf: SharedArrayBuffer; count: number };
-    tree: { buf: SharedArrayBuffer; count: number };
-  };
-  /** Target pack size in bytes (default PACK_TARGET, 12 MiB). */
-  packSize?: number;
-  /** Store a finished pack durably; the pool waits for these in {@link WorkerPool.flush}. */
-  onPack?: (pack: PackMessage) => Promise<void>;
-}
-
 /** The worker pool. Always `close()` it (in a finally). */
-export class WorkerPool {
+export class WorkerPool implements EnginePool {
   private readonly workers: Worker[] = [];
   private readonly load: number[] = [];
   private readonly pending = new Map<number, Pending>();
@@ -67,14 +89,39 @@ export class WorkerPool {
   private fileJobs = 0;
   private nextJob = 1;
   private failure: unknown;
+  /** Resolves once every worker runs; rejects when one fails to start. */
+  readonly ready: Promise<void>;
+
+  /**
+   * Start `size` workers and wait until all run.
+   * @throws the start failure (the worker entry missing from a bundle, …), every worker
+   *   stopped again.
+   */
+  static async start(size: number, keys: RepoKeys, options: PoolOptions = {}): Promise<WorkerPool> {
+    const pool = new WorkerPool(size, keys, options);
+    try {
+      await pool.ready;
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
 
   constructor(
     size: number,
     private readonly keys: RepoKeys,
     private readonly options: PoolOptions = {},
   ) {
-    const none = { buf: new SharedArrayBuffer(32), count: 0 };
-    const known = options.known ?? { data: none, tree: none };
+    const shared = (k: { buf: ArrayBufferLike; count: number } | undefined) => {
+      if (k && k.buf instanceof SharedArrayBuffer) return { buf: k.buf, count: k.count };
+      const buf = new SharedArrayBuffer(Math.max(32, k?.buf.byteLength ?? 0));
+      if (k) new Uint8Array(buf).set(new Uint8Array(k.buf));
+      return { buf, count: k?.count ?? 0 };
+    };
+    const known = { data: shared(options.known?.data), tree: shared(options.known?.tree) };
+    const onlines: Promise<void>[] = [];
+    const url = workerUrl();
     const returned = new SharedArrayBuffer(4 * Math.max(1, size));
     this.returned = new Int32Array(returned);
     for (let i = 0; i < size; i++) {
@@ -90,14 +137,29 @@ export class WorkerPool {
         returned,
         recycle: port2,
       };
-      const w = new Worker(new URL('./worker.js', import.meta.url), {
+      const w = new Worker(url, {
         workerData: init,
+        execArgv: workerExecArgv(),
         transferList: [port2],
         // A small young generation makes scavenges frequent, which is when V8 frees the
         // backing stores of the many short-lived Buffers that crypto and zlib return:
         // without it each worker holds tens of MB of garbage between collections.
         resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GEN_MB },
       });
+      // 'online' comes before the entry module is even loaded (a missing worker.js fails
+      // after it): a worker is running once its entry says so.
+      onlines.push(
+        new Promise<void>((resolve, reject) => {
+          const onReady = (r: WorkerReply): void => {
+            if (r.op !== 'ready') return;
+            w.off('message', onReady);
+            resolve();
+          };
+          w.on('message', onReady);
+          w.once('error', reject);
+          w.once('exit', (code) => reject(new Error(`worker exited with code ${code}`)));
+        }),
+      );
       this.recyclePorts.push(port1);
       port1.unref();
       w.on('message', (r: WorkerReply) => this.settle(r, i));
@@ -108,6 +170,8 @@ export class WorkerPool {
       this.workers.push(w);
       this.load.push(0);
     }
+    this.ready = Promise.all(onlines).then(() => undefined);
+    this.ready.catch(() => {});
   }
 
   /** Number of worker threads. */
@@ -127,6 +191,7 @@ export class WorkerPool {
   }
 
   private settle(r: WorkerReply, worker: number): void {
+    if (r.op === 'ready') return;
     if (r.op === 'pack') {
       const onPack = this.options.onPack;
       const p = (onPack ? onPack(r) : Promise.reject(new Error('pack without a handler'))).then(
@@ -193,7 +258,7 @@ export class WorkerPool {
    * result. (Wrapped so that awaiting the slot does not await the job.) A file that cannot
    * be read rejects `done` with a {@link SourceReadError} and leaves the pool usable.
    */
-  async submitFile(job: Omit<FileJob, 'jobId' | 'op'>): Promise<{ done: Promise<FileResult> }> {
+  async submitFile(job: FileJob): Promise<{ done: Promise<FileResult> }> {
     while (this.fileJobs >= 2 * this.workers.length && !this.failure) {
       await new Promise<void>((r) => this.slotWaiters.push(r));
     }
@@ -237,7 +302,6 @@ export class WorkerPool {
    * @throws CorruptBackupError naming `object` when verification fails.
    */
   async open(ref: BlobRef, sealed: Uint8Array, object: string): Promise<Uint8Array> {
-    if (this.workers.length === 0) return openBlob(this.keys, ref, sealed, object);
     const owned = ownedBuffer(sealed);
     const r = await this.run({ op: 'open', ref, sealed: owned, object }, [owned.buffer]);
     if (r.op !== 'open') throw new Error('worker protocol error');
@@ -245,7 +309,7 @@ export class WorkerPool {
   }
 
   /**
-   * Verify and write the blobs of one pack range into their files (see {@link WriteJob}).
+   * Verify and write the blobs of one pack range into their files (see workers/jobs.ts).
    * The range is either `sealed` (read by the caller; its buffer is transferred) or a
    * `path`, `offset` and `length` in a local pack file that the worker reads itself, which
    * keeps the bytes out of this thread (see {@link Storage.localPath}).
@@ -254,11 +318,10 @@ export class WorkerPool {
    *   UnavailableError when it cannot be read.
    */
   async write(
-    source: Uint8Array | { path: string; offset: number; length: number },
+    source: Uint8Array | PackFileRange,
     object: string,
-    items: WriteJob['items'],
+    items: WriteItem[],
   ): Promise<number> {
-    if (this.workers.length === 0) throw new Error('write needs worker threads');
     let r: WorkerReply;
     if (source instanceof Uint8Array) {
       const owned = ownedBuffer(source);
@@ -279,34 +342,8 @@ export class WorkerPool {
   }
 }
 
-/**
- * Bounds the bytes in flight (fetched but not yet written), which is what keeps peak
- * memory independent of input size.
- */
-export class ByteSemaphore {
-  private used = 0;
-  private readonly waiters: { n: number; resolve: () => void }[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  /** Wait until `n` more bytes fit (a single request larger than the limit waits for empty). */
-  async acquire(n: number): Promise<void> {
-    if (this.waiters.length === 0 && (this.used + n <= this.limit || this.used === 0)) {
-      this.used += n;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push({ n, resolve }));
-  }
-
-  /** Give back `n` bytes. */
-  release(n: number): void {
-    this.used -= n;
-    while (this.waiters.length > 0) {
-      const w = this.waiters[0] as { n: number; resolve: () => void };
-      if (this.used + w.n > this.limit && this.used !== 0) break;
-      this.waiters.shift();
-      this.used += w.n;
-      w.resolve();
-    }
-  }
-}
+/** Node's worker threads as the engine's pool factory. */
+export const nodeWorkers: PoolFactory = {
+  defaultWorkers,
+  start: (size, keys, options) => WorkerPool.start(size, keys, options),
+};

@@ -1,8 +1,16 @@
-/** Messages between the engine and its worker threads (see worker.ts and pool.ts). */
+/** Messages between the engine and its worker threads (see worker.ts and worker-pool.ts). */
 import type { BlobKind, BlobRef, CompressionValue } from '../../format/index.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { PackMessage } from '../repository/pack-builder.js';
 import type { RepoKeys } from '../repository/keys.js';
+import type {
+  FileJob as CoreFileJob,
+  FileResult,
+  PackFileRange,
+  WriteItem,
+} from '../workers/pool-types.js';
+
+export type { FileResult } from '../workers/pool-types.js';
 
 /** Data every worker gets at start. */
 export interface WorkerInit {
@@ -24,16 +32,10 @@ export interface WorkerInit {
   recycle: MessagePort;
 }
 
-/** Read a range of a file, chunk it, and store the new chunks in this worker's pack. */
-export interface FileJob {
+/** A file job (workers/pool-types.ts) with its id. */
+export interface FileJob extends CoreFileJob {
   op: 'file';
   jobId: number;
-  path: string;
-  offset: number;
-  /** Bytes to read, or -1 for "to the end of the file". */
-  length: number;
-  /** Fixed chunk size (SQLite ranges), or 0 to decide from the file's first bytes. */
-  fixed: number;
 }
 
 /** A request to a worker. Buffers are transferred, not copied. */
@@ -44,33 +46,21 @@ export type WorkerRequest =
   | { op: 'open'; jobId: number; ref: BlobRef; sealed: Uint8Array<ArrayBuffer>; object: string }
   | WriteJob;
 
-/**
- * Verify the blobs of one contiguous range read from a pack and write each plaintext into
- * its file (open file descriptors of the engine's process) at its position.
- */
+/** Verify the blobs of one pack range and write each into its file (a descriptor). */
 export interface WriteJob {
   op: 'write';
   jobId: number;
   /** The range, read by the engine, or where the worker reads it itself (a local pack file). */
-  source: { sealed: Uint8Array<ArrayBuffer> } | { path: string; offset: number; length: number };
+  source: { sealed: Uint8Array<ArrayBuffer> } | PackFileRange;
   object: string;
-  items: { ref: BlobRef; offset: number; length: number; fd: number; position: number }[];
+  items: WriteItem[];
 }
 
 export type { PackMessage } from '../repository/pack-builder.js';
 
-/** Result of a file job. */
-export interface FileResult {
-  /** Chunk ids in file order, 32 bytes each. */
-  ids: Uint8Array;
-  lengths: number[];
-  bytesRead: number;
-  newChunks: number;
-  newBytes: number;
-}
-
 /** A worker's answer. */
 export type WorkerReply =
+  | { op: 'ready' }
   | PackMessage
   | ({ op: 'file'; jobId: number; ok: true } & FileResult)
   | { op: 'tree'; jobId: number; ok: true; id: Uint8Array; isNew: boolean }
@@ -96,21 +86,6 @@ export type WorkerReply =
       /** A pack file the worker read itself: absent (MISSING_OBJECT) or unreadable (UNAVAILABLE). */
       store?: 'missing' | 'unavailable';
     };
-
-/**
- * A source file could not be opened or read by a worker (it vanished, is unreadable, ...).
- * The backup decides what that means; the pool stays usable.
- */
-export class SourceReadError extends Error {
-  constructor(
-    message: string,
-    /** The errno code, e.g. `ENOENT`. */
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'SourceReadError';
-  }
-}
 
 /** A sealed blob's parameters, as a worker reports them. */
 export interface BlobParams {

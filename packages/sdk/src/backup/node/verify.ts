@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import type { RestoreOptions } from '../api.js';
 import { sqliteChunkSize } from '../archiver/chunker.js';
-import { restore } from './restore.js';
+import { restore } from '../commands/restore.js';
 
 /** Options of {@link verify}. */
 export type VerifyOptions = Omit<

@@ -1,0 +1,210 @@
+/**
+ * The Node files (platform/types.ts: EngineFiles): node:fs and node:path, what the engine
+ * has always used. Descriptors are plain numbers, so a worker thread writes a restore's
+ * file by its handle (`writeSync`), and reads sources itself (`readSync`). Node-only.
+ */
+import type { BigIntStats } from 'node:fs';
+import {
+  closeSync,
+  fchmod,
+  close as fsClose,
+  open as fsOpen,
+  fsync,
+  futimes,
+  openSync,
+  readSync,
+  writeSync,
+} from 'node:fs';
+import {
+  chmod,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  symlink,
+  utimes,
+} from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { promisify } from 'node:util';
+import { writePrivateFile } from '../../node/private-file.js';
+import type {
+  DirName,
+  EngineFiles,
+  EntryInfo,
+  EntryKind,
+  PathOps,
+  SourceReader,
+  TargetFile,
+  TargetFiles,
+  TargetWriter,
+} from '../platform/types.js';
+
+const openFd = promisify(fsOpen);
+const closeFd = promisify(fsClose);
+const fchmodFd = promisify(fchmod);
+const futimesFd = promisify(futimes);
+const fsyncFd = promisify(fsync);
+
+/**
+ * The time argument for utimes/futimes/lutimes that sets `ns` (nanoseconds since the epoch)
+ * to the microsecond, truncated toward the past (what the file system then reports is
+ * `floor(ns / 1000) * 1000`).
+ *
+ * Node takes seconds as a double and libuv keeps whole microseconds of the fraction,
+ * truncating. `Number(ns) / 1e9` lands up to ~0.24 µs below the wanted microsecond about
+ * half the time (a double near 1.7e9 s resolves ~0.24 µs), so one microsecond was lost.
+ * Aiming at the middle of the microsecond leaves room for that error: exact up to the
+ * year 2106 (where the resolution reaches 0.5 µs). Node turns a negative number into
+ * "now", so times before 1970 go through a Date: to the millisecond (within 1 µs).
+ */
+export function fsTime(ns: bigint): number | Date {
+  if (ns < 0n) {
+    const ms = ns / 1_000_000n - (ns % 1_000_000n < 0n ? 1n : 0n);
+    return new Date(Number(ms));
+  }
+  const us = ns / 1000n;
+  return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
+}
+
+function kindOf(st: BigIntStats): EntryKind {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return 'other';
+}
+
+/** An entry's status as the engine sees it. */
+export async function nodeLstat(path: string): Promise<EntryInfo> {
+  const st = await lstat(path, { bigint: true });
+  return {
+    kind: kindOf(st),
+    mode: Number(st.mode) & 0o7777,
+    size: st.size,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ino: st.ino,
+    uid: Number(st.uid),
+  };
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+const nodePath: PathOps = { sep, join, dirname, basename, relative, resolve };
+
+const nodeOut: TargetFiles = {
+  path: nodePath,
+  readdir: (path) => readdir(path),
+  lstat: nodeLstat,
+  readFile: async (path) => new Uint8Array(await readFile(path)),
+  async mkdir(path, opts) {
+    await mkdir(path, opts);
+  },
+  async writeNewFile(path, data) {
+    const fh = await open(path, 'wx', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+  async writeFileAtomic(path, data) {
+    await writePrivateFile(path, data);
+  },
+  async create(path): Promise<TargetFile> {
+    const fd = await openFd(path, 'wx', 0o600);
+    return {
+      handle: fd,
+      // Mode, times, fsync and close run on libuv's thread pool, overlapping the writes.
+      // (Measured: doing them in the worker threads instead halved restore speed, as each
+      // fsync then blocks a thread that should be decrypting.)
+      async finish(mode, mtimeNs) {
+        const t = fsTime(mtimeNs);
+        try {
+          await fchmodFd(fd, mode);
+          await futimesFd(fd, t, t);
+          await fsyncFd(fd);
+        } finally {
+          await closeFd(fd);
+        }
+      },
+      close: () => closeFd(fd),
+    };
+  },
+  async symlink(target, path, mtimeNs) {
+    await symlink(target, path);
+    await lutimes(path, fsTime(mtimeNs), fsTime(mtimeNs));
+  },
+  async setMeta(path, mode, mtimeNs) {
+    await chmod(path, mode);
+    await utimes(path, fsTime(mtimeNs), fsTime(mtimeNs));
+  },
+  sync: fsyncPath,
+  rename: (from, to) => rename(from, to),
+  rmdir: (path) => rmdir(path),
+  rm: (path) => rm(path, { recursive: true, force: true }),
+};
+
+/** Reads a source file with readSync (the worker threads' and the in-thread runner's way). */
+function openReader(path: string): SourceReader {
+  const fd = openSync(path, 'r');
+  return {
+    readInto: (buf, at, length, position) => readSync(fd, buf, at, length, position),
+    close: () => closeSync(fd),
+  };
+}
+
+/** Writes by descriptor (a restore's created file). */
+export function fdWriter(fd: number): TargetWriter {
+  return {
+    writeAt(data, position) {
+      let done = 0;
+      while (done < data.length)
+        done += writeSync(fd, data, done, data.length - done, position + done);
+    },
+  };
+}
+
+/** The Node file system. */
+export const nodeFiles: EngineFiles = {
+  path: nodePath,
+  async readdir(path): Promise<DirName[]> {
+    const raw = await readdir(path, { encoding: 'buffer' });
+    return raw.map((b) => {
+      const name = b.toString('utf8');
+      return Buffer.from(name, 'utf8').equals(b) ? { name } : { name, raw: new Uint8Array(b) };
+    });
+  },
+  lstat: nodeLstat,
+  readlink: (path) => readlink(path),
+  async read(path, position, length) {
+    const fh = await open(path, 'r');
+    try {
+      const buf = new Uint8Array(length);
+      const { bytesRead } = await fh.read(buf, 0, length, position);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  },
+  openRead: openReader,
+  out: nodeOut,
+  writer: fdWriter,
+};

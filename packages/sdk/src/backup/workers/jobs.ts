@@ -1,0 +1,224 @@
+/**
+ * The jobs of a backup, a restore and a check, run by a worker thread (node/worker.ts) or
+ * by the calling thread (in-thread.ts) — the same code either way: read file ranges, cut
+ * chunks, compute blob ids, skip chunks the repository already has, compress where it
+ * pays, seal and append to this runner's own pack; finished packs go to `emit`. Also opens
+ * and verifies blobs, and writes verified plaintext into a restore's files.
+ *
+ * Each runner builds its own packs, so the same new chunk met by two workers in one run may
+ * be stored twice (harmless: ids are content-derived; prune repacks the duplicates away).
+ */
+import { CorruptBackupError } from '../../errors.js';
+import { ObjectKind, toHex, type BlobKind, type BlobRef } from '../../format/index.js';
+import {
+  CDC_MAX,
+  SINGLE_CHUNK_MAX,
+  gearTable,
+  nextCut,
+  sqliteChunkSize,
+} from '../archiver/chunker.js';
+import { maybeCompress, openBlob } from '../repository/blob-codec.js';
+import { hmac, type RepoKeys } from '../repository/keys.js';
+import { PackBuilder, type PackMessage } from '../repository/pack-builder.js';
+import type { SourceReader, TargetWriter } from '../platform/types.js';
+import type { FileJob, FileResult, KnownIds, PackFileRange, WriteItem } from './pool-types.js';
+
+const READ_BLOCK = 2 * 1024 * 1024;
+
+/** What a runner is given. */
+export interface JobRunnerInit {
+  keys: RepoKeys;
+  known: { data: KnownIds; tree: KnownIds };
+  packTarget: number;
+  /** A finished pack (its buffer is handed over). */
+  emit: (pack: PackMessage) => void;
+  /** A pack buffer to reuse (or undefined: allocate); may block until one is returned. */
+  nextBuffer?: (size: number) => Uint8Array<ArrayBuffer> | undefined;
+  /** Opens a source file for reading. */
+  openRead: (path: string) => SourceReader | Promise<SourceReader>;
+  /** The writer of a restore file's handle. */
+  writer: (handle: number) => TargetWriter;
+  /** Reads a range of a local pack file (absent: ranges are always handed over). */
+  readPackRange?: (src: PackFileRange, object: string) => Uint8Array | Promise<Uint8Array>;
+  /** Bytes processed (a host may collect garbage: node/gc.ts). */
+  accountGarbage?: (bytes: number) => void;
+  /** Awaited after each new chunk (the calling thread waits there for stored packs). */
+  backpressure?: () => Promise<void> | undefined;
+}
+
+/** A local pack file could not be read (readPackRange): MISSING_OBJECT or UNAVAILABLE. */
+export class PackReadError extends Error {
+  constructor(
+    readonly store: 'missing' | 'unavailable',
+    readonly object: string,
+    message: string,
+  ) {
+    super(message);
+    Object.setPrototypeOf(this, new.target.prototype); // see BackvaultError (src/errors.ts)
+  }
+}
+
+export class JobRunner {
+  private readonly knownData: { ids: Uint8Array; count: number };
+  private readonly knownTrees: { ids: Uint8Array; count: number };
+  private readonly gear: Uint32Array;
+  private readonly storedHere = new Set<string>();
+  private readonly packer: PackBuilder;
+  private readBuf: Uint8Array | undefined;
+
+  constructor(private readonly init: JobRunnerInit) {
+    this.knownData = { ids: new Uint8Array(init.known.data.buf), count: init.known.data.count };
+    this.knownTrees = { ids: new Uint8Array(init.known.tree.buf), count: init.known.tree.count };
+    this.gear = gearTable(init.keys.chunker);
+    this.packer = new PackBuilder(init.keys, init.emit, init.nextBuffer, init.packTarget);
+  }
+
+  /** True when a blob of this kind with this id is stored (a chunk is never a tree). */
+  private isKnown(kind: BlobKind, id: Uint8Array): boolean {
+    const { ids: known, count } = kind === ObjectKind.TREE_BLOB ? this.knownTrees : this.knownData;
+    let lo = 0;
+    let hi = count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const base = mid * 32;
+      let d = 0;
+      for (let i = 0; i < 32 && d === 0; i++) d = (known[base + i] as number) - (id[i] as number);
+      if (d === 0) return true;
+      if (d < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
+  /** Store one blob unless known; returns true when it was new. */
+  private storeBlob(kind: BlobKind, plain: Uint8Array, id: Uint8Array): boolean {
+    const hex = `${kind}:${toHex(id)}`;
+    if (this.isKnown(kind, id) || this.storedHere.has(hex)) return false;
+    this.storedHere.add(hex);
+    const { compression, body } = maybeCompress(plain);
+    this.packer.append(kind, id, compression, plain.length, body);
+    return true;
+  }
+
+  /** Read a range of a file, cut it into chunks, store the new ones. */
+  async file(job: FileJob): Promise<FileResult> {
+    this.readBuf ??= new Uint8Array(READ_BLOCK + CDC_MAX);
+    const buf = this.readBuf;
+    const ids: Uint8Array[] = [];
+    const lengths: number[] = [];
+    let bytesRead = 0;
+    let newChunks = 0;
+    let newBytes = 0;
+    const reader = await this.init.openRead(job.path);
+    const readFill = async (at: number, want: number, pos: number): Promise<number> => {
+      let got = 0;
+      while (got < want) {
+        let n = reader.readInto(buf, at + got, want - got, pos + got);
+        if (typeof n !== 'number') n = await n;
+        if (n === 0) break;
+        got += n;
+      }
+      return got;
+    };
+    try {
+      const limit = job.length < 0 ? Infinity : job.offset + job.length;
+      let pos = job.offset;
+      let start = 0;
+      let end = 0;
+      const want = (): number => Math.min(buf.length - end, limit - pos);
+      let got = await readFill(0, want(), pos);
+      pos += got;
+      end = got;
+      let eof = pos >= limit || end < buf.length;
+      let fixed = job.fixed;
+      if (fixed === 0 && job.offset === 0)
+        fixed = sqliteChunkSize(buf.subarray(0, Math.min(end, 100))) ?? 0;
+      // A whole small file: one chunk.
+      if (fixed === 0 && job.offset === 0 && eof && end <= SINGLE_CHUNK_MAX)
+        fixed = Math.max(1, end);
+      for (;;) {
+        if (!eof && end - start < CDC_MAX) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+          got = await readFill(end, want(), pos);
+          pos += got;
+          end += got;
+          eof = pos >= limit || end < buf.length;
+        }
+        if (start === end) break;
+        const cut =
+          fixed > 0 ? Math.min(fixed, end - start) : nextCut(this.gear, buf, start, end, eof);
+        const plain = buf.subarray(start, start + cut);
+        start += cut;
+        const id = hmac(this.init.keys.blobId, plain);
+        if (this.storeBlob(ObjectKind.DATA_BLOB, plain, id)) {
+          newChunks += 1;
+          newBytes += cut;
+          const wait = this.init.backpressure?.();
+          if (wait) await wait;
+        }
+        ids.push(id);
+        lengths.push(cut);
+        bytesRead += cut;
+        this.init.accountGarbage?.(cut);
+      }
+    } finally {
+      await reader.close();
+    }
+    const flat = new Uint8Array(ids.length * 32);
+    ids.forEach((id, i) => flat.set(id, i * 32));
+    return { ids: flat, lengths, bytesRead, newChunks, newBytes };
+  }
+
+  /** Store a tree blob unless known. */
+  tree(plain: Uint8Array): { id: Uint8Array; isNew: boolean } {
+    const id = hmac(this.init.keys.blobId, plain);
+    return { id, isNew: this.storeBlob(ObjectKind.TREE_BLOB, plain, id) };
+  }
+
+  /** Finish the current pack (emitted). */
+  flush(): void {
+    this.packer.finish();
+  }
+
+  /** Open and fully verify one sealed blob. */
+  open(ref: BlobRef, sealed: Uint8Array, object: string): Uint8Array {
+    return openBlob(this.init.keys, ref, sealed, object);
+  }
+
+  /** Verify the blobs of a pack range and write each into its file; returns bytes written. */
+  async write(
+    source: Uint8Array | PackFileRange,
+    object: string,
+    items: readonly WriteItem[],
+  ): Promise<number> {
+    let sealed: Uint8Array;
+    if (source instanceof Uint8Array) sealed = source;
+    else {
+      if (!this.init.readPackRange) throw new Error('this runner reads no pack files');
+      const r = this.init.readPackRange(source, object);
+      sealed = r instanceof Uint8Array ? r : await r;
+    }
+    let bytes = 0;
+    for (const it of items) {
+      const plain = openBlob(
+        this.init.keys,
+        it.ref,
+        sealed.subarray(it.offset, it.offset + it.length),
+        object,
+        false, // AEAD-verified; see openBlob
+      );
+      const w = this.init.writer(it.handle).writeAt(plain, it.position);
+      if (w) await w;
+      bytes += plain.length;
+      this.init.accountGarbage?.(plain.length);
+    }
+    return bytes;
+  }
+}
+
+/** A pack range read shorter than asked: the pack is truncated. */
+export function truncated(object: string): CorruptBackupError {
+  return new CorruptBackupError('pack is truncated', object);
+}

@@ -1,0 +1,247 @@
+// The engine over its platform interfaces (src/backup/platform/): the pure-JS crypto gives
+// the Node provider's bytes, a MemoryFiles tree backs up and restores byte for byte with
+// either provider, `workers: 0` never asks for a thread, and threads that cannot start
+// neither fail a backup nor leave a repository behind.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, afterEach, describe, it } from 'node:test';
+import {
+  MemoryFiles,
+  backup,
+  check,
+  installedPlatform,
+  memoryHost,
+  nodeCrypto,
+  nodePlatform,
+  restore,
+  useEnginePlatform,
+  type EnginePlatform,
+} from '#sdk/backup/index.js';
+import { nobleCrypto } from '#sdk/backup/platform/noble-crypto.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { PREFIX } from '#sdk/format/index.js';
+import { assertSameTree, makeSampleTree, removeDir, tempDir } from './helpers.js';
+
+const KEY = new Uint8Array(32).fill(7);
+const noble = nobleCrypto({ randomBytes: (n) => new Uint8Array(randomBytes(n)) });
+
+/** A tree with what a chat holds: a database-like file, media, folders, a symlink, modes. */
+function chatTree(): MemoryFiles {
+  const fs = new MemoryFiles();
+  const page = new Uint8Array(4096);
+  const db = new Uint8Array(4096 * 300);
+  db.set(new TextEncoder().encode('SQLite format 3\0'), 0);
+  db[16] = 0x10; // page size 4096, big-endian
+  db[17] = 0x00;
+  for (let i = 1; i < 300; i++) {
+    page.fill(i % 251);
+    db.set(page, i * 4096);
+  }
+  fs.writeFile('/chat/msgstore.db', db, { mode: 0o600, mtimeNs: 1_700_000_000_123_456_000n });
+  fs.writeFile('/chat/media/photo.jpg', new Uint8Array(randomBytes(3 * 1024 * 1024)));
+  fs.writeFile('/chat/media/voice.opus', new Uint8Array(randomBytes(200_000)), { mode: 0o640 });
+  fs.writeFile('/chat/notes.txt', new TextEncoder().encode('hello '.repeat(5000)));
+  fs.writeFile('/chat/empty', new Uint8Array(0));
+  fs.mkdirp('/chat/cache/empty-dir', 0o700);
+  fs.symlink('media/photo.jpg', '/chat/latest');
+  return fs;
+}
+
+function assertSameMemoryTree(a: MemoryFiles, aDir: string, b: MemoryFiles, bDir: string): void {
+  const left = a.list(aDir);
+  const right = b.list(bDir);
+  assert.deepEqual(
+    right.map((e) => [e.path, e.kind, e.mode]),
+    left.map((e) => [e.path, e.kind, e.mode]),
+  );
+  for (let i = 0; i < left.length; i++) {
+    const x = left[i];
+    const y = right[i];
+    if (x?.kind === 'file' && y?.kind === 'file') {
+      assert.ok(Buffer.from(x.data).equals(Buffer.from(y.data)), `${x.path} differs`);
+      assert.equal(y.mtimeNs, x.mtimeNs, `${x.path} mtime`);
+    }
+    if (x?.kind === 'symlink' && y?.kind === 'symlink') assert.equal(y.target, x.target);
+  }
+}
+
+describe('the engine over its platform interfaces', () => {
+  const node = installedPlatform() as EnginePlatform;
+  afterEach(() => useEnginePlatform(node));
+  const dirs: string[] = [];
+  after(async () => {
+    for (const d of dirs) await removeDir(d);
+  });
+
+  it('the noble provider gives the Node provider’s bytes', () => {
+    const key = new Uint8Array(randomBytes(32));
+    const data = new Uint8Array(randomBytes(100_000));
+    const ad = new Uint8Array(randomBytes(20));
+    const nonce = new Uint8Array(randomBytes(12));
+    assert.deepEqual(noble.sha256(data), nodeCrypto.sha256(data));
+    assert.deepEqual(noble.hmacSha256(key, data), nodeCrypto.hmacSha256(key, data));
+    const salt = new Uint8Array(16).fill(1);
+    const info = new TextEncoder().encode('backvault/v1/data');
+    assert.deepEqual(
+      noble.hkdfSha256(key, salt, info, 32),
+      nodeCrypto.hkdfSha256(key, salt, info, 32),
+    );
+    const a = new Uint8Array(data.length + 16 + 5);
+    const b = new Uint8Array(data.length + 16 + 5);
+    noble.aesGcmSealInto(key, nonce, ad, data, a, 5);
+    nodeCrypto.aesGcmSealInto(key, nonce, ad, data, b, 5);
+    assert.deepEqual(a, b);
+    assert.deepEqual(nodeCrypto.aesGcmOpen(key, nonce, ad, a.subarray(5)), data);
+    assert.deepEqual(noble.aesGcmOpen(key, nonce, ad, b.subarray(5)), data);
+    a[100] = (a[100] as number) ^ 1;
+    assert.equal(noble.aesGcmOpen(key, nonce, ad, a.subarray(5)), undefined);
+    assert.equal(nodeCrypto.aesGcmOpen(key, nonce, ad, a.subarray(5)), undefined);
+  });
+
+  it('a MemoryFiles tree backs up and restores byte for byte with the Node platform', async () => {
+    const src = chatTree();
+    const storage = new MemoryStorage();
+    const b = await backup({ storage, backupKey: KEY, source: '/chat', files: src, init: true });
+    // Threads read only the platform's own files: a memory tree runs in this thread.
+    assert.equal(b.workers, 0);
+    assert.equal(b.files, 5);
+    const dst = new MemoryFiles();
+    const r = await restore({ storage, backupKey: KEY, target: '/restored', files: dst });
+    assert.equal(r.files, 5);
+    assertSameMemoryTree(src, '/chat', dst, '/restored');
+    const c = await check({ storage, backupKey: KEY });
+    assert.deepEqual(c.problems, []);
+  });
+
+  it('the whole engine runs on the noble provider, in memory, and its repository opens on Node', async () => {
+    useEnginePlatform({ crypto: noble, files: new MemoryFiles(), host: memoryHost() });
+    const src = chatTree();
+    const storage = new MemoryStorage();
+    const b = await backup({ storage, backupKey: KEY, source: '/chat', files: src, init: true });
+    assert.equal(b.workers, 0);
+    const second = await backup({ storage, backupKey: KEY, source: '/chat', files: src });
+    assert.equal(second.bytesNew, 0, 'nothing new the second time');
+    const dst = new MemoryFiles();
+    await restore({ storage, backupKey: KEY, target: '/r', files: dst });
+    assertSameMemoryTree(src, '/chat', dst, '/r');
+    assert.deepEqual((await check({ storage, backupKey: KEY })).problems, []);
+    // The same repository, read by the Node provider.
+    useEnginePlatform(node);
+    assert.deepEqual((await check({ storage, backupKey: KEY })).problems, []);
+    const onNode = new MemoryFiles();
+    await restore({ storage, backupKey: KEY, target: '/n', files: onNode });
+    assertSameMemoryTree(src, '/chat', onNode, '/n');
+  });
+
+  it('a Node-made repository restores on the noble provider when it reads the compression, and says so when it does not', async () => {
+    const src = chatTree();
+    const storage = new MemoryStorage();
+    await backup({ storage, backupKey: KEY, source: '/chat', files: src, init: true });
+    // Without compression: the compressed blobs (notes.txt, the database) cannot be read.
+    useEnginePlatform({ crypto: noble, files: new MemoryFiles(), host: memoryHost() });
+    await assert.rejects(
+      restore({ storage, backupKey: KEY, target: '/r', files: new MemoryFiles() }),
+      (e: Error & { code?: string }) =>
+        e.code === 'USAGE' && /cannot decompress blobs of method 2/.test(e.message),
+    );
+    // With a compression that reads Brotli (here Node's, standing in for an app's decoder).
+    useEnginePlatform({
+      crypto: nobleCrypto({
+        randomBytes: (n) => new Uint8Array(randomBytes(n)),
+        compression: nodeCrypto.compression!,
+      }),
+      files: new MemoryFiles(),
+      host: memoryHost(),
+    });
+    const dst = new MemoryFiles();
+    await restore({ storage, backupKey: KEY, target: '/r', files: dst });
+    assertSameMemoryTree(src, '/chat', dst, '/r');
+  });
+
+  it('workers: 0 backs up and restores a directory without asking for a single thread', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    await makeSampleTree(`${dir}/src`, 3 * 1024 * 1024);
+    let asked = 0;
+    useEnginePlatform({
+      ...nodePlatform,
+      workers: {
+        defaultWorkers: () => 2,
+        start: () => {
+          asked += 1;
+          throw new Error('no threads wanted');
+        },
+      },
+    });
+    const storage = new MemoryStorage();
+    const b = await backup({
+      storage,
+      backupKey: KEY,
+      source: `${dir}/src`,
+      init: true,
+      workers: 0,
+    });
+    assert.equal(b.workers, 0);
+    const r = await restore({ storage, backupKey: KEY, target: `${dir}/out`, workers: 0 });
+    assert.equal(r.workers, 0);
+    assert.equal(asked, 0, 'the pool factory was never called');
+    await assertSameTree(`${dir}/src`, `${dir}/out`);
+    assert.deepEqual((await check({ storage, backupKey: KEY, workers: 0 })).problems, []);
+    // The default still uses threads on Node.
+    useEnginePlatform(node);
+    const withThreads = await backup({ storage, backupKey: KEY, source: `${dir}/src`, workers: 2 });
+    assert.equal(withThreads.workers, 2);
+  });
+
+  it('threads that cannot start fall back to this thread, with one warning', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    await makeSampleTree(`${dir}/src`, 1024 * 1024);
+    const warnings: string[] = [];
+    useEnginePlatform({
+      ...nodePlatform,
+      workers: {
+        defaultWorkers: () => 2,
+        start: async () => {
+          throw new Error("Cannot find module '/app/worker.js'");
+        },
+      },
+      onFallback: (m) => warnings.push(m),
+    });
+    const storage = new MemoryStorage();
+    const b = await backup({ storage, backupKey: KEY, source: `${dir}/src`, init: true });
+    assert.equal(b.workers, 0);
+    const r = await restore({ storage, backupKey: KEY, target: `${dir}/out` });
+    assert.equal(r.workers, 0);
+    await assertSameTree(`${dir}/src`, `${dir}/out`);
+    assert.ok(warnings.length >= 1);
+    assert.match(warnings[0] as string, /worker threads could not start.*Bundling/);
+  });
+
+  it('a backup that cannot start leaves no repository behind', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    await makeSampleTree(`${dir}/src`, 1024 * 1024);
+    useEnginePlatform({
+      ...nodePlatform,
+      workers: {
+        defaultWorkers: () => 2,
+        start: async () => {
+          throw new Error('no worker');
+        },
+      },
+      onFallback: () => {
+        throw new Error('this app refuses to run without threads');
+      },
+    });
+    const storage = new MemoryStorage();
+    await assert.rejects(
+      backup({ storage, backupKey: KEY, source: `${dir}/src`, init: true }),
+      /refuses to run without threads/,
+    );
+    assert.equal(await storage.stat(PREFIX.config), undefined, 'no config written');
+    const names: string[] = [];
+    for await (const o of storage.list('')) names.push(o.name);
+    assert.deepEqual(names, []);
+  });
+});

@@ -1,0 +1,734 @@
+/**
+ * The device SDK on Hermes (React Native's engine: no WebAssembly, no WebCrypto, no
+ * TextEncoder in 0.12), bundled by test/phone/build.ts and run on the `hermes` binary of
+ * hermes-engine-cli. Checks, with the pure-JS crypto provider (@noble/*) and nothing of Node:
+ *
+ *  (a) every vector of vectors/ that needs no WebAssembly, no WebCrypto and no decompressor
+ *      decodes and encodes byte for byte (what is left out is printed as SKIP, with why);
+ *  (b) an in-memory tree of a few MB (a real SQLite database made by Node beforehand, media
+ *      bytes) is backed up to a MemoryStorage, restored into another in-memory tree and
+ *      compared byte for byte, and `check` is clean — twice, the second backup adding
+ *      nothing.
+ *
+ * Prints one line per check (PASS / FAIL / SKIP) and a last line `phone: N passed, M
+ * failed, K skipped`. The input (vectors, tree, seed) is set by the build as PHONE_INPUT.
+ */
+import { installed } from './hermes-polyfills.js';
+import { chacha20 } from '@noble/ciphers/chacha.js';
+import { BackvaultError } from '#sdk/errors.js';
+import {
+  ObjectKind,
+  assemblePack,
+  blobAd,
+  decodeConfig,
+  decodeIndex,
+  decodePackHeader,
+  decodeSnapshot,
+  decodeTree,
+  encodeConfig,
+  encodeIndex,
+  encodePackHeader,
+  encodeSnapshot,
+  encodeTree,
+  formatBackupKey,
+  fromHex,
+  keyCheckMessage,
+  NONCE_BYTES,
+  objectAd,
+  packName,
+  packTrailer,
+  parseBackupKey,
+  SUBKEY_LABELS,
+  toHex,
+  type BlobEntry,
+  type BlobKind,
+  type BlobRef,
+  type CompressionValue,
+  type Snapshot,
+  type SubkeyLabel,
+  type TreeEntry,
+} from '#sdk/format/index.js';
+import {
+  MemoryFiles,
+  backup,
+  check,
+  listSnapshots,
+  memoryHost,
+  nobleCrypto,
+  restore,
+  useEnginePlatform,
+} from '#sdk/backup/engine.js';
+import { engineCrypto, enginePlatform } from '#sdk/backup/platform/current.js';
+import {
+  deriveRepoKeys,
+  deriveSubkeyNode,
+  hmac,
+  keyCheckValueNode,
+  open,
+  sha256Hex,
+} from '#sdk/backup/repository/keys.js';
+import { openBlob } from '#sdk/backup/repository/blob-codec.js';
+import { gearTable, nextCut, sqliteChunkSize } from '#sdk/backup/archiver/chunker.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type V = Record<string, Json>;
+
+interface PhoneInput {
+  vectors: Record<string, V>;
+  /** The tree to back up: path (POSIX, absolute), base64 bytes, mode, mtime. */
+  tree: { path: string; b64: string; mode: number; mtimeNs: string }[];
+  /** 32 bytes (hex) from Node's CSPRNG, seeding this run's random bytes. */
+  seed: string;
+}
+
+const input = (globalThis as unknown as { PHONE_INPUT: PhoneInput }).PHONE_INPUT;
+
+const results = { pass: 0, fail: 0, skip: 0 };
+const say = (line: string): void => console.log(line);
+
+/** Thrown by a check to say it cannot run here, and why. */
+interface Skip {
+  skip: string;
+}
+const skip = (why: string): Skip => ({ skip: why });
+
+async function run(name: string, fn: () => Promise<void | string> | void | string): Promise<void> {
+  try {
+    const note = await fn();
+    results.pass += 1;
+    say(`PASS ${name}${note ? ` (${note})` : ''}`);
+  } catch (e) {
+    if (e && typeof e === 'object' && 'skip' in e) {
+      results.skip += 1;
+      say(`SKIP ${name}: ${(e as Skip).skip}`);
+      return;
+    }
+    results.fail += 1;
+    const err = e as Error & { code?: string };
+    say(`FAIL ${name}: ${err?.code ? `${err.code} ` : ''}${String(err?.message ?? e)}`);
+  }
+}
+
+function assert(ok: unknown, what: string): asserts ok {
+  if (!ok) throw new Error(`assertion failed: ${what}`);
+}
+function eqHex(a: Uint8Array, hex: Json | undefined, what: string): void {
+  const got = toHex(a);
+  if (got !== hex) throw new Error(`${what}: ${got.slice(0, 40)}… ≠ ${String(hex).slice(0, 40)}…`);
+}
+function same(a: unknown, b: unknown, what: string): void {
+  // Key order does not matter (a decoder may build its objects in another order).
+  const s = (x: unknown): string =>
+    JSON.stringify(x, (_k, v: unknown) => {
+      if (typeof v === 'bigint') return `${v}n`;
+      if (v instanceof Uint8Array) return toHex(v);
+      if (v && typeof v === 'object' && !Array.isArray(v))
+        return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)));
+      return v;
+    });
+  if (s(a) !== s(b)) throw new Error(`${what}: ${s(a).slice(0, 80)} ≠ ${s(b).slice(0, 80)}`);
+}
+
+const str = (v: Json | undefined): string => {
+  assert(typeof v === 'string', 'string');
+  return v;
+};
+const num = (v: Json | undefined): number => {
+  assert(typeof v === 'number', 'number');
+  return v;
+};
+const arr = (v: Json | undefined): V[] => {
+  assert(Array.isArray(v), 'array');
+  return v as V[];
+};
+const obj = (v: Json | undefined): V => {
+  assert(v !== null && typeof v === 'object' && !Array.isArray(v), 'object');
+  return v as V;
+};
+const bytes = (v: Json | undefined): Uint8Array => fromHex(str(v));
+
+/** Run `fn`; it must fail with a backvault error of `code` (a missing decompressor skips). */
+async function rejectsWith(
+  fn: () => unknown,
+  code: string,
+  what: string,
+  skipped: string[],
+): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof BackvaultError && e.code === 'USAGE' && /cannot decompress/.test(e.message)) {
+      skipped.push(what);
+      return;
+    }
+    assert(e instanceof BackvaultError, `${what}: not a BackvaultError: ${String(e)}`);
+    if (e.code !== code)
+      throw new Error(`${what}: ${e.code} (${e.message}), expected ${code}`, { cause: e });
+    return;
+  }
+  throw new Error(`${what}: did not fail (expected ${code})`);
+}
+
+/** AES-256-GCM with the vector's nonce, through the installed provider. */
+function sealWithNonce(key: Uint8Array, ad: Uint8Array, plain: Uint8Array, nonce: Uint8Array) {
+  const out = new Uint8Array(NONCE_BYTES + plain.length + 16);
+  out.set(nonce, 0);
+  engineCrypto().aesGcmSealInto(key, nonce, ad, plain, out, NONCE_BYTES);
+  return out;
+}
+
+/** Open a blob; a compressed one only through its AEAD layer (no decompressor here). */
+function openVectorBlob(
+  keys: ReturnType<typeof deriveRepoKeys>,
+  ref: BlobRef,
+  sealed: Uint8Array,
+  body: Json | undefined,
+  plain: Json | undefined,
+  inflateSkipped: string[],
+  label: string,
+): void {
+  if (ref.compression === 0) {
+    eqHex(openBlob(keys, ref, sealed, 'vector'), plain, label);
+    return;
+  }
+  const key = ref.kind === ObjectKind.DATA_BLOB ? keys.data : keys.meta;
+  const opened = open(key, blobAd(ref.kind, keys.repoId, ref.compression, ref.id), sealed);
+  if (body !== undefined) eqHex(opened, body, `${label} body`);
+  inflateSkipped.push(label);
+}
+
+function entryFrom(j: V): BlobEntry {
+  return {
+    kind: num(j.kind) as BlobKind,
+    compression: num(j.compression) as CompressionValue,
+    id: bytes(j.id),
+    offset: num(j.offset),
+    length: num(j.length),
+    rawLength: num(j.rawLength),
+  };
+}
+function treeEntryFrom(j: V): TreeEntry {
+  const base = { name: str(j.name), mode: num(j.mode), mtimeNs: BigInt(str(j.mtimeNs)) };
+  const type = num(j.type);
+  if (type === 1)
+    return {
+      ...base,
+      type: 1,
+      size: num(j.size),
+      chunks: arr(j.chunks).map((c) => bytes(c as unknown as Json)),
+    };
+  if (type === 2) return { ...base, type: 2, subtree: bytes(j.subtree) };
+  return { ...base, type: 3, target: str(j.target) };
+}
+function snapshotFrom(j: V): Snapshot {
+  return {
+    seq: num(j.seq),
+    prev: j.prev === null ? null : bytes(j.prev),
+    timeMs: num(j.timeMs),
+    hostname: str(j.hostname),
+    rootTree: bytes(j.rootTree),
+    rootMode: num(j.rootMode),
+    rootMtimeNs: BigInt(str(j.rootMtimeNs)),
+    files: num(j.files),
+    dirs: num(j.dirs),
+    bytes: num(j.bytes),
+    ...(j.partial !== undefined ? { partial: j.partial === true, skipped: num(j.skipped) } : {}),
+  };
+}
+function refFrom(j: V): BlobRef {
+  return {
+    kind: num(j.kind) as BlobKind,
+    compression: num(j.compression) as CompressionValue,
+    id: bytes(j.id),
+    rawLength: num(j.rawLength),
+  };
+}
+const keyFor = (kind: number, keys: { data: Uint8Array; meta: Uint8Array }): Uint8Array =>
+  kind === ObjectKind.DATA_BLOB ? keys.data : keys.meta;
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+function fromBase64(s: string): Uint8Array {
+  const clean = s.replace(/=+$/, '');
+  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (let i = 0; i < clean.length; i++) {
+    acc = (acc << 6) | B64.indexOf(clean[i] as string);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/**
+ * Random bytes for this run: the ChaCha20 keystream under a 32-byte seed that Node's CSPRNG
+ * made (the Hermes binary has no random source of its own; an app has
+ * crypto.getRandomValues from react-native-get-random-values or react-native-quick-crypto).
+ */
+function seededRandom(seedHex: string): (n: number) => Uint8Array {
+  const key = fromHex(seedHex);
+  let counter = 0;
+  return (n) => {
+    const nonce = new Uint8Array(12);
+    new DataView(nonce.buffer).setUint32(8, ++counter, false);
+    return chacha20(key, nonce, new Uint8Array(n));
+  };
+}
+
+async function vectors(): Promise<void> {
+  const v = input.vectors;
+  const inflateSkipped: string[] = [];
+  const negSkipped: string[] = [];
+
+  await run('vectors/key-encoding.json', () => {
+    const k = obj(v['key-encoding']);
+    let n = 0;
+    for (const c of arr(k.valid)) {
+      eqHex(parseBackupKey(str(c.input)), c.key, str(c.description));
+      if (c.description === 'canonical form')
+        same(formatBackupKey(bytes(c.key)), c.input, 'format');
+      n++;
+    }
+    for (const c of arr(k.invalid)) {
+      try {
+        parseBackupKey(str(c.input));
+        throw new Error(`${str(c.description)}: parsed`);
+      } catch (e) {
+        assert(e instanceof BackvaultError && e.code === str(c.code), str(c.description));
+        assert((e as Error).message.includes(str(c.messageIncludes)), str(c.description));
+      }
+      n++;
+    }
+    return `${n} cases`;
+  });
+
+  await run('vectors/key-schedule.json', () => {
+    let n = 0;
+    for (const c of arr(obj(v['key-schedule']).cases)) {
+      const k = bytes(c.backupKey);
+      const repoId = bytes(c.repoId);
+      const subkeys = obj(c.subkeys);
+      for (const label of Object.keys(SUBKEY_LABELS) as SubkeyLabel[])
+        eqHex(deriveSubkeyNode(k, repoId, label), obj(subkeys[label]).key, label);
+      eqHex(keyCheckMessage(1, repoId), c.keyCheckMessage, 'key check message');
+      eqHex(keyCheckValueNode(deriveRepoKeys(k, repoId), 1), c.keyCheckValue, 'key check value');
+      eqHex(
+        hmac(bytes(obj(subkeys.keyCheck).key), keyCheckMessage(1, repoId)),
+        c.keyCheckValue,
+        'hmac',
+      );
+      n++;
+    }
+    return `${n} cases`;
+  });
+
+  await run('vectors/config.json', async () => {
+    const c = obj(v.config);
+    eqHex(
+      encodeConfig({
+        version: num(c.version),
+        repoId: bytes(c.repoId),
+        keyCheck: bytes(c.keyCheckValue),
+      }),
+      c.bytes,
+      'config bytes',
+    );
+    const d = decodeConfig(bytes(c.bytes));
+    eqHex(d.repoId, c.repoId, 'repo id');
+    for (const bad of arr(c.invalid)) {
+      const storage = new MemoryStorage();
+      await storage.put('config', bytes(bad.bytes));
+      await rejectsWith(
+        () => listSnapshots({ storage, backupKey: bytes(bad.backupKey) }),
+        str(bad.code),
+        str(bad.description),
+        negSkipped,
+      );
+    }
+    return `${arr(c.invalid).length} negatives`;
+  });
+
+  await run('vectors/blob.json', async () => {
+    const b = obj(v.blob);
+    const keys = deriveRepoKeys(bytes(b.backupKey), bytes(b.repoId));
+    eqHex(keys.blobId, obj(b.subkeys).blobId, 'blobId subkey');
+    for (const x of arr(b.blobs)) {
+      const kind = num(x.kind) as BlobKind;
+      const id = hmac(keys.blobId, bytes(x.plaintext));
+      eqHex(id, x.id, 'id');
+      const ad = blobAd(kind, keys.repoId, num(x.compression) as CompressionValue, id);
+      eqHex(ad, x.ad, 'ad');
+      eqHex(
+        sealWithNonce(keyFor(kind, keys), ad, bytes(x.body), bytes(x.nonce)),
+        x.sealed,
+        str(x.label),
+      );
+      const ref = {
+        kind,
+        compression: num(x.compression) as CompressionValue,
+        id,
+        rawLength: bytes(x.plaintext).length,
+      };
+      openVectorBlob(keys, ref, bytes(x.sealed), x.body, x.plaintext, inflateSkipped, str(x.label));
+    }
+    for (const c of arr(b.invalid))
+      await rejectsWith(
+        () => openBlob(keys, refFrom(obj(c.ref)), bytes(c.sealed), 'vector'),
+        str(c.code),
+        str(c.description),
+        negSkipped,
+      );
+    return `${arr(b.blobs).length} blobs, ${arr(b.invalid).length} negatives`;
+  });
+
+  await run('vectors/pack.json', async () => {
+    const p = obj(v.pack);
+    const keys = deriveRepoKeys(bytes(p.backupKey), bytes(p.repoId));
+    const blobs = new Map(arr(p.blobs).map((b) => [str(b.label), b]));
+    for (const pk of arr(p.packs)) {
+      const entries = arr(pk.entries).map(entryFrom);
+      eqHex(encodePackHeader(entries), pk.headerPlaintext, 'header');
+      const sealedHeader = sealWithNonce(
+        keys.meta,
+        objectAd(ObjectKind.PACK_HEADER, keys.repoId),
+        bytes(pk.headerPlaintext),
+        bytes(pk.headerNonce),
+      );
+      eqHex(sealedHeader, pk.sealedHeader, 'sealed header');
+      const labels = arr(pk.blobs) as unknown as string[];
+      const pack = assemblePack(
+        labels.map((l) => bytes((blobs.get(l) as V).sealed)),
+        sealedHeader,
+      );
+      eqHex(pack, pk.bytes, 'pack bytes');
+      same(sha256Hex(pack), pk.id, 'pack id');
+      same(packName(str(pk.id)), pk.name, 'pack name');
+      const { headerOffset, headerLength } = packTrailer(
+        pack.length,
+        pack.subarray(pack.length - 4),
+        str(pk.name),
+      );
+      const plain = open(
+        keys.meta,
+        objectAd(ObjectKind.PACK_HEADER, keys.repoId),
+        pack.subarray(headerOffset, headerOffset + headerLength),
+      );
+      same(decodePackHeader(plain, headerOffset), entries, 'decoded header');
+      entries.forEach((e, i) => {
+        const b = blobs.get(labels[i] as string) as V;
+        openVectorBlob(
+          keys,
+          e,
+          pack.subarray(e.offset, e.offset + e.length),
+          b.body,
+          b.plaintext,
+          inflateSkipped,
+          `pack blob ${labels[i]}`,
+        );
+      });
+    }
+    for (const i of arr(p.indexes)) {
+      const packs = arr(i.packs).map((x) => ({
+        packId: bytes(x.packId),
+        blobs: arr(x.entries).map(entryFrom),
+      }));
+      eqHex(encodeIndex(packs), i.plaintext, 'index');
+      same(decodeIndex(bytes(i.plaintext)), packs, 'decoded index');
+      const sealed = sealWithNonce(
+        keys.meta,
+        objectAd(ObjectKind.INDEX, keys.repoId),
+        bytes(i.plaintext),
+        bytes(i.nonce),
+      );
+      eqHex(sealed, i.sealed, 'sealed index');
+      same('index/' + sha256Hex(sealed), i.name, 'index name');
+      eqHex(open(keys.meta, bytes(i.ad), sealed), i.plaintext, 'opened index');
+    }
+    for (const c of arr(p.invalidPacks)) {
+      const pack = bytes(c.bytes);
+      await rejectsWith(
+        () => {
+          const { headerOffset, headerLength } = packTrailer(
+            pack.length,
+            pack.subarray(Math.max(0, pack.length - 4)),
+          );
+          decodePackHeader(
+            open(
+              keys.meta,
+              objectAd(ObjectKind.PACK_HEADER, keys.repoId),
+              pack.subarray(headerOffset, headerOffset + headerLength),
+            ),
+            headerOffset,
+          );
+        },
+        str(c.code),
+        str(c.description),
+        negSkipped,
+      );
+    }
+    return `${arr(p.packs).length} packs, ${arr(p.indexes).length} indexes, ${arr(p.invalidPacks).length} negatives`;
+  });
+
+  await run('vectors/tree.json', async () => {
+    const t = obj(v.tree);
+    for (const x of arr(t.trees)) {
+      const entries = arr(x.entries).map(treeEntryFrom);
+      eqHex(encodeTree(entries), x.plaintext, str(x.label));
+      same(decodeTree(bytes(x.plaintext)), entries, str(x.label));
+    }
+    for (const c of arr(t.invalid))
+      await rejectsWith(
+        () => decodeTree(bytes(c.plaintext)),
+        str(c.code),
+        str(c.description),
+        negSkipped,
+      );
+    return `${arr(t.trees).length} trees, ${arr(t.invalid).length} negatives`;
+  });
+
+  await run('vectors/snapshot.json', async () => {
+    const s = obj(v.snapshot);
+    const keys = deriveRepoKeys(bytes(s.backupKey), bytes(s.repoId));
+    for (const x of arr(s.snapshots)) {
+      const fields = snapshotFrom(obj(x.fields));
+      eqHex(encodeSnapshot(fields), x.plaintext, 'snapshot');
+      same(decodeSnapshot(bytes(x.plaintext)), fields, 'decoded snapshot');
+      eqHex(objectAd(ObjectKind.SNAPSHOT, keys.repoId), x.ad, 'ad');
+      const sealed = sealWithNonce(keys.meta, bytes(x.ad), bytes(x.plaintext), bytes(x.nonce));
+      eqHex(sealed, x.sealed, 'sealed snapshot');
+      same(sha256Hex(sealed), x.id, 'snapshot id');
+    }
+    for (const x of arr(s.layout2)) {
+      const fields = snapshotFrom(obj(x.fields));
+      eqHex(encodeSnapshot(fields), x.plaintext, 'layout 2');
+      same(decodeSnapshot(bytes(x.plaintext)), fields, 'decoded layout 2');
+    }
+    for (const c of arr(s.invalidPlaintexts))
+      await rejectsWith(
+        () => decodeSnapshot(bytes(c.plaintext)),
+        str(c.code),
+        str(c.description),
+        negSkipped,
+      );
+    for (const c of arr(s.invalidSealed))
+      await rejectsWith(
+        () =>
+          decodeSnapshot(
+            open(keys.meta, objectAd(ObjectKind.SNAPSHOT, keys.repoId), bytes(c.sealed)),
+          ),
+        str(c.code),
+        str(c.description),
+        negSkipped,
+      );
+    return `${arr(s.snapshots).length + arr(s.layout2).length} snapshots`;
+  });
+
+  await run('vectors/chunking.json', () => {
+    const c = obj(v.chunking);
+    const keys = deriveRepoKeys(bytes(c.backupKey), bytes(c.repoId));
+    eqHex(keys.chunker, c.chunkerSubkey, 'chunker subkey');
+    const gear = gearTable(keys.chunker);
+    eqHex(new Uint8Array(gear.buffer), c.gearTable, 'gear table');
+    const stream = obj(c.stream);
+    const data = new Uint8Array(num(stream.length));
+    const label = new TextEncoder().encode(str(stream.label));
+    for (let i = 0, off = 0; off < data.length; i++, off += 32) {
+      const msg = new Uint8Array(label.length + 4);
+      msg.set(label);
+      new DataView(msg.buffer).setUint32(label.length, i, false);
+      const h = engineCrypto().sha256(msg);
+      data.set(h.subarray(0, Math.min(32, data.length - off)), off);
+    }
+    same(sha256Hex(data), stream.sha256, 'stream');
+    const cuts: number[] = [];
+    for (let s = 0; s < data.length;) {
+      const n = nextCut(gear, data, s, data.length, true);
+      cuts.push(n);
+      s += n;
+    }
+    same(cuts, c.cuts, 'cut points');
+    for (const x of arr(obj(c.sqlite).cases)) {
+      const head = new Uint8Array(100);
+      head.set(new TextEncoder().encode('SQLite format 3\0'));
+      head[16] = (num(x.headPageField) >> 8) & 0xff;
+      head[17] = num(x.headPageField) & 0xff;
+      same(sqliteChunkSize(head) ?? null, x.chunk, str(x.description));
+    }
+    return `${cuts.length} cuts`;
+  });
+
+  await run('vectors/repository.json', async () => {
+    const r = obj(v.repository);
+    const storage = new MemoryStorage();
+    for (const [name, h] of Object.entries(obj(r.objects))) storage.raw().set(name, bytes(h));
+    const backupKey = parseBackupKey(str(r.backupKeyText));
+    eqHex(backupKey, r.backupKey, 'backup key');
+    const snaps = await listSnapshots({ storage, backupKey });
+    same(
+      snaps.map((s) => ({ id: s.id, seq: s.seq, prev: s.prev })),
+      r.snapshots,
+      'snapshots',
+    );
+    const problems = (await check({ storage, backupKey, readData: false })).problems;
+    same(problems, [], 'check (metadata)');
+    // Its data holds deflate-raw and Brotli blobs: restoring them needs a decompressor.
+    throw skip(
+      'listed and metadata-checked; restoring it needs a pure-JS inflate + Brotli decoder (its files are deflate-raw and Brotli blobs)',
+    );
+  });
+
+  await run('vectors/negative-repository.json', async () => {
+    const base = obj(v.repository);
+    const n = obj(v['negative-repository']);
+    let ran = 0;
+    const skippedBefore = negSkipped.length;
+    for (const c of arr(n.cases)) {
+      // The rollback cases: this device's state file (in the platform's MemoryFiles) says
+      // which head it saw.
+      let statePath: string | undefined;
+      if (c.seen) {
+        statePath = `/state-${ran}.json`;
+        await enginePlatform().files.out.writeFileAtomic(
+          statePath,
+          new TextEncoder().encode(
+            JSON.stringify({ version: 1, repos: { [str(base.repoId)]: c.seen } }),
+          ),
+        );
+      }
+      const storage = new MemoryStorage();
+      for (const [name, h] of Object.entries(obj(base.objects))) storage.raw().set(name, bytes(h));
+      for (const [name, h] of Object.entries(obj(c.changes))) {
+        if (h === null) storage.raw().delete(name);
+        else storage.raw().set(name, bytes(h));
+      }
+      const files = new MemoryFiles();
+      const backupKey = bytes(c.backupKey ?? base.backupKey);
+      const snapshotId = c.snapshot === undefined ? undefined : str(c.snapshot);
+      await rejectsWith(
+        () =>
+          restore({
+            storage,
+            backupKey,
+            target: '/target',
+            files,
+            ...(snapshotId ? { snapshotId } : {}),
+            ...(statePath ? { statePath } : {}),
+          }),
+        str(c.expect),
+        str(c.name),
+        negSkipped,
+      );
+      assert(files.list('/').length === 0, `${str(c.name)}: something was written`);
+      ran++;
+    }
+    return `${ran - (negSkipped.length - skippedBefore)} of ${arr(n.cases).length} cases`;
+  });
+
+  await run('vectors/key-slots.json', () => {
+    throw skip('key slots are sealed with WebCrypto (src/format/key-slot.ts), which Hermes lacks');
+  });
+  if (inflateSkipped.length > 0)
+    say(
+      `NOTE compressed blobs checked through their AEAD layer only (no decompressor): ${inflateSkipped.length}`,
+    );
+  if (negSkipped.length > 0)
+    say(`NOTE negatives not run here: ${negSkipped.length} (${negSkipped.join('; ')})`);
+}
+
+async function memoryTree(): Promise<void> {
+  const src = new MemoryFiles();
+  let total = 0;
+  for (const f of input.tree) {
+    const data = fromBase64(f.b64);
+    total += data.length;
+    src.writeFile(f.path, data, { mode: f.mode, mtimeNs: BigInt(f.mtimeNs) });
+  }
+  src.symlink('media/photo-0.jpg', '/chat/latest.jpg');
+  const storage = new MemoryStorage();
+  const backupKey = new Uint8Array(32).fill(0x42);
+  const mb = (total / 1024 / 1024).toFixed(1);
+
+  await run(
+    `in-memory tree (${input.tree.length} files, ${mb} MB, SQLite + media): backup to MemoryStorage`,
+    async () => {
+      const t = Date.now();
+      const b = await backup({ storage, backupKey, source: '/chat', files: src, init: true });
+      assert(b.seq === 1 && b.files === input.tree.length, `backup: ${b.files} files`);
+      assert(b.workers === 0, 'in the calling thread');
+      return `${b.chunksTotal} chunks, ${(b.bytesStoredNew / 1024 / 1024).toFixed(1)} MB stored, ${Date.now() - t} ms`;
+    },
+  );
+  await run('restore into another in-memory tree, byte for byte', async () => {
+    const t = Date.now();
+    const dst = new MemoryFiles();
+    const r = await restore({ storage, backupKey, target: '/restored', files: dst });
+    const a = src.list('/chat');
+    const b = dst.list('/restored');
+    same(
+      b.map((e) => [e.path, e.kind, e.mode]),
+      a.map((e) => [e.path, e.kind, e.mode]),
+      'entries',
+    );
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      const y = b[i];
+      if (x?.kind === 'file' && y?.kind === 'file') {
+        assert(toHex(x.data) === toHex(y.data), `${x.path}: bytes differ`);
+        assert(x.mtimeNs === y.mtimeNs, `${x.path}: mtime`);
+      }
+      if (x?.kind === 'symlink' && y?.kind === 'symlink') assert(x.target === y.target, 'link');
+    }
+    return `${r.files} files, ${Date.now() - t} ms`;
+  });
+  await run('check reads and verifies every blob: clean', async () => {
+    const t = Date.now();
+    const c = await check({ storage, backupKey });
+    same(c.problems, [], 'problems');
+    assert(c.ok, 'ok');
+    return `${c.blobs} blobs, ${Date.now() - t} ms`;
+  });
+  await run('second backup stores nothing new', async () => {
+    const b = await backup({ storage, backupKey, source: '/chat', files: src });
+    assert(b.seq === 2 && b.bytesNew === 0, `bytesNew ${b.bytesNew}`);
+  });
+  await run('a wrong key is WRONG_KEY before any data is read', async () => {
+    await rejectsWith(
+      () =>
+        restore({ storage, backupKey: new Uint8Array(32), target: '/x', files: new MemoryFiles() }),
+      'WRONG_KEY',
+      'wrong key',
+      [],
+    );
+  });
+}
+
+async function main(): Promise<void> {
+  say(
+    `engine: Hermes (${typeof (globalThis as { HermesInternal?: unknown }).HermesInternal === 'object' ? 'HermesInternal present' : 'not Hermes?'}); WebAssembly ${typeof (globalThis as { WebAssembly?: unknown }).WebAssembly}, crypto.subtle ${typeof (globalThis as { crypto?: { subtle?: unknown } }).crypto?.subtle}`,
+  );
+  say(`polyfilled here: ${installed.join(', ') || 'nothing'}`);
+  useEnginePlatform({
+    crypto: nobleCrypto({ randomBytes: seededRandom(input.seed) }),
+    files: new MemoryFiles(),
+    host: memoryHost({ hostname: 'hermes' }),
+  });
+  say(
+    `crypto provider: ${engineCrypto().name} (pure JS), files: MemoryFiles, store: MemoryStorage`,
+  );
+  await vectors();
+  await memoryTree();
+  say(
+    'SKIP vectors needing OPAQUE (WebAssembly): none in vectors/ (OPAQUE runs in the client; react-native-opaque on a phone, not tested here)',
+  );
+  say(`phone: ${results.pass} passed, ${results.fail} failed, ${results.skip} skipped`);
+}
+
+main().catch((e: unknown) => {
+  say(`FAIL harness: ${String((e as Error)?.stack ?? e)}`);
+  say(`phone: ${results.pass} passed, ${results.fail + 1} failed, ${results.skip} skipped`);
+});
