@@ -46,3 +46,7 @@ export {
   type SqliteCapture,
 } from './archiver/sqlite-capture.js';
 export { type VerifyOptions, type VerifyResult } from './commands/verify.js';
+
+// Every error class these functions throw, with the codes and type guards (src/errors.ts).
+export * from '../errors.js';
+export { MergeConflictError } from './restorer/merge.js';

@@ -9,3 +9,6 @@ export * from './http-errors.js';
 export * from './password.js';
 export * from './vault-client.js';
 export * from './passkey.js';
+
+// Every error class these functions throw, with the codes and type guards (src/errors.ts).
+export * from '../errors.js';

@@ -124,8 +124,14 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   }
 
   const pool = new WorkerPool(readData ? (opts.workers ?? defaultWorkers()) : 0, repo.keys);
+  // Abort: the workers stop now and the loop before the next pack (check writes nothing
+  // but the state file, and that only after a clean run).
+  const signal = opts.signal;
+  const stopOnAbort = (): void => void pool.close();
+  signal?.addEventListener('abort', stopOnAbort, { once: true });
   try {
     for (const o of listed) {
+      signal?.throwIfAborted();
       const packId = parsePackName(o.name);
       if (!packId) continue;
       try {
@@ -174,6 +180,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
           blobs += header.entries.length;
         }
       } catch (e) {
+        signal?.throwIfAborted();
         badPacks.add(packId);
         asProblem(e, o.name);
       }
@@ -181,8 +188,10 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
       progress();
     }
   } finally {
+    signal?.removeEventListener('abort', stopOnAbort);
     await pool.close();
   }
+  signal?.throwIfAborted();
 
   if (badPacks.size > 0 || badBlobs.size > 0)
     await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);

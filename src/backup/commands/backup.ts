@@ -30,6 +30,7 @@ import {
   openRepository,
   repositoryExists,
   type Repo,
+  requireRollbackChoice,
 } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, sealSnapshot } from '../repository/snapshots.js';
 import { recordSeenHead } from '../repository/state.js';
@@ -77,6 +78,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const ownCapture = opts.databases === undefined ? sqliteCapture() : undefined;
   ownCapture?.warm();
   try {
+    requireRollbackChoice(opts);
     let created = false;
     if (!(await repositoryExists(opts.storage))) {
       if (!opts.init) {
@@ -156,6 +158,7 @@ async function backupLocked(
       packs.push({ packId: fromHex(p.packId), blobs: p.entries });
     },
   });
+  let stopOnAbort: (() => void) | undefined;
   try {
     const run = new BackupRun(
       repo,
@@ -168,10 +171,22 @@ async function backupLocked(
       opts.databases === false ? undefined : (opts.databases ?? ctx.ownCapture),
     );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
+    // Abort: the walk stops at its next entry, and the workers stop now (a file being read
+    // is not read to its end). Packs already stored stay, unindexed: the next backup
+    // adopts them (resume) and `prune` removes what nothing adopts.
+    const signal = opts.signal;
+    if (signal) {
+      stopOnAbort = (): void => {
+        run.failure ??= signal.reason;
+        void pool.close();
+      };
+      if (signal.aborted) stopOnAbort();
+      else signal.addEventListener('abort', stopOnAbort, { once: true });
+    }
 
     if (index.lostPacks.length > 0) {
       run.warn(
-        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,
+        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (\`check()\` tells what else is affected)`,
       );
     }
     const parentRoot = parent ? await run.parentTree(parent.snap.rootTree) : undefined;
@@ -184,6 +199,7 @@ async function backupLocked(
     if (rootTree === undefined) throw new UsageError(`the source directory vanished: ${source}`);
     if (run.failure) throw run.failure;
     await pool.flush();
+    opts.signal?.throwIfAborted();
 
     // A backup stopped for longer than a lock lives (a suspended laptop) may have been pruned
     // around: it must not index or commit what may be gone.
@@ -209,6 +225,8 @@ async function backupLocked(
     });
     const snapshotId = sealedSnap.id;
     await lock.assertHeld();
+    // The last moment an abort is honoured: after the put below the snapshot exists.
+    opts.signal?.throwIfAborted();
     // The commit point: from here on the new snapshot exists.
     await repo.storage.put(sealedSnap.name, sealedSnap.bytes);
     bytesStoredNew += sealedSnap.bytes.length;
@@ -244,6 +262,7 @@ async function backupLocked(
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
+    if (stopOnAbort) opts.signal?.removeEventListener('abort', stopOnAbort);
     await pool.close();
   }
 }

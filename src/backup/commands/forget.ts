@@ -139,6 +139,8 @@ async function plan(
     for (const s of remove) {
       // A forget stopped long enough to lose its lock must not delete under a new holder.
       await lock.assertHeld();
+      // A delete is still sent after an abort (for the lock's removal): check before each.
+      opts.signal?.throwIfAborted();
       await repo.storage.delete(PREFIX.snapshots + s.id);
       removed += 1;
       opts.onProgress?.({

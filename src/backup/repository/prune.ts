@@ -68,7 +68,9 @@ export async function pruneLocked(
   const keep: IndexPack[] = [];
   const repack: IndexedBlob[] = [];
   let packsRepacked = 0;
+  const signal = opts.signal;
   for (const [packId, p] of perPack) {
+    signal?.throwIfAborted();
     if (p.used.length === 0) continue;
     // Packs whose header lists more blobs than the index keeps are rewritten too.
     if (p.used.length === totals.get(packId) && sizes.has(packId)) {
@@ -87,6 +89,7 @@ export async function pruneLocked(
 
   const writer = new PackWriter(repo.storage, repo.keys);
   for (const at of repack) {
+    signal?.throwIfAborted();
     const sealed = await readSealedBlob(repo, at);
     // Verify before copying: never carry corrupt data into a new pack.
     openBlob(repo.keys, at.entry, sealed, packName(at.packId));
@@ -108,12 +111,16 @@ export async function pruneLocked(
     deletePacks.length === 0 && packsRepacked === 0 && index.indexNames.length <= 1;
   if (!nothingToDo) {
     const { name: newName } = await storeIndex(repo, newPacks);
+    // Abort: checked before every deletion (a delete is still sent after an abort, for a
+    // lock's removal). Stopping between any two steps is safe: see the module comment.
     for (const name of index.indexNames) {
+      signal?.throwIfAborted();
       if (name === newName) continue;
       await repo.storage.delete(name);
       indexesDeleted += 1;
     }
     for (const id of deletePacks) {
+      signal?.throwIfAborted();
       await repo.storage.delete(packName(id));
       bytesFreed += sizes.get(id) as number;
     }

@@ -25,7 +25,7 @@
 import { lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TargetNotEmptyError } from '../../errors.js';
+import { HINTS, TargetNotEmptyError } from '../../errors.js';
 
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   try {
@@ -44,8 +44,7 @@ export class MergeConflictError extends TargetNotEmptyError {
   ) {
     super(target);
     this.message = `restore target holds ${paths.length === 1 ? 'a directory' : `${paths.length} directories`} where the snapshot has a file: ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
-    (this as { hint: string }).hint =
-      'Move those directories away, restore into an empty directory, or pass --delete to make the target exactly the snapshot (files not in it are deleted).';
+    (this as { hint: string }).hint = HINTS.mergeConflict;
   }
 }
 

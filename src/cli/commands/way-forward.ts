@@ -138,7 +138,11 @@ export const acceptRollbackCommand: CommandSpec = {
       const repo = await import('../../backup/repository/repository.js');
       const chainOps = await import('../../backup/repository/snapshots.js');
       const { readSeenHead } = await import('../../backup/repository/state.js');
-      const opened = await repo.openRepository({ ...access, statePath: undefined });
+      const opened = await repo.openRepository({
+        ...access,
+        statePath: undefined,
+        rollbackProtection: false,
+      });
       const { chain, problems } = chainOps.verifyChain(
         await chainOps.loadSnapshots(opened),
         undefined,
