@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UnavailableError } from '../../src/errors.js';
 import { exitCodeFor } from '../../src/cli/exit-codes.js';
+import { cliWords } from '../../src/cli/hints.js';
 import { localError } from '../../src/cli/local-errors.js';
 
 function sysError(code: string, syscall: string, path?: string): NodeJS.ErrnoException {
@@ -100,7 +101,8 @@ describe('local errors', () => {
       assert.equal(e.code, code);
       assert.equal(exitCodeFor(e.code), exit);
       assert.match(e.message, message);
-      assert.match(e.hint, hint);
+      // The hint as the CLI prints it (the error itself speaks the SDK's words).
+      assert.match(cliWords(e.hint), hint);
     });
   }
 
