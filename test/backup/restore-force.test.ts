@@ -106,7 +106,9 @@ describe('restore never destroys', () => {
     await assert.rejects(
       restore({ rollbackProtection: false, ...access, target, force: true, workers: 1 }),
       (e: unknown) =>
-        hasCode(e, 'TARGET_NOT_EMPTY') && /msgstore\.db/.test(e.message) && /--delete/.test(e.hint),
+        hasCode(e, 'TARGET_NOT_EMPTY') &&
+        /msgstore\.db/.test(e.message) &&
+        /`delete: true`/.test(e.hint),
     );
     assert.deepEqual(await readdir(target), ['msgstore.db']);
     assert.equal(await readFile(join(target, 'msgstore.db', 'inside'), 'utf8'), 'would be lost');
