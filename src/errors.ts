@@ -248,6 +248,16 @@ export class UnsupportedVersionError extends BackvaultError {
   }
 }
 
+/**
+ * Throw `signal.reason` when `signal` has aborted: how every operation of the SDK stops on
+ * an abort (it rejects with the signal's reason, a DOMException named `AbortError` for a
+ * plain `abort()`; no backvault code, since nothing failed). Unlike
+ * `AbortSignal.prototype.throwIfAborted`, also works with AbortSignal polyfills (React Native).
+ */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason;
+}
+
 /** True when `e` is a backvault error (any code). */
 export function isBackvaultError(e: unknown): e is BackvaultError {
   return e instanceof BackvaultError;

@@ -32,6 +32,7 @@ import {
   UsageError,
   VaultMismatchError,
   WrongPasswordError,
+  throwIfAborted,
 } from '../errors.js';
 import {
   DevTokenResponse,
@@ -207,6 +208,21 @@ function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** `AbortSignal.any`, or its equivalent where the platform lacks it (older browsers, RN). */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  const any = (AbortSignal as { any?: (s: AbortSignal[]) => AbortSignal }).any;
+  if (typeof any === 'function') return any.call(AbortSignal, signals);
+  const ac = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) {
+      ac.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => ac.abort(s.reason), { once: true });
+  }
+  return ac.signal;
 }
 
 /**
@@ -423,11 +439,11 @@ class VaultHttp {
     extraHeaders?: Readonly<Record<string, string>>,
     signal?: AbortSignal,
   ): Promise<Static<S>> {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (route.auth) headers.authorization = `Bearer ${await abortable(this.#bearer(), signal)}`;
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     let res: Response;
     try {
@@ -436,7 +452,7 @@ class VaultHttp {
           method: route.method,
           headers,
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+          signal: signal ? anySignal([timeout, signal]) : timeout,
         }),
         signal,
       );
@@ -661,7 +677,7 @@ export class VaultClient {
       if (!finish) throw new WrongPasswordError(start.attemptsLeft);
       // Aborted during the key stretching: the counted start stays counted (as a wrong
       // password would), and nothing else is sent.
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       // The authenticated key (bound into the OPAQUE envelope and the AKE transcript).
       checkPinned(this.#pinned, finish.serverStaticPublicKey);
       checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
@@ -858,7 +874,7 @@ export class VaultClient {
     } finally {
       exportKey.fill(0);
     }
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     let record: RecordStatus;
     try {
       record = await this.#http.call(

@@ -10,7 +10,7 @@
  *
  * Browser-safe.
  */
-import { UsageError } from '../errors.js';
+import { UsageError, throwIfAborted } from '../errors.js';
 import { BackupControl, withGate } from './gate.js';
 import { withRetry, withoutRetry, type StoreEvent } from './retry.js';
 import type { Storage } from './storage.js';
@@ -183,7 +183,7 @@ export function networked<O extends NetworkOptions & { storage: Storage }, R>(
   type P = ProgressLike;
   return async (opts: O): Promise<R> => {
     // Aborted before it started: nothing is read or written.
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     if (!hasNetworkOptions(opts)) return fn(opts);
     const report = (opts as { onProgress?: (p: P) => void }).onProgress;
     let last: P = { phase, bytesDone: 0, filesDone: 0 };

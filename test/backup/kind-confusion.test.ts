@@ -172,7 +172,7 @@ describe('blob kinds are never confused', () => {
       (e: unknown) =>
         hasCode(e, 'MISSING_OBJECT') &&
         /stored only as a file chunk/.test(e.hint) &&
-        /backvault backup/.test(e.hint),
+        /`backup\(\)`/.test(e.hint),
     );
     const c = await check({ rollbackProtection: false, storage, backupKey, workers: 1 });
     assert.ok(!c.ok);

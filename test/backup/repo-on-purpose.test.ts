@@ -33,7 +33,7 @@ describe('repositories are created on purpose', () => {
     try {
       await assert.rejects(
         backup({ rollbackProtection: false, storage, backupKey, source: src, workers: 1 }),
-        (e: unknown) => hasCode(e, 'NO_REPOSITORY') && /backvault init/.test(e.hint),
+        (e: unknown) => hasCode(e, 'NO_REPOSITORY') && /`initRepository\(\)`/.test(e.hint),
       );
       const left = await readdir(where).catch(() => []);
       assert.deepEqual(left, [], 'a refused backup left objects behind');

@@ -151,7 +151,7 @@ describe('a source that changes during the backup', () => {
       const key = Uint8Array.from(Buffer.from(process.env.BV_KEY, 'hex'));
       const storage = new LocalStorage(${JSON.stringify(repo)});
       try {
-        const r = await backup({ init: true, storage, backupKey: key, source: ${JSON.stringify(src)}, workers: 1 });
+        const r = await backup({ init: true, rollbackProtection: false, storage, backupKey: key, source: ${JSON.stringify(src)}, workers: 1 });
         process.stdout.write(JSON.stringify({ ok: true, partial: r.partial, message: r.warnings.join('; ') }));
       } catch (e) {
         process.stdout.write(JSON.stringify({ ok: false, code: e.code, message: e.message }));

@@ -2,7 +2,7 @@
  * `check`: verify a whole repository without restoring, collecting every problem instead of
  * stopping at the first. Config and key problems still throw (nothing else can be checked).
  */
-import { BackvaultError } from '../../errors.js';
+import { BackvaultError, throwIfAborted } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -131,7 +131,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   signal?.addEventListener('abort', stopOnAbort, { once: true });
   try {
     for (const o of listed) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       const packId = parsePackName(o.name);
       if (!packId) continue;
       try {
@@ -180,7 +180,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
           blobs += header.entries.length;
         }
       } catch (e) {
-        signal?.throwIfAborted();
+        throwIfAborted(signal);
         badPacks.add(packId);
         asProblem(e, o.name);
       }
@@ -191,7 +191,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     signal?.removeEventListener('abort', stopOnAbort);
     await pool.close();
   }
-  signal?.throwIfAborted();
+  throwIfAborted(signal);
 
   if (badPacks.size > 0 || badBlobs.size > 0)
     await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);

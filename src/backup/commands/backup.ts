@@ -17,7 +17,7 @@ import type { BigIntStats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
-import { UsageError } from '../../errors.js';
+import { UsageError, throwIfAborted } from '../../errors.js';
 import { ObjectKind, fromHex, packName, type IndexPack } from '../../format/index.js';
 import type { BackupOptions, BackupResult } from '../api.js';
 import { ExcludeSet } from '../archiver/exclude.js';
@@ -199,7 +199,7 @@ async function backupLocked(
     if (rootTree === undefined) throw new UsageError(`the source directory vanished: ${source}`);
     if (run.failure) throw run.failure;
     await pool.flush();
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
 
     // A backup stopped for longer than a lock lives (a suspended laptop) may have been pruned
     // around: it must not index or commit what may be gone.
@@ -226,7 +226,7 @@ async function backupLocked(
     const snapshotId = sealedSnap.id;
     await lock.assertHeld();
     // The last moment an abort is honoured: after the put below the snapshot exists.
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     // The commit point: from here on the new snapshot exists.
     await repo.storage.put(sealedSnap.name, sealedSnap.bytes);
     bytesStoredNew += sealedSnap.bytes.length;

@@ -4,6 +4,7 @@
  * store and verified, every file rebuilt and its size checked), opens every SQLite
  * database found there and runs `PRAGMA integrity_check`, then removes the directory.
  */
+import { throwIfAborted } from '../../errors.js';
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
@@ -73,7 +74,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const Database = (await import('better-sqlite3')).default;
     const databases: VerifyResult['databases'] = [];
     for (const path of await sqliteFiles(target)) {
-      opts.signal?.throwIfAborted();
+      throwIfAborted(opts.signal);
       let integrity: string;
       try {
         const db = new Database(path, { readonly: true, fileMustExist: true });

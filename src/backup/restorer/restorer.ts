@@ -47,6 +47,7 @@ import {
   HINTS,
   MissingObjectError,
   NotFoundError,
+  throwIfAborted,
 } from '../../errors.js';
 import {
   EntryType,
@@ -486,7 +487,7 @@ export class RestoreRun {
       (this.index.blobs.get(toHex(treeId), ObjectKind.TREE_BLOB) as { packId: string }).packId,
     );
     for (const e of entries) {
-      this.opts.signal?.throwIfAborted();
+      throwIfAborted(this.opts.signal);
       const p = join(path, e.name);
       const want = this.wanted([...segs, e.name]);
       if (want === 'skip' || (want === 'walk' && e.type !== EntryType.DIR)) continue;
@@ -811,12 +812,12 @@ export async function restoreSnapshot(
         (e as { hint: string }).hint = `${e.hint} ${HINTS.partial}`;
       throw e;
     }
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     await run.finishDirs(root, snap.rootMode, snap.rootMtimeNs);
     run.progress(true);
     // The last moment an abort is honoured: from here the snapshot moves into place (one
     // rename, or a journalled merge that the next restore rolls forward if stopped).
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
 
     // Move into place. An empty directory or no directory: one rename (rename over an
     // empty directory is atomic on POSIX). A full one with --force: merged file by file,
