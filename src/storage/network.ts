@@ -32,8 +32,9 @@ export interface NetworkOptions {
   retryFor?: number | string;
   /**
    * Stops the operation: waits (for the store, the gate, the bandwidth budget) end at once,
-   * no new storage request starts but a delete (its lock's removal), and the operation
-   * rejects with `signal.reason`.
+   * no new storage request starts but a delete (its lock's removal), requests in flight are
+   * cancelled where the store can ({@link Storage.withSignal}: S3, local reads), and the
+   * operation rejects with `signal.reason`.
    */
   signal?: AbortSignal;
   /** Upload limit in KiB/s (restic's `--limit-upload`); 0 or absent = none. */
