@@ -291,6 +291,7 @@ describe('adversary: every object of a repository tampered with', () => {
     // repo id is the HKDF salt and is bound into every AD, so nothing of ours opens.
     const other = new MemoryStorage();
     await backup({
+      rollbackProtection: false,
       init: true,
       storage: other,
       backupKey: w.key,
@@ -307,6 +308,7 @@ describe('adversary: every object of a repository tampered with', () => {
     );
     const stranger = new MemoryStorage();
     await backup({
+      rollbackProtection: false,
       init: true,
       storage: stranger,
       backupKey: generateBackupKey(),
@@ -620,7 +622,14 @@ describe('adversary: every object of a repository tampered with', () => {
   it('objects of another repository with the same key are rejected, not mixed in', async () => {
     const other = new MemoryStorage();
     const src = join(w.dir, 'src');
-    await backup({ init: true, storage: other, backupKey: w.key, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage: other,
+      backupKey: w.key,
+      source: src,
+      workers: 1,
+    });
     for (const [name, bytes] of other.raw()) {
       if (name === 'config') continue;
       const isPack = name.startsWith('data/');

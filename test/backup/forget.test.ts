@@ -84,7 +84,11 @@ for (const kind of ['memory', 'local'] as const) {
 
     it('keep-last 2 deletes the 3 oldest, oldest first; the kept ones restore byte-exact', async () => {
       const f = await fresh('last', 5);
-      const before = await listSnapshots({ storage: f.storage, backupKey: f.key });
+      const before = await listSnapshots({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+      });
       const deleted: string[] = [];
       const spy: Storage = {
         location: f.storage.location,
@@ -203,13 +207,19 @@ for (const kind of ['memory', 'local'] as const) {
       // Backups a second apart are all within 1h of the newest: nothing to remove.
       assert.equal(dry.remove.length, 0);
       const dry2 = await forget({
+        rollbackProtection: false,
         storage: f.storage,
         backupKey: f.key,
         policy: { last: 2 },
         dryRun: true,
       });
       assert.deepEqual(await objectMap(f.storage), map);
-      const real = await forget({ storage: f.storage, backupKey: f.key, policy: { last: 2 } });
+      const real = await forget({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+        policy: { last: 2 },
+      });
       const plan = (r: ForgetResult): unknown => [
         r.keep.map((s) => [s.id, s.reasons]),
         r.remove.map((s) => s.id),
@@ -290,7 +300,11 @@ for (const kind of ['memory', 'local'] as const) {
       if (kind !== 'memory') return; // tampering needs the memory store's hook
       const f = await fresh('damaged', 4);
       const mem = f.storage as MemoryStorage;
-      const list = await listSnapshots({ storage: f.storage, backupKey: f.key });
+      const list = await listSnapshots({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+      });
       const victim = `snapshots/${list[1]?.id}`;
       mem.tamper(victim, (b) => {
         b[b.length - 1] = (b[b.length - 1] as number) ^ 1;
@@ -298,11 +312,22 @@ for (const kind of ['memory', 'local'] as const) {
       });
       const map = await objectMap(f.storage);
       await assert.rejects(
-        forget({ storage: f.storage, backupKey: f.key, policy: { last: 1 }, prune: true }),
+        forget({
+          rollbackProtection: false,
+          storage: f.storage,
+          backupKey: f.key,
+          policy: { last: 1 },
+          prune: true,
+        }),
         (e) => hasCode(e, 'CORRUPT'),
       );
       assert.deepEqual(await objectMap(f.storage), map, 'nothing deleted');
-      const r = await forget({ storage: f.storage, backupKey: f.key, policy: { last: 1 } });
+      const r = await forget({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+        policy: { last: 1 },
+      });
       // Seq 3 names the damaged seq 2: deleting it would leave a damaged object that could be
       // the head, and every command would fail. So it stays, with a reason.
       assert.deepEqual(
@@ -319,28 +344,47 @@ for (const kind of ['memory', 'local'] as const) {
       assert.match(r.warnings.join('\n'), /damaged and was left out/);
       assert.ok(mem.raw().has(victim), 'forget does not delete what it could not verify');
       // The repository still lists and restores its snapshots.
-      const list2 = await listSnapshots({ storage: f.storage, backupKey: f.key });
+      const list2 = await listSnapshots({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+      });
       assert.deepEqual(
         list2.map((s) => s.seq),
         [3, 4],
       );
-      const again = await forget({ storage: f.storage, backupKey: f.key, policy: { last: 1 } });
+      const again = await forget({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+        policy: { last: 1 },
+      });
       assert.equal(again.remove.length, 0, 'stable');
     });
 
     it('a forget while another process holds the lock fails with CONFLICT and deletes nothing', async () => {
       const f = await fresh('locked', 3);
-      const repo = await openRepository({ storage: f.storage, backupKey: f.key });
+      const repo = await openRepository({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+      });
       const lock = await RepoLock.acquire(repo, 'backup', true);
       try {
         const map = await objectMap(f.storage);
         await assert.rejects(
-          forget({ storage: f.storage, backupKey: f.key, policy: { last: 1 } }),
+          forget({
+            rollbackProtection: false,
+            storage: f.storage,
+            backupKey: f.key,
+            policy: { last: 1 },
+          }),
           (e) => hasCode(e, 'CONFLICT') && /locked by a backup/.test(e.message),
         );
         assert.deepEqual(await objectMap(f.storage), map);
         // A dry run takes no lock: it still answers.
         const dry = await forget({
+          rollbackProtection: false,
           storage: f.storage,
           backupKey: f.key,
           policy: { last: 1 },
@@ -359,7 +403,12 @@ for (const kind of ['memory', 'local'] as const) {
       await g.reached; // the backup holds its lock and has uploaded its packs
       const snaps = await snapshotNames(f.storage);
       await assert.rejects(
-        forget({ storage: f.storage, backupKey: f.key, policy: { last: 1 } }),
+        forget({
+          rollbackProtection: false,
+          storage: f.storage,
+          backupKey: f.key,
+          policy: { last: 1 },
+        }),
         (e) => hasCode(e, 'CONFLICT'),
       );
       assert.deepEqual(await snapshotNames(f.storage), snaps, 'nothing deleted');
@@ -396,7 +445,11 @@ for (const kind of ['memory', 'local'] as const) {
       const kept = r.keep.map((s) => s.id);
       assert.deepEqual((await snapshotNames(f.storage)).sort(), [...kept].sort());
       const newest = await backupOnce(f);
-      const list = await listSnapshots({ storage: f.storage, backupKey: f.key });
+      const list = await listSnapshots({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+      });
       assert.deepEqual(
         list.map((s) => s.id),
         [...kept, newest],
@@ -446,7 +499,11 @@ for (const kind of ['memory', 'local'] as const) {
       }
       assert.equal(backups, 6);
       assert.equal(forgets, 6);
-      const list = await listSnapshots({ storage: f.storage, backupKey: f.key });
+      const list = await listSnapshots({
+        rollbackProtection: false,
+        storage: f.storage,
+        backupKey: f.key,
+      });
       assert.ok(list.length >= 2 && list.length <= 3, `${list.length} snapshots`);
       assert.equal(list.at(-1)?.seq, 8, 'the chain reached seq 8 without a fork');
       await assertConsistent(f);

@@ -35,6 +35,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('a wrong key is WRONG_KEY for every operation, and only config was read', async () => {
     const storage = new MemoryStorage();
     await backup({
+      rollbackProtection: false,
       init: true,
       storage,
       backupKey: generateBackupKey(),
@@ -46,7 +47,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       ops.push(`${op} ${name}`);
       return undefined;
     });
-    const wrong = { storage, backupKey: generateBackupKey() };
+    const wrong = { storage, backupKey: generateBackupKey(), rollbackProtection: false };
     await assert.rejects(
       backup({ init: true, ...wrong, source: dir, workers: 1 }),
       isCode('WRONG_KEY'),
@@ -62,7 +63,14 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('config tampering: repo id / key check -> WRONG_KEY; magic, version, length -> CORRUPT', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
-    await backup({ init: true, storage, backupKey: key, source: await sample(dir), workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey: key,
+      source: await sample(dir),
+      workers: 1,
+    });
     const original = storage.raw().get('config') as Uint8Array;
     const cases: [number, ErrorCode][] = [
       [0, 'CORRUPT'],
@@ -77,19 +85,36 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       const m = original.slice();
       m[at] = (m[at] as number) ^ 0x01;
       storage.raw().set('config', m);
-      await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode(code), `byte ${at}`);
+      await assert.rejects(
+        listSnapshots({ rollbackProtection: false, storage, backupKey: key }),
+        isCode(code),
+        `byte ${at}`,
+      );
     }
     storage.raw().set('config', original.subarray(0, 40));
-    await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('CORRUPT'));
+    await assert.rejects(
+      listSnapshots({ rollbackProtection: false, storage, backupKey: key }),
+      isCode('CORRUPT'),
+    );
     storage.raw().delete('config');
-    await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('NO_REPOSITORY'));
+    await assert.rejects(
+      listSnapshots({ rollbackProtection: false, storage, backupKey: key }),
+      isCode('NO_REPOSITORY'),
+    );
   });
 
   it('a flipped bit in any pack, index or snapshot is CORRUPT on restore and reported by check', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
     const src = await sample(dir);
-    await backup({ init: true, storage, backupKey: key, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey: key,
+      source: src,
+      workers: 1,
+    });
     const objects = [
       ...names(storage, 'data/'),
       ...names(storage, 'index/'),
@@ -105,7 +130,13 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
         // Restore verifies every byte it uses. A pack's header and trailer are redundant for
         // restore (the index says where blobs are), so damage there may restore correctly;
         // `check` must report it either way.
-        const restored = await restore({ storage, backupKey: key, target, workers: 1 }).then(
+        const restored = await restore({
+          rollbackProtection: false,
+          storage,
+          backupKey: key,
+          target,
+          workers: 1,
+        }).then(
           () => true,
           (e: unknown) => {
             assert.ok(hasCode(e, 'CORRUPT'), `${name}@${at}: ${String(e)}`);
@@ -119,7 +150,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
           );
           await assertSameTree(src, target);
         } else await assert.rejects(readdir(target), /ENOENT/);
-        const c = await check({ storage, backupKey: key, workers: 1 });
+        const c = await check({ rollbackProtection: false, storage, backupKey: key, workers: 1 });
         assert.equal(c.ok, false);
         assert.ok(
           c.problems.some((p) => p.code === 'CORRUPT' && p.object === name),
@@ -128,7 +159,10 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       }
       storage.raw().set(name, original);
     }
-    assert.equal((await check({ storage, backupKey: key, workers: 1 })).ok, true);
+    assert.equal(
+      (await check({ rollbackProtection: false, storage, backupKey: key, workers: 1 })).ok,
+      true,
+    );
     assert.deepEqual(
       (await readdir(dir)).filter((n) => n.includes('backvault')),
       [],
@@ -138,7 +172,14 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('a deleted pack is MISSING_OBJECT; a failed restore leaves a forced target untouched', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
-    await backup({ init: true, storage, backupKey: key, source: await sample(dir), workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey: key,
+      source: await sample(dir),
+      workers: 1,
+    });
     const target = join(dir, 'keep-me');
     await mkdir(target);
     await writeFile(join(target, 'precious'), 'do not lose');
@@ -146,11 +187,18 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     const saved = storage.raw().get(pack) as Uint8Array;
     storage.raw().delete(pack);
     await assert.rejects(
-      restore({ storage, backupKey: key, target, force: true, workers: 1 }),
+      restore({
+        rollbackProtection: false,
+        storage,
+        backupKey: key,
+        target,
+        force: true,
+        workers: 1,
+      }),
       isCode('MISSING_OBJECT'),
     );
     assert.equal(await readFile(join(target, 'precious'), 'utf8'), 'do not lose');
-    const c = await check({ storage, backupKey: key });
+    const c = await check({ rollbackProtection: false, storage, backupKey: key });
     assert.ok(c.problems.some((p) => p.code === 'MISSING_OBJECT' && p.object === pack));
     storage.raw().set(pack, saved);
   });
@@ -180,13 +228,26 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     const c = await check(access);
     assert.ok(c.problems.some((p) => p.code === 'ROLLBACK'));
     // Without the state file the older chain is internally consistent (documented limit).
-    assert.equal((await listSnapshots({ storage, backupKey: key })).length, 1);
+    assert.equal(
+      (await listSnapshots({ rollbackProtection: false, storage, backupKey: key })).length,
+      1,
+    );
 
     // A device without state that backs up on the old head forks the chain: once the store
     // serves everything again, every device sees the fork.
-    await backup({ init: true, storage, backupKey: key, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey: key,
+      source: src,
+      workers: 1,
+    });
     for (const [k, v] of latest) storage.raw().set(k, v);
-    await assert.rejects(listSnapshots({ storage, backupKey: key }), isCode('ROLLBACK'));
+    await assert.rejects(
+      listSnapshots({ rollbackProtection: false, storage, backupKey: key }),
+      isCode('ROLLBACK'),
+    );
     await assert.rejects(listSnapshots(access), isCode('ROLLBACK'));
 
     // A dropped middle snapshot is a gap: reported, and the others still list and restore.
@@ -210,21 +271,35 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
     const src = await sample(dir);
-    await backup({ init: true, storage, backupKey: key, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey: key,
+      source: src,
+      workers: 1,
+    });
     storage.injectFault((op) =>
       op === 'getRange' || op === 'put' ? new UnavailableError('store down') : undefined,
     );
     await assert.rejects(
-      restore({ storage, backupKey: key, target: join(dir, 'down') }),
+      restore({ rollbackProtection: false, storage, backupKey: key, target: join(dir, 'down') }),
       isCode('UNAVAILABLE'),
     );
     await writeFile(join(src, 'x'), randomBytes(1000));
     await assert.rejects(
-      backup({ init: true, storage, backupKey: key, source: src, workers: 1 }),
+      backup({
+        rollbackProtection: false,
+        init: true,
+        storage,
+        backupKey: key,
+        source: src,
+        workers: 1,
+      }),
       isCode('UNAVAILABLE'),
     );
     storage.injectFault(undefined);
-    assert.equal((await check({ storage, backupKey: key })).ok, true);
+    assert.equal((await check({ rollbackProtection: false, storage, backupKey: key })).ok, true);
   });
 
   it(
@@ -234,7 +309,14 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       const key = generateBackupKey();
       const storage = new MemoryStorage();
       const src = await sample(dir);
-      await backup({ init: true, storage, backupKey: key, source: src, workers: 2 });
+      await backup({
+        rollbackProtection: false,
+        init: true,
+        storage,
+        backupKey: key,
+        source: src,
+        workers: 2,
+      });
       // Enough data for several packs per worker, so workers wait for buffers to come back.
       for (let i = 0; i < 4; i++)
         await writeFile(join(src, `big${i}.bin`), randomBytes(20_000_000));
@@ -245,12 +327,25 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
           : undefined,
       );
       await assert.rejects(
-        backup({ init: true, storage, backupKey: key, source: src, workers: 2 }),
+        backup({
+          rollbackProtection: false,
+          init: true,
+          storage,
+          backupKey: key,
+          source: src,
+          workers: 2,
+        }),
         isCode('UNAVAILABLE'),
       );
       storage.injectFault(undefined);
-      assert.equal((await listSnapshots({ storage, backupKey: key })).length, 1);
-      assert.equal((await check({ storage, backupKey: key, readData: false })).ok, true);
+      assert.equal(
+        (await listSnapshots({ rollbackProtection: false, storage, backupKey: key })).length,
+        1,
+      );
+      assert.equal(
+        (await check({ rollbackProtection: false, storage, backupKey: key, readData: false })).ok,
+        true,
+      );
       for (let i = 0; i < 4; i++)
         await (await import('node:fs/promises')).rm(join(src, `big${i}.bin`));
     },
@@ -259,7 +354,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
   it('an interrupted backup leaves the previous snapshot restorable; prune removes and repacks leftovers', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();
-    const access = { storage, backupKey: key };
+    const access = { storage, backupKey: key, rollbackProtection: false };
     const src = await sample(dir);
     await backup({ init: true, ...access, source: src, workers: 1 });
     const before = new Set(storage.raw().keys());

@@ -48,26 +48,60 @@ describe('blob kinds are never confused', () => {
     const src = join(dir, 'src');
     await mkdir(src);
     await writeFile(join(src, 'looks-like-a-tree'), EMPTY_TREE);
-    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+    });
     await mkdir(join(src, 'empty'));
-    const r2 = await backup({ init: true, storage, backupKey, source: src, workers: 1 });
+    const r2 = await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+    });
     const target = join(dir, 'out');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     await assertSameTree(src, target);
     assert.deepEqual(await readFile(join(target, 'looks-like-a-tree')), Buffer.from(EMPTY_TREE));
-    const c = await check({ storage, backupKey, workers: 1 });
+    const c = await check({ rollbackProtection: false, storage, backupKey, workers: 1 });
     assert.ok(c.ok, JSON.stringify(c.problems));
 
     // The other way round: the tree first, then the file; and both in one backup.
     const s2 = new MemoryStorage();
     const src2 = join(dir, 'src2');
     await mkdir(join(src2, 'empty'), { recursive: true });
-    await backup({ init: true, storage: s2, backupKey, source: src2, workers: 2 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage: s2,
+      backupKey,
+      source: src2,
+      workers: 2,
+    });
     await writeFile(join(src2, 'looks-like-a-tree'), EMPTY_TREE);
-    await backup({ init: true, storage: s2, backupKey, source: src2, workers: 2 });
-    await restore({ storage: s2, backupKey, target: join(dir, 'out2'), workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage: s2,
+      backupKey,
+      source: src2,
+      workers: 2,
+    });
+    await restore({
+      rollbackProtection: false,
+      storage: s2,
+      backupKey,
+      target: join(dir, 'out2'),
+      workers: 1,
+    });
     await assertSameTree(src2, join(dir, 'out2'));
-    assert.ok((await check({ storage: s2, backupKey, workers: 1 })).ok);
+    assert.ok((await check({ rollbackProtection: false, storage: s2, backupKey, workers: 1 })).ok);
     assert.equal(r2.seq, 2);
   });
 
@@ -77,10 +111,24 @@ describe('blob kinds are never confused', () => {
     const src = join(dir, 'src3');
     await mkdir(src);
     await writeFile(join(src, 'looks-like-a-tree'), EMPTY_TREE);
-    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+    });
     await mkdir(join(src, 'empty'));
     const before2 = new Set(storage.raw().keys());
-    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+    });
 
     // Make it what 0.1 wrote: the second backup's index without the tree blob of the empty
     // directory (0.1 never stored it: the data blob with the same id stood in for it).
@@ -115,13 +163,19 @@ describe('blob kinds are never confused', () => {
 
     // What users of 0.1 saw, now with a message that says what happened and what to do.
     await assert.rejects(
-      restore({ storage, backupKey, target: join(dir, 'broken'), workers: 1 }),
+      restore({
+        rollbackProtection: false,
+        storage,
+        backupKey,
+        target: join(dir, 'broken'),
+        workers: 1,
+      }),
       (e: unknown) =>
         hasCode(e, 'MISSING_OBJECT') &&
         /stored only as a file chunk/.test(e.hint) &&
-        /backvault backup/.test(e.hint),
+        /`backup\(\)`/.test(e.hint),
     );
-    const c = await check({ storage, backupKey, workers: 1 });
+    const c = await check({ rollbackProtection: false, storage, backupKey, workers: 1 });
     assert.ok(!c.ok);
     assert.ok(
       c.problems.some((p) => p.code === 'MISSING_OBJECT' && p.object.startsWith('tree/')),
@@ -129,11 +183,18 @@ describe('blob kinds are never confused', () => {
     );
 
     // The next backup stores the tree as a tree: every snapshot restores, check is clean.
-    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
-    const healed = await check({ storage, backupKey, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+    });
+    const healed = await check({ rollbackProtection: false, storage, backupKey, workers: 1 });
     assert.ok(healed.ok, JSON.stringify(healed.problems));
     const target = join(dir, 'healed');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     await assertSameTree(src, target);
   });
 });

@@ -76,17 +76,31 @@ describe('a live SQLite database is captured as one committed state', () => {
       const backupKey = generateBackupKey();
       let copies = 0;
       for (let i = 0; i < ROUNDS; i++) {
-        const r = await backup({ storage, backupKey, source: src, workers: 2, init: true });
+        const r = await backup({
+          rollbackProtection: false,
+          storage,
+          backupKey,
+          source: src,
+          workers: 2,
+          init: true,
+        });
         assert.equal(r.databases, 1);
         assert.deepEqual(r.warnings, []);
       }
       writer.kill('SIGKILL');
-      const snaps = await listSnapshots({ storage, backupKey });
+      const snaps = await listSnapshots({ rollbackProtection: false, storage, backupKey });
       assert.equal(snaps.length, ROUNDS);
       let last = 0;
       for (const s of snaps) {
         const target = join(dir, `out-${mode}-${s.seq}`);
-        await restore({ storage, backupKey, target, snapshotId: s.id, workers: 1 });
+        await restore({
+          rollbackProtection: false,
+          storage,
+          backupKey,
+          target,
+          snapshotId: s.id,
+          workers: 1,
+        });
         const files = await readdir(join(target, 'databases'));
         assert.deepEqual(files, ['msgstore.db'], `snapshot ${s.seq}: ${files.join(', ')}`);
         const m = assertConsistent(join(target, 'databases', 'msgstore.db'), `snapshot ${s.seq}`);
@@ -117,14 +131,28 @@ describe('a live SQLite database is captured as one committed state', () => {
     const backupKey = generateBackupKey();
     const rounds = 8;
     for (let i = 0; i < rounds; i++) {
-      const r = await backup({ storage, backupKey, source: src, workers: 2, init: true });
+      const r = await backup({
+        rollbackProtection: false,
+        storage,
+        backupKey,
+        source: src,
+        workers: 2,
+        init: true,
+      });
       assert.equal(r.databases, 3);
       assert.deepEqual(r.warnings, []);
     }
-    const snaps = await listSnapshots({ storage, backupKey });
+    const snaps = await listSnapshots({ rollbackProtection: false, storage, backupKey });
     for (const s of snaps) {
       const target = join(dir, `out-two-${s.seq}`);
-      await restore({ storage, backupKey, target, snapshotId: s.id, workers: 1 });
+      await restore({
+        rollbackProtection: false,
+        storage,
+        backupKey,
+        target,
+        snapshotId: s.id,
+        workers: 1,
+      });
       for (const f of ['databases/msgstore.db', 'databases/wa.db', 'linked/wa-link.db'])
         assertConsistent(join(target, f), `snapshot ${s.seq} ${f}`);
       await rm(target, { recursive: true });

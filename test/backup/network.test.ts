@@ -316,6 +316,7 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
       const started = performance.now();
       await assert.rejects(
         backup({
+          rollbackProtection: false,
           storage,
           backupKey,
           init: true,
@@ -336,6 +337,7 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
     const started = performance.now();
     await assert.rejects(
       backup({
+        rollbackProtection: false,
         storage,
         backupKey,
         init: true,
@@ -393,6 +395,7 @@ describe(
       const started = performance.now();
       await assert.rejects(
         backup({
+          rollbackProtection: false,
           storage: new LocalStorage(join(mnt, 'repo')),
           backupKey: generateBackupKey(),
           init: true,
@@ -415,6 +418,7 @@ describe(
       const events: StoreEvent[] = [];
       await assert.rejects(
         backup({
+          rollbackProtection: false,
           storage: new LocalStorage(join(mnt, 'repo')),
           backupKey: generateBackupKey(),
           init: true,
@@ -440,6 +444,7 @@ describe('upload limit on a real backup', () => {
     const src = join(dir, 'src');
     await corpus(src, 8, MiB);
     const r = await backup({
+      rollbackProtection: false,
       storage: new LocalStorage(join(dir, 'repo')),
       backupKey: generateBackupKey(),
       init: true,

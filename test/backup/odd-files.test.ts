@@ -97,7 +97,14 @@ describe('odd files do not stop a backup', () => {
     await writeFile(Buffer.concat([Buffer.from(join(src, 'caf')), Buffer.from([0xe9])]), 'x');
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
-    const r = await backup({ storage, backupKey, source: src, workers: 1, init: true });
+    const r = await backup({
+      rollbackProtection: false,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+      init: true,
+    });
     assert.equal(r.partial, true);
     assert.equal(r.filesSkipped, 3 + (device ? 1 : 0));
     const w = r.warnings.join('\n');
@@ -105,17 +112,23 @@ describe('odd files do not stop a backup', () => {
     assert.match(w, /a socket, not backed up, skipped: .*\/app\.sock/);
     if (device) assert.match(w, /a character device, not backed up, skipped: .*null-dev/);
     assert.match(w, /not valid UTF-8.*caf\\xe9/);
-    const [snap] = await listSnapshots({ storage, backupKey });
+    const [snap] = await listSnapshots({ rollbackProtection: false, storage, backupKey });
     assert.equal(snap?.partial, true);
     assert.equal(snap?.skipped, r.filesSkipped);
     const target = join(dir, 'out');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     assert.deepEqual((await readdir(target)).sort(), ['media', 'msgstore.db']);
     // A complete backup is not partial and keeps the version-1 snapshot layout.
     const clean = join(dir, 'clean');
     await mkdir(clean);
     await writeFile(join(clean, 'a'), 'a');
-    const r2 = await backup({ storage: new MemoryStorage(), backupKey, source: clean, init: true });
+    const r2 = await backup({
+      rollbackProtection: false,
+      storage: new MemoryStorage(),
+      backupKey,
+      source: clean,
+      init: true,
+    });
     assert.equal(r2.partial, false);
   });
 
@@ -129,6 +142,7 @@ describe('odd files do not stop a backup', () => {
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
     const r = await backup({
+      rollbackProtection: false,
       storage,
       backupKey,
       source: src,
@@ -140,11 +154,11 @@ describe('odd files do not stop a backup', () => {
     assert.equal(r.filesSkipped, 0);
     assert.equal(r.excluded, 2);
     const target = join(dir, 'out-ex');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     assert.deepEqual(await readdir(target), ['media']);
     assert.deepEqual(await readdir(join(target, 'media')), ['a.jpg']);
     await assert.rejects(
-      backup({ storage, backupKey, source: src, exclude: ['[oops'] }),
+      backup({ rollbackProtection: false, storage, backupKey, source: src, exclude: ['[oops'] }),
       (e: unknown) => hasCode(e, 'USAGE'),
     );
   });

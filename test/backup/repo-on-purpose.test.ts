@@ -32,15 +32,22 @@ describe('repositories are created on purpose', () => {
     const backupKey = generateBackupKey();
     try {
       await assert.rejects(
-        backup({ storage, backupKey, source: src, workers: 1 }),
-        (e: unknown) => hasCode(e, 'NO_REPOSITORY') && /backvault init/.test(e.hint),
+        backup({ rollbackProtection: false, storage, backupKey, source: src, workers: 1 }),
+        (e: unknown) => hasCode(e, 'NO_REPOSITORY') && /`initRepository\(\)`/.test(e.hint),
       );
       const left = await readdir(where).catch(() => []);
       assert.deepEqual(left, [], 'a refused backup left objects behind');
       // With init it is created, once; a second init opens the same one.
-      const r = await backup({ storage, backupKey, source: src, workers: 1, init: true });
+      const r = await backup({
+        rollbackProtection: false,
+        storage,
+        backupKey,
+        source: src,
+        workers: 1,
+        init: true,
+      });
       assert.equal(r.created, true);
-      const again = await initRepository({ storage, backupKey });
+      const again = await initRepository({ rollbackProtection: false, storage, backupKey });
       assert.equal(again.created, false);
     } finally {
       await storage.close();
@@ -77,7 +84,11 @@ describe('repositories are created on purpose', () => {
     assert.deepEqual(await readdir(where), [], 'a refused command wrote to the empty drive');
 
     // Someone (another device, a script) made a new repository there: not ours.
-    const other = await initRepository({ storage, backupKey: generateBackupKey() });
+    const other = await initRepository({
+      rollbackProtection: false,
+      storage,
+      backupKey: generateBackupKey(),
+    });
     assert.equal(other.created, true);
     // (Its key is not ours: WRONG_KEY, before anything is read.)
     await assert.rejects(
@@ -87,7 +98,7 @@ describe('repositories are created on purpose', () => {
     // Same key, new repository: still not ours.
     await rm(where, { recursive: true });
     await mkdir(where);
-    await initRepository({ storage, backupKey }); // no state: nothing to compare with
+    await initRepository({ rollbackProtection: false, storage, backupKey }); // no state: nothing to compare with
     await assert.rejects(
       listSnapshots({ storage, backupKey, statePath }),
       (e: unknown) =>

@@ -28,7 +28,7 @@ describe('restore never destroys', () => {
     await writeFile(join(src, 'msgstore.db'), 'the database, as backed up');
     await writeFile(join(src, 'media', 'a.jpg'), 'photo a');
     await writeFile(join(src, 'media', 'sent', 'b.jpg'), 'photo b');
-    await backup({ ...access, source: src, workers: 1, init: true });
+    await backup({ rollbackProtection: false, ...access, source: src, workers: 1, init: true });
   });
   after(async () => {
     await removeDir(dir);
@@ -44,10 +44,17 @@ describe('restore never destroys', () => {
     await writeFile(join(target, 'notes', 'todo.txt'), 'my notes');
     await writeFile(join(target, 'keep.txt'), 'keep me');
 
-    await assert.rejects(restore({ ...access, target, workers: 1 }), (e: unknown) =>
-      hasCode(e, 'TARGET_NOT_EMPTY'),
+    await assert.rejects(
+      restore({ rollbackProtection: false, ...access, target, workers: 1 }),
+      (e: unknown) => hasCode(e, 'TARGET_NOT_EMPTY'),
     );
-    const r = await restore({ ...access, target, force: true, workers: 1 });
+    const r = await restore({
+      rollbackProtection: false,
+      ...access,
+      target,
+      force: true,
+      workers: 1,
+    });
     assert.deepEqual(r.kept, ['keep.txt', 'media/c.jpg', 'notes']);
     assert.deepEqual(r.deleted, []);
     assert.equal(r.replaced, 2);
@@ -77,7 +84,14 @@ describe('restore never destroys', () => {
     await mkdir(join(target, 'media'), { recursive: true });
     await writeFile(join(target, 'media', 'c.jpg'), 'extra');
     await writeFile(join(target, 'extra.txt'), 'extra');
-    const r = await restore({ ...access, target, force: true, delete: true, workers: 1 });
+    const r = await restore({
+      rollbackProtection: false,
+      ...access,
+      target,
+      force: true,
+      delete: true,
+      workers: 1,
+    });
     assert.deepEqual(r.deleted, ['extra.txt', 'media/c.jpg']);
     await assertSameTree(src, target);
   });
@@ -87,9 +101,11 @@ describe('restore never destroys', () => {
     await mkdir(join(target, 'msgstore.db'), { recursive: true });
     await writeFile(join(target, 'msgstore.db', 'inside'), 'would be lost');
     await assert.rejects(
-      restore({ ...access, target, force: true, workers: 1 }),
+      restore({ rollbackProtection: false, ...access, target, force: true, workers: 1 }),
       (e: unknown) =>
-        hasCode(e, 'TARGET_NOT_EMPTY') && /msgstore\.db/.test(e.message) && /--delete/.test(e.hint),
+        hasCode(e, 'TARGET_NOT_EMPTY') &&
+        /msgstore\.db/.test(e.message) &&
+        /`delete: true`/.test(e.hint),
     );
     assert.deepEqual(await readdir(target), ['msgstore.db']);
     assert.equal(await readFile(join(target, 'msgstore.db', 'inside'), 'utf8'), 'would be lost');
@@ -101,7 +117,7 @@ describe('restore never destroys', () => {
     await mkdir(outside);
     await mkdir(target);
     await symlink(outside, join(target, 'media'));
-    await restore({ ...access, target, force: true, workers: 1 });
+    await restore({ rollbackProtection: false, ...access, target, force: true, workers: 1 });
     assert.deepEqual(await readdir(outside), [], 'the restore wrote through a symlink');
     assert.ok((await lstat(join(target, 'media'))).isDirectory());
   });
@@ -114,7 +130,7 @@ describe('restore never destroys', () => {
     await writeFile(join(tmp, RESTORE_MARKER), restoreMarker(2 ** 22 + 12345, 'another-host'));
     await writeFile(join(tmp, 'commit'), 'backvault-restore-commit 2\nd 755 0 ""\n');
     await writeFile(join(tmp, 'old', 'msgstore.db'), 'only a replaced file, not a whole target');
-    const r = await restore({ ...access, target, workers: 1 });
+    const r = await restore({ rollbackProtection: false, ...access, target, workers: 1 });
     assert.ok(
       r.warnings.some((w) => /removed the temporary directory/.test(w)),
       r.warnings.join(),
@@ -132,7 +148,14 @@ describe('restore never destroys', () => {
     const empty = new MemoryStorage(); // no repository: the target is judged first
     for (const force of [false, true]) {
       await assert.rejects(
-        restore({ storage: empty, backupKey, target: file, force, workers: 1 }),
+        restore({
+          rollbackProtection: false,
+          storage: empty,
+          backupKey,
+          target: file,
+          force,
+          workers: 1,
+        }),
         (e: unknown) => hasCode(e, 'USAGE') && /not a directory/.test(e.message),
       );
     }
@@ -141,7 +164,7 @@ describe('restore never destroys', () => {
     await mkdir(join(dir, 'real-dir'));
     await symlink(join(dir, 'real-dir'), link);
     await assert.rejects(
-      restore({ ...access, target: link, force: true, workers: 1 }),
+      restore({ rollbackProtection: false, ...access, target: link, force: true, workers: 1 }),
       (e: unknown) => hasCode(e, 'USAGE'),
     );
     assert.equal(await readlink(link), join(dir, 'real-dir'));

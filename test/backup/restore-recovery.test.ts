@@ -40,7 +40,7 @@ describe('restore after an interrupted restore', () => {
     await mkdir(join(src, 'media'), { recursive: true });
     await writeFile(join(src, 'chat.txt'), 'see you tomorrow\n'.repeat(1000));
     await writeFile(join(src, 'media', 'a.jpg'), Buffer.alloc(50_000, 7));
-    await backup({ init: true, ...access(), source: src, workers: 1 });
+    await backup({ rollbackProtection: false, init: true, ...access(), source: src, workers: 1 });
   });
   after(async () => {
     await removeDir(dir);
@@ -74,8 +74,9 @@ describe('restore after an interrupted restore', () => {
     const { out, target } = await place();
     await tempDirOf(out, 'aaaaaaaaaaaa', ['old', 'root']);
     // Without --force the restore refuses, but the old content is back where it was.
-    await assert.rejects(restore({ ...access(), target, workers: 1 }), (e) =>
-      hasCode(e, 'TARGET_NOT_EMPTY'),
+    await assert.rejects(
+      restore({ rollbackProtection: false, ...access(), target, workers: 1 }),
+      (e) => hasCode(e, 'TARGET_NOT_EMPTY'),
     );
     assert.deepEqual(await readdir(out), ['chat']);
     assert.equal(await readFile(join(target, 'old.txt'), 'utf8'), 'the old target');
@@ -84,6 +85,7 @@ describe('restore after an interrupted restore', () => {
     const { out: out2, target: target2 } = await place();
     await tempDirOf(out2, 'bbbbbbbbbbbb', ['old', 'root']);
     const r = await restore({
+      rollbackProtection: false,
       ...access(),
       target: target2,
       force: true,
@@ -101,7 +103,14 @@ describe('restore after an interrupted restore', () => {
   it('the layout of earlier versions: a lone .backvault-old- sibling of a missing target is put back', async () => {
     const { out, target } = await place();
     await oldContent(join(out, '.chat.backvault-old-cccccccccccc'));
-    const r = await restore({ ...access(), target, force: true, delete: true, workers: 1 });
+    const r = await restore({
+      rollbackProtection: false,
+      ...access(),
+      target,
+      force: true,
+      delete: true,
+      workers: 1,
+    });
     assert.ok(
       r.warnings.some((w) => /put back/.test(w)),
       r.warnings.join('\n'),
@@ -127,7 +136,14 @@ describe('restore after an interrupted restore', () => {
       await mkdir(join(out, `.chat.backvault-restore-${tag}`));
       await writeFile(join(out, `.chat.backvault-restore-${tag}`, RESTORE_MARKER), cut);
     }
-    const r = await restore({ ...access(), target, force: true, delete: true, workers: 1 });
+    const r = await restore({
+      rollbackProtection: false,
+      ...access(),
+      target,
+      force: true,
+      delete: true,
+      workers: 1,
+    });
     assert.equal(r.warnings.length, 5, r.warnings.join('\n'));
     await assertSameTree(src, target);
     assert.deepEqual(await readdir(out), ['chat']);
@@ -168,7 +184,14 @@ describe('restore after an interrupted restore', () => {
     await mkdir(target);
     await writeFile(join(target, 'new.txt'), 'made by hand since');
     const kept = await tempDirOf(out, '666666666666', ['old', 'root']);
-    const r = await restore({ ...access(), target, force: true, delete: true, workers: 1 });
+    const r = await restore({
+      rollbackProtection: false,
+      ...access(),
+      target,
+      force: true,
+      delete: true,
+      workers: 1,
+    });
     assert.ok(
       r.warnings.some((w) => w.includes(join(kept, 'old'))),
       r.warnings.join('\n'),
@@ -242,9 +265,16 @@ describe('restored times', () => {
 
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
-    await backup({ init: true, storage, backupKey, source: src, workers: 1 });
+    await backup({
+      rollbackProtection: false,
+      init: true,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+    });
     const target = join(dir, 'out');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     let checked = 0;
     for (const [rel, stamp] of stamps) {
       const [sec, frac] = stamp.slice(1).split('.') as [string, string];

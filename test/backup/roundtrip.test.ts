@@ -110,15 +110,17 @@ describe('backup and restore round trip', () => {
     await mkdir(join(src, 'a'), { recursive: true });
     await writeFile(join(src, 'a', 'f.txt'), 'restored');
     const access = { storage: new MemoryStorage(), backupKey: generateBackupKey() };
-    await backup({ init: true, ...access, source: src, workers: 1 });
+    await backup({ rollbackProtection: false, init: true, ...access, source: src, workers: 1 });
 
     const target = join(dir, 'target');
     await mkdir(target);
     await writeFile(join(target, 'old.txt'), 'old');
-    await assert.rejects(restore({ ...access, target }), (e) => hasCode(e, 'TARGET_NOT_EMPTY'));
+    await assert.rejects(restore({ rollbackProtection: false, ...access, target }), (e) =>
+      hasCode(e, 'TARGET_NOT_EMPTY'),
+    );
     assert.deepEqual(await readdir(target), ['old.txt']);
 
-    await restore({ ...access, target, force: true, delete: true });
+    await restore({ rollbackProtection: false, ...access, target, force: true, delete: true });
     assert.deepEqual(await readdir(target), ['a']);
     // No temporary or old directories are left beside the target.
     assert.deepEqual(
@@ -129,7 +131,7 @@ describe('backup and restore round trip', () => {
     // An empty existing directory is fine without force.
     const empty = join(dir, 'empty-target');
     await mkdir(empty);
-    await restore({ ...access, target: empty });
+    await restore({ rollbackProtection: false, ...access, target: empty });
     await assertSameTree(src, empty);
   });
 });

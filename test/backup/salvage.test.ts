@@ -49,7 +49,15 @@ describe('salvage: damage stays local', () => {
       await writeFile(join(src, 'voice', `v${i}.opus`), randomBytes(40_000 + i));
     await writeFile(join(src, 'docs', '2026', 'a.pdf'), randomBytes(120_000));
     await writeFile(join(src, 'notes.txt'), 'hello\n'.repeat(1000));
-    await backup({ storage, backupKey, source: src, workers: 1, init: true, packSize: 256 * 1024 });
+    await backup({
+      rollbackProtection: false,
+      storage,
+      backupKey,
+      source: src,
+      workers: 1,
+      init: true,
+      packSize: 256 * 1024,
+    });
     source = await filesUnder(src);
   });
   after(async () => {
@@ -58,7 +66,7 @@ describe('salvage: damage stays local', () => {
 
   /** The pack holding the snapshot's root tree: without it nothing can be restored. */
   const rootPackId = async (): Promise<string | undefined> => {
-    const repo = await openRepository({ storage, backupKey });
+    const repo = await openRepository({ rollbackProtection: false, storage, backupKey });
     const [snap] = await loadChain(repo);
     return (await loadIndex(repo)).blobs.get(
       toHex(snap?.snap.rootTree as Uint8Array),
@@ -80,14 +88,21 @@ describe('salvage: damage stays local', () => {
         // Without --partial: CORRUPT, the target untouched, and the way forward named.
         const strict = join(dir, `strict-${n}`);
         await assert.rejects(
-          restore({ storage, backupKey, target: strict, workers: 1 }),
-          (e: unknown) => hasCode(e, 'CORRUPT') && /--partial/.test(e.hint),
+          restore({ rollbackProtection: false, storage, backupKey, target: strict, workers: 1 }),
+          (e: unknown) => hasCode(e, 'CORRUPT') && /`partial: true`/.test(e.hint),
         );
         await assert.rejects(readdir(strict), /ENOENT/);
         const target = join(dir, `partial-${n}`);
         let r;
         try {
-          r = await restore({ storage, backupKey, target, workers: 1, partial: true });
+          r = await restore({
+            rollbackProtection: false,
+            storage,
+            backupKey,
+            target,
+            workers: 1,
+            partial: true,
+          });
         } catch (e) {
           // Only the root tree is needed for anything at all.
           assert.equal(pack.slice(-64), rootPack, `${pack}: partial restore failed: ${String(e)}`);
@@ -125,13 +140,14 @@ describe('salvage: damage stays local', () => {
     storage.raw().set(pack, bad);
     try {
       const r = await restore({
+        rollbackProtection: false,
         storage,
         backupKey,
         target: join(dir, 'chk'),
         workers: 1,
         partial: true,
       });
-      const c = await check({ storage, backupKey, workers: 1 });
+      const c = await check({ rollbackProtection: false, storage, backupKey, workers: 1 });
       const p = c.problems.find((x) => x.object === pack);
       assert.ok(p?.affects && p.affects.length === 1, JSON.stringify(c.problems));
       const a = p.affects[0];
@@ -145,7 +161,7 @@ describe('salvage: damage stays local', () => {
       const tail = good.slice();
       tail[tail.length - 2] = (tail[tail.length - 2] as number) ^ 1;
       storage.raw().set(pack, tail);
-      const c2 = await check({ storage, backupKey, workers: 1 });
+      const c2 = await check({ rollbackProtection: false, storage, backupKey, workers: 1 });
       assert.ok(c2.problems.some((x) => x.object === pack && x.affects === undefined));
     } finally {
       storage.raw().set(pack, good);
@@ -163,7 +179,14 @@ describe('salvage: damage stays local', () => {
     storage.raw().delete(victim);
     try {
       const target = join(dir, 'missing-pack');
-      const r = await restore({ storage, backupKey, target, workers: 1, partial: true });
+      const r = await restore({
+        rollbackProtection: false,
+        storage,
+        backupKey,
+        target,
+        workers: 1,
+        partial: true,
+      });
       assert.ok(r.damaged.length > 0);
       const got = await filesUnder(target);
       for (const [p, bytes] of got) assert.deepEqual(bytes, source.get(p));
@@ -185,6 +208,7 @@ describe('salvage: damage stays local', () => {
   it('include restores one file, or one folder, and nothing else', async () => {
     const one = join(dir, 'one');
     const r = await restore({
+      rollbackProtection: false,
       storage,
       backupKey,
       target: one,
@@ -198,10 +222,18 @@ describe('salvage: damage stays local', () => {
       source.get('media/IMG_3.jpg'),
     );
     const folder = join(dir, 'folder');
-    await restore({ storage, backupKey, target: folder, workers: 1, include: 'docs/' });
+    await restore({
+      rollbackProtection: false,
+      storage,
+      backupKey,
+      target: folder,
+      workers: 1,
+      include: 'docs/',
+    });
     assert.deepEqual([...(await filesUnder(folder)).keys()], ['docs/2026/a.pdf']);
     await assert.rejects(
       restore({
+        rollbackProtection: false,
         storage,
         backupKey,
         target: join(dir, 'none'),

@@ -54,6 +54,7 @@ describe('a source that changes during the backup', () => {
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
     const r = await backup({
+      rollbackProtection: false,
       init: true,
       storage,
       backupKey,
@@ -75,7 +76,7 @@ describe('a source that changes during the backup', () => {
         r.warnings.join('\n'),
       );
     const target = join(base, 'out');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     assert.deepEqual((await readdir(target)).sort(), (await readdir(src)).sort());
   });
 
@@ -90,6 +91,7 @@ describe('a source that changes during the backup', () => {
     const backupKey = generateBackupKey();
     // The first report comes when the first 8 MiB range is done; later ranges are not read yet.
     const r = await backup({
+      rollbackProtection: false,
       init: true,
       storage,
       backupKey,
@@ -103,7 +105,7 @@ describe('a source that changes during the backup', () => {
     });
     assert.ok(rewritten);
     const target = join(base, 'out');
-    await restore({ storage, backupKey, target, workers: 1 });
+    await restore({ rollbackProtection: false, storage, backupKey, target, workers: 1 });
     const got = await readFile(join(target, 'msgstore.db'));
     assert.equal(got.length, replacement.length);
     assert.ok(got.equals(replacement), 'the restored file is the content after the rewrite');
@@ -122,6 +124,7 @@ describe('a source that changes during the backup', () => {
     if (process.getuid?.() !== 0) {
       const storage = new MemoryStorage();
       const r = await backup({
+        rollbackProtection: false,
         init: true,
         storage,
         backupKey: generateBackupKey(),
@@ -149,7 +152,7 @@ describe('a source that changes during the backup', () => {
       const key = Uint8Array.from(Buffer.from(process.env.BV_KEY, 'hex'));
       const storage = new LocalStorage(${JSON.stringify(repo)});
       try {
-        const r = await backup({ init: true, storage, backupKey: key, source: ${JSON.stringify(src)}, workers: 1 });
+        const r = await backup({ init: true, rollbackProtection: false, storage, backupKey: key, source: ${JSON.stringify(src)}, workers: 1 });
         process.stdout.write(JSON.stringify({ ok: true, partial: r.partial, message: r.warnings.join('; ') }));
       } catch (e) {
         process.stdout.write(JSON.stringify({ ok: false, code: e.code, message: e.message }));
@@ -187,6 +190,7 @@ describe('a source that changes during the backup', () => {
     writeFileSync(latin1, 'latin-1 name');
     await writeFile(join(src, 'ok.txt'), 'fine');
     const r = await backup({
+      rollbackProtection: false,
       init: true,
       storage: new MemoryStorage(),
       backupKey: generateBackupKey(),

@@ -232,8 +232,8 @@ describe('passkey protection in headless Chromium with a virtual authenticator',
     await writeFile(join(tmp, 'chat', 'media', 'photo.jpg'), Buffer.alloc(70_000, 7));
     repoDir = join(tmp, 'repo');
     storage = await openStorage(repoDir);
-    await initRepository({ storage, backupKey });
-    await backup({ storage, backupKey, source: join(tmp, 'chat') });
+    await initRepository({ rollbackProtection: false, storage, backupKey });
+    await backup({ rollbackProtection: false, storage, backupKey, source: join(tmp, 'chat') });
     repoIdHex = toHex(decodeConfig(await storage.get('config')).repoId);
     origin = await startOrigin();
     tb = await startTestBrowser();

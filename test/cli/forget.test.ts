@@ -143,7 +143,7 @@ describe('backvault forget', () => {
   it('while another process holds the lock: CONFLICT (exit 1), nothing deleted', async () => {
     const storage = new LocalStorage(repo);
     const lock = await RepoLock.acquire(
-      await openRepository({ storage, backupKey: parseBackupKey(key) }),
+      await openRepository({ rollbackProtection: false, storage, backupKey: parseBackupKey(key) }),
       'backup',
       true,
     );

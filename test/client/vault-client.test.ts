@@ -127,8 +127,9 @@ describe('VaultClient against a real vault', () => {
     secrets.push({ password: 'first pass 1', backupKey }, { password: 'second pass 2', backupKey });
     const c = client('change');
     await c.enable({ password: 'first pass 1', backupKey });
+    // A second enable is refused (the vault says CONFLICT), as ALREADY_ENABLED.
     await assert.rejects(c.enable({ password: 'hijack pw 1', backupKey: key() }), {
-      code: 'CONFLICT',
+      code: 'ALREADY_ENABLED',
     });
     await assert.rejects(c.changePassword({ newPassword: 'hijack pw 1', backupKey: key() }), {
       code: 'FORBIDDEN',

@@ -299,7 +299,7 @@ describe('key slots in a store (src/backup/repository/key-slots.ts)', () => {
   async function repo(): Promise<{ storage: MemoryStorage; backupKey: Uint8Array }> {
     const storage = new MemoryStorage();
     const backupKey = generateBackupKey();
-    await initRepository({ storage, backupKey });
+    await initRepository({ rollbackProtection: false, storage, backupKey });
     return { storage, backupKey };
   }
 
@@ -332,7 +332,7 @@ describe('key slots in a store (src/backup/repository/key-slots.ts)', () => {
     try {
       await mkdir(join(src, 'chat'));
       await writeFile(join(src, 'chat', 'msgstore.txt'), 'hello from the chat\n');
-      await backup({ storage, backupKey, source: join(src, 'chat') });
+      await backup({ rollbackProtection: false, storage, backupKey, source: join(src, 'chat') });
       const a = await addRecoveryKeySlot(storage, backupKey);
       const b = await addRecoveryKeySlot(storage, backupKey);
       // The first recovery key is handed back (revoked): b and the backup key still open.
@@ -341,7 +341,7 @@ describe('key slots in a store (src/backup/repository/key-slots.ts)', () => {
       // The written-down backup key is lost: b alone restores everything.
       const unlocked = await unlockWithKey(storage, b.recoveryKey);
       const target = join(src, 'restored');
-      await restore({ storage, backupKey: unlocked.backupKey, target });
+      await restore({ rollbackProtection: false, storage, backupKey: unlocked.backupKey, target });
       assert.equal(await readFile(join(target, 'msgstore.txt'), 'utf8'), 'hello from the chat\n');
       // b is removed too: the backup key (if found again) still opens, without any slot.
       await removeKeySlot(storage, backupKey, b.slot.slotId);

@@ -231,7 +231,7 @@ describe('SPEC.md test vectors', () => {
       const storage = new MemoryStorage();
       await storage.put('config', bytes(c.bytes));
       await rejectsWith(
-        () => listSnapshots({ storage, backupKey: bytes(c.backupKey) }),
+        () => listSnapshots({ rollbackProtection: false, storage, backupKey: bytes(c.backupKey) }),
         str(c.code),
         str(c.description),
       );
@@ -473,16 +473,23 @@ describe('SPEC.md test vectors', () => {
     const storage = await storageFrom(obj(v.objects));
     const backupKey = parseBackupKey(str(v.backupKeyText));
     assert.equal(toHex(backupKey), str(v.backupKey));
-    const snaps = await listSnapshots({ storage, backupKey });
+    const snaps = await listSnapshots({ rollbackProtection: false, storage, backupKey });
     assert.deepEqual(
       snaps.map((s) => ({ id: s.id, seq: s.seq, prev: s.prev })),
       v.snapshots,
     );
-    const c = await check({ storage, backupKey, workers: 0 });
+    const c = await check({ rollbackProtection: false, storage, backupKey, workers: 0 });
     assert.deepEqual(c.problems, []);
     for (const r of arr(v.restores)) {
       const target = join(dir, `restore-${str(r.snapshot).slice(0, 8)}`);
-      await restore({ storage, backupKey, target, snapshotId: str(r.snapshot), workers: 0 });
+      await restore({
+        rollbackProtection: false,
+        storage,
+        backupKey,
+        target,
+        snapshotId: str(r.snapshot),
+        workers: 0,
+      });
       await assertRestored(target, r);
     }
   });
@@ -505,7 +512,15 @@ describe('SPEC.md test vectors', () => {
       const target = join(dir, `neg-${n++}`);
       const snapshotId = c.snapshot === undefined ? undefined : str(c.snapshot);
       await rejectsWith(
-        () => restore({ storage, backupKey, statePath, target, snapshotId, workers: 0 }),
+        () =>
+          restore({
+            storage,
+            backupKey,
+            ...(statePath ? { statePath } : { rollbackProtection: false }),
+            target,
+            snapshotId,
+            workers: 0,
+          }),
         str(c.expect),
         str(c.name),
       );

@@ -11,46 +11,104 @@
  * @packageDocumentation
  */
 
+/**
+ * The SDK's words for what to do next, in the names of its functions and options (never a
+ * command line). Each sentence that the CLI says in its own words (flags, commands) is here
+ * once: `src/cli/hints.ts` maps every entry to the CLI's sentence, and a `Record` over these
+ * keys makes a missing translation fail to compile.
+ */
+export const HINTS = {
+  usage: 'Check the arguments against the documentation of the function you called.',
+  corrupt:
+    'The store altered or damaged this data. Run `check()` to see what is affected; restore an older snapshot if needed.',
+  missing: 'The store lost or deleted data. Run `check()` to see what is affected.',
+  rollback:
+    'The store is serving an old copy of the backup. Do not trust it; contact your storage provider.',
+  noRepository:
+    'Check the storage location and that the drive or bucket is reachable; `initRepository()` (or `backup()` with `init: true`) creates a repository.',
+  vanishedRepository:
+    'Check that the drive or bucket is mounted and reachable and that the storage location is right. To really start a new repository at this place, call `initRepository()` with `{ replaceMissing: true }`.',
+  targetNotEmpty: 'Choose an empty directory, or pass `force: true`.',
+  targetNotDirectory:
+    'Give a directory that is absent or empty (or holds an earlier restore, with `force: true`).',
+  mergeConflict:
+    'Move those directories away, restore into an empty directory, or pass `delete: true` (with `force: true`) to make the target exactly the snapshot (files not in it are deleted).',
+  partial:
+    'To restore every file that still verifies and list the damaged ones, restore again with `partial: true`.',
+  includeMissing:
+    'Check the path (`include`): it is relative to the backed-up folder, `/`-separated.',
+  noSnapshots: 'Run `backup()` first.',
+  noSuchSnapshot: 'Call `listSnapshots()` to list them.',
+  noSuchPath: 'Check the path: it is relative to the backed-up folder, `/`-separated.',
+  treeAsChunk:
+    'This tree was stored only as a file chunk with the same bytes (a bug of backvault 0.1). Back up the same source again (`backup()`): it stores the tree again and the snapshot restores.',
+  vaultMismatch:
+    'You may be talking to the wrong or an impostor vault: check the vault URL (`baseUrl`). If its operator changed its key, `info()` shows the new one; pin it (`pinnedServerPublicKey`) only after checking it with them.',
+  vaultUrl: 'Pass `baseUrl` such as https://vault.example.com or http://127.0.0.1:8787.',
+  vaultNoRecord:
+    'This account has no password-protected backup key on this vault (never enabled, or disabled). Check the vault URL (`baseUrl`) and the account of the token.',
+  vaultNotVault: 'Is `baseUrl` the URL of a backvault vault?',
+  portInUse: 'Stop that process, or choose another port.',
+  noCredentials:
+    'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass `credentials` to the S3 store, then try again.',
+  diskFull:
+    'Free some space or choose another disk, then try again: nothing incomplete was committed.',
+  keySlotList: 'Then list the key slots (`listKeySlots()`).',
+  keySlotListWithKey: 'Then list the key slots (`listKeySlots()`) with the 64-digit key.',
+  keySlotSee: 'See `listKeySlots()`.',
+  alreadyEnabled:
+    'To protect the key with a new password, call `changePassword()` from a device that holds the backup key; `disable()` removes the protection.',
+  retentionField: 'E.g. `{ last: 3, daily: 7, monthly: -1 }` (-1 keeps all).',
+  retentionEmpty:
+    'Give at least one of `last`, `hourly`, `daily`, `weekly`, `monthly`, `yearly` (a count of at least 1, or -1 for all) or `within` (a duration).',
+} as const;
+
 /** Every stable error code. Scripts may match on these; they never change meaning. */
-export type ErrorCode =
-  | 'USAGE'
-  | 'INVALID_KEY'
-  | 'WRONG_KEY'
-  | 'WRONG_PASSWORD'
-  | 'WEAK_PASSWORD'
-  | 'CORRUPT'
-  | 'MISSING_OBJECT'
-  | 'ROLLBACK'
-  | 'LOCKED'
-  | 'UNAVAILABLE'
-  | 'NOT_FOUND'
-  | 'NO_REPOSITORY'
-  | 'TARGET_NOT_EMPTY'
-  | 'VAULT_MISMATCH'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'CONFLICT'
-  | 'RATE_LIMITED'
-  | 'BAD_REQUEST'
-  | 'UNSUPPORTED_VERSION'
-  | 'INTERNAL'
-  | 'PARTIAL'
+export const ERROR_CODES = [
+  'USAGE',
+  'INVALID_KEY',
+  'WRONG_KEY',
+  'WRONG_PASSWORD',
+  'WEAK_PASSWORD',
+  'CORRUPT',
+  'MISSING_OBJECT',
+  'ROLLBACK',
+  'LOCKED',
+  'UNAVAILABLE',
+  'NOT_FOUND',
+  'NO_REPOSITORY',
+  'TARGET_NOT_EMPTY',
+  'VAULT_MISMATCH',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'CONFLICT',
+  'RATE_LIMITED',
+  'BAD_REQUEST',
+  'UNSUPPORTED_VERSION',
+  'INTERNAL',
+  'PARTIAL',
+  // The SDK's own misuse of the vault (issue 19).
+  'ALREADY_ENABLED',
   // Local conditions of this machine (issue 12): never "check the network" nor "a bug".
-  | 'DISK_FULL'
-  | 'READ_ONLY'
-  | 'PERMISSION_DENIED'
-  | 'NO_SOURCE'
-  | 'PORT_IN_USE'
-  | 'NO_CREDENTIALS'
+  'DISK_FULL',
+  'READ_ONLY',
+  'PERMISSION_DENIED',
+  'NO_SOURCE',
+  'PORT_IN_USE',
+  'NO_CREDENTIALS',
   // Key slots and passkeys (issue 13).
-  | 'NO_KEY_SLOT'
-  | 'KEY_SLOT_CORRUPT'
-  | 'KEY_SLOT_MISMATCH'
-  | 'PRF_UNSUPPORTED'
-  | 'PASSKEY_CANCELLED'
+  'NO_KEY_SLOT',
+  'KEY_SLOT_CORRUPT',
+  'KEY_SLOT_MISMATCH',
+  'PRF_UNSUPPORTED',
+  'PASSKEY_CANCELLED',
   // Web apps on another origin than the vault (issue 19).
-  | 'CORS_ORIGIN_NOT_ALLOWED'
-  | 'VAULT_CORS_BLOCKED';
+  'CORS_ORIGIN_NOT_ALLOWED',
+  'VAULT_CORS_BLOCKED',
+] as const;
+
+/** A stable error code (one of {@link ERROR_CODES}). */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Base class: `code` is stable, `hint` says what to do next. */
 export class BackvaultError extends Error {
@@ -70,7 +128,7 @@ export class BackvaultError extends Error {
 
 /** The command line or an API call was malformed. Fix the arguments. */
 export class UsageError extends BackvaultError {
-  constructor(message: string, hint = 'Run `backvault --help` for usage.') {
+  constructor(message: string, hint: string = HINTS.usage) {
     super('USAGE', message, hint);
   }
 }
@@ -123,12 +181,7 @@ export class CorruptBackupError extends BackvaultError {
   /** The storage object concerned, if known (a name, never content). */
   readonly object: string | undefined;
   constructor(message: string, object?: string, options?: { cause?: unknown }) {
-    super(
-      'CORRUPT',
-      object ? `${message} (${object})` : message,
-      'The store altered or damaged this data. Run `backvault check`; restore an older snapshot if needed.',
-      options,
-    );
+    super('CORRUPT', object ? `${message} (${object})` : message, HINTS.corrupt, options);
     this.object = object;
   }
 }
@@ -136,10 +189,7 @@ export class CorruptBackupError extends BackvaultError {
 /** An object the repository refers to is not in the store. */
 export class MissingObjectError extends BackvaultError {
   readonly object: string;
-  constructor(
-    object: string,
-    hint = 'The store lost or deleted data. Run `backvault check` to see what is affected.',
-  ) {
+  constructor(object: string, hint: string = HINTS.missing) {
     super('MISSING_OBJECT', `object is missing from the store: ${object}`, hint);
     this.object = object;
   }
@@ -148,11 +198,7 @@ export class MissingObjectError extends BackvaultError {
 /** The store served a snapshot older than one this device has already seen. */
 export class RollbackError extends BackvaultError {
   constructor(message: string) {
-    super(
-      'ROLLBACK',
-      message,
-      'The store is serving an old copy of the backup. Do not trust it; contact your storage provider. If you know why, accept its latest snapshot with `backvault accept-rollback --snapshot SEQ`.',
-    );
+    super('ROLLBACK', message, HINTS.rollback);
   }
 }
 
@@ -183,11 +229,7 @@ export class NotFoundError extends BackvaultError {
 
 /** There is no backvault repository at the given location. */
 export class NoRepositoryError extends BackvaultError {
-  constructor(
-    location: string,
-    why?: string,
-    hint = 'Check --repo and that the drive or bucket is reachable; `backvault init --repo URL` creates a repository.',
-  ) {
+  constructor(location: string, why?: string, hint: string = HINTS.noRepository) {
     super('NO_REPOSITORY', `no backvault repository at ${location}${why ? `: ${why}` : ''}`, hint);
   }
 }
@@ -195,11 +237,7 @@ export class NoRepositoryError extends BackvaultError {
 /** Restore target exists and is not empty. */
 export class TargetNotEmptyError extends BackvaultError {
   constructor(target: string) {
-    super(
-      'TARGET_NOT_EMPTY',
-      `restore target is not empty: ${target}`,
-      'Choose an empty directory or pass --force.',
-    );
+    super('TARGET_NOT_EMPTY', `restore target is not empty: ${target}`, HINTS.targetNotEmpty);
   }
 }
 
@@ -208,11 +246,7 @@ export class VaultMismatchError extends BackvaultError {
   constructor(
     message = 'the vault presented a different server key than the one pinned on this device',
   ) {
-    super(
-      'VAULT_MISMATCH',
-      message,
-      'You may be talking to the wrong or an impostor vault: check --vault. If its operator changed its key, `backvault pin --device DIR` shows it; re-pin after checking it with them.',
-    );
+    super('VAULT_MISMATCH', message, HINTS.vaultMismatch);
   }
 }
 
@@ -221,6 +255,21 @@ export class UnsupportedVersionError extends BackvaultError {
   constructor(message: string) {
     super('UNSUPPORTED_VERSION', message, 'Upgrade backvault.');
   }
+}
+
+/**
+ * Throw `signal.reason` when `signal` has aborted: how every operation of the SDK stops on
+ * an abort (it rejects with the signal's reason, a DOMException named `AbortError` for a
+ * plain `abort()`; no backvault code, since nothing failed). Unlike
+ * `AbortSignal.prototype.throwIfAborted`, also works with AbortSignal polyfills (React Native).
+ */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason;
+}
+
+/** True when `e` is a backvault error (any code). */
+export function isBackvaultError(e: unknown): e is BackvaultError {
+  return e instanceof BackvaultError;
 }
 
 /** True when `e` is a backvault error with the given code. */
@@ -289,7 +338,7 @@ export class DiskFullError extends BackvaultError {
     super(
       'DISK_FULL',
       `no space left on the disk holding ${path} (${what})`,
-      'Free some space or choose another disk, then run the command again: nothing incomplete was committed.',
+      HINTS.diskFull,
       options,
     );
     this.path = path;
@@ -334,11 +383,7 @@ export class NoSourceError extends BackvaultError {
 /** `vault serve` cannot listen: the address is taken by another process (EADDRINUSE). */
 export class PortInUseError extends BackvaultError {
   constructor(address: string) {
-    super(
-      'PORT_IN_USE',
-      `another process is already listening on ${address}`,
-      'Stop that process, or choose another --port.',
-    );
+    super('PORT_IN_USE', `another process is already listening on ${address}`, HINTS.portInUse);
   }
 }
 
@@ -348,7 +393,7 @@ export class NoCredentialsError extends BackvaultError {
     super(
       'NO_CREDENTIALS',
       `no S3 credentials found for ${location}`,
-      'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), then run the command again.',
+      HINTS.noCredentials,
       options,
     );
   }
@@ -383,7 +428,7 @@ export class KeySlotCorruptError extends BackvaultError {
     super(
       'KEY_SLOT_CORRUPT',
       object ? `${message} (${object})` : message,
-      `The store altered this key slot, or this is not the passkey that made it. ${OTHER_PROTECTIONS} Then run \`backvault key list\`.`,
+      `The store altered this key slot, or this is not the passkey that made it. ${OTHER_PROTECTIONS} ${HINTS.keySlotList}`,
     );
     this.object = object;
   }
@@ -399,7 +444,7 @@ export class KeySlotMismatchError extends BackvaultError {
     super(
       'KEY_SLOT_MISMATCH',
       message,
-      `The store deleted, replaced or replayed key slots. ${OTHER_PROTECTIONS} Then run \`backvault key list\` with the 64-digit key.`,
+      `The store deleted, replaced or replayed key slots. ${OTHER_PROTECTIONS} ${HINTS.keySlotListWithKey}`,
     );
   }
 }
@@ -458,5 +503,17 @@ export class VaultCorsBlockedError extends BackvaultError {
     );
     this.pageOrigin = pageOrigin;
     this.vaultOrigin = vaultOrigin;
+  }
+}
+
+// --- Added for an honest SDK (issue 19). Additive only.
+
+/**
+ * `enable()` for an account whose vault record already exists (active or locked): a second
+ * enable would replace the protection without proving the key. Nothing changed.
+ */
+export class AlreadyEnabledError extends BackvaultError {
+  constructor(message = 'this account already protects a backup key on this vault') {
+    super('ALREADY_ENABLED', message, HINTS.alreadyEnabled);
   }
 }

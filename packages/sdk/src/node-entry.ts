@@ -8,4 +8,4 @@
  * @packageDocumentation
  */
 export * from './storage/node/index.js';
-export { installNodePlatform, nodePlatform } from './backup/node/platform.js';
+export { installNodePlatform } from './backup/node/platform.js';

@@ -124,7 +124,7 @@ export function networkOptionsOf(values: OptionValues): NetworkOptions {
   const up = stringOption(values, 'limit-upload');
   const down = stringOption(values, 'limit-download');
   return {
-    ...(retryFor !== undefined ? { retryFor: parseRetryFor(retryFor) } : {}),
+    ...(retryFor !== undefined ? { retryFor: parseRetryFor(retryFor, '--retry-for') } : {}),
     ...(up !== undefined ? { limitUpload: parseRateLimit('--limit-upload', up) } : {}),
     ...(down !== undefined ? { limitDownload: parseRateLimit('--limit-download', down) } : {}),
   };

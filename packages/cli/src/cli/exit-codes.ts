@@ -56,6 +56,8 @@ const EXIT_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   UNSUPPORTED_VERSION: ExitCode.FAILURE,
   INTERNAL: ExitCode.FAILURE,
   PARTIAL: ExitCode.PARTIAL,
+  // `enable` of an account that already has a record (was CONFLICT before issue 19).
+  ALREADY_ENABLED: ExitCode.FAILURE,
   DISK_FULL: ExitCode.LOCAL,
   READ_ONLY: ExitCode.LOCAL,
   PERMISSION_DENIED: ExitCode.LOCAL,

@@ -20,6 +20,7 @@ import {
   mainHelp,
   mainHelpJson,
 } from './help.js';
+import { cliWords } from './hints.js';
 import { localError } from './local-errors.js';
 import { PromptInterrupted } from './prompt.js';
 import { closest } from './suggest.js';
@@ -119,7 +120,8 @@ function reportError(
   if (spec && e instanceof UsageError && e.hint === DEFAULT_USAGE_HINT) {
     e = new UsageError(e.message, `Run \`backvault help ${spec.path.join(' ')}\`.`);
   }
-  const redact = (s: string): string => (ctx ? ctx.redact(s) : s);
+  // The SDK's advice (`force: true`, `check()`) in the CLI's words (--force, `backvault check`).
+  const redact = (s: string): string => cliWords(ctx ? ctx.redact(s) : s);
   let code: ErrorCode;
   let message: string;
   let hint: string;
@@ -287,9 +289,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (result.error) {
       if (!json) io.stdout.write(result.human.map((l) => `${l}\n`).join(''));
       const e = result.error;
-      io.stderr.write(`${errorLine(e.code, ctx.redact(e.message), ctx.redact(e.hint))}\n`);
+      const words = (s: string): string => cliWords((ctx as CliContext).redact(s));
+      io.stderr.write(`${errorLine(e.code, words(e.message), words(e.hint))}\n`);
       if (json) {
-        const error = { code: e.code, message: ctx.redact(e.message), hint: ctx.redact(e.hint) };
+        const error = { code: e.code, message: words(e.message), hint: words(e.hint) };
         io.stdout.write(`${JSON.stringify({ ...result.json, error })}\n`);
       }
       return exitCodeFor(e.code);

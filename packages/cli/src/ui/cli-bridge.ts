@@ -11,6 +11,7 @@ import { parseCommandArgs } from '../cli/args.js';
 import { COMMON_OPTIONS, type CommandSpec } from '../cli/command.js';
 import { CliContext, type CliIo, type CommandResult } from '../cli/context.js';
 import { exitCodeFor } from '../cli/exit-codes.js';
+import { cliWords } from '../cli/hints.js';
 import { localError } from '../cli/local-errors.js';
 
 /** An error as the page shows it: the CLI's code, sentence, hint and exit code. */
@@ -95,7 +96,8 @@ export class UiCommandError extends Error {
 export function toUiError(thrown: unknown, ctx?: CliContext): UiError {
   if (thrown instanceof UiCommandError) return thrown.error;
   const e = localError(thrown) ?? thrown;
-  const redact = (s: string): string => (ctx ? ctx.redact(s) : s);
+  // As the CLI prints them: the SDK's advice in the CLI's words (the page runs its commands).
+  const redact = (s: string): string => cliWords(ctx ? ctx.redact(s) : s);
   if (e instanceof BackvaultError) {
     return {
       code: e.code,

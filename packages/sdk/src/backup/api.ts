@@ -40,9 +40,26 @@ export interface RepoAccess extends NetworkOptions {
   /**
    * Path of the small local state file that remembers, per repository, the highest snapshot
    * sequence number and hash this device has seen, so that a store serving an older
-   * snapshot as the latest is caught. Omit to disable rollback detection (tests only).
+   * snapshot as the latest is caught (rollback detection). Required: every operation
+   * rejects with USAGE before touching the store when it is missing, unless
+   * `rollbackProtection: false` turns rollback detection off by name. Keep it in the app's
+   * private data directory (on Electron `app.getPath('userData')`), one per device.
    */
   statePath?: string;
+  /**
+   * `false` turns rollback detection off: no state file is read or written, and a store
+   * that serves an older snapshot, or a new repository in place of a vanished one, is not
+   * noticed. Only for throwaway repositories (tests, drills). Default: on, which needs
+   * `statePath`; giving both is a USAGE error.
+   */
+  rollbackProtection?: boolean;
+  /**
+   * Stops the operation (abort stops it within a second): it rejects with `signal.reason`
+   * (a DOMException named `AbortError` for a plain `abort()`), the repository stays
+   * consistent (nothing half-committed; a later backup reuses the packs already stored)
+   * and a restore target is left as it was. See {@link NetworkOptions.signal}.
+   */
+  signal?: AbortSignal;
 }
 
 /** Progress of a long operation, reported at most every ~100 ms. */

@@ -43,6 +43,14 @@ export { useEnginePlatform, installedPlatform } from './platform/current.js';
 export { MemoryFiles, memoryHost } from './platform/memory-files.js';
 export { posixPath } from './platform/posix-path.js';
 export type * from './platform/types.js';
+export type { MemoryEntry } from './platform/memory-files.js';
+export type { CompressionValue } from '../format/constants.js';
+export type { RepoKeys } from './repository/keys.js';
+export type * from './workers/pool-types.js';
+export { SourceReadError } from './workers/pool-types.js';
+export { Compression, ObjectKind } from '../format/constants.js';
+export type { BlobEntry, BlobRef } from '../format/pack.js';
+export type { BlobKind } from '../format/constants.js';
 export { acceptRollback, type AcceptRollbackResult } from './commands/snapshots.js';
 export {
   diffSnapshots,
@@ -79,3 +87,7 @@ export type { NetworkOptions, StoreStatus } from '../storage/network.js';
 export type { StoreEvent } from '../storage/retry.js';
 export { BackupControl } from '../storage/gate.js';
 export { KeySlotKind, type KeySlotKindName } from '../format/key-slot.js';
+
+// Every error class these functions throw, with the codes and type guards (src/errors.ts).
+export * from '../errors.js';
+export { MergeConflictError } from './restorer/merge.js';

@@ -8,4 +8,4 @@
  * Everything runs in the calling thread. What is tested where: README, "What runs where".
  */
 export * from './core.js';
-export { nobleCrypto } from './platform/noble-crypto.js';
+export { nobleCrypto, type NobleCryptoOptions } from './platform/noble-crypto.js';

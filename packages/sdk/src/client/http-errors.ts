@@ -20,6 +20,7 @@ import {
   UnavailableError,
   VaultCorsBlockedError,
   WrongPasswordError,
+  HINTS,
 } from '../errors.js';
 
 /** What the client knows about a failed HTTP answer. */
@@ -100,10 +101,7 @@ export function vaultErrorFromResponse(f: HttpFailure): BackvaultError {
     case 'LOCKED':
       return new LockedError();
     case 'NOT_FOUND':
-      return new NotFoundError(
-        msg('not found'),
-        'This account has no password-protected backup key on this vault (never enabled, or disabled). Check --vault and --account.',
-      );
+      return new NotFoundError(msg('not found'), HINTS.vaultNoRecord);
     case 'UNAUTHORIZED':
       return new UnauthorizedError(msg('the token was refused'));
     case 'FORBIDDEN':
@@ -130,7 +128,7 @@ export function vaultErrorFromResponse(f: HttpFailure): BackvaultError {
   if (f.status === 429) return new RateLimitedError(retryAfter());
   if (f.status === 401) return new UnauthorizedError(msg('the token was refused'));
   if (f.status === 404) {
-    return new NotFoundError(msg('HTTP 404'), 'Is --vault the URL of a backvault vault?');
+    return new NotFoundError(msg('HTTP 404'), HINTS.vaultNotVault);
   }
   if (f.status === 423) return new LockedError();
   if (f.status >= 400) return new BadRequestError(msg(`HTTP ${f.status}`));

@@ -22,7 +22,9 @@
 import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import {
+  AlreadyEnabledError,
   BackvaultError,
+  HINTS,
   hasCode,
   UnauthorizedError,
   UnavailableError,
@@ -31,6 +33,7 @@ import {
   VaultCorsBlockedError,
   VaultMismatchError,
   WrongPasswordError,
+  throwIfAborted,
 } from '../errors.js';
 import {
   DevTokenResponse,
@@ -133,7 +136,7 @@ export interface UncertainGuess {
 }
 
 /** Arguments of {@link VaultClient.enable}. */
-export interface EnableOptions {
+export interface EnableOptions extends CallOptions {
   readonly password: string;
   /** The 32-byte backup key to protect. */
   readonly backupKey: Uint8Array;
@@ -182,7 +185,60 @@ function newRequestId(): string {
   return toBase64url(b);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Sleep `ms`; rejects with `signal.reason` as soon as `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return abortable(new Promise((r) => setTimeout(r, ms)), signal);
+}
+
+/**
+ * `p`, or a rejection with `signal.reason` as soon as `signal` aborts (`p` goes on; its
+ * outcome is ignored).
+ */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}
+
+/** `AbortSignal.any`, or its equivalent where the platform lacks it (older browsers, RN). */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  const any = (AbortSignal as { any?: (s: AbortSignal[]) => AbortSignal }).any;
+  if (typeof any === 'function') return any.call(AbortSignal, signals);
+  const ac = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) {
+      ac.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => ac.abort(s.reason), { once: true });
+  }
+  return ac.signal;
+}
+
+/**
+ * What every call of {@link VaultClient} accepts. An abort stops the call at once: a
+ * request in flight is cancelled, no request is sent again (nor to another node), and the
+ * call rejects with `signal.reason` (a DOMException named `AbortError` for a plain
+ * `abort()`), never with UNAVAILABLE. A login start the vault already counted stays
+ * counted, exactly like a wrong password (the next successful login resets it); an
+ * aborted login never causes a second guess.
+ */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
 
 function defaultFetch(): FetchLike {
   const f = globalThis.fetch;
@@ -202,6 +258,7 @@ export async function requestDevToken(opts: {
   readonly account: string;
   readonly fetch?: FetchLike;
   readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
 }): Promise<string> {
   const http = new VaultHttp(
     [opts.baseUrl],
@@ -209,9 +266,15 @@ export async function requestDevToken(opts: {
     undefined,
     opts.timeoutMs,
   );
-  const r = await http.call(ROUTES.devToken, DevTokenResponse, 'dev token', {
-    account: opts.account,
-  });
+  const r = await http.call(
+    ROUTES.devToken,
+    DevTokenResponse,
+    'dev token',
+    { account: opts.account },
+    false,
+    undefined,
+    opts.signal,
+  );
   return r.token;
 }
 
@@ -221,10 +284,7 @@ function normaliseUrl(baseUrl: string): string {
   try {
     url = new URL(baseUrl);
   } catch {
-    throw new UsageError(
-      'the vault URL is not a valid URL',
-      'Pass e.g. --vault http://127.0.0.1:8787',
-    );
+    throw new UsageError('the vault URL is not a valid URL', HINTS.vaultUrl);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError('the vault URL must start with http:// or https://');
@@ -299,20 +359,26 @@ class VaultHttp {
     body?: unknown,
     guess = false,
     extraHeaders?: Readonly<Record<string, string>>,
+    signal?: AbortSignal,
   ): Promise<Static<S>> {
     let uncertainAllowed = true;
     for (let tried = 1; ; tried++) {
       const base = this.origin;
       try {
-        return await this.callOne(base, route, schema, step, body, extraHeaders);
+        return await this.callOne(base, route, schema, step, body, extraHeaders, signal);
       } catch (e) {
+        // Aborted: callOne threw the reason; never try another node.
+        if (signal?.aborted) throw signal.reason;
         if (!transient(e) || tried >= this.#bases.length) throw e;
         const next = this.#bases[(this.#current + 1) % this.#bases.length] ?? base;
         if (guess && !neverSent(e)) {
           const ok =
             uncertainAllowed &&
             this.#onUncertainGuess !== undefined &&
-            (await this.#onUncertainGuess({ failedUrl: base, nextUrl: next }));
+            (await abortable(
+              Promise.resolve(this.#onUncertainGuess({ failedUrl: base, nextUrl: next })),
+              signal,
+            ));
           if (!ok) throw e;
           uncertainAllowed = false;
         }
@@ -326,7 +392,9 @@ class VaultHttp {
    * finish: on UNAVAILABLE (unknown outcome or never sent), the SAME request is resent — to the current node, then the others,
    * in up to three rounds — while within {@link IDEMPOTENT_RETRY_WINDOW_MS}. The vault
    * answers a resend of a counted start with the stored answer, so a network failure
-   * never costs a guess.
+   * never costs a guess. An abort ends it at once: nothing is resent after it (an aborted
+   * start is never followed by another send of it, so the guess it may have spent is the
+   * only one).
    */
   async callResending<S extends TSchema>(
     route: RouteSpec,
@@ -334,6 +402,7 @@ class VaultHttp {
     step: string,
     body: unknown,
     windowMs: () => Promise<number> = () => Promise.resolve(IDEMPOTENT_RETRY_WINDOW_MS),
+    signal?: AbortSignal,
   ): Promise<Static<S>> {
     const started = Date.now();
     let last: unknown;
@@ -341,18 +410,27 @@ class VaultHttp {
       for (let k = 0; k < this.#bases.length; k++) {
         const idx = (this.#current + k) % this.#bases.length;
         try {
-          const r = await this.callOne(this.#bases[idx] ?? '', route, schema, step, body);
+          const r = await this.callOne(
+            this.#bases[idx] ?? '',
+            route,
+            schema,
+            step,
+            body,
+            undefined,
+            signal,
+          );
           this.#current = idx;
           return r;
         } catch (e) {
+          if (signal?.aborted) throw signal.reason;
           if (!transient(e)) throw e;
           last = e;
         }
         // Only while the vault still holds the answer: a later resend would be a new guess.
-        if (Date.now() - started > (await windowMs())) throw last;
+        if (Date.now() - started > (await abortable(windowMs(), signal))) throw last;
       }
       const pause = RETRY_PAUSES_MS[round];
-      if (pause !== undefined) await sleep(pause);
+      if (pause !== undefined) await sleep(pause, signal);
     }
     throw last;
   }
@@ -388,19 +466,27 @@ class VaultHttp {
     step: string,
     body?: unknown,
     extraHeaders?: Readonly<Record<string, string>>,
+    signal?: AbortSignal,
   ): Promise<Static<S>> {
+    throwIfAborted(signal);
     const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (route.auth) headers.authorization = `Bearer ${await this.#bearer()}`;
+    if (route.auth) headers.authorization = `Bearer ${await abortable(this.#bearer(), signal)}`;
+    throwIfAborted(signal);
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
     let res: Response;
     try {
-      res = await this.#fetch(`${base}${route.url}`, {
-        method: route.method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
+      res = await abortable(
+        this.#fetch(`${base}${route.url}`, {
+          method: route.method,
+          headers,
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          signal: signal ? anySignal([timeout, signal]) : timeout,
+        }),
+        signal,
+      );
     } catch (e) {
+      if (signal?.aborted) throw signal.reason;
       if (e instanceof BackvaultError) throw e;
       // In a browser on another origin than the vault, tells a CORS block from a dead vault.
       throw await diagnoseFetchFailure({
@@ -412,9 +498,10 @@ class VaultHttp {
     }
     let parsed: unknown;
     try {
-      const text = await res.text();
+      const text = await abortable(res.text(), signal);
       parsed = text === '' ? undefined : (JSON.parse(text) as unknown);
     } catch (e) {
+      if (signal?.aborted) throw signal.reason;
       if (!res.ok) parsed = undefined;
       else {
         throw new UnavailableError(
@@ -496,8 +583,16 @@ export class VaultClient {
    * @throws UnsupportedVersionError for another protocol version; UnavailableError when the
    *   vault cannot be reached.
    */
-  async info(): Promise<VaultInfo> {
-    const body = await this.#http.call(ROUTES.info, Type.Unknown(), 'info');
+  async info(options: CallOptions = {}): Promise<VaultInfo> {
+    const body = await this.#http.call(
+      ROUTES.info,
+      Type.Unknown(),
+      'info',
+      undefined,
+      false,
+      undefined,
+      options.signal,
+    );
     const protocol = (body as { protocol?: unknown } | undefined)?.protocol;
     if (typeof protocol === 'number' && protocol !== PROTOCOL_VERSION) {
       throw new UnsupportedVersionError(
@@ -517,19 +612,35 @@ export class VaultClient {
    * Checks the pinned key against `/v1/info` first.
    * @throws VaultMismatchError, NotFoundError (no record), UnauthorizedError, UnavailableError.
    */
-  async status(): Promise<VaultRecordStatus> {
-    await this.#checkVault();
-    return this.#http.call(ROUTES.recordStatus, RecordStatus, 'record status');
+  async status(options: CallOptions = {}): Promise<VaultRecordStatus> {
+    await this.#checkVault(options.signal);
+    return this.#http.call(
+      ROUTES.recordStatus,
+      RecordStatus,
+      'record status',
+      undefined,
+      false,
+      undefined,
+      options.signal,
+    );
   }
 
   /**
-   * Protects `backupKey` with `password` (OPAQUE registration). Fails with ConflictError if
-   * the account already has a record (use {@link VaultClient.changePassword} from a device holding the key).
-   * @throws WeakPasswordError (nothing sent), VaultMismatchError, ConflictError,
-   *   UnauthorizedError, UnavailableError, InvalidKeyError (key not 32 bytes).
+   * Protects `backupKey` with `password` (OPAQUE registration). Fails with
+   * AlreadyEnabledError (ALREADY_ENABLED) if the account already has a record: use
+   * {@link VaultClient.changePassword} from a device holding the key.
+   * @throws WeakPasswordError (nothing sent), AlreadyEnabledError, VaultMismatchError,
+   *   ConflictError (a concurrent registration), UnauthorizedError, UnavailableError,
+   *   InvalidKeyError (key not 32 bytes); the abort reason when `signal` aborts.
    */
   async enable(options: EnableOptions): Promise<EnableResult> {
-    return this.#register(options.password, options.backupKey, undefined, options.maxAttempts);
+    return this.#register(
+      options.password,
+      options.backupKey,
+      undefined,
+      options.maxAttempts,
+      options.signal,
+    );
   }
 
   /**
@@ -539,16 +650,19 @@ export class VaultClient {
    * @throws WeakPasswordError, VaultMismatchError, ForbiddenError (not this record's key),
    *   NotFoundError, UnauthorizedError, UnavailableError.
    */
-  async changePassword(options: {
-    readonly newPassword: string;
-    readonly backupKey: Uint8Array;
-    readonly maxAttempts?: number;
-  }): Promise<EnableResult> {
+  async changePassword(
+    options: {
+      readonly newPassword: string;
+      readonly backupKey: Uint8Array;
+      readonly maxAttempts?: number;
+    } & CallOptions,
+  ): Promise<EnableResult> {
     return this.#register(
       options.newPassword,
       options.backupKey,
       options.backupKey,
       options.maxAttempts,
+      options.signal,
     );
   }
 
@@ -561,7 +675,7 @@ export class VaultClient {
    *   UnauthorizedError, RateLimitedError, UnavailableError; ConflictError only if another
    *   login of the account finished twice while this one ran.
    */
-  async recover(options: { readonly password: string }): Promise<Uint8Array> {
+  async recover(options: { readonly password: string } & CallOptions): Promise<Uint8Array> {
     return (await this.recoverWithHead(options)).backupKey;
   }
 
@@ -572,10 +686,13 @@ export class VaultClient {
    * `head` is null when no backup recorded one yet.
    * @throws as {@link VaultClient.recover}; CorruptBackupError if the released head does not open.
    */
-  async recoverWithHead(options: {
-    readonly password: string;
-  }): Promise<{ readonly backupKey: Uint8Array; readonly head: SnapshotHead | null }> {
-    const opaque = await loadOpaque();
+  async recoverWithHead(
+    options: {
+      readonly password: string;
+    } & CallOptions,
+  ): Promise<{ readonly backupKey: Uint8Array; readonly head: SnapshotHead | null }> {
+    const signal = options.signal;
+    const opaque = await abortable(loadOpaque(), signal);
     const password = normalizePassword(options.password);
     for (let attempt = 1; ; attempt++) {
       const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
@@ -587,6 +704,7 @@ export class VaultClient {
         'login start',
         { startLoginRequest, requestId: newRequestId() },
         () => this.#resendWindow(),
+        signal,
       );
       // Refuse an impostor before spending a second of Argon2 on its answer.
       checkPinned(this.#pinned, start.serverPublicKey);
@@ -598,6 +716,9 @@ export class VaultClient {
       });
       // A wrong password: stop here. The guess was already counted at login start.
       if (!finish) throw new WrongPasswordError(start.attemptsLeft);
+      // Aborted during the key stretching: the counted start stays counted (as a wrong
+      // password would), and nothing else is sent.
+      throwIfAborted(signal);
       // The authenticated key (bound into the OPAQUE envelope and the AKE transcript).
       checkPinned(this.#pinned, finish.serverStaticPublicKey);
       checkPinned(start.serverPublicKey, finish.serverStaticPublicKey);
@@ -610,6 +731,8 @@ export class VaultClient {
           LoginFinishResponse,
           'login finish',
           { loginState: start.loginState, finishLoginRequest: finish.finishLoginRequest },
+          undefined,
+          signal,
         );
       } catch (e) {
         // CONFLICT: a login of this account finished since our start. Most often it was
@@ -618,7 +741,7 @@ export class VaultClient {
         // envelope never delivered. The password is right (this device's OPAQUE finish
         // just verified the server's proof of it), so log in once more: that start is
         // counted and the finish resets it. Once only.
-        if (attempt === 1 && hasCode(e, 'CONFLICT')) continue;
+        if (attempt === 1 && hasCode(e, 'CONFLICT') && !signal?.aborted) continue;
         throw e;
       }
       const sessionKey = fromBase64url(finish.sessionKey, 'session key');
@@ -646,11 +769,19 @@ export class VaultClient {
    * @throws VaultMismatchError, ForbiddenError (not this record's key), NotFoundError,
    *   UnauthorizedError, UnavailableError.
    */
-  async disable(options: { readonly backupKey: Uint8Array }): Promise<void> {
+  async disable(options: { readonly backupKey: Uint8Array } & CallOptions): Promise<void> {
     // Do not hand the key proof to a vault that is not the pinned one.
-    await this.#checkVault();
+    await this.#checkVault(options.signal);
     const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
-    await this.#http.call(ROUTES.recordDelete, RecordDeleteResponse, 'delete', { keyProof });
+    await this.#http.call(
+      ROUTES.recordDelete,
+      RecordDeleteResponse,
+      'delete',
+      { keyProof },
+      false,
+      undefined,
+      options.signal,
+    );
   }
 
   /**
@@ -662,16 +793,18 @@ export class VaultClient {
    *   CorruptBackupError (broken chain), RollbackError (history cut back or rewritten),
    *   UnauthorizedError, UnavailableError.
    */
-  async events(options: {
-    readonly backupKey: Uint8Array;
-    readonly seen?: SeenEvent;
-    readonly justRestored?: boolean;
-  }): Promise<{
+  async events(
+    options: {
+      readonly backupKey: Uint8Array;
+      readonly seen?: SeenEvent;
+      readonly justRestored?: boolean;
+    } & CallOptions,
+  ): Promise<{
     readonly log: RecordEventsResponse;
     readonly latest: SeenEvent | undefined;
     readonly guesses: GuessSummary;
   }> {
-    await this.#checkVault();
+    await this.#checkVault(options.signal);
     const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
     const log = await this.#http.call(
       ROUTES.recordEvents,
@@ -680,6 +813,7 @@ export class VaultClient {
       undefined,
       false,
       { [KEY_PROOF_HEADER]: keyProof },
+      options.signal,
     );
     const latest = await verifyEventLog(log, options.seen);
     return {
@@ -695,16 +829,23 @@ export class VaultClient {
    * @throws VaultMismatchError, ForbiddenError, NotFoundError, LockedError, RollbackError,
    *   UnauthorizedError, UnavailableError.
    */
-  async recordHead(options: {
-    readonly backupKey: Uint8Array;
-    readonly head: SnapshotHead;
-  }): Promise<SnapshotHead> {
-    await this.#checkVault();
+  async recordHead(
+    options: {
+      readonly backupKey: Uint8Array;
+      readonly head: SnapshotHead;
+    } & CallOptions,
+  ): Promise<SnapshotHead> {
+    await this.#checkVault(options.signal);
     const keyProof = toBase64url(await deriveKeyProof(options.backupKey));
-    const r = await this.#http.call(ROUTES.recordHead, RecordHeadResponse, 'record head', {
-      keyProof,
-      head: { seq: options.head.seq, snapshotId: options.head.snapshotId },
-    });
+    const r = await this.#http.call(
+      ROUTES.recordHead,
+      RecordHeadResponse,
+      'record head',
+      { keyProof, head: { seq: options.head.seq, snapshotId: options.head.snapshotId } },
+      false,
+      undefined,
+      options.signal,
+    );
     return r.head;
   }
 
@@ -727,9 +868,9 @@ export class VaultClient {
     return this.#window;
   }
 
-  async #checkVault(): Promise<void> {
+  async #checkVault(signal?: AbortSignal): Promise<void> {
     if (this.#pinned === undefined) return;
-    checkPinned(this.#pinned, (await this.info()).serverPublicKey);
+    checkPinned(this.#pinned, (await this.info({ ...(signal ? { signal } : {}) })).serverPublicKey);
   }
 
   async #register(
@@ -737,6 +878,7 @@ export class VaultClient {
     backupKey: Uint8Array,
     currentBackupKey: Uint8Array | undefined,
     maxAttempts: number | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<EnableResult> {
     const { warning } = checkPassword(rawPassword);
     // Derive the proofs first: a malformed key fails before anything is sent.
@@ -744,7 +886,7 @@ export class VaultClient {
     const currentKeyProof = currentBackupKey
       ? toBase64url(await deriveKeyProof(currentBackupKey))
       : undefined;
-    const opaque = await loadOpaque();
+    const opaque = await abortable(loadOpaque(), signal);
     const password = normalizePassword(rawPassword);
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({
       password,
@@ -754,6 +896,9 @@ export class VaultClient {
       RegistrationStartResponse,
       'registration start',
       { registrationRequest },
+      false,
+      undefined,
+      signal,
     );
     checkPinned(this.#pinned, start.serverPublicKey);
     const finish = opaque.client.finishRegistration({
@@ -770,19 +915,37 @@ export class VaultClient {
     } finally {
       exportKey.fill(0);
     }
-    const record = await this.#http.call(
-      ROUTES.registrationFinish,
-      RecordStatus,
-      'registration finish',
-      {
-        registrationTicket: start.registrationTicket,
-        registrationRecord: finish.registrationRecord,
-        keyEnvelope,
-        keyProof,
-        ...(currentKeyProof ? { currentKeyProof } : {}),
-        ...(maxAttempts !== undefined ? { maxAttempts } : {}),
-      },
-    );
+    throwIfAborted(signal);
+    let record: RecordStatus;
+    try {
+      record = await this.#http.call(
+        ROUTES.registrationFinish,
+        RecordStatus,
+        'registration finish',
+        {
+          registrationTicket: start.registrationTicket,
+          registrationRecord: finish.registrationRecord,
+          keyEnvelope,
+          keyProof,
+          ...(currentKeyProof ? { currentKeyProof } : {}),
+          ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+        },
+        false,
+        undefined,
+        signal,
+      );
+    } catch (e) {
+      // enable() of an account that has a record: the vault says CONFLICT (a replacement
+      // needs the current key's proof). Say what the app should call instead.
+      if (currentKeyProof === undefined && hasCode(e, 'CONFLICT')) {
+        const exists = await this.status({ ...(signal ? { signal } : {}) }).then(
+          () => true,
+          (s: unknown) => (hasCode(s, 'NOT_FOUND') ? false : undefined),
+        );
+        if (exists) throw new AlreadyEnabledError();
+      }
+      throw e;
+    }
     return {
       serverPublicKey: finish.serverStaticPublicKey,
       record,

@@ -15,4 +15,4 @@ export * from './sealed.js';
 export * from './snapshot.js';
 export * from './tree.js';
 // The base class of every error the format throws (`isKeySlotError` narrows to it).
-export { BackvaultError, type ErrorCode } from '../errors.js';
+export { BackvaultError, ERROR_CODES, type ErrorCode } from '../errors.js';

@@ -28,3 +28,6 @@ export {
   type NetworkOptions,
   type StoreStatus,
 } from './network.js';
+
+// Every error class these functions throw, with the codes and type guards (src/errors.ts).
+export * from '../errors.js';

@@ -10,7 +10,7 @@
  *
  * Browser-safe.
  */
-import { UsageError } from '../errors.js';
+import { UsageError, throwIfAborted } from '../errors.js';
 import { BackupControl, withGate } from './gate.js';
 import { withRetry, withoutRetry, type StoreEvent } from './retry.js';
 import type { Storage } from './storage.js';
@@ -32,8 +32,9 @@ export interface NetworkOptions {
   retryFor?: number | string;
   /**
    * Stops the operation: waits (for the store, the gate, the bandwidth budget) end at once,
-   * no new storage request starts but a delete (its lock's removal), and the operation
-   * rejects with `signal.reason`.
+   * no new storage request starts but a delete (its lock's removal), requests in flight are
+   * cancelled where the store can ({@link Storage.withSignal}: S3, local reads), and the
+   * operation rejects with `signal.reason`.
    */
   signal?: AbortSignal;
   /** Upload limit in KiB/s (restic's `--limit-upload`); 0 or absent = none. */
@@ -66,15 +67,16 @@ const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h
 /**
  * Parse a retry duration: `0`, or one or more `<number><unit>` with unit `ms`, `s`, `m`,
  * `h` (`30s`, `15m`, `1h30m`). At most 24 h.
+ * @param name - how messages name the value (the SDK's `retryFor`; the CLI passes its flag).
  * @throws UsageError on anything else.
  */
-export function parseRetryFor(text: string): number {
+export function parseRetryFor(text: string, name = 'retryFor'): number {
   const t = text.trim();
   if (t === '0') return 0;
   const parts = /^(?:\d{1,9}(?:ms|s|m|h))+$/.test(t) ? t.match(/\d+(?:ms|s|m|h)/g) : null;
   if (!parts) {
     throw new UsageError(
-      `invalid --retry-for duration "${text.slice(0, 32)}"`,
+      `invalid ${name} duration "${text.slice(0, 32)}"`,
       'Give a duration such as 30s, 15m, 1h or 1h30m; 0 disables retries.',
     );
   }
@@ -83,7 +85,7 @@ export function parseRetryFor(text: string): number {
     const [, n, unit] = /^(\d+)(ms|s|m|h)$/.exec(p) ?? [];
     ms += Number(n) * (UNIT_MS[unit ?? 's'] ?? 1000);
   }
-  if (ms > 24 * 3_600_000) throw new UsageError('--retry-for is at most 24h');
+  if (ms > 24 * 3_600_000) throw new UsageError(`${name} is at most 24h`);
   return ms;
 }
 
@@ -140,6 +142,8 @@ export function withNetwork(
   const retryFor =
     options.retryFor === undefined ? defaultRetryForMs : retryForMs(options.retryFor);
   let s = withoutRetry(storage);
+  // Requests already in flight are cancelled too where the store can (S3, local reads).
+  if (options.signal && s.withSignal) s = s.withSignal(options.signal);
   try {
     s = withBandwidthLimit(s, {
       ...(options.limitUpload !== undefined ? { limitUpload: options.limitUpload } : {}),
@@ -179,6 +183,8 @@ export function networked<O extends NetworkOptions & { storage: Storage }, R>(
 ): (opts: O) => Promise<R> {
   type P = ProgressLike;
   return async (opts: O): Promise<R> => {
+    // Aborted before it started: nothing is read or written.
+    throwIfAborted(opts.signal);
     if (!hasNetworkOptions(opts)) return fn(opts);
     const report = (opts as { onProgress?: (p: P) => void }).onProgress;
     let last: P = { phase, bytesDone: 0, filesDone: 0 };

@@ -162,6 +162,8 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     firstFailure: number,
     error: unknown,
   ): Promise<void> {
+    // A request the abort cancelled (or any failure after it): the abort is the answer.
+    if (signal?.aborted && operation !== 'delete') throw signal.reason;
     const verdict = classifyStoreFailure(error, inner.location);
     if (!verdict.retry) throw verdict.error;
     const t = now();

@@ -89,6 +89,15 @@ export interface Storage {
    * @throws UnavailableError when the store cannot be reached.
    */
   cleanupTemp?(olderThanMs?: number): Promise<number>;
+
+  /**
+   * Optional. A view of this store (same objects, same connections) whose requests are
+   * cancelled when `signal` aborts, rejecting with `signal.reason`: an S3 request in flight
+   * is aborted, a local read stops between chunks. The engine uses it for an operation's
+   * `signal` (see `network.ts`), so that an abort stops within a second even while a large
+   * object is on the wire. Closing the view closes this store.
+   */
+  withSignal?(signal: AbortSignal): Storage;
 }
 
 const NAME = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;

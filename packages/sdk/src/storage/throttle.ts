@@ -75,12 +75,12 @@ export function withBandwidthLimit(storage: Storage, options: BandwidthOptions):
   const limiter = (kib: number | undefined, which: string): ByteRateLimiter | undefined => {
     if (kib === undefined || kib === 0) return undefined;
     if (!(kib > 0) || !Number.isFinite(kib)) {
-      throw new RangeError(`--limit-${which} must be a positive number of KiB/s`);
+      throw new RangeError(`${which} must be a positive number of KiB/s`);
     }
     return new ByteRateLimiter(kib * 1024, options.now);
   };
-  const up = limiter(options.limitUpload, 'upload');
-  const down = limiter(options.limitDownload, 'download');
+  const up = limiter(options.limitUpload, 'limitUpload');
+  const down = limiter(options.limitDownload, 'limitDownload');
   if (up === undefined && down === undefined) return storage;
   const { signal } = options;
   return {

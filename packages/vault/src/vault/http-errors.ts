@@ -27,6 +27,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   NO_REPOSITORY: 404,
   MISSING_OBJECT: 404,
   CONFLICT: 409,
+  // Decided by the SDK (enable of an existing record); the vault answers CONFLICT.
+  ALREADY_ENABLED: 409,
   TARGET_NOT_EMPTY: 409,
   VAULT_MISMATCH: 409,
   ROLLBACK: 409,

@@ -205,7 +205,14 @@ export const enableCommand: CommandSpec = {
         );
       }
       // Throws WrongKeyError before reading any data when the key is not this repository's.
-      if (repoExists) await engine.listSnapshots({ storage, backupKey });
+      // A device being created has no state file yet: its first backup starts one. (This is
+      // a key check, not a read of the snapshots' content.)
+      if (repoExists)
+        await engine.listSnapshots({
+          storage,
+          backupKey,
+          ...(prior ? { statePath: prior.statePath } : { rollbackProtection: false }),
+        });
     } finally {
       await storage.close();
     }

@@ -2,7 +2,7 @@
  * `check`: verify a whole repository without restoring, collecting every problem instead of
  * stopping at the first. Config and key problems still throw (nothing else can be checked).
  */
-import { BackvaultError } from '../../errors.js';
+import { BackvaultError, throwIfAborted } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -125,8 +125,14 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   }
 
   const pool = await startPool(readData ? opts.workers : 0, repo.keys, {}, enginePlatform().files);
+  // Abort: the workers stop now and the loop before the next pack (check writes nothing
+  // but the state file, and that only after a clean run).
+  const signal = opts.signal;
+  const stopOnAbort = (): void => void pool.close();
+  signal?.addEventListener('abort', stopOnAbort, { once: true });
   try {
     for (const o of listed) {
+      throwIfAborted(signal);
       const packId = parsePackName(o.name);
       if (!packId) continue;
       try {
@@ -173,6 +179,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
           blobs += header.entries.length;
         }
       } catch (e) {
+        throwIfAborted(signal);
         badPacks.add(packId);
         asProblem(e, o.name);
       }
@@ -180,8 +187,10 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
       progress();
     }
   } finally {
+    signal?.removeEventListener('abort', stopOnAbort);
     await pool.close();
   }
+  throwIfAborted(signal);
 
   if (badPacks.size > 0 || badBlobs.size > 0)
     await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);

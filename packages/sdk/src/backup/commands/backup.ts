@@ -13,7 +13,7 @@
  * (one listing of `data/` per backup).
  */
 
-import { UsageError } from '../../errors.js';
+import { UsageError, throwIfAborted } from '../../errors.js';
 import {
   ObjectKind,
   REPO_ID_BYTES,
@@ -35,6 +35,7 @@ import {
   openRepository,
   repositoryExists,
   type Repo,
+  requireRollbackChoice,
 } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, sealSnapshot } from '../repository/snapshots.js';
 import { recordSeenHead } from '../repository/state.js';
@@ -93,6 +94,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   (ownCapture as { warm?: () => void } | undefined)?.warm?.();
   let pool: BackupPool | undefined;
   try {
+    requireRollbackChoice(opts);
     let created = false;
     if (!(await repositoryExists(opts.storage))) {
       if (!opts.init) {
@@ -208,6 +210,7 @@ async function backupLocked(
         });
   const packs = pool.sink.packs;
   packs.push(...index.adopted.map((a) => ({ packId: fromHex(a.packId), blobs: a.entries })));
+  let stopOnAbort: (() => void) | undefined;
   try {
     const run = new BackupRun(
       repo,
@@ -221,10 +224,22 @@ async function backupLocked(
       ctx.files,
     );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
+    // Abort: the walk stops at its next entry, and the workers stop now (a file being read
+    // is not read to its end). Packs already stored stay, unindexed: the next backup
+    // adopts them (resume) and `prune` removes what nothing adopts.
+    const signal = opts.signal;
+    if (signal) {
+      stopOnAbort = (): void => {
+        run.failure ??= signal.reason;
+        void pool.close();
+      };
+      if (signal.aborted) stopOnAbort();
+      else signal.addEventListener('abort', stopOnAbort, { once: true });
+    }
 
     if (index.lostPacks.length > 0) {
       run.warn(
-        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (run \`backvault check\`)`,
+        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (\`check()\` tells what else is affected)`,
       );
     }
     const parentRoot = parent ? await run.parentTree(parent.snap.rootTree) : undefined;
@@ -238,6 +253,7 @@ async function backupLocked(
     if (run.failure) throw run.failure;
     await pool.flush();
     let bytesStoredNew = pool.sink.bytesStoredNew;
+    throwIfAborted(opts.signal);
 
     // A backup stopped for longer than a lock lives (a suspended laptop) may have been pruned
     // around: it must not index or commit what may be gone.
@@ -263,6 +279,8 @@ async function backupLocked(
     });
     const snapshotId = sealedSnap.id;
     await lock.assertHeld();
+    // The last moment an abort is honoured: after the put below the snapshot exists.
+    throwIfAborted(opts.signal);
     // The commit point: from here on the new snapshot exists.
     await repo.storage.put(sealedSnap.name, sealedSnap.bytes);
     bytesStoredNew += sealedSnap.bytes.length;
@@ -299,6 +317,7 @@ async function backupLocked(
       workers: pool.size,
     };
   } finally {
+    if (stopOnAbort) opts.signal?.removeEventListener('abort', stopOnAbort);
     if (pool !== ctx.pool) await pool.close();
   }
 }

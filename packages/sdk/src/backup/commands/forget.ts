@@ -15,7 +15,7 @@
  * what frees it, with its own crash guarantees. With `prune`, prune runs even when nothing
  * was left to delete, so the same command run again after a crash finishes the job.
  */
-import { InternalError } from '../../errors.js';
+import { InternalError, throwIfAborted } from '../../errors.js';
 import { PREFIX } from '../../format/index.js';
 import type { ForgetOptions, ForgetResult, ForgetSnapshot } from '../api.js';
 import { RepoLock } from '../repository/lock.js';
@@ -139,6 +139,8 @@ async function plan(
     for (const s of remove) {
       // A forget stopped long enough to lose its lock must not delete under a new holder.
       await lock.assertHeld();
+      // A delete is still sent after an abort (for the lock's removal): check before each.
+      throwIfAborted(opts.signal);
       await repo.storage.delete(PREFIX.snapshots + s.id);
       removed += 1;
       opts.onProgress?.({

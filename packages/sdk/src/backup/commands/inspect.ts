@@ -6,7 +6,7 @@
  */
 import type { SnapshotInfo, RepoAccess } from '../api.js';
 import { snapshotInfo } from './snapshots.js';
-import { NotFoundError } from '../../errors.js';
+import { HINTS, NotFoundError } from '../../errors.js';
 import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../../format/index.js';
 import { listPacks, openRepository, type Repo } from '../repository/repository.js';
 import { loadChain, type LoadedSnapshot } from '../repository/snapshots.js';
@@ -142,10 +142,7 @@ export async function listSnapshotTree(
     const e = tree.find((x) => x.name === name);
     const here = prefix ? `${prefix}/${name}` : name;
     if (!e) {
-      throw new NotFoundError(
-        `no ${here} in snapshot ${s.seq}`,
-        'Run `backvault ls SNAPSHOT` to see what it holds.',
-      );
+      throw new NotFoundError(`no ${here} in snapshot ${s.seq}`, HINTS.noSuchPath);
     }
     if (e.type !== EntryType.DIR) {
       if (i === parts.length - 1) return [listed(here, e)];

@@ -6,6 +6,7 @@
 
 import {
   CorruptBackupError,
+  HINTS,
   MissingObjectError,
   NotFoundError,
   TargetNotEmptyError,
@@ -16,7 +17,7 @@ import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
 import { loadIndex } from '../repository/indexes.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { TargetFiles } from '../platform/types.js';
-import { listPacks, openRepository } from '../repository/repository.js';
+import { listPacks, openRepository, requireRollbackChoice } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
 
 import { recoverInterrupted, restoreSnapshot } from '../restorer/restorer.js';
@@ -28,7 +29,7 @@ export function pickSnapshot(
   damaged: readonly CheckProblem[] = [],
 ): LoadedSnapshot {
   if (chain.length === 0)
-    throw new NotFoundError('the repository has no snapshots yet', 'Run `backvault backup` first.');
+    throw new NotFoundError('the repository has no snapshots yet', HINTS.noSnapshots);
   if (wanted === undefined) return chain[chain.length - 1] as LoadedSnapshot;
   const w = wanted.toLowerCase();
   if (!/^[0-9a-f]{1,64}$/.test(w)) throw new UsageError(`not a snapshot id: ${wanted}`);
@@ -39,8 +40,7 @@ export function pickSnapshot(
   const gone = chain.find((s) => s.snap.prev && toHex(s.snap.prev).startsWith(w));
   if (found.length === 0 && gone && gone.snap.prev)
     throw new MissingObjectError(PREFIX.snapshots + toHex(gone.snap.prev));
-  if (found.length === 0)
-    throw new NotFoundError(`no snapshot ${wanted}`, 'Run `backvault snapshots` to list them.');
+  if (found.length === 0) throw new NotFoundError(`no snapshot ${wanted}`, HINTS.noSuchSnapshot);
   if (found.length > 1) throw new UsageError(`snapshot prefix ${wanted} is ambiguous`);
   return found[0] as LoadedSnapshot;
 }
@@ -71,6 +71,7 @@ async function isEmptyOrAbsent(
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
+  requireRollbackChoice(opts);
   const files = filesFor(opts);
   const host = enginePlatform().host;
   const target = files.out.path.resolve(opts.target);
@@ -79,10 +80,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   // user's mistake, and a symlink is never followed (it could point anywhere).
   const state = await isEmptyOrAbsent(files.out, target);
   if (state === 'not-a-directory') {
-    throw new UsageError(
-      `restore target is not a directory: ${target}`,
-      'Give a directory that is absent or empty (or holds an earlier restore, with --force).',
-    );
+    throw new UsageError(`restore target is not a directory: ${target}`, HINTS.targetNotDirectory);
   }
   if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
   const repo = await openRepository(opts);

@@ -28,7 +28,7 @@
  * This module imports nothing but the error classes, so the device profile can validate a
  * stored policy without loading the engine.
  */
-import { UsageError } from '../../errors.js';
+import { HINTS, UsageError } from '../../errors.js';
 
 /** Keep counts and duration of a retention policy. Every field optional; -1 = unlimited. */
 export interface RetentionPolicy {
@@ -183,7 +183,7 @@ export function validateRetentionPolicy(policy: unknown): RetentionPolicy {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < -1 || v > MAX_KEEP) {
       throw new UsageError(
         `keep-${k} must be a whole number from 0 to ${MAX_KEEP}, or unlimited`,
-        'E.g. --keep-last 3, --keep-daily 7, --keep-monthly unlimited.',
+        HINTS.retentionField,
       );
     }
     if (v !== 0) out[k] = v;
@@ -194,10 +194,7 @@ export function validateRetentionPolicy(policy: unknown): RetentionPolicy {
     if (!isZero(d)) out.within = formatDuration(d);
   }
   if (Object.keys(out).length === 0) {
-    throw new UsageError(
-      'this retention policy keeps nothing',
-      'Give at least one of --keep-last N, --keep-hourly N, --keep-daily N, --keep-weekly N, --keep-monthly N, --keep-yearly N (N ≥ 1) or --keep-within DURATION.',
-    );
+    throw new UsageError('this retention policy keeps nothing', HINTS.retentionEmpty);
   }
   return out;
 }

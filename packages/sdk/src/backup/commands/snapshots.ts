@@ -68,7 +68,7 @@ export interface AcceptRollbackResult {
 export async function acceptRollback(
   opts: RepoAccess & { statePath: string; pick: (chain: SnapshotInfo[]) => SnapshotInfo },
 ): Promise<AcceptRollbackResult> {
-  const repo = await openRepository({ ...opts, statePath: undefined });
+  const repo = await openRepository({ ...opts, statePath: undefined, rollbackProtection: false });
   const { chain, problems } = verifyChain(await loadSnapshots(repo), undefined);
   // A damaged or forked chain is not a rollback to accept.
   throwProblem(problems);

@@ -4,11 +4,13 @@
  * store and verified, every file rebuilt and its size checked), opens every SQLite
  * database found there and runs `PRAGMA integrity_check`, then removes the directory.
  */
+import { throwIfAborted } from '../../errors.js';
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import type { RestoreOptions } from '../api.js';
 import { sqliteChunkSize } from '../archiver/chunker.js';
+import { requireRollbackChoice } from '../repository/repository.js';
 import { restore } from '../commands/restore.js';
 
 /** Options of {@link verify}. */
@@ -64,6 +66,7 @@ async function sqliteFiles(root: string): Promise<string[]> {
  */
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
+  requireRollbackChoice(opts);
   const dir = await mkdtemp(join(opts.tempDir ?? tmpdir(), 'backvault-verify-'));
   try {
     const target = join(dir, 'restored');
@@ -71,6 +74,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const Database = (await import('better-sqlite3')).default;
     const databases: VerifyResult['databases'] = [];
     for (const path of await sqliteFiles(target)) {
+      throwIfAborted(opts.signal);
       let integrity: string;
       try {
         const db = new Database(path, { readonly: true, fileMustExist: true });

@@ -23,6 +23,7 @@ import {
   NotFoundError,
   UsageError,
   WrongKeyError,
+  HINTS,
 } from '../../errors.js';
 import {
   KEY_SLOT_MANIFEST_NAME,
@@ -350,15 +351,13 @@ export async function removeKeySlot(
 ): Promise<KeySlotSummary> {
   const want = slotIdOrPrefix.trim().toLowerCase();
   if (!/^[0-9a-f]{4,32}$/.test(want)) {
-    throw new UsageError(
-      'a slot id is 4 to 32 hexadecimal digits (as `backvault key list` shows it)',
-    );
+    throw new UsageError('a slot id is 4 to 32 hexadecimal digits (as `listKeySlots()` shows it)');
   }
   const repoId = await openWithBackupKey(storage, backupKey);
   const listing = await listKeySlots(storage, backupKey, o);
   const matches = listing.slots.filter((s) => s.slotId.startsWith(want));
   if (matches.length === 0) {
-    throw new NotFoundError(`no key slot ${want} in this repository`, 'See `backvault key list`.');
+    throw new NotFoundError(`no key slot ${want} in this repository`, HINTS.keySlotSee);
   }
   if (matches.length > 1) {
     throw new UsageError(`slot id ${want} is ambiguous: give more digits`);

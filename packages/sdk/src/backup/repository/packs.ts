@@ -3,7 +3,7 @@
  * tree blob (verified and decoded).
  */
 
-import { CorruptBackupError, MissingObjectError } from '../../errors.js';
+import { CorruptBackupError, HINTS, MissingObjectError } from '../../errors.js';
 import {
   ObjectKind,
   decodePackHeader,
@@ -47,10 +47,7 @@ export async function readTree(repo: Repo, index: BlobIndex, id: Uint8Array): Pr
     if (index.blobs.has(hex, ObjectKind.DATA_BLOB)) {
       // Written by backvault 0.1, which deduplicated by id alone: a file chunk with the
       // same bytes as this tree stood in for it. The tree was never stored as a tree.
-      throw new MissingObjectError(
-        `tree/${hex}`,
-        'This tree was stored only as a file chunk with the same bytes (a bug of backvault 0.1). Run `backvault backup` of the same source: it stores the tree again and the snapshot restores.',
-      );
+      throw new MissingObjectError(`tree/${hex}`, HINTS.treeAsChunk);
     }
     throw new MissingObjectError(`blob/${hex}`);
   }

@@ -13,6 +13,7 @@
  * would otherwise delete what it cannot see), and while a backup of the same repository
  * holds its lock (that backup's new packs are not yet indexed): see lock.ts.
  */
+import { throwIfAborted } from '../../errors.js';
 import { ObjectKind, fromHex, packName, toHex, type IndexPack } from '../../format/index.js';
 import type { Progress, PruneResult, RepoAccess } from '../api.js';
 import { openBlob } from './blob-codec.js';
@@ -68,7 +69,9 @@ export async function pruneLocked(
   const keep: IndexPack[] = [];
   const repack: IndexedBlob[] = [];
   let packsRepacked = 0;
+  const signal = opts.signal;
   for (const [packId, p] of perPack) {
+    throwIfAborted(signal);
     if (p.used.length === 0) continue;
     // Packs whose header lists more blobs than the index keeps are rewritten too.
     if (p.used.length === totals.get(packId) && sizes.has(packId)) {
@@ -87,6 +90,7 @@ export async function pruneLocked(
 
   const writer = new PackWriter(repo.storage, repo.keys);
   for (const at of repack) {
+    throwIfAborted(signal);
     const sealed = await readSealedBlob(repo, at);
     // Verify before copying: never carry corrupt data into a new pack.
     openBlob(repo.keys, at.entry, sealed, packName(at.packId));
@@ -108,12 +112,16 @@ export async function pruneLocked(
     deletePacks.length === 0 && packsRepacked === 0 && index.indexNames.length <= 1;
   if (!nothingToDo) {
     const { name: newName } = await storeIndex(repo, newPacks);
+    // Abort: checked before every deletion (a delete is still sent after an abort, for a
+    // lock's removal). Stopping between any two steps is safe: see the module comment.
     for (const name of index.indexNames) {
+      throwIfAborted(signal);
       if (name === newName) continue;
       await repo.storage.delete(name);
       indexesDeleted += 1;
     }
     for (const id of deletePacks) {
+      throwIfAborted(signal);
       await repo.storage.delete(packName(id));
       bytesFreed += sizes.get(id) as number;
     }

@@ -9,8 +9,10 @@ import {
   CorruptBackupError,
   InvalidKeyError,
   MissingObjectError,
+  HINTS,
   NoRepositoryError,
   RollbackError,
+  UsageError,
   WrongKeyError,
 } from '../../errors.js';
 import {
@@ -113,6 +115,7 @@ function checkKeyLength(backupKey: Uint8Array): void {
  * @throws UnavailableError from the store.
  */
 export async function openRepository(access: RepoAccess): Promise<Repo> {
+  requireRollbackChoice(access);
   checkKeyLength(access.backupKey);
   let bytes: Uint8Array;
   try {
@@ -140,6 +143,29 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
 }
 
 /**
+ * Rollback detection is on unless the app turns it off by name: without `statePath`, every
+ * operation needs `rollbackProtection: false` (see docs/ARCHITECTURE.md "Rollback detection
+ * by default"). Checked before the store is touched.
+ * @throws UsageError naming both options.
+ */
+export function requireRollbackChoice(
+  access: Pick<RepoAccess, 'statePath' | 'rollbackProtection'>,
+): void {
+  const hasState = access.statePath !== undefined && access.statePath !== '';
+  if (hasState && access.rollbackProtection === false) {
+    throw new UsageError(
+      'statePath and rollbackProtection: false contradict each other',
+      'Give `statePath` to keep rollback detection on, or `rollbackProtection: false` without it to turn it off.',
+    );
+  }
+  if (hasState || access.rollbackProtection === false) return;
+  throw new UsageError(
+    'statePath is required: it is where this device remembers the latest snapshot it saw, so that a store serving an older one is caught',
+    "Pass `statePath` (a file in the app's private data directory, one per device), or `rollbackProtection: false` to turn rollback detection off (tests and throwaway repositories only).",
+  );
+}
+
+/**
  * A device that has seen snapshots in a repository at this location refuses to treat it as
  * absent: the repository vanished (an unmounted cloud drive, a mistyped path that happens to
  * exist elsewhere) and starting over at seq 1 would hide that.
@@ -152,7 +178,7 @@ async function refuseVanished(access: RepoAccess): Promise<void> {
   throw new NoRepositoryError(
     access.storage.location,
     `this device has seen snapshot ${known.seen.seq} in a repository here, and it is gone`,
-    'Check that the drive or bucket is mounted and reachable and that --repo is right. To really start a new repository at this place, run `backvault init` with --replace-missing.',
+    HINTS.vanishedRepository,
   );
 }
 
@@ -174,9 +200,8 @@ async function refuseReplaced(access: RepoAccess, repoIdHex: string): Promise<vo
 /**
  * Create a repository (a new random repo id and `config`), or open the existing one.
  * @param opts - `replaceMissing`: create one even where this device saw a repository that is
- *   gone (the user checked it is not merely unmounted).
- * @param opts.repoId the new repository's id (backup() derives its keys and starts its
- *   workers before anything is written).
+ *   gone (the user checked it is not merely unmounted); `repoId`: the new repository's id
+ *   (backup() derives its keys and starts its workers before anything is written).
  * @throws WrongKeyError when a repository exists and the key does not open it.
  * @throws NoRepositoryError when this device saw a repository at this location that is
  *   gone, without `replaceMissing`.
@@ -186,6 +211,7 @@ export async function initRepository(
   access: RepoAccess,
   opts: { replaceMissing?: boolean; repoId?: Uint8Array } = {},
 ): Promise<{ repoId: string; created: boolean }> {
+  requireRollbackChoice(access);
   checkKeyLength(access.backupKey);
   if (await repositoryExists(access.storage)) {
     const repo = await openRepository(access);

@@ -22,7 +22,7 @@
  *
  * Through the platform's TargetFiles (platform/types.ts): node:fs, or MemoryFiles.
  */
-import { TargetNotEmptyError } from '../../errors.js';
+import { HINTS, TargetNotEmptyError } from '../../errors.js';
 import type { EntryInfo, TargetFiles } from '../platform/types.js';
 
 /** The errno-style code of a file error. */
@@ -50,8 +50,7 @@ export class MergeConflictError extends TargetNotEmptyError {
   ) {
     super(target);
     this.message = `restore target holds ${paths.length === 1 ? 'a directory' : `${paths.length} directories`} where the snapshot has a file: ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
-    (this as { hint: string }).hint =
-      'Move those directories away, restore into an empty directory, or pass --delete to make the target exactly the snapshot (files not in it are deleted).';
+    (this as { hint: string }).hint = HINTS.mergeConflict;
   }
 }
 

@@ -24,8 +24,10 @@
 import {
   BackvaultError,
   CorruptBackupError,
+  HINTS,
   MissingObjectError,
   NotFoundError,
+  throwIfAborted,
 } from '../../errors.js';
 import {
   EntryType,
@@ -438,6 +440,7 @@ export class RestoreRun {
     );
     const out = this.fsys.out;
     for (const e of entries) {
+      throwIfAborted(this.opts.signal);
       const p = out.path.join(path, e.name);
       const want = this.wanted([...segs, e.name]);
       if (want === 'skip' || (want === 'walk' && e.type !== EntryType.DIR)) continue;
@@ -580,6 +583,8 @@ export class RestoreRun {
         }
       };
       for (const b of batches) {
+        // A local pack is read by the workers, not through the store: check the abort here.
+        if (this.opts.signal?.aborted) failure ??= this.opts.signal.reason;
         if (failure) break;
         const files = [...new Set(b.segs.map((s) => s.file))];
         await openUpTo(Math.max(...files));
@@ -747,6 +752,10 @@ export async function restoreSnapshot(
     await fs.rmdir(tmp).catch(() => {});
     throw e;
   }
+  // Abort: the workers stop now (their files are incomplete, in the temporary directory,
+  // which is removed below); nothing reaches the target before the commit point.
+  const stopOnAbort = (): void => void pool.close();
+  opts.signal?.addEventListener('abort', stopOnAbort, { once: true });
   let run: RestoreRun;
   let oldAside = false;
   let swapped = false;
@@ -760,10 +769,7 @@ export async function restoreSnapshot(
     try {
       await run.plan(snap.rootTree, root, 0);
       if (opts.include !== undefined && !run.includeFound)
-        throw new NotFoundError(
-          `the snapshot holds no ${opts.include}`,
-          'Check the path with `backvault ls`; it is relative to the backed-up folder.',
-        );
+        throw new NotFoundError(`the snapshot holds no ${opts.include}`, HINTS.includeMissing);
       await run.writeFiles();
     } catch (e) {
       if (
@@ -771,12 +777,15 @@ export async function restoreSnapshot(
         e instanceof BackvaultError &&
         (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')
       )
-        (e as { hint: string }).hint =
-          `${e.hint} To restore every file that still verifies and list the damaged ones, run the restore again with --partial.`;
+        (e as { hint: string }).hint = `${e.hint} ${HINTS.partial}`;
       throw e;
     }
+    throwIfAborted(opts.signal);
     await run.finishDirs(root, snap.rootMode, snap.rootMtimeNs);
     run.progress(true);
+    // The last moment an abort is honoured: from here the snapshot moves into place (one
+    // rename, or a journalled merge that the next restore rolls forward if stopped).
+    throwIfAborted(opts.signal);
 
     // Move into place. An empty directory or no directory: one rename (rename over an
     // empty directory is atomic on POSIX). A full one with --force: merged file by file,
@@ -825,6 +834,7 @@ export async function restoreSnapshot(
     if ((!oldAside || swapped) && !committed) await removeMarked(fs, tmp);
     throw e;
   } finally {
+    opts.signal?.removeEventListener('abort', stopOnAbort);
     await pool.close();
   }
   await removeMarked(fs, tmp);

@@ -65,6 +65,16 @@ export class LocalStorage implements Storage {
     this.location = this.root;
   }
 
+  /** Cancels whole-object reads (between chunks) of the view; see {@link Storage.withSignal}. */
+  private signal: AbortSignal | undefined;
+
+  /** A view whose reads stop when `signal` aborts (see {@link Storage.withSignal}). */
+  withSignal(signal: AbortSignal): Storage {
+    const view = Object.create(this) as LocalStorage;
+    view.signal = signal;
+    return view;
+  }
+
   /**
    * Atomically and durably store `data` as `name` (see the module comment).
    * @throws UnavailableError when the file system fails (EACCES, ENOSPC, EIO, EROFS, …);
@@ -105,9 +115,10 @@ export class LocalStorage implements Storage {
   async get(name: string): Promise<Uint8Array> {
     assertObjectName(name);
     try {
-      const buffer = await readFile(this.pathOf(name));
+      const buffer = await readFile(this.pathOf(name), this.signal ? { signal: this.signal } : {});
       return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     } catch (error) {
+      if (this.signal?.aborted) throw this.signal.reason;
       if (ABSENT.has(errnoCode(error) ?? '')) throw new MissingObjectError(name);
       throw this.failure('read', name, error);
     }

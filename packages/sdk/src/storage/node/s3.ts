@@ -141,6 +141,19 @@ export class S3Storage implements Storage {
     });
   }
 
+  /** Aborts the view's requests; see {@link Storage.withSignal}. */
+  private signal: AbortSignal | undefined;
+
+  /**
+   * A view sharing this client whose requests in flight are aborted when `signal` aborts
+   * (they reject with `signal.reason`); see {@link Storage.withSignal}.
+   */
+  withSignal(signal: AbortSignal): Storage {
+    const view = Object.create(this) as S3Storage;
+    view.signal = signal;
+    return view;
+  }
+
   /**
    * Store `data` with one PutObject, or with a multipart upload above the threshold
    * (aborted on failure so no parts linger).
@@ -440,9 +453,12 @@ export class S3Storage implements Storage {
     call: (abortSignal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const deadline = AbortSignal.timeout(this.timeoutMs);
+    // A delete still goes out after an abort: it is how an aborted operation removes its lock.
+    const stop = action === 'delete' ? undefined : this.signal;
     try {
-      return await call(deadline);
+      return await call(stop ? AbortSignal.any([deadline, stop]) : deadline);
     } catch (error) {
+      if (stop?.aborted) throw stop.reason;
       if (deadline.aborted) {
         throw new UnavailableError(
           `S3 did not answer in ${this.timeoutMs} ms to ${action} ${name} at ${this.location}`,
