@@ -27,8 +27,9 @@ const [src, repo, out] = process.argv.slice(2);
 const storage = new LocalStorage(repo);
 const backupKey = new Uint8Array(32).fill(9);
 const workers = ${workers === undefined ? 'undefined' : String(workers)};
-const b = await backup({ storage, backupKey, source: src, init: true, ...(workers === undefined ? {} : { workers }) });
-const r = await restore({ storage, backupKey, target: out, ...(workers === undefined ? {} : { workers }) });
+const statePath = repo + '.state.json';
+const b = await backup({ storage, backupKey, statePath, source: src, init: true, ...(workers === undefined ? {} : { workers }) });
+const r = await restore({ storage, backupKey, statePath, target: out, ...(workers === undefined ? {} : { workers }) });
 console.log(JSON.stringify({ seq: b.seq, files: b.files, backupWorkers: b.workers, restoreWorkers: r.workers, restored: r.files }));
 `;
 }
@@ -148,8 +149,9 @@ describe('a bundled Node app and node -e back up', () => {
       const [src, repo, out] = process.argv.slice(1);
       const storage = new LocalStorage(repo);
       const backupKey = new Uint8Array(32).fill(9);
-      const b = await backup({ storage, backupKey, source: src, init: true });
-      const r = await restore({ storage, backupKey, target: out });
+      const statePath = repo + '.state.json';
+      const b = await backup({ storage, backupKey, statePath, source: src, init: true });
+      const r = await restore({ storage, backupKey, statePath, target: out });
       console.log(JSON.stringify({ seq: b.seq, files: b.files, backupWorkers: b.workers, restoreWorkers: r.workers, restored: r.files }));
     })().catch((e) => { console.error(e); process.exit(1); });`;
     const b = runNode(['-e', cjs, src, join(dir, 'e2-repo'), join(dir, 'e2-out')], dir);

@@ -101,15 +101,28 @@ describe('the engine over its platform interfaces', () => {
   it('a MemoryFiles tree backs up and restores byte for byte with the Node platform', async () => {
     const src = chatTree();
     const storage = new MemoryStorage();
-    const b = await backup({ storage, backupKey: KEY, source: '/chat', files: src, init: true });
+    const b = await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/chat',
+      files: src,
+      init: true,
+    });
     // Threads read only the platform's own files: a memory tree runs in this thread.
     assert.equal(b.workers, 0);
     assert.equal(b.files, 5);
     const dst = new MemoryFiles();
-    const r = await restore({ storage, backupKey: KEY, target: '/restored', files: dst });
+    const r = await restore({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      target: '/restored',
+      files: dst,
+    });
     assert.equal(r.files, 5);
     assertSameMemoryTree(src, '/chat', dst, '/restored');
-    const c = await check({ storage, backupKey: KEY });
+    const c = await check({ storage, backupKey: KEY, rollbackProtection: false });
     assert.deepEqual(c.problems, []);
   });
 
@@ -117,30 +130,68 @@ describe('the engine over its platform interfaces', () => {
     useEnginePlatform({ crypto: noble, files: new MemoryFiles(), host: memoryHost() });
     const src = chatTree();
     const storage = new MemoryStorage();
-    const b = await backup({ storage, backupKey: KEY, source: '/chat', files: src, init: true });
+    const b = await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/chat',
+      files: src,
+      init: true,
+    });
     assert.equal(b.workers, 0);
-    const second = await backup({ storage, backupKey: KEY, source: '/chat', files: src });
+    const second = await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/chat',
+      files: src,
+    });
     assert.equal(second.bytesNew, 0, 'nothing new the second time');
     const dst = new MemoryFiles();
-    await restore({ storage, backupKey: KEY, target: '/r', files: dst });
+    await restore({ storage, backupKey: KEY, rollbackProtection: false, target: '/r', files: dst });
     assertSameMemoryTree(src, '/chat', dst, '/r');
-    assert.deepEqual((await check({ storage, backupKey: KEY })).problems, []);
+    assert.deepEqual(
+      (await check({ storage, backupKey: KEY, rollbackProtection: false })).problems,
+      [],
+    );
     // The same repository, read by the Node provider.
     useEnginePlatform(node);
-    assert.deepEqual((await check({ storage, backupKey: KEY })).problems, []);
+    assert.deepEqual(
+      (await check({ storage, backupKey: KEY, rollbackProtection: false })).problems,
+      [],
+    );
     const onNode = new MemoryFiles();
-    await restore({ storage, backupKey: KEY, target: '/n', files: onNode });
+    await restore({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      target: '/n',
+      files: onNode,
+    });
     assertSameMemoryTree(src, '/chat', onNode, '/n');
   });
 
   it('a Node-made repository restores on the noble provider when it reads the compression, and says so when it does not', async () => {
     const src = chatTree();
     const storage = new MemoryStorage();
-    await backup({ storage, backupKey: KEY, source: '/chat', files: src, init: true });
+    await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/chat',
+      files: src,
+      init: true,
+    });
     // Without compression: the compressed blobs (notes.txt, the database) cannot be read.
     useEnginePlatform({ crypto: noble, files: new MemoryFiles(), host: memoryHost() });
     await assert.rejects(
-      restore({ storage, backupKey: KEY, target: '/r', files: new MemoryFiles() }),
+      restore({
+        storage,
+        backupKey: KEY,
+        rollbackProtection: false,
+        target: '/r',
+        files: new MemoryFiles(),
+      }),
       (e: Error & { code?: string }) =>
         e.code === 'USAGE' && /cannot decompress blobs of method 2/.test(e.message),
     );
@@ -154,7 +205,7 @@ describe('the engine over its platform interfaces', () => {
       host: memoryHost(),
     });
     const dst = new MemoryFiles();
-    await restore({ storage, backupKey: KEY, target: '/r', files: dst });
+    await restore({ storage, backupKey: KEY, rollbackProtection: false, target: '/r', files: dst });
     assertSameMemoryTree(src, '/chat', dst, '/r');
   });
 
@@ -177,19 +228,35 @@ describe('the engine over its platform interfaces', () => {
     const b = await backup({
       storage,
       backupKey: KEY,
+      rollbackProtection: false,
       source: `${dir}/src`,
       init: true,
       workers: 0,
     });
     assert.equal(b.workers, 0);
-    const r = await restore({ storage, backupKey: KEY, target: `${dir}/out`, workers: 0 });
+    const r = await restore({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      target: `${dir}/out`,
+      workers: 0,
+    });
     assert.equal(r.workers, 0);
     assert.equal(asked, 0, 'the pool factory was never called');
     await assertSameTree(`${dir}/src`, `${dir}/out`);
-    assert.deepEqual((await check({ storage, backupKey: KEY, workers: 0 })).problems, []);
+    assert.deepEqual(
+      (await check({ storage, backupKey: KEY, rollbackProtection: false, workers: 0 })).problems,
+      [],
+    );
     // The default still uses threads on Node.
     useEnginePlatform(node);
-    const withThreads = await backup({ storage, backupKey: KEY, source: `${dir}/src`, workers: 2 });
+    const withThreads = await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: `${dir}/src`,
+      workers: 2,
+    });
     assert.equal(withThreads.workers, 2);
   });
 
@@ -209,9 +276,20 @@ describe('the engine over its platform interfaces', () => {
       onFallback: (m) => warnings.push(m),
     });
     const storage = new MemoryStorage();
-    const b = await backup({ storage, backupKey: KEY, source: `${dir}/src`, init: true });
+    const b = await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: `${dir}/src`,
+      init: true,
+    });
     assert.equal(b.workers, 0);
-    const r = await restore({ storage, backupKey: KEY, target: `${dir}/out` });
+    const r = await restore({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      target: `${dir}/out`,
+    });
     assert.equal(r.workers, 0);
     await assertSameTree(`${dir}/src`, `${dir}/out`);
     assert.ok(warnings.length >= 1);
@@ -236,7 +314,13 @@ describe('the engine over its platform interfaces', () => {
     });
     const storage = new MemoryStorage();
     await assert.rejects(
-      backup({ storage, backupKey: KEY, source: `${dir}/src`, init: true }),
+      backup({
+        storage,
+        backupKey: KEY,
+        rollbackProtection: false,
+        source: `${dir}/src`,
+        init: true,
+      }),
       /refuses to run without threads/,
     );
     assert.equal(await storage.stat(PREFIX.config), undefined, 'no config written');
