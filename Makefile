@@ -40,6 +40,7 @@ test-deps: deps
 # and then the tests, bench and scripts (dist/), in one incremental `tsc -b`.
 build: deps
 	npx tsc -b tsconfig.json
+	node scripts/vendor-typebox.mjs
 	npx tsc -p packages/cli/src/ui/web/tsconfig.json
 
 typecheck: build

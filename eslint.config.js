@@ -199,9 +199,14 @@ export default tseslint.config(
     },
   })),
   {
-    // The device profile (Node-only: files); like the engine, never imports the vault or HSM.
-    files: ['packages/sdk/src/device/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: sdkDeny('vault', 'hsm', 'cli') }] },
+    // The CLI's device profile (Node-only: files); never imports the vault or HSM.
+    files: ['packages/cli/src/device/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [...deny('vault', 'hsm', 'cli'), ...denyPackages('@backvault/vault')] },
+      ],
+    },
   },
   {
     files: ['packages/vault/src/hsm/**/*.ts'],

@@ -21,10 +21,12 @@ import * as errors from '#sdk/errors.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const ENTRIES = {
-  'backvault/client': 'src/client/index.ts',
-  'backvault/backup': 'src/backup/index.ts',
-  'backvault/storage': 'src/storage/index.ts',
-  backvault: 'src/index.ts',
+  'backvault/client': 'packages/sdk/src/client/index.ts',
+  'backvault/backup': 'packages/sdk/src/backup/index.ts',
+  'backvault/engine': 'packages/sdk/src/backup/engine.ts',
+  'backvault/storage': 'packages/sdk/src/storage/index.ts',
+  'backvault/node': 'packages/sdk/src/node-entry.ts',
+  backvault: 'packages/sdk/src/index.ts',
 } as const;
 
 /** Built-ins (not ours to export). */
@@ -107,10 +109,10 @@ const NOT_MESSAGES: Readonly<Record<string, string>> = {
 };
 
 async function sdkFiles(): Promise<string[]> {
-  const out: string[] = [join(ROOT, 'src/errors.ts')];
+  const out: string[] = [join(ROOT, 'packages/sdk/src/errors.ts')];
   for (const d of ['backup', 'storage', 'client', 'format', 'wire']) {
-    for (const e of await readdir(join(ROOT, 'src', d), { recursive: true })) {
-      if (e.endsWith('.ts')) out.push(join(ROOT, 'src', d, e));
+    for (const e of await readdir(join(ROOT, 'packages/sdk/src', d), { recursive: true })) {
+      if (e.endsWith('.ts')) out.push(join(ROOT, 'packages/sdk/src', d, e));
     }
   }
   return out.sort();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { VaultClient, requestDevToken, toBase64url, type FetchLike } from '#sdk/client/index.js';
@@ -291,7 +291,7 @@ describe('VaultClient against a real vault', () => {
 });
 
 test('the SDK is browser-safe: no node: imports, Buffer or process in src/client', async () => {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'client');
+  const dir = fileURLToPath(new URL('../../../packages/sdk/dist/client', import.meta.url));
   const files = (await readdir(dir)).filter((f) => f.endsWith('.js'));
   assert.ok(files.length >= 5);
   for (const f of files) {

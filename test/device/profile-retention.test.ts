@@ -16,7 +16,7 @@ import {
   deviceRetentionPolicy,
   loadDevice,
   updateDeviceProfile,
-} from '#sdk/device/profile.js';
+} from '#cli/device/profile.js';
 import { hasCode } from '#sdk/errors.js';
 
 let root: string;

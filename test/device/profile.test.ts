@@ -12,7 +12,7 @@ import {
   loadDevice,
   resolveDeviceDir,
   updateDeviceProfile,
-} from '#sdk/device/profile.js';
+} from '#cli/device/profile.js';
 import { formatBackupKey, parseBackupKey } from '#sdk/format/key-encoding.js';
 
 let root: string;

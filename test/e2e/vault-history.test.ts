@@ -13,7 +13,9 @@ import { CliHarness, type CliRun } from '../cli/cli-harness.js';
 import { startVaultProcess, type VaultProcess } from '../client/vault-process.js';
 
 const PASSWORD = 'history password 42';
-const DELAY_S = 3;
+// Long enough that the paced login below lands inside the window on a loaded machine (the
+// three wrong logins and two status runs before it take several seconds there).
+const DELAY_S = 12;
 
 describe('backvault CLI: vault head, events and pacing', () => {
   let h: CliHarness;
@@ -102,6 +104,8 @@ describe('backvault CLI: vault head, events and pacing', () => {
       const r = await restore('nowhere', 'cloud', pw);
       assert.equal(r.code, 3, r.stderr);
     }
+    // The pacing window runs from the third wrong guess.
+    const windowEnds = Date.now() + DELAY_S * 1000;
     const st = await h.run(['status', '--device', 'dev']);
     ok(st, 'status');
     assert.match(
@@ -128,7 +132,8 @@ describe('backvault CLI: vault head, events and pacing', () => {
       /RATE_LIMITED: wrong passwords are paced to protect your key: next try after (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC/,
     );
 
-    await new Promise((r) => setTimeout(r, DELAY_S * 1000 + 200));
+    assert.ok(Date.now() < windowEnds, 'the paced login ran inside the pacing window');
+    await new Promise((r) => setTimeout(r, Math.max(0, windowEnds - Date.now()) + 500));
     const back = await restore('phone-4', 'cloud', PASSWORD);
     ok(back, 'restore after the pacing delay');
     assert.match(

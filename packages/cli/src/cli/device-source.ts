@@ -18,7 +18,7 @@ import {
   loadDevice,
   resolveDeviceDir,
   updateDeviceProfile,
-} from 'backvault/device';
+} from '../device/profile.js';
 import { formatBackupKey } from 'backvault/format';
 import { booleanOption, stringOption, type OptionSpec, type OptionValues } from './args.js';
 import type { CliContext } from './context.js';

@@ -1,5 +1,5 @@
 /** Creating a device's repository when `enable` sets the device up (never by a backup). */
-import { deviceStatePath } from 'backvault/device';
+import { deviceStatePath } from '../device/profile.js';
 import { loadEngine } from './command.js';
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { BackupResult } from 'backvault/backup';
 import { describeRetentionPolicy } from 'backvault/backup';
-import { deviceRetentionPolicy, loadDevice, resolveDeviceDir } from 'backvault/device';
+import { deviceRetentionPolicy, loadDevice, resolveDeviceDir } from '../device/profile.js';
 import { BackvaultError } from 'backvault/errors';
 import { stringOption, type OptionValues } from './args.js';
 import { loadEngine, withRepository } from './command.js';

@@ -330,7 +330,7 @@ export async function recordHeadInVault(
 ): Promise<void> {
   const flag = stringOption(values, 'device');
   if (flag === undefined) return;
-  const { loadDevice, resolveDeviceDir } = await import('backvault/device');
+  const { loadDevice, resolveDeviceDir } = await import('../device/profile.js');
   const d = await loadDevice(resolveDeviceDir(flag, ctx.io.env, ctx.io.cwd));
   const p = d.profile;
   if (p.mode !== 'password' || !p.vaultUrl || !p.account || !p.serverPublicKey) return;

@@ -42,7 +42,7 @@ import {
   loadDevice,
   updateDeviceProfile,
   type DeviceProfile,
-} from 'backvault/device';
+} from '../device/profile.js';
 import { formatBackupKey, generateBackupKey, parseBackupKey } from 'backvault/format';
 import { absoluteRepo } from '../cli/device-source.js';
 import { createDeviceRepository } from '../cli/repo-create.js';

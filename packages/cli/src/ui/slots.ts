@@ -25,7 +25,7 @@ import {
   NotFoundError,
   UsageError,
 } from 'backvault/errors';
-import { createDevice, deviceStatePath, loadDevice } from 'backvault/device';
+import { createDevice, deviceStatePath, loadDevice } from '../device/profile.js';
 import { KEY_SLOT_MANIFEST_NAME, decodeConfig, decodeKeySlot, toHex } from 'backvault/format';
 import { absoluteRepo } from '../cli/device-source.js';
 import { loadEngine } from '../cli/command.js';

@@ -12,7 +12,7 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { TokenSource } from 'backvault/client';
-import { loadDevice, deviceExists } from 'backvault/device';
+import { loadDevice, deviceExists } from '../device/profile.js';
 import { tokenSource } from '../cli/vault-access.js';
 import { UiCommandContext, uiIo } from './cli-bridge.js';
 import type { ApiContext } from './api.js';

@@ -30,7 +30,7 @@ import {
   KEY_PROOF_INFO,
   SnapshotHead,
 } from '../wire/index.js';
-import { Value } from '@sinclair/typebox/value';
+import { Value } from '../vendor/typebox.js';
 import { utf8Bytes } from './encoding.js';
 
 /** HKDF info (and part of the meaning of the AAD) of the client key envelope. */

@@ -19,8 +19,8 @@
  * const backupKey = await vault.recover({ password });
  * ```
  */
-import { Type, type TSchema, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Type, Value } from '../vendor/typebox.js';
 import {
   AlreadyEnabledError,
   BackvaultError,

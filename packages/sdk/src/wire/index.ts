@@ -150,7 +150,8 @@
  * Any step out of order fails with 400/409 and changes nothing; only login/start spends a
  * guess.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Type } from '../vendor/typebox.js';
 
 /** Protocol version announced in `/v1/info`. */
 export const PROTOCOL_VERSION = 1;

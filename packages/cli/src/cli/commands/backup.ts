@@ -1,6 +1,6 @@
 /** `backvault backup DIR --repo URL`: encrypt a directory into a new snapshot. */
 import { ExcludeSet, parseExcludeFile } from 'backvault/backup';
-import { loadDevice, resolveDeviceDir } from 'backvault/device';
+import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
 import { BackvaultError, NoSourceError, UsageError } from 'backvault/errors';
 import { BACKUP_RETRY_FOR_MS } from 'backvault/storage';
 import { readFile, stat } from 'node:fs/promises';

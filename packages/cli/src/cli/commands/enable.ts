@@ -12,7 +12,7 @@ import {
   loadDevice,
   resolveDeviceDir,
   updateDeviceProfile,
-} from 'backvault/device';
+} from '../../device/profile.js';
 import { booleanOption, stringOption, type OptionValues } from '../args.js';
 import { loadEngine, type CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';

@@ -16,7 +16,7 @@ import {
   loadDevice,
   resolveDeviceDir,
   updateDeviceProfile,
-} from 'backvault/device';
+} from '../../device/profile.js';
 import { UsageError } from 'backvault/errors';
 import { booleanOption, stringOption, type OptionSpec, type OptionValues } from '../args.js';
 import { REPO_OPTIONS, loadEngine, withRepository, type CommandSpec } from '../command.js';

@@ -4,7 +4,7 @@
  * Runs until Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { resolveDeviceDir } from 'backvault/device';
+import { resolveDeviceDir } from '../../device/profile.js';
 import { UsageError } from 'backvault/errors';
 import { booleanOption, stringOption } from '../args.js';
 import type { CommandSpec } from '../command.js';

@@ -7,7 +7,7 @@ import {
   resolveDeviceDir,
   updateDeviceProfile,
   type LoadedDevice,
-} from 'backvault/device';
+} from '../../device/profile.js';
 import { formatBackupKey } from 'backvault/format';
 import type { VaultClient } from 'backvault/client';
 import { booleanOption, stringOption, type OptionSpec, type OptionValues } from '../args.js';

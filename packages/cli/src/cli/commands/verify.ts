@@ -1,6 +1,6 @@
 /** `backvault verify`: the restore drill — does this backup restore? — without touching the app. */
 import { BackvaultError } from 'backvault/errors';
-import { resolveDeviceDir, updateDeviceProfile } from 'backvault/device';
+import { resolveDeviceDir, updateDeviceProfile } from '../../device/profile.js';
 import { stringOption, type OptionValues } from '../args.js';
 import {
   LIMIT_OPTIONS,

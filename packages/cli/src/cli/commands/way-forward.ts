@@ -10,7 +10,7 @@
  *   that later commands work from there. The chain itself must still verify.
  */
 import { UsageError, VaultMismatchError } from 'backvault/errors';
-import { loadDevice, resolveDeviceDir, updateDeviceProfile } from 'backvault/device';
+import { loadDevice, resolveDeviceDir, updateDeviceProfile } from '../../device/profile.js';
 import { stringOption } from '../args.js';
 import { REPO_OPTIONS, withRepository, type CommandSpec } from '../command.js';
 import { DEVICE_OPTION } from '../device-source.js';

@@ -24,10 +24,10 @@
 import { chmod, lstat, mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CorruptBackupError, NotFoundError, UsageError } from '../errors.js';
-import { writePrivateFile } from '../node/private-file.js';
-import { formatBackupKey, parseBackupKey } from '../format/key-encoding.js';
-import { validateRetentionPolicy, type RetentionPolicy } from '../backup/commands/retention.js';
+import { CorruptBackupError, NotFoundError, UsageError } from 'backvault/errors';
+import { writePrivateFile } from 'backvault/node';
+import { formatBackupKey, parseBackupKey } from 'backvault/format';
+import { validateRetentionPolicy, type RetentionPolicy } from 'backvault/backup';
 
 export type { RetentionPolicy };
 
