@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runVaultStoreConformance } from './store-conformance.js';
 import { openSqliteStore } from '#vault/vault/sqlite-store.js';
+import { ABSENT } from '#vault/vault/store.js';
 
 runVaultStoreConformance('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'bv-store-'));
@@ -53,6 +54,74 @@ describe('sqlite store: a database from before the journal', () => {
         await store.close();
       }
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sqlite store: writes that fail are answered UNAVAILABLE and change nothing', () => {
+  const record = (failures: number, state = 'active') => ({
+    state: state as 'active',
+    failures,
+    limit: 10,
+    loginEpoch: 1,
+    credentialId: 'c',
+    sealedRecord: new Uint8Array([1, 2, 3]),
+    keyEnvelope: new Uint8Array([4, 5]),
+    keyProofVerifier: new Uint8Array(32).fill(9),
+    lastStartAt: null,
+    updatedAt: 1,
+    sealedJournal: null,
+  });
+  // Read from the error itself: the vault's errors come from its own copy of the SDK.
+  const unavailable = (message: RegExp) => (e: unknown) =>
+    (e as { code?: unknown }).code === 'UNAVAILABLE' && message.test((e as Error).message);
+
+  it('another process holding the write lock past the busy timeout: UNAVAILABLE, then the retry works', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bv-store-busy-'));
+    const path = join(dir, 'vault.sqlite');
+    const store = await openSqliteStore(path);
+    const other = new Database(path);
+    try {
+      assert.equal(await store.compareAndSwap('a', ABSENT, record(0)), true);
+      const v = (await store.get('a'))!.version;
+      other.exec('BEGIN IMMEDIATE');
+      await assert.rejects(
+        store.compareAndSwap('a', v, record(1)),
+        unavailable(/locked by another process/),
+      );
+      other.exec('ROLLBACK');
+      assert.equal((await store.get('a'))!.failures, 0);
+      assert.equal(await store.compareAndSwap('a', v, record(1)), true);
+      assert.equal((await store.get('a'))!.failures, 1);
+    } finally {
+      other.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a write SQLite refuses fails its whole batch and leaves the record as it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bv-store-failed-'));
+    const path = join(dir, 'vault.sqlite');
+    const store = await openSqliteStore(path);
+    try {
+      assert.equal(await store.compareAndSwap('a', ABSENT, record(0)), true);
+      const v = (await store.get('a'))!.version;
+      // Issued in the same turn: one batch, one transaction; the CHECK on `state` fails it.
+      const [good, bad] = await Promise.allSettled([
+        store.compareAndSwap('a', v, record(1)),
+        store.compareAndSwap('b', ABSENT, record(0, 'bogus')),
+      ]);
+      for (const r of [good, bad]) {
+        assert.equal(r.status, 'rejected');
+        assert.ok(unavailable(/write failed/)((r as PromiseRejectedResult).reason));
+      }
+      assert.equal((await store.get('a'))!.version, v);
+      assert.equal((await store.get('a'))!.failures, 0);
+      assert.equal(await store.get('b'), undefined);
+    } finally {
+      await store.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -114,22 +114,26 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
 
+  const accessLog = config.logLevel === 'info' || config.logLevel === 'debug';
   // Fastify times every request itself (reply.elapsedTime); a callback hook, not an async
   // one, so the hot path allocates no promise for it.
   app.addHook('onResponse', (req, reply, done) => {
     const seconds = reply.elapsedTime / 1000;
     const route = req.routeOptions?.url ?? 'unmatched';
     metrics.observeRequest(route, req.method, reply.statusCode, seconds);
-    req.log.info(
-      {
-        route,
-        method: req.method,
-        status: reply.statusCode,
-        ms: Math.round(seconds * 1e5) / 100,
-        ...(req.errorCode ? { code: req.errorCode } : {}),
-      },
-      'request',
-    );
+    // The access line is built only when it is written (level info or below).
+    if (accessLog) {
+      req.log.info(
+        {
+          route,
+          method: req.method,
+          status: reply.statusCode,
+          ms: Math.round(seconds * 1e5) / 100,
+          ...(req.errorCode ? { code: req.errorCode } : {}),
+        },
+        'request',
+      );
+    }
     done();
   });
   app.setErrorHandler((err, req, reply) => {

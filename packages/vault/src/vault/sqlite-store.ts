@@ -40,20 +40,24 @@ import {
   type VaultStore,
 } from './store.js';
 
-interface Row {
-  version: number;
-  state: string;
-  failures: number;
-  limit_: number;
-  login_epoch: number;
-  credential_id: string;
-  sealed_record: Buffer | null;
-  key_envelope: Buffer | null;
-  key_proof_verifier: Buffer;
-  last_start_at: number | null;
-  updated_at: number;
-  sealed_journal: Buffer | null;
-}
+/** A record row as read (raw mode: an array, in the order of {@link SELECT_RECORD}). */
+type Row = [
+  version: number,
+  state: string,
+  failures: number,
+  limit: number,
+  loginEpoch: number,
+  credentialId: string,
+  sealedRecord: Buffer | null,
+  keyEnvelope: Buffer | null,
+  keyProofVerifier: Buffer,
+  lastStartAt: number | null,
+  updatedAt: number,
+  sealedJournal: Buffer | null,
+];
+const SELECT_RECORD = `SELECT version, state, failures, limit_, login_epoch, credential_id,
+  sealed_record, key_envelope, key_proof_verifier, last_start_at, updated_at, sealed_journal
+  FROM records WHERE account = ?`;
 
 /**
  * better-sqlite3 returns every BLOB as a fresh Buffer of its own (copied out of SQLite's
@@ -61,23 +65,19 @@ interface Row {
  */
 function fromRow(r: Row): VaultRecord {
   return {
-    version: r.version,
-    state: r.state as RecordState,
-    failures: r.failures,
-    limit: r.limit_,
-    loginEpoch: r.login_epoch,
-    credentialId: r.credential_id,
-    sealedRecord: r.sealed_record,
-    keyEnvelope: r.key_envelope,
-    keyProofVerifier: r.key_proof_verifier,
-    lastStartAt: r.last_start_at,
-    updatedAt: r.updated_at,
-    sealedJournal: r.sealed_journal,
+    version: r[0],
+    state: r[1] as RecordState,
+    failures: r[2],
+    limit: r[3],
+    loginEpoch: r[4],
+    credentialId: r[5],
+    sealedRecord: r[6],
+    keyEnvelope: r[7],
+    keyProofVerifier: r[8],
+    lastStartAt: r[9],
+    updatedAt: r[10],
+    sealedJournal: r[11],
   };
-}
-
-function buf(u: Uint8Array | null): Buffer | null {
-  return u ? Buffer.from(u) : null;
 }
 
 /**
@@ -134,31 +134,85 @@ function openDatabase(path: string): Database.Database {
   return db;
 }
 
-type WriteBody =
-  | { op: 'cas'; account: string; expected: number; next: VaultRecordData }
-  | { op: 'del'; account: string; expected: number }
-  | { op: 'checkpoint' };
-type WriteOp = WriteBody & { id: number };
+/**
+ * One write as it crosses to the writer thread: a flat array, not an object, so no property
+ * names are written and re-internalised per message (structured clone of a login's write:
+ * 4.8 instead of 6.5 µs of CPU here; of a reply 0.8 instead of 1.3). Byte arrays travel as
+ * views; the writer binds them without copying.
+ * `[id, OP_CAS, account, expected, state, failures, limit, loginEpoch, credentialId,
+ *   sealedRecord, keyEnvelope, keyProofVerifier, lastStartAt, updatedAt, sealedJournal]`,
+ * `[id, OP_DEL, account, expected]`, `[id, OP_CHECKPOINT]`.
+ */
+type WriteOp =
+  | readonly [
+      id: number,
+      op: typeof OP_CAS,
+      account: string,
+      expected: number,
+      state: RecordState,
+      failures: number,
+      limit: number,
+      loginEpoch: number,
+      credentialId: string,
+      sealedRecord: Uint8Array | null,
+      keyEnvelope: Uint8Array | null,
+      keyProofVerifier: Uint8Array,
+      lastStartAt: number | null,
+      updatedAt: number,
+      sealedJournal: Uint8Array | null,
+    ]
+  | readonly [id: number, op: typeof OP_DEL, account: string, expected: number]
+  | readonly [id: number, op: typeof OP_CHECKPOINT];
+const OP_CAS = 0;
+const OP_DEL = 1;
+const OP_CHECKPOINT = 2;
 
-type WriteResult =
-  { id: number; ok: boolean } | { id: number; error: 'busy' | 'failed'; reason: string };
-/** Both directions carry batches: one postMessage (a thread wake-up) per batch, not per op. */
-type WriteReply = { results: WriteResult[] } | { ready: true };
+/** Outcome codes in a reply: `[id, code, id, code, …]`. */
+const R_FALSE = 0;
+const R_TRUE = 1;
+const R_BUSY = 2;
+const R_FAILED = 3;
+/**
+ * Both directions carry batches: one postMessage (a thread wake-up) per batch, not per op.
+ * A reply is `{ r: [id, code, …], reason? }` (`reason`: the error of failed ops).
+ */
+type WriteReply = { r: number[]; reason?: string } | { ready: true };
+
+/** A view of `u` as a Buffer, without copying (better-sqlite3 binds Buffers as BLOBs). */
+function view(u: Uint8Array | null): Buffer | null {
+  return u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : null;
+}
 
 /** The writer thread: applies queued writes, one IMMEDIATE transaction per batch. */
 function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
   const db = openDatabase(path);
-  const current = db.prepare<[string], { version: number }>(
-    'SELECT version FROM records WHERE account = ?',
-  );
-  const bump = db.prepare<[], { v: number }>(
-    "UPDATE meta SET v = v + 1 WHERE k = 'seq' RETURNING v",
-  );
-  const upsert = db.prepare(`
+  const current = db
+    .prepare<[string], number>('SELECT version FROM records WHERE account = ?')
+    .pluck();
+  const bump = db
+    .prepare<[], number>("UPDATE meta SET v = v + 1 WHERE k = 'seq' RETURNING v")
+    .pluck();
+  // Positional parameters: binding by name costs a property lookup per column per write.
+  const upsert = db.prepare<
+    [
+      string,
+      number,
+      string,
+      number,
+      number,
+      number,
+      string,
+      Buffer | null,
+      Buffer | null,
+      Buffer | null,
+      number | null,
+      number,
+      Buffer | null,
+    ]
+  >(`
     INSERT INTO records (account, version, state, failures, limit_, login_epoch, credential_id,
       sealed_record, key_envelope, key_proof_verifier, last_start_at, updated_at, sealed_journal)
-    VALUES (@account, @version, @state, @failures, @limit, @loginEpoch, @credentialId,
-      @sealedRecord, @keyEnvelope, @keyProofVerifier, @lastStartAt, @updatedAt, @sealedJournal)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state,
       failures = excluded.failures, limit_ = excluded.limit_, login_epoch = excluded.login_epoch,
       credential_id = excluded.credential_id, sealed_record = excluded.sealed_record,
@@ -167,77 +221,72 @@ function runWriter(path: string, port: NonNullable<typeof parentPort>): void {
       sealed_journal = excluded.sealed_journal
   `);
   const remove = db.prepare<[string]>('DELETE FROM records WHERE account = ?');
-  const cas = (account: string, expected: number, next: VaultRecordData): boolean => {
-    const cur = current.get(account)?.version ?? ABSENT;
-    if (cur !== expected) return false;
-    const version = bump.get()?.v;
-    upsert.run({
-      account,
-      version,
-      state: next.state,
-      failures: next.failures,
-      limit: next.limit,
-      loginEpoch: next.loginEpoch,
-      credentialId: next.credentialId,
-      sealedRecord: buf(next.sealedRecord),
-      keyEnvelope: buf(next.keyEnvelope),
-      keyProofVerifier: Buffer.from(next.keyProofVerifier),
-      lastStartAt: next.lastStartAt,
-      updatedAt: next.updatedAt,
-      sealedJournal: buf(next.sealedJournal ?? null),
-    });
-    return true;
-  };
-  const del = (account: string, expected: number): boolean => {
-    const cur = current.get(account)?.version;
-    if (cur === undefined || cur !== expected) return false;
-    bump.get();
-    remove.run(account);
+  const apply = (o: WriteOp): boolean => {
+    if (o[1] === OP_CHECKPOINT) return false;
+    const cur = current.get(o[2]);
+    if (o[1] === OP_DEL) {
+      if (cur === undefined || cur !== o[3]) return false;
+      bump.get();
+      remove.run(o[2]);
+      return true;
+    }
+    if ((cur ?? ABSENT) !== o[3]) return false;
+    upsert.run(
+      o[2],
+      bump.get() as number,
+      o[4],
+      o[5],
+      o[6],
+      o[7],
+      o[8],
+      view(o[9]),
+      view(o[10]),
+      view(o[11]),
+      o[12],
+      o[13],
+      view(o[14]),
+    );
     return true;
   };
   // Ops are applied in arrival order, each seeing the ones before it: the same outcome as
   // one transaction each, with one fsync for the batch.
-  const batch = db.transaction((ops: WriteOp[]) =>
-    ops.map((o) =>
-      o.op === 'cas'
-        ? cas(o.account, o.expected, o.next)
-        : o.op === 'del' && del(o.account, o.expected),
-    ),
-  );
-  const failed = (ops: WriteOp[], e: unknown): WriteResult[] => {
-    const error = isBusy(e) ? 'busy' : 'failed';
-    return ops.map((o) => ({ id: o.id, error, reason: (e as Error).message }));
-  };
+  const batch = db.transaction((ops: WriteOp[]): boolean[] => ops.map(apply));
   let queue: WriteOp[] = [];
   const flush = (): void => {
     const ops = queue;
     queue = [];
-    const writes = ops.filter((o) => o.op !== 'checkpoint');
-    const out: WriteResult[] = [];
+    const out: number[] = [];
+    let reason: string | undefined;
+    const writes = ops.filter((o) => o[1] !== OP_CHECKPOINT);
     if (writes.length) {
       try {
         const results = batch.immediate(writes);
-        writes.forEach((o, i) => out.push({ id: o.id, ok: results[i] === true }));
+        for (let i = 0; i < writes.length; i++) {
+          out.push(writes[i]![0], results[i] === true ? R_TRUE : R_FALSE);
+        }
       } catch (e) {
-        out.push(...failed(writes, e));
+        reason = (e as Error).message;
+        const code = isBusy(e) ? R_BUSY : R_FAILED;
+        for (const o of writes) out.push(o[0], code);
       }
     }
     for (const o of ops) {
-      if (o.op !== 'checkpoint') continue;
+      if (o[1] !== OP_CHECKPOINT) continue;
       try {
         const r = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-        out.push({ id: o.id, ok: !r[0]?.busy });
+        out.push(o[0], r[0]?.busy ? R_FALSE : R_TRUE);
       } catch (e) {
-        out.push(...failed([o], e));
+        reason = (e as Error).message;
+        out.push(o[0], isBusy(e) ? R_BUSY : R_FAILED);
       }
     }
-    port.postMessage({ results: out } satisfies WriteReply);
+    port.postMessage((reason === undefined ? { r: out } : { r: out, reason }) satisfies WriteReply);
   };
   port.on('message', (ops: WriteOp[]) => {
     // Batches that arrived while the last transaction committed are all delivered before
     // this runs: together they form the next transaction.
     if (queue.length === 0) setImmediate(flush);
-    queue.push(...ops);
+    for (const o of ops) queue.push(o);
   });
   port.postMessage({ ready: true } satisfies WriteReply);
 }
@@ -275,7 +324,7 @@ export class SqliteVaultStore implements VaultStore {
   constructor(path: string) {
     const db = openDatabase(path);
     this.#db = db;
-    this.#get = db.prepare<[string], Row>('SELECT * FROM records WHERE account = ?');
+    this.#get = db.prepare<[string], Row>(SELECT_RECORD).raw(true);
     this.#writer = new Worker(new URL(import.meta.url), {
       workerData: { role: WRITER_ROLE, path },
     });
@@ -292,18 +341,21 @@ export class SqliteVaultStore implements VaultStore {
         if (this.#pending.size === 0) this.#writer.unref();
         return readyFn();
       }
-      for (const r of m.results) {
-        const p = this.#pending.get(r.id);
+      const r = m.r;
+      for (let i = 0; i < r.length; i += 2) {
+        const id = r[i]!;
+        const code = r[i + 1];
+        const p = this.#pending.get(id);
         if (!p) continue;
-        this.#settled(r.id);
-        if ('ok' in r) p.resolve(r.ok);
-        else if (r.error === 'busy') {
+        this.#settled(id);
+        if (code === R_TRUE || code === R_FALSE) p.resolve(code === R_TRUE);
+        else if (code === R_BUSY) {
           p.reject(
             new UnavailableError(
               `vault store is locked by another process for over ${BUSY_TIMEOUT_MS} ms; retry`,
             ),
           );
-        } else p.reject(new UnavailableError('vault store write failed', { cause: r.reason }));
+        } else p.reject(new UnavailableError('vault store write failed', { cause: m.reason }));
       }
     });
     const die = (e: Error): void => {
@@ -321,7 +373,13 @@ export class SqliteVaultStore implements VaultStore {
 
   /** @inheritdoc */
   async get(accountId: string): Promise<VaultRecord | undefined> {
-    const r = await this.#read(() => this.#get.get(accountId));
+    if (this.#closed) throw new UnavailableError('vault store is closed');
+    let r: Row | undefined;
+    try {
+      r = this.#get.get(accountId);
+    } catch (e) {
+      throw new UnavailableError('vault store read failed', { cause: e });
+    }
     return r ? fromRow(r) : undefined;
   }
 
@@ -331,12 +389,30 @@ export class SqliteVaultStore implements VaultStore {
     expectedVersion: number,
     next: VaultRecordData,
   ): Promise<boolean> {
-    return this.#write({ op: 'cas', account: accountId, expected: expectedVersion, next });
+    const id = this.#nextId++;
+    return this.#write(id, [
+      id,
+      OP_CAS,
+      accountId,
+      expectedVersion,
+      next.state,
+      next.failures,
+      next.limit,
+      next.loginEpoch,
+      next.credentialId,
+      next.sealedRecord,
+      next.keyEnvelope,
+      next.keyProofVerifier,
+      next.lastStartAt,
+      next.updatedAt,
+      next.sealedJournal ?? null,
+    ]);
   }
 
   /** @inheritdoc */
   async compareAndDelete(accountId: string, expectedVersion: number): Promise<boolean> {
-    return this.#write({ op: 'del', account: accountId, expected: expectedVersion });
+    const id = this.#nextId++;
+    return this.#write(id, [id, OP_DEL, accountId, expectedVersion]);
   }
 
   /**
@@ -349,7 +425,8 @@ export class SqliteVaultStore implements VaultStore {
    */
   async scrubWal(): Promise<void> {
     for (let i = 0; i < 20; i++) {
-      if (await this.#write({ op: 'checkpoint' })) return;
+      const id = this.#nextId++;
+      if (await this.#write(id, [id, OP_CHECKPOINT])) return;
       await new Promise((r) => setTimeout(r, 5));
     }
     throw new UnavailableError('the vault WAL could not be truncated; it is retried next time');
@@ -366,18 +443,17 @@ export class SqliteVaultStore implements VaultStore {
     this.#db.close();
   }
 
-  #write(op: WriteBody): Promise<boolean> {
+  #write(id: number, op: WriteOp): Promise<boolean> {
     if (this.#closed) return Promise.reject(new UnavailableError('vault store is closed'));
     if (this.#broken) {
       return Promise.reject(new UnavailableError('vault store writer stopped'));
     }
-    const id = this.#nextId++;
     return new Promise<boolean>((resolve, reject) => {
       if (this.#pending.size === 0) this.#writer.ref();
       this.#pending.set(id, { resolve, reject });
       // Writes issued in the same event-loop turn (several requests parsed in one poll
       // phase) travel as one message, sent right after that phase.
-      if (this.#outbox.push({ ...op, id }) === 1) {
+      if (this.#outbox.push(op) === 1) {
         setImmediate(() => {
           const ops = this.#outbox;
           this.#outbox = [];
@@ -390,15 +466,6 @@ export class SqliteVaultStore implements VaultStore {
   #settled(id: number): void {
     this.#pending.delete(id);
     if (this.#pending.size === 0) this.#writer.unref();
-  }
-
-  async #read<T>(f: () => T): Promise<T> {
-    if (this.#closed) throw new UnavailableError('vault store is closed');
-    try {
-      return f();
-    } catch (e) {
-      throw new UnavailableError('vault store read failed', { cause: e });
-    }
   }
 }
 
