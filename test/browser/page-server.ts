@@ -26,6 +26,8 @@ const SERVED_FOLDERS: Readonly<Record<string, string>> = {
   '/src/client/': join(SDK_DIST, 'client'),
   '/src/wire/': join(SDK_DIST, 'wire'),
   '/src/format/': join(SDK_DIST, 'format'),
+  // TypeBox, bundled into one file (packages/sdk/src/vendor/typebox.ts).
+  '/src/vendor/': join(SDK_DIST, 'vendor'),
 };
 /** Single compiled files served as they are. */
 const SERVED_FILES: Readonly<Record<string, string>> = {
