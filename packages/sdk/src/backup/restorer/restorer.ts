@@ -410,6 +410,8 @@ export class RestoreRun {
   private failed = false;
   /** Failing: files whose batches end are left to `restore`'s cleanup, not finished. */
   private stopping = false;
+  /** Woken whenever a job of `running` or `finishing` ends. */
+  private waiters: (() => void)[] = [];
 
   constructor(
     readonly repo: Repo,
@@ -477,8 +479,22 @@ export class RestoreRun {
 
   private track(set: Set<Promise<void>>, p: Promise<void>): void {
     const t = p.catch((e: unknown) => this.fail(e));
-    const tt = t.finally(() => set.delete(tt));
+    const tt = t.finally(() => {
+      set.delete(tt);
+      const w = this.waiters;
+      this.waiters = [];
+      for (const wake of w) wake();
+    });
     set.add(tt);
+  }
+
+  /**
+   * Wait until `set` holds fewer than `n` jobs. (Not `Promise.race(set)`: each race adds a
+   * reaction to every job still running, so a job outliving many races collects thousands;
+   * measured on 50,000 small files: 12.8 s of the main thread's garbage collection.)
+   */
+  private async below(set: Set<Promise<void>>, n: number): Promise<void> {
+    while (set.size >= n) await new Promise<void>((wake) => this.waiters.push(wake));
   }
 
   /** Throw the first failure of a job (or the abort). */
@@ -498,8 +514,8 @@ export class RestoreRun {
     try {
       await this.walk(treeId, path, 0);
       await this.issue();
-      while (this.running.size > 0) await Promise.race(this.running);
-      while (this.finishing.size > 0) await Promise.race(this.finishing);
+      await this.below(this.running, 1);
+      await this.below(this.finishing, 1);
       this.check();
     } finally {
       this.stopping = true;
@@ -622,7 +638,7 @@ export class RestoreRun {
     }
     file.issued = true;
     this.settle(file);
-    while (this.finishing.size >= FINISHING) await Promise.race(this.finishing);
+    await this.below(this.finishing, FINISHING);
   }
 
   /** Finish `file` once every batch holding a blob of it is done. */
@@ -670,7 +686,7 @@ export class RestoreRun {
     };
     try {
       this.check();
-      while (this.running.size >= MAX_BATCHES) await Promise.race(this.running);
+      await this.below(this.running, MAX_BATCHES);
       await this.sem.acquire(b.length);
     } catch (e) {
       release();
