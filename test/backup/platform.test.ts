@@ -3,7 +3,9 @@
 // either provider, `workers: 0` never asks for a thread, and threads that cannot start
 // neither fail a backup nor leave a repository behind.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { after, afterEach, describe, it } from 'node:test';
 import {
   MemoryFiles,
@@ -17,6 +19,7 @@ import {
   useEnginePlatform,
   type EnginePlatform,
 } from '#sdk/backup/index.js';
+import { workerExecArgv } from '#sdk/backup/node/worker-pool.js';
 import { nobleCrypto } from '#sdk/backup/platform/noble-crypto.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { PREFIX } from '#sdk/format/index.js';
@@ -294,6 +297,50 @@ describe('the engine over its platform interfaces', () => {
     await assertSameTree(`${dir}/src`, `${dir}/out`);
     assert.ok(warnings.length >= 1);
     assert.match(warnings[0] as string, /worker threads could not start.*Bundling/);
+  });
+
+  it('a process run with V8 flags (the CLI’s shebang: --max-semi-space-size=2) gets worker threads', async () => {
+    // Passing those flags to a Worker explicitly fails it (ERR_WORKER_INVALID_EXEC_ARGV),
+    // and the engine then ran the whole restore and backup in one thread without a word
+    // to the CLI's user (found by the restore bench, issue 17).
+    const dir = await tempDir();
+    dirs.push(dir);
+    await makeSampleTree(`${dir}/src`, 256 * 1024);
+    const engine = import.meta.resolve('#sdk/backup/index.js');
+    const local = import.meta.resolve('#sdk/storage/node/local.js');
+    const script = `${dir}/child.mjs`;
+    await writeFile(
+      script,
+      `import { backup, restore } from ${JSON.stringify(engine)};
+      import { LocalStorage } from ${JSON.stringify(local)};
+      const [src, repo, out] = process.argv.slice(2);
+      const storage = new LocalStorage(repo);
+      const backupKey = new Uint8Array(32).fill(7);
+      const b = await backup({ storage, backupKey, rollbackProtection: false, source: src, init: true });
+      const r = await restore({ storage, backupKey, rollbackProtection: false, target: out });
+      await storage.close();
+      console.log(JSON.stringify({ backupWorkers: b.workers, restoreWorkers: r.workers }));`,
+    );
+    const out = execFileSync(
+      process.execPath,
+      ['--max-semi-space-size=2', script, `${dir}/src`, `${dir}/repo`, `${dir}/out`],
+      { encoding: 'utf8' },
+    );
+    const got = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, number>;
+    assert.ok((got.backupWorkers as number) >= 1, out);
+    assert.ok((got.restoreWorkers as number) >= 1, out);
+    await assertSameTree(`${dir}/src`, `${dir}/out`);
+    assert.equal(workerExecArgv(['--max-semi-space-size=2']), undefined);
+    assert.deepEqual(
+      workerExecArgv([
+        '--max-semi-space-size=2',
+        '--input-type=module',
+        '-e',
+        'x',
+        '--no-warnings',
+      ]),
+      ['--no-warnings'],
+    );
   });
 
   it('a backup that cannot start leaves no repository behind', async () => {
