@@ -129,6 +129,84 @@ describe('the engine over its platform interfaces', () => {
     assert.deepEqual(c.problems, []);
   });
 
+  it('a restore writes files while it walks the trees, with a bounded number open (issue 17)', async () => {
+    // Planning every file before writing anything made memory grow with the number of
+    // files (605 MiB for 200,000): here the first bytes must be written before the walk
+    // reaches the last folder, and the files open at once stay bounded by configuration.
+    const src = new MemoryFiles();
+    for (let d = 0; d < 60; d++)
+      for (let f = 0; f < 50; f++)
+        src.writeFile(`/many/d${d}/f${f}.bin`, new Uint8Array(randomBytes(600 + f)), {
+          mode: 0o640,
+        });
+    const storage = new MemoryStorage();
+    await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/many',
+      files: src,
+      init: true,
+    });
+    const dst = new MemoryFiles();
+    const events: string[] = [];
+    let open = 0;
+    let maxOpen = 0;
+    const out = new Proxy(dst.out, {
+      get(t, prop, recv) {
+        const v = Reflect.get(t, prop, recv) as unknown;
+        if (prop === 'mkdir')
+          return async (p: string, o: { mode: number; recursive?: boolean }) => {
+            events.push('mkdir');
+            await t.mkdir(p, o);
+          };
+        if (prop === 'create')
+          return async (p: string) => {
+            const fd = await t.create(p);
+            maxOpen = Math.max(maxOpen, ++open);
+            const done = (): void => void (open -= 1);
+            return {
+              handle: fd.handle,
+              finish: (m: number, ns: bigint) => fd.finish(m, ns).finally(done),
+              close: () => fd.close().finally(done),
+            };
+          };
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const files = new Proxy(dst, {
+      get(t, prop, recv) {
+        if (prop === 'out') return out;
+        if (prop === 'writer')
+          return (h: number) => {
+            const w = t.writer(h);
+            return {
+              writeAt: (d: Uint8Array, at: number) => {
+                events.push('write');
+                return w.writeAt(d, at);
+              },
+            };
+          };
+        const v = Reflect.get(t, prop, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const r = await restore({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      target: '/restored',
+      files,
+    });
+    assert.equal(r.files, 3000);
+    assertSameMemoryTree(src, '/many', dst, '/restored');
+    assert.ok(
+      events.indexOf('write') < events.lastIndexOf('mkdir'),
+      'the first write comes before the walk reaches the last folder',
+    );
+    assert.ok(maxOpen <= 9 * 64 + 16, `files open at once: ${maxOpen}`);
+  });
+
   it('the whole engine runs on the noble provider, in memory, and its repository opens on Node', async () => {
     useEnginePlatform({ crypto: noble, files: new MemoryFiles(), host: memoryHost() });
     const src = chatTree();
