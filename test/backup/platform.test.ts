@@ -3,7 +3,9 @@
 // either provider, `workers: 0` never asks for a thread, and threads that cannot start
 // neither fail a backup nor leave a repository behind.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { after, afterEach, describe, it } from 'node:test';
 import {
   MemoryFiles,
@@ -17,6 +19,7 @@ import {
   useEnginePlatform,
   type EnginePlatform,
 } from '#sdk/backup/index.js';
+import { workerExecArgv } from '#sdk/backup/node/worker-pool.js';
 import { nobleCrypto } from '#sdk/backup/platform/noble-crypto.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { PREFIX } from '#sdk/format/index.js';
@@ -124,6 +127,84 @@ describe('the engine over its platform interfaces', () => {
     assertSameMemoryTree(src, '/chat', dst, '/restored');
     const c = await check({ storage, backupKey: KEY, rollbackProtection: false });
     assert.deepEqual(c.problems, []);
+  });
+
+  it('a restore writes files while it walks the trees, with a bounded number open (issue 17)', async () => {
+    // Planning every file before writing anything made memory grow with the number of
+    // files (605 MiB for 200,000): here the first bytes must be written before the walk
+    // reaches the last folder, and the files open at once stay bounded by configuration.
+    const src = new MemoryFiles();
+    for (let d = 0; d < 60; d++)
+      for (let f = 0; f < 50; f++)
+        src.writeFile(`/many/d${d}/f${f}.bin`, new Uint8Array(randomBytes(600 + f)), {
+          mode: 0o640,
+        });
+    const storage = new MemoryStorage();
+    await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/many',
+      files: src,
+      init: true,
+    });
+    const dst = new MemoryFiles();
+    const events: string[] = [];
+    let open = 0;
+    let maxOpen = 0;
+    const out = new Proxy(dst.out, {
+      get(t, prop, recv) {
+        const v = Reflect.get(t, prop, recv) as unknown;
+        if (prop === 'mkdir')
+          return async (p: string, o: { mode: number; recursive?: boolean }) => {
+            events.push('mkdir');
+            await t.mkdir(p, o);
+          };
+        if (prop === 'create')
+          return async (p: string) => {
+            const fd = await t.create(p);
+            maxOpen = Math.max(maxOpen, ++open);
+            const done = (): void => void (open -= 1);
+            return {
+              handle: fd.handle,
+              finish: (m: number, ns: bigint) => fd.finish(m, ns).finally(done),
+              close: () => fd.close().finally(done),
+            };
+          };
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const files = new Proxy(dst, {
+      get(t, prop, recv) {
+        if (prop === 'out') return out;
+        if (prop === 'writer')
+          return (h: number) => {
+            const w = t.writer(h);
+            return {
+              writeAt: (d: Uint8Array, at: number) => {
+                events.push('write');
+                return w.writeAt(d, at);
+              },
+            };
+          };
+        const v = Reflect.get(t, prop, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const r = await restore({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      target: '/restored',
+      files,
+    });
+    assert.equal(r.files, 3000);
+    assertSameMemoryTree(src, '/many', dst, '/restored');
+    assert.ok(
+      events.indexOf('write') < events.lastIndexOf('mkdir'),
+      'the first write comes before the walk reaches the last folder',
+    );
+    assert.ok(maxOpen <= 9 * 64 + 16, `files open at once: ${maxOpen}`);
   });
 
   it('the whole engine runs on the noble provider, in memory, and its repository opens on Node', async () => {
@@ -294,6 +375,50 @@ describe('the engine over its platform interfaces', () => {
     await assertSameTree(`${dir}/src`, `${dir}/out`);
     assert.ok(warnings.length >= 1);
     assert.match(warnings[0] as string, /worker threads could not start.*Bundling/);
+  });
+
+  it('a process run with V8 flags (the CLI’s shebang: --max-semi-space-size=2) gets worker threads', async () => {
+    // Passing those flags to a Worker explicitly fails it (ERR_WORKER_INVALID_EXEC_ARGV),
+    // and the engine then ran the whole restore and backup in one thread without a word
+    // to the CLI's user (found by the restore bench, issue 17).
+    const dir = await tempDir();
+    dirs.push(dir);
+    await makeSampleTree(`${dir}/src`, 256 * 1024);
+    const engine = import.meta.resolve('#sdk/backup/index.js');
+    const local = import.meta.resolve('#sdk/storage/node/local.js');
+    const script = `${dir}/child.mjs`;
+    await writeFile(
+      script,
+      `import { backup, restore } from ${JSON.stringify(engine)};
+      import { LocalStorage } from ${JSON.stringify(local)};
+      const [src, repo, out] = process.argv.slice(2);
+      const storage = new LocalStorage(repo);
+      const backupKey = new Uint8Array(32).fill(7);
+      const b = await backup({ storage, backupKey, rollbackProtection: false, source: src, init: true });
+      const r = await restore({ storage, backupKey, rollbackProtection: false, target: out });
+      await storage.close();
+      console.log(JSON.stringify({ backupWorkers: b.workers, restoreWorkers: r.workers }));`,
+    );
+    const out = execFileSync(
+      process.execPath,
+      ['--max-semi-space-size=2', script, `${dir}/src`, `${dir}/repo`, `${dir}/out`],
+      { encoding: 'utf8' },
+    );
+    const got = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, number>;
+    assert.ok((got.backupWorkers as number) >= 1, out);
+    assert.ok((got.restoreWorkers as number) >= 1, out);
+    await assertSameTree(`${dir}/src`, `${dir}/out`);
+    assert.equal(workerExecArgv(['--max-semi-space-size=2']), undefined);
+    assert.deepEqual(
+      workerExecArgv([
+        '--max-semi-space-size=2',
+        '--input-type=module',
+        '-e',
+        'x',
+        '--no-warnings',
+      ]),
+      ['--no-warnings'],
+    );
   });
 
   it('a backup that cannot start leaves no repository behind', async () => {

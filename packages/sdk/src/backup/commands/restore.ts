@@ -99,7 +99,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return {
     snapshotId: snap.id,
     seq: snap.snap.seq,
-    files: run.files.length,
+    files: run.files,
     dirs: run.dirs.length,
     bytes: run.bytes,
     kept: placed.kept,

@@ -44,10 +44,22 @@ export function workerUrl(): URL {
  * Flags of this process that a worker must not inherit: `--input-type` (set by
  * `node --input-type=module -e …`) makes every worker fail at start with
  * ERR_INPUT_TYPE_NOT_ALLOWED, as would `--eval`/`--print` given as flags.
+ * Undefined when none is there: the worker then inherits the flags the way Node does, which
+ * accepts V8 flags such as the CLI's `--max-semi-space-size=2` (shebang). Passed explicitly,
+ * those fail every worker with ERR_WORKER_INVALID_EXEC_ARGV, and the engine silently ran in
+ * the calling thread (found by the restore bench, issue 17); the heap limits are dropped
+ * here too, as the workers' heaps are set by `resourceLimits`.
  */
-function workerExecArgv(): string[] {
+export function workerExecArgv(argv: readonly string[] = process.execArgv): string[] | undefined {
+  if (!argv.some((a) => /^(?:--input-type|-e|--eval|-p|--print)(?:=|$)/.test(a))) return undefined;
+  return filterExecArgv(argv).filter(
+    (a) =>
+      !/^--(?:max-semi-space-size|max-old-space-size|max-young-generation-size)(?:=|$)/.test(a),
+  );
+}
+
+function filterExecArgv(argv: readonly string[]): string[] {
   const out: string[] = [];
-  const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--input-type' || a === '-e' || a === '--eval' || a === '-p' || a === '--print') {
