@@ -26,7 +26,7 @@ import type { DatabaseCapture } from '../archiver/databases.js';
 import { ExcludeSet } from '../archiver/exclude.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { EngineFiles, EntryInfo } from '../platform/types.js';
-import { loadIndex, storeIndex } from '../repository/indexes.js';
+import { loadIndex, storeIndex, type EncodedIndexPack } from '../repository/indexes.js';
 import { deriveRepoKeys, randomBytes } from '../repository/keys.js';
 import { RepoLock } from '../repository/lock.js';
 import {
@@ -138,7 +138,9 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
 }
 
 /** A backup's pool and the packs it finished: stored, then listed in this backup's index. */
-type BackupPool = EnginePool & { sink: { packs: IndexPack[]; bytesStoredNew: number } };
+type BackupPool = EnginePool & {
+  sink: { packs: (IndexPack | EncodedIndexPack)[]; bytesStoredNew: number };
+};
 
 async function startBackupPool(
   opts: BackupOptions,
@@ -157,7 +159,7 @@ async function startBackupPool(
         await opts.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
         sink.bytesStoredNew += p.length;
         // Only a durable pack goes into the index.
-        sink.packs.push({ packId: fromHex(p.packId), blobs: p.entries });
+        sink.packs.push({ packId: fromHex(p.packId), index: p.index });
       },
     },
     files,
