@@ -1,6 +1,7 @@
 // Memory of a backup against its shape (issue 17): what a backup keeps per blob until it
 // writes its index is the encoded index record (46 bytes per blob), and that record is the
-// same bytes the format's encodeIndex writes.
+// same bytes the format's encodeIndex writes; a worker remembers the blobs it stored in a
+// compact set that answers exactly like a Set of `kind:id`.
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import {
   type IndexPack,
 } from '#sdk/format/index.js';
 import { encodeIndexRecords } from '#sdk/backup/repository/indexes.js';
+import { StoredIds } from '#sdk/backup/workers/jobs.js';
 
 function entries(n: number): BlobEntry[] {
   const out: BlobEntry[] = [];
@@ -51,5 +53,37 @@ describe('index records of a backup', () => {
     assert.deepEqual(decodeIndex(got), packs);
     assert.equal(encodePackHeader(packs[1]?.blobs ?? []).length - 1, 4 + 700 * BLOB_ENTRY_BYTES);
     assert.deepEqual(Buffer.from(encodeIndexRecords([])), Buffer.from(encodeIndex([])));
+  });
+});
+
+describe("a worker's set of the blobs it stored", () => {
+  it('answers exactly like a Set of kind:id, across growth, for both kinds of one id', () => {
+    const set = new StoredIds(16);
+    const ref = new Set<string>();
+    const ids: Uint8Array[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      // Ids sharing their first bytes (one hash slot) and ids equal but for the last byte.
+      const id = new Uint8Array(randomBytes(32));
+      if (i % 7 === 0) id.set([1, 2, 3, 4]);
+      if (i % 11 === 0 && ids.length > 0) {
+        id.set(ids[ids.length - 1] as Uint8Array);
+        id[31] = ((id[31] as number) + 1) & 255;
+      }
+      ids.push(id);
+      const kind = i % 3 === 0 ? ObjectKind.TREE_BLOB : ObjectKind.DATA_BLOB;
+      const key = `${kind}:${Buffer.from(id).toString('hex')}`;
+      assert.equal(set.has(kind, id), ref.has(key));
+      set.add(kind, id);
+      ref.add(key);
+      assert.equal(set.has(kind, id), true);
+    }
+    assert.equal(set.size, ref.size);
+    for (const id of ids) {
+      for (const kind of [ObjectKind.DATA_BLOB, ObjectKind.TREE_BLOB]) {
+        const key = `${kind}:${Buffer.from(id).toString('hex')}`;
+        assert.equal(set.has(kind, id), ref.has(key), key);
+      }
+    }
+    assert.equal(set.has(ObjectKind.DATA_BLOB, new Uint8Array(32)), false);
   });
 });
