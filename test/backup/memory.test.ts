@@ -1,10 +1,13 @@
 // Memory of a backup against its shape (issue 17): what a backup keeps per blob until it
 // writes its index is the encoded index record (46 bytes per blob), and that record is the
 // same bytes the format's encodeIndex writes; a worker remembers the blobs it stored in a
-// compact set that answers exactly like a Set of `kind:id`.
+// compact set that answers exactly like a Set of `kind:id`; a backup of many blobs lists them
+// in index objects of a bounded size as it goes, and restores and checks as before.
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   BLOB_ENTRY_BYTES,
@@ -15,7 +18,10 @@ import {
   type BlobEntry,
   type IndexPack,
 } from '#sdk/format/index.js';
+import { backup, check, restore } from '#sdk/backup/index.js';
 import { encodeIndexRecords } from '#sdk/backup/repository/indexes.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
+import { assertSameTree, removeDir, tempDir } from './helpers.js';
 import { StoredIds } from '#sdk/backup/workers/jobs.js';
 
 function entries(n: number): BlobEntry[] {
@@ -85,5 +91,44 @@ describe("a worker's set of the blobs it stored", () => {
       }
     }
     assert.equal(set.has(ObjectKind.DATA_BLOB, new Uint8Array(32)), false);
+  });
+});
+
+describe('a backup of many blobs', () => {
+  it('writes its index in parts bounded by the pack size; restore and check see one repository', async () => {
+    const dir = await tempDir('bv-memory-');
+    try {
+      const src = join(dir, 'src');
+      // 2,000 distinct files of ~2 KB: with 256 KiB packs an index part holds at most 64 KiB
+      // of records (1,424 blobs), so this backup lists its blobs in two index objects.
+      for (let d = 0; d < 20; d++) {
+        await mkdir(join(src, `d${d}`), { recursive: true });
+        for (let f = 0; f < 100; f++)
+          await writeFile(join(src, `d${d}`, `f${f}`), randomBytes(2000 + ((d * 100 + f) % 50)));
+      }
+      const storage = new MemoryStorage();
+      const access = {
+        storage,
+        backupKey: new Uint8Array(32).fill(7),
+        rollbackProtection: false as const,
+      };
+      const indexes = async (): Promise<number> => {
+        let n = 0;
+        for await (const _ of storage.list('index/')) n += 1;
+        return n;
+      };
+      const b = await backup({ ...access, source: src, init: true, packSize: 256 * 1024 });
+      assert.equal(b.files, 2000);
+      assert.ok((await indexes()) >= 2, `${await indexes()} index objects`);
+      assert.deepEqual((await check({ ...access, readData: true })).problems, []);
+      const out = join(dir, 'out');
+      await restore({ ...access, target: out });
+      await assertSameTree(src, out);
+      // The next backup finds every blob in those parts: nothing new is stored.
+      const again = await backup({ ...access, source: src, packSize: 256 * 1024 });
+      assert.equal(again.chunksNew, 0);
+    } finally {
+      await removeDir(dir);
+    }
   });
 });
