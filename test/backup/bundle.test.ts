@@ -3,10 +3,12 @@
 // extra entry points beside the bundle) in worker threads; without it in the calling thread
 // after one warning; with `workers: 0` in the calling thread and no warning. And a program
 // given to `node -e` / `node --input-type=module -e` backs up in worker threads (they used to
-// fail there and leave a repository with a config and no snapshot).
+// fail there and leave a repository with a config and no snapshot). And with the CLI's
+// node flags (a V8 option, `--max-semi-space-size=2`): worker threads, not a silent fallback
+// to the calling thread.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -131,6 +133,29 @@ describe('a bundled Node app and node -e back up', () => {
     assert.equal(run.backupWorkers, 0);
     assert.equal(run.restoreWorkers, 0);
     assert.doesNotMatch(run.stderr, /BACKVAULT_NO_WORKERS/);
+  });
+
+  it("with the CLI's V8 option (--max-semi-space-size=2): worker threads, no warning", async () => {
+    const shebang = (await readFile(join(REPO_ROOT, 'packages/cli/src/cli/main.ts'), 'utf8')).split(
+      '\n',
+      1,
+    )[0] as string;
+    const v8Flag = /--max-semi-space-size=\d+/.exec(shebang)?.[0];
+    assert.ok(v8Flag, `the CLI's shebang names its V8 option: ${shebang}`);
+    const app = await bundle('v8flag', undefined, true);
+    const a = runNode([v8Flag, app, src, join(dir, 'v8-repo'), join(dir, 'v8-out')], dir);
+    assert.ok(a.backupWorkers >= 1, 'backup ran in worker threads');
+    assert.ok(a.restoreWorkers >= 1, 'restore ran in worker threads');
+    assert.doesNotMatch(a.stderr, /BACKVAULT_NO_WORKERS/);
+    await assertSameTree(src, join(dir, 'v8-out'));
+    // Both at once: flags that must be dropped (-e) beside one Node refuses to pass on.
+    const esm = appSource(undefined).replace(/process\.argv\.slice\(2\)/, 'process.argv.slice(1)');
+    const b = runNode(
+      [v8Flag, '--input-type=module', '-e', esm, src, join(dir, 'v8e-repo'), join(dir, 'v8e-out')],
+      dir,
+    );
+    assert.ok(b.backupWorkers >= 1, 'backup ran in worker threads');
+    assert.doesNotMatch(b.stderr, /BACKVAULT_NO_WORKERS/);
   });
 
   it('node --input-type=module -e and node -e: worker threads, a snapshot', async () => {

@@ -26,8 +26,9 @@ import type { DatabaseCapture } from '../archiver/databases.js';
 import { ExcludeSet } from '../archiver/exclude.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { EngineFiles, EntryInfo } from '../platform/types.js';
-import { loadIndex, storeIndex } from '../repository/indexes.js';
+import { loadIndex, storeIndex, type EncodedIndexPack } from '../repository/indexes.js';
 import { deriveRepoKeys, randomBytes } from '../repository/keys.js';
+import { PACK_TARGET } from '../repository/pack-builder.js';
 import { RepoLock } from '../repository/lock.js';
 import {
   initRepository,
@@ -137,8 +138,23 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   }
 }
 
-/** A backup's pool and the packs it finished: stored, then listed in this backup's index. */
-type BackupPool = EnginePool & { sink: { packs: IndexPack[]; bytesStoredNew: number } };
+/**
+ * A backup's pool and the packs it finished: stored, then listed in this backup's index.
+ * Once the stored packs' index records reach a quarter of the pack size, `writePart` (set
+ * once the repository is locked) lists them in an index object of their own, so what a
+ * backup holds for its index is bounded by its pack size, not by its number of blobs. An
+ * index without a snapshot is a state an interrupted backup already leaves: valid, adopted
+ * as it is by the next backup, removed by prune if nothing references its blobs.
+ */
+type BackupPool = EnginePool & {
+  sink: {
+    packs: (IndexPack | EncodedIndexPack)[];
+    bytesStoredNew: number;
+    /** Bytes of the encoded index records in `packs`. */
+    recordBytes: number;
+    writePart?: () => Promise<void>;
+  };
+};
 
 async function startBackupPool(
   opts: BackupOptions,
@@ -146,7 +162,8 @@ async function startBackupPool(
   files: EngineFiles,
   known?: { data: KnownIds; tree: KnownIds },
 ): Promise<BackupPool> {
-  const sink: BackupPool['sink'] = { packs: [], bytesStoredNew: 0 };
+  const sink: BackupPool['sink'] = { packs: [], bytesStoredNew: 0, recordBytes: 0 };
+  const partBytes = (opts.packSize ?? PACK_TARGET) / 4;
   const pool = await startPool(
     opts.workers,
     keys,
@@ -157,7 +174,9 @@ async function startBackupPool(
         await opts.storage.put(packName(p.packId), p.bytes.subarray(0, p.length));
         sink.bytesStoredNew += p.length;
         // Only a durable pack goes into the index.
-        sink.packs.push({ packId: fromHex(p.packId), blobs: p.entries });
+        sink.packs.push({ packId: fromHex(p.packId), index: p.index });
+        sink.recordBytes += p.index.length;
+        if (sink.recordBytes >= partBytes && sink.writePart) await sink.writePart();
       },
     },
     files,
@@ -210,6 +229,14 @@ async function backupLocked(
         });
   const packs = pool.sink.packs;
   packs.push(...index.adopted.map((a) => ({ packId: fromHex(a.packId), blobs: a.entries })));
+  pool.sink.writePart = async () => {
+    const part = packs.splice(0);
+    pool.sink.recordBytes = 0;
+    if (part.length === 0) return;
+    // As for the last index below: nothing is indexed by a backup that lost its lock.
+    await lock.assertHeld();
+    pool.sink.bytesStoredNew += (await storeIndex(repo, part)).size;
+  };
   let stopOnAbort: (() => void) | undefined;
   try {
     const run = new BackupRun(

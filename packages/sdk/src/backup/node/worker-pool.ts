@@ -6,7 +6,7 @@
  * Node-only; the engine reaches it through the platform's PoolFactory (nodeWorkers).
  */
 import { availableParallelism } from 'node:os';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import { CorruptBackupError, MissingObjectError, UnavailableError } from '../../errors.js';
 import type { BlobRef } from '../../format/index.js';
 import { PACK_TARGET } from '../repository/pack-builder.js';
@@ -41,7 +41,8 @@ export function workerUrl(): URL {
 }
 
 /**
- * Flags of this process that a worker must not inherit: `--input-type` (set by
+ * The flags a worker is started with: undefined (inherit this process' flags, Node's
+ * default) unless some must not be inherited — `--input-type` (set by
  * `node --input-type=module -e …`) makes every worker fail at start with
  * ERR_INPUT_TYPE_NOT_ALLOWED, as would `--eval`/`--print` given as flags.
  * Undefined when none is there: the worker then inherits the flags the way Node does, which
@@ -71,6 +72,27 @@ function filterExecArgv(argv: readonly string[]): string[] {
     out.push(a);
   }
   return out;
+}
+
+/**
+ * Start a worker. When explicit flags are needed (above) and Node still refuses some of them —
+ * V8 options such as `--max-semi-space-size`, process-wide anyway — start it without
+ * those: Node names them in its error.
+ */
+function startWorker(url: URL, options: WorkerOptions): Worker {
+  try {
+    return new Worker(url, options);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'ERR_WORKER_INVALID_EXEC_ARGV' || !options.execArgv) throw e;
+    const named = String((e as Error).message).split('flags: ')[1] ?? '';
+    const refused = new Set(named.split(', '));
+    const kept = options.execArgv.filter((a) => !refused.has(String(a)));
+    return new Worker(url, {
+      ...options,
+      execArgv: kept.length < options.execArgv.length ? kept : [],
+    });
+  }
 }
 
 /** Young generation size of each worker (see the constructor). */
@@ -134,6 +156,7 @@ export class WorkerPool implements EnginePool {
     const known = { data: shared(options.known?.data), tree: shared(options.known?.tree) };
     const onlines: Promise<void>[] = [];
     const url = workerUrl();
+    const execArgv = workerExecArgv();
     const returned = new SharedArrayBuffer(4 * Math.max(1, size));
     this.returned = new Int32Array(returned);
     for (let i = 0; i < size; i++) {
@@ -149,9 +172,9 @@ export class WorkerPool implements EnginePool {
         returned,
         recycle: port2,
       };
-      const w = new Worker(url, {
+      const w = startWorker(url, {
         workerData: init,
-        execArgv: workerExecArgv(),
+        ...(execArgv ? { execArgv } : {}),
         transferList: [port2],
         // A small young generation makes scavenges frequent, which is when V8 frees the
         // backing stores of the many short-lived Buffers that crypto and zlib return:

@@ -11,7 +11,8 @@ import {
   PREFIX,
   SEAL_OVERHEAD,
   decodeIndex,
-  encodeIndex,
+  FORMAT_VERSION,
+  encodePackHeader,
   objectAd,
   packName,
   toHex,
@@ -128,6 +129,41 @@ export async function loadIndex(
 }
 
 /**
+ * A pack's index record with its blob entries already encoded (PackMessage.index): u32
+ * count, then BLOB_ENTRY_BYTES per blob, exactly as encodeIndex writes them after the pack
+ * id. A backup keeps these, not BlobEntry objects, until it writes its index.
+ */
+export interface EncodedIndexPack {
+  packId: Uint8Array;
+  index: Uint8Array;
+}
+
+/**
+ * The plaintext of an index object: the same bytes as format's encodeIndex, from packs given
+ * either way (a pack header's entries encode like an index's: encodePackHeader without its
+ * version byte).
+ */
+export function encodeIndexRecords(packs: readonly (IndexPack | EncodedIndexPack)[]): Uint8Array {
+  const records = packs.map((p) => ({
+    packId: p.packId,
+    index: 'index' in p ? p.index : encodePackHeader(p.blobs).subarray(1),
+  }));
+  let size = 5;
+  for (const r of records) size += r.packId.length + r.index.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = FORMAT_VERSION;
+  view.setUint32(1, records.length, true);
+  let at = 5;
+  for (const r of records) {
+    out.set(r.packId, at);
+    out.set(r.index, at + r.packId.length);
+    at += r.packId.length + r.index.length;
+  }
+  return out;
+}
+
+/**
  * Seal and store a new index object listing `packs` (their blobs at their places). Only
  * durable packs may be listed: the index is what makes their blobs reachable.
  * @returns the object's name and stored size.
@@ -135,12 +171,12 @@ export async function loadIndex(
  */
 export async function storeIndex(
   repo: Repo,
-  packs: readonly IndexPack[],
+  packs: readonly (IndexPack | EncodedIndexPack)[],
 ): Promise<{ name: string; size: number }> {
   const sealed = seal(
     repo.keys.meta,
     objectAd(ObjectKind.INDEX, repo.keys.repoId),
-    encodeIndex(packs),
+    encodeIndexRecords(packs),
   );
   const name = PREFIX.index + sha256Hex(sealed);
   await repo.storage.put(name, sealed);
