@@ -59,8 +59,6 @@ function buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
   return b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : new Uint8Array(b);
 }
 
-let web: FormatCrypto | undefined;
-
 /**
  * WebCrypto (`globalThis.crypto.subtle`) as a {@link FormatCrypto}: the default of every
  * function here that takes one.
@@ -68,7 +66,6 @@ let web: FormatCrypto | undefined;
  *   engine's crypto provider (`nobleCrypto()`) instead.
  */
 export function webFormatCrypto(): FormatCrypto {
-  if (web) return web;
   const c = (globalThis as { crypto?: Crypto }).crypto;
   const subtle = c?.subtle;
   if (!c || !subtle)
@@ -78,7 +75,7 @@ export function webFormatCrypto(): FormatCrypto {
     );
   const aes = (key: Uint8Array, use: KeyUsage) =>
     subtle.importKey('raw', buf(key), 'AES-GCM', false, [use]);
-  web = {
+  return {
     sha256: async (data) => new Uint8Array(await subtle.digest('SHA-256', buf(data))),
     async hmacSha256(key, data) {
       const k = await subtle.importKey('raw', buf(key), { name: 'HMAC', hash: 'SHA-256' }, false, [
@@ -123,7 +120,6 @@ export function webFormatCrypto(): FormatCrypto {
       return out;
     },
   };
-  return web;
 }
 
 /** HKDF info bytes for a subkey label. */
