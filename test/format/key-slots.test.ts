@@ -538,7 +538,13 @@ describe('key slots on any crypto provider (FormatCrypto: WebCrypto, node:crypto
         });
       }
       const decoded = decodeKeySlotManifest(fromHex(s(m.plain)));
-      const resealed = await sealKeySlotManifest(decoded, backupKey, repoId, fromHex(s(m.nonce)), c);
+      const resealed = await sealKeySlotManifest(
+        decoded,
+        backupKey,
+        repoId,
+        fromHex(s(m.nonce)),
+        c,
+      );
       assert.equal(toHex(resealed), s(m.sealed), `${name}: manifest`);
       assert.deepEqual(await openKeySlotManifest(resealed, backupKey, repoId, c), decoded);
       for (const x of v.invalidSlots as V[])
@@ -571,7 +577,10 @@ describe('key slots on any crypto provider (FormatCrypto: WebCrypto, node:crypto
     const repoId = fromHex(s(v.repoId));
     const slot = (v.slots as V[])[0] as V;
     await withoutWebCrypto(async () => {
-      assert.throws(() => webFormatCrypto(), (e: unknown) => hasCode(e, 'USAGE'));
+      assert.throws(
+        () => webFormatCrypto(),
+        (e: unknown) => hasCode(e, 'USAGE'),
+      );
       await rejectsWith(
         deriveKeySlotKek('recovery-key', fromHex(s(slot.secret)), repoId),
         'USAGE',

@@ -553,11 +553,7 @@ const checks: Record<string, (v: V, t: Tally) => Promise<void> | void> = {
     const plains = arr(s.invalidPlaintexts);
     for (let i = 0; i < plains.length; i++) {
       const c = plains[i] as V;
-      await rejectsWith(
-        () => decodeSnapshot(bytes(c.plaintext)),
-        str(c.code),
-        str(c.description),
-      );
+      await rejectsWith(() => decodeSnapshot(bytes(c.plaintext)), str(c.code), str(c.description));
       t.add('invalidPlaintexts', i);
     }
     const sealedCases = arr(s.invalidSealed);

@@ -33,7 +33,12 @@ type Maybe<T> = T | Promise<T>;
 export interface FormatCrypto {
   sha256(data: Uint8Array): Maybe<Uint8Array>;
   hmacSha256(key: Uint8Array, data: Uint8Array): Maybe<Uint8Array>;
-  hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Maybe<Uint8Array>;
+  hkdfSha256(
+    ikm: Uint8Array,
+    salt: Uint8Array,
+    info: Uint8Array,
+    length: number,
+  ): Maybe<Uint8Array>;
   /** AES-256-GCM: ciphertext || 16-byte tag of `plain` written into `out` at `at`. */
   aesGcmSealInto(
     key: Uint8Array,

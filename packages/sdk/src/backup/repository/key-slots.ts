@@ -165,7 +165,10 @@ async function readManifest(
   o: KeySlotState,
 ): Promise<KeySlotManifest | undefined> {
   const sealed = await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME);
-  const m = sealed === undefined ? undefined : await openKeySlotManifest(sealed, backupKey, repoId, slotCrypto());
+  const m =
+    sealed === undefined
+      ? undefined
+      : await openKeySlotManifest(sealed, backupKey, repoId, slotCrypto());
   assertManifestNotOlder(m?.seq ?? 0, await seenSeq(o, repoId));
   if (m) await rememberSeq(o, repoId, m.seq);
   return m;
@@ -246,7 +249,8 @@ export async function listKeySlots(
       slots.push(summary(undefined, entry, id, 'changed'));
       continue;
     }
-    const same = bytesEqual(await keySlotHash(bytes, slotCrypto()), entry.hash) && info.kind === entry.kind;
+    const same =
+      bytesEqual(await keySlotHash(bytes, slotCrypto()), entry.hash) && info.kind === entry.kind;
     slots.push(summary(info, entry, id, same ? 'ok' : 'changed'));
   }
   for (const id of stored.keys()) {
