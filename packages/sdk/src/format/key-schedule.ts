@@ -22,23 +22,21 @@ import {
 } from './constants.js';
 import { keyCheckMessage } from './config.js';
 
-type Maybe<T> = T | Promise<T>;
-
 /**
  * The crypto the format's asynchronous functions (key schedule, sealing, key slots) run
  * on: HKDF-SHA256, HMAC-SHA256, SHA-256, AES-256-GCM and random bytes. The same methods as
  * the engine's `EngineCrypto`, so every engine provider (`nodeCrypto`, `nobleCrypto()`) is
- * one; {@link webFormatCrypto} is WebCrypto's, the default.
+ * one; `webFormatCrypto()` (backvault/format) is WebCrypto's, the default.
  */
 export interface FormatCrypto {
-  sha256(data: Uint8Array): Maybe<Uint8Array>;
-  hmacSha256(key: Uint8Array, data: Uint8Array): Maybe<Uint8Array>;
+  sha256(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array | Promise<Uint8Array>;
   hkdfSha256(
     ikm: Uint8Array,
     salt: Uint8Array,
     info: Uint8Array,
     length: number,
-  ): Maybe<Uint8Array>;
+  ): Uint8Array | Promise<Uint8Array>;
   /** AES-256-GCM: ciphertext || 16-byte tag of `plain` written into `out` at `at`. */
   aesGcmSealInto(
     key: Uint8Array,
@@ -47,14 +45,14 @@ export interface FormatCrypto {
     plain: Uint8Array,
     out: Uint8Array,
     at: number,
-  ): Maybe<void>;
+  ): void | Promise<void>;
   /** AES-256-GCM decryption of ciphertext || tag; `undefined` when it does not authenticate. */
   aesGcmOpen(
     key: Uint8Array,
     nonce: Uint8Array,
     ad: Uint8Array,
     sealed: Uint8Array,
-  ): Maybe<Uint8Array | undefined>;
+  ): Uint8Array | undefined | Promise<Uint8Array | undefined>;
   /** Cryptographically secure random bytes. */
   randomBytes(n: number): Uint8Array;
 }
