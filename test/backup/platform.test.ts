@@ -1,11 +1,14 @@
 // The engine over its platform interfaces (src/backup/platform/): the pure-JS crypto gives
 // the Node provider's bytes, a MemoryFiles tree backs up and restores byte for byte with
-// either provider, `workers: 0` never asks for a thread, and threads that cannot start
-// neither fail a backup nor leave a repository behind.
+// either provider, the pure-JS decompressors an app plugs in (test/phone/compression.ts)
+// read what Node wrote and refuse a decompression bomb without inflating it, `workers: 0`
+// never asks for a thread, and threads that cannot start neither fail a backup nor leave a
+// repository behind.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { constants as zc, createBrotliCompress, createDeflateRaw } from 'node:zlib';
 import { after, afterEach, describe, it } from 'node:test';
 import {
   MemoryFiles,
@@ -22,7 +25,11 @@ import {
 import { workerExecArgv } from '#sdk/backup/node/worker-pool.js';
 import { nobleCrypto } from '#sdk/backup/platform/noble-crypto.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-import { PREFIX } from '#sdk/format/index.js';
+import { Compression, ObjectKind, PREFIX, blobAd } from '#sdk/format/index.js';
+import { openBlob } from '#sdk/backup/repository/blob-codec.js';
+import { deriveRepoKeys, hmac, seal } from '#sdk/backup/repository/keys.js';
+import { hasCode } from '#sdk/errors.js';
+import { jsCompression } from '../phone/compression.js';
 import { assertSameTree, makeSampleTree, removeDir, tempDir } from './helpers.js';
 
 const KEY = new Uint8Array(32).fill(7);
@@ -276,11 +283,11 @@ describe('the engine over its platform interfaces', () => {
       (e: Error & { code?: string }) =>
         e.code === 'USAGE' && /cannot decompress blobs of method 2/.test(e.message),
     );
-    // With a compression that reads Brotli (here Node's, standing in for an app's decoder).
+    // With the pure-JS compression an app plugs in (fflate and brotli: test/phone/compression.ts).
     useEnginePlatform({
       crypto: nobleCrypto({
         randomBytes: (n) => new Uint8Array(randomBytes(n)),
-        compression: nodeCrypto.compression!,
+        compression: jsCompression,
       }),
       files: new MemoryFiles(),
       host: memoryHost(),
@@ -288,6 +295,86 @@ describe('the engine over its platform interfaces', () => {
     const dst = new MemoryFiles();
     await restore({ storage, backupKey: KEY, rollbackProtection: false, target: '/r', files: dst });
     assertSameMemoryTree(src, '/chat', dst, '/r');
+  });
+
+  it('a phone writing deflate-raw with fflate makes a repository Node restores', async () => {
+    useEnginePlatform({
+      crypto: nobleCrypto({
+        randomBytes: (n) => new Uint8Array(randomBytes(n)),
+        compression: jsCompression,
+      }),
+      files: new MemoryFiles(),
+      host: memoryHost(),
+    });
+    const src = chatTree();
+    const storage = new MemoryStorage();
+    await backup({
+      storage,
+      backupKey: KEY,
+      rollbackProtection: false,
+      source: '/chat',
+      files: src,
+      init: true,
+    });
+    const packs = [...storage.raw().entries()].filter(([n]) => n.startsWith(PREFIX.data));
+    const stored = packs.reduce((t, [, b]) => t + b.length, 0);
+    // The database and notes compress: what is stored is well under the tree's bytes.
+    const raw = src.list('/chat').reduce((t, e) => t + (e.kind === 'file' ? e.data.length : 0), 0);
+    assert.ok(stored < raw - 1_000_000, `stored ${stored} of ${raw}`);
+    useEnginePlatform(node);
+    const dst = new MemoryFiles();
+    await restore({ storage, backupKey: KEY, rollbackProtection: false, target: '/r', files: dst });
+    assertSameMemoryTree(src, '/chat', dst, '/r');
+  });
+
+  it('a decompression bomb in a blob is CORRUPT on the noble provider, without being inflated', async () => {
+    // 1 GiB of zeros, compressed by Node as a stream (a few MB of deflate-raw, ~200 KB of
+    // Brotli), sealed as a blob that records 4096 raw bytes (only a key holder can seal; the
+    // cap keeps a bad writer from exhausting a phone).
+    async function bomb(z: NodeJS.WritableStream & NodeJS.ReadableStream): Promise<Uint8Array> {
+      const parts: Buffer[] = [];
+      z.on('data', (c: Buffer) => parts.push(c));
+      const zero = Buffer.alloc(1 << 20);
+      for (let i = 0; i < 1024; i++)
+        if (!z.write(zero)) await new Promise((r) => z.once('drain', r));
+      await new Promise<void>((r) => z.end(() => r()));
+      return new Uint8Array(Buffer.concat(parts));
+    }
+    const bodies = [
+      { method: Compression.DEFLATE_RAW, body: await bomb(createDeflateRaw({ level: 1 })) },
+      {
+        method: Compression.BROTLI,
+        body: await bomb(
+          createBrotliCompress({
+            params: { [zc.BROTLI_PARAM_QUALITY]: 1, [zc.BROTLI_PARAM_LGWIN]: 24 },
+          }),
+        ),
+      },
+    ];
+    useEnginePlatform({
+      crypto: nobleCrypto({
+        randomBytes: (n) => new Uint8Array(randomBytes(n)),
+        compression: jsCompression,
+      }),
+      files: new MemoryFiles(),
+      host: memoryHost(),
+    });
+    const keys = deriveRepoKeys(KEY, new Uint8Array(16).fill(3));
+    const before = process.resourceUsage().maxRSS; // KiB
+    for (const { method, body } of bodies) {
+      const id = hmac(keys.blobId, new Uint8Array(4096));
+      const sealed = seal(keys.data, blobAd(ObjectKind.DATA_BLOB, keys.repoId, method, id), body);
+      const ref = { kind: ObjectKind.DATA_BLOB, compression: method, id, rawLength: 4096 };
+      assert.throws(
+        () => openBlob(keys, ref, sealed, 'data/bomb'),
+        (e: unknown) => hasCode(e, 'CORRUPT') && /does not decompress/.test(String(e)),
+        `method ${method}`,
+      );
+    }
+    // Inflating either would have raised the peak by 1 GiB; the cap keeps it to megabytes
+    // (Brotli's window is at most 16 MiB).
+    const grew = (process.resourceUsage().maxRSS - before) / 1024;
+    assert.ok(grew < 128, `peak memory grew by ${grew.toFixed(0)} MiB`);
   });
 
   it('workers: 0 backs up and restores a directory without asking for a single thread', async () => {

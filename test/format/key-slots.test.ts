@@ -3,11 +3,13 @@
  * by the format code and cross-checked with node:crypto; every negative vector fails with its
  * code; the decoders take arbitrary bytes without throwing anything but their error; and the
  * store operations of src/backup/repository/key-slots.ts turn every deletion, swap and replay of a slot
- * into a clear error, never a wrong key.
+ * into a clear error, never a wrong key. The format's key-slot functions give the same bytes
+ * and errors on every crypto provider (WebCrypto, node:crypto, @noble), and the engine's key
+ * slots run on the noble provider where there is no WebCrypto (Hermes).
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes as nodeRandomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -29,12 +31,25 @@ import {
   sealKeySlotManifest,
   toHex,
   verifyKeySlotUnlock,
+  webFormatCrypto,
   KEY_SLOT_MANIFEST_NAME,
+  type FormatCrypto,
   type KeySlotInfo,
 } from '#sdk/format/index.js';
 import { BackvaultError, hasCode, type ErrorCode } from '#sdk/errors.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-import { initRepository, restore, backup } from '#sdk/backup/index.js';
+import {
+  MemoryFiles,
+  backup,
+  initRepository,
+  installedPlatform,
+  memoryHost,
+  nodeCrypto,
+  restore,
+  useEnginePlatform,
+  type EnginePlatform,
+} from '#sdk/backup/index.js';
+import { nobleCrypto } from '#sdk/backup/platform/noble-crypto.js';
 import {
   addKeySlot,
   addRecoveryKeySlot,
@@ -467,5 +482,142 @@ describe('key slots in a store (src/backup/repository/key-slots.ts)', () => {
       'KEY_SLOT_MISMATCH',
       'resealed',
     );
+  });
+});
+
+describe('key slots on any crypto provider (FormatCrypto: WebCrypto, node:crypto, @noble)', () => {
+  const noble = nobleCrypto({ randomBytes: (k) => new Uint8Array(nodeRandomBytes(k)) });
+  const providers: [string, FormatCrypto][] = [
+    ['webFormatCrypto()', webFormatCrypto()],
+    ['nodeCrypto', nodeCrypto],
+    ['nobleCrypto()', noble],
+  ];
+
+  /** Run `fn` with no WebCrypto on globalThis, as on Hermes. */
+  async function withoutWebCrypto<T>(fn: () => Promise<T>): Promise<T> {
+    const had = Object.getOwnPropertyDescriptor(globalThis, 'crypto');
+    Object.defineProperty(globalThis, 'crypto', { value: undefined, configurable: true });
+    try {
+      return await fn();
+    } finally {
+      if (had) Object.defineProperty(globalThis, 'crypto', had);
+    }
+  }
+
+  it('each provider reproduces the slot and manifest vectors and fails every negative with its code', async () => {
+    const v = await vectors();
+    const repoId = fromHex(s(v.repoId));
+    const backupKey = fromHex(s(v.backupKey));
+    const m = v.manifest as V;
+    for (const [name, c] of providers) {
+      for (const slot of v.slots as V[]) {
+        const kind = slot.kind as 'recovery-key' | 'passkey';
+        const secret = fromHex(s(slot.secret));
+        assert.equal(toHex(await deriveKeySlotKek(kind, secret, repoId, c)), s(slot.kek), name);
+        if (kind === 'recovery-key')
+          assert.equal(toHex(await recoveryKeySlotId(secret, repoId, c)), s(slot.slotId), name);
+        const info = infoOf(slot);
+        const sealed = await sealKeySlot({
+          info,
+          backupKey,
+          kek: fromHex(s(slot.kek)),
+          repoId,
+          nonce: fromHex(s(slot.nonce)),
+          crypto: c,
+        });
+        assert.equal(toHex(sealed), s(slot.bytes), `${name}: ${kind} slot bytes`);
+        const opened = await openKeySlot(sealed, fromHex(s(slot.kek)), repoId, s(slot.name), c);
+        assert.equal(toHex(opened.backupKey), s(v.backupKey));
+        await verifyKeySlotUnlock({
+          config: fromHex(s(v.config)),
+          manifest: fromHex(s(m.sealed)),
+          slot: sealed,
+          info,
+          backupKey: opened.backupKey,
+          crypto: c,
+        });
+      }
+      const decoded = decodeKeySlotManifest(fromHex(s(m.plain)));
+      const resealed = await sealKeySlotManifest(
+        decoded,
+        backupKey,
+        repoId,
+        fromHex(s(m.nonce)),
+        c,
+      );
+      assert.equal(toHex(resealed), s(m.sealed), `${name}: manifest`);
+      assert.deepEqual(await openKeySlotManifest(resealed, backupKey, repoId, c), decoded);
+      for (const x of v.invalidSlots as V[])
+        await rejectsWith(
+          openKeySlot(fromHex(s(x.slot)), fromHex(s(x.kek)), repoId, s(x.name), c),
+          s(x.code) as ErrorCode,
+          `${name}: ${s(x.description)}`,
+        );
+      for (const x of v.invalidUnlocks as V[]) {
+        const slot = fromHex(s(x.slot));
+        const opened = await openKeySlot(slot, fromHex(s(x.kek)), repoId, s(x.name), c);
+        await rejectsWith(
+          verifyKeySlotUnlock({
+            config: fromHex(s(v.config)),
+            manifest: x.manifest === null ? undefined : fromHex(s(x.manifest)),
+            slot,
+            info: opened.info,
+            backupKey: opened.backupKey,
+            crypto: c,
+          }),
+          s(x.code) as ErrorCode,
+          `${name}: ${s(x.description)}`,
+        );
+      }
+    }
+  });
+
+  it('without WebCrypto the default is a clear USAGE error, and a passed provider works', async () => {
+    const v = await vectors();
+    const repoId = fromHex(s(v.repoId));
+    const slot = (v.slots as V[])[0] as V;
+    await withoutWebCrypto(async () => {
+      assert.throws(
+        () => webFormatCrypto(),
+        (e: unknown) => hasCode(e, 'USAGE'),
+      );
+      await rejectsWith(
+        deriveKeySlotKek('recovery-key', fromHex(s(slot.secret)), repoId),
+        'USAGE',
+        'default without WebCrypto',
+      );
+      assert.equal(
+        toHex(await deriveKeySlotKek('recovery-key', fromHex(s(slot.secret)), repoId, noble)),
+        s(slot.kek),
+      );
+    });
+  });
+
+  it('the engine’s key slots run on the noble provider without WebCrypto, and open on Node', async () => {
+    const node = installedPlatform() as EnginePlatform;
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    await initRepository({ rollbackProtection: false, storage, backupKey });
+    const { recoveryKey, slot } = await withoutWebCrypto(async () => {
+      useEnginePlatform({ crypto: noble, files: new MemoryFiles(), host: memoryHost() });
+      try {
+        const added = await addRecoveryKeySlot(storage, backupKey, { label: 'phone' });
+        const u = await unlockWithKey(storage, added.recoveryKey);
+        assert.equal(toHex(u.backupKey), toHex(backupKey));
+        assert.equal(u.via, 'recovery-key');
+        const listing = await listKeySlots(storage, backupKey);
+        assert.deepEqual(
+          listing.slots.map((x) => x.status),
+          ['ok'],
+        );
+        return added;
+      } finally {
+        useEnginePlatform(node);
+      }
+    });
+    // What the phone wrote opens on Node, and its slot bytes are what the format seals.
+    const u = await unlockWithKey(storage, recoveryKey);
+    assert.equal(u.slotId, slot.slotId);
+    assert.equal(toHex(u.backupKey), toHex(backupKey));
   });
 });

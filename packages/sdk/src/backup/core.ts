@@ -87,6 +87,8 @@ export type { NetworkOptions, StoreStatus } from '../storage/network.js';
 export type { StoreEvent } from '../storage/retry.js';
 export { BackupControl } from '../storage/gate.js';
 export { KeySlotKind, type KeySlotKindName } from '../format/key-slot.js';
+// What EngineCrypto extends: the format's key slots run on any engine provider.
+export type { FormatCrypto } from '../format/key-schedule.js';
 
 // Every error class these functions throw, with the codes and type guards (src/errors.ts).
 export * from '../errors.js';

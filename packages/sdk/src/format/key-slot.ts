@@ -26,7 +26,10 @@
  * There is deliberately no password slot: a slot under a password-derived KEK could be
  * guessed offline by anyone who reads the store, which is what the vault exists to prevent.
  *
- * Browser-safe: WebCrypto only, no `node:` imports.
+ * Crypto: every function that derives, seals, opens or hashes takes a {@link FormatCrypto}
+ * as its last (optional) argument — WebCrypto where the engine has it, by default; the
+ * engine passes its own provider (`nodeCrypto`, or `nobleCrypto()` on Hermes, which has no
+ * WebCrypto). No `node:` imports. The key check compares in constant style ({@link macEqual}).
  */
 import {
   BackvaultError,
@@ -54,7 +57,15 @@ import {
   TAG_BYTES,
 } from './constants.js';
 import { BACKUP_KEY_BYTES } from './key-encoding.js';
-import { deriveSubkey, keyCheckValue, macEqual, openWeb, sealWeb } from './key-schedule.js';
+import {
+  deriveSubkey,
+  keyCheckValue,
+  macEqual,
+  openWeb,
+  sealWeb,
+  webFormatCrypto,
+  type FormatCrypto,
+} from './key-schedule.js';
 import { objectAd } from './sealed.js';
 
 /** ASCII magic at the start of every key slot object. */
@@ -144,12 +155,6 @@ export interface KeySlotManifest {
   readonly entries: readonly KeySlotManifestEntry[];
 }
 
-const subtle = (): SubtleCrypto => globalThis.crypto.subtle;
-
-function buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
-  return b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : new Uint8Array(b);
-}
-
 function kindName(v: number): KeySlotKindName | undefined {
   for (const [name, value] of Object.entries(KeySlotKind)) {
     if (value === v) return name as KeySlotKindName;
@@ -162,14 +167,9 @@ async function hkdf(
   salt: Uint8Array,
   info: string,
   bytes: number,
+  crypto: FormatCrypto,
 ): Promise<Uint8Array> {
-  const k = await subtle().importKey('raw', buf(ikm), 'HKDF', false, ['deriveBits']);
-  const bits = await subtle().deriveBits(
-    { name: 'HKDF', hash: 'SHA-256', salt: buf(salt), info: buf(utf8(info)) },
-    k,
-    bytes * 8,
-  );
-  return new Uint8Array(bits);
+  return crypto.hkdfSha256(ikm, salt, utf8(info), bytes);
 }
 
 function checkRepoId(repoId: Uint8Array): void {
@@ -199,10 +199,11 @@ export async function deriveKeySlotKek(
   kind: KeySlotKindName,
   secret: Uint8Array,
   repoId: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
 ): Promise<Uint8Array> {
   checkRepoId(repoId);
   if (secret.length !== SLOT_SECRET_BYTES) throw new TypeError('a slot secret is 32 bytes');
-  return hkdf(secret, repoId, KEY_SLOT_KEK_INFO[kind], 32);
+  return hkdf(secret, repoId, KEY_SLOT_KEK_INFO[kind], 32, crypto);
 }
 
 /**
@@ -213,10 +214,11 @@ export async function deriveKeySlotKek(
 export async function recoveryKeySlotId(
   recoveryKey: Uint8Array,
   repoId: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
 ): Promise<Uint8Array> {
   checkRepoId(repoId);
   if (recoveryKey.length !== BACKUP_KEY_BYTES) throw new TypeError('a recovery key is 32 bytes');
-  return hkdf(recoveryKey, repoId, RECOVERY_KEY_SLOT_ID_INFO, KEY_SLOT_ID_BYTES);
+  return hkdf(recoveryKey, repoId, RECOVERY_KEY_SLOT_ID_INFO, KEY_SLOT_ID_BYTES, crypto);
 }
 
 /**
@@ -254,7 +256,7 @@ export function keySlotAd(repoId: Uint8Array, header: Uint8Array): Uint8Array {
 
 /**
  * Seal a slot: wrap `backupKey` under `kek` for the slot described by `info`.
- * `nonce` is for test vectors only; default random.
+ * `nonce` is for test vectors only; default random. `crypto`: default WebCrypto.
  * @returns the slot object's bytes.
  * @throws TypeError on wrong lengths (programming errors).
  */
@@ -264,11 +266,18 @@ export async function sealKeySlot(o: {
   kek: Uint8Array;
   repoId: Uint8Array;
   nonce?: Uint8Array;
+  crypto?: FormatCrypto;
 }): Promise<Uint8Array> {
   checkRepoId(o.repoId);
   if (o.backupKey.length !== BACKUP_KEY_BYTES) throw new TypeError('a backup key is 32 bytes');
   const header = encodeKeySlotHeader(o.info);
-  const wrapped = await sealWeb(o.kek, keySlotAd(o.repoId, header), o.backupKey, o.nonce);
+  const wrapped = await sealWeb(
+    o.kek,
+    keySlotAd(o.repoId, header),
+    o.backupKey,
+    o.nonce,
+    o.crypto ?? webFormatCrypto(),
+  );
   return concatBytes(header, wrapped);
 }
 
@@ -331,10 +340,17 @@ export async function openKeySlot(
   kek: Uint8Array,
   repoId: Uint8Array,
   object?: string,
+  crypto: FormatCrypto = webFormatCrypto(),
 ): Promise<{ info: KeySlotInfo; backupKey: Uint8Array }> {
   const slot = decodeKeySlot(bytes, object);
   try {
-    const backupKey = await openWeb(kek, keySlotAd(repoId, slot.header), slot.wrapped, object);
+    const backupKey = await openWeb(
+      kek,
+      keySlotAd(repoId, slot.header),
+      slot.wrapped,
+      object,
+      crypto,
+    );
     return { info: slot.info, backupKey };
   } catch (e) {
     if (e instanceof CorruptBackupError) {
@@ -351,10 +367,14 @@ export async function openKeySlot(
  * True when `backupKey` passes the key check of `config` (compared in constant style).
  * @throws CorruptBackupError when `config` is malformed.
  */
-export async function checkBackupKey(backupKey: Uint8Array, config: Uint8Array): Promise<boolean> {
+export async function checkBackupKey(
+  backupKey: Uint8Array,
+  config: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
+): Promise<boolean> {
   if (backupKey.length !== BACKUP_KEY_BYTES) return false;
   const c = decodeConfig(config);
-  return macEqual(await keyCheckValue(backupKey, c.repoId, c.version), c.keyCheck);
+  return macEqual(await keyCheckValue(backupKey, c.repoId, c.version, crypto), c.keyCheck);
 }
 
 /**
@@ -427,9 +447,16 @@ export async function sealKeySlotManifest(
   backupKey: Uint8Array,
   repoId: Uint8Array,
   nonce?: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
 ): Promise<Uint8Array> {
-  const meta = await deriveSubkey(backupKey, repoId, 'meta');
-  return sealWeb(meta, objectAd(ObjectKind.KEY_MANIFEST, repoId), encodeKeySlotManifest(m), nonce);
+  const meta = await deriveSubkey(backupKey, repoId, 'meta', crypto);
+  return sealWeb(
+    meta,
+    objectAd(ObjectKind.KEY_MANIFEST, repoId),
+    encodeKeySlotManifest(m),
+    nonce,
+    crypto,
+  );
 }
 
 /**
@@ -440,20 +467,25 @@ export async function openKeySlotManifest(
   sealed: Uint8Array,
   backupKey: Uint8Array,
   repoId: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
 ): Promise<KeySlotManifest> {
-  const meta = await deriveSubkey(backupKey, repoId, 'meta');
+  const meta = await deriveSubkey(backupKey, repoId, 'meta', crypto);
   const plain = await openWeb(
     meta,
     objectAd(ObjectKind.KEY_MANIFEST, repoId),
     sealed,
     KEY_SLOT_MANIFEST_NAME,
+    crypto,
   );
   return decodeKeySlotManifest(plain);
 }
 
 /** SHA-256 of a slot object (what the manifest records). */
-export async function keySlotHash(slot: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await subtle().digest('SHA-256', buf(slot)));
+export async function keySlotHash(
+  slot: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
+): Promise<Uint8Array> {
+  return crypto.sha256(slot);
 }
 
 /**
@@ -464,6 +496,7 @@ export async function assertSlotListed(
   manifest: KeySlotManifest,
   info: KeySlotInfo,
   slot: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
 ): Promise<KeySlotManifestEntry> {
   const id = toHex(info.slotId);
   const entry = manifest.entries.find((e) => toHex(e.slotId) === id);
@@ -475,7 +508,7 @@ export async function assertSlotListed(
   if (entry.kind !== info.kind) {
     throw new KeySlotMismatchError(`key slot ${id} has another kind than the manifest lists`);
   }
-  if (!bytesEqual(entry.hash, await keySlotHash(slot))) {
+  if (!bytesEqual(entry.hash, await keySlotHash(slot, crypto))) {
     throw new KeySlotMismatchError(`key slot ${id} is not the slot the manifest lists (replaced)`);
   }
   return entry;
@@ -488,7 +521,7 @@ export async function assertSlotListed(
  * (CLI, engine, browser SDK).
  * @param o - `manifest`: the stored `keys/manifest`, or `undefined` when the store has none.
  *   `seenManifestSeq`: the highest manifest seq this device saw, if it keeps one: an
- *   older manifest may list a slot removed since (a replay).
+ *   older manifest may list a slot removed since (a replay). `crypto`: default WebCrypto.
  * @returns the slot's manifest entry and the manifest's seq (to remember).
  * @throws KeySlotCorruptError when the key does not pass the key check.
  * @throws KeySlotMismatchError when the manifest is missing, older than seen, or does not
@@ -502,9 +535,11 @@ export async function verifyKeySlotUnlock(o: {
   info: KeySlotInfo;
   backupKey: Uint8Array;
   seenManifestSeq?: number;
+  crypto?: FormatCrypto;
 }): Promise<{ entry: KeySlotManifestEntry; manifestSeq: number }> {
+  const crypto = o.crypto ?? webFormatCrypto();
   const name = keySlotName(o.info.slotId);
-  if (!(await checkBackupKey(o.backupKey, o.config))) {
+  if (!(await checkBackupKey(o.backupKey, o.config, crypto))) {
     throw new KeySlotCorruptError('the key in this slot does not open the repository', name);
   }
   if (o.manifest === undefined) {
@@ -513,9 +548,9 @@ export async function verifyKeySlotUnlock(o: {
     );
   }
   const repoId = decodeConfig(o.config).repoId;
-  const m = await openKeySlotManifest(o.manifest, o.backupKey, repoId);
+  const m = await openKeySlotManifest(o.manifest, o.backupKey, repoId, crypto);
   assertManifestNotOlder(m.seq, o.seenManifestSeq);
-  return { entry: await assertSlotListed(m, o.info, o.slot), manifestSeq: m.seq };
+  return { entry: await assertSlotListed(m, o.info, o.slot, crypto), manifestSeq: m.seq };
 }
 
 /**
@@ -533,8 +568,12 @@ export function assertManifestNotOlder(seq: number, seen: number | undefined): v
  * Throws `WrongKeyError` unless `backupKey` passes the config's key check.
  * @throws WrongKeyError, CorruptBackupError (malformed config).
  */
-export async function assertBackupKey(backupKey: Uint8Array, config: Uint8Array): Promise<void> {
-  if (!(await checkBackupKey(backupKey, config))) throw new WrongKeyError();
+export async function assertBackupKey(
+  backupKey: Uint8Array,
+  config: Uint8Array,
+  crypto: FormatCrypto = webFormatCrypto(),
+): Promise<void> {
+  if (!(await checkBackupKey(backupKey, config, crypto))) throw new WrongKeyError();
 }
 
 /** True when `e` is one of the key-slot errors (for callers that fall through to others). */

@@ -13,13 +13,17 @@
  * Paths are strings in the implementation's own syntax; the engine joins and splits them
  * only through {@link PathOps}.
  */
-import type { CompressionValue } from '../../format/index.js';
+import type { CompressionValue, FormatCrypto } from '../../format/index.js';
 import type { DatabaseCapture } from '../archiver/databases.js';
 import type { EnginePool, PoolOptions } from '../workers/pool-types.js';
 import type { RepoKeys } from '../repository/keys.js';
 
-/** The hash, MAC, KDF, AEAD and randomness of the format (SPEC.md), plus compression. */
-export interface EngineCrypto {
+/**
+ * The hash, MAC, KDF, AEAD and randomness of the format (SPEC.md), plus compression.
+ * Synchronous; also a {@link FormatCrypto}, so the format's key slots run on it (Hermes has
+ * no WebCrypto).
+ */
+export interface EngineCrypto extends FormatCrypto {
   /** For messages and the README's table ("node", "noble", …). */
   readonly name: string;
   sha256(data: Uint8Array): Uint8Array;

@@ -15,6 +15,9 @@
  * With a state file (`statePath`, the one of rollback detection), the highest manifest seq
  * seen is remembered per repository, and an older manifest is refused (KEY_SLOT_MISMATCH):
  * a store cannot put back a removed slot together with the manifest that listed it.
+ *
+ * Crypto: the engine's installed provider (node:crypto on Node, `nobleCrypto()` on Hermes),
+ * else WebCrypto (an app that uses these functions before installing a platform).
  */
 import {
   KeySlotCorruptError,
@@ -35,7 +38,6 @@ import {
   decodeConfig,
   decodeKeySlot,
   deriveKeySlotKek,
-  generateBackupKey,
   keySlotHash,
   keySlotName,
   openKeySlot,
@@ -48,13 +50,21 @@ import {
   bytesEqual,
   utf8,
   verifyKeySlotUnlock,
+  webFormatCrypto,
+  type FormatCrypto,
   type KeySlotInfo,
   type KeySlotKindName,
   type KeySlotManifest,
   type KeySlotManifestEntry,
 } from '../../format/index.js';
 import type { Storage } from '../../storage/storage.js';
+import { installedPlatform } from '../platform/current.js';
 import { readSeenKeyManifest, recordSeenKeyManifest } from './state.js';
+
+/** The crypto of key slots: the engine's provider, else WebCrypto. */
+function slotCrypto(): FormatCrypto {
+  return installedPlatform()?.crypto ?? webFormatCrypto();
+}
 
 /** Where this device remembers the manifest seqs it saw (omit: no replay detection). */
 export interface KeySlotState {
@@ -143,7 +153,7 @@ export async function readConfigBytes(storage: Storage): Promise<Uint8Array> {
 /** The repo id after checking the backup key. */
 async function openWithBackupKey(storage: Storage, backupKey: Uint8Array): Promise<Uint8Array> {
   const config = await readConfigBytes(storage);
-  await assertBackupKey(backupKey, config);
+  await assertBackupKey(backupKey, config, slotCrypto());
   return decodeConfig(config).repoId;
 }
 
@@ -155,7 +165,10 @@ async function readManifest(
   o: KeySlotState,
 ): Promise<KeySlotManifest | undefined> {
   const sealed = await getOrUndefined(storage, KEY_SLOT_MANIFEST_NAME);
-  const m = sealed === undefined ? undefined : await openKeySlotManifest(sealed, backupKey, repoId);
+  const m =
+    sealed === undefined
+      ? undefined
+      : await openKeySlotManifest(sealed, backupKey, repoId, slotCrypto());
   assertManifestNotOlder(m?.seq ?? 0, await seenSeq(o, repoId));
   if (m) await rememberSeq(o, repoId, m.seq);
   return m;
@@ -168,7 +181,10 @@ async function writeManifest(
   m: KeySlotManifest,
   o: KeySlotState,
 ): Promise<void> {
-  await storage.put(KEY_SLOT_MANIFEST_NAME, await sealKeySlotManifest(m, backupKey, repoId));
+  await storage.put(
+    KEY_SLOT_MANIFEST_NAME,
+    await sealKeySlotManifest(m, backupKey, repoId, undefined, slotCrypto()),
+  );
   await rememberSeq(o, repoId, m.seq);
 }
 
@@ -233,7 +249,8 @@ export async function listKeySlots(
       slots.push(summary(undefined, entry, id, 'changed'));
       continue;
     }
-    const same = bytesEqual(await keySlotHash(bytes), entry.hash) && info.kind === entry.kind;
+    const same =
+      bytesEqual(await keySlotHash(bytes, slotCrypto()), entry.hash) && info.kind === entry.kind;
     slots.push(summary(info, entry, id, same ? 'ok' : 'changed'));
   }
   for (const id of stored.keys()) {
@@ -279,7 +296,7 @@ async function putSlot(
   const entry: KeySlotManifestEntry = {
     slotId: info.slotId,
     kind: info.kind,
-    hash: await keySlotHash(slot),
+    hash: await keySlotHash(slot, slotCrypto()),
     created: info.created,
     label,
   };
@@ -304,16 +321,18 @@ export async function addRecoveryKeySlot(
 ): Promise<{ recoveryKey: Uint8Array; slot: KeySlotSummary }> {
   checkLabel(o.label ?? '');
   const repoId = await openWithBackupKey(storage, backupKey);
-  const recoveryKey = generateBackupKey();
+  const crypto = slotCrypto();
+  const recoveryKey = crypto.randomBytes(32);
   const slot = await sealKeySlot({
     info: {
       kind: 'recovery-key',
-      slotId: await recoveryKeySlotId(recoveryKey, repoId),
+      slotId: await recoveryKeySlotId(recoveryKey, repoId, crypto),
       created: o.now ?? Date.now(),
     },
     backupKey,
-    kek: await deriveKeySlotKek('recovery-key', recoveryKey, repoId),
+    kek: await deriveKeySlotKek('recovery-key', recoveryKey, repoId, crypto),
     repoId,
+    crypto,
   });
   return {
     recoveryKey,
@@ -388,9 +407,10 @@ export async function unlockWithKey(
   o: KeySlotState = {},
 ): Promise<Unlocked> {
   const config = await readConfigBytes(storage);
-  if (await checkBackupKey(key, config)) return { backupKey: key, via: 'backup-key' };
+  const crypto = slotCrypto();
+  if (await checkBackupKey(key, config, crypto)) return { backupKey: key, via: 'backup-key' };
   const repoId = decodeConfig(config).repoId;
-  const slotId = await recoveryKeySlotId(key, repoId);
+  const slotId = await recoveryKeySlotId(key, repoId, crypto);
   const name = keySlotName(slotId);
   const slot = await getOrUndefined(storage, name);
   if (slot === undefined) {
@@ -400,9 +420,10 @@ export async function unlockWithKey(
   }
   const { info, backupKey } = await openKeySlot(
     slot,
-    await deriveKeySlotKek('recovery-key', key, repoId),
+    await deriveKeySlotKek('recovery-key', key, repoId, crypto),
     repoId,
     name,
+    crypto,
   );
   if (info.kind !== 'recovery-key') {
     throw new KeySlotCorruptError('slot is not a recovery-key slot', name);
@@ -433,6 +454,7 @@ async function verifyAndRemember(
     slot: u.slot,
     info: u.info,
     backupKey: u.backupKey,
+    crypto: slotCrypto(),
     ...(o.statePath !== undefined ? { seenManifestSeq: await seenSeq(o, u.repoId) } : {}),
   });
   await rememberSeq(o, u.repoId, manifestSeq);
