@@ -93,7 +93,8 @@ describe('the packages, packed and installed into a fresh app', () => {
       'dist/index.d.ts',
       'dist/client/index.js',
       'dist/storage/node/index.js',
-      'dist/backup/workers/worker.js',
+      'dist/backup/node/worker.js',
+      'dist/vendor/typebox.js',
     ]) {
       assert.ok(files.includes(f), `${f} is in the SDK tarball`);
     }
@@ -102,6 +103,13 @@ describe('the packages, packed and installed into a fresh app', () => {
       [],
       'no sources, source maps or tests',
     );
+    // TypeBox ships as one bundled file (import time), not a re-export of ~250 modules.
+    const vendor = await readFile(
+      join(sdkApp(), 'node_modules/backvault/dist/vendor/typebox.js'),
+      'utf8',
+    );
+    assert.doesNotMatch(vendor, /from ['"]@sinclair\/typebox/);
+    assert.match(vendor, /Value/);
     // Every relative link of the packed README resolves inside the package.
     const readme = await readFile(join(sdkApp(), 'node_modules/backvault/README.md'), 'utf8');
     for (const [, link] of readme.matchAll(/\]\(((?!https?:|#)[^)#\s]+)/g)) {
