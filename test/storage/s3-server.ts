@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +69,33 @@ process.once('exit', () => {
  * Start s3rver as a separate process, wait until it listens and the bucket exists.
  * @throws Error when the server exits or is not ready in time (with its stderr).
  */
+/**
+ * After s3rver was SIGKILLed: remove the objects whose PUT it had not finished. s3rver
+ * streams an object's bytes into place and writes its metadata after, so a kill mid-PUT
+ * leaves an object without (or with half) its metadata, and every later listing of that
+ * prefix fails with 500. A real S3 PUT is atomic: an unfinished one is never visible, which
+ * is what this restores.
+ */
+export async function dropUnfinishedObjects(directory: string): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const e of await readdir(directory, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile() || !e.name.endsWith('._S3rver_object')) continue;
+    const base = path.join(e.parentPath, e.name.slice(0, -'._S3rver_object'.length));
+    let complete = false;
+    try {
+      JSON.parse(await readFile(`${base}._S3rver_metadata.json`, 'utf8'));
+      complete = true;
+    } catch {
+      // missing or half-written metadata: the PUT never finished
+    }
+    if (complete) continue;
+    for (const suffix of ['object', 'object.md5', 'metadata.json'])
+      await rm(`${base}._S3rver_${suffix}`, { force: true });
+    dropped.push(base);
+  }
+  return dropped;
+}
+
 export async function startS3Server(options: StartS3ServerOptions = {}): Promise<S3TestServer> {
   const bucket = options.bucket ?? 'backvault-test';
   const ownsDirectory = options.directory === undefined;
