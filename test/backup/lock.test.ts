@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, listSnapshots, prune } from '#sdk/backup/index.js';
 import {
+  KEY_SLOTS_LOCK_OP,
   LOCK_REFRESH_MS,
   LOCK_SELF_STALE_MS,
   LOCK_STALE_MS,
@@ -110,6 +111,38 @@ describe('repository locks', () => {
     await assert.rejects(RepoLock.acquire(repo, 'prune', true), (e) => hasCode(e, 'CONFLICT'));
     await a.release();
     await b.release();
+    assert.deepEqual(await listLocks(repo), []);
+  });
+
+  it('a key-slot change locks out other key-slot changes only, and clears only stale key-slot locks', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const phone = { hostname: 'other-phone', pid: deadPid() };
+    const keys = await RepoLock.acquire(repo, KEY_SLOTS_LOCK_OP, true, phone);
+    // A backup and a prune run beside it: they never touch keys/.
+    const b = await RepoLock.acquire(repo, 'backup', true);
+    await b.release();
+    await prune({ storage, backupKey: key, statePath });
+    // Another key-slot change is refused, naming what holds the lock.
+    await assert.rejects(RepoLock.acquire(repo, KEY_SLOTS_LOCK_OP, true), (e) => {
+      assert.ok(hasCode(e, 'CONFLICT'));
+      assert.match((e as Error).message, /a key-slot change on other-phone/);
+      return true;
+    });
+    await keys.release();
+    // Stale locks: a backup clears the stale backup lock it ignored, not the key-slot one;
+    // the next key-slot change clears that.
+    const past = Date.now() - LOCK_STALE_MS - 60_000;
+    const old = { hostname: 'other-phone', now: () => past };
+    await RepoLock.acquire(repo, KEY_SLOTS_LOCK_OP, true, old);
+    await RepoLock.acquire(repo, 'backup', true, old);
+    const fresh = await RepoLock.acquire(repo, 'backup', true);
+    const ops = async (): Promise<string[]> => (await listLocks(repo)).map((l) => l.info.op).sort();
+    assert.deepEqual(await ops(), ['backup', KEY_SLOTS_LOCK_OP]);
+    await fresh.release();
+    const change = await RepoLock.acquire(repo, KEY_SLOTS_LOCK_OP, true);
+    assert.deepEqual(await ops(), [KEY_SLOTS_LOCK_OP]);
+    await change.release();
     assert.deepEqual(await listLocks(repo), []);
   });
 

@@ -191,6 +191,30 @@ describe('backvault key list|add|remove', () => {
     ok(await h.run(['key', 'list', '--repo', 'repo', '--key-file', 'k.txt']), 'clean again');
   });
 
+  it('key add from four processes at once, beside a backup: every new key is listed and opens', async () => {
+    const before = parseJsonOutput(
+      await h.run(['key', 'list', '--repo', 'repo', '--key-file', 'k.txt', '--json']),
+    ) as { slots: unknown[] };
+    await writeFile(h.path('chat', 'more.txt'), 'more messages\n');
+    const runs = await Promise.all([
+      ...[0, 1, 2, 3].map((i) => addKey(`together ${i}`, `together${i}.txt`)),
+      h.run(['backup', 'chat', '--repo', 'repo', '--key-file', 'k.txt', '--no-progress']),
+    ]);
+    ok(runs[4] as CliRun, 'backup beside the key changes');
+    const after = parseJsonOutput(
+      await h.run(['key', 'list', '--repo', 'repo', '--key-file', 'k.txt', '--json']),
+    ) as { slots: { label: string; status: string }[] };
+    assert.equal(after.slots.length, before.slots.length + 4);
+    for (const i of [0, 1, 2, 3]) {
+      const slot = after.slots.find((x) => x.label === `together ${i}`);
+      assert.equal(slot?.status, 'ok', `slot ${i}: ${JSON.stringify(after.slots)}`);
+      ok(
+        await h.run(['snapshots', '--repo', 'repo', '--key-file', `together${i}.txt`]),
+        `key ${i} opens`,
+      );
+    }
+  });
+
   it('status lists every protection of a device', async () => {
     ok(
       await h.run([

@@ -16,6 +16,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { repoRoot, type Json } from '../../scripts/gen-vectors.js';
 import {
+  decodeConfig,
   decodeKeySlot,
   decodeKeySlotManifest,
   encodeKeySlotHeader,
@@ -54,12 +55,16 @@ import {
   addKeySlot,
   addRecoveryKeySlot,
   listKeySlots,
+  readConfigBytes,
   readPasskeySlots,
   removeKeySlot,
   unlockWithKey,
   verifyUnlockedSlot,
 } from '#sdk/backup/repository/key-slots.js';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { LocalStorage } from '#sdk/storage/node/local.js';
+import { RepoLock } from '#sdk/backup/repository/lock.js';
+import { deriveRepoKeys } from '#sdk/backup/repository/keys.js';
 import { tmpdir } from 'node:os';
 
 type V = Record<string, Json>;
@@ -364,6 +369,58 @@ describe('key slots in a store (src/backup/repository/key-slots.ts)', () => {
       assert.deepEqual((await listKeySlots(storage, backupKey)).slots, []);
     } finally {
       await rm(src, { recursive: true, force: true });
+    }
+  });
+
+  it('changes from several devices at once all land: the keys lock serializes them, and no backup waits for it', async () => {
+    // A real directory store: its async file operations interleave the way two devices'
+    // requests do. Without the lock every add reads manifest seq n and writes n + 1: all
+    // but one of the new slots would be `unlisted` and open nothing.
+    const dir = await mkdtemp(join(tmpdir(), 'bv-slots-race-'));
+    try {
+      const storage = new LocalStorage(join(dir, 'repo'));
+      const backupKey = generateBackupKey();
+      await initRepository({ rollbackProtection: false, storage, backupKey });
+      const old = await addRecoveryKeySlot(storage, backupKey, { label: 'old' });
+      await mkdir(join(dir, 'chat'));
+      await writeFile(join(dir, 'chat', 'msgstore.txt'), 'hello\n');
+      // A backup holds the repository's exclusive lock throughout the key changes.
+      const repoId = decodeConfig(await readConfigBytes(storage)).repoId;
+      const holder = await RepoLock.acquire(
+        { storage, keys: deriveRepoKeys(backupKey, repoId) },
+        'backup',
+        true,
+      );
+      let added: { recoveryKey: Uint8Array; slot: { slotId: string } }[];
+      try {
+        const results = await Promise.all([
+          ...Array.from({ length: 6 }, (_, i) =>
+            addRecoveryKeySlot(storage, backupKey, { label: `device ${i}` }),
+          ),
+          removeKeySlot(storage, backupKey, old.slot.slotId),
+        ]);
+        added = results.slice(0, 6) as typeof added;
+      } finally {
+        await holder.release();
+      }
+      const listing = await listKeySlots(storage, backupKey);
+      assert.equal(listing.manifestSeq, 1 + 7, 'one manifest per change');
+      assert.deepEqual(
+        listing.slots.map((x) => [x.label, x.status]).sort(),
+        Array.from({ length: 6 }, (_, i) => [`device ${i}`, 'ok']),
+      );
+      for (const a of added) {
+        const u = await unlockWithKey(storage, a.recoveryKey);
+        assert.equal(u.slotId, a.slot.slotId);
+      }
+      await rejectsWith(unlockWithKey(storage, old.recoveryKey), 'WRONG_KEY', 'removed key');
+      // No key-slot lock is left behind, and a backup runs while a key change holds one.
+      assert.deepEqual(await readdir(join(dir, 'repo', 'locks')), []);
+      const running = addRecoveryKeySlot(storage, backupKey, { label: 'during backup' });
+      await backup({ rollbackProtection: false, storage, backupKey, source: join(dir, 'chat') });
+      await running;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

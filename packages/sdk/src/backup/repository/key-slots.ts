@@ -8,9 +8,13 @@
  * worst a slot object the manifest does not list: `key list` shows it as `unlisted`, it is
  * never used to unlock, and `key remove` deletes it.
  *
- * Two devices changing slots at the same moment can lose one change (the manifest is one
- * object, last write wins): the lost slot shows as `unlisted` and does not unlock (a clear
- * KEY_SLOT_MISMATCH, never a wrong key); add it again.
+ * Changes are serialized across devices by a repository lock of op `keys` (lock.ts): the
+ * manifest is one object, and two read-modify-writes at the same moment would otherwise
+ * lose one change. The lock conflicts only with other key-slot changes, never with a
+ * backup, so a settings screen can add a passkey while a backup runs. A change waits up to
+ * KEY_LOCK_WAIT_MS for another device's change to finish, then fails with CONFLICT.
+ * Callers without an installed engine platform (WebCrypto only) cannot seal a lock and
+ * change slots unserialized, as before.
  *
  * With a state file (`statePath`, the one of rollback detection), the highest manifest seq
  * seen is remembered per repository, and an older manifest is refused (KEY_SLOT_MISMATCH):
@@ -20,6 +24,7 @@
  * else WebCrypto (an app that uses these functions before installing a platform).
  */
 import {
+  ConflictError,
   KeySlotCorruptError,
   MissingObjectError,
   NoRepositoryError,
@@ -59,7 +64,50 @@ import {
 } from '../../format/index.js';
 import type { Storage } from '../../storage/storage.js';
 import { installedPlatform } from '../platform/current.js';
+import { deriveRepoKeys } from './keys.js';
+import { KEY_SLOTS_LOCK_OP, RepoLock } from './lock.js';
 import { readSeenKeyManifest, recordSeenKeyManifest } from './state.js';
+
+/**
+ * How long a key-slot change waits for another one to finish. A change is a few requests
+ * (read the manifest, write a slot, write the manifest), well under a second on a
+ * reachable store.
+ */
+const KEY_LOCK_WAIT_MS = 20_000;
+
+/**
+ * Run `change` (a read-modify-write of the manifest) under the repository's `keys` lock,
+ * waiting with jittered backoff while another device holds it.
+ * @throws ConflictError when the lock stays taken for KEY_LOCK_WAIT_MS.
+ */
+async function underKeySlotLock<T>(
+  storage: Storage,
+  backupKey: Uint8Array,
+  repoId: Uint8Array,
+  change: () => Promise<T>,
+): Promise<T> {
+  if (!installedPlatform()) return change();
+  const repo = { storage, keys: deriveRepoKeys(backupKey, repoId) };
+  const deadline = Date.now() + KEY_LOCK_WAIT_MS;
+  let pause = 25;
+  let lock: RepoLock;
+  for (;;) {
+    try {
+      lock = await RepoLock.acquire(repo, KEY_SLOTS_LOCK_OP, true);
+      break;
+    } catch (e) {
+      // Two racers both back off (lock.ts): random waits let one of them through next.
+      if (!(e instanceof ConflictError) || Date.now() + pause > deadline) throw e;
+      await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())));
+      pause = Math.min(2 * pause, 1000);
+    }
+  }
+  try {
+    return await change();
+  } finally {
+    await lock.release();
+  }
+}
 
 /** The crypto of key slots: the engine's provider, else WebCrypto. */
 function slotCrypto(): FormatCrypto {
@@ -287,6 +335,20 @@ async function putSlot(
 ): Promise<KeySlotSummary> {
   checkLabel(label);
   const { info } = decodeKeySlot(slot);
+  return underKeySlotLock(storage, backupKey, repoId, () =>
+    putListedSlot(storage, backupKey, repoId, slot, info, label, o),
+  );
+}
+
+async function putListedSlot(
+  storage: Storage,
+  backupKey: Uint8Array,
+  repoId: Uint8Array,
+  slot: Uint8Array,
+  info: KeySlotInfo,
+  label: string,
+  o: KeySlotState,
+): Promise<KeySlotSummary> {
   const id = toHex(info.slotId);
   const manifest = await readManifest(storage, backupKey, repoId, o);
   if (manifest?.entries.some((e) => toHex(e.slotId) === id)) {
@@ -313,6 +375,7 @@ async function putSlot(
  * @returns the new key (show it once; it is stored nowhere) and its slot.
  * @throws WrongKeyError when `backupKey` is not the repository's backup key.
  * @throws UsageError on a label over 200 bytes; NoRepositoryError, UnavailableError.
+ * @throws ConflictError when another device's key-slot change holds the lock for 20 s.
  */
 export async function addRecoveryKeySlot(
   storage: Storage,
@@ -345,6 +408,7 @@ export async function addRecoveryKeySlot(
  * after checking that it is well-formed.
  * @throws WrongKeyError when `backupKey` is not the repository's backup key.
  * @throws KeySlotCorruptError when `slot` does not decode; UsageError when already listed.
+ * @throws ConflictError when another device's key-slot change holds the lock for 20 s.
  */
 export async function addKeySlot(
   storage: Storage,
@@ -361,6 +425,7 @@ export async function addKeySlot(
  * stops listing it first, then its object is deleted. Also removes unlisted slot objects.
  * @throws WrongKeyError when `backupKey` is not the repository's backup key.
  * @throws NotFoundError when no slot matches; UsageError when the prefix is ambiguous.
+ * @throws ConflictError when another device's key-slot change holds the lock for 20 s.
  */
 export async function removeKeySlot(
   storage: Storage,
@@ -373,6 +438,18 @@ export async function removeKeySlot(
     throw new UsageError('a slot id is 4 to 32 hexadecimal digits (as `listKeySlots()` shows it)');
   }
   const repoId = await openWithBackupKey(storage, backupKey);
+  return underKeySlotLock(storage, backupKey, repoId, () =>
+    removeListedSlot(storage, backupKey, repoId, want, o),
+  );
+}
+
+async function removeListedSlot(
+  storage: Storage,
+  backupKey: Uint8Array,
+  repoId: Uint8Array,
+  want: string,
+  o: KeySlotState,
+): Promise<KeySlotSummary> {
   const listing = await listKeySlots(storage, backupKey, o);
   const matches = listing.slots.filter((s) => s.slotId.startsWith(want));
   if (matches.length === 0) {

@@ -36,12 +36,33 @@ import { enginePlatform } from '../platform/current.js';
 import { open, randomBytes, seal } from './keys.js';
 import type { Repo } from './repository.js';
 
+/** What a lock needs of a repository: its store and keys. */
+export type LockedRepo = Pick<Repo, 'storage' | 'keys'>;
+
 /** A holder rewrites its lock this often. */
 export const LOCK_REFRESH_MS = 5 * 60 * 1000;
 /** Others ignore a lock not rewritten for this long. */
 export const LOCK_STALE_MS = 30 * 60 * 1000;
 /** A holder whose last refresh is this old no longer trusts its own lock. */
 export const LOCK_SELF_STALE_MS = 20 * 60 * 1000;
+/**
+ * The op of a key-slot change (key-slots.ts). Its locks guard the key-slot manifest only:
+ * they conflict with each other and with no other lock, because a key-slot change touches
+ * nothing but `keys/`, which backup, prune and forget never touch (SPEC.md §14, §18). A
+ * device that predates this rule sees an exclusive lock and waits: the safe direction.
+ */
+export const KEY_SLOTS_LOCK_OP = 'keys';
+
+/** Locks guard one of two independent parts of a repository. */
+function scope(info: LockInfo): 'keys' | 'repository' {
+  return info.op === KEY_SLOTS_LOCK_OP ? 'keys' : 'repository';
+}
+
+/** Whether two live locks may not be held at once. */
+export function locksConflict(a: LockInfo, b: LockInfo): boolean {
+  return scope(a) === scope(b) && (a.exclusive || b.exclusive);
+}
+
 /** Locks are tiny; anything larger is not one of ours. */
 const LOCK_MAX_BYTES = 4096;
 /**
@@ -106,7 +127,12 @@ export function decodeLock(plain: Uint8Array, object: string): LockInfo {
 
 function describe(info: LockInfo, now: number): string {
   const ago = Math.max(0, Math.round((now - info.time) / 60_000));
-  const what = /^[a-z]{1,16}$/.test(info.op) ? `a ${info.op}` : 'another process';
+  const what =
+    info.op === KEY_SLOTS_LOCK_OP
+      ? 'a key-slot change'
+      : /^[a-z]{1,16}$/.test(info.op)
+        ? `a ${info.op}`
+        : 'another process';
   const host = info.host.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
   return `${what} on ${host} (pid ${info.pid}, lock refreshed ${ago} min ago)`;
 }
@@ -120,7 +146,7 @@ export class RepoLock {
   private released = false;
 
   private constructor(
-    private readonly repo: Repo,
+    private readonly repo: LockedRepo,
     readonly name: string,
     private readonly info: LockInfo,
     private readonly now: () => number,
@@ -129,14 +155,16 @@ export class RepoLock {
   }
 
   /**
-   * Take a lock for `op` (`backup`, `prune`): exclusive, or shared with other shared ones.
+   * Take a lock for `op` (`backup`, `prune`, `forget`, or {@link KEY_SLOTS_LOCK_OP}):
+   * exclusive, or shared with other shared ones, among the locks of the same part of the
+   * repository ({@link locksConflict}).
    * @throws ConflictError when another live process holds a conflicting lock (ours is
    *   removed again; nothing else was written).
    * @throws CorruptBackupError when a lock object does not open or decode (it names it).
    * @throws UnavailableError from the store.
    */
   static async acquire(
-    repo: Repo,
+    repo: LockedRepo,
     op: string,
     exclusive: boolean,
     env: LockEnv = {},
@@ -165,10 +193,11 @@ export class RepoLock {
           (other.info.host === host && !alive(other.info.pid)) ||
           (other.info.host === host && other.info.pid === info.pid && !HELD.has(other.name));
         if (isStale) {
-          stale.push(other.name);
+          // Only ours to clear when it guards the same part of the repository.
+          if (scope(other.info) === scope(info)) stale.push(other.name);
           continue;
         }
-        if (exclusive || other.info.exclusive) {
+        if (locksConflict(info, other.info)) {
           throw new ConflictError(
             `the repository is locked by ${describe(other.info, t)}`,
             `Retry when it has finished. A lock of a process that died expires ${LOCK_STALE_MS / 60_000} min after its last refresh (${other.name}).`,
@@ -254,7 +283,7 @@ export class RepoLock {
 }
 
 /** Every lock in the repository, opened and decoded. */
-export async function listLocks(repo: Repo): Promise<{ name: string; info: LockInfo }[]> {
+export async function listLocks(repo: LockedRepo): Promise<{ name: string; info: LockInfo }[]> {
   const out: { name: string; info: LockInfo }[] = [];
   for await (const o of repo.storage.list(PREFIX.locks)) {
     if (!/^locks\/[0-9a-f]{64}$/.test(o.name) || o.size > LOCK_MAX_BYTES) {
