@@ -201,26 +201,36 @@ export class JobRunner {
       let pos = job.offset;
       let start = 0;
       let end = 0;
-      const want = (): number => Math.min(buf.length - end, limit - pos);
-      let got = await readFill(0, want(), pos);
+      // Fixed-size chunks (and the first read, which decides) need only a block ahead:
+      // the pages of the buffer beyond it are then never touched, so never resident
+      // (8 MiB less peak RSS with two workers on the bench chat, whose files are all
+      // fixed-size or single chunks). The content-defined cutter needs CDC_MAX ahead.
+      let ahead = READ_BLOCK;
+      const want = (): number => Math.min(buf.length - end, limit - pos, ahead);
+      let asked = want();
+      let got = await readFill(0, asked, pos);
       pos += got;
       end = got;
-      let eof = pos >= limit || end < buf.length;
+      // A read shorter than asked met the end of the file.
+      let eof = pos >= limit || got < asked;
       let fixed = job.fixed;
       if (fixed === 0 && job.offset === 0)
         fixed = sqliteChunkSize(buf.subarray(0, Math.min(end, 100))) ?? 0;
       // A whole small file: one chunk.
       if (fixed === 0 && job.offset === 0 && eof && end <= SINGLE_CHUNK_MAX)
         fixed = Math.max(1, end);
+      const window = fixed > 0 ? fixed : CDC_MAX;
+      if (fixed === 0) ahead = Infinity;
       for (;;) {
-        if (!eof && end - start < CDC_MAX) {
+        if (!eof && end - start < window) {
           buf.copyWithin(0, start, end);
           end -= start;
           start = 0;
-          got = await readFill(end, want(), pos);
+          asked = want();
+          got = await readFill(end, asked, pos);
           pos += got;
           end += got;
-          eof = pos >= limit || end < buf.length;
+          eof = pos >= limit || got < asked;
         }
         if (start === end) break;
         const cut =
