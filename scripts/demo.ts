@@ -384,6 +384,11 @@ async function main(): Promise<void> {
   await mkdir(root, { recursive: true });
   const env: Record<string, string | undefined> = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('BACKVAULT_')) delete env[k];
+  // The devices' default state and data live in the demo's directory, never in the user's
+  // home: a second run creates a new repository at the same place, which the state of the
+  // first run would rightly report as a replaced repository (ROLLBACK).
+  env.XDG_STATE_HOME = join(root, 'home', 'state');
+  env.XDG_DATA_HOME = join(root, 'home', 'data');
   const ctx: DemoContext = { root, cloud: join(root, 'cloud'), env, facts: [] };
 
   say(
