@@ -6,6 +6,10 @@ import { CliHarness, parseJsonOutput, stderrLines, type CliRun } from './cli-har
 
 const KEY_RE = /^([0-9a-f]{4} ){15}[0-9a-f]{4}$/;
 
+function ok(r: CliRun, what: string): void {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}; stderr: ${r.stderr}`);
+}
+
 function assertUsage(r: CliRun, code: string, exit = 2): string {
   assert.equal(r.code, exit, `exit code; stderr: ${r.stderr}`);
   const lines = stderrLines(r);
@@ -87,6 +91,27 @@ describe('backvault CLI: usage, help and the key', () => {
     const noKey = assertUsage(await h.run(['backup', 'src', '--repo', h.path('repo')]), 'USAGE');
     assert.match(noKey, /no backup key/);
     assert.match(noKey, /--key-file/);
+  });
+
+  it('a path through a file (repository, restore target) is a USAGE error naming it, and creates nothing', async () => {
+    await writeFile(h.path('afile'), 'not a folder\n');
+    const key = (await h.run(['key', 'generate'])).stdout.trim();
+    const env = { BACKVAULT_KEY: key };
+    for (const cmd of [
+      ['init', '--repo', 'afile/repo'],
+      ['backup', 'src', '--repo', 'afile/repo', '--init'],
+      ['snapshots', '--repo', 'afile/repo'],
+    ]) {
+      const line = assertUsage(await h.run(cmd, { env }), 'USAGE');
+      assert.match(line, /^USAGE: repository path is not a directory: .*\/afile is a file — /);
+    }
+    ok(await h.run(['init', '--repo', 'repo-ok'], { env }), 'init');
+    ok(await h.run(['backup', 'src', '--repo', 'repo-ok'], { env }), 'backup');
+    const line = assertUsage(
+      await h.run(['restore', 'afile/sub', '--repo', 'repo-ok'], { env }),
+      'USAGE',
+    );
+    assert.match(line, /^USAGE: restore target's path goes through a file: .*\/afile\/sub — /);
   });
 
   it('with --json a usage error is also one JSON object on stdout', async () => {

@@ -20,6 +20,7 @@ import type { TargetFiles } from '../platform/types.js';
 import { listPacks, openRepository, requireRollbackChoice } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
 
+import { codeOf } from '../restorer/merge.js';
 import { recoverInterrupted, restoreSnapshot } from '../restorer/restorer.js';
 
 /** Choose a snapshot by id or unique prefix (default: the head). */
@@ -75,10 +76,21 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const files = filesFor(opts);
   const host = enginePlatform().host;
   const target = files.out.path.resolve(opts.target);
-  const warnings = await recoverInterrupted(files.out, host, target);
-  // Checked before the repository is read: a file where a directory should be is the
-  // user's mistake, and a symlink is never followed (it could point anywhere).
-  const state = await isEmptyOrAbsent(files.out, target);
+  // Checked before the repository is read: a file where a directory should be (the target,
+  // or a folder on its path) is the user's mistake, and a symlink is never followed (it
+  // could point anywhere).
+  let warnings: string[];
+  let state: Awaited<ReturnType<typeof isEmptyOrAbsent>>;
+  try {
+    warnings = await recoverInterrupted(files.out, host, target);
+    state = await isEmptyOrAbsent(files.out, target);
+  } catch (e) {
+    if (codeOf(e) !== 'ENOTDIR') throw e;
+    throw new UsageError(
+      `restore target's path goes through a file: ${target}`,
+      HINTS.targetNotDirectory,
+    );
+  }
   if (state === 'not-a-directory') {
     throw new UsageError(`restore target is not a directory: ${target}`, HINTS.targetNotDirectory);
   }

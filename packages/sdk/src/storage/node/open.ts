@@ -167,8 +167,24 @@ async function openLocal(dir: string): Promise<Storage> {
     }
   } catch (error) {
     if (error instanceof UsageError) throw error;
+    // A file on the way (`afile/repo`) is a mistake, not an outage to retry.
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      throw new UsageError(
+        `repository path is not a directory: ${await fileOnPath(root)} is a file`,
+        'Give a directory path.',
+      );
+    }
     // Missing is fine (the first backup creates it); other errors surface on first use
     // as UnavailableError with their cause.
   }
   return new LocalStorage(root);
+}
+
+/** The nearest ancestor of `p` that exists and is not a directory (`p` itself if none is found). */
+async function fileOnPath(p: string): Promise<string> {
+  for (let dir = path.dirname(p); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const info = await stat(dir).catch(() => undefined);
+    if (info && !info.isDirectory()) return dir;
+  }
+  return p;
 }
