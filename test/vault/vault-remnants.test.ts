@@ -8,7 +8,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -154,6 +154,23 @@ describe('vault data directory permissions at start', () => {
       }
     });
   }
+
+  it('a data directory whose path goes through a file is a USAGE error (exit 2), not a crash', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bv-perm-'));
+    try {
+      await writeFile(join(dir, 'afile'), 'not a folder\n');
+      const data = join(dir, 'afile', 'data');
+      const r = await runVaultExpectingFailure(['--data', data, '--dev-auth', '--workers', '1']);
+      assert.equal(r.code, 2, r.output);
+      assert.match(
+        r.output,
+        /USAGE: cannot create the data directory .*: a part of that path is a file/,
+      );
+      assert.doesNotMatch(r.output, /INTERNAL/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('resets an existing world-readable database file to 0600', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bv-perm-'));

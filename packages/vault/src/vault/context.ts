@@ -60,7 +60,18 @@ export const DATA_FILES = {
  */
 export async function ensurePrivateDataDir(config: VaultConfig): Promise<void> {
   const dir = config.dataDir;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    // A file on the way is the operator's typo, not a bug (a read-only or full disk and a
+    // missing permission keep their own codes, mapped where errors meet the CLI).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTDIR' && code !== 'EEXIST') throw e;
+    throw new UsageError(
+      `cannot create the data directory ${dir}: a part of that path is a file`,
+      'Give --data a directory path.',
+    );
+  }
   const st = await stat(dir);
   if (!st.isDirectory()) throw new UsageError(`--data ${dir} is not a directory`);
   const uid = process.getuid?.();
