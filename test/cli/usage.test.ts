@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { parseBackupKey } from '#sdk/format/key-encoding.js';
@@ -112,6 +113,17 @@ describe('backvault CLI: usage, help and the key', () => {
       'USAGE',
     );
     assert.match(line, /^USAGE: restore target's path goes through a file: .*\/afile\/sub — /);
+    // The state file and a device's folder: the same mistake, the same answer.
+    for (const cmd of [
+      ['backup', 'src', '--repo', 'repo-ok', '--state', 'afile/state.json'],
+      ['snapshots', '--repo', 'repo-ok', '--state', 'afile/state.json'],
+      ['enable', '--device', 'afile/dev', '--repo', 'repo-new', '--recovery-key', '--yes'],
+    ]) {
+      const l = assertUsage(await h.run(cmd, { env }), 'USAGE');
+      assert.match(l, /afile/);
+      assert.doesNotMatch(l, /INTERNAL|bug in backvault/);
+    }
+    assert.equal(existsSync(h.path('repo-new')), false, 'enable created nothing');
   });
 
   it('with --json a usage error is also one JSON object on stdout', async () => {

@@ -12,6 +12,8 @@
  * | EACCES, EPERM                       | PermissionDeniedError   | 8    |
  * | EADDRINUSE                          | PortInUseError          | 8    |
  * | ENOENT below a read-only folder     | ReadOnlyError           | 8    |
+ * | ENOTDIR, EEXIST of mkdir (a file    | UsageError              | 2    |
+ * |   where a folder should be)         |                         |      |
  * | AWS SDK CredentialsProviderError    | NoCredentialsError      | 2    |
  *
  * A missing source folder is decided where it is known (`backup`: NoSourceError, exit 2).
@@ -25,6 +27,7 @@ import {
   PermissionDeniedError,
   PortInUseError,
   ReadOnlyError,
+  UsageError,
 } from 'backvault/errors';
 
 /** The fields of a Node system error that matter here. */
@@ -136,6 +139,13 @@ export function localError(e: unknown, where?: string): BackvaultError | undefin
         if (refused === 'EACCES') return new PermissionDeniedError(c.path, what, { cause: e });
         break;
       }
+      case 'EEXIST':
+        // A recursive mkdir meeting a file on its way says EEXIST, not ENOTDIR.
+        if (syscall === 'mkdir') return fileOnPath(pathOf(c, e, where), what);
+        break;
+      case 'ENOTDIR':
+        // `--state afile/state.json`, `--device afile/dev`: a typo, never a bug or an outage.
+        return fileOnPath(pathOf(c, e, where), what);
       case 'EADDRINUSE': {
         const host = typeof c.address === 'string' ? c.address : 'the address';
         const port = typeof c.port === 'number' ? `:${c.port}` : '';
@@ -146,6 +156,13 @@ export function localError(e: unknown, where?: string): BackvaultError | undefin
     }
   }
   return undefined;
+}
+
+function fileOnPath(path: string, what: string): UsageError {
+  return new UsageError(
+    `a part of this path is a file, not a folder: ${path} (${what})`,
+    'Give a path whose folders are folders.',
+  );
 }
 
 /** Why the nearest existing folder above `path` refuses writes, if it does. */

@@ -11,7 +11,7 @@
  * Written atomically (temp file, fsync, rename, fsync of the directory), mode 0600. Not
  * secret, but private: it reveals which repositories this device uses.
  */
-import { BackvaultError } from '../../errors.js';
+import { BackvaultError, UsageError } from '../../errors.js';
 import { isLowerHex, utf8 } from '../../format/index.js';
 import { enginePlatform } from '../platform/current.js';
 import type { TargetFiles } from '../platform/types.js';
@@ -39,11 +39,13 @@ interface StateFile {
   locations?: Record<string, string>;
 }
 
-function unreadable(path: string): BackvaultError {
+function unreadable(path: string, cause?: unknown): BackvaultError {
   return new BackvaultError(
     'INTERNAL',
     `the local state file is unreadable: ${path}`,
     'Restore it from a backup of this device, or move it away to start over (this forgets which snapshots were seen).',
+    // The system error (EACCES, EIO …) stays reachable for a caller that maps them.
+    cause === undefined ? undefined : { cause },
   );
 }
 
@@ -52,8 +54,15 @@ async function load(path: string, files?: TargetFiles): Promise<StateFile> {
   try {
     text = new TextDecoder().decode(await out(files).readFile(path));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, repos: {} };
-    throw unreadable(path);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { version: 1, repos: {} };
+    if (code === 'ENOTDIR') {
+      throw new UsageError(
+        `the state file's path goes through a file: ${path}`,
+        'Give a state file path whose folders are folders.',
+      );
+    }
+    throw unreadable(path, e);
   }
   let parsed: unknown;
   try {
