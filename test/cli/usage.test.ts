@@ -124,6 +124,18 @@ describe('backvault CLI: usage, help and the key', () => {
       assert.doesNotMatch(l, /INTERNAL|bug in backvault/);
     }
     assert.equal(existsSync(h.path('repo-new')), false, 'enable created nothing');
+    // A state file that is not one (a folder, a chat file), a name too long: USAGE, named.
+    const cases: [string[], RegExp][] = [
+      [['snapshots', '--repo', 'repo-ok', '--state', 'src'], /the state file is a folder/],
+      [
+        ['snapshots', '--repo', 'repo-ok', '--state', 'src/a.txt'],
+        /not a backvault state file, or a damaged one: .*a\.txt/,
+      ],
+      [['init', '--repo', 'x'.repeat(300)], /a name in this path is too long/],
+    ];
+    for (const [cmd, message] of cases) {
+      assert.match(assertUsage(await h.run(cmd, { env }), 'USAGE'), message);
+    }
   });
 
   it('with --json a usage error is also one JSON object on stdout', async () => {

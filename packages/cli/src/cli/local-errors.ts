@@ -14,6 +14,7 @@
  * | ENOENT below a read-only folder     | ReadOnlyError           | 8    |
  * | ENOTDIR, EEXIST of mkdir (a file    | UsageError              | 2    |
  * |   where a folder should be)         |                         |      |
+ * | ENAMETOOLONG                        | UsageError              | 2    |
  * | AWS SDK CredentialsProviderError    | NoCredentialsError      | 2    |
  *
  * A missing source folder is decided where it is known (`backup`: NoSourceError, exit 2).
@@ -146,6 +147,11 @@ export function localError(e: unknown, where?: string): BackvaultError | undefin
       case 'ENOTDIR':
         // `--state afile/state.json`, `--device afile/dev`: a typo, never a bug or an outage.
         return fileOnPath(pathOf(c, e, where), what);
+      case 'ENAMETOOLONG':
+        return new UsageError(
+          `a name in this path is too long for the file system: ${pathOf(c, e, where).slice(0, 200)}…`,
+          'Give a shorter path.',
+        );
       case 'EADDRINUSE': {
         const host = typeof c.address === 'string' ? c.address : 'the address';
         const port = typeof c.port === 'number' ? `:${c.port}` : '';

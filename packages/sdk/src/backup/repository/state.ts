@@ -39,13 +39,25 @@ interface StateFile {
   locations?: Record<string, string>;
 }
 
+const UNREADABLE_HINT =
+  'Restore it from a backup of this device, or move it away to start over (this forgets which snapshots were seen).';
+
+/**
+ * The state file at `path` cannot be used: a system error (kept as the cause, so a caller
+ * can map EACCES to PERMISSION_DENIED), or bytes that are not a state file — a wrong
+ * `statePath` or a damaged file, the user's to fix (USAGE), never "a bug".
+ */
 function unreadable(path: string, cause?: unknown): BackvaultError {
+  if (cause === undefined) {
+    return new UsageError(`not a backvault state file, or a damaged one: ${path}`, UNREADABLE_HINT);
+  }
   return new BackvaultError(
     'INTERNAL',
     `the local state file is unreadable: ${path}`,
-    'Restore it from a backup of this device, or move it away to start over (this forgets which snapshots were seen).',
-    // The system error (EACCES, EIO …) stays reachable for a caller that maps them.
-    cause === undefined ? undefined : { cause },
+    UNREADABLE_HINT,
+    {
+      cause,
+    },
   );
 }
 
@@ -61,6 +73,9 @@ async function load(path: string, files?: TargetFiles): Promise<StateFile> {
         `the state file's path goes through a file: ${path}`,
         'Give a state file path whose folders are folders.',
       );
+    }
+    if (code === 'EISDIR') {
+      throw new UsageError(`the state file is a folder: ${path}`, 'Give the path of a file.');
     }
     throw unreadable(path, e);
   }
