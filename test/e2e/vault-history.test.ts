@@ -14,7 +14,8 @@ import { startVaultProcess, type VaultProcess } from '../client/vault-process.js
 
 const PASSWORD = 'history password 42';
 // Long enough that the paced login below lands inside the window on a loaded machine (the
-// three wrong logins and two status runs before it take several seconds there).
+// three wrong logins and two status runs before it take several seconds there). The test
+// checks the window's length on the vault's clock, so a wide one proves as much as 3 s did.
 const DELAY_S = 12;
 
 describe('backvault CLI: vault head, events and pacing', () => {
@@ -104,8 +105,6 @@ describe('backvault CLI: vault head, events and pacing', () => {
       const r = await restore('nowhere', 'cloud', pw);
       assert.equal(r.code, 3, r.stderr);
     }
-    // The pacing window runs from the third wrong guess.
-    const windowEnds = Date.now() + DELAY_S * 1000;
     const st = await h.run(['status', '--device', 'dev']);
     ok(st, 'status');
     assert.match(
@@ -118,12 +117,23 @@ describe('backvault CLI: vault head, events and pacing', () => {
     );
 
     const sj = await h.run(['status', '--device', 'dev', '--json']);
-    const events = (JSON.parse(sj.stdout) as { events: { kind: string; outcome?: string }[] })
-      .events;
+    const { events, record } = JSON.parse(sj.stdout) as {
+      events: { kind: string; outcome?: string; at: string }[];
+      record: { nextTryAt?: string };
+    };
     assert.deepEqual(
       events.slice(-3).map((e) => `${e.kind}:${e.outcome ?? ''}`),
       ['guess:wrong', 'guess:wrong', 'guess:pending'],
     );
+    // The pacing window, as the vault keeps it: from the third wrong guess, exactly the
+    // configured delay. Measured on the vault's own clock, so the window can be wide enough
+    // for a loaded machine (the runs before the paced login take seconds there) and still
+    // pin the delay to the millisecond; the paced login below must fall inside it, and the
+    // login after it must pass within half a second of its end.
+    assert.ok(record.nextTryAt, `a paced record says when: ${sj.stdout}`);
+    const windowEnds = Date.parse(record.nextTryAt);
+    const thirdGuess = Date.parse(events.at(-1)!.at);
+    assert.equal(windowEnds - thirdGuess, DELAY_S * 1000, 'paced for exactly the delay');
 
     const paced = await restore('phone-4', 'cloud', PASSWORD);
     assert.notEqual(paced.code, 0);

@@ -11,7 +11,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createHash } from 'node:crypto';
-import { generateVectors, repoRoot, vectorText, type Json } from '../../scripts/gen-vectors.js';
+import { generateVectors, repoRoot, vectorText } from '../../scripts/gen-vectors.js';
+import {
+  arr,
+  bytes,
+  entryFrom,
+  keyFor,
+  num,
+  obj,
+  refFrom,
+  rejectsWith,
+  snapshotFrom,
+  str,
+  treeEntryFrom,
+  type V,
+} from './vector-json.js';
 import {
   ObjectKind,
   SUBKEY_LABELS,
@@ -41,13 +55,9 @@ import {
   sealWeb,
   sha256Hex,
   toHex,
-  type BlobEntry,
   type BlobKind,
-  type BlobRef,
   type CompressionValue,
-  type Snapshot,
   type SubkeyLabel,
-  type TreeEntry,
 } from '#sdk/format/index.js';
 import {
   deriveRepoKeys,
@@ -59,99 +69,13 @@ import { openBlob } from '#sdk/backup/repository/blob-codec.js';
 import { gearTable, nextCut, sqliteChunkSize } from '#sdk/backup/archiver/chunker.js';
 import { check, listSnapshots, restore } from '#sdk/backup/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-import { BackvaultError, hasCode, type ErrorCode } from '#sdk/errors.js';
+import { hasCode, type ErrorCode } from '#sdk/errors.js';
 
 const VECTOR_DIR = join(repoRoot(), 'vectors');
-
-/** A vector object: a JSON object with string keys. */
-type V = Record<string, Json>;
 
 async function loadVector(name: string): Promise<V> {
   return JSON.parse(await readFile(join(VECTOR_DIR, `${name}.json`), 'utf8')) as V;
 }
-
-const str = (v: Json | undefined): string => {
-  assert.equal(typeof v, 'string');
-  return v as string;
-};
-const num = (v: Json | undefined): number => {
-  assert.equal(typeof v, 'number');
-  return v as number;
-};
-const arr = (v: Json | undefined): V[] => {
-  assert.ok(Array.isArray(v));
-  return v as V[];
-};
-const obj = (v: Json | undefined): V => {
-  assert.ok(v !== null && typeof v === 'object' && !Array.isArray(v));
-  return v as V;
-};
-const bytes = (v: Json | undefined): Uint8Array => fromHex(str(v));
-
-/** Assert `fn` fails with a backvault error of `code`. */
-async function rejectsWith(fn: () => unknown, code: string, what: string): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    assert.ok(e instanceof BackvaultError, `${what}: not a BackvaultError: ${String(e)}`);
-    assert.equal(e.code, code, `${what}: ${e.message}`);
-    return;
-  }
-  assert.fail(`${what}: did not fail (expected ${code})`);
-}
-
-function entryFrom(j: V): BlobEntry {
-  return {
-    kind: num(j.kind) as BlobKind,
-    compression: num(j.compression) as CompressionValue,
-    id: bytes(j.id),
-    offset: num(j.offset),
-    length: num(j.length),
-    rawLength: num(j.rawLength),
-  };
-}
-
-function treeEntryFrom(j: V): TreeEntry {
-  const base = { name: str(j.name), mode: num(j.mode), mtimeNs: BigInt(str(j.mtimeNs)) };
-  const type = num(j.type);
-  if (type === 1)
-    return {
-      ...base,
-      type: 1,
-      size: num(j.size),
-      chunks: arr(j.chunks).map((c) => bytes(c as unknown as Json)),
-    };
-  if (type === 2) return { ...base, type: 2, subtree: bytes(j.subtree) };
-  return { ...base, type: 3, target: str(j.target) };
-}
-
-function snapshotFrom(j: V): Snapshot {
-  return {
-    seq: num(j.seq),
-    prev: j.prev === null ? null : bytes(j.prev),
-    timeMs: num(j.timeMs),
-    hostname: str(j.hostname),
-    rootTree: bytes(j.rootTree),
-    rootMode: num(j.rootMode),
-    rootMtimeNs: BigInt(str(j.rootMtimeNs)),
-    files: num(j.files),
-    dirs: num(j.dirs),
-    bytes: num(j.bytes),
-    ...(j.partial !== undefined ? { partial: j.partial === true, skipped: num(j.skipped) } : {}),
-  };
-}
-
-function refFrom(j: V): BlobRef {
-  return {
-    kind: num(j.kind) as BlobKind,
-    compression: num(j.compression) as CompressionValue,
-    id: bytes(j.id),
-    rawLength: num(j.rawLength),
-  };
-}
-
-const keyFor = (kind: number, keys: { data: Uint8Array; meta: Uint8Array }): Uint8Array =>
-  kind === ObjectKind.DATA_BLOB ? keys.data : keys.meta;
 
 describe('SPEC.md test vectors', () => {
   let dir: string;

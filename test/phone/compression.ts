@@ -20,6 +20,14 @@
  */
 // The package's exports map has only `brotli/decompress`, whose size cap does not hold
 // (above); the same package's decoder loop, by path (from dist/test/phone/ at run time).
+// A supported way was looked for (session 13) and there is none: brotli 2.1.0's public API
+// is `compress` and `decompress(buffer, outSize?)` alone — no streaming decoder, no output
+// callback, no option — and `decompress` allocates each meta-block's declared length before
+// decoding it, so no input or `outSize` bounds its memory. The other pure-JS decoders on
+// npm are young (brotli-lib 0.0.7 documents a `maxOutputSize`, unreviewed here) and
+// Hermes has no WebAssembly for the wasm ones. The deep import stays, pinned by the bomb
+// test in test/backup/platform.test.ts (CORRUPT, peak memory < 128 MiB over 1 GiB of
+// zeros), which fails if a brotli release changes this loop's input/output contract.
 // @ts-expect-error -- brotli ships no types for its dec/ modules
 import { BrotliDecompress } from '../../../node_modules/brotli/dec/decode.js';
 import { Inflate, deflateSync } from 'fflate';

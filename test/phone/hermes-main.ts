@@ -61,13 +61,10 @@ import {
   parseBackupKey,
   SUBKEY_LABELS,
   toHex,
-  type BlobEntry,
   type BlobKind,
   type BlobRef,
   type CompressionValue,
-  type Snapshot,
   type SubkeyLabel,
-  type TreeEntry,
 } from '#sdk/format/index.js';
 import {
   MemoryFiles,
@@ -94,9 +91,22 @@ import {
 import { openBlob } from '#sdk/backup/repository/blob-codec.js';
 import { gearTable, nextCut, sqliteChunkSize } from '#sdk/backup/archiver/chunker.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type V = Record<string, Json>;
+import {
+  arr,
+  bytes,
+  caseLists,
+  entryFrom,
+  keyFor,
+  num,
+  obj,
+  refFrom,
+  rejectsWith,
+  snapshotFrom,
+  str,
+  treeEntryFrom,
+  type Json,
+  type V,
+} from '../format/vector-json.js';
 
 interface PhoneInput {
   vectors: Record<string, V>;
@@ -143,37 +153,6 @@ function same(a: unknown, b: unknown, what: string): void {
   if (s(a) !== s(b)) throw new Error(`${what}: ${s(a).slice(0, 80)} ≠ ${s(b).slice(0, 80)}`);
 }
 
-const str = (v: Json | undefined): string => {
-  assert(typeof v === 'string', 'string');
-  return v;
-};
-const num = (v: Json | undefined): number => {
-  assert(typeof v === 'number', 'number');
-  return v;
-};
-const arr = (v: Json | undefined): V[] => {
-  assert(Array.isArray(v), 'array');
-  return v as V[];
-};
-const obj = (v: Json | undefined): V => {
-  assert(v !== null && typeof v === 'object' && !Array.isArray(v), 'object');
-  return v as V;
-};
-const bytes = (v: Json | undefined): Uint8Array => fromHex(str(v));
-
-/** Run `fn`; it must fail with a backvault error of `code`. */
-async function rejectsWith(fn: () => unknown, code: string, what: string): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    assert(e instanceof BackvaultError, `${what}: not a BackvaultError: ${String(e)}`);
-    if (e.code !== code)
-      throw new Error(`${what}: ${e.code} (${e.message}), expected ${code}`, { cause: e });
-    return;
-  }
-  throw new Error(`${what}: did not fail (expected ${code})`);
-}
-
 /** AES-256-GCM with the vector's nonce, through the installed provider. */
 function sealWithNonce(key: Uint8Array, ad: Uint8Array, plain: Uint8Array, nonce: Uint8Array) {
   const out = new Uint8Array(NONCE_BYTES + plain.length + 16);
@@ -200,23 +179,6 @@ function openVectorBlob(
   eqHex(openBlob(keys, ref, sealed, 'vector'), plain, label);
 }
 
-/**
- * The case lists of a vector file: every array of objects at its top level or one level
- * down (`blobs`, `invalid`, `sqlite.cases`, …). test/phone/hermes.test.ts finds them the
- * same way on Node and wants each one on the file's PASS line, in full.
- */
-function caseLists(v: V): Map<string, number> {
-  const out = new Map<string, number>();
-  const isCases = (x: Json | undefined): x is Json[] =>
-    Array.isArray(x) && x.length > 0 && x.every((e) => e !== null && typeof e === 'object');
-  for (const [k, x] of Object.entries(v)) {
-    if (isCases(x)) out.set(k, x.length);
-    else if (x !== null && typeof x === 'object' && !Array.isArray(x))
-      for (const [k2, y] of Object.entries(x)) if (isCases(y)) out.set(`${k}.${k2}`, y.length);
-  }
-  return out;
-}
-
 /** What one vector file's check counted, per case list. */
 class Tally {
   private readonly seen = new Map<string, Set<string>>();
@@ -239,55 +201,6 @@ class Tally {
     return parts.join(', ');
   }
 }
-
-function entryFrom(j: V): BlobEntry {
-  return {
-    kind: num(j.kind) as BlobKind,
-    compression: num(j.compression) as CompressionValue,
-    id: bytes(j.id),
-    offset: num(j.offset),
-    length: num(j.length),
-    rawLength: num(j.rawLength),
-  };
-}
-function treeEntryFrom(j: V): TreeEntry {
-  const base = { name: str(j.name), mode: num(j.mode), mtimeNs: BigInt(str(j.mtimeNs)) };
-  const type = num(j.type);
-  if (type === 1)
-    return {
-      ...base,
-      type: 1,
-      size: num(j.size),
-      chunks: arr(j.chunks).map((c) => bytes(c as unknown as Json)),
-    };
-  if (type === 2) return { ...base, type: 2, subtree: bytes(j.subtree) };
-  return { ...base, type: 3, target: str(j.target) };
-}
-function snapshotFrom(j: V): Snapshot {
-  return {
-    seq: num(j.seq),
-    prev: j.prev === null ? null : bytes(j.prev),
-    timeMs: num(j.timeMs),
-    hostname: str(j.hostname),
-    rootTree: bytes(j.rootTree),
-    rootMode: num(j.rootMode),
-    rootMtimeNs: BigInt(str(j.rootMtimeNs)),
-    files: num(j.files),
-    dirs: num(j.dirs),
-    bytes: num(j.bytes),
-    ...(j.partial !== undefined ? { partial: j.partial === true, skipped: num(j.skipped) } : {}),
-  };
-}
-function refFrom(j: V): BlobRef {
-  return {
-    kind: num(j.kind) as BlobKind,
-    compression: num(j.compression) as CompressionValue,
-    id: bytes(j.id),
-    rawLength: num(j.rawLength),
-  };
-}
-const keyFor = (kind: number, keys: { data: Uint8Array; meta: Uint8Array }): Uint8Array =>
-  kind === ObjectKind.DATA_BLOB ? keys.data : keys.meta;
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 function fromBase64(s: string): Uint8Array {

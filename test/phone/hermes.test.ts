@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { caseLists, type V } from '../format/vector-json.js';
 import { ROOT, hermesBinary, runPhone } from './build.js';
 
 /**
@@ -15,21 +16,6 @@ import { ROOT, hermesBinary, runPhone } from './build.js';
  * Hermes lacks): none today. Adding one needs a reason here.
  */
 const NEEDS_OPAQUE: Record<string, string> = {};
-
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-
-/** The case lists of a vector file, as hermes-main.ts counts them (arrays of objects, 2 deep). */
-function caseLists(v: Record<string, Json>): [string, number][] {
-  const out: [string, number][] = [];
-  const isCases = (x: Json | undefined): x is Json[] =>
-    Array.isArray(x) && x.length > 0 && x.every((e) => e !== null && typeof e === 'object');
-  for (const [k, x] of Object.entries(v)) {
-    if (isCases(x)) out.push([k, x.length]);
-    else if (x !== null && typeof x === 'object' && !Array.isArray(x))
-      for (const [k2, y] of Object.entries(x)) if (isCases(y)) out.push([`${k}.${k2}`, y.length]);
-  }
-  return out;
-}
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -51,11 +37,8 @@ describe('the device SDK on Hermes (hermes-engine-cli)', () => {
       let vectorPasses = 0;
       for (const f of files.sort()) {
         if (NEEDS_OPAQUE[f] !== undefined) continue;
-        const v = JSON.parse(await readFile(join(ROOT, 'vectors', f), 'utf8')) as Record<
-          string,
-          Json
-        >;
-        const lists = caseLists(v);
+        const v = JSON.parse(await readFile(join(ROOT, 'vectors', f), 'utf8')) as V;
+        const lists = [...caseLists(v)];
         assert.ok(lists.length > 0, `${f}: no case list`);
         // Every case list, each in full (n/n), in the file's order.
         const counts = lists.map(([k, n]) => `${escape(k)} ${n}/${n}`).join(', ');

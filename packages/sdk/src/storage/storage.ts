@@ -100,6 +100,19 @@ export interface Storage {
   withSignal?(signal: AbortSignal): Storage;
 }
 
+/**
+ * {@link Storage.withSignal} for a store whose requests consult `this.signal` (the Node
+ * adapters, LocalStorage and S3Storage, each with a `private signal` field): a view whose
+ * prototype is `store` — so it shares its state, client and connections, and closing it
+ * closes `store` — with its own `signal`. Not part of the public API.
+ */
+export function signalView<T extends Storage>(store: T, signal: AbortSignal): T {
+  const view = Object.create(store) as T;
+  // Defined, not assigned: the view's own property, whatever `store` holds.
+  Object.defineProperty(view, 'signal', { value: signal, enumerable: true });
+  return view;
+}
+
 const NAME = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
 
 /**

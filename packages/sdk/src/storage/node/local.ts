@@ -26,6 +26,7 @@ import {
   assertObjectName,
   assertRange,
   isObjectName,
+  signalView,
   type Storage,
 } from '../storage.js';
 
@@ -65,14 +66,15 @@ export class LocalStorage implements Storage {
     this.location = this.root;
   }
 
-  /** Cancels whole-object reads (between chunks) of the view; see {@link Storage.withSignal}. */
+  /**
+   * Cancels whole-object reads (between chunks) of a view; set by signalView (see
+   * {@link Storage.withSignal}).
+   */
   private signal: AbortSignal | undefined;
 
   /** A view whose reads stop when `signal` aborts (see {@link Storage.withSignal}). */
   withSignal(signal: AbortSignal): Storage {
-    const view = Object.create(this) as LocalStorage;
-    view.signal = signal;
-    return view;
+    return signalView(this, signal);
   }
 
   /**

@@ -25,6 +25,7 @@ import {
   assertObjectName,
   assertRange,
   isObjectName,
+  signalView,
   type Storage,
 } from '../storage.js';
 
@@ -141,7 +142,7 @@ export class S3Storage implements Storage {
     });
   }
 
-  /** Aborts the view's requests; see {@link Storage.withSignal}. */
+  /** Aborts a view's requests; set by signalView (see {@link Storage.withSignal}). */
   private signal: AbortSignal | undefined;
 
   /**
@@ -149,9 +150,7 @@ export class S3Storage implements Storage {
    * (they reject with `signal.reason`); see {@link Storage.withSignal}.
    */
   withSignal(signal: AbortSignal): Storage {
-    const view = Object.create(this) as S3Storage;
-    view.signal = signal;
-    return view;
+    return signalView(this, signal);
   }
 
   /**
