@@ -18,8 +18,9 @@
  * write lock is taken before the version is read), so the cluster workers of
  * `serve --workers N` — N processes on one file — and any other process on it are
  * serialised by SQLite's lock. A writer waits for that lock up to {@link BUSY_TIMEOUT_MS}
- * (SQLite's busy_timeout, on the writer thread), then fails with UnavailableError (nothing
- * was written; a retry is safe). Reads never wait on writers in WAL mode.
+ * (on the writer thread, retrying every 0.05–2 ms: see `commit` in {@link runWriter}), then
+ * fails with UnavailableError (nothing was written; a retry is safe). Reads never wait on
+ * writers in WAL mode.
  *
  * Versions come from one global sequence row bumped in the same transaction as the write,
  * so they increase across delete and re-create (no ABA). (Numbering updates per record,
