@@ -101,6 +101,34 @@ describe('sqlite store: writes that fail are answered UNAVAILABLE and change not
     }
   });
 
+  it('a write lock held briefly by another process is taken soon after it is released', async () => {
+    // SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 … ms between attempts: a
+    // lock held 60 ms would be retried at 53 and then 78 ms. The writer retries every
+    // ≤ 2 ms itself, so the write lands right after the release (plus one commit).
+    const dir = await mkdtemp(join(tmpdir(), 'bv-store-brief-'));
+    const path = join(dir, 'vault.sqlite');
+    const store = await openSqliteStore(path);
+    const other = new Database(path);
+    try {
+      assert.equal(await store.compareAndSwap('a', ABSENT, record(0)), true);
+      const took: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const v = (await store.get('a'))!.version;
+        other.exec('BEGIN IMMEDIATE');
+        const t0 = performance.now();
+        setTimeout(() => other.exec('ROLLBACK'), 60);
+        assert.equal(await store.compareAndSwap('a', v, record(i + 1)), true);
+        took.push(performance.now() - t0);
+      }
+      assert.ok(Math.min(...took) < 75, `took ${took.map((t) => t.toFixed(1)).join(', ')} ms`);
+      assert.equal((await store.get('a'))!.failures, 3);
+    } finally {
+      other.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a write SQLite refuses fails its whole batch and leaves the record as it was', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bv-store-failed-'));
     const path = join(dir, 'vault.sqlite');
