@@ -239,3 +239,35 @@ describe('SDK errors: exported where they are thrown, in the SDK’s words', () 
     assert.match(cliWords(new errors.UsageError('x').hint), /`backvault --help`/);
   });
 });
+
+describe('SDK operations called from JavaScript with what TypeScript would refuse', () => {
+  it('no options, or no storage: USAGE naming the call, never a TypeError from inside', async () => {
+    const engine = await import('#sdk/backup/index.js');
+    const calls: [string, () => Promise<unknown>][] = [
+      [
+        'backup() takes an options object',
+        () => (engine.backup as (o?: unknown) => Promise<unknown>)(),
+      ],
+      [
+        'restore() takes an options object',
+        () => (engine.restore as (o: unknown) => Promise<unknown>)(null),
+      ],
+      ['check() needs `storage`', () => (engine.check as (o: unknown) => Promise<unknown>)({})],
+      [
+        'listSnapshots() takes an options object',
+        () => (engine.listSnapshots as (o: unknown) => Promise<unknown>)('/tmp/repo'),
+      ],
+      [
+        'backup() needs `storage`',
+        () => (engine.backup as (o: unknown) => Promise<unknown>)({ storage: '/tmp/repo' }),
+      ],
+    ];
+    for (const [message, call] of calls) {
+      await assert.rejects(call(), (e: unknown) => {
+        assert.ok(errors.hasCode(e, 'USAGE'), `${message}: ${String(e)}`);
+        assert.ok((e as Error).message.startsWith(message), (e as Error).message);
+        return true;
+      });
+    }
+  });
+});

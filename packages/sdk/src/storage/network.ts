@@ -183,6 +183,17 @@ export function networked<O extends NetworkOptions & { storage: Storage }, R>(
 ): (opts: O) => Promise<R> {
   type P = ProgressLike;
   return async (opts: O): Promise<R> => {
+    // From JavaScript anything can arrive: say what was expected, not "cannot read 'signal'".
+    if (typeof opts !== 'object' || opts === null) {
+      throw new UsageError(
+        `${phase === 'scan' ? 'listSnapshots' : phase}() takes an options object`,
+      );
+    }
+    if (typeof opts.storage !== 'object' || opts.storage === null) {
+      throw new UsageError(
+        `${phase === 'scan' ? 'listSnapshots' : phase}() needs \`storage\`: the store (a Storage)`,
+      );
+    }
     // Aborted before it started: nothing is read or written.
     throwIfAborted(opts.signal);
     if (!hasNetworkOptions(opts)) return fn(opts);
