@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { constants as zc, createBrotliCompress, createDeflateRaw } from 'node:zlib';
 import { after, afterEach, describe, it } from 'node:test';
 import {
@@ -22,10 +23,10 @@ import {
   useEnginePlatform,
   type EnginePlatform,
 } from '#sdk/backup/index.js';
-import { workerExecArgv } from '#sdk/backup/node/worker-pool.js';
+import { WorkerPool, workerExecArgv } from '#sdk/backup/node/worker-pool.js';
 import { nobleCrypto } from '#sdk/backup/platform/noble-crypto.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-import { Compression, ObjectKind, PREFIX, blobAd } from '#sdk/format/index.js';
+import { Compression, ObjectKind, PREFIX, blobAd, generateBackupKey } from '#sdk/format/index.js';
 import { openBlob } from '#sdk/backup/repository/blob-codec.js';
 import { deriveRepoKeys, hmac, seal } from '#sdk/backup/repository/keys.js';
 import { hasCode } from '#sdk/errors.js';
@@ -506,6 +507,36 @@ describe('the engine over its platform interfaces', () => {
       ]),
       ['--no-warnings'],
     );
+  });
+
+  it('closing the pool stops a running job at its next chunk and terminates the worker idle', async () => {
+    // Node aborts the whole process when a worker is terminated inside a zlib call; close()
+    // asks the job to stop and waits until the worker answered. A 1 GiB sparse file takes a
+    // worker well over CLOSE_WAIT_MS (500 ms) to chunk, hash and compress: without the stop
+    // check the job would still be running when close() gives up waiting.
+    const dir = await tempDir('bv-pool-close-');
+    try {
+      const path = join(dir, 'sparse.bin');
+      await writeFile(path, '');
+      await truncate(path, 1024 ** 3);
+      const keys = deriveRepoKeys(generateBackupKey(), randomBytes(16));
+      const pool = await WorkerPool.start(1, keys, { onPack: async () => {} });
+      const { done } = await pool.submitFile({ path, offset: 0, length: -1, fixed: 0 });
+      const outcome = done.then(
+        () => 'finished',
+        (e: unknown) => String((e as Error).message),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      await pool.close();
+      const closeMs = performance.now() - t0;
+      assert.equal(await outcome, 'worker pool closed');
+      const inFlight = (pool as unknown as { inFlight: number[] }).inFlight;
+      assert.deepEqual(inFlight, [0], 'the worker answered before it was terminated');
+      assert.ok(closeMs < 400, `close took ${closeMs.toFixed(0)} ms`);
+    } finally {
+      await removeDir(dir);
+    }
   });
 
   it('a backup that cannot start leaves no repository behind', async () => {

@@ -95,6 +95,13 @@ function startWorker(url: URL, options: WorkerOptions): Worker {
   }
 }
 
+/**
+ * How long close() waits for running jobs to stop before it terminates their workers: a
+ * job checks between chunks (one Brotli call of at most 4 MiB, ~20 ms here), so this is
+ * only reached by a worker that is stuck.
+ */
+const CLOSE_WAIT_MS = 500;
+
 /** Young generation size of each worker (see the constructor). */
 const YOUNG_GEN_MB = 1;
 
@@ -118,6 +125,11 @@ export class WorkerPool implements EnginePool {
   private readonly pending = new Map<number, Pending>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly returned: Int32Array;
+  /** Set to 1 by close(): every job stops at its next chunk or blob (WorkerInit.stop). */
+  private readonly stop = new Int32Array(new SharedArrayBuffer(4));
+  /** Jobs posted to each worker and not yet answered (whether or not still awaited). */
+  private readonly inFlight: number[] = [];
+  private idleWaiters: (() => void)[] = [];
   private readonly slotWaiters: (() => void)[] = [];
   private readonly recyclePorts: MessagePort[] = [];
   private fileJobs = 0;
@@ -171,6 +183,7 @@ export class WorkerPool implements EnginePool {
         index: i,
         returned,
         recycle: port2,
+        stop: this.stop.buffer as SharedArrayBuffer,
       };
       const w = startWorker(url, {
         workerData: init,
@@ -204,6 +217,7 @@ export class WorkerPool implements EnginePool {
       });
       this.workers.push(w);
       this.load.push(0);
+      this.inFlight.push(0);
     }
     this.ready = Promise.all(onlines).then(() => undefined);
     this.ready.catch(() => {});
@@ -227,6 +241,7 @@ export class WorkerPool implements EnginePool {
 
   private settle(r: WorkerReply, worker: number): void {
     if (r.op === 'ready') return;
+    if (r.op !== 'pack') this.answered(worker);
     if (r.op === 'pack') {
       const onPack = this.options.onPack;
       const p = (onPack ? onPack(r) : Promise.reject(new Error('pack without a handler'))).then(
@@ -249,7 +264,14 @@ export class WorkerPool implements EnginePool {
     p.resolve(r);
   }
 
+  /** A worker answered a job (or can no longer answer any). */
+  private answered(worker: number, all = false): void {
+    this.inFlight[worker] = all ? 0 : Math.max(0, (this.inFlight[worker] as number) - 1);
+    if (this.inFlight.every((n) => n === 0)) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
   private crash(worker: number, e: Error): void {
+    this.answered(worker, true);
     this.fail(e);
     for (const [id, p] of this.pending) {
       if (p.worker === worker) {
@@ -272,6 +294,7 @@ export class WorkerPool implements EnginePool {
       }
     }
     this.load[best] = (this.load[best] as number) + 1;
+    this.inFlight[best] = (this.inFlight[best] as number) + 1;
     const jobId = this.nextJob++;
     return new Promise<WorkerReply>((resolve, reject) => {
       this.pending.set(jobId, { resolve, reject, worker: best });
@@ -368,10 +391,30 @@ export class WorkerPool implements EnginePool {
     return r.bytes;
   }
 
-  /** Stop every worker (after waiting for uploads already started). */
+  /**
+   * Stop every worker (after waiting for uploads already started). Jobs still running are
+   * asked to stop at their next chunk or blob, and the workers are terminated once idle (at
+   * most CLOSE_WAIT_MS later): Node aborts the whole process ("close before init", an
+   * assertion in its zlib binding) when a worker is terminated in the middle of a Brotli
+   * call, which an abort during a backup did once in the abort tests under load.
+   */
   async close(): Promise<void> {
     this.fail(new Error('worker pool closed'));
+    Atomics.store(this.stop, 0, 1);
+    // Wake a worker that waits for a pack buffer: it sees `stop` and leaves its job.
+    for (let i = 0; i < this.workers.length; i++) {
+      Atomics.add(this.returned, i, 1);
+      Atomics.notify(this.returned, i);
+    }
     await Promise.allSettled([...this.uploads]);
+    if (!this.inFlight.every((n) => n === 0)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.idleWaiters.push(resolve);
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      });
+      clearTimeout(timer);
+    }
     await Promise.all(this.workers.map((w) => w.terminate()));
     for (const p of this.recyclePorts) p.close();
   }

@@ -30,6 +30,8 @@ export interface WorkerInit {
   returned: SharedArrayBuffer;
   /** Where the engine returns this worker's pack buffers once stored (transferred). */
   recycle: MessagePort;
+  /** Int32, shared by all workers: 1 once the pool closes; a job stops at its next step. */
+  stop: SharedArrayBuffer;
 }
 
 /** A file job (workers/pool-types.ts) with its id. */

@@ -16,7 +16,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { CorruptBackupError } from '../../errors.js';
 import { useEnginePlatform } from '../platform/current.js';
-import { JobRunner, PackReadError } from '../workers/jobs.js';
+import { JobRunner, PackReadError, PoolClosedError } from '../workers/jobs.js';
 import type { PackFileRange } from '../workers/pool-types.js';
 import { fdWriter, nodeFiles } from './files.js';
 import { accountGarbage } from './gc.js';
@@ -47,9 +47,12 @@ const PACK_BUFFERS = 2;
 let packBuffers = 0;
 const recycle = init.recycle;
 const returned = new Int32Array(init.returned);
+const stop = new Int32Array(init.stop);
+const stopped = (): boolean => Atomics.load(stop, 0) !== 0;
 
 function nextBuffer(size: number): Uint8Array<ArrayBuffer> | undefined {
   for (;;) {
+    if (stopped()) throw new PoolClosedError();
     const seen = Atomics.load(returned, init.index);
     const m = receiveMessageOnPort(recycle) as { message: ArrayBuffer } | undefined;
     if (m) {
@@ -114,6 +117,7 @@ const runner = new JobRunner({
   writer: fdWriter,
   readPackRange,
   accountGarbage,
+  stopped,
 });
 
 async function handle(msg: WorkerRequest): Promise<void> {

@@ -44,6 +44,16 @@ export interface JobRunnerInit {
   accountGarbage?: (bytes: number) => void;
   /** Awaited after each new chunk (the calling thread waits there for stored packs). */
   backpressure?: () => Promise<void> | undefined;
+  /** True once the pool is closing: a job throws at its next chunk or blob (see stopCheck). */
+  stopped?: () => boolean;
+}
+
+/** Thrown by a job that stopped because its pool is closing. */
+export class PoolClosedError extends Error {
+  constructor() {
+    super('worker pool closed');
+    Object.setPrototypeOf(this, new.target.prototype); // see BackvaultError (src/errors.ts)
+  }
 }
 
 /** A local pack file could not be read (readPackRange): MISSING_OBJECT or UNAVAILABLE. */
@@ -233,6 +243,7 @@ export class JobRunner {
           eof = pos >= limit || got < asked;
         }
         if (start === end) break;
+        if (this.init.stopped?.()) throw new PoolClosedError();
         const cut =
           fixed > 0 ? Math.min(fixed, end - start) : nextCut(this.gear, buf, start, end, eof);
         const plain = buf.subarray(start, start + cut);
@@ -288,6 +299,7 @@ export class JobRunner {
     }
     let bytes = 0;
     for (const it of items) {
+      if (this.init.stopped?.()) throw new PoolClosedError();
       const plain = openBlob(
         this.init.keys,
         it.ref,
