@@ -39,6 +39,8 @@ const BUILTIN = new Set(['Error', 'TypeError', 'RangeError', 'SyntaxError', 'DOM
 const INTERNAL: Readonly<Record<string, string>> = {
   SourceReadError:
     "the worker pool's report of an unreadable source file: the archiver records the file as skipped",
+  PoolClosedError:
+    'a worker thread leaving its job because the pool is closing: it becomes the worker’s answer, and the pool has already settled every caller’s job with its own error',
 };
 
 async function parse(file: string): Promise<ts.SourceFile> {
