@@ -76,16 +76,19 @@ export async function describeTree(root: string): Promise<Map<string, string>> {
     for (const name of (await readdir(join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const p = join(root, r);
-      const st = await lstat(p);
+      const st = await lstat(p, { bigint: true });
+      // Whole ms from the ns (see describeTree in test/backup/helpers.ts).
+      const ms = st.mtimeNs / 1_000_000n;
+      const mode = (Number(st.mode) & 0o7777).toString(8);
       if (st.isSymbolicLink()) out.set(r, `link ${await readlink(p)}`);
       else if (st.isDirectory()) {
-        out.set(r, `dir ${(st.mode & 0o7777).toString(8)} ${Math.floor(st.mtimeMs)}`);
+        out.set(r, `dir ${mode} ${ms}`);
         await walk(r);
       } else {
         const digest = createHash('sha256')
           .update(await readFile(p))
           .digest('hex');
-        out.set(r, `file ${(st.mode & 0o7777).toString(8)} ${Math.floor(st.mtimeMs)} ${digest}`);
+        out.set(r, `file ${mode} ${ms} ${digest}`);
       }
     }
   };

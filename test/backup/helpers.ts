@@ -93,10 +93,16 @@ export async function describeTree(root: string): Promise<Map<string, Snap>> {
     for (const name of (await readdir(join(root, rel))).sort()) {
       const r = rel ? join(rel, name) : name;
       const p = join(root, r);
-      const st = await lstat(p);
+      const st = await lstat(p, { bigint: true });
+      // Whole milliseconds from the nanoseconds: `Math.floor(mtimeMs)` of a number rounds
+      // .9999995 ms up first (a double near 1.8e12 ms has ~0.24 µs of precision), while
+      // the engine restores microseconds, so a source time in the last µs of a millisecond
+      // compared one ms apart from its exact restore.
+      const mtimeMs = Number(st.mtimeNs / 1_000_000n);
+      const mode = Number(st.mode) & 0o7777;
       if (st.isDirectory()) {
         await walk(r);
-        out.set(r, { type: 'dir', mode: st.mode & 0o7777, mtimeMs: Math.floor(st.mtimeMs) });
+        out.set(r, { type: 'dir', mode, mtimeMs });
       } else if (st.isSymbolicLink()) {
         out.set(r, { type: 'link', mode: 0, mtimeMs: 0, content: await readlink(p) });
       } else {
@@ -104,12 +110,7 @@ export async function describeTree(root: string): Promise<Map<string, Snap>> {
           .createHash('sha256')
           .update(await readFile(p))
           .digest('hex');
-        out.set(r, {
-          type: 'file',
-          mode: st.mode & 0o7777,
-          mtimeMs: Math.floor(st.mtimeMs),
-          content: digest,
-        });
+        out.set(r, { type: 'file', mode, mtimeMs, content: digest });
       }
     }
   };
