@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import {
   chmod,
   mkdir,
@@ -113,6 +114,20 @@ describe('LocalStorage', () => {
       return true;
     });
     await assert.rejects(s.get('config'), MissingObjectError);
+  });
+
+  it('fails, never spins, where a folder exists but refuses new children (ENOENT)', async (t) => {
+    // /proc/1 is such a folder. Node's own recursive mkdir loops there forever (ENOENT for
+    // the child, EEXIST for the parent, again), burning a libuv thread: a put never settled.
+    if (!existsSync('/proc/1')) return t.skip('no /proc');
+    const s = new LocalStorage('/proc/1/backvault-repo');
+    const started = performance.now();
+    await assert.rejects(s.put('data/ab/abcd', randomData(1)), UnavailableError);
+    assert.ok(performance.now() - started < 2000, 'settled at once');
+    // Folders that are missing are still made, several levels deep.
+    const deep = new LocalStorage(path.join(dir, 'a', 'b', 'c'));
+    await deep.put('data/ab/abcd', randomData(10));
+    assert.equal((await deep.get('data/ab/abcd')).length, 10);
   });
 
   it('maps permission errors to UNAVAILABLE with the errno, never data, in the message', async () => {

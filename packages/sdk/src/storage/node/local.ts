@@ -88,7 +88,7 @@ export class LocalStorage implements Storage {
     const file = this.pathOf(name);
     const dir = path.dirname(file);
     try {
-      const created = await mkdir(dir, { recursive: true });
+      const created = await makeDirectories(dir);
       if (created !== undefined) await syncNewDirectories(created, dir);
       const temp = path.join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
       const handle = await open(temp, 'wx', 0o644);
@@ -364,6 +364,39 @@ async function syncDirectory(dir: string): Promise<void> {
  * After `mkdir -p` created `first` … `deepest`, fsync each of them and the parent of
  * `first`, so that the new directory entries are durable too, not only the file.
  */
+/**
+ * `mkdir -p` that cannot spin: the missing folders are created one by one, top down, and
+ * the first created is returned (as `mkdir(dir, { recursive: true })` does). Node's own
+ * recursive mkdir loops forever where a folder exists but refuses children with ENOENT
+ * (seen under /proc: ENOENT, then EEXIST for the parent, then ENOENT again), which a
+ * mounted cloud drive may also do; here that ENOENT fails the write.
+ */
+async function makeDirectories(dir: string): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      if ((await stat(d)).isDirectory()) break;
+      // A file on the way: mkdir below says ENOTDIR or EEXIST.
+      missing.push(d);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || d === path.dirname(d)) throw e;
+      missing.push(d);
+    }
+  }
+  let first: string | undefined;
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d);
+      first ??= d;
+    } catch (e) {
+      // Another writer made it meanwhile: fine, if it is a folder.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw e;
+    }
+  }
+  return first;
+}
+
 async function syncNewDirectories(first: string, deepest: string): Promise<void> {
   const stop = path.dirname(first);
   for (let dir = deepest; ; dir = path.dirname(dir)) {
