@@ -366,6 +366,8 @@ interface Seg {
   file: LiveFile;
   position: number;
   at: IndexedBlob;
+  /** The file's last blob (always written: see jobs.ts `write`). */
+  last: boolean;
 }
 interface Batch {
   packId: string;
@@ -615,7 +617,8 @@ export class RestoreRun {
     };
     this.live.add(file);
     let position = 0;
-    for (const at of ats) {
+    for (const [i, at] of ats.entries()) {
+      const last = i === ats.length - 1;
       const en = at.entry;
       const cur = this.cur;
       if (
@@ -627,12 +630,12 @@ export class RestoreRun {
       ) {
         cur.length += en.length;
         if ((cur.segs[cur.segs.length - 1] as Seg).file !== file) file.pending += 1;
-        cur.segs.push({ file, position, at });
+        cur.segs.push({ file, position, at, last });
       } else {
         await this.issue();
         file.pending += 1;
         this.cur = { packId: at.packId, offset: en.offset, length: en.length, segs: [] };
-        this.cur.segs.push({ file, position, at });
+        this.cur.segs.push({ file, position, at, last });
       }
       position += en.rawLength;
     }
@@ -727,6 +730,7 @@ export class RestoreRun {
         length: s.at.entry.length,
         handle: fdOf.get(s.file) as number,
         position: s.position,
+        last: s.last,
       }));
       let bytes = 0;
       try {

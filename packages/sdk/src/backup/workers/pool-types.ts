@@ -57,6 +57,11 @@ export interface WriteItem {
   /** The created file's handle (TargetFile.handle). */
   handle: number;
   position: number;
+  /**
+   * The file's last blob: always written, even when all zeros, so the file ends at its size
+   * (earlier all-zero blobs are skipped and left as holes; see jobs.ts `write`).
+   */
+  last: boolean;
 }
 
 /** A range of a local pack file that the job runner reads itself (Storage.localPath). */
