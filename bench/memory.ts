@@ -6,7 +6,12 @@
  * - one 4 GiB sparse file (reads as zeros: chunks at the chunker's maximum, deduplicated);
  * - 200,000 small files (1–4 KiB of random bytes each) in 400 folders of 500.
  *
+ * With restic installed, restic backs up and restores the same source in the same run (its
+ * cache and repository in the work folder), so "grows with the number of files" has a
+ * reference beside it: restic's in-memory index and tree state grow too.
+ *
  * CLI: node dist/bench/memory.js [--workdir .tmp/bench-memory] [--files 200000] [--gib 4]
+ *        [--no-restic]
  * Prints a table; writes bench/results/memory-<date>.json.
  */
 import { randomBytes } from 'node:crypto';
@@ -14,7 +19,12 @@ import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMain, numberOption, runMain } from './cli-util.js';
-import { runEngineStep, type ChildOutcome } from './run.js';
+import { resticStep, resticVersion, runEngineStep, type ChildOutcome } from './run.js';
+
+interface Step {
+  seconds: number;
+  peakRssMiB: number;
+}
 
 interface Shape {
   name: string;
@@ -22,6 +32,7 @@ interface Shape {
   bytes: number;
   backup: ChildOutcome;
   restore: ChildOutcome;
+  restic?: { backup: Step; restore: Step };
 }
 
 async function sparseFile(dir: string, gib: number): Promise<{ files: number; bytes: number }> {
@@ -53,6 +64,7 @@ async function measure(
   work: string,
   name: string,
   make: (dir: string) => Promise<{ files: number; bytes: number }>,
+  withRestic: boolean,
 ): Promise<Shape> {
   const src = join(work, `${name}-src`);
   const repo = join(work, `${name}-repo`);
@@ -67,8 +79,25 @@ async function measure(
   const backup = await runEngineStep(work, { op: 'backup', repo, statePath, source: src }, keyHex);
   console.log(`${name}: restore …`);
   const restore = await runEngineStep(work, { op: 'restore', repo, statePath, target }, keyHex);
+  await rm(target, { recursive: true, force: true });
+  let restic: Shape['restic'];
+  if (withRestic) {
+    const rRepo = join(work, `${name}-restic-repo`);
+    await rm(rRepo, { recursive: true, force: true });
+    await resticStep({ work }, ['init'], rRepo);
+    console.log(`${name}: restic backup …`);
+    const b = await resticStep({ work }, ['backup', '-q', src], rRepo);
+    console.log(`${name}: restic restore …`);
+    const r = await resticStep({ work }, ['restore', 'latest', '-q', '--target', target], rRepo);
+    restic = {
+      backup: { seconds: b.wallSeconds, peakRssMiB: b.peakRssMiB },
+      restore: { seconds: r.wallSeconds, peakRssMiB: r.peakRssMiB },
+    };
+    await rm(rRepo, { recursive: true, force: true });
+    await rm(join(work, 'restic-cache'), { recursive: true, force: true });
+  }
   for (const p of [src, repo, target]) await rm(p, { recursive: true, force: true });
-  return { name, files, bytes, backup, restore };
+  return { name, files, bytes, backup, restore, ...(restic ? { restic } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -77,15 +106,17 @@ async function main(): Promise<void> {
       workdir: { type: 'string' },
       files: { type: 'string' },
       gib: { type: 'string' },
+      'no-restic': { type: 'boolean', default: false },
     },
   });
+  const restic = values['no-restic'] ? undefined : resticVersion();
   const work = resolve(values.workdir ?? join('.tmp', 'bench-memory'));
   const count = Math.round(numberOption('files', values.files, 200_000, 1));
   const gib = numberOption('gib', values.gib, 4, 0.001);
   await mkdir(work, { recursive: true });
   const shapes = [
-    await measure(work, `sparse-${gib}GiB`, (d) => sparseFile(d, gib)),
-    await measure(work, `small-${count}`, (d) => smallFiles(d, count)),
+    await measure(work, `sparse-${gib}GiB`, (d) => sparseFile(d, gib), restic !== undefined),
+    await measure(work, `small-${count}`, (d) => smallFiles(d, count), restic !== undefined),
   ];
   const rows = [
     [
@@ -98,16 +129,18 @@ async function main(): Promise<void> {
       'restore peak RSS MiB',
     ],
   ];
+  const row = (tool: string, s: Shape, b: Step, r: Step): string[] => [
+    `${s.name} ${tool}`,
+    String(s.files),
+    (s.bytes / 1e6).toFixed(0),
+    b.seconds.toFixed(1),
+    b.peakRssMiB.toFixed(0),
+    r.seconds.toFixed(1),
+    r.peakRssMiB.toFixed(0),
+  ];
   for (const s of shapes) {
-    rows.push([
-      s.name,
-      String(s.files),
-      (s.bytes / 1e6).toFixed(0),
-      s.backup.seconds.toFixed(1),
-      s.backup.peakRssMiB.toFixed(0),
-      s.restore.seconds.toFixed(1),
-      s.restore.peakRssMiB.toFixed(0),
-    ]);
+    rows.push(row('backvault', s, s.backup, s.restore));
+    if (s.restic) rows.push(row('restic', s, s.restic.backup, s.restic.restore));
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   for (const r of rows)
@@ -127,12 +160,16 @@ async function main(): Promise<void> {
           bytes: s.bytes,
           backup: { seconds: s.backup.seconds, peakRssMiB: s.backup.peakRssMiB },
           restore: { seconds: s.restore.seconds, peakRssMiB: s.restore.peakRssMiB },
+          ...(s.restic ? { restic: s.restic } : {}),
         })),
+        restic: restic ?? null,
       },
       null,
       2,
     ) + '\n',
   );
+  if (restic === undefined && !values['no-restic'])
+    console.log('restic: not installed (apt-get install restic to compare)');
   console.log(`wrote ${relative(process.cwd(), out)}`);
 }
 

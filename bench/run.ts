@@ -462,14 +462,14 @@ async function engineRun(
 
 // --- restic ------------------------------------------------------------------------------------
 
-function resticVersion(): string | undefined {
+export function resticVersion(): string | undefined {
   const r = spawnSync('restic', ['version'], { encoding: 'utf8' });
   if (r.error !== undefined || r.status !== 0) return undefined;
   return r.stdout.trim();
 }
 
-async function resticStep(
-  ctx: Ctx,
+export async function resticStep(
+  ctx: Pick<Ctx, 'work'>,
   args: string[],
   repo: string,
 ): Promise<{

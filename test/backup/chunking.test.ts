@@ -11,6 +11,7 @@ import {
   SQLITE_CHUNK,
   gearTable,
   nextCut,
+  scanCut,
   sqliteChunkSize,
 } from '#sdk/backup/archiver/chunker.js';
 import { backup, restore } from '#sdk/backup/index.js';
@@ -77,6 +78,56 @@ describe('chunking', () => {
       .map((_, i) => b.slice(0, i + 1).reduce((x, y) => x + y, 0) - 100)
       .filter((e) => tailA.has(e));
     assert.ok(sameEnds.length >= a.length - 3, `${sameEnds.length} of ${a.length} boundaries kept`);
+  });
+
+  it('a window of zeros is cut exactly where the gear scan cuts it, next to any data', () => {
+    // nextCut skips the scan over zeros (sparse files); the cut must not move. Windows of
+    // random data with zero runs starting and ending around CDC_MIN, the zero window's cut
+    // and CDC_MAX, and single non-zero bytes planted in a run. Over zeros the gear hash
+    // settles at -gear[0] within 32 bytes, so a zero window is cut at CDC_MAX for nearly
+    // every key; gear[0] = 0 and = -1024 (which only the easier mask after CDC_AVG accepts)
+    // make tables whose zero windows cut at CDC_MIN + 1 and CDC_AVG + 1.
+    const gears = [gearTable(randomBytes(32))];
+    for (const g0 of [0, 0xfffffc00]) {
+      const g = gearTable(randomBytes(32));
+      g[0] = g0;
+      gears.push(g);
+    }
+    const zeroCuts = gears.map((g) => scanCut(g, new Uint8Array(CDC_MAX), 0, CDC_MAX));
+    assert.deepEqual(zeroCuts.slice(1), [CDC_MIN + 1, 1024 * 1024 + 1]);
+    const size = CDC_MAX + CDC_MIN + 4096;
+    let checked = 0;
+    for (const [g, gear] of gears.entries()) {
+      const z = zeroCuts[g] as number;
+      const edges = [...new Set([0, CDC_MIN - 1, CDC_MIN, CDC_MIN + 1, z - 1, z, z + 1, CDC_MAX])];
+      const base = randomBytes(size);
+      for (const from of edges) {
+        for (const to of [...edges, size]) {
+          if (to <= from) continue;
+          for (const plant of [-1, CDC_MIN, z - 1]) {
+            const b = Uint8Array.from(base);
+            b.fill(0, from, to);
+            if (plant >= 0) b[plant] = 1 + (plant % 255);
+            const runs: [number, boolean][] =
+              plant < 0
+                ? [
+                    [0, true],
+                    [7, false],
+                  ]
+                : [[0, true]];
+            for (const [start, final] of runs) {
+              assert.equal(
+                nextCut(gear, b, start, size, final),
+                scanCut(gear, b, start, size),
+                `zeros ${from}..${to}, byte at ${plant}, start ${start}, zero cut ${z}`,
+              );
+              checked += 1;
+            }
+          }
+        }
+      }
+    }
+    assert.ok(checked > 300, String(checked));
   });
 
   it('a SQLite database that grows by a few messages stores only a few new chunks', async () => {

@@ -11,7 +11,7 @@ import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
-import { allZero } from '#sdk/backup/workers/jobs.js';
+import { allZero } from '#sdk/backup/archiver/chunker.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';

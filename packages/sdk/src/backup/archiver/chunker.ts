@@ -73,9 +73,42 @@ const bitsAvg = Math.log2(CDC_AVG);
 const MASK_S = ((2 ** (bitsAvg + 2) - 1) * 2 ** (32 - (bitsAvg + 2))) | 0;
 const MASK_L = ((2 ** (bitsAvg - 2) - 1) * 2 ** (32 - (bitsAvg - 2))) | 0;
 
+/** Whether every byte of `b` is 0 (4 bytes at a time where aligned; no BigInt, for Hermes). */
+export function allZero(b: Uint8Array): boolean {
+  let i = 0;
+  const head = Math.min(b.length, (4 - (b.byteOffset % 4)) % 4);
+  for (; i < head; i++) if (b[i] !== 0) return false;
+  const words = (b.length - i) >>> 2;
+  if (words > 0) {
+    const w = new Uint32Array(b.buffer, b.byteOffset + i, words);
+    for (let k = 0; k < words; k++) if (w[k] !== 0) return false;
+    i += words * 4;
+  }
+  for (; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Per gear table: where a window of zeros is cut (see {@link nextCut}). */
+const zeroCuts = new WeakMap<Uint32Array, number>();
+
+function zeroCut(gear: Uint32Array): number {
+  let z = zeroCuts.get(gear);
+  if (z === undefined) {
+    z = scanCut(gear, new Uint8Array(CDC_MAX), 0, CDC_MAX);
+    zeroCuts.set(gear, z);
+  }
+  return z;
+}
+
 /**
  * Length of the next chunk of `buf[start, end)`. `final` says no more data follows `end`;
  * without it, returns 0 when more data is needed to decide (fewer than CDC_MAX bytes).
+ *
+ * A full window whose scanned bytes are zeros (a sparse file's hole, a preallocated image)
+ * is cut where a window of zeros is, computed once per gear table: the scan reads only
+ * `buf[start + CDC_MIN, cut)`, so the same bytes give the same cut. That makes holes cost
+ * a word compare per 4 bytes instead of the gear loop per byte (a 4 GiB sparse file's
+ * backup took 22 s, nearly all of it here). Non-zero data fails the check at once.
  */
 export function nextCut(
   gear: Uint32Array,
@@ -87,7 +120,16 @@ export function nextCut(
   const n = end - start;
   if (n <= CDC_MIN) return final ? n : 0;
   if (n < CDC_MAX && !final) return 0;
-  const limit = start + Math.min(n, CDC_MAX);
+  if (n >= CDC_MAX) {
+    const z = zeroCut(gear);
+    if (buf[start + CDC_MIN] === 0 && allZero(buf.subarray(start + CDC_MIN, start + z))) return z;
+  }
+  return scanCut(gear, buf, start, end);
+}
+
+/** {@link nextCut}'s gear scan, for a window of more than CDC_MIN bytes (exported for tests). */
+export function scanCut(gear: Uint32Array, buf: Uint8Array, start: number, end: number): number {
+  const limit = start + Math.min(end - start, CDC_MAX);
   const normal = Math.min(start + CDC_AVG, limit);
   let h = 0;
   let i = start + CDC_MIN;

@@ -13,6 +13,7 @@ import { ObjectKind, type BlobKind, type BlobRef } from '../../format/index.js';
 import {
   CDC_MAX,
   SINGLE_CHUNK_MAX,
+  allZero,
   gearTable,
   nextCut,
   sqliteChunkSize,
@@ -324,21 +325,6 @@ export class JobRunner {
     }
     return bytes;
   }
-}
-
-/** Whether every byte of `b` is 0 (4 bytes at a time where aligned; no BigInt, for Hermes). */
-export function allZero(b: Uint8Array): boolean {
-  let i = 0;
-  const head = Math.min(b.length, (4 - (b.byteOffset % 4)) % 4);
-  for (; i < head; i++) if (b[i] !== 0) return false;
-  const words = (b.length - i) >>> 2;
-  if (words > 0) {
-    const w = new Uint32Array(b.buffer, b.byteOffset + i, words);
-    for (let k = 0; k < words; k++) if (w[k] !== 0) return false;
-    i += words * 4;
-  }
-  for (; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 /** A pack range read shorter than asked: the pack is truncated. */
