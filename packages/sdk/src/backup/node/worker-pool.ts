@@ -102,6 +102,15 @@ function startWorker(url: URL, options: WorkerOptions): Worker {
  */
 const CLOSE_WAIT_MS = 500;
 
+/**
+ * File jobs queued or running per worker. A queued job is a path and a range (the worker
+ * reads it when it gets to it), so this costs no memory; it keeps a worker from waiting on
+ * this thread between small files. Measured on 20,000 files of 1-4 KiB (2 pairs each):
+ * 2 per worker 2.24 / 2.17 s, 4 2.02 / 2.02 s, 8 1.81 / 1.83 s, 16 1.63 / 1.81 s; the
+ * 104 MB chat the same within noise (0.46-0.54 s) and peak RSS +4 MiB at 8.
+ */
+const FILE_JOBS_PER_WORKER = 8;
+
 /** Young generation size of each worker (see the constructor). */
 const YOUNG_GEN_MB = 1;
 
@@ -312,12 +321,13 @@ export class WorkerPool implements EnginePool {
   }
 
   /**
-   * Queue a file job once fewer than two per worker are running; `done` settles with its
-   * result. (Wrapped so that awaiting the slot does not await the job.) A file that cannot
-   * be read rejects `done` with a {@link SourceReadError} and leaves the pool usable.
+   * Queue a file job once fewer than FILE_JOBS_PER_WORKER per worker are queued or running;
+   * `done` settles with its result. (Wrapped so that awaiting the slot does not await the
+   * job.) A file that cannot be read rejects `done` with a {@link SourceReadError} and
+   * leaves the pool usable.
    */
   async submitFile(job: FileJob): Promise<{ done: Promise<FileResult> }> {
-    while (this.fileJobs >= 2 * this.workers.length && !this.failure) {
+    while (this.fileJobs >= FILE_JOBS_PER_WORKER * this.workers.length && !this.failure) {
       await new Promise<void>((r) => this.slotWaiters.push(r));
     }
     if (this.failure) throw this.failure;

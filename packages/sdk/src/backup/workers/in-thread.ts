@@ -83,8 +83,9 @@ export class InThreadPool implements EnginePool {
   }
 
   async submitFile(job: FileJob): Promise<{ done: Promise<FileResult> }> {
-    // One job queued ahead of the one running, as the threads take two per worker: the walk
-    // waits here, so the queue (and its memory) stays bounded.
+    // One job queued ahead of the one running: the walk waits here, so the queue (and its
+    // memory) stays bounded. (Worker threads take more, as each answer costs a hand-off
+    // between threads; here the job runs on this thread and the next starts at once.)
     while (this.fileJobs >= 2 && !this.failure) {
       await new Promise<void>((r) => this.slotWaiters.push(r));
     }
