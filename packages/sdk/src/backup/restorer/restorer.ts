@@ -68,10 +68,19 @@ const READ_BATCH = 2 * 1024 * 1024;
 const FINISHING = 16;
 
 /**
- * Most blobs in one batch: with the batches in flight it bounds the files open at once
- * (small files, one blob each, would otherwise put thousands in one 2 MiB read).
+ * Most blobs in one batch: with the batches in flight and being built it bounds the files
+ * open at once, (MAX_BATCHES + OPEN_BATCHES) × BATCH_BLOBS + FINISHING = 592 (small files,
+ * one blob each, would otherwise put thousands in one 2 MiB read).
  */
-const BATCH_BLOBS = 64;
+const BATCH_BLOBS = 48;
+
+/**
+ * Batches being built at once, each for its own pack. A backup's workers each fill their own
+ * pack, so files met one after the other alternate between packs: with one batch being
+ * built, each alternation issued it, and 20,000 small files went out in 4,259 batches of ~5
+ * blobs (one message to a worker each, the restore's main cost after the file calls).
+ */
+const OPEN_BATCHES = 4;
 
 interface PlannedDir {
   path: string;
@@ -374,6 +383,8 @@ interface Batch {
   offset: number;
   length: number;
   segs: Seg[];
+  /** The files with a blob in it (each counts it once in `pending`). */
+  files: Set<LiveFile>;
 }
 
 /**
@@ -402,7 +413,8 @@ export class RestoreRun {
   includeFound = false;
 
   // Writing state.
-  private cur: Batch | undefined;
+  /** Batches being built, oldest first (at most OPEN_BATCHES, one per pack). */
+  private readonly open: Batch[] = [];
   private readonly sem = new ByteSemaphore(RESTORE_IN_FLIGHT);
   private readonly running = new Set<Promise<void>>();
   private readonly finishing = new Set<Promise<void>>();
@@ -515,7 +527,7 @@ export class RestoreRun {
   async restore(treeId: Uint8Array, path: string): Promise<void> {
     try {
       await this.walk(treeId, path, 0);
-      await this.issue();
+      while (this.open.length > 0) await this.issue(this.open[0] as Batch);
       await this.below(this.running, 1);
       await this.below(this.finishing, 1);
       this.check();
@@ -620,23 +632,30 @@ export class RestoreRun {
     for (const [i, at] of ats.entries()) {
       const last = i === ats.length - 1;
       const en = at.entry;
-      const cur = this.cur;
+      let b = this.open.find((x) => x.packId === at.packId);
       if (
-        cur &&
-        cur.packId === at.packId &&
-        cur.offset + cur.length === en.offset &&
-        cur.length + en.length <= READ_BATCH &&
-        cur.segs.length < BATCH_BLOBS
+        b &&
+        !(
+          b.offset + b.length === en.offset &&
+          b.length + en.length <= READ_BATCH &&
+          b.segs.length < BATCH_BLOBS
+        )
       ) {
-        cur.length += en.length;
-        if ((cur.segs[cur.segs.length - 1] as Seg).file !== file) file.pending += 1;
-        cur.segs.push({ file, position, at, last });
-      } else {
-        await this.issue();
-        file.pending += 1;
-        this.cur = { packId: at.packId, offset: en.offset, length: en.length, segs: [] };
-        this.cur.segs.push({ file, position, at, last });
+        await this.issue(b);
+        b = undefined;
       }
+      if (!b) {
+        const oldest = this.open.length >= OPEN_BATCHES ? this.open[0] : undefined;
+        if (oldest) await this.issue(oldest);
+        b = { packId: at.packId, offset: en.offset, length: 0, segs: [], files: new Set() };
+        this.open.push(b);
+      }
+      b.length += en.length;
+      if (!b.files.has(file)) {
+        b.files.add(file);
+        file.pending += 1;
+      }
+      b.segs.push({ file, position, at, last });
       position += en.rawLength;
     }
     file.issued = true;
@@ -672,15 +691,14 @@ export class RestoreRun {
   }
 
   /**
-   * Issue the batch being built: wait for room (MAX_BATCHES jobs, RESTORE_IN_FLIGHT bytes),
+   * Issue batch `b` (no longer being built): wait for room (MAX_BATCHES jobs, RESTORE_IN_FLIGHT bytes),
    * then have a worker verify its blobs and write each straight into its file at its
    * position, so plaintext never crosses threads.
    */
-  private async issue(): Promise<void> {
-    const b = this.cur;
-    if (!b) return;
-    this.cur = undefined;
-    const files = [...new Set(b.segs.map((s) => s.file))];
+  private async issue(b: Batch): Promise<void> {
+    const at = this.open.indexOf(b);
+    if (at >= 0) this.open.splice(at, 1);
+    const files = [...b.files];
     const release = (): void => {
       for (const f of files) {
         f.pending -= 1;
