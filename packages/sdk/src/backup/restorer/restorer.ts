@@ -691,9 +691,9 @@ export class RestoreRun {
   }
 
   /**
-   * Issue batch `b` (no longer being built): wait for room (MAX_BATCHES jobs, RESTORE_IN_FLIGHT bytes),
-   * then have a worker verify its blobs and write each straight into its file at its
-   * position, so plaintext never crosses threads.
+   * Issue batch `b` (no longer being built): wait for room (MAX_BATCHES jobs,
+   * RESTORE_IN_FLIGHT bytes), then have a worker verify its blobs and write each straight
+   * into its file at its position, so plaintext never crosses threads.
    */
   private async issue(b: Batch): Promise<void> {
     const at = this.open.indexOf(b);
