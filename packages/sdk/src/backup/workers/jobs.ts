@@ -335,7 +335,7 @@ export class JobRunner {
       // 2.3-2.5 s and the blocks of its last chunk. Non-zero data fails the check at its
       // first word. The last blob is written so the
       // file ends at its size without a truncate in every TargetFile.
-      if (!it.last && allZero(plain)) {
+      if (it.last === false && allZero(plain)) {
         this.init.accountGarbage?.(plain.length);
         continue;
       }

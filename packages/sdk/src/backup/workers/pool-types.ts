@@ -58,8 +58,9 @@ export interface WriteItem {
   handle: number;
   position: number;
   /**
-   * The file's last blob: always written, even when all zeros, so the file ends at its size
-   * (earlier all-zero blobs are skipped and left as holes; see jobs.ts `write`).
+   * False when a later blob of the same file follows: an all-zero blob is then not written
+   * but left as a hole (the file was created empty). The file's last blob is always
+   * written, so the file ends at its size; anything but `false` writes the blob.
    */
   last: boolean;
 }
