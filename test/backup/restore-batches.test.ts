@@ -65,8 +65,10 @@ describe('restore batches small files per pack', () => {
       workers: 2,
     });
     await assertSameTree(join(dir, 'src'), join(dir, 'out'));
-    // 1,200 blobs of ≤ 1.2 KB: 25 full batches of 48, plus one cut at each pack's end and
-    // by the in-order walk between packs; one batch per file was ~5 files per read.
-    assert.ok(ranges <= FILES / 48 + 2 * packs + 8, `${ranges} range reads over ${packs} packs`);
+    // 1,200 blobs of ≤ 1.2 KB: 25 full batches of 48, plus one cut short at each pack's end
+    // or when a fifth pack's batch starts, and one read per tree (5). One batch per
+    // alternation between the packs was 441 reads here; the bound leaves room for how the
+    // backup happened to spread the files over its workers' packs.
+    assert.ok(ranges <= FILES / 48 + 4 * packs + 10, `${ranges} range reads over ${packs} packs`);
   });
 });

@@ -109,6 +109,6 @@ describe('the walk gives the event loop turns', () => {
     longest = Math.max(longest, Date.now() - last);
     const took = Date.now() - t0;
     assert.ok(ticks >= 3, `the timer fired ${ticks} times in ${took} ms`);
-    assert.ok(longest < 250, `the timer waited up to ${longest} ms (backup took ${took} ms)`);
+    assert.ok(longest < 400, `the timer waited up to ${longest} ms (backup took ${took} ms)`);
   });
 });
