@@ -7,8 +7,8 @@
  * Work split: this thread walks the tree and hands files (or, for large SQLite databases,
  * 8 MiB ranges) to the worker pool; workers read the data themselves, so file bytes never
  * cross threads, and build packs that the command stores. Memory is bounded independently
- * of input size: two jobs per worker, one read buffer and two pack buffers per worker
- * (one filling, one being stored).
+ * of input size: up to 8 queued file jobs per worker (a path and a range each), one read
+ * buffer and two pack buffers per worker (one filling, one being stored).
  *
  * The source may change under a backup: files that vanish or change while being read are
  * skipped or read again (SPEC.md section 14).
