@@ -92,12 +92,19 @@ function entryInfo(st: BigIntStats): EntryInfo {
   };
 }
 
-/** A synchronous lstat slower than this sends the rest of this process' lstats to libuv. */
+/** A synchronous lstat slower than this counts as slow (see {@link adaptiveLstat}). */
 export const SLOW_LSTAT_MS = 10;
 
 /**
- * An lstat that makes the system call on this thread until one takes longer than `slowMs`,
- * then goes through libuv's pool for good (see {@link nodeLstat}).
+ * Slow synchronous lstats before the rest go through libuv's pool: more than one, so that a
+ * thread preempted once on a busy machine does not send a long-lived app's every later
+ * backup the slow way.
+ */
+export const SLOW_LSTATS = 3;
+
+/**
+ * An lstat that makes the system call on this thread until SLOW_LSTATS of them have taken
+ * longer than `slowMs`, then goes through libuv's pool for good (see {@link nodeLstat}).
  */
 export function adaptiveLstat(
   sync: (path: string) => BigIntStats,
@@ -105,6 +112,7 @@ export function adaptiveLstat(
   now: () => number = Date.now,
   slowMs = SLOW_LSTAT_MS,
 ): { lstat: (path: string) => Promise<EntryInfo>; pooled: () => boolean } {
+  let slow = 0;
   let usePool = false;
   return {
     async lstat(path) {
@@ -113,7 +121,7 @@ export function adaptiveLstat(
       try {
         return entryInfo(sync(path));
       } finally {
-        if (now() - t0 > slowMs) usePool = true;
+        if (now() - t0 > slowMs && ++slow >= SLOW_LSTATS) usePool = true;
       }
     },
     pooled: () => usePool,
@@ -128,7 +136,7 @@ export function adaptiveLstat(
  * ~60 µs of wall and ~55 µs of CPU here (thread hand-off and wake-up), against ~4 µs
  * direct — measured on 20,000 small files, 1.26 s against 0.08 s; the walk awaits them
  * one by one, so they were a quarter of that backup's main thread. On a file system where
- * one takes longer than SLOW_LSTAT_MS (a network or FUSE mount), the rest go through the
+ * they take longer than SLOW_LSTAT_MS (a network or FUSE mount), the rest go through the
  * pool, so this thread keeps serving timers, progress and aborts while they wait. The walk
  * yields to the event loop regularly (archiver.ts), as these no longer do.
  */
