@@ -15,7 +15,7 @@ help:
 	@echo "make test   - lint, type-check and the whole test suite"
 	@echo "make test-phone - the device SDK bundled for Hermes (React Native): vectors + a backup"
 	@echo "make bench  - benchmarks (prints a table, writes bench/results/*.json)"
-	@echo "make bench-memory - peak RSS for a 4 GiB sparse file and 200,000 small files"
+	@echo "make bench-memory - peak RSS for a 4 GiB sparse file and 200,000 small files (restic beside)"
 	@echo "make fleet  - a local vault fleet: 3 etcd members + 3 vault nodes (Ctrl-C stops it)"
 	@echo "make model  - model-check the vault's attempt-counter protocol (spin, < 1 min)"
 	@echo "make api-report - rewrite the public API reports and reference (docs/api/)"
@@ -85,8 +85,9 @@ bench: build
 	node dist/bench/run.js
 	node dist/bench/import-time.js
 
-# Memory against shape (issue 17): a 4 GiB sparse file and 200,000 small files.
+# Memory against shape (issue 17): a 4 GiB sparse file and 200,000 small files, restic beside.
 bench-memory: build
+	@bash scripts/apt-deps.sh restic
 	node dist/bench/memory.js
 
 # Three etcd members + three vault nodes on loopback (keys via the ceremony, mutual TLS to
