@@ -403,10 +403,13 @@ describe(
           env: { BACKVAULT_KEY: key },
         });
         assert.equal(b.code, 0, b.stderr);
-        const t = new Terminal(['restore', 'big-out', '--repo', 'cloud-big'], {
-          cwd: h.dir,
-          env: { ...env, BACKVAULT_KEY: key },
-        });
+        // 8 MiB/s: the 48 MiB take ~6 s, so Ctrl-C lands in the middle. Unthrottled, a
+        // loaded CI machine once drew its first bar at the end (the 100 % drawn before the
+        // move into place) and the Ctrl-C came after the move (clean-clone run, session 14).
+        const t = new Terminal(
+          ['restore', 'big-out', '--repo', 'cloud-big', '--limit-download', '8192'],
+          { cwd: h.dir, env: { ...env, BACKVAULT_KEY: key } },
+        );
         await t.waitFor(/restore \[[#-]+\] +\d+% +[\d.]+ [KMG]?i?B \/ 48\.0 MiB +\d+\/6 files/);
         t.type('\x03');
         assert.equal(await t.exit(), 130);
