@@ -33,6 +33,7 @@ import {
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { writePrivateFile } from '../../node/private-file.js';
+import { syncFileSystem } from './syncfs.js';
 import type {
   DirName,
   EngineFiles,
@@ -187,12 +188,12 @@ const nodeOut: TargetFiles = {
       // behind other files' fsyncs, and so did the creates the next batches waited for
       // (session 13: batches of the 1 GB bench chat spent 2.3-4 s, summed, waiting for
       // their files to be created). Now a file costs the pool two jobs, not five.
-      async finish(mode, mtimeNs) {
+      async finish(mode, mtimeNs, sync = true) {
         const t = fsTime(mtimeNs);
         try {
           fchmodSync(fd, mode);
           futimesSync(fd, t, t);
-          await fsyncFd(fd);
+          if (sync) await fsyncFd(fd);
         } finally {
           closeSync(fd);
         }
@@ -209,6 +210,7 @@ const nodeOut: TargetFiles = {
     await utimes(path, fsTime(mtimeNs), fsTime(mtimeNs));
   },
   sync: fsyncPath,
+  syncFileSystem,
   rename: (from, to) => rename(from, to),
   rmdir: (path) => rmdir(path),
   rm: (path) => rm(path, { recursive: true, force: true }),

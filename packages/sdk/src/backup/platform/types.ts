@@ -173,6 +173,13 @@ export interface TargetFiles {
   setMeta(path: string, mode: number, mtimeNs: bigint): Promise<void>;
   /** Make a directory's entries (or a file's bytes) durable. */
   sync(path: string): Promise<void>;
+  /**
+   * Make every write so far on the file system holding `path` durable in one call (Linux:
+   * syncfs), where that is as strong as syncing each file and directory. Optional: absent
+   * or resolving false, a restore syncs each file and directory it writes.
+   * @throws when the file system reports a write error.
+   */
+  syncFileSystem?(path: string): Promise<boolean>;
   rename(from: string, to: string): Promise<void>;
   /** Remove an empty directory. */
   rmdir(path: string): Promise<void>;
@@ -184,8 +191,14 @@ export interface TargetFiles {
 export interface TargetFile {
   /** What the job runner writes through; a Node descriptor number for worker threads. */
   readonly handle: number;
-  /** Mode, mtime, sync and close. */
-  finish(mode: number, mtimeNs: bigint): Promise<void>;
+  /**
+   * Mode, mtime, sync and close.
+   * @param mode - the file's mode bits.
+   * @param mtimeNs - the file's mtime, nanoseconds since the epoch.
+   * @param sync - false: skip the sync (the restorer makes the whole tree durable at once
+   *   with `syncFileSystem`); an implementation may sync anyway.
+   */
+  finish(mode: number, mtimeNs: bigint, sync?: boolean): Promise<void>;
   /** Close without finishing (a spoiled file is removed after). */
   close(): Promise<void>;
 }

@@ -411,6 +411,11 @@ export class RestoreRun {
   private readonly include: string[] | undefined;
   /** Whether `include` named something in the snapshot. */
   includeFound = false;
+  /**
+   * Whether each file and directory is synced as it is finished. False when the whole tree
+   * is made durable at once before it moves into place (`TargetFiles.syncFileSystem`).
+   */
+  syncEach = true;
 
   // Writing state.
   /** Batches being built, oldest first (at most OPEN_BATCHES, one per pack). */
@@ -678,7 +683,7 @@ export class RestoreRun {
           await this.fsys.out.rm(file.path);
           return;
         }
-        await fd.finish(file.entry.mode, file.entry.mtimeNs);
+        await fd.finish(file.entry.mode, file.entry.mtimeNs, this.syncEach);
         this.filesDone += 1;
       })(),
     );
@@ -787,10 +792,10 @@ export class RestoreRun {
     const out = this.fsys.out;
     const all = [...this.dirs].sort((a, b) => b.path.length - a.path.length);
     for (const d of all) {
-      await out.sync(d.path);
+      if (this.syncEach) await out.sync(d.path);
       await out.setMeta(d.path, d.mode, d.mtimeNs);
     }
-    await out.sync(root);
+    if (this.syncEach) await out.sync(root);
     await out.setMeta(root, rootMode, rootMtimeNs);
   }
 }
@@ -860,6 +865,11 @@ export async function restoreSnapshot(
   try {
     await fs.mkdir(root, { mode: 0o700 });
     run = new RestoreRun(repo, index, pool, opts, root, files, host, snap);
+    // One syncfs for the whole tree where the platform can (Linux, a local disk): an fsync
+    // per file cost a restore of 20,000 small files 1.8 s of its 3.1 s. This first call
+    // also finds out whether it can.
+    const bulkSync = fs.syncFileSystem ? await fs.syncFileSystem(tmp) : false;
+    run.syncEach = !bulkSync;
     try {
       await run.restore(snap.rootTree, root);
       if (opts.include !== undefined && !run.includeFound)
@@ -875,6 +885,9 @@ export async function restoreSnapshot(
     }
     throwIfAborted(opts.signal);
     await run.finishDirs(root, snap.rootMode, snap.rootMtimeNs);
+    // Every file's bytes, mode and time and every directory durable before anything moves.
+    if (!run.syncEach && !(await fs.syncFileSystem?.(tmp)))
+      throw new Error('the restored files could not be made durable');
     run.progress(true);
     // The last moment an abort is honoured: from here the snapshot moves into place (one
     // rename, or a journalled merge that the next restore rolls forward if stopped).
