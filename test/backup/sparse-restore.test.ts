@@ -37,9 +37,9 @@ async function sparse(path: string, size: number, parts: [number, Buffer][]): Pr
 
 describe('allZero', () => {
   it('finds a single non-zero byte at any position and alignment', () => {
-    const base = new Uint8Array(64 + 8);
+    const base = new Uint8Array(80 + 8);
     for (let off = 0; off < 5; off++) {
-      for (let len = 0; len <= 37; len++) {
+      for (let len = 0; len <= 80; len++) {
         const view = base.subarray(off, off + len);
         assert.equal(allZero(view), true, `zeros off ${off} len ${len}`);
         for (let i = 0; i < len; i++) {
