@@ -361,10 +361,6 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 /**
- * After `mkdir -p` created `first` … `deepest`, fsync each of them and the parent of
- * `first`, so that the new directory entries are durable too, not only the file.
- */
-/**
  * `mkdir -p` that cannot spin: the missing folders are created one by one, top down, and
  * the first created is returned (as `mkdir(dir, { recursive: true })` does). Node's own
  * recursive mkdir loops forever where a folder exists but refuses children with ENOENT
@@ -397,6 +393,10 @@ async function makeDirectories(dir: string): Promise<string | undefined> {
   return first;
 }
 
+/**
+ * After `mkdir -p` created `first` … `deepest`, fsync each of them and the parent of
+ * `first`, so that the new directory entries are durable too, not only the file.
+ */
 async function syncNewDirectories(first: string, deepest: string): Promise<void> {
   const stop = path.dirname(first);
   for (let dir = deepest; ; dir = path.dirname(dir)) {
