@@ -67,7 +67,8 @@ export function syncError(reason: string, dir: string): Error {
 
 function run(bin: string, dir: string): Promise<{ ok: boolean; missing: boolean; err: string }> {
   return new Promise((resolve) => {
-    execFile(bin, ['-f', dir], { env: {}, timeout: 0 }, (e, _out, err) => {
+    // `--`: a folder named like an option is still a folder.
+    execFile(bin, ['-f', '--', dir], { env: {}, timeout: 0 }, (e, _out, err) => {
       const code = (e as NodeJS.ErrnoException | null)?.code;
       resolve({ ok: !e, missing: code === 'ENOENT' || code === 'EACCES', err: String(err) });
     });
