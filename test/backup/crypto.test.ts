@@ -4,7 +4,14 @@ import { describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { deriveRepoKeys, keyCheckValueNode, open, seal } from '#sdk/backup/repository/keys.js';
-import { maybeCompress, openBlob, sealBlob } from '#sdk/backup/repository/blob-codec.js';
+import {
+  RANDOM_BITS,
+  maybeCompress,
+  openBlob,
+  sampleEntropy,
+  sealBlob,
+} from '#sdk/backup/repository/blob-codec.js';
+import { installedPlatform, useEnginePlatform, type EnginePlatform } from '#sdk/backup/index.js';
 import {
   Compression,
   ObjectKind,
@@ -95,5 +102,70 @@ describe('node:crypto engine matches the WebCrypto reference of the format', () 
         /id does not match/,
       );
     }
+  });
+});
+
+describe('random-looking chunks are stored without trying to compress them', () => {
+  /** Run `fn` with the installed crypto provider, counting its compress calls. */
+  function countingCompress(fn: () => void): number {
+    const base = installedPlatform() as EnginePlatform;
+    const z = base.crypto.compression!;
+    let calls = 0;
+    useEnginePlatform({
+      ...base,
+      crypto: {
+        ...base.crypto,
+        compression: {
+          ...z,
+          compress: (c, d) => {
+            calls += 1;
+            return z.compress(c, d);
+          },
+        },
+      },
+    });
+    try {
+      fn();
+    } finally {
+      useEnginePlatform(base);
+    }
+    return calls;
+  }
+
+  it('estimates entropy: random above the line, text, base64, zeros and SQLite-like pages below', () => {
+    for (const n of [512, 1000, 4096, 32768, 1 << 20])
+      assert.ok(sampleEntropy(randomBytes(n)) > RANDOM_BITS, `random ${n}`);
+    const text = Buffer.from('hello chat message, see you at 7? '.repeat(1000));
+    assert.ok(sampleEntropy(text) < 5);
+    assert.ok(sampleEntropy(Buffer.from(randomBytes(3000).toString('base64'))) < 6.1);
+    assert.equal(sampleEntropy(new Uint8Array(8192)), 0);
+    // A page half random, half zeros (a BLOB beside free space): still compressed.
+    const page = new Uint8Array(32768);
+    page.set(randomBytes(16384));
+    assert.ok(sampleEntropy(page) < RANDOM_BITS);
+  });
+
+  it('a small random file is not handed to the compressor; text and mixed pages are', () => {
+    assert.equal(
+      countingCompress(() => {
+        for (const n of [600, 1024, 4096, 40_000, 200_000])
+          assert.equal(maybeCompress(randomBytes(n)).compression, Compression.NONE);
+      }),
+      0,
+    );
+    const page = new Uint8Array(32768);
+    page.set(randomBytes(16384));
+    const text = Buffer.from('hello chat message '.repeat(200));
+    let kept: number[] = [];
+    const calls = countingCompress(() => {
+      kept = [maybeCompress(page).compression, maybeCompress(text).compression];
+    });
+    assert.equal(calls, 2);
+    assert.deepEqual(kept, [Compression.BROTLI, Compression.BROTLI]);
+    // Below RANDOM_MIN the estimate is not trusted: tried, and kept uncompressed.
+    assert.equal(
+      countingCompress(() => void maybeCompress(randomBytes(400))),
+      1,
+    );
   });
 });

@@ -35,6 +35,49 @@ export const PROBE_RATIO = 0.9;
 /** Keep the compressed form only if it saves at least 3 %. */
 export const KEEP_RATIO = 0.97;
 
+/**
+ * A chunk whose sampled bytes carry more than this many bits of entropy per byte (order-0,
+ * over up to RANDOM_SAMPLE bytes) is taken for random and stored without trying to compress
+ * it. Measured here: Brotli q0 on a small random file costs 31-55 µs, the estimate ~4 µs
+ * (20,000 files of 1-4 KiB: 0.6-1.1 s against 0.08 s); the bench chat's 6,300 database
+ * pages estimate 2.2-6.5 bits, so none is skipped. A uniform sample of 512 bytes reads
+ * ~7.6 bits (the estimate is biased low on few bytes), text 4-5, base64 6.
+ */
+export const RANDOM_BITS = 7.2;
+/** Bytes the entropy estimate reads: all of a small chunk, else four 1 KiB slices spread over it. */
+export const RANDOM_SAMPLE = 4096;
+/** Chunks shorter than this are never taken for random (too few bytes for the estimate). */
+export const RANDOM_MIN = 512;
+
+const byteCounts = new Uint32Array(256);
+let nLogN: Float64Array | undefined;
+
+/** Order-0 entropy estimate of `plain`'s sample, in bits per byte. */
+export function sampleEntropy(plain: Uint8Array): number {
+  const counts = byteCounts;
+  counts.fill(0);
+  let n: number;
+  if (plain.length <= RANDOM_SAMPLE) {
+    for (let i = 0; i < plain.length; i++) counts[plain[i]!]!++;
+    n = plain.length;
+  } else {
+    const slice = RANDOM_SAMPLE / 4;
+    for (let k = 0; k < 4; k++) {
+      const at = Math.floor(((plain.length - slice) * k) / 3);
+      for (let i = at; i < at + slice; i++) counts[plain[i]!]!++;
+    }
+    n = RANDOM_SAMPLE;
+  }
+  if (n === 0) return 0;
+  if (!nLogN) {
+    nLogN = new Float64Array(RANDOM_SAMPLE + 1);
+    for (let i = 1; i <= RANDOM_SAMPLE; i++) nLogN[i] = i * Math.log2(i);
+  }
+  let sum = 0;
+  for (let i = 0; i < 256; i++) sum += nLogN[counts[i]!]!;
+  return Math.log2(n) - sum / n;
+}
+
 /** A sealed blob ready to be appended to a pack. */
 export interface SealedBlob {
   id: Uint8Array;
@@ -61,6 +104,8 @@ export function maybeCompress(plain: Uint8Array): {
 } {
   const method = writeCompression();
   if (plain.length < 256 || method === Compression.NONE)
+    return { compression: Compression.NONE, body: plain };
+  if (plain.length >= RANDOM_MIN && sampleEntropy(plain) > RANDOM_BITS)
     return { compression: Compression.NONE, body: plain };
   if (plain.length > PROBE_ABOVE) {
     const sample = plain.subarray(0, PROBE_BYTES);
