@@ -22,6 +22,7 @@ import {
 } from './help.js';
 import { cliWords } from './hints.js';
 import { localError } from './local-errors.js';
+import { Interrupted } from './interrupt.js';
 import { PromptInterrupted } from './prompt.js';
 import { closest } from './suggest.js';
 
@@ -57,7 +58,10 @@ export function errorLine(code: CliErrorCode, message: string, hint: string): st
   return text.replace(/\s*[\r\n]+\s*/g, ' ');
 }
 
-/** Printed on Ctrl-C. The engine commits atomically, so stopping at any instant is safe. */
+/**
+ * Printed on Ctrl-C before the command's operation completed: the engine commits atomically
+ * and rejects an abort only before its commit point, so nothing is half-done.
+ */
 export const INTERRUPTED_MESSAGE = 'stopped by Ctrl-C before completion';
 export const INTERRUPTED_HINT =
   'Nothing partial was committed: the last complete snapshot and the restore target are as they were. Run the command again.';
@@ -73,6 +77,19 @@ const INTERRUPTED_HINTS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * A Ctrl-C that exits once the command's main operation had completed (a further step was
+ * running, e.g. a backup's retention or --verify): what was done stays done.
+ */
+export const COMPLETED_MESSAGE = 'was complete when Ctrl-C stopped it';
+const COMPLETED_HINTS: Readonly<Record<string, string>> = {
+  backup:
+    'The new snapshot is kept; what came after it (device record, retention, --verify) did not finish.',
+  restore:
+    'The restore target holds the snapshot; what came after it (device set-up) did not finish.',
+};
+const COMPLETED_HINT = 'What it did is kept; only what came after it did not finish.';
+
+/**
  * The command named by `argv` (e.g. `backup`, `password change`), for the Ctrl-C line;
  * `undefined` when it names none.
  */
@@ -86,16 +103,27 @@ export function operationOf(argv: readonly string[]): string | undefined {
 
 /**
  * Write the interruption note (one line on stderr, plus the JSON error with `--json`).
- * Called by the SIGINT handler and by a prompt that sees Ctrl-C.
+ * Called by the SIGINT handler, for an operation the engine stopped, and by a prompt that
+ * sees Ctrl-C.
  * @param operation the command that was stopped, named in the message.
+ * @param completed its main operation had completed (see {@link COMPLETED_MESSAGE}).
  */
-export function reportInterrupted(io: CliIo, json: boolean, operation?: string): number {
-  // Start of line + erase, in case a progress bar is on screen.
+export function reportInterrupted(
+  io: CliIo,
+  json: boolean,
+  operation?: string,
+  completed = false,
+): number {
+  // Start of line + erase, in case a progress bar (or the "Stopping…" line) is on screen.
   const prefix = io.stderr.isTTY ? '\r\x1b[2K' : '';
-  const message = operation
-    ? `${operation} ${INTERRUPTED_MESSAGE}`
-    : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
-  const hint = (operation && INTERRUPTED_HINTS[operation]) || INTERRUPTED_HINT;
+  const message = completed
+    ? `${operation ?? 'the command'} ${COMPLETED_MESSAGE}`
+    : operation
+      ? `${operation} ${INTERRUPTED_MESSAGE}`
+      : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
+  const hint = completed
+    ? (operation && COMPLETED_HINTS[operation]) || COMPLETED_HINT
+    : (operation && INTERRUPTED_HINTS[operation]) || INTERRUPTED_HINT;
   io.stderr.write(`${prefix}${errorLine('INTERRUPTED', message, hint)}\n`);
   if (json) {
     io.stdout.write(`${JSON.stringify(jsonError('INTERRUPTED', message, hint))}\n`);
@@ -112,7 +140,9 @@ function reportError(
   spec?: CommandSpec,
 ): number {
   ctx?.clearProgress();
-  if (thrown instanceof PromptInterrupted) return reportInterrupted(io, json, spec?.path.join(' '));
+  // At a prompt, or the engine stopped by the first Ctrl-C before its commit point.
+  if (thrown instanceof PromptInterrupted || thrown instanceof Interrupted)
+    return reportInterrupted(io, json, spec?.path.join(' '));
   // A full or read-only disk, a refused permission, a taken port: this machine's conditions,
   // never "check the network" nor "a bug in backvault".
   let e = localError(thrown) ?? thrown;

@@ -109,17 +109,23 @@ export const backupCommand: CommandSpec = {
       ctx,
       values,
       { allowPrompt: false, retryForMs: BACKUP_RETRY_FOR_MS },
-      async (access) => {
+      async (access, network) => {
         // On a terminal, once the key is known: a quick scan first, so that the bar has a
         // total, a percentage and an ETA.
         const onProgress = await backupProgress(sink, source);
-        return (await loadEngine()).backup({
-          ...access,
-          source,
-          init,
-          ...(exclude.length > 0 ? { exclude } : {}),
-          ...(onProgress ? { onProgress } : {}),
-        });
+        // The first Ctrl-C aborts it (see interrupt.ts): no snapshot is then written, unless
+        // it already was, in which case the backup is reported as done.
+        return ctx.stoppable('backup', async (signal) =>
+          (await loadEngine()).backup({
+            ...access,
+            ...network,
+            signal,
+            source,
+            init,
+            ...(exclude.length > 0 ? { exclude } : {}),
+            ...(onProgress ? { onProgress } : {}),
+          }),
+        );
       },
     );
     await recordLastBackup(ctx, values, r);

@@ -102,7 +102,7 @@ export const restoreCommand: CommandSpec = {
       ctx,
       values,
       { allowPrompt: true, device: 'setup' },
-      async (access) => {
+      async (access, network) => {
         const engine = await loadEngine();
         // With a key from the vault: the vault's snapshot head (and its event log) first.
         const listed = await engine.listSnapshots(access);
@@ -114,21 +114,27 @@ export const restoreCommand: CommandSpec = {
         );
         // `latest`, a sequence number or an id prefix, resolved against the verified chain.
         const snapshotId = selector === undefined ? undefined : selectSnapshot(listed, selector).id;
-        const res = await engine
-          .restore({
-            ...access,
-            target,
-            force: booleanOption(values, 'force'),
-            delete: deleteExtras,
-            partial: booleanOption(values, 'partial'),
-            ...(stringOption(values, 'include') !== undefined
-              ? { include: stringOption(values, 'include') as string }
-              : {}),
-            ...(snapshotId ? { snapshotId } : {}),
-            ...(onProgress ? { onProgress } : {}),
-          })
-          // A full or read-only disk under the target names the target.
-          .catch((e: unknown) => Promise.reject(localError(e, target) ?? e));
+        // The first Ctrl-C aborts it (see interrupt.ts): the target is then as it was, unless
+        // the restore had already moved into place, in which case it is reported as done.
+        const res = await ctx.stoppable('restore', (signal) =>
+          engine
+            .restore({
+              ...access,
+              ...network,
+              signal,
+              target,
+              force: booleanOption(values, 'force'),
+              delete: deleteExtras,
+              partial: booleanOption(values, 'partial'),
+              ...(stringOption(values, 'include') !== undefined
+                ? { include: stringOption(values, 'include') as string }
+                : {}),
+              ...(snapshotId ? { snapshotId } : {}),
+              ...(onProgress ? { onProgress } : {}),
+            })
+            // A full or read-only disk under the target names the target.
+            .catch((e: unknown) => Promise.reject(localError(e, target) ?? e)),
+        );
         // `--device DIR` on a new device: its profile is written once the restore succeeded.
         setup = await finishDeviceSetup(ctx, values, access.backupKey);
         return res;

@@ -1,0 +1,87 @@
+/**
+ * Ctrl-C during a command, as the runner sees it. `main.ts` owns the process signal and asks
+ * {@link Interrupt.stop} what to do with each Ctrl-C; commands run their main engine
+ * operation through {@link CliContext.stoppable}, which hands it this object's signal.
+ *
+ * Why not exit at once: the engine has a commit point (a backup's snapshot object written, a
+ * restore's tree renamed into place) followed by a few final steps (fsyncs, removing the
+ * temporary directory, releasing the lock). A Ctrl-C in those last milliseconds used to print
+ * "nothing was committed" while the snapshot already existed or the target already held the
+ * restore. Aborting instead lets the engine decide: it rejects with the abort only before its
+ * commit point, and otherwise resolves, so the command reports what really happened.
+ */
+
+/** The reason given to the abort; the engine rejects with it when it stops before its commit. */
+export class Interrupted extends Error {
+  constructor() {
+    super('stopped by Ctrl-C');
+    this.name = 'Interrupted';
+  }
+}
+
+/**
+ * Where the command stands, for the next Ctrl-C:
+ * - `idle`: no engine operation that can stop cleanly is running (exit at once);
+ * - `running`: one is (abort it);
+ * - `stopping`: it was aborted and has not answered yet (exit at once: never stuck);
+ * - `done`: it completed (exit at once, saying it had completed).
+ */
+export type InterruptState = 'idle' | 'running' | 'stopping' | 'done';
+
+/** One per process (see `main.ts`); commands reach it through their CliContext. */
+export class Interrupt {
+  private readonly controller = new AbortController();
+  private current: InterruptState = 'idle';
+  /** Told when the first Ctrl-C starts stopping the operation (the context draws a line). */
+  onStopping: (() => void) | undefined;
+
+  get state(): InterruptState {
+    return this.current;
+  }
+
+  /** Aborted by the first Ctrl-C during {@link run}. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /**
+   * A Ctrl-C arrived. During an operation that can stop cleanly, the first one aborts it and
+   * returns true (the caller waits for its outcome); otherwise returns false and the caller
+   * exits at once.
+   */
+  stop(): boolean {
+    if (this.current !== 'running') return false;
+    this.current = 'stopping';
+    this.controller.abort(new Interrupted());
+    this.onStopping?.();
+    return true;
+  }
+
+  /**
+   * Run `fn`, the command's main engine operation, with the abort signal.
+   * @returns what `fn` resolves to, and whether a Ctrl-C came while it ran (it completed
+   *   anyway: the abort came after its commit point).
+   * @throws Interrupted when `fn` rejects after a Ctrl-C (the engine stopped before its
+   *   commit point); whatever `fn` throws otherwise.
+   */
+  async run<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<{ value: T; lateCtrlC: boolean }> {
+    // One main operation per command: a later one (a backup's --verify, its retention) runs
+    // after the first completed, with a signal that never aborts: a Ctrl-C then exits at
+    // once, saying the command's operation had completed.
+    if (this.current !== 'idle') {
+      return { value: await fn(new AbortController().signal), lateCtrlC: false };
+    }
+    this.current = 'running';
+    let value: T;
+    try {
+      value = await fn(this.controller.signal);
+    } catch (e) {
+      if (this.controller.signal.aborted) throw this.controller.signal.reason;
+      this.current = 'idle';
+      throw e;
+    }
+    const lateCtrlC = this.controller.signal.aborted;
+    this.current = 'done';
+    return { value, lateCtrlC };
+  }
+}
