@@ -5,8 +5,14 @@
  * a terminal, is in interrupt.test.ts.)
  */
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { tellingPuts } from '#cli/cli/command.js';
+import { isEmptyDir } from '#cli/cli/commands/restore.js';
 import { CliContext, STOPPING_LINE } from '#cli/cli/context.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
 import { Interrupt, Interrupted } from '#cli/cli/interrupt.js';
 import { reportInterrupted } from '#cli/cli/run.js';
 
@@ -106,25 +112,99 @@ describe('Interrupt: what each Ctrl-C does', () => {
     }
   });
 
-  it('the exit line says whether the operation had completed', () => {
-    const before = recordingIo(false);
-    reportInterrupted(before.io, true, 'restore');
+  it('the exit line says where the operation stood against its commit point', () => {
+    const line = (at?: 'before' | 'after' | 'unsure', operation = 'restore') => {
+      const r = recordingIo(false);
+      assert.equal(reportInterrupted(r.io, true, operation, at), 130);
+      const parsed = JSON.parse(r.out.stdout) as { error: { message: string; hint: string } };
+      assert.equal(r.out.stderr, `INTERRUPTED: ${parsed.error.message} — ${parsed.error.hint}\n`);
+      return r.out.stderr.trimEnd();
+    };
     assert.equal(
-      before.out.stderr,
-      'INTERRUPTED: restore stopped by Ctrl-C before completion — Nothing was moved into place: the restore target is as it was. Run the restore again.\n',
+      line(),
+      'INTERRUPTED: restore stopped by Ctrl-C before completion — Nothing was moved into place: the restore target is as it was. Run the restore again.',
     );
-    const after = recordingIo(false);
-    assert.equal(reportInterrupted(after.io, true, 'backup', true), 130);
+    assert.equal(line('before'), line());
     assert.equal(
-      after.out.stderr,
-      'INTERRUPTED: backup was complete when Ctrl-C stopped it — The new snapshot is kept; what came after it (device record, retention, --verify) did not finish.\n',
+      line('after'),
+      'INTERRUPTED: restore was complete when Ctrl-C stopped it — The restore target holds the snapshot; only the steps after it did not finish.',
     );
-    assert.deepEqual(JSON.parse(after.out.stdout), {
-      error: {
-        code: 'INTERRUPTED',
-        message: 'backup was complete when Ctrl-C stopped it',
-        hint: 'The new snapshot is kept; what came after it (device record, retention, --verify) did not finish.',
-      },
+    assert.equal(
+      line('after', 'backup'),
+      'INTERRUPTED: backup was complete when Ctrl-C stopped it — The new snapshot is kept; only the steps after it (e.g. retention, --verify) did not finish.',
+    );
+    assert.equal(
+      line('unsure'),
+      'INTERRUPTED: restore stopped by Ctrl-C before completion — The restore target is as it was, unless the snapshot was already moving into it (--force): the next restore then finishes or undoes that move. Run the restore again.',
+    );
+    // Where the usual hint holds at any moment, it is kept.
+    assert.equal(
+      line('unsure', 'prune'),
+      'INTERRUPTED: prune stopped by Ctrl-C before completion — Nothing in use was deleted; run prune again to finish.',
+    );
+  });
+
+  it('committed(): no before the operation, yes after it, the probe while it stops', async () => {
+    const i = new Interrupt();
+    let probe: boolean | undefined = false;
+    i.commitProbe = () => probe;
+    assert.equal(i.committed(), false, 'idle: the probe is not asked');
+    probe = true;
+    assert.equal(i.committed(), false);
+    await i.run(async () => {
+      i.stop();
+      for (const p of [false, true, undefined]) {
+        probe = p;
+        assert.equal(i.committed(), p);
+      }
     });
+    probe = false;
+    assert.equal(i.committed(), true, 'done');
+  });
+});
+
+describe('what the CLI sees of a commit point', () => {
+  it('tellingPuts: a successful put is told, on the store and on its withSignal views', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bv-telling-'));
+    try {
+      const told: string[] = [];
+      const store = tellingPuts(new LocalStorage(join(dir, 'repo')), (n) => told.push(n));
+      await store.put('snapshots/a', new Uint8Array([1]));
+      const ac = new AbortController();
+      const view = store.withSignal?.(ac.signal);
+      assert.ok(view, 'the view keeps withSignal');
+      await view.put('snapshots/b', new Uint8Array([2]));
+      assert.deepEqual(told, ['snapshots/a', 'snapshots/b']);
+      assert.deepEqual(await view.get('snapshots/a'), new Uint8Array([1]));
+      // The view is still the store's signal view: an abort stops its reads.
+      ac.abort(new Error('stop'));
+      await assert.rejects(view.get('snapshots/a'), /stop/);
+      // A put that fails is not told.
+      const failing = tellingPuts(
+        Object.assign(Object.create(new LocalStorage(join(dir, 'repo'))) as LocalStorage, {
+          put: () => Promise.reject(new Error('disk full')),
+        }),
+        (n) => told.push(n),
+      );
+      await assert.rejects(failing.put('snapshots/c', new Uint8Array([3])), /disk full/);
+      assert.equal(told.length, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('isEmptyDir: absent or empty is empty; an entry, or a file, is not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bv-empty-'));
+    try {
+      const target = join(dir, 'out');
+      assert.equal(isEmptyDir(target), true);
+      await mkdir(target);
+      assert.equal(isEmptyDir(target), true);
+      await writeFile(join(target, 'f'), 'x');
+      assert.equal(isEmptyDir(target), false);
+      assert.equal(isEmptyDir(join(target, 'f')), false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -155,6 +155,47 @@ describe(
       assert.equal((parseJsonOutput(list) as { snapshots: unknown[] }).snapshots.length, 1);
     });
 
+    it('a second Ctrl-C in the last step of a backup exits at once, saying the snapshot is kept', async () => {
+      let release = (): void => {};
+      const held = new Promise<void>((r) => (release = r));
+      const from = proxy.requests.length;
+      const seen = (method: string, what: RegExp): boolean =>
+        proxy.requests.slice(from).some((r) => r.method === method && what.test(r.url));
+      const committed = (): boolean => seen('PUT', /\/twice\/snapshots\//);
+      proxy.set((r) =>
+        r.method === 'DELETE' && /\/twice\/locks\//.test(r.url) && committed()
+          ? { hold: held }
+          : 'pass',
+      );
+      const url = repoUrl('twice');
+      const t = new Terminal(['backup', 'chat', '--init', '--repo', url], { cwd: h.dir, env });
+      try {
+        const deadline = Date.now() + 30_000;
+        while (!(committed() && seen('DELETE', /\/twice\/locks\//))) {
+          assert.ok(Date.now() < deadline, `the backup never released its lock:\n${t.output}`);
+          await sleep(10);
+        }
+        t.type('\x03');
+        await t.waitFor('Stopping… (Ctrl-C again to quit at once)');
+        const pressed = Date.now();
+        t.type('\x03');
+        assert.equal(await t.exit(), 130);
+        assert.ok(Date.now() - pressed < 5000, `took ${Date.now() - pressed} ms`);
+      } finally {
+        release();
+      }
+      assert.deepEqual(
+        t.screen().filter((l) => l !== ''),
+        [
+          'INTERRUPTED: backup was complete when Ctrl-C stopped it — The new snapshot is kept; only the steps after it (e.g. retention, --verify) did not finish.',
+        ],
+      );
+      proxy.set(() => 'pass');
+      const list = await h.run(['snapshots', '--repo', url, '--json'], { env });
+      assert.equal(list.code, 0, list.stderr);
+      assert.equal((parseJsonOutput(list) as { snapshots: unknown[] }).snapshots.length, 1);
+    });
+
     it('a Ctrl-C after the backup, during its --verify, exits at once saying the snapshot is kept', async () => {
       const url = repoUrl('drill');
       const from = proxy.requests.length;
@@ -184,7 +225,7 @@ describe(
           .screen()
           .filter((l) => l !== '')
           .at(-1),
-        'INTERRUPTED: backup was complete when Ctrl-C stopped it — The new snapshot is kept; what came after it (device record, retention, --verify) did not finish.',
+        'INTERRUPTED: backup was complete when Ctrl-C stopped it — The new snapshot is kept; only the steps after it (e.g. retention, --verify) did not finish.',
       );
       proxy.set(() => 'pass');
       const list = await h.run(['snapshots', '--repo', url, '--json'], { env });

@@ -30,6 +30,7 @@ import {
   parseRateLimit,
   parseRetryFor,
   withNetwork,
+  withoutRetry,
   type NetworkOptions,
 } from 'backvault/storage';
 
@@ -155,7 +156,13 @@ export type RepoNetwork = Required<Pick<NetworkOptions, 'retryFor' | 'onStoreEve
 export async function withRepository<T>(
   ctx: CliContext,
   values: OptionValues,
-  opts: { allowPrompt: boolean; device?: DeviceUse; retryForMs?: number },
+  opts: {
+    allowPrompt: boolean;
+    device?: DeviceUse;
+    retryForMs?: number;
+    /** Told the name of each object once a `put` of it succeeded (see {@link tellingPuts}). */
+    onStored?: (name: string) => void;
+  },
   fn: (access: RepoAccess, network: RepoNetwork) => Promise<T>,
 ): Promise<T> {
   // Malformed network flags fail before anything is read or opened.
@@ -182,7 +189,9 @@ export async function withRepository<T>(
   const onStoreEvent = (e: StoreEvent): void => ctx.storeEvent(e);
   const retryFor = network.retryFor ?? opts.retryForMs ?? INTERACTIVE_RETRY_FOR_MS;
   const signal = ctx.interrupt.signal.aborted ? undefined : ctx.interrupt.signal;
-  const storage = withNetwork(await openStorage(url), {
+  // Under the retry layer, which the engine replaces when it gets a signal.
+  const opened = withoutRetry(await openStorage(url));
+  const storage = withNetwork(opts.onStored ? tellingPuts(opened, opts.onStored) : opened, {
     ...network,
     retryFor,
     onStoreEvent,
@@ -210,6 +219,24 @@ export async function withRepository<T>(
   } finally {
     await storage.close();
   }
+}
+
+/**
+ * A view of `store` whose successful `put`s are told to `onStored`: how the CLI sees a
+ * backup's commit point (its snapshot object stored) without reaching into the engine.
+ * A view (like `signalView`), so every other method and capability stays the store's own;
+ * `put` runs on whatever view it is called on (a `withSignal` view keeps its signal).
+ */
+export function tellingPuts(store: Storage, onStored: (name: string) => void): Storage {
+  const view = Object.create(store) as Storage;
+  const put = store.put;
+  Object.defineProperty(view, 'put', {
+    value: async function (this: Storage, name: string, data: Uint8Array): Promise<void> {
+      await put.call(this, name, data);
+      onStored(name);
+    },
+  });
+  return view;
 }
 
 /**

@@ -8,7 +8,8 @@
  * temporary directory, releasing the lock). A Ctrl-C in those last milliseconds used to print
  * "nothing was committed" while the snapshot already existed or the target already held the
  * restore. Aborting instead lets the engine decide: it rejects with the abort only before its
- * commit point, and otherwise resolves, so the command reports what really happened.
+ * commit point, and otherwise resolves (test/backup/abort-after-commit.test.ts), so the
+ * command reports what really happened.
  */
 
 /** The reason given to the abort; the engine rejects with it when it stops before its commit. */
@@ -34,6 +35,22 @@ export class Interrupt {
   private current: InterruptState = 'idle';
   /** Told when the first Ctrl-C starts stopping the operation (the context draws a line). */
   onStopping: (() => void) | undefined;
+  /**
+   * Set by a command that can see its operation's commit point from outside the engine
+   * (backup: its snapshot object stored; restore: an empty target filled): asked when a
+   * Ctrl-C exits while the operation is still stopping. `undefined`: it cannot tell.
+   */
+  commitProbe: (() => boolean | undefined) | undefined;
+
+  /**
+   * Whether the operation had passed its commit point when the process exits at a Ctrl-C:
+   * false before it ran, true once it completed; while it runs, what the probe says.
+   */
+  committed(): boolean | undefined {
+    if (this.current === 'done') return true;
+    if (this.current === 'idle') return false;
+    return this.commitProbe ? this.commitProbe() : undefined;
+  }
 
   get state(): InterruptState {
     return this.current;

@@ -38,13 +38,15 @@ if (process.env.BACKVAULT_DEBUG === '1') {
 // came after it, completes (the command reports its result: saying "nothing was committed"
 // then would be false). A second Ctrl-C, or one at any other moment, leaves at once with
 // 128 + SIGINT: the engine commits atomically (objects first, snapshot last; a restore
-// moves into place only when complete), so stopping anywhere is safe. See interrupt.ts.
+// moves into place only when complete), so stopping anywhere is safe, and the line says
+// whether the operation had passed its commit point (Interrupt.committed). See interrupt.ts.
 // `backvault ui` runs until Ctrl-C: stopping is its normal end, handled by the command.
 if (operationOf(argv) !== 'ui') {
   process.on('SIGINT', () => {
     if (interrupt.stop()) return;
-    const done = interrupt.state === 'done';
-    process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv), done));
+    const c = interrupt.committed();
+    const at = c === true ? 'after' : c === false ? 'before' : 'unsure';
+    process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv), at));
   });
 }
 

@@ -77,17 +77,32 @@ const INTERRUPTED_HINTS: Readonly<Record<string, string>> = {
 };
 
 /**
- * A Ctrl-C that exits once the command's main operation had completed (a further step was
- * running, e.g. a backup's retention or --verify): what was done stays done.
+ * A Ctrl-C that exits after the command's operation passed its commit point (a second Ctrl-C
+ * during its last steps, or one during a step after it, e.g. a backup's --verify): what was
+ * committed stays.
  */
 export const COMPLETED_MESSAGE = 'was complete when Ctrl-C stopped it';
 const COMPLETED_HINTS: Readonly<Record<string, string>> = {
   backup:
-    'The new snapshot is kept; what came after it (device record, retention, --verify) did not finish.',
-  restore:
-    'The restore target holds the snapshot; what came after it (device set-up) did not finish.',
+    'The new snapshot is kept; only the steps after it (e.g. retention, --verify) did not finish.',
+  restore: 'The restore target holds the snapshot; only the steps after it did not finish.',
 };
-const COMPLETED_HINT = 'What it did is kept; only what came after it did not finish.';
+const COMPLETED_HINT = 'What it did is kept; only the steps after it did not finish.';
+
+/**
+ * A second Ctrl-C while an operation whose commit point the CLI cannot see was stopping: the
+ * hint says what is true either way (the other commands' usual hints already do).
+ */
+const UNSURE_HINTS: Readonly<Record<string, string>> = {
+  restore:
+    'The restore target is as it was, unless the snapshot was already moving into it (--force): the next restore then finishes or undoes that move. Run the restore again.',
+};
+
+/**
+ * When a Ctrl-C ended the command, against its operation's commit point: `before` it (or
+ * no operation), `after` it, or `unsure` (it was stopping, and the CLI cannot tell).
+ */
+export type InterruptedAt = 'before' | 'after' | 'unsure';
 
 /**
  * The command named by `argv` (e.g. `backup`, `password change`), for the Ctrl-C line;
@@ -106,24 +121,28 @@ export function operationOf(argv: readonly string[]): string | undefined {
  * Called by the SIGINT handler, for an operation the engine stopped, and by a prompt that
  * sees Ctrl-C.
  * @param operation the command that was stopped, named in the message.
- * @param completed its main operation had completed (see {@link COMPLETED_MESSAGE}).
+ * @param at where its operation stood (see {@link InterruptedAt}).
  */
 export function reportInterrupted(
   io: CliIo,
   json: boolean,
   operation?: string,
-  completed = false,
+  at: InterruptedAt = 'before',
 ): number {
   // Start of line + erase, in case a progress bar (or the "Stopping…" line) is on screen.
   const prefix = io.stderr.isTTY ? '\r\x1b[2K' : '';
-  const message = completed
-    ? `${operation ?? 'the command'} ${COMPLETED_MESSAGE}`
-    : operation
-      ? `${operation} ${INTERRUPTED_MESSAGE}`
-      : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
-  const hint = completed
-    ? (operation && COMPLETED_HINTS[operation]) || COMPLETED_HINT
-    : (operation && INTERRUPTED_HINTS[operation]) || INTERRUPTED_HINT;
+  const message =
+    at === 'after'
+      ? `${operation ?? 'the command'} ${COMPLETED_MESSAGE}`
+      : operation
+        ? `${operation} ${INTERRUPTED_MESSAGE}`
+        : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
+  const hint =
+    at === 'after'
+      ? (operation && COMPLETED_HINTS[operation]) || COMPLETED_HINT
+      : (at === 'unsure' && operation && UNSURE_HINTS[operation]) ||
+        (operation && INTERRUPTED_HINTS[operation]) ||
+        INTERRUPTED_HINT;
   io.stderr.write(`${prefix}${errorLine('INTERRUPTED', message, hint)}\n`);
   if (json) {
     io.stdout.write(`${JSON.stringify(jsonError('INTERRUPTED', message, hint))}\n`);

@@ -1,4 +1,5 @@
 /** `backvault restore TARGET --repo URL`: verify a snapshot and write it to a directory. */
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackvaultError, UsageError } from 'backvault/errors';
 import { booleanOption, stringOption } from '../args.js';
@@ -17,6 +18,15 @@ import { localError } from '../local-errors.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
 import { VAULT_HEAD_OPTIONS, checkVaultHead } from '../vault-access.js';
+
+/** Whether `path` is absent or an empty directory (false for anything else). */
+export function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
 
 /** Up to 10 paths under a heading, then how many more. */
 function listed(heading: string, paths: readonly string[]): string[] {
@@ -116,6 +126,10 @@ export const restoreCommand: CommandSpec = {
         const snapshotId = selector === undefined ? undefined : selectSnapshot(listed, selector).id;
         // The first Ctrl-C aborts it (see interrupt.ts): the target is then as it was, unless
         // the restore had already moved into place, in which case it is reported as done.
+        // An absent or empty target that holds something now was moved into place: a second
+        // Ctrl-C then says so. A full one (--force) cannot tell (see run.ts, UNSURE_HINTS).
+        const wasEmpty = isEmptyDir(target);
+        ctx.interrupt.commitProbe = () => (wasEmpty ? !isEmptyDir(target) : undefined);
         const res = await ctx.stoppable('restore', (signal) =>
           engine
             .restore({
