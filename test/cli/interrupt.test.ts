@@ -155,6 +155,49 @@ describe(
       assert.equal((parseJsonOutput(list) as { snapshots: unknown[] }).snapshots.length, 1);
     });
 
+    it('--json, no terminal: a SIGINT after the snapshot was written gives the result object, exit 0', async () => {
+      let release = (): void => {};
+      const held = new Promise<void>((r) => (release = r));
+      const from = proxy.requests.length;
+      const seen = (method: string, what: RegExp): boolean =>
+        proxy.requests.slice(from).some((r) => r.method === method && what.test(r.url));
+      const committed = (): boolean => seen('PUT', /\/json\/snapshots\//);
+      proxy.set((r) =>
+        r.method === 'DELETE' && /\/json\/locks\//.test(r.url) && committed()
+          ? { hold: held }
+          : 'pass',
+      );
+      const child = spawn(
+        process.execPath,
+        [MAIN_JS, 'backup', 'chat', '--init', '--repo', repoUrl('json'), '--json'],
+        { cwd: h.dir, env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      try {
+        const deadline = Date.now() + 30_000;
+        while (!(committed() && seen('DELETE', /\/json\/locks\//))) {
+          assert.ok(Date.now() < deadline, `the backup never released its lock: ${stderr}`);
+          await sleep(10);
+        }
+        assert.ok(child.pid !== undefined);
+        process.kill(child.pid, 'SIGINT');
+        // Not a terminal: no "Stopping…" line; the process waits for the outcome.
+        await sleep(300);
+        assert.equal(child.exitCode, null, 'still running after the first SIGINT');
+      } finally {
+        release();
+      }
+      assert.equal(await closed, 0, stderr);
+      assert.equal(stderr, 'Ctrl-C came after the backup was complete; it was kept.\n');
+      const r = parseJsonOutput({ code: 0, signal: null, stdout, stderr });
+      assert.equal(r.seq, 1);
+      assert.equal(r.error, undefined);
+    });
+
     it('a second Ctrl-C in the last step of a backup exits at once, saying the snapshot is kept', async () => {
       let release = (): void => {};
       const held = new Promise<void>((r) => (release = r));
