@@ -69,6 +69,24 @@ describe('Interrupt: what each Ctrl-C does', () => {
     assert.equal(i.state, 'done');
   });
 
+  it('a rejection after the abort is still a success the command saw committed', async () => {
+    // The SDK rejects with the abort whatever failed after it, even a step past the commit
+    // point (a final fsync): the command's probe then says what is true.
+    for (const seen of [true, false, undefined]) {
+      const i = new Interrupt();
+      i.commitProbe = () => seen;
+      const r = i.run(async () => {
+        i.stop();
+        throw new Error('EIO on the final fsync');
+      });
+      await assert.rejects(r, (e: unknown) => {
+        assert.ok(e instanceof Interrupted);
+        assert.equal(e.committed, seen === true);
+        return true;
+      });
+    }
+  });
+
   it('a failure that is not the abort is reported as itself, and a retry may stop again', async () => {
     const i = new Interrupt();
     await assert.rejects(

@@ -14,7 +14,11 @@
 
 /** The reason given to the abort; the engine rejects with it when it stops before its commit. */
 export class Interrupted extends Error {
-  constructor() {
+  /**
+   * @param committed the operation had passed its commit point all the same (it rejected
+   *   after an abort, which the SDK reports as the abort, but the command saw the commit).
+   */
+  constructor(readonly committed = false) {
     super('stopped by Ctrl-C');
     this.name = 'Interrupted';
   }
@@ -93,7 +97,11 @@ export class Interrupt {
     try {
       value = await fn(this.controller.signal);
     } catch (e) {
-      if (this.controller.signal.aborted) throw this.controller.signal.reason;
+      // After an abort the SDK rejects with the abort whatever failed, even a step after its
+      // commit point (a final fsync, the local state file): the probe then has the last word.
+      if (this.controller.signal.aborted) {
+        throw this.commitProbe?.() === true ? new Interrupted(true) : this.controller.signal.reason;
+      }
       this.current = 'idle';
       throw e;
     }

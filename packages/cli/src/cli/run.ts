@@ -160,8 +160,10 @@ function reportError(
 ): number {
   ctx?.clearProgress();
   // At a prompt, or the engine stopped by the first Ctrl-C before its commit point.
-  if (thrown instanceof PromptInterrupted || thrown instanceof Interrupted)
-    return reportInterrupted(io, json, spec?.path.join(' '));
+  if (thrown instanceof PromptInterrupted || thrown instanceof Interrupted) {
+    const at = thrown instanceof Interrupted && thrown.committed ? 'after' : 'before';
+    return reportInterrupted(io, json, spec?.path.join(' '), at);
+  }
   // A full or read-only disk, a refused permission, a taken port: this machine's conditions,
   // never "check the network" nor "a bug in backvault".
   let e = localError(thrown) ?? thrown;
