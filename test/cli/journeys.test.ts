@@ -390,6 +390,8 @@ describe(
         await t.waitFor(/backup \[[#-]+\] +\d+% +[\d.]+ [KMG]?i?B \/ 48\.0 MiB +\d+\/6 files/);
         t.type('\x03');
         assert.equal(await t.exit(), 130);
+        // The engine was stopped (the line it showed meanwhile was replaced by the verdict).
+        assert.ok(t.output.includes('Stopping… (Ctrl-C again to quit at once)'), t.output);
         assert.deepEqual(
           t.screen().filter((l) => l !== ''),
           [
@@ -413,6 +415,7 @@ describe(
         await t.waitFor(/restore \[[#-]+\] +\d+% +[\d.]+ [KMG]?i?B \/ 48\.0 MiB +\d+\/6 files/);
         t.type('\x03');
         assert.equal(await t.exit(), 130);
+        assert.ok(t.output.includes('Stopping… (Ctrl-C again to quit at once)'), t.output);
         assert.deepEqual(
           t.screen().filter((l) => l !== ''),
           [
@@ -420,6 +423,11 @@ describe(
           ],
         );
         assert.equal((await treeDigest(h.path('big-out')).catch(() => undefined))?.size ?? 0, 0);
+        // Stopped by the engine, not killed: its temporary directory is gone too.
+        assert.deepEqual(
+          (await readdir(h.dir)).filter((n) => n.includes('backvault-restore')),
+          [],
+        );
       });
     });
 

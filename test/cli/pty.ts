@@ -66,7 +66,10 @@ export class Terminal {
    * Start `backvault ARGS` on a new pty in `cwd` with exactly `env` (plus TERM and COLUMNS).
    */
   constructor(args: readonly string[], opts: { cwd: string; env: Record<string, string> }) {
-    const cmd = [process.execPath, MAIN_JS, ...args].map(shellQuote).join(' ');
+    // `exec`: the CLI replaces the shell `script` starts. A non-interactive shell waiting for
+    // it would die of the terminal's SIGINT itself, and `script` would then report 130 for
+    // a CLI that went on to exit 0 (a Ctrl-C the CLI handles without exiting).
+    const cmd = `exec ${[process.execPath, MAIN_JS, ...args].map(shellQuote).join(' ')}`;
     // -q quiet, -e return the child's exit code, -f flush at once, -c run this command.
     this.child = spawn('script', ['-qefc', cmd, '/dev/null'], {
       cwd: opts.cwd,

@@ -218,8 +218,12 @@ function waitReady(child: ChildProcess, timeoutMs: number): Promise<number> {
   });
 }
 
-/** What the proxy does with a request. */
-export type ProxyAction = 'pass' | 'hang' | 'stall-body' | { status: number; code: string };
+/**
+ * What the proxy does with a request. `hold`: pass it on once the promise settles (a slow
+ * store, at a moment the test chooses).
+ */
+export type ProxyAction =
+  'pass' | 'hang' | 'stall-body' | { status: number; code: string } | { hold: Promise<unknown> };
 
 /**
  * A real HTTP proxy in front of the S3 server that records every request and can fail
@@ -235,6 +239,11 @@ export async function startS3Proxy(targetPort: number) {
     const action = decide(entry, requests.length);
     requests.push(entry);
     if (action === 'hang') return; // read nothing, answer nothing
+    if (typeof action === 'object' && 'hold' in action) {
+      req.pause();
+      void action.hold.finally(() => forward(req, res));
+      return;
+    }
     if (action === 'stall-body') {
       // Headers and a few bytes, then silence: the deadline must cover the body too.
       req.resume();
@@ -250,6 +259,9 @@ export async function startS3Proxy(targetPort: number) {
       );
       return;
     }
+    forward(req, res);
+  });
+  function forward(req: http.IncomingMessage, res: http.ServerResponse): void {
     const upstream = http.request(
       {
         host: '127.0.0.1',
@@ -265,7 +277,7 @@ export async function startS3Proxy(targetPort: number) {
     );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
-  });
+  }
   server.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   return {

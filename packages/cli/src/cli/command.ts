@@ -23,13 +23,14 @@ import {
 } from './key-input.js';
 import { NoRepositoryError, UsageError, WrongKeyError } from 'backvault/errors';
 import { formatBackupKey } from 'backvault/format';
-import type { Storage } from 'backvault/storage';
+import type { Storage, StoreEvent } from 'backvault/storage';
 import { resolveStatePath } from './state-path.js';
 import {
   INTERACTIVE_RETRY_FOR_MS,
   parseRateLimit,
   parseRetryFor,
   withNetwork,
+  withoutRetry,
   type NetworkOptions,
 } from 'backvault/storage';
 
@@ -137,16 +138,32 @@ export interface RepoTarget {
 }
 
 /**
+ * The network options the engine's main operation gets beside its `signal`. Given a signal,
+ * the SDK wraps the store again (the retry layer is replaced, the layers under it are kept):
+ * these make its retry layer the one `withRepository` built (`--retry-for`, the outage
+ * line), not the SDK's default.
+ */
+export type RepoNetwork = Required<Pick<NetworkOptions, 'retryFor' | 'onStoreEvent'>>;
+
+/**
  * Resolve `--repo`, the key and the state file, open the store, run `fn`, and close the store
  * whatever happens. The key is read before the store is opened so a typo fails fast, offline.
+ * The store's requests stop at the first Ctrl-C during the command's main operation (see
+ * interrupt.ts): waits end, requests in flight are cancelled where the store can.
  * @throws UsageError when `--repo` is missing or the key is absent; InvalidKeyError for a
  *   malformed key; whatever `openStorage` and `fn` throw.
  */
 export async function withRepository<T>(
   ctx: CliContext,
   values: OptionValues,
-  opts: { allowPrompt: boolean; device?: DeviceUse; retryForMs?: number },
-  fn: (access: RepoAccess) => Promise<T>,
+  opts: {
+    allowPrompt: boolean;
+    device?: DeviceUse;
+    retryForMs?: number;
+    /** Told the name of each object once a `put` of it succeeded (see {@link tellingPuts}). */
+    onStored?: (name: string) => void;
+  },
+  fn: (access: RepoAccess, network: RepoNetwork) => Promise<T>,
 ): Promise<T> {
   // Malformed network flags fail before anything is read or opened.
   const network = networkOptionsOf(values);
@@ -167,20 +184,30 @@ export async function withRepository<T>(
   // The state file is small and private to this user: it says which snapshots they have seen.
   await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
   const { openStorage } = await import('backvault/node');
-  // Retries, bandwidth limits and the outage line wrap every store the same way.
-  const storage = withNetwork(
-    await openStorage(url),
-    { ...network, onStoreEvent: (e) => ctx.storeEvent(e) },
-    opts.retryForMs ?? INTERACTIVE_RETRY_FOR_MS,
-  );
+  // Retries, bandwidth limits and the outage line wrap every store the same way. A store
+  // opened after a Ctrl-C was honoured (a step after the operation completed) is not stopped.
+  const onStoreEvent = (e: StoreEvent): void => ctx.storeEvent(e);
+  const retryFor = network.retryFor ?? opts.retryForMs ?? INTERACTIVE_RETRY_FOR_MS;
+  const signal = ctx.interrupt.signal.aborted ? undefined : ctx.interrupt.signal;
+  // Under the retry layer, which the engine replaces when it gets a signal.
+  const opened = withoutRetry(await openStorage(url));
+  const storage = withNetwork(opts.onStored ? tellingPuts(opened, opts.onStored) : opened, {
+    ...network,
+    retryFor,
+    onStoreEvent,
+    ...(signal ? { signal } : {}),
+  });
   try {
     for (let i = 1; ; i++) {
       try {
-        return await fn({
-          storage,
-          backupKey: await keyOfRepository(ctx, storage, backupKey, statePath),
-          statePath,
-        });
+        return await fn(
+          {
+            storage,
+            backupKey: await keyOfRepository(ctx, storage, backupKey, statePath),
+            statePath,
+          },
+          { retryFor, onStoreEvent },
+        );
       } catch (e) {
         if (!typed || !(e instanceof WrongKeyError) || i >= KEY_PROMPT_TRIES) throw e;
         ctx.note(
@@ -192,6 +219,24 @@ export async function withRepository<T>(
   } finally {
     await storage.close();
   }
+}
+
+/**
+ * A view of `store` whose successful `put`s are told to `onStored`: how the CLI sees a
+ * backup's commit point (its snapshot object stored) without reaching into the engine.
+ * A view (like `signalView`), so every other method and capability stays the store's own;
+ * `put` runs on whatever view it is called on (a `withSignal` view keeps its signal).
+ */
+export function tellingPuts(store: Storage, onStored: (name: string) => void): Storage {
+  const view = Object.create(store) as Storage;
+  const put = store.put;
+  Object.defineProperty(view, 'put', {
+    value: async function (this: Storage, name: string, data: Uint8Array): Promise<void> {
+      await put.call(this, name, data);
+      onStored(name);
+    },
+  });
+  return view;
 }
 
 /**

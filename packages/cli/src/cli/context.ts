@@ -5,6 +5,7 @@
 import type { Progress } from 'backvault/backup';
 import type { BackvaultError } from 'backvault/errors';
 import type { StoreEvent } from 'backvault/storage';
+import { Interrupt } from './interrupt.js';
 import { ProgressBar, renderStoreLine } from './progress.js';
 import type { PromptIo } from './prompt.js';
 
@@ -14,6 +15,16 @@ export interface CliIo extends PromptIo {
   stderr: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /** Ctrl-C, from `main.ts`'s SIGINT handler; absent where nothing sends one (tests, the UI). */
+  interrupt?: Interrupt;
+}
+
+/** Shown on a terminal after the first Ctrl-C, in place of the progress bar. */
+export const STOPPING_LINE = 'Stopping… (Ctrl-C again to quit at once)';
+
+/** On stderr after a Ctrl-C that came once the operation was complete (it is kept). */
+export function lateCtrlCNote(what: string): string {
+  return `Ctrl-C came after the ${what} was complete; it was kept.`;
 }
 
 /** What a command hands back; the runner prints it (JSON or human) and picks the exit code. */
@@ -44,12 +55,42 @@ export class CliContext {
   private bar: ProgressBar | undefined;
   /** An outage has been reported on a line of its own (no bar): once per outage. */
   private outageNoted = false;
+  /** Ctrl-C (see interrupt.ts). */
+  readonly interrupt: Interrupt;
+  /** The "Stopping…" line is on screen (it replaced the bar, which stays off). */
+  private stoppingShown = false;
 
   constructor(io: CliIo, json: boolean, opts: { quiet?: boolean; progress?: boolean } = {}) {
     this.io = io;
     this.json = json;
     this.quiet = opts.quiet ?? false;
     this.progress = (opts.progress ?? true) && !this.quiet;
+    this.interrupt = io.interrupt ?? new Interrupt();
+    this.interrupt.onStopping = () => this.showStopping();
+  }
+
+  /**
+   * Run the command's main engine operation so that the first Ctrl-C aborts it instead of
+   * ending the process (see interrupt.ts). If it completes anyway (the Ctrl-C came after its
+   * commit point), one note on stderr says so and the command reports its result as usual.
+   * @param what how the note names the operation (`backup`, `restore`).
+   * @throws Interrupted when the operation stopped before its commit point.
+   */
+  async stoppable<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const { value, lateCtrlC } = await this.interrupt.run(fn);
+    if (lateCtrlC) this.note(lateCtrlCNote(what));
+    return value;
+  }
+
+  /** First Ctrl-C on a terminal: the bar gives way to one line saying what happens now. */
+  private showStopping(): void {
+    const { stderr, env } = this.io;
+    if (this.json || this.quiet || !stderr.isTTY || env.TERM === 'dumb') return;
+    this.clearProgress();
+    this.bar = undefined;
+    // No newline: whatever comes next (the INTERRUPTED line, or the note) replaces it.
+    stderr.write(`\r\x1b[2K${STOPPING_LINE}`);
+    this.stoppingShown = true;
   }
 
   /** Remember a secret (in every textual form it may take) so no message can print it. */
@@ -73,7 +114,8 @@ export class CliContext {
     if (this.json || !this.progress || !stderr.isTTY || env.TERM === 'dumb') return undefined;
     const bar = new ProgressBar(stderr);
     this.bar = bar;
-    return (p) => bar.update(p);
+    // Once stopping, the bar stays off (the "Stopping…" line holds its place).
+    return (p) => this.bar?.update(p);
   }
 
   /**
@@ -102,6 +144,8 @@ export class CliContext {
   /** Erase the progress bar, if any, before anything else is printed. */
   clearProgress(): void {
     this.bar?.clear();
+    if (this.stoppingShown) this.io.stderr.write('\r\x1b[2K');
+    this.stoppingShown = false;
   }
 
   /** A warning on stderr (stdout stays reserved for results, `--json` or not). */

@@ -12,15 +12,18 @@
  * to the runner in `run.ts`.
  */
 import type { CliIo } from './context.js';
+import { Interrupt } from './interrupt.js';
 import { operationOf, reportInterrupted, runCli } from './run.js';
 
 const argv = process.argv.slice(2);
+const interrupt = new Interrupt();
 const io: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
   stdin: process.stdin,
   env: process.env,
   cwd: process.cwd(),
+  interrupt,
 };
 
 // Runtime warnings (e.g. the AWS SDK announcing a future Node requirement) are for developers,
@@ -30,12 +33,20 @@ if (process.env.BACKVAULT_DEBUG === '1') {
   process.on('warning', (w) => process.stderr.write(`${w.name}: ${w.message}\n`));
 }
 
-// The engine commits atomically (objects first, snapshot last; restore moves into place only
-// when complete), so stopping at any instant is safe: say so and leave with 128 + SIGINT.
+// Ctrl-C during a backup, restore, check, prune, forget or verify: the first one aborts the
+// engine, which stops before its commit point (rejects: INTERRUPTED, 130) or, when the key
+// came after it, completes (the command reports its result: saying "nothing was committed"
+// then would be false). A second Ctrl-C, or one at any other moment, leaves at once with
+// 128 + SIGINT: the engine commits atomically (objects first, snapshot last; a restore
+// moves into place only when complete), so stopping anywhere is safe, and the line says
+// whether the operation had passed its commit point (Interrupt.committed). See interrupt.ts.
 // `backvault ui` runs until Ctrl-C: stopping is its normal end, handled by the command.
 if (operationOf(argv) !== 'ui') {
-  process.once('SIGINT', () => {
-    process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv)));
+  process.on('SIGINT', () => {
+    if (interrupt.stop()) return;
+    const c = interrupt.committed();
+    const at = c === true ? 'after' : c === false ? 'before' : 'unsure';
+    process.exit(reportInterrupted(io, argv.includes('--json'), operationOf(argv), at));
   });
 }
 

@@ -22,6 +22,7 @@ import {
 } from './help.js';
 import { cliWords } from './hints.js';
 import { localError } from './local-errors.js';
+import { Interrupted } from './interrupt.js';
 import { PromptInterrupted } from './prompt.js';
 import { closest } from './suggest.js';
 
@@ -57,7 +58,10 @@ export function errorLine(code: CliErrorCode, message: string, hint: string): st
   return text.replace(/\s*[\r\n]+\s*/g, ' ');
 }
 
-/** Printed on Ctrl-C. The engine commits atomically, so stopping at any instant is safe. */
+/**
+ * Printed on Ctrl-C before the command's operation completed: the engine commits atomically
+ * and rejects an abort only before its commit point, so nothing is half-done.
+ */
 export const INTERRUPTED_MESSAGE = 'stopped by Ctrl-C before completion';
 export const INTERRUPTED_HINT =
   'Nothing partial was committed: the last complete snapshot and the restore target are as they were. Run the command again.';
@@ -73,6 +77,34 @@ const INTERRUPTED_HINTS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * A Ctrl-C that exits after the command's operation passed its commit point (a second Ctrl-C
+ * during its last steps, or one during a step after it, e.g. a backup's --verify): what was
+ * committed stays.
+ */
+export const COMPLETED_MESSAGE = 'was complete when Ctrl-C stopped it';
+const COMPLETED_HINTS: Readonly<Record<string, string>> = {
+  backup:
+    'The new snapshot is kept; only the steps after it (e.g. retention, --verify) did not finish.',
+  restore: 'The restore target holds the snapshot; only the steps after it did not finish.',
+};
+const COMPLETED_HINT = 'What it did is kept; only the steps after it did not finish.';
+
+/**
+ * A second Ctrl-C while an operation whose commit point the CLI cannot see was stopping: the
+ * hint says what is true either way (the other commands' usual hints already do).
+ */
+const UNSURE_HINTS: Readonly<Record<string, string>> = {
+  restore:
+    'The restore target is as it was, unless the snapshot was already moving into it (--force): the next restore then finishes or undoes that move. Run the restore again.',
+};
+
+/**
+ * When a Ctrl-C ended the command, against its operation's commit point: `before` it (or
+ * no operation), `after` it, or `unsure` (it was stopping, and the CLI cannot tell).
+ */
+export type InterruptedAt = 'before' | 'after' | 'unsure';
+
+/**
  * The command named by `argv` (e.g. `backup`, `password change`), for the Ctrl-C line;
  * `undefined` when it names none.
  */
@@ -86,16 +118,31 @@ export function operationOf(argv: readonly string[]): string | undefined {
 
 /**
  * Write the interruption note (one line on stderr, plus the JSON error with `--json`).
- * Called by the SIGINT handler and by a prompt that sees Ctrl-C.
+ * Called by the SIGINT handler, for an operation the engine stopped, and by a prompt that
+ * sees Ctrl-C.
  * @param operation the command that was stopped, named in the message.
+ * @param at where its operation stood (see {@link InterruptedAt}).
  */
-export function reportInterrupted(io: CliIo, json: boolean, operation?: string): number {
-  // Start of line + erase, in case a progress bar is on screen.
+export function reportInterrupted(
+  io: CliIo,
+  json: boolean,
+  operation?: string,
+  at: InterruptedAt = 'before',
+): number {
+  // Start of line + erase, in case a progress bar (or the "Stopping…" line) is on screen.
   const prefix = io.stderr.isTTY ? '\r\x1b[2K' : '';
-  const message = operation
-    ? `${operation} ${INTERRUPTED_MESSAGE}`
-    : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
-  const hint = (operation && INTERRUPTED_HINTS[operation]) || INTERRUPTED_HINT;
+  const message =
+    at === 'after'
+      ? `${operation ?? 'the command'} ${COMPLETED_MESSAGE}`
+      : operation
+        ? `${operation} ${INTERRUPTED_MESSAGE}`
+        : INTERRUPTED_MESSAGE.replace(/^stopped/, 'Stopped');
+  const hint =
+    at === 'after'
+      ? (operation && COMPLETED_HINTS[operation]) || COMPLETED_HINT
+      : (at === 'unsure' && operation && UNSURE_HINTS[operation]) ||
+        (operation && INTERRUPTED_HINTS[operation]) ||
+        INTERRUPTED_HINT;
   io.stderr.write(`${prefix}${errorLine('INTERRUPTED', message, hint)}\n`);
   if (json) {
     io.stdout.write(`${JSON.stringify(jsonError('INTERRUPTED', message, hint))}\n`);
@@ -112,7 +159,11 @@ function reportError(
   spec?: CommandSpec,
 ): number {
   ctx?.clearProgress();
-  if (thrown instanceof PromptInterrupted) return reportInterrupted(io, json, spec?.path.join(' '));
+  // At a prompt, or the engine stopped by the first Ctrl-C before its commit point.
+  if (thrown instanceof PromptInterrupted || thrown instanceof Interrupted) {
+    const at = thrown instanceof Interrupted && thrown.committed ? 'after' : 'before';
+    return reportInterrupted(io, json, spec?.path.join(' '), at);
+  }
   // A full or read-only disk, a refused permission, a taken port: this machine's conditions,
   // never "check the network" nor "a bug in backvault".
   let e = localError(thrown) ?? thrown;

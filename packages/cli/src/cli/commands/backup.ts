@@ -2,6 +2,7 @@
 import { ExcludeSet, parseExcludeFile } from 'backvault/backup';
 import { loadDevice, resolveDeviceDir } from '../../device/profile.js';
 import { BackvaultError, NoSourceError, UsageError } from 'backvault/errors';
+import { PREFIX } from 'backvault/format';
 import { BACKUP_RETRY_FOR_MS } from 'backvault/storage';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -105,21 +106,37 @@ export const backupCommand: CommandSpec = {
     // Malformed patterns fail here, before the repository is touched.
     new ExcludeSet(exclude);
     const sink = ctx.progressSink();
+    // The commit point, seen from the store: once the snapshot object is stored, a Ctrl-C
+    // that exits at once says the backup was complete (see interrupt.ts).
+    let snapshotStored = false;
+    ctx.interrupt.commitProbe = () => snapshotStored;
     const r = await withRepository(
       ctx,
       values,
-      { allowPrompt: false, retryForMs: BACKUP_RETRY_FOR_MS },
-      async (access) => {
+      {
+        allowPrompt: false,
+        retryForMs: BACKUP_RETRY_FOR_MS,
+        onStored: (name) => {
+          if (name.startsWith(PREFIX.snapshots)) snapshotStored = true;
+        },
+      },
+      async (access, network) => {
         // On a terminal, once the key is known: a quick scan first, so that the bar has a
         // total, a percentage and an ETA.
         const onProgress = await backupProgress(sink, source);
-        return (await loadEngine()).backup({
-          ...access,
-          source,
-          init,
-          ...(exclude.length > 0 ? { exclude } : {}),
-          ...(onProgress ? { onProgress } : {}),
-        });
+        // The first Ctrl-C aborts it (see interrupt.ts): no snapshot is then written, unless
+        // it already was, in which case the backup is reported as done.
+        return ctx.stoppable('backup', async (signal) =>
+          (await loadEngine()).backup({
+            ...access,
+            ...network,
+            signal,
+            source,
+            init,
+            ...(exclude.length > 0 ? { exclude } : {}),
+            ...(onProgress ? { onProgress } : {}),
+          }),
+        );
       },
     );
     await recordLastBackup(ctx, values, r);

@@ -41,8 +41,16 @@ export const checkCommand: CommandSpec = {
   async run({ values }, ctx) {
     const readData = booleanOption(values, 'read-data', true);
     const onProgress = ctx.progressSink();
-    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) =>
-      (await loadEngine()).check({ ...access, readData, ...(onProgress ? { onProgress } : {}) }),
+    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access, network) =>
+      ctx.stoppable('check', async (signal) =>
+        (await loadEngine()).check({
+          ...access,
+          ...network,
+          signal,
+          readData,
+          ...(onProgress ? { onProgress } : {}),
+        }),
+      ),
     );
     const summary = `${plural(r.snapshots, 'snapshot')}, ${plural(r.packs, 'pack')}, ${plural(r.blobs, 'blob')}; ${formatBytes(r.bytesRead)} read${readData ? '' : ' (data not read)'} in ${formatSeconds(r.seconds)}`;
     const notes = r.notes.map((n) => `note: ${n}`);

@@ -256,15 +256,19 @@ export const forgetCommand: CommandSpec = {
     const prune = booleanOption(values, 'prune');
     const onProgress = ctx.progressSink();
     const chosen = policy;
-    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) =>
-      (await loadEngine()).forget({
-        ...access,
-        policy: chosen,
-        timeZone,
-        dryRun,
-        prune,
-        ...(onProgress ? { onProgress } : {}),
-      }),
+    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access, network) =>
+      ctx.stoppable('forget', async (signal) =>
+        (await loadEngine()).forget({
+          ...access,
+          ...network,
+          signal,
+          policy: chosen,
+          timeZone,
+          dryRun,
+          prune,
+          ...(onProgress ? { onProgress } : {}),
+        }),
+      ),
     );
     if (!ctx.json) for (const w of r.warnings) ctx.note(`warning: ${w}`);
     return {

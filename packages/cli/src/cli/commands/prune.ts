@@ -27,8 +27,15 @@ export const pruneCommand: CommandSpec = {
   ],
   async run({ values }, ctx) {
     const onProgress = ctx.progressSink();
-    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) =>
-      (await loadEngine()).prune({ ...access, ...(onProgress ? { onProgress } : {}) }),
+    const r = await withRepository(ctx, values, { allowPrompt: true }, async (access, network) =>
+      ctx.stoppable('prune', async (signal) =>
+        (await loadEngine()).prune({
+          ...access,
+          ...network,
+          signal,
+          ...(onProgress ? { onProgress } : {}),
+        }),
+      ),
     );
     return {
       json: { ...r },

@@ -1,4 +1,5 @@
 /** `backvault restore TARGET --repo URL`: verify a snapshot and write it to a directory. */
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackvaultError, UsageError } from 'backvault/errors';
 import { booleanOption, stringOption } from '../args.js';
@@ -17,6 +18,15 @@ import { localError } from '../local-errors.js';
 import { KEY_SOURCES_HELP } from '../key-input.js';
 import { RESTORE_VAULT_OPTIONS, RESTORE_VAULT_HELP, finishDeviceSetup } from '../device-source.js';
 import { VAULT_HEAD_OPTIONS, checkVaultHead } from '../vault-access.js';
+
+/** Whether `path` is absent or an empty directory (false for anything else). */
+export function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
 
 /** Up to 10 paths under a heading, then how many more. */
 function listed(heading: string, paths: readonly string[]): string[] {
@@ -102,7 +112,7 @@ export const restoreCommand: CommandSpec = {
       ctx,
       values,
       { allowPrompt: true, device: 'setup' },
-      async (access) => {
+      async (access, network) => {
         const engine = await loadEngine();
         // With a key from the vault: the vault's snapshot head (and its event log) first.
         const listed = await engine.listSnapshots(access);
@@ -114,21 +124,31 @@ export const restoreCommand: CommandSpec = {
         );
         // `latest`, a sequence number or an id prefix, resolved against the verified chain.
         const snapshotId = selector === undefined ? undefined : selectSnapshot(listed, selector).id;
-        const res = await engine
-          .restore({
-            ...access,
-            target,
-            force: booleanOption(values, 'force'),
-            delete: deleteExtras,
-            partial: booleanOption(values, 'partial'),
-            ...(stringOption(values, 'include') !== undefined
-              ? { include: stringOption(values, 'include') as string }
-              : {}),
-            ...(snapshotId ? { snapshotId } : {}),
-            ...(onProgress ? { onProgress } : {}),
-          })
-          // A full or read-only disk under the target names the target.
-          .catch((e: unknown) => Promise.reject(localError(e, target) ?? e));
+        // The first Ctrl-C aborts it (see interrupt.ts): the target is then as it was, unless
+        // the restore had already moved into place, in which case it is reported as done.
+        // An absent or empty target that holds something now was moved into place: a second
+        // Ctrl-C then says so. A full one (--force) cannot tell (see run.ts, UNSURE_HINTS).
+        const wasEmpty = isEmptyDir(target);
+        ctx.interrupt.commitProbe = () => (wasEmpty ? !isEmptyDir(target) : undefined);
+        const res = await ctx.stoppable('restore', (signal) =>
+          engine
+            .restore({
+              ...access,
+              ...network,
+              signal,
+              target,
+              force: booleanOption(values, 'force'),
+              delete: deleteExtras,
+              partial: booleanOption(values, 'partial'),
+              ...(stringOption(values, 'include') !== undefined
+                ? { include: stringOption(values, 'include') as string }
+                : {}),
+              ...(snapshotId ? { snapshotId } : {}),
+              ...(onProgress ? { onProgress } : {}),
+            })
+            // A full or read-only disk under the target names the target.
+            .catch((e: unknown) => Promise.reject(localError(e, target) ?? e)),
+        );
         // `--device DIR` on a new device: its profile is written once the restore succeeded.
         setup = await finishDeviceSetup(ctx, values, access.backupKey);
         return res;

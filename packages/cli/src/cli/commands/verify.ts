@@ -26,17 +26,21 @@ export async function runVerify(
   selector: string | undefined,
 ): Promise<CommandResult> {
   const onProgress = ctx.progressSink();
-  const r = await withRepository(ctx, values, { allowPrompt: true }, async (access) => {
+  const r = await withRepository(ctx, values, { allowPrompt: true }, async (access, network) => {
     const engine = await loadEngine();
     const snapshotId =
       selector === undefined
         ? undefined
         : selectSnapshot(await engine.listSnapshots(access), selector).id;
-    return engine.verify({
-      ...access,
-      ...(snapshotId ? { snapshotId } : {}),
-      ...(onProgress ? { onProgress } : {}),
-    });
+    return ctx.stoppable('verify', (signal) =>
+      engine.verify({
+        ...access,
+        ...network,
+        signal,
+        ...(snapshotId ? { snapshotId } : {}),
+        ...(onProgress ? { onProgress } : {}),
+      }),
+    );
   });
   const device = stringOption(values, 'device');
   if (device !== undefined) {
