@@ -175,6 +175,18 @@ async function cliRuntime(): Promise<{ env: Record<string, string>; nodeArgs: st
 
 let stepNo = 0;
 
+/**
+ * Write back every dirty page before a measured step, so that no step pays for an earlier
+ * one's writeback — of either tool. restic leaves its restored files dirty; a restore of
+ * ours ends with a syncfs of the file system (README.md, session 15), which then wrote back
+ * restic's gigabyte as well: in the session-15 run our restores slowed from run to run
+ * (1.86, 3.17, 3.58 s) more than restic's. Both tools' durability work stays in their own
+ * times (restic fsyncs the packs it writes; its restore syncs nothing).
+ */
+export function settleDirtyPages(): void {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
 export async function runEngineStep(
   work: string,
   req: Omit<ChildRequest, 'resultPath'>,
@@ -183,6 +195,7 @@ export async function runEngineStep(
   const resultPath = join(work, `step-${process.pid}-${Date.now()}.json`);
   const requestPath = `${resultPath}.req`;
   await writeFile(requestPath, JSON.stringify({ ...req, resultPath }));
+  settleDirtyPages();
   // The key goes through the environment, not argv: argv is visible to every user in ps.
   const cli = await cliRuntime();
   const env = { ...process.env, ...cli.env, BACKVAULT_BENCH_KEY: keyHex };
@@ -375,6 +388,7 @@ async function dbOnlyPair(
 async function floorRun(ctx: Ctx): Promise<FloorMeasure> {
   const threads = ctx.workers ?? os.cpus().length;
   await warm(ctx.pristine);
+  settleDirtyPages();
   const { stdout } = await runProcess(
     process.execPath,
     [join(here, 'floor.js'), ctx.pristine, '--threads', String(threads)],
@@ -489,6 +503,7 @@ export async function resticStep(
     () => true,
     () => false,
   );
+  settleDirtyPages();
   const r = await runProcess('restic', args, env, hasTime ? timeFile : undefined);
   let summary: Record<string, number | string> | undefined;
   for (const line of r.stdout.split('\n')) {
