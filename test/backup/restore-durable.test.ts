@@ -12,7 +12,13 @@ import { createServer } from 'node:net';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, installedPlatform, restore, type EnginePlatform } from '#sdk/backup/index.js';
+import {
+  backup,
+  installedPlatform,
+  restore,
+  verify,
+  type EnginePlatform,
+} from '#sdk/backup/index.js';
 import type { EngineFiles, TargetFiles } from '#sdk/backup/platform/types.js';
 import { kernelAtLeast, syncError, syncFileSystem } from '#sdk/backup/node/syncfs.js';
 import { generateBackupKey } from '#sdk/format/index.js';
@@ -118,6 +124,24 @@ describe('a restore is durable before it moves into place', () => {
     await assertSameTree(src(), target);
     assert.equal(calls.bulk, 1, 'asked once');
     assert.ok(calls.finishes.every((s) => s === true));
+  });
+
+  it('syncs nothing with durable: false, and the restore drill (verify) asks for that', async () => {
+    const calls = fresh();
+    const target = join(dir, 'scratch');
+    await restore({ ...common(), target, durable: false, files: recording(calls, 'real') });
+    await assertSameTree(src(), target);
+    assert.equal(calls.bulk, 0);
+    assert.equal(calls.finishes.length, 41);
+    assert.ok(calls.finishes.every((s) => s === false));
+    assert.deepEqual(calls.syncs, [dir], 'only the parent, after the rename');
+
+    const drill = fresh();
+    const r = await verify({ ...common(), tempDir: dir, files: recording(drill, 'real') });
+    assert.equal(r.ok, true);
+    assert.equal(drill.bulk, 0);
+    assert.equal(drill.finishes.length, 41);
+    assert.ok(drill.finishes.every((s) => s === false));
   });
 
   it('moves nothing into place when the final sync reports a write error', async () => {

@@ -192,6 +192,13 @@ export interface RestoreOptions extends RepoAccess {
    * (listed in `deleted`). The swap is still atomic and happens only after verification.
    */
   delete?: boolean;
+  /**
+   * Make the restored files durable before they move into place (default true): an fsync
+   * per file, or one syncfs where that is as strong (README, "Atomic"). `false` skips it, for
+   * a scratch restore that is read and deleted right away (`verify` does this); after a
+   * power loss such a target may hold empty or partial files.
+   */
+  durable?: boolean;
   /** The files the restore writes to. Default: the platform's (node:fs on Node). */
   files?: EngineFiles;
   onProgress?: (p: Progress) => void;

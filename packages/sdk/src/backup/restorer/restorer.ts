@@ -423,7 +423,7 @@ export class RestoreRun {
   /**
    * Files of at least this many bytes are synced as they are finished; 0: every file and
    * directory. Above 0, the rest is made durable at once before the tree moves into place
-   * (`TargetFiles.syncFileSystem`).
+   * (`TargetFiles.syncFileSystem`), unless it is Infinity (`durable: false`: nothing is).
    */
   syncFrom = 0;
 
@@ -878,7 +878,10 @@ export async function restoreSnapshot(
     // One syncfs for the tree's small files and folders where the platform can (Linux, a
     // local disk): an fsync per file cost a restore of 20,000 small files 1.8 s of its
     // 3.1 s. This first call also finds out whether it can.
-    if (fs.syncFileSystem && (await fs.syncFileSystem(tmp))) run.syncFrom = SYNC_ALONE;
+    // A scratch restore (`durable: false`, the restore drill) syncs nothing.
+    const durable = opts.durable !== false;
+    if (!durable) run.syncFrom = Infinity;
+    else if (fs.syncFileSystem && (await fs.syncFileSystem(tmp))) run.syncFrom = SYNC_ALONE;
     try {
       await run.restore(snap.rootTree, root);
       if (opts.include !== undefined && !run.includeFound)
@@ -895,7 +898,7 @@ export async function restoreSnapshot(
     throwIfAborted(opts.signal);
     await run.finishDirs(root, snap.rootMode, snap.rootMtimeNs);
     // Every file's bytes, mode and time and every directory durable before anything moves.
-    if (run.syncFrom > 0 && !(await fs.syncFileSystem?.(tmp)))
+    if (durable && run.syncFrom > 0 && !(await fs.syncFileSystem?.(tmp)))
       throw new Error('the restored files could not be made durable');
     run.progress(true);
     // The last moment an abort is honoured: from here the snapshot moves into place (one
