@@ -1,8 +1,10 @@
 /**
- * A restore is durable before it moves into place, with one syncfs for the whole tree where
- * that is as strong as an fsync per file (Linux ≥ 5.8, a local disk file system), and with
- * an fsync per file and directory elsewhere. The restorer's calls are recorded through a
- * wrapper around the real Node files (every call still reaches the disk).
+ * A restore is durable before it moves into place: where one syncfs is as strong as an fsync
+ * per file (Linux ≥ 5.8, a local disk file system), files of 256 KiB or more are fsynced as
+ * they finish and one syncfs covers the rest; elsewhere each file and directory is synced;
+ * with `durable: false` (the restore drill's scratch restore) nothing is. The restorer's calls
+ * are recorded through a wrapper around the real Node files (every call still reaches the
+ * disk).
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';

@@ -79,8 +79,9 @@ function run(bin: string, dir: string): Promise<{ ok: boolean; missing: boolean;
  * Make every write so far on the file system holding `dir` durable, in one call.
  * @returns false where that cannot be done as strongly as fsync per file (above): the caller
  *   then syncs each file and directory itself.
- * @throws an Error with code `EIO` when the file system reports a write error (the first
- *   call, which also finds the binary, resolves false instead).
+ * @throws an Error with the errno `sync` names (ENOSPC, EDQUOT, EROFS; EIO for any other)
+ *   when the file system reports a write error (the first call, which also finds the
+ *   binary, resolves false instead).
  */
 export async function syncFileSystem(dir: string): Promise<boolean> {
   if (binary === null) return false;
