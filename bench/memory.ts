@@ -15,11 +15,11 @@
  * Prints a table; writes bench/results/memory-<date>.json.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMain, numberOption, runMain } from './cli-util.js';
-import { resticStep, resticVersion, runEngineStep, type ChildOutcome } from './run.js';
+import { resticStep, resticVersion, runEngineStep, warm, type ChildOutcome } from './run.js';
 
 interface Step {
   seconds: number;
@@ -60,26 +60,9 @@ async function smallFiles(dir: string, count: number): Promise<{ files: number; 
   return { files: count, bytes };
 }
 
-/**
- * Read every file of `dir` once, so that each tool's backup starts from the same warm page
- * cache. Without it the first tool paid for populating the cache (for the sparse file: 4 GiB
- * of zero pages, ~2.7 s per GiB of system time here) and restic, second, read it warm.
- */
-async function warm(dir: string): Promise<void> {
-  const buf = new Uint8Array(8 * 1024 * 1024);
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) await warm(p);
-    else if (e.isFile()) {
-      const fh = await open(p, 'r');
-      try {
-        while ((await fh.read(buf, 0, buf.length)).bytesRead > 0);
-      } finally {
-        await fh.close();
-      }
-    }
-  }
-}
+// Each tool's backup starts from the same warm page cache (run.ts's `warm`). Without it the
+// first tool paid for populating the cache (for the sparse file: 4 GiB of zero pages, ~2.7 s
+// per GiB of system time here) and restic, second, read it warm.
 
 async function measure(
   work: string,

@@ -226,7 +226,7 @@ export async function runEngineStep(
 }
 
 /** Read every file once so that the measured step finds the page cache warm. */
-async function warm(root: string): Promise<number> {
+export async function warm(root: string): Promise<number> {
   const buf = Buffer.alloc(4 * 1024 * 1024);
   let bytes = 0;
   for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
