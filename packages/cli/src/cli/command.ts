@@ -2,10 +2,9 @@
  * The shape of a CLI command, and the flags and helpers several commands share. The command
  * table itself is `commands/index.ts`; new commands (the vault ones) are added there.
  */
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RepoAccess } from 'backvault/backup';
-import { installNodePlatform } from 'backvault/node';
+import { installNodePlatform, makeDirectories } from 'backvault/node';
 import {
   stringOption,
   type OptionSpec,
@@ -182,7 +181,7 @@ export async function withRepository<T>(
       ? source.statePath
       : resolveStatePath(stateFlag, ctx.io.env, ctx.io.cwd);
   // The state file is small and private to this user: it says which snapshots they have seen.
-  await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
+  await makeDirectories(dirname(statePath), 0o700);
   const { openStorage } = await import('backvault/node');
   // Retries, bandwidth limits and the outage line wrap every store the same way. A store
   // opened after a Ctrl-C was honoured (a step after the operation completed) is not stopped.

@@ -21,11 +21,11 @@
  * Node-only (filesystem). Imports format, errors and the pure retention policy only (not the
  * engine).
  */
-import { chmod, lstat, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, lstat, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CorruptBackupError, NotFoundError, UsageError } from 'backvault/errors';
-import { writePrivateFile } from 'backvault/node';
+import { makeDirectories, writePrivateFile } from 'backvault/node';
 import { formatBackupKey, parseBackupKey } from 'backvault/format';
 import { validateRetentionPolicy, type RetentionPolicy } from 'backvault/backup';
 
@@ -208,7 +208,7 @@ export async function createDevice(
       'Use another --device DIR, or `backvault password change` / `backvault disable` on this one.',
     );
   }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDirectories(dir, 0o700);
   // mkdir's mode is filtered by the umask and not applied to an existing directory.
   await chmod(dir, 0o700);
   const full: DeviceProfile = {

@@ -2,11 +2,12 @@
  * The wiring file: builds the whole vault from a validated {@link VaultConfig} — store,
  * HSM, authenticator, metrics, service, HTTP server — in one place, failing fast.
  */
-import { chmod, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hsm } from '../hsm/hsm.js';
 import { openSoftwareHsm, readKeyFile } from '../hsm/software-hsm.js';
 import { UsageError } from 'backvault/errors';
+import { makeDirectories } from 'backvault/node';
 import {
   cachingAuthenticator,
   createDevAuthenticator,
@@ -61,7 +62,7 @@ export const DATA_FILES = {
 export async function ensurePrivateDataDir(config: VaultConfig): Promise<void> {
   const dir = config.dataDir;
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirectories(dir, 0o700);
   } catch (e) {
     // A file on the way is the operator's typo, not a bug (a read-only or full disk and a
     // missing permission keep their own codes, mapped where errors meet the CLI).

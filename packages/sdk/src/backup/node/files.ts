@@ -32,6 +32,7 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
+import { makeDirectories } from '../../node/make-dirs.js';
 import { writePrivateFile } from '../../node/private-file.js';
 import { syncFileSystem } from './syncfs.js';
 import type {
@@ -163,7 +164,9 @@ const nodeOut: TargetFiles = {
   lstat: nodeLstat,
   readFile: async (path) => new Uint8Array(await readFile(path)),
   async mkdir(path, opts) {
-    await mkdir(path, opts);
+    // Not Node's recursive mkdir, which can spin forever (node/make-dirs.ts).
+    if (opts?.recursive) await makeDirectories(path, opts.mode);
+    else await mkdir(path, opts);
   },
   async writeNewFile(path, data) {
     const fh = await open(path, 'wx', 0o600);

@@ -827,6 +827,7 @@ export async function restoreSnapshot(
   state: 'absent' | 'empty' | 'full',
   files: EngineFiles,
   host: EngineHost,
+  starting?: Promise<EnginePool>,
 ): Promise<{
   run: RestoreRun;
   kept: string[];
@@ -837,14 +838,15 @@ export async function restoreSnapshot(
   const fs = files.out;
   const { join, dirname, relative, sep } = fs.path;
   const parent = dirname(target);
-  await fs.mkdir(parent, { recursive: true, mode: 0o777 });
   const tag = toHex(randomBytes(6));
   const tmp = join(parent, restoreTempName(target, tag, fs));
   const root = join(tmp, 'root');
   const aside = join(tmp, 'old');
-  // The pool first: threads that cannot start fall back before anything is written.
-  const pool = await startPool(opts.workers, repo.keys, {}, files);
+  // The pool first (`starting`: the caller started it already): threads that cannot start
+  // fall back before anything is written.
+  const pool = await (starting ?? startPool(opts.workers, repo.keys, {}, files));
   try {
+    await fs.mkdir(parent, { recursive: true, mode: 0o777 });
     await fs.mkdir(tmp, { mode: 0o700 });
   } catch (e) {
     await pool.close();

@@ -10,3 +10,4 @@ export { S3Storage, type S3Credentials, type S3StorageOptions } from './s3.js';
 export { openStorage, type OpenStorageOptions } from './open.js';
 export * from '../index.js';
 export { fsyncDir, writePrivateFile } from '../../node/private-file.js';
+export { makeDirectories } from '../../node/make-dirs.js';

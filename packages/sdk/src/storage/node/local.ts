@@ -18,9 +18,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { access, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BackvaultError, MissingObjectError, UnavailableError } from '../../errors.js';
+import { makeDirectories } from '../../node/make-dirs.js';
 import {
   assertListPrefix,
   assertObjectName,
@@ -358,39 +359,6 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle?.close().catch(() => undefined);
   }
-}
-
-/**
- * `mkdir -p` that cannot spin: the missing folders are created one by one, top down, and
- * the first created is returned (as `mkdir(dir, { recursive: true })` does). Node's own
- * recursive mkdir loops forever where a folder exists but refuses children with ENOENT
- * (seen under /proc: ENOENT, then EEXIST for the parent, then ENOENT again), which a
- * mounted cloud drive may also do; here that ENOENT fails the write.
- */
-async function makeDirectories(dir: string): Promise<string | undefined> {
-  const missing: string[] = [];
-  for (let d = dir; ; d = path.dirname(d)) {
-    try {
-      if ((await stat(d)).isDirectory()) break;
-      // A file on the way: mkdir below says ENOTDIR or EEXIST.
-      missing.push(d);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || d === path.dirname(d)) throw e;
-      missing.push(d);
-    }
-  }
-  let first: string | undefined;
-  for (const d of missing.reverse()) {
-    try {
-      await mkdir(d);
-      first ??= d;
-    } catch (e) {
-      // Another writer made it meanwhile: fine, if it is a folder.
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw e;
-    }
-  }
-  return first;
 }
 
 /**
