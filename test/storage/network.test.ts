@@ -21,6 +21,7 @@ import { MemoryStorage } from '#sdk/storage/memory.js';
 import { parseRateLimit, parseRetryFor, withNetwork } from '#sdk/storage/network.js';
 import { LocalStorage } from '#sdk/storage/node/local.js';
 import { withRetry, type StoreEvent } from '#sdk/storage/retry.js';
+import type { Storage } from '#sdk/storage/storage.js';
 import { ByteRateLimiter, withBandwidthLimit } from '#sdk/storage/throttle.js';
 import { removeDir, tempDir } from '../backup/helpers.js';
 import { runStorageConformance } from './conformance.js';
@@ -115,6 +116,61 @@ describe('retry by a deadline', () => {
       last.downForMs,
       time.sleeps.reduce((a, b) => a + b, 0),
     );
+  });
+
+  it('an answer to a request sent before the outage began does not end it', async () => {
+    // Two requests in flight when the server goes down: one fails, the other's response was
+    // already on its way. That answer says nothing about the store now.
+    const inner = new MemoryStorage();
+    await inner.put('a', new Uint8Array([2]));
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let failures = 2;
+    const store: Storage = {
+      location: inner.location,
+      put: (name, data) => inner.put(name, data),
+      get: async (name) => {
+        if (name === 'held') {
+          await held;
+          return new Uint8Array([1]);
+        }
+        if (failures-- > 0) throw new UnavailableError('down', { cause: sysError('ECONNREFUSED') });
+        return inner.get(name);
+      },
+      getRange: (name, o, l) => inner.getRange(name, o, l),
+      stat: (name) => inner.stat(name),
+      list: (prefix) => inner.list(prefix),
+      delete: (name) => inner.delete(name),
+      close: () => inner.close(),
+    };
+    const time = fakeTime();
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((r) => (openGate = r));
+    const events: StoreEvent[] = [];
+    const s = withRetry(store, {
+      now: time.now,
+      sleep: async (ms) => {
+        await time.sleep(ms);
+        await gate;
+      },
+      onEvent: (e) => events.push(e),
+    });
+    const early = s.get('held');
+    await time.sleep(5);
+    const a = s.get('a');
+    while (!events.some((e) => e.type === 'unreachable')) await new Promise(setImmediate);
+    release();
+    assert.deepEqual([...(await early)], [1]);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'reachable'),
+      [],
+      'the answer to the request sent before did not end the outage',
+    );
+    openGate();
+    assert.deepEqual([...(await a)], [2]);
+    const up = events.filter((e) => e.type === 'reachable');
+    assert.equal(up.length, 1, 'the retried request ended it');
+    assert.ok(up[0]?.type === 'reachable' && up[0].downForMs > 0);
   });
 
   it('retryFor 0 makes one try', async () => {

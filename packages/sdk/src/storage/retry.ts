@@ -145,8 +145,14 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
   /** Start of the current outage: the first failure since the store last answered. */
   let outageSince: number | undefined;
 
-  const answered = (): void => {
-    if (outageSince === undefined) return;
+  /**
+   * The store answered a try started at `startedAt`. Only a try started once the outage was
+   * seen ends it: the answer to a request sent before (a response already on its way when
+   * the server went down) says nothing about the store now, and ended each outage at once
+   * with a "reachable" a few ms long, the real outage then starting again.
+   */
+  const answered = (startedAt: number): void => {
+    if (outageSince === undefined || startedAt < outageSince) return;
     const downForMs = now() - outageSince;
     outageSince = undefined;
     options.onEvent?.({ type: 'reachable', downForMs });
@@ -198,9 +204,10 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     let firstFailure: number | undefined;
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted && operation !== 'delete') throw signal.reason;
+      const startedAt = now();
       try {
         const result = await fn();
-        answered();
+        answered(startedAt);
         return result;
       } catch (error) {
         firstFailure ??= now();
@@ -216,14 +223,15 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     let firstFailure: number | undefined;
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw signal.reason;
+      const startedAt = now();
       try {
         for await (const entry of inner.list(prefix)) {
-          answered();
+          answered(startedAt);
           if (seen.has(entry.name)) continue;
           seen.add(entry.name);
           yield entry;
         }
-        answered();
+        answered(startedAt);
         return;
       } catch (error) {
         firstFailure ??= now();
