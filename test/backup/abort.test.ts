@@ -62,6 +62,25 @@ function watched(storage: Storage, hook: (op: string, name: string, n: number) =
   return wrap(storage);
 }
 
+/** `storage` whose pack uploads each take at least `ms` longer. */
+function slowPuts(storage: LocalStorage, ms: number): Storage {
+  return {
+    location: storage.location,
+    put: async (name, data) => {
+      if (name.startsWith('data/')) await new Promise((r) => setTimeout(r, ms));
+      return storage.put(name, data);
+    },
+    get: (name) => storage.get(name),
+    getRange: (name, o, l) => storage.getRange(name, o, l),
+    stat: (name) => storage.stat(name),
+    list: (prefix) => storage.list(prefix),
+    delete: (name) => storage.delete(name),
+    close: () => storage.close(),
+    localPath: storage.localPath.bind(storage),
+    cleanupTemp: storage.cleanupTemp.bind(storage),
+  };
+}
+
 /** Every object in the store, name → size. */
 async function objects(storage: Storage, prefix = ''): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -145,12 +164,16 @@ describe('AbortSignal: every operation stops within a second and leaves things a
         ac.abort();
       };
       let packPuts = 0;
+      // From the progress callback: progress is reported at most every 100 ms, and 24 MiB can
+      // be read, sealed and stored in less than that after the first report (1 MiB), leaving
+      // no report before the last to abort from. Pack uploads that take 20 ms each (at most
+      // four in flight) spread the backup over several reports.
       const storage =
         moment === 'storage'
           ? watched(store, (op, name) => {
               if (op === 'put' && name.startsWith('data/') && ++packPuts === 4) abort();
             })
-          : store;
+          : slowPuts(store, 20);
       await stopsPromptly(
         `backup (${moment})`,
         backup({

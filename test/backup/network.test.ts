@@ -88,6 +88,7 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
     const storage = store();
     const access = { storage, backupKey, statePath: join(dir, 'state-outage.json') };
     const events: StoreEvent[] = [];
+    const eventAt: number[] = [];
     const reports: Progress[] = [];
     let killed: Promise<void> | undefined;
     let killedAt = 0;
@@ -98,7 +99,10 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
       workers: 2,
       packSize: 256 * KiB,
       retryFor: '5m',
-      onStoreEvent: (e) => events.push(e),
+      onStoreEvent: (e) => {
+        events.push(e);
+        eventAt.push(Date.now());
+      },
       onProgress: (p) => {
         reports.push(p);
         // Kill once some data is stored, so the outage lands in the middle of the backup.
@@ -128,7 +132,7 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
     );
     assert.ok(
       up.length >= 1 && up[0]?.type === 'reachable' && up[0].downForMs >= 28_000,
-      'came back after the outage',
+      `came back after the outage: ${JSON.stringify(events.map((e, i) => ({ ...e, msAfterKill: (eventAt[i] as number) - killedAt })))}`,
     );
     const back = up[0];
     console.log(
