@@ -60,11 +60,20 @@ async function isEmptyOrAbsent(
   }
 }
 
+/** Whether directory `target` is on another file system than its parent (unknown: false). */
+async function isMountPoint(fs: TargetFiles, target: string): Promise<boolean> {
+  const parent = fs.path.dirname(target);
+  if (parent === target) return false;
+  const [t, p] = await Promise.all([fs.lstat(target), fs.lstat(parent)]);
+  return t.dev !== undefined && p.dev !== undefined && t.dev !== p.dev;
+}
+
 /**
  * Restore a snapshot into `opts.target`. First cleans up what earlier restores to the same
  * target left when they were killed (see {@link recoverInterrupted}; reported in
  * `warnings`).
  * @throws TargetNotEmptyError when the target holds anything and `force` is not set.
+ * @throws UsageError when the target is not a directory, or is a mount point.
  * @throws NotFoundError when the snapshot id matches nothing; UsageError when ambiguous.
  * @throws WrongKeyError, CorruptBackupError, MissingObjectError, RollbackError,
  *   UnavailableError, NoRepositoryError — in every case the target is left untouched
@@ -95,6 +104,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw new UsageError(`restore target is not a directory: ${target}`, HINTS.targetNotDirectory);
   }
   if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
+  if (state !== 'absent' && (await isMountPoint(files.out, target))) {
+    // Found by trying: the last rename failed with EBUSY (an empty mount point), and a
+    // forced merge with EXDEV after its journal was committed, so every later restore to
+    // the target failed the same way rolling it forward. Refused before anything is written.
+    throw new UsageError(`restore target is a mount point: ${target}`, HINTS.targetMountPoint);
+  }
   const repo = await openRepository(opts);
   const { chain, notes: chainNotes } = await loadChainNotes(repo);
   warnings.push(...chainNoteWarnings(chainNotes));

@@ -90,6 +90,7 @@ function entryInfo(st: BigIntStats): EntryInfo {
     ctimeNs: st.ctimeNs,
     ino: st.ino,
     uid: Number(st.uid),
+    dev: st.dev,
   };
 }
 

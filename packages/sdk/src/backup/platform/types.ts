@@ -90,6 +90,12 @@ export interface EntryInfo {
   ino: bigint;
   /** Owner; undefined where the system has none. */
   uid?: number;
+  /**
+   * The file system holding the entry (st_dev); undefined where unknown. A restore refuses a
+   * target on another file system than its parent (a mount point): it is written beside
+   * the target and moved in by rename.
+   */
+  dev?: bigint;
 }
 
 /** A name in a directory listing. */

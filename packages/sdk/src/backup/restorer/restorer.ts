@@ -28,6 +28,7 @@ import {
   MissingObjectError,
   NotFoundError,
   throwIfAborted,
+  UsageError,
 } from '../../errors.js';
 import {
   EntryType,
@@ -941,7 +942,19 @@ export async function restoreSnapshot(
         throw e;
       }
     } else {
-      await fs.rename(root, target);
+      try {
+        await fs.rename(root, target);
+      } catch (e) {
+        // A mount point the device check missed (a bind mount of the same file system):
+        // EBUSY over it, EXDEV into it. Nothing moved; the temporary directory goes below.
+        const c = codeOf(e);
+        if (state === 'empty' && (c === 'EBUSY' || c === 'EXDEV'))
+          throw new UsageError(
+            `restore target is a mount point: ${target}`,
+            HINTS.targetMountPoint,
+          );
+        throw e;
+      }
     }
     swapped = true;
     await fs.sync(parent);
