@@ -50,6 +50,18 @@ const SPLIT_RANGE = 8 * 1024 * 1024;
  */
 const CTIME_MARGIN_NS = 2_000_000_000n;
 
+/** The earliest and latest mtimes a snapshot holds: i64 nanoseconds (SPEC.md §10). */
+const MTIME_MIN_NS = -(2n ** 63n);
+const MTIME_MAX_NS = 2n ** 63n - 1n;
+
+/**
+ * `ns` within what a snapshot holds (1677-09-21 to 2262-04-11): ext4, XFS and Btrfs keep
+ * times beyond, which the tree's i64 would otherwise wrap around (2300 restored as 1716).
+ */
+export function storableMtime(ns: bigint): bigint {
+  return ns < MTIME_MIN_NS ? MTIME_MIN_NS : ns > MTIME_MAX_NS ? MTIME_MAX_NS : ns;
+}
+
 function guard<T>(p: Promise<T>): Promise<T> {
   p.catch(() => {});
   return p;
@@ -80,6 +92,16 @@ function errnoOf(e: unknown): string | undefined {
   if (e instanceof BackvaultError || !(e instanceof Error)) return undefined;
   const code = (e as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** Words for an mtime outside what a snapshot holds: its year, when a Date can show it. */
+function outOfRangeYear(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const year =
+    ms > -(10n ** 15n) * 8n && ms < 10n ** 15n * 8n
+      ? new Date(Number(ms)).getUTCFullYear()
+      : undefined;
+  return year === undefined ? `${ns} ns from 1970` : `in the year ${year}`;
 }
 
 /** A file name for messages: printable ASCII as is, every other byte (and `\`) as \xNN. */
@@ -166,6 +188,26 @@ export class BackupRun {
   private get src(): SourceFiles {
     if (!this.fs) throw new Error('the archiver was given no files');
     return this.fs;
+  }
+
+  /**
+   * `st` with an mtime a snapshot can hold; one outside it (see {@link storableMtime}) is
+   * recorded as the nearest it can, with a warning naming `path`.
+   */
+  storable(path: string, st: EntryInfo): EntryInfo {
+    const mtimeNs = storableMtime(st.mtimeNs);
+    if (mtimeNs === st.mtimeNs) return st;
+    this.warn(
+      `modification time ${outOfRangeYear(st.mtimeNs)} is outside what a snapshot holds, recorded as ${mtimeNs < 0n ? '1677-09-21' : '2262-04-11'}: ${path}`,
+    );
+    return { ...st, mtimeNs };
+  }
+
+  /** The source's lstat, with the mtime a snapshot can hold (see {@link storableMtime}). */
+  private async lstat(path: string): Promise<EntryInfo> {
+    const st = await this.src.lstat(path);
+    const mtimeNs = storableMtime(st.mtimeNs);
+    return mtimeNs === st.mtimeNs ? st : { ...st, mtimeNs };
   }
 
   private async readHead(path: string): Promise<Uint8Array> {
@@ -310,7 +352,7 @@ export class BackupRun {
       try {
         // Stat again once pinned: a commit between the listing and the pin is not a
         // change during the read.
-        const readSt = await this.src.lstat(cap.path);
+        const readSt = await this.lstat(cap.path);
         const entry = await (await this.fileAt(cap.path, path, name, readSt)).done;
         // The original's metadata: a copy has its own mode and times.
         return entry && { ...entry, mode: st.mode, mtimeNs: st.mtimeNs };
@@ -370,7 +412,7 @@ export class BackupRun {
         async (read): Promise<FileEntry | undefined> => {
           let after: EntryInfo;
           try {
-            after = await this.src.lstat(path);
+            after = await this.lstat(path);
           } catch (e) {
             return this.unreadable(e, shown);
           }
@@ -493,6 +535,7 @@ export class BackupRun {
         this.unreadable(e, child);
         continue;
       }
+      st = this.storable(child, st);
       const prev = prevByName.get(name);
       const base = { name, mode: st.mode, mtimeNs: st.mtimeNs };
       if (st.kind === 'file') {

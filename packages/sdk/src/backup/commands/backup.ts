@@ -297,7 +297,7 @@ async function backupLocked(
       hostname: host,
       rootTree,
       rootMode: rootStat.mode,
-      rootMtimeNs: rootStat.mtimeNs,
+      rootMtimeNs: run.storable(source, rootStat).mtimeNs,
       files: run.files,
       dirs: run.dirs,
       bytes: run.bytesInSnapshot,
