@@ -6,7 +6,16 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { lstat, mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
@@ -81,5 +90,27 @@ describe('metadata a snapshot cannot hold as is', () => {
     assert.equal(r2.warnings.length, 2, JSON.stringify(r2.warnings));
     assert.equal(r2.partial, false);
     assert.deepEqual((await readdir(out)).sort(), ['near.txt', 'sub']);
+  });
+
+  it('a symlink whose target is not UTF-8 is skipped and named (partial), never restored pointing elsewhere', async () => {
+    const src = join(dir, 'links');
+    await mkdir(src);
+    await writeFile(join(src, 'caf\u00e9.txt'), 'utf-8 name');
+    await symlink(Buffer.from('caf\xe9.txt', 'latin1'), join(src, 'latin1-link'));
+    await symlink('caf\u00e9.txt', join(src, 'utf8-link'));
+    const access = fresh();
+    const r = await backup({ ...access, source: src, init: true });
+    assert.equal(r.partial, true);
+    assert.equal(r.filesSkipped, 1);
+    assert.ok(
+      r.warnings.some(
+        (w) => w.endsWith(join(src, 'latin1-link')) && /caf\\xe9\.txt/.test(w) && /UTF-8/.test(w),
+      ),
+      JSON.stringify(r.warnings),
+    );
+    const out = join(dir, 'links-out');
+    await restore({ ...access, target: out });
+    assert.deepEqual((await readdir(out)).sort(), ['caf\u00e9.txt', 'utf8-link']);
+    assert.equal(await readlink(join(out, 'utf8-link')), 'caf\u00e9.txt');
   });
 });

@@ -562,7 +562,14 @@ export class BackupRun {
         } catch (e) {
           // EINVAL: no longer a link.
           if (errnoOf(e) === 'EINVAL') this.skip(child, 'vanished during backup');
-          else this.unreadable(e, child);
+          else if (errnoOf(e) === 'EILSEQ') {
+            const raw = (e as { raw?: unknown }).raw;
+            const shown = raw instanceof Uint8Array ? ` (${escapeName(raw)})` : '';
+            this.skipPartial(
+              child,
+              `symlink target${shown} is not valid UTF-8, not backed up (point it elsewhere)`,
+            );
+          } else this.unreadable(e, child);
           continue;
         }
         entries.push(Promise.resolve({ ...base, type: EntryType.SYMLINK, target }));

@@ -248,7 +248,20 @@ export const nodeFiles: EngineFiles = {
     });
   },
   lstat: nodeLstat,
-  readlink: (path) => readlink(path),
+  async readlink(path) {
+    // As bytes: a string readlink replaces bytes that are not UTF-8 with U+FFFD, and the
+    // link was restored pointing elsewhere without a word.
+    const raw = await readlink(path, { encoding: 'buffer' });
+    const target = raw.toString('utf8');
+    if (Buffer.from(target, 'utf8').equals(raw)) return target;
+    throw Object.assign(
+      new Error(`EILSEQ: symlink target is not valid UTF-8, readlink '${path}'`),
+      {
+        code: 'EILSEQ',
+        raw: new Uint8Array(raw),
+      },
+    );
+  },
   async read(path, position, length) {
     const fh = await open(path, 'r');
     try {
