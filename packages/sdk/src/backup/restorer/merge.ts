@@ -82,7 +82,9 @@ export async function findMergeConflicts(
 
 /**
  * Paths (relative) in the target that the snapshot in `root` does not hold: what a merge
- * keeps. A directory wholly absent from the snapshot is listed once, not file by file.
+ * keeps, or what `delete` removes. A directory wholly absent from the snapshot is listed
+ * once, not file by file; so is one where the snapshot has a file or symlink (a merge
+ * refuses it as a conflict, and `delete` removes it with all it holds).
  */
 export async function listExtras(
   fs: TargetFiles,
@@ -109,6 +111,8 @@ export async function listExtras(
     const t = await fs.lstat(join(target, name));
     if (r.kind === 'dir' && t.kind === 'dir') {
       out.push(...(await listExtras(fs, join(root, name), join(target, name), path)));
+    } else if (t.kind === 'dir') {
+      out.push(path);
     }
   }
   return out;
