@@ -5,13 +5,14 @@
  * database found there and runs `PRAGMA integrity_check`, then removes the directory.
  */
 import { throwIfAborted } from '../../errors.js';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import type { RestoreOptions } from '../api.js';
 import { sqliteChunkSize } from '../archiver/chunker.js';
 import { requireRollbackChoice } from '../repository/repository.js';
 import { restore } from '../commands/restore.js';
+import { removeTree } from './files.js';
 
 /** Options of {@link verify}. */
 export type VerifyOptions = Omit<
@@ -102,6 +103,6 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
   }
 }

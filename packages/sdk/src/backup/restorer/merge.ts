@@ -118,6 +118,13 @@ export async function listExtras(
   return out;
 }
 
+/** Give directory `path` read, write and search for its owner, if it lacks any. */
+async function ownerFullDir(fs: TargetFiles, path: string): Promise<void> {
+  const st = await fs.lstat(path);
+  if (st.kind === 'dir' && (st.mode & 0o700) !== 0o700)
+    await fs.setMeta(path, st.mode | 0o700, st.mtimeNs);
+}
+
 /** What a merge did. */
 export interface MergeStats {
   /** Entries of the target that the snapshot replaced (moved into `old/`). */
@@ -139,12 +146,19 @@ export async function mergeInto(
   stats: MergeStats = { replaced: 0 },
 ): Promise<MergeStats> {
   const { join, dirname } = fs.path;
+  // Entries move in and out of both: each needs write and search permission for its owner
+  // (an earlier restore's read-only folder, 0555, is in the target); the caller gives every
+  // directory of the snapshot its mode afterwards.
+  await ownerFullDir(fs, root);
+  await ownerFullDir(fs, target);
   for (const name of await fs.readdir(root)) {
     const r = join(root, name);
     const t = join(target, name);
     const rs = await fs.lstat(r);
     const ts = await lstatOrUndefined(fs, t);
     if (!ts) {
+      // A directory moved to another parent needs write permission on itself (its `..`).
+      if (rs.kind === 'dir') await ownerFullDir(fs, r);
       await fs.rename(r, t);
     } else if (rs.kind === 'dir' && ts.kind === 'dir') {
       await mergeInto(fs, r, t, join(old, name), stats);

@@ -130,6 +130,23 @@ function commitText(dirs: readonly DirMeta[]): string {
   );
 }
 
+/**
+ * `mode` with read, write and search for the owner. A directory being restored keeps them
+ * until it is in place: moving a directory to another parent needs write permission on it
+ * (its `..`), moving entries in or out needs it on their parent, and a merge reads the
+ * tree. A snapshot's read-only directory (0555) otherwise stopped its own restore for a
+ * user whom permissions bind (root is not): EACCES at the final rename, and the cleanup
+ * could not empty it.
+ */
+export function ownerFull(mode: number): number {
+  return mode | 0o700;
+}
+
+/** The directories whose exact mode {@link ownerFull} held back. */
+function restricted(dirs: readonly DirMeta[]): DirMeta[] {
+  return dirs.filter((d) => ownerFull(d.mode) !== d.mode);
+}
+
 /** Give every directory of the snapshot its mode and mtime, deepest first. */
 async function applyDirMeta(
   fs: TargetFiles,
@@ -798,16 +815,20 @@ export class RestoreRun {
       this.sem.release(b.length);
     }
   }
-  /** Directory modes and times, deepest first (writing inside a dir changes its mtime). */
+  /**
+   * Directory modes and times, deepest first (writing inside a dir changes its mtime). Each
+   * keeps read, write and search for its owner until it is in place (see {@link ownerFull}):
+   * the caller gives the few that deny them their exact mode afterwards.
+   */
   async finishDirs(root: string, rootMode: number, rootMtimeNs: bigint): Promise<void> {
     const out = this.fsys.out;
     const all = [...this.dirs].sort((a, b) => b.path.length - a.path.length);
     for (const d of all) {
       if (this.syncFrom === 0) await out.sync(d.path);
-      await out.setMeta(d.path, d.mode, d.mtimeNs);
+      await out.setMeta(d.path, ownerFull(d.mode), d.mtimeNs);
     }
     if (this.syncFrom === 0) await out.sync(root);
-    await out.setMeta(root, rootMode, rootMtimeNs);
+    await out.setMeta(root, ownerFull(rootMode), rootMtimeNs);
   }
 }
 
@@ -911,19 +932,19 @@ export async function restoreSnapshot(
     // keeping what the snapshot does not hold (restore-merge.ts); with --delete as well:
     // moved aside as a whole first, into the marked temporary directory, so a kill between
     // the two renames is recoverable.
+    const dirMeta: DirMeta[] = [
+      { rel: '', mode: snap.rootMode, mtimeNs: snap.rootMtimeNs },
+      ...run.dirs.map((d) => ({
+        rel: relative(root, d.path).split(sep).join('/'),
+        mode: d.mode,
+        mtimeNs: d.mtimeNs,
+      })),
+    ];
     if (state === 'full' && !opts.delete) {
       const conflicts = await findMergeConflicts(fs, root, target);
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
       kept = await listExtras(fs, root, target);
       const commit = join(tmp, RESTORE_COMMIT);
-      const dirMeta: DirMeta[] = [
-        { rel: '', mode: snap.rootMode, mtimeNs: snap.rootMtimeNs },
-        ...run.dirs.map((d) => ({
-          rel: relative(root, d.path).split(sep).join('/'),
-          mode: d.mode,
-          mtimeNs: d.mtimeNs,
-        })),
-      ];
       await fs.writeNewFile(commit, new TextEncoder().encode(commitText(dirMeta)));
       await fs.sync(tmp);
       // From here on the restore is rolled forward by the next one if killed.
@@ -932,6 +953,10 @@ export async function restoreSnapshot(
       await applyDirMeta(fs, target, dirMeta);
     } else if (state === 'full') {
       deleted = await listExtras(fs, root, target);
+      // Moving the old target to another parent needs write permission on it (its `..`).
+      const was = await fs.lstat(target);
+      if (ownerFull(was.mode) !== was.mode)
+        await fs.setMeta(target, ownerFull(was.mode), was.mtimeNs);
       await fs.rename(target, aside);
       oldAside = true;
       try {
@@ -939,8 +964,10 @@ export async function restoreSnapshot(
       } catch (e) {
         await fs.rename(aside, target);
         oldAside = false;
+        await fs.setMeta(target, was.mode, was.mtimeNs);
         throw e;
       }
+      await applyDirMeta(fs, target, restricted(dirMeta));
     } else {
       try {
         await fs.rename(root, target);
@@ -955,6 +982,7 @@ export async function restoreSnapshot(
           );
         throw e;
       }
+      await applyDirMeta(fs, target, restricted(dirMeta));
     }
     swapped = true;
     await fs.sync(parent);
