@@ -84,6 +84,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   requireRollbackChoice(opts);
   const files = filesFor(opts);
   const host = enginePlatform().host;
+  // An empty string (an unset setting) would resolve to the current folder, and with
+  // `force` the snapshot would be merged into it.
+  if (typeof opts.target !== 'string' || opts.target === '')
+    throw new UsageError('no restore target given (`target` is empty)');
   const target = files.out.path.resolve(opts.target);
   // Checked before the repository is read: a file where a directory should be (the target,
   // or a folder on its path) is the user's mistake, and a symlink is never followed (it
