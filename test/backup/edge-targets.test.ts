@@ -99,6 +99,31 @@ describe(
       await assertNoLeftovers(mnt);
     });
 
+    it('a mount point inside the target that a --force merge would write into: USAGE, nothing moved', async (t) => {
+      const target = join(dir, 'with-sd-card');
+      const mnt = join(target, 'media');
+      await mkdir(mnt, { recursive: true });
+      await writeFile(join(target, 'msgstore.db'), 'older database');
+      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      mounts.push(mnt);
+      await writeFile(join(mnt, 'mine.jpg'), 'mine');
+      await assert.rejects(
+        restore({ ...access, target, force: true }),
+        (e: unknown) =>
+          hasCode(e, 'USAGE') && /mount point/.test(e.message) && /media/.test(e.message),
+      );
+      assert.equal(await readFile(join(target, 'msgstore.db'), 'utf8'), 'older database');
+      assert.deepEqual(await readdir(mnt), ['mine.jpg']);
+      assert.deepEqual(
+        (await readdir(dir)).filter((n) => n.includes('backvault-restore')),
+        [],
+      );
+      // Nothing is left for a later restore to roll forward: one into a new folder just works.
+      await restore({ ...access, target: join(dir, 'elsewhere') });
+      await restore({ ...access, target, force: true, include: 'msgstore.db' });
+      assert.equal(await readFile(join(target, 'msgstore.db'), 'utf8'), 'the database');
+    });
+
     it('a mount point holding files, with force: USAGE, its files untouched, no journal left to roll forward', async (t) => {
       const mnt = join(dir, 'full-disk');
       await mkdir(mnt);

@@ -81,6 +81,34 @@ export async function findMergeConflicts(
 }
 
 /**
+ * Paths (relative, `/`-separated) of directories in both `root` and the target that are on
+ * another file system than `root` (a disk mounted inside the target): the merge would move
+ * entries into them by rename, which cannot cross file systems (EXDEV after the commit
+ * journal, so every later restore failed rolling it forward). Unknown devices: none.
+ */
+export async function findMountPoints(
+  fs: TargetFiles,
+  root: string,
+  target: string,
+  rel = '',
+  rootDev?: bigint,
+): Promise<string[]> {
+  const { join } = fs.path;
+  const dev = rootDev ?? (await fs.lstat(root)).dev;
+  if (dev === undefined) return [];
+  const out: string[] = [];
+  for (const name of await fs.readdir(root)) {
+    if ((await fs.lstat(join(root, name))).kind !== 'dir') continue;
+    const t = await lstatOrUndefined(fs, join(target, name));
+    if (t?.kind !== 'dir') continue;
+    const path = rel ? `${rel}/${name}` : name;
+    if (t.dev !== undefined && t.dev !== dev) out.push(path);
+    else out.push(...(await findMountPoints(fs, join(root, name), join(target, name), path, dev)));
+  }
+  return out;
+}
+
+/**
  * Paths (relative) in the target that the snapshot in `root` does not hold: what a merge
  * keeps, or what `delete` removes. A directory wholly absent from the snapshot is listed
  * once, not file by file; so is one where the snapshot has a file or symlink (a merge

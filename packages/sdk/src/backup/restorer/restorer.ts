@@ -51,6 +51,7 @@ import {
   MergeConflictError,
   codeOf,
   findMergeConflicts,
+  findMountPoints,
   listExtras,
   lstatOrUndefined,
   mergeInto,
@@ -943,6 +944,12 @@ export async function restoreSnapshot(
     if (state === 'full' && !opts.delete) {
       const conflicts = await findMergeConflicts(fs, root, target);
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
+      const mounts = await findMountPoints(fs, root, target);
+      if (mounts.length > 0)
+        throw new UsageError(
+          `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} the snapshot would be moved into: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
+          HINTS.targetInnerMount,
+        );
       kept = await listExtras(fs, root, target);
       const commit = join(tmp, RESTORE_COMMIT);
       await fs.writeNewFile(commit, new TextEncoder().encode(commitText(dirMeta)));
