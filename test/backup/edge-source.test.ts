@@ -5,7 +5,8 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { link, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
@@ -55,6 +56,50 @@ describe('source and target paths at the edges', () => {
     files.symlink('/data/chat', '/home/chat');
     const r = await backup({ ...access, files, source: '/home/chat', init: true });
     assert.equal(r.files, 1);
+  });
+
+  it('hard links: each name is backed up, and restored as its own copy', async () => {
+    const s = join(dir, 'linked');
+    await mkdir(s);
+    await writeFile(join(s, 'a.jpg'), 'one photo, two names');
+    await link(join(s, 'a.jpg'), join(s, 'b.jpg'));
+    const r = await backup({ ...access, source: s, init: true });
+    assert.equal(r.files, 2);
+    assert.equal(r.partial, false);
+    const out = join(dir, 'linked-out');
+    await restore({ ...access, target: out });
+    await assertSameTree(s, out);
+    assert.equal(await readFile(join(out, 'b.jpg'), 'utf8'), 'one photo, two names');
+    assert.notEqual((await stat(join(out, 'a.jpg'))).ino, (await stat(join(out, 'b.jpg'))).ino);
+  });
+
+  it('a path deeper than PATH_MAX: skipped and named (partial), the rest backed up', async () => {
+    const s = join(dir, 'deep');
+    await mkdir(s);
+    await writeFile(join(s, 'top.txt'), 'top');
+    // 20 levels of 250-byte names: the path passes 4096 bytes around the 16th.
+    const segs: string[] = [];
+    for (let i = 0; i < 20; i++) segs.push(`${String(i).padStart(2, '0')}${'d'.repeat(248)}`);
+    // Made with chdir (a shell's `cd` keeps the logical path, which fails past PATH_MAX).
+    execFileSync('python3', [
+      '-c',
+      'import os,sys\nos.chdir(sys.argv[1])\nfor d in sys.argv[2:]:\n  os.mkdir(d); os.chdir(d)\nopen("leaf.txt","w").write("leaf")',
+      s,
+      ...segs,
+    ]);
+    const r = await backup({ ...access, source: s, init: true });
+    assert.equal(r.partial, true);
+    assert.equal(r.filesSkipped, 1);
+    assert.ok(
+      r.warnings.some((w) => /cannot be opened, skipped: /.test(w)),
+      JSON.stringify(r.warnings),
+    );
+    const out = join(dir, 'deep-out');
+    await restore({ ...access, target: out });
+    assert.equal(await readFile(join(out, 'top.txt'), 'utf8'), 'top');
+    assert.ok((await stat(join(out, ...segs.slice(0, 3)))).isDirectory());
+    // fs.rm cannot remove it either (ENAMETOOLONG); GNU rm works relative to each folder.
+    execFileSync('rm', ['-rf', s, out]);
   });
 
   it('an empty source or target is USAGE, never the current folder', async () => {
