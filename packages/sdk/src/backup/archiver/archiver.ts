@@ -169,6 +169,12 @@ export class BackupRun {
   databasesCaptured = 0;
   readonly warnings: string[] = [];
   private warningsDropped = 0;
+  /**
+   * For each database read in this backup (by path): whether its `-wal` and `-journal` must
+   * be backed up beside it, because it was read as a plain file (no capture, or the capture
+   * failed) and its committed content may be in them.
+   */
+  private readonly companionsNeeded = new Map<string, Promise<boolean>>();
   private parentLost = false;
   private lastProgress = 0;
   private lastTurn = Date.now();
@@ -344,10 +350,20 @@ export class BackupRun {
     // A SQLite database is read as one committed state (sqlite-capture.ts), from the
     // database itself under a read transaction or from a private copy. Pinning it takes a
     // child process (~0.1 s): the walk goes on meanwhile.
-    if (!this.databases || st.size < 512n || st.size % 512n !== 0n)
+    if (!this.databases || st.size < 512n || st.size % 512n !== 0n) {
+      this.companionsNeeded.set(path, Promise.resolve(true));
       return this.fileAt(path, path, name, st);
+    }
+    const capturing = this.captureDatabase(path, st);
+    this.companionsNeeded.set(
+      path,
+      capturing.then(
+        (c) => c === undefined,
+        () => true,
+      ),
+    );
     const done = (async (): Promise<FileEntry | undefined> => {
-      const cap = await this.captureDatabase(path, st);
+      const cap = await capturing;
       if (!cap) return (await this.fileAt(path, path, name, st)).done;
       try {
         // Stat again once pinned: a commit between the listing and the pin is not a
@@ -449,6 +465,34 @@ export class BackupRun {
     return { done };
   }
 
+  /**
+   * Whether the `-wal` and `-journal` beside database `dbPath` (those in `present`) are
+   * unchanged since before the parent snapshot started. A database that an app keeps open
+   * in WAL mode holds its newest commits in `-wal` until a checkpoint (every 1000 pages):
+   * its main file keeps its size and times meanwhile, and taking it over from the parent
+   * snapshot left every message since out (found by test/backup/edge-live-db.test.ts).
+   */
+  private async companionsUnchanged(dbPath: string, present: Set<string>): Promise<boolean> {
+    if (!this.parent) return false;
+    const { basename, dirname, join } = this.src.path;
+    const startNs = BigInt(this.parent.snap.timeMs) * 1_000_000n;
+    for (const suffix of ['-wal', '-journal']) {
+      const name = basename(dbPath) + suffix;
+      if (!present.has(name)) continue;
+      let st: EntryInfo;
+      try {
+        st = await this.src.lstat(join(dirname(dbPath), name));
+      } catch {
+        return false;
+      }
+      // mtime, not ctime: SQLite writes these only through write(), which sets both, and
+      // as root it fchowns them on every open (the capture's own included), which sets
+      // ctime alone: every backup read the database again.
+      if (st.mtimeNs + CTIME_MARGIN_NS >= startNs) return false;
+    }
+    return true;
+  }
+
   /** A file unchanged since the parent snapshot, taken over without reading it. */
   private reuse(prev: TreeEntry | undefined, st: EntryInfo): FileEntry | undefined {
     if (!this.parent || !prev || prev.type !== EntryType.FILE) return undefined;
@@ -517,15 +561,40 @@ export class BackupRun {
       }
       if (this.failure) throw this.failure;
       // `-wal`, `-journal` and `-shm` of a database we capture: its image holds their
-      // committed content, and a restored `-shm` or stale `-wal` would only do harm.
+      // committed content, and a restored `-shm` or stale `-wal` would only do harm. A
+      // database read as a plain file (not captured) keeps its `-wal` and `-journal`.
       const dbName = this.databases ? isDatabaseCompanion(name) : undefined;
-      if (dbName !== undefined && isDb.get(dbName)) continue;
+      const companionOf = dbName !== undefined && isDb.get(dbName) ? dbName : undefined;
+      if (companionOf !== undefined && name.endsWith('-shm')) continue;
       const child = join(path, name);
+      const needed =
+        companionOf === undefined ? undefined : this.companionsNeeded.get(join(path, companionOf));
+      // Not read in this backup (taken over from the parent, or excluded): kept only if the
+      // parent snapshot kept it.
+      if (companionOf !== undefined && needed === undefined && !prevByName.has(name)) continue;
       if (
         !this.exclude.empty &&
         this.exclude.matches(relative(this.source, child).split(sep).join('/'))
       ) {
         this.excluded += 1;
+        continue;
+      }
+      if (needed !== undefined) {
+        // Looked at only once the database's capture has failed: a `-journal` comes and goes
+        // with every commit, and one that vanished meanwhile is no news when it is not needed.
+        entries.push(
+          needed.then(async (yes) => {
+            if (!yes) return undefined;
+            let cst: EntryInfo;
+            try {
+              cst = this.storable(child, await this.src.lstat(child));
+            } catch (e) {
+              return this.unreadable(e, child);
+            }
+            if (cst.kind !== 'file') return undefined;
+            return (await this.fileAt(child, child, name, cst)).done;
+          }),
+        );
         continue;
       }
       let st: EntryInfo;
@@ -539,7 +608,10 @@ export class BackupRun {
       const prev = prevByName.get(name);
       const base = { name, mode: st.mode, mtimeNs: st.mtimeNs };
       if (st.kind === 'file') {
-        const reused = this.reuse(prev, st);
+        const reused =
+          isDb.get(name) && !(await this.companionsUnchanged(child, present))
+            ? undefined
+            : this.reuse(prev, st);
         if (reused) {
           this.files += 1;
           this.chunksTotal += reused.chunks.length;
