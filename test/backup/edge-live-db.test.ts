@@ -10,7 +10,8 @@
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdir, readdir } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -112,6 +113,43 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     assert.equal(r3.bytesRead, 0);
     await restore({ ...access, target: join(dir, 'inc-out3') });
     assert.equal(count(join(dir, 'inc-out3', 'msgstore.db')), 150);
+  });
+
+  it('restore --force over the app folder: the stale -wal and -shm of the database it replaces go too', async () => {
+    const src = join(dir, 'saved');
+    await mkdir(src);
+    const saved = new Database(join(src, 'msgstore.db'));
+    saved.exec('CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)');
+    const ins = saved.prepare('INSERT INTO messages (body) VALUES (?)');
+    for (let i = 0; i < 300; i++) ins.run(`saved ${i}`);
+    saved.close();
+    await writeFile(join(src, 'notes-wal'), 'a file that only looks like a companion');
+    const access = fresh();
+    await backup({ ...access, source: src, init: true });
+    // The app's folder now: its own database, killed with 100 messages in its -wal only.
+    const target = join(dir, 'app');
+    await mkdir(target);
+    const app = startApp(join(target, 'msgstore.db'));
+    await app.send();
+    await app.send('checkpoint');
+    assert.equal(await app.send(), 100);
+    app.child.kill('SIGKILL');
+    await once(app.child, 'exit');
+    await writeFile(join(target, 'notes'), 'not a database');
+    await writeFile(join(target, 'notes-journal'), 'mine, beside a file that is no database');
+    const r = await restore({ ...access, target, force: true });
+    assert.deepEqual(r.kept, ['notes', 'notes-journal']);
+    assert.deepEqual((await readdir(target)).sort(), [
+      'msgstore.db',
+      'notes',
+      'notes-journal',
+      'notes-wal',
+    ]);
+    assert.equal(count(join(target, 'msgstore.db')), 300);
+    assert.ok(
+      r.warnings.some((w) => /msgstore\.db-wal/.test(w)),
+      JSON.stringify(r.warnings),
+    );
   });
 
   it('a database an exclusive-mode writer holds: backed up with its -wal, every message kept', async () => {

@@ -127,6 +127,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
   const placed = await restoreSnapshot(repo, index, snap.snap, opts, target, state, files, host);
   const { run } = placed;
+  for (const rel of placed.staleCompanions)
+    warnings.push(
+      `removed ${rel} from the target: it belonged to the database the snapshot replaced, and SQLite would have replayed it over the restored one`,
+    );
   return {
     snapshotId: snap.id,
     seq: snap.snap.seq,

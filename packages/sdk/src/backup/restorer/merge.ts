@@ -23,7 +23,7 @@
  * Through the platform's TargetFiles (platform/types.ts): node:fs, or MemoryFiles.
  */
 import { HINTS, TargetNotEmptyError } from '../../errors.js';
-import type { EntryInfo, TargetFiles } from '../platform/types.js';
+import type { EngineFiles, EntryInfo, TargetFiles } from '../platform/types.js';
 
 /** The errno-style code of a file error. */
 export function codeOf(e: unknown): unknown {
@@ -75,6 +75,48 @@ export async function findMergeConflicts(
       out.push(...(await findMergeConflicts(fs, join(root, name), join(target, name), path)));
     } else if (t.kind === 'dir') {
       out.push(path);
+    }
+  }
+  return out;
+}
+
+const SQLITE_HEADER = 'SQLite format 3\u0000';
+
+/**
+ * The `-wal`, `-shm` and `-journal` files of the target (relative paths) that belong to a
+ * database the merge replaces: the snapshot has a SQLite database of that name and not the
+ * companion. Kept beside the restored database, SQLite would replay the old database's
+ * `-wal` over it (found by test/backup/edge-live-db.test.ts: "database disk image is
+ * malformed"). A companion of a file that is no database is the user's, and stays.
+ */
+export async function findStaleCompanions(
+  files: Pick<EngineFiles, 'read'> & { out: TargetFiles },
+  root: string,
+  target: string,
+  rel = '',
+): Promise<string[]> {
+  const fs = files.out;
+  const { join } = fs.path;
+  const out: string[] = [];
+  const names = await fs.readdir(root);
+  const inRoot = new Set(names);
+  for (const name of names.sort()) {
+    const r = await fs.lstat(join(root, name));
+    const path = rel ? `${rel}/${name}` : name;
+    if (r.kind === 'dir') {
+      const t = await lstatOrUndefined(fs, join(target, name));
+      if (t?.kind === 'dir')
+        out.push(...(await findStaleCompanions(files, join(root, name), join(target, name), path)));
+      continue;
+    }
+    if (r.kind !== 'file' || r.size < 512n) continue;
+    let isDb: boolean | undefined;
+    for (const suffix of ['-wal', '-shm', '-journal']) {
+      if (inRoot.has(name + suffix)) continue;
+      if ((await lstatOrUndefined(fs, join(target, name + suffix)))?.kind !== 'file') continue;
+      isDb ??=
+        new TextDecoder().decode(await files.read(join(root, name), 0, 16)) === SQLITE_HEADER;
+      if (isDb) out.push(path + suffix);
     }
   }
   return out;

@@ -52,6 +52,7 @@ import {
   codeOf,
   findMergeConflicts,
   findMountPoints,
+  findStaleCompanions,
   listExtras,
   lstatOrUndefined,
   mergeInto,
@@ -855,6 +856,8 @@ export async function restoreSnapshot(
   kept: string[];
   deleted: string[];
   replaced: number;
+  /** Stale `-wal`/`-shm`/`-journal` of replaced databases, removed from the target. */
+  staleCompanions: string[];
   workers: number;
 }> {
   const fs = files.out;
@@ -894,6 +897,9 @@ export async function restoreSnapshot(
   let committed = false;
   let kept: string[] = [];
   let deleted: string[] = [];
+  /** Stale `-wal`/`-shm`/`-journal` moved aside (see findStaleCompanions). */
+  const staleAside: { from: string; to: string }[] = [];
+  const staleMoved: string[] = [];
   let replaced = 0;
   try {
     await fs.mkdir(root, { mode: 0o700 });
@@ -950,6 +956,16 @@ export async function restoreSnapshot(
           `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} the snapshot would be moved into: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
           HINTS.targetInnerMount,
         );
+      // Moved into `old/` before the commit (put back if the restore fails before it), so
+      // that neither `kept` nor a rolled-forward merge ever leaves them by the new database.
+      for (const rel of await findStaleCompanions(files, root, target)) {
+        const from = join(target, ...rel.split('/'));
+        const to = join(aside, ...rel.split('/'));
+        await fs.mkdir(dirname(to), { recursive: true, mode: 0o700 });
+        await fs.rename(from, to);
+        staleAside.push({ from, to });
+        staleMoved.push(rel);
+      }
       kept = await listExtras(fs, root, target);
       const commit = join(tmp, RESTORE_COMMIT);
       await fs.writeNewFile(commit, new TextEncoder().encode(commitText(dirMeta)));
@@ -997,6 +1013,13 @@ export async function restoreSnapshot(
     // Never delete the old target unless the new one is in place: if putting it back
     // failed, it stays in `old/` and the next restore puts it back. A merge that started
     // stays too: the next restore finishes it.
+    if (!committed) {
+      try {
+        for (const m of staleAside.reverse()) await fs.rename(m.to, m.from);
+      } catch {
+        oldAside = true; // what could not be put back stays in `old/`, named by the next restore
+      }
+    }
     if ((!oldAside || swapped) && !committed) await removeMarked(fs, tmp);
     throw e;
   } finally {
@@ -1004,5 +1027,5 @@ export async function restoreSnapshot(
     await pool.close();
   }
   await removeMarked(fs, tmp);
-  return { run, kept, deleted, replaced, workers: pool.size };
+  return { run, kept, deleted, replaced, staleCompanions: staleMoved, workers: pool.size };
 }
