@@ -9,7 +9,8 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
+const require = createRequire(import.meta.url);
 const WRITER = fileURLToPath(new URL('./edge-wal-writer.js', import.meta.url));
 
 /** The app: `send()` commits 50 messages (or runs a checkpoint) and resolves to the count. */
@@ -53,8 +55,9 @@ function startApp(
   };
 }
 
-function count(path: string): number {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+/** Messages in the database at `path` (read-write: an app's open rolls a hot journal back). */
+function count(path: string, readonly = true): number {
+  const db = new Database(path, { readonly, fileMustExist: true });
   try {
     return (db.prepare('SELECT count(*) AS c FROM messages').get() as { c: number }).c;
   } finally {
@@ -150,6 +153,33 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
       r.warnings.some((w) => /msgstore\.db-wal/.test(w)),
       JSON.stringify(r.warnings),
     );
+  });
+
+  it('a database a crashed app left with a hot journal: backed up with it, restored without the torn transaction', async () => {
+    const src = join(dir, 'crashed');
+    await mkdir(src);
+    const db = join(src, 'msgstore.db');
+    // Committed: 500 messages. Then a transaction too big for the page cache, so its pages
+    // reach the main file before the commit, and a kill: the -journal holds the old pages.
+    const crash = spawnSync(process.execPath, [
+      '-e',
+      `const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+       const db = new D(${JSON.stringify(db)});
+       db.pragma('journal_mode = DELETE'); db.pragma('cache_size = 1');
+       db.exec('CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)');
+       const i = db.prepare('INSERT INTO messages (body) VALUES (?)');
+       db.transaction(() => { for (let k = 0; k < 500; k++) i.run('committed ' + 'x'.repeat(200)); })();
+       db.exec('BEGIN'); for (let k = 0; k < 3000; k++) i.run('never committed ' + 'y'.repeat(200));
+       process.kill(process.pid, 'SIGKILL');`,
+    ]);
+    assert.equal(crash.signal, 'SIGKILL');
+    assert.deepEqual((await readdir(src)).sort(), ['msgstore.db', 'msgstore.db-journal']);
+    const access = fresh();
+    await backup({ ...access, source: src, init: true });
+    const out = join(dir, 'crashed-out');
+    await restore({ ...access, target: out });
+    // SQLite rolls the hot journal back on the first open: exactly the committed state.
+    assert.equal(count(join(out, 'msgstore.db'), false), 500);
   });
 
   it('a database an exclusive-mode writer holds: backed up with its -wal, every message kept', async () => {
