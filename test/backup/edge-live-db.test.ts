@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { backup, restore } from '#sdk/backup/index.js';
+import { backup, restore, verify } from '#sdk/backup/index.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
@@ -180,6 +180,10 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     await restore({ ...access, target: out });
     // SQLite rolls the hot journal back on the first open: exactly the committed state.
     assert.equal(count(join(out, 'msgstore.db'), false), 500);
+    // The restore drill agrees: its private copy may be opened read-write, as the app would.
+    const v = await verify(access);
+    assert.deepEqual(v.databases, [{ path: 'msgstore.db', integrity: 'ok' }]);
+    assert.equal(v.ok, true);
   });
 
   it('a database an exclusive-mode writer holds: backed up with its -wal, every message kept', async () => {
@@ -198,5 +202,7 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     await restore({ ...access, target: out });
     assert.deepEqual((await readdir(out)).sort(), ['msgstore.db', 'msgstore.db-wal']);
     assert.equal(count(join(out, 'msgstore.db')), 50);
+    const v = await verify(access);
+    assert.deepEqual(v.databases, [{ path: 'msgstore.db', integrity: 'ok' }]);
   });
 });

@@ -80,7 +80,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       throwIfAborted(opts.signal);
       let integrity: string;
       try {
-        const db = new Database(path, { readonly: true, fileMustExist: true });
+        // Read-write, as the app opens it: the copy is private and removed below, and a
+        // database backed up with its hot -journal (its capture failed) is rolled back on
+        // this open — read-only, SQLite refuses it (SQLITE_READONLY_ROLLBACK) and the drill
+        // called a sound backup broken.
+        const db = new Database(path, { fileMustExist: true });
         try {
           integrity = String(db.pragma('integrity_check', { simple: true }));
         } finally {
