@@ -124,6 +124,27 @@ describe(
       assert.equal(await readFile(join(target, 'msgstore.db'), 'utf8'), 'the database');
     });
 
+    it('a disk mounted inside the target, with force and delete: USAGE, the disk and the target untouched', async (t) => {
+      const target = join(dir, 'with-card-delete');
+      const mnt = join(target, 'deep', 'card');
+      await mkdir(mnt, { recursive: true });
+      await writeFile(join(target, 'old.txt'), 'old');
+      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      mounts.push(mnt);
+      await writeFile(join(mnt, 'on-the-card.jpg'), 'mine');
+      await assert.rejects(
+        restore({ ...access, target, force: true, delete: true }),
+        (e: unknown) =>
+          hasCode(e, 'USAGE') && /mount point/.test(e.message) && /deep\/card/.test(e.message),
+      );
+      assert.deepEqual(await readdir(mnt), ['on-the-card.jpg']);
+      assert.deepEqual((await readdir(target)).sort(), ['deep', 'old.txt']);
+      assert.deepEqual(
+        (await readdir(dir)).filter((n) => n.includes('backvault-restore')),
+        [],
+      );
+    });
+
     it('a mount point holding files, with force: USAGE, its files untouched, no journal left to roll forward', async (t) => {
       const mnt = join(dir, 'full-disk');
       await mkdir(mnt);

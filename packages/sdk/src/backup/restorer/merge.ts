@@ -151,6 +151,31 @@ export async function findMountPoints(
 }
 
 /**
+ * Paths (relative, `/`-separated) of directories anywhere below `target` on another file
+ * system than `dev` (disks mounted inside it). `delete` removes the old target as a whole:
+ * the removal went into such a disk, deleting what it held, then failed on its mount point
+ * (EBUSY) after the new target was in place. Unknown devices: none.
+ */
+export async function findMountsBelow(
+  fs: TargetFiles,
+  target: string,
+  dev: bigint | undefined,
+  rel = '',
+): Promise<string[]> {
+  if (dev === undefined) return [];
+  const { join } = fs.path;
+  const out: string[] = [];
+  for (const name of await fs.readdir(target)) {
+    const st = await fs.lstat(join(target, name));
+    if (st.kind !== 'dir') continue;
+    const path = rel ? `${rel}/${name}` : name;
+    if (st.dev !== undefined && st.dev !== dev) out.push(path);
+    else out.push(...(await findMountsBelow(fs, join(target, name), dev, path)));
+  }
+  return out;
+}
+
+/**
  * Paths (relative) in the target that the snapshot in `root` does not hold: what a merge
  * keeps, or what `delete` removes. A directory wholly absent from the snapshot is listed
  * once, not file by file; so is one where the snapshot has a file or symlink (a merge

@@ -52,6 +52,7 @@ import {
   codeOf,
   findMergeConflicts,
   findMountPoints,
+  findMountsBelow,
   findStaleCompanions,
   listExtras,
   lstatOrUndefined,
@@ -975,6 +976,12 @@ export async function restoreSnapshot(
       replaced = (await mergeInto(fs, root, target, aside)).replaced;
       await applyDirMeta(fs, target, dirMeta);
     } else if (state === 'full') {
+      const mounts = await findMountsBelow(fs, target, (await fs.lstat(root)).dev);
+      if (mounts.length > 0)
+        throw new UsageError(
+          `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} that replacing the whole target would empty: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
+          HINTS.targetInnerMount,
+        );
       deleted = await listExtras(fs, root, target);
       // Moving the old target to another parent needs write permission on it (its `..`).
       const was = await fs.lstat(target);
