@@ -6,6 +6,7 @@
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,7 @@ import { hasCode } from '#sdk/errors.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryFiles } from '#sdk/backup/platform/memory-files.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
+import { LocalStorage } from '#sdk/storage/node/local.js';
 import { assertSameTree, removeDir, tempDir } from './helpers.js';
 
 describe('source and target paths at the edges', () => {
@@ -100,6 +102,33 @@ describe('source and target paths at the edges', () => {
     assert.ok((await stat(join(out, ...segs.slice(0, 3)))).isDirectory());
     // fs.rm cannot remove it either (ENAMETOOLONG); GNU rm works relative to each folder.
     execFileSync('rm', ['-rf', s, out]);
+  });
+
+  it('a local repository inside the source is left out of it, with a warning', async () => {
+    const s = join(dir, 'with-repo');
+    await mkdir(s);
+    await writeFile(join(s, 'photo.jpg'), randomBytes(300_000));
+    const inside = {
+      storage: new LocalStorage(join(s, 'backup')),
+      backupKey: generateBackupKey(),
+      rollbackProtection: false as const,
+      workers: 1,
+    };
+    const r1 = await backup({ ...inside, source: s, init: true });
+    assert.equal(r1.files, 1);
+    const r2 = await backup({ ...inside, source: s });
+    // Nothing new: not the first backup's packs again.
+    assert.ok(r2.bytesStoredNew < 10_000, `stored ${r2.bytesStoredNew}`);
+    assert.equal(r2.partial, false);
+    assert.ok(
+      r2.warnings.some(
+        (w) => /repository is inside the source/.test(w) && w.endsWith(join(s, 'backup')),
+      ),
+      JSON.stringify(r2.warnings),
+    );
+    const out = join(dir, 'with-repo-out');
+    await restore({ ...inside, target: out });
+    assert.deepEqual(await readdir(out), ['photo.jpg']);
   });
 
   it('an empty source or target is USAGE, never the current folder', async () => {

@@ -175,6 +175,8 @@ export class BackupRun {
    * failed) and its committed content may be in them.
    */
   private readonly companionsNeeded = new Map<string, Promise<boolean>>();
+  /** A directory never backed up: the repository itself, when it lies inside the source. */
+  omitDir: string | undefined;
   private parentLost = false;
   private lastProgress = 0;
   private lastTurn = Date.now();
@@ -567,6 +569,12 @@ export class BackupRun {
       const companionOf = dbName !== undefined && isDb.get(dbName) ? dbName : undefined;
       if (companionOf !== undefined && name.endsWith('-shm')) continue;
       const child = join(path, name);
+      if (child === this.omitDir) {
+        this.warn(
+          `the repository is inside the source folder; it is not backed up into itself: ${child}`,
+        );
+        continue;
+      }
       const needed =
         companionOf === undefined ? undefined : this.companionsNeeded.get(join(path, companionOf));
       // Not read in this backup (taken over from the parent, or excluded): kept only if the

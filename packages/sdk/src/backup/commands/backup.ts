@@ -263,6 +263,12 @@ async function backupLocked(
       ctx.files,
     );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
+    // A local repository inside the source would be backed up into itself: every backup
+    // stored the previous one's packs again (their sealed bytes never deduplicate), and
+    // each snapshot held a stale copy of the repository, lock files included.
+    const config =
+      ctx.files === enginePlatform().files ? opts.storage.localPath?.('config') : undefined;
+    if (config !== undefined) run.omitDir = ctx.files.path.dirname(config);
     // Abort: the walk stops at its next entry, and the workers stop now (a file being read
     // is not read to its end). Packs already stored stay, unindexed: the next backup
     // adopts them (resume) and `prune` removes what nothing adopts.
