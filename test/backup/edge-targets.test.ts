@@ -7,7 +7,7 @@
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
@@ -77,6 +77,17 @@ describe(
       await assertNoLeftovers(mnt);
       // What the hint says works.
       await restore({ ...access, target: join(mnt, 'chat') });
+      await assertSameTree(src, join(mnt, 'chat'));
+    });
+
+    it('a target on a mounted disk reached through a symlinked folder is no mount point: it restores', async (t) => {
+      const mnt = join(dir, 'other-disk');
+      await mkdir(mnt);
+      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      mounts.push(mnt);
+      await symlink(mnt, join(dir, 'disk-link'));
+      await mkdir(join(mnt, 'chat'));
+      await restore({ ...access, target: join(dir, 'disk-link', 'chat') });
       await assertSameTree(src, join(mnt, 'chat'));
     });
 

@@ -62,8 +62,11 @@ async function isEmptyOrAbsent(
 
 /** Whether directory `target` is on another file system than its parent (unknown: false). */
 async function isMountPoint(fs: TargetFiles, target: string): Promise<boolean> {
-  const parent = fs.path.dirname(target);
-  if (parent === target) return false;
+  if (fs.path.dirname(target) === target) return false;
+  // `target/..`, unnormalized: the folder that really holds it. Its path's parent may be a
+  // symlink to another disk (`~/disk/chat`, `~/disk` -> `/mnt/disk`), whose lstat describes
+  // the link, on the disk holding the link.
+  const parent = `${target}${fs.path.sep}..`;
   const [t, p] = await Promise.all([fs.lstat(target), fs.lstat(parent)]);
   return t.dev !== undefined && p.dev !== undefined && t.dev !== p.dev;
 }
