@@ -97,6 +97,23 @@ describe('restore never destroys', () => {
     await assertSameTree(src, target);
   });
 
+  it('--force --delete lists a directory it deleted where the snapshot has a file', async () => {
+    const target = join(dir, 't2b');
+    // The snapshot has a file `msgstore.db`; the target a directory of that name with files.
+    await mkdir(join(target, 'msgstore.db', 'inner'), { recursive: true });
+    await writeFile(join(target, 'msgstore.db', 'inner', 'mine.txt'), 'mine');
+    const r = await restore({
+      rollbackProtection: false,
+      ...access,
+      target,
+      force: true,
+      delete: true,
+      workers: 1,
+    });
+    assert.deepEqual(r.deleted, ['msgstore.db']);
+    await assertSameTree(src, target);
+  });
+
   it('a directory where the snapshot has a file is a conflict: nothing moves', async () => {
     const target = join(dir, 't3');
     await mkdir(join(target, 'msgstore.db'), { recursive: true });

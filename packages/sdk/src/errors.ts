@@ -31,6 +31,10 @@ export const HINTS = {
   targetNotEmpty: 'Choose an empty directory, or pass `force: true`.',
   targetNotDirectory:
     'Give a directory that is absent or empty (or holds an earlier restore, with `force: true`).',
+  targetMountPoint:
+    'Give a new folder inside it as `target`: a restore is written beside its target and moved in by rename, which cannot cross into another file system.',
+  targetInnerMount:
+    'Restore into an empty folder (`target`), or unmount it first: a restore moves files in by rename, which cannot cross into another file system.',
   mergeConflict:
     'Move those directories away, restore into an empty directory, or pass `delete: true` (with `force: true`) to make the target exactly the snapshot (files not in it are deleted).',
   partial:

@@ -5,6 +5,7 @@
 import type { Progress } from 'backvault/backup';
 import type { BackvaultError } from 'backvault/errors';
 import type { StoreEvent } from 'backvault/storage';
+import { printable } from './format.js';
 import { Interrupt } from './interrupt.js';
 import { ProgressBar, renderStoreLine } from './progress.js';
 import type { PromptIo } from './prompt.js';
@@ -151,6 +152,6 @@ export class CliContext {
   /** A warning on stderr (stdout stays reserved for results, `--json` or not). */
   note(line: string): void {
     this.clearProgress();
-    this.io.stderr.write(`${line}\n`);
+    this.io.stderr.write(`${printable(line)}\n`);
   }
 }

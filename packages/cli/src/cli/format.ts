@@ -81,3 +81,16 @@ export function formatLocalTime(time: string | number | Date): string {
     `${sign}${p2(Math.floor(abs / 60))}:${p2(abs % 60)}`
   );
 }
+
+/**
+ * `text` with every control character (C0, DEL, C1) shown as `\xNN`. Names in human output
+ * are data, and a chat's media names can come from other people: ESC or CR in one must not
+ * recolour, retitle or rewrite the terminal, and a newline must not fake a second entry.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}

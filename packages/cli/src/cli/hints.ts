@@ -24,6 +24,10 @@ export const CLI_HINTS: Readonly<Record<keyof typeof HINTS, string>> = {
   targetNotEmpty: 'Choose an empty directory or pass --force.',
   targetNotDirectory:
     'Give a directory that is absent or empty (or holds an earlier restore, with --force).',
+  targetMountPoint:
+    'Restore into a new folder inside it (`backvault restore MOUNT/chat`): a restore is written beside its target and moved in by rename, which cannot cross into another file system.',
+  targetInnerMount:
+    'Restore into an empty folder (`backvault restore NEW-FOLDER`), or unmount it first: a restore moves files in by rename, which cannot cross into another file system.',
   mergeConflict:
     'Move those directories away, restore into an empty directory, or pass --delete to make the target exactly the snapshot (files not in it are deleted).',
   partial:

@@ -12,6 +12,7 @@ import { COMMON_OPTIONS, type CommandSpec } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { CliContext, type CliIo } from './context.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { printable } from './format.js';
 import {
   commandHelp,
   commandHelpJson,
@@ -55,7 +56,7 @@ function jsonError(code: CliErrorCode, message: string, hint: string): Record<st
 /** One stderr line: `CODE: message — hint`, never more than one line. */
 export function errorLine(code: CliErrorCode, message: string, hint: string): string {
   const text = hint ? `${code}: ${message} — ${hint}` : `${code}: ${message}`;
-  return text.replace(/\s*[\r\n]+\s*/g, ' ');
+  return printable(text.replace(/\s*[\r\n]+\s*/g, ' '));
 }
 
 /**
@@ -338,7 +339,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const result = await spec.run(parsed, ctx);
     ctx.clearProgress();
     if (result.error) {
-      if (!json) io.stdout.write(result.human.map((l) => `${l}\n`).join(''));
+      if (!json) io.stdout.write(result.human.map((l) => `${printable(l)}\n`).join(''));
       const e = result.error;
       const words = (s: string): string => cliWords((ctx as CliContext).redact(s));
       io.stderr.write(`${errorLine(e.code, words(e.message), words(e.hint))}\n`);
@@ -349,7 +350,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return exitCodeFor(e.code);
     }
     if (json) return outJson(result.json);
-    if (!ctx.quiet) io.stdout.write(result.human.map((l) => `${l}\n`).join(''));
+    if (!ctx.quiet) io.stdout.write(result.human.map((l) => `${printable(l)}\n`).join(''));
     return ExitCode.OK;
   } catch (e) {
     return reportError(e, io, json, ctx, spec);

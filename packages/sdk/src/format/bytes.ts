@@ -131,8 +131,13 @@ export class ByteWriter {
     return this;
   }
 
-  /** Append a little-endian two's-complement i64. */
+  /**
+   * Append a little-endian two's-complement i64.
+   * @throws RangeError outside [-2^63, 2^63): DataView would wrap it around silently (an
+   *   mtime after 2262 became one before 1677).
+   */
   i64(v: bigint): this {
+    if (v < -(2n ** 63n) || v >= 2n ** 63n) throw new RangeError(`${v} does not fit an i64`);
     this.reserve(8);
     this.view.setBigInt64(this.len, v, true);
     this.len += 8;

@@ -50,6 +50,18 @@ const SPLIT_RANGE = 8 * 1024 * 1024;
  */
 const CTIME_MARGIN_NS = 2_000_000_000n;
 
+/** The earliest and latest mtimes a snapshot holds: i64 nanoseconds (SPEC.md §10). */
+const MTIME_MIN_NS = -(2n ** 63n);
+const MTIME_MAX_NS = 2n ** 63n - 1n;
+
+/**
+ * `ns` within what a snapshot holds (1677-09-21 to 2262-04-11): ext4, XFS and Btrfs keep
+ * times beyond, which the tree's i64 would otherwise wrap around (2300 restored as 1716).
+ */
+export function storableMtime(ns: bigint): bigint {
+  return ns < MTIME_MIN_NS ? MTIME_MIN_NS : ns > MTIME_MAX_NS ? MTIME_MAX_NS : ns;
+}
+
 function guard<T>(p: Promise<T>): Promise<T> {
   p.catch(() => {});
   return p;
@@ -80,6 +92,16 @@ function errnoOf(e: unknown): string | undefined {
   if (e instanceof BackvaultError || !(e instanceof Error)) return undefined;
   const code = (e as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** Words for an mtime outside what a snapshot holds: its year, when a Date can show it. */
+function outOfRangeYear(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const year =
+    ms > -(10n ** 15n) * 8n && ms < 10n ** 15n * 8n
+      ? new Date(Number(ms)).getUTCFullYear()
+      : undefined;
+  return year === undefined ? `${ns} ns from 1970` : `in the year ${year}`;
 }
 
 /** A file name for messages: printable ASCII as is, every other byte (and `\`) as \xNN. */
@@ -147,6 +169,14 @@ export class BackupRun {
   databasesCaptured = 0;
   readonly warnings: string[] = [];
   private warningsDropped = 0;
+  /**
+   * For each database read in this backup (by path): whether its `-wal` and `-journal` must
+   * be backed up beside it, because it was read as a plain file (no capture, or the capture
+   * failed) and its committed content may be in them.
+   */
+  private readonly companionsNeeded = new Map<string, Promise<boolean>>();
+  /** A directory never backed up: the repository itself, when it lies inside the source. */
+  omitDir: string | undefined;
   private parentLost = false;
   private lastProgress = 0;
   private lastTurn = Date.now();
@@ -166,6 +196,26 @@ export class BackupRun {
   private get src(): SourceFiles {
     if (!this.fs) throw new Error('the archiver was given no files');
     return this.fs;
+  }
+
+  /**
+   * `st` with an mtime a snapshot can hold; one outside it (see {@link storableMtime}) is
+   * recorded as the nearest it can, with a warning naming `path`.
+   */
+  storable(path: string, st: EntryInfo): EntryInfo {
+    const mtimeNs = storableMtime(st.mtimeNs);
+    if (mtimeNs === st.mtimeNs) return st;
+    this.warn(
+      `modification time ${outOfRangeYear(st.mtimeNs)} is outside what a snapshot holds, recorded as ${mtimeNs < 0n ? '1677-09-21' : '2262-04-11'}: ${path}`,
+    );
+    return { ...st, mtimeNs };
+  }
+
+  /** The source's lstat, with the mtime a snapshot can hold (see {@link storableMtime}). */
+  private async lstat(path: string): Promise<EntryInfo> {
+    const st = await this.src.lstat(path);
+    const mtimeNs = storableMtime(st.mtimeNs);
+    return mtimeNs === st.mtimeNs ? st : { ...st, mtimeNs };
   }
 
   private async readHead(path: string): Promise<Uint8Array> {
@@ -302,15 +352,25 @@ export class BackupRun {
     // A SQLite database is read as one committed state (sqlite-capture.ts), from the
     // database itself under a read transaction or from a private copy. Pinning it takes a
     // child process (~0.1 s): the walk goes on meanwhile.
-    if (!this.databases || st.size < 512n || st.size % 512n !== 0n)
+    if (!this.databases || st.size < 512n || st.size % 512n !== 0n) {
+      this.companionsNeeded.set(path, Promise.resolve(true));
       return this.fileAt(path, path, name, st);
+    }
+    const capturing = this.captureDatabase(path, st);
+    this.companionsNeeded.set(
+      path,
+      capturing.then(
+        (c) => c === undefined,
+        () => true,
+      ),
+    );
     const done = (async (): Promise<FileEntry | undefined> => {
-      const cap = await this.captureDatabase(path, st);
+      const cap = await capturing;
       if (!cap) return (await this.fileAt(path, path, name, st)).done;
       try {
         // Stat again once pinned: a commit between the listing and the pin is not a
         // change during the read.
-        const readSt = await this.src.lstat(cap.path);
+        const readSt = await this.lstat(cap.path);
         const entry = await (await this.fileAt(cap.path, path, name, readSt)).done;
         // The original's metadata: a copy has its own mode and times.
         return entry && { ...entry, mode: st.mode, mtimeNs: st.mtimeNs };
@@ -370,7 +430,7 @@ export class BackupRun {
         async (read): Promise<FileEntry | undefined> => {
           let after: EntryInfo;
           try {
-            after = await this.src.lstat(path);
+            after = await this.lstat(path);
           } catch (e) {
             return this.unreadable(e, shown);
           }
@@ -405,6 +465,34 @@ export class BackupRun {
       this.failure ??= e;
     });
     return { done };
+  }
+
+  /**
+   * Whether the `-wal` and `-journal` beside database `dbPath` (those in `present`) are
+   * unchanged since before the parent snapshot started. A database that an app keeps open
+   * in WAL mode holds its newest commits in `-wal` until a checkpoint (every 1000 pages):
+   * its main file keeps its size and times meanwhile, and taking it over from the parent
+   * snapshot left every message since out (found by test/backup/edge-live-db.test.ts).
+   */
+  private async companionsUnchanged(dbPath: string, present: Set<string>): Promise<boolean> {
+    if (!this.parent) return false;
+    const { basename, dirname, join } = this.src.path;
+    const startNs = BigInt(this.parent.snap.timeMs) * 1_000_000n;
+    for (const suffix of ['-wal', '-journal']) {
+      const name = basename(dbPath) + suffix;
+      if (!present.has(name)) continue;
+      let st: EntryInfo;
+      try {
+        st = await this.src.lstat(join(dirname(dbPath), name));
+      } catch {
+        return false;
+      }
+      // mtime, not ctime: SQLite writes these only through write(), which sets both, and
+      // as root it fchowns them on every open (the capture's own included), which sets
+      // ctime alone: every backup read the database again.
+      if (st.mtimeNs + CTIME_MARGIN_NS >= startNs) return false;
+    }
+    return true;
   }
 
   /** A file unchanged since the parent snapshot, taken over without reading it. */
@@ -475,15 +563,46 @@ export class BackupRun {
       }
       if (this.failure) throw this.failure;
       // `-wal`, `-journal` and `-shm` of a database we capture: its image holds their
-      // committed content, and a restored `-shm` or stale `-wal` would only do harm.
+      // committed content, and a restored `-shm` or stale `-wal` would only do harm. A
+      // database read as a plain file (not captured) keeps its `-wal` and `-journal`.
       const dbName = this.databases ? isDatabaseCompanion(name) : undefined;
-      if (dbName !== undefined && isDb.get(dbName)) continue;
+      const companionOf = dbName !== undefined && isDb.get(dbName) ? dbName : undefined;
+      if (companionOf !== undefined && name.endsWith('-shm')) continue;
       const child = join(path, name);
+      if (child === this.omitDir) {
+        this.warn(
+          `the repository is inside the source folder; it is not backed up into itself: ${child}`,
+        );
+        continue;
+      }
+      const needed =
+        companionOf === undefined ? undefined : this.companionsNeeded.get(join(path, companionOf));
+      // Not read in this backup (taken over from the parent, or excluded): kept only if the
+      // parent snapshot kept it.
+      if (companionOf !== undefined && needed === undefined && !prevByName.has(name)) continue;
       if (
         !this.exclude.empty &&
         this.exclude.matches(relative(this.source, child).split(sep).join('/'))
       ) {
         this.excluded += 1;
+        continue;
+      }
+      if (needed !== undefined) {
+        // Looked at only once the database's capture has failed: a `-journal` comes and goes
+        // with every commit, and one that vanished meanwhile is no news when it is not needed.
+        entries.push(
+          needed.then(async (yes) => {
+            if (!yes) return undefined;
+            let cst: EntryInfo;
+            try {
+              cst = this.storable(child, await this.src.lstat(child));
+            } catch (e) {
+              return this.unreadable(e, child);
+            }
+            if (cst.kind !== 'file') return undefined;
+            return (await this.fileAt(child, child, name, cst)).done;
+          }),
+        );
         continue;
       }
       let st: EntryInfo;
@@ -493,10 +612,14 @@ export class BackupRun {
         this.unreadable(e, child);
         continue;
       }
+      st = this.storable(child, st);
       const prev = prevByName.get(name);
       const base = { name, mode: st.mode, mtimeNs: st.mtimeNs };
       if (st.kind === 'file') {
-        const reused = this.reuse(prev, st);
+        const reused =
+          isDb.get(name) && !(await this.companionsUnchanged(child, present))
+            ? undefined
+            : this.reuse(prev, st);
         if (reused) {
           this.files += 1;
           this.chunksTotal += reused.chunks.length;
@@ -519,7 +642,14 @@ export class BackupRun {
         } catch (e) {
           // EINVAL: no longer a link.
           if (errnoOf(e) === 'EINVAL') this.skip(child, 'vanished during backup');
-          else this.unreadable(e, child);
+          else if (errnoOf(e) === 'EILSEQ') {
+            const raw = (e as { raw?: unknown }).raw;
+            const shown = raw instanceof Uint8Array ? ` (${escapeName(raw)})` : '';
+            this.skipPartial(
+              child,
+              `symlink target${shown} is not valid UTF-8, not backed up (point it elsewhere)`,
+            );
+          } else this.unreadable(e, child);
           continue;
         }
         entries.push(Promise.resolve({ ...base, type: EntryType.SYMLINK, target }));

@@ -58,10 +58,19 @@ import { BackupRun } from '../archiver/archiver.js';
  *   snapshot chain or index fails verification (nothing is written then).
  * @throws UnavailableError from the store.
  */
+/** A symlink target that names a path on its own (POSIX `/…`, Windows `C:\…` or `\\…`). */
+function isAbsolute(p: string): boolean {
+  return p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p);
+}
+
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   const startMs = Date.now();
   const files = filesFor(opts);
+  // An empty string (an unset setting) would resolve to the current folder: never backed up
+  // by accident.
+  if (typeof opts.source !== 'string' || opts.source === '')
+    throw new UsageError('no source directory given (`source` is empty)');
   const source = files.path.resolve(opts.source);
   let rootStat: EntryInfo;
   try {
@@ -69,7 +78,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     // The source itself may be a symlink to the folder (entries inside are never followed).
     let at = source;
     for (let hops = 0; rootStat.kind === 'symlink' && hops < 40; hops++) {
-      at = files.path.resolve(files.path.join(files.path.dirname(at), await files.readlink(at)));
+      const to = await files.readlink(at);
+      // An absolute target stands alone: joined below the link's folder it named a path
+      // that does not exist (`ln -s /data/chat ~/chat` failed as "cannot read").
+      at = files.path.resolve(isAbsolute(to) ? to : files.path.join(files.path.dirname(at), to));
       rootStat = await files.lstat(at);
     }
   } catch {
@@ -251,6 +263,12 @@ async function backupLocked(
       ctx.files,
     );
     for (const w of chainNoteWarnings(chainNotes)) run.warn(w);
+    // A local repository inside the source would be backed up into itself: every backup
+    // stored the previous one's packs again (their sealed bytes never deduplicate), and
+    // each snapshot held a stale copy of the repository, lock files included.
+    const config =
+      ctx.files === enginePlatform().files ? opts.storage.localPath?.('config') : undefined;
+    if (config !== undefined) run.omitDir = ctx.files.path.dirname(config);
     // Abort: the walk stops at its next entry, and the workers stop now (a file being read
     // is not read to its end). Packs already stored stay, unindexed: the next backup
     // adopts them (resume) and `prune` removes what nothing adopts.
@@ -297,7 +315,7 @@ async function backupLocked(
       hostname: host,
       rootTree,
       rootMode: rootStat.mode,
-      rootMtimeNs: rootStat.mtimeNs,
+      rootMtimeNs: run.storable(source, rootStat).mtimeNs,
       files: run.files,
       dirs: run.dirs,
       bytes: run.bytesInSnapshot,

@@ -61,11 +61,23 @@ async function isEmptyOrAbsent(
   }
 }
 
+/** Whether directory `target` is on another file system than its parent (unknown: false). */
+async function isMountPoint(fs: TargetFiles, target: string): Promise<boolean> {
+  if (fs.path.dirname(target) === target) return false;
+  // `target/..`, unnormalized: the folder that really holds it. Its path's parent may be a
+  // symlink to another disk (`~/disk/chat`, `~/disk` -> `/mnt/disk`), whose lstat describes
+  // the link, on the disk holding the link.
+  const parent = `${target}${fs.path.sep}..`;
+  const [t, p] = await Promise.all([fs.lstat(target), fs.lstat(parent)]);
+  return t.dev !== undefined && p.dev !== undefined && t.dev !== p.dev;
+}
+
 /**
  * Restore a snapshot into `opts.target`. First cleans up what earlier restores to the same
  * target left when they were killed (see {@link recoverInterrupted}; reported in
  * `warnings`).
  * @throws TargetNotEmptyError when the target holds anything and `force` is not set.
+ * @throws UsageError when the target is not a directory, or is a mount point.
  * @throws NotFoundError when the snapshot id matches nothing; UsageError when ambiguous.
  * @throws WrongKeyError, CorruptBackupError, MissingObjectError, RollbackError,
  *   UnavailableError, NoRepositoryError — in every case the target is left untouched
@@ -76,6 +88,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   requireRollbackChoice(opts);
   const files = filesFor(opts);
   const host = enginePlatform().host;
+  // An empty string (an unset setting) would resolve to the current folder, and with
+  // `force` the snapshot would be merged into it.
+  if (typeof opts.target !== 'string' || opts.target === '')
+    throw new UsageError('no restore target given (`target` is empty)');
   const target = files.out.path.resolve(opts.target);
   // Checked before the repository is read: a file where a directory should be (the target,
   // or a folder on its path) is the user's mistake, and a symlink is never followed (it
@@ -96,6 +112,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw new UsageError(`restore target is not a directory: ${target}`, HINTS.targetNotDirectory);
   }
   if (state === 'full' && !opts.force) throw new TargetNotEmptyError(target);
+  if (state !== 'absent' && (await isMountPoint(files.out, target))) {
+    // Found by trying: the last rename failed with EBUSY (an empty mount point), and a
+    // forced merge with EXDEV after its journal was committed, so every later restore to
+    // the target failed the same way rolling it forward. Refused before anything is written.
+    throw new UsageError(`restore target is a mount point: ${target}`, HINTS.targetMountPoint);
+  }
   const repo = await openRepository(opts);
   // The threads start while the snapshots and the index load: on the 1 GB bench chat each
   // takes ~40-70 ms, one after the other before. An error (the `workers` option) surfaces
@@ -134,6 +156,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     pool,
   );
   const { run } = placed;
+  for (const rel of placed.staleCompanions)
+    warnings.push(
+      `removed ${rel} from the target: it belonged to the database the snapshot replaced, and SQLite would have replayed it over the restored one`,
+    );
   return {
     snapshotId: snap.id,
     seq: snap.snap.seq,

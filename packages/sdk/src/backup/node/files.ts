@@ -91,6 +91,7 @@ function entryInfo(st: BigIntStats): EntryInfo {
     ctimeNs: st.ctimeNs,
     ino: st.ino,
     uid: Number(st.uid),
+    dev: st.dev,
   };
 }
 
@@ -216,8 +217,32 @@ const nodeOut: TargetFiles = {
   syncFileSystem,
   rename: (from, to) => rename(from, to),
   rmdir: (path) => rmdir(path),
-  rm: (path) => rm(path, { recursive: true, force: true }),
+  rm: removeTree,
 };
+
+/**
+ * Remove a file or a whole tree; absent is fine. A folder without write or search
+ * permission for its owner (a restored read-only folder: `chmod a-w`) cannot be emptied by
+ * a user whom permissions bind: on EACCES/EPERM every folder below is given u+rwx (never
+ * following symlinks) and the removal tried again.
+ */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+    return;
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw e;
+  }
+  const open = async (dir: string): Promise<void> => {
+    const st = await lstat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) return;
+    if ((st.mode & 0o700) !== 0o700) await chmod(dir, (st.mode & 0o7777) | 0o700);
+    for (const name of await readdir(dir)) await open(join(dir, name));
+  };
+  await open(path);
+  await rm(path, { recursive: true, force: true });
+}
 
 /** Reads a source file with readSync (the worker threads' and the in-thread runner's way). */
 function openReader(path: string): SourceReader {
@@ -250,7 +275,20 @@ export const nodeFiles: EngineFiles = {
     });
   },
   lstat: nodeLstat,
-  readlink: (path) => readlink(path),
+  async readlink(path) {
+    // As bytes: a string readlink replaces bytes that are not UTF-8 with U+FFFD, and the
+    // link was restored pointing elsewhere without a word.
+    const raw = await readlink(path, { encoding: 'buffer' });
+    const target = raw.toString('utf8');
+    if (Buffer.from(target, 'utf8').equals(raw)) return target;
+    throw Object.assign(
+      new Error(`EILSEQ: symlink target is not valid UTF-8, readlink '${path}'`),
+      {
+        code: 'EILSEQ',
+        raw: new Uint8Array(raw),
+      },
+    );
+  },
   async read(path, position, length) {
     const fh = await open(path, 'r');
     try {

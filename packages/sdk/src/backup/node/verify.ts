@@ -5,13 +5,14 @@
  * database found there and runs `PRAGMA integrity_check`, then removes the directory.
  */
 import { throwIfAborted } from '../../errors.js';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import type { RestoreOptions } from '../api.js';
 import { sqliteChunkSize } from '../archiver/chunker.js';
 import { requireRollbackChoice } from '../repository/repository.js';
 import { restore } from '../commands/restore.js';
+import { removeTree } from './files.js';
 
 /** Options of {@link verify}. */
 export type VerifyOptions = Omit<
@@ -79,7 +80,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       throwIfAborted(opts.signal);
       let integrity: string;
       try {
-        const db = new Database(path, { readonly: true, fileMustExist: true });
+        // Read-write, as the app opens it: the copy is private and removed below, and a
+        // database backed up with its hot -journal (its capture failed) is rolled back on
+        // this open — read-only, SQLite refuses it (SQLITE_READONLY_ROLLBACK) and the drill
+        // called a sound backup broken.
+        const db = new Database(path, { fileMustExist: true });
         try {
           integrity = String(db.pragma('integrity_check', { simple: true }));
         } finally {
@@ -102,6 +107,6 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
   }
 }

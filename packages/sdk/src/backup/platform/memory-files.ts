@@ -166,15 +166,20 @@ export class MemoryFiles implements EngineFiles {
   }
 
   /** The node at `p` (symlinks not followed). */
+  /**
+   * The node at `p`, following symlinks on the way but not at the end (lstat's rule). Not
+   * following them on the way either, a source given through a symlink (`/home/chat`, to
+   * `/data/chat`) lost every entry as "vanished".
+   */
   private lookup(p: string, op: string): Node {
-    let n: Node = this.root;
-    for (const s of this.parts(p)) {
-      if (n.kind !== 'dir') throw fail('ENOTDIR', op, p);
-      const c: Node | undefined = n.children.get(s);
-      if (!c) throw fail('ENOENT', op, p);
-      n = c;
-    }
-    return n;
+    const segs = this.parts(p);
+    const last = segs.pop();
+    if (last === undefined) return this.root;
+    const parent = this.follow('/' + segs.join('/'), op);
+    if (parent.kind !== 'dir') throw fail('ENOTDIR', op, p);
+    const c = parent.children.get(last);
+    if (!c) throw fail('ENOENT', op, p);
+    return c;
   }
 
   /** The node at `p`, following symlinks on the way and at the end. */
@@ -189,7 +194,9 @@ export class MemoryFiles implements EngineFiles {
       if (c.kind === 'symlink') {
         const base = '/' + segs.slice(0, i).join('/');
         const rest = segs.slice(i + 1).join('/');
-        const t = posixPath.resolve(posixPath.join(base, c.target));
+        const t = posixPath.resolve(
+          c.target.startsWith('/') ? c.target : posixPath.join(base, c.target),
+        );
         return this.follow(rest ? posixPath.join(t, rest) : t, op, hops + 1);
       }
       n = c;

@@ -90,6 +90,12 @@ export interface EntryInfo {
   ino: bigint;
   /** Owner; undefined where the system has none. */
   uid?: number;
+  /**
+   * The file system holding the entry (st_dev); undefined where unknown. A restore refuses a
+   * target on another file system than its parent (a mount point): it is written beside
+   * the target and moved in by rename.
+   */
+  dev?: bigint;
 }
 
 /** A name in a directory listing. */
@@ -127,6 +133,10 @@ export interface SourceFiles {
   readdir(path: string): Promise<DirName[]>;
   /** Status of an entry; a symlink is described, never followed. */
   lstat(path: string): Promise<EntryInfo>;
+  /**
+   * A symlink's target. Rejects with code `EILSEQ` (and the target's bytes as `raw`) when
+   * it is not valid UTF-8: a tree cannot hold it, and the link is skipped and named.
+   */
   readlink(path: string): Promise<string>;
   /** Up to `length` bytes at `position` (fewer at the end of the file). */
   read(path: string, position: number, length: number): Promise<Uint8Array>;

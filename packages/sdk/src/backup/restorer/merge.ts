@@ -23,7 +23,7 @@
  * Through the platform's TargetFiles (platform/types.ts): node:fs, or MemoryFiles.
  */
 import { HINTS, TargetNotEmptyError } from '../../errors.js';
-import type { EntryInfo, TargetFiles } from '../platform/types.js';
+import type { EngineFiles, EntryInfo, TargetFiles } from '../platform/types.js';
 
 /** The errno-style code of a file error. */
 export function codeOf(e: unknown): unknown {
@@ -80,9 +80,106 @@ export async function findMergeConflicts(
   return out;
 }
 
+const SQLITE_HEADER = 'SQLite format 3\u0000';
+
+/**
+ * The `-wal`, `-shm` and `-journal` files of the target (relative paths) that belong to a
+ * database the merge replaces: the snapshot has a SQLite database of that name and not the
+ * companion. Kept beside the restored database, SQLite would replay the old database's
+ * `-wal` over it (found by test/backup/edge-live-db.test.ts: "database disk image is
+ * malformed"). A companion of a file that is no database is the user's, and stays.
+ */
+export async function findStaleCompanions(
+  files: Pick<EngineFiles, 'read'> & { out: TargetFiles },
+  root: string,
+  target: string,
+  rel = '',
+): Promise<string[]> {
+  const fs = files.out;
+  const { join } = fs.path;
+  const out: string[] = [];
+  const names = await fs.readdir(root);
+  const inRoot = new Set(names);
+  for (const name of names.sort()) {
+    const r = await fs.lstat(join(root, name));
+    const path = rel ? `${rel}/${name}` : name;
+    if (r.kind === 'dir') {
+      const t = await lstatOrUndefined(fs, join(target, name));
+      if (t?.kind === 'dir')
+        out.push(...(await findStaleCompanions(files, join(root, name), join(target, name), path)));
+      continue;
+    }
+    if (r.kind !== 'file' || r.size < 512n) continue;
+    let isDb: boolean | undefined;
+    for (const suffix of ['-wal', '-shm', '-journal']) {
+      if (inRoot.has(name + suffix)) continue;
+      if ((await lstatOrUndefined(fs, join(target, name + suffix)))?.kind !== 'file') continue;
+      isDb ??=
+        new TextDecoder().decode(await files.read(join(root, name), 0, 16)) === SQLITE_HEADER;
+      if (isDb) out.push(path + suffix);
+    }
+  }
+  return out;
+}
+
+/**
+ * Paths (relative, `/`-separated) of directories in both `root` and the target that are on
+ * another file system than `root` (a disk mounted inside the target): the merge would move
+ * entries into them by rename, which cannot cross file systems (EXDEV after the commit
+ * journal, so every later restore failed rolling it forward). Unknown devices: none.
+ */
+export async function findMountPoints(
+  fs: TargetFiles,
+  root: string,
+  target: string,
+  rel = '',
+  rootDev?: bigint,
+): Promise<string[]> {
+  const { join } = fs.path;
+  const dev = rootDev ?? (await fs.lstat(root)).dev;
+  if (dev === undefined) return [];
+  const out: string[] = [];
+  for (const name of await fs.readdir(root)) {
+    if ((await fs.lstat(join(root, name))).kind !== 'dir') continue;
+    const t = await lstatOrUndefined(fs, join(target, name));
+    if (t?.kind !== 'dir') continue;
+    const path = rel ? `${rel}/${name}` : name;
+    if (t.dev !== undefined && t.dev !== dev) out.push(path);
+    else out.push(...(await findMountPoints(fs, join(root, name), join(target, name), path, dev)));
+  }
+  return out;
+}
+
+/**
+ * Paths (relative, `/`-separated) of directories anywhere below `target` on another file
+ * system than `dev` (disks mounted inside it). `delete` removes the old target as a whole:
+ * the removal went into such a disk, deleting what it held, then failed on its mount point
+ * (EBUSY) after the new target was in place. Unknown devices: none.
+ */
+export async function findMountsBelow(
+  fs: TargetFiles,
+  target: string,
+  dev: bigint | undefined,
+  rel = '',
+): Promise<string[]> {
+  if (dev === undefined) return [];
+  const { join } = fs.path;
+  const out: string[] = [];
+  for (const name of await fs.readdir(target)) {
+    const st = await fs.lstat(join(target, name));
+    if (st.kind !== 'dir') continue;
+    const path = rel ? `${rel}/${name}` : name;
+    if (st.dev !== undefined && st.dev !== dev) out.push(path);
+    else out.push(...(await findMountsBelow(fs, join(target, name), dev, path)));
+  }
+  return out;
+}
+
 /**
  * Paths (relative) in the target that the snapshot in `root` does not hold: what a merge
- * keeps. A directory wholly absent from the snapshot is listed once, not file by file.
+ * keeps, or what `delete` removes. A directory wholly absent from the snapshot is listed
+ * once, not file by file; so is one where the snapshot has a file or symlink (a merge
+ * refuses it as a conflict, and `delete` removes it with all it holds).
  */
 export async function listExtras(
   fs: TargetFiles,
@@ -109,9 +206,18 @@ export async function listExtras(
     const t = await fs.lstat(join(target, name));
     if (r.kind === 'dir' && t.kind === 'dir') {
       out.push(...(await listExtras(fs, join(root, name), join(target, name), path)));
+    } else if (t.kind === 'dir') {
+      out.push(path);
     }
   }
   return out;
+}
+
+/** Give directory `path` read, write and search for its owner, if it lacks any. */
+async function ownerFullDir(fs: TargetFiles, path: string): Promise<void> {
+  const st = await fs.lstat(path);
+  if (st.kind === 'dir' && (st.mode & 0o700) !== 0o700)
+    await fs.setMeta(path, st.mode | 0o700, st.mtimeNs);
 }
 
 /** What a merge did. */
@@ -135,12 +241,19 @@ export async function mergeInto(
   stats: MergeStats = { replaced: 0 },
 ): Promise<MergeStats> {
   const { join, dirname } = fs.path;
+  // Entries move in and out of both: each needs write and search permission for its owner
+  // (an earlier restore's read-only folder, 0555, is in the target); the caller gives every
+  // directory of the snapshot its mode afterwards.
+  await ownerFullDir(fs, root);
+  await ownerFullDir(fs, target);
   for (const name of await fs.readdir(root)) {
     const r = join(root, name);
     const t = join(target, name);
     const rs = await fs.lstat(r);
     const ts = await lstatOrUndefined(fs, t);
     if (!ts) {
+      // A directory moved to another parent needs write permission on itself (its `..`).
+      if (rs.kind === 'dir') await ownerFullDir(fs, r);
       await fs.rename(r, t);
     } else if (rs.kind === 'dir' && ts.kind === 'dir') {
       await mergeInto(fs, r, t, join(old, name), stats);

@@ -28,6 +28,7 @@ import {
   MissingObjectError,
   NotFoundError,
   throwIfAborted,
+  UsageError,
 } from '../../errors.js';
 import {
   EntryType,
@@ -50,6 +51,9 @@ import {
   MergeConflictError,
   codeOf,
   findMergeConflicts,
+  findMountPoints,
+  findMountsBelow,
+  findStaleCompanions,
   listExtras,
   lstatOrUndefined,
   mergeInto,
@@ -127,6 +131,23 @@ function commitText(dirs: readonly DirMeta[]): string {
     COMMIT_HEAD +
     dirs.map((d) => `d ${d.mode.toString(8)} ${d.mtimeNs} ${JSON.stringify(d.rel)}\n`).join('')
   );
+}
+
+/**
+ * `mode` with read, write and search for the owner. A directory being restored keeps them
+ * until it is in place: moving a directory to another parent needs write permission on it
+ * (its `..`), moving entries in or out needs it on their parent, and a merge reads the
+ * tree. A snapshot's read-only directory (0555) otherwise stopped its own restore for a
+ * user whom permissions bind (root is not): EACCES at the final rename, and the cleanup
+ * could not empty it.
+ */
+export function ownerFull(mode: number): number {
+  return mode | 0o700;
+}
+
+/** The directories whose exact mode {@link ownerFull} held back. */
+function restricted(dirs: readonly DirMeta[]): DirMeta[] {
+  return dirs.filter((d) => ownerFull(d.mode) !== d.mode);
 }
 
 /** Give every directory of the snapshot its mode and mtime, deepest first. */
@@ -797,16 +818,20 @@ export class RestoreRun {
       this.sem.release(b.length);
     }
   }
-  /** Directory modes and times, deepest first (writing inside a dir changes its mtime). */
+  /**
+   * Directory modes and times, deepest first (writing inside a dir changes its mtime). Each
+   * keeps read, write and search for its owner until it is in place (see {@link ownerFull}):
+   * the caller gives the few that deny them their exact mode afterwards.
+   */
   async finishDirs(root: string, rootMode: number, rootMtimeNs: bigint): Promise<void> {
     const out = this.fsys.out;
     const all = [...this.dirs].sort((a, b) => b.path.length - a.path.length);
     for (const d of all) {
       if (this.syncFrom === 0) await out.sync(d.path);
-      await out.setMeta(d.path, d.mode, d.mtimeNs);
+      await out.setMeta(d.path, ownerFull(d.mode), d.mtimeNs);
     }
     if (this.syncFrom === 0) await out.sync(root);
-    await out.setMeta(root, rootMode, rootMtimeNs);
+    await out.setMeta(root, ownerFull(rootMode), rootMtimeNs);
   }
 }
 
@@ -833,6 +858,8 @@ export async function restoreSnapshot(
   kept: string[];
   deleted: string[];
   replaced: number;
+  /** Stale `-wal`/`-shm`/`-journal` of replaced databases, removed from the target. */
+  staleCompanions: string[];
   workers: number;
 }> {
   const fs = files.out;
@@ -873,6 +900,9 @@ export async function restoreSnapshot(
   let committed = false;
   let kept: string[] = [];
   let deleted: string[] = [];
+  /** Stale `-wal`/`-shm`/`-journal` moved aside (see findStaleCompanions). */
+  const staleAside: { from: string; to: string }[] = [];
+  const staleMoved: string[] = [];
   let replaced = 0;
   try {
     await fs.mkdir(root, { mode: 0o700 });
@@ -912,19 +942,35 @@ export async function restoreSnapshot(
     // keeping what the snapshot does not hold (restore-merge.ts); with --delete as well:
     // moved aside as a whole first, into the marked temporary directory, so a kill between
     // the two renames is recoverable.
+    const dirMeta: DirMeta[] = [
+      { rel: '', mode: snap.rootMode, mtimeNs: snap.rootMtimeNs },
+      ...run.dirs.map((d) => ({
+        rel: relative(root, d.path).split(sep).join('/'),
+        mode: d.mode,
+        mtimeNs: d.mtimeNs,
+      })),
+    ];
     if (state === 'full' && !opts.delete) {
       const conflicts = await findMergeConflicts(fs, root, target);
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
+      const mounts = await findMountPoints(fs, root, target);
+      if (mounts.length > 0)
+        throw new UsageError(
+          `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} the snapshot would be moved into: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
+          HINTS.targetInnerMount,
+        );
+      // Moved into `old/` before the commit (put back if the restore fails before it), so
+      // that neither `kept` nor a rolled-forward merge ever leaves them by the new database.
+      for (const rel of await findStaleCompanions(files, root, target)) {
+        const from = join(target, ...rel.split('/'));
+        const to = join(aside, ...rel.split('/'));
+        await fs.mkdir(dirname(to), { recursive: true, mode: 0o700 });
+        await fs.rename(from, to);
+        staleAside.push({ from, to });
+        staleMoved.push(rel);
+      }
       kept = await listExtras(fs, root, target);
       const commit = join(tmp, RESTORE_COMMIT);
-      const dirMeta: DirMeta[] = [
-        { rel: '', mode: snap.rootMode, mtimeNs: snap.rootMtimeNs },
-        ...run.dirs.map((d) => ({
-          rel: relative(root, d.path).split(sep).join('/'),
-          mode: d.mode,
-          mtimeNs: d.mtimeNs,
-        })),
-      ];
       await fs.writeNewFile(commit, new TextEncoder().encode(commitText(dirMeta)));
       await fs.sync(tmp);
       // From here on the restore is rolled forward by the next one if killed.
@@ -932,7 +978,17 @@ export async function restoreSnapshot(
       replaced = (await mergeInto(fs, root, target, aside)).replaced;
       await applyDirMeta(fs, target, dirMeta);
     } else if (state === 'full') {
+      const mounts = await findMountsBelow(fs, target, (await fs.lstat(root)).dev);
+      if (mounts.length > 0)
+        throw new UsageError(
+          `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} that replacing the whole target would empty: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
+          HINTS.targetInnerMount,
+        );
       deleted = await listExtras(fs, root, target);
+      // Moving the old target to another parent needs write permission on it (its `..`).
+      const was = await fs.lstat(target);
+      if (ownerFull(was.mode) !== was.mode)
+        await fs.setMeta(target, ownerFull(was.mode), was.mtimeNs);
       await fs.rename(target, aside);
       oldAside = true;
       try {
@@ -940,10 +996,25 @@ export async function restoreSnapshot(
       } catch (e) {
         await fs.rename(aside, target);
         oldAside = false;
+        await fs.setMeta(target, was.mode, was.mtimeNs);
         throw e;
       }
+      await applyDirMeta(fs, target, restricted(dirMeta));
     } else {
-      await fs.rename(root, target);
+      try {
+        await fs.rename(root, target);
+      } catch (e) {
+        // A mount point the device check missed (a bind mount of the same file system):
+        // EBUSY over it, EXDEV into it. Nothing moved; the temporary directory goes below.
+        const c = codeOf(e);
+        if (state === 'empty' && (c === 'EBUSY' || c === 'EXDEV'))
+          throw new UsageError(
+            `restore target is a mount point: ${target}`,
+            HINTS.targetMountPoint,
+          );
+        throw e;
+      }
+      await applyDirMeta(fs, target, restricted(dirMeta));
     }
     swapped = true;
     await fs.sync(parent);
@@ -951,6 +1022,13 @@ export async function restoreSnapshot(
     // Never delete the old target unless the new one is in place: if putting it back
     // failed, it stays in `old/` and the next restore puts it back. A merge that started
     // stays too: the next restore finishes it.
+    if (!committed) {
+      try {
+        for (const m of staleAside.reverse()) await fs.rename(m.to, m.from);
+      } catch {
+        oldAside = true; // what could not be put back stays in `old/`, named by the next restore
+      }
+    }
     if ((!oldAside || swapped) && !committed) await removeMarked(fs, tmp);
     throw e;
   } finally {
@@ -958,5 +1036,5 @@ export async function restoreSnapshot(
     await pool.close();
   }
   await removeMarked(fs, tmp);
-  return { run, kept, deleted, replaced, workers: pool.size };
+  return { run, kept, deleted, replaced, staleCompanions: staleMoved, workers: pool.size };
 }
