@@ -10,8 +10,14 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
-import { RESTORE_MARKER, restoreMarker } from '#sdk/backup/restorer/restorer.js';
-import { fsTime } from '#sdk/backup/node/files.js';
+import {
+  RESTORE_MARKER,
+  RESTORE_STALE,
+  recoverInterrupted,
+  restoreMarker,
+} from '#sdk/backup/restorer/restorer.js';
+import { nodeHost } from '#sdk/backup/node/host.js';
+import { fsTime, nodeFiles } from '#sdk/backup/node/files.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { hasCode } from '#sdk/errors.js';
 import { generateBackupKey } from '#sdk/format/index.js';
@@ -98,6 +104,52 @@ describe('restore after an interrupted restore', () => {
     );
     await assertSameTree(src, target2);
     assert.deepEqual(await readdir(out2), ['chat']);
+  });
+
+  it("killed after setting aside an old database's -wal, before the merge commit: it is put back beside it", async () => {
+    const { out, target } = await place();
+    await mkdir(join(target, 'db'), { recursive: true });
+    await writeFile(join(target, 'db', 'msgstore.db'), 'the old database');
+    await writeFile(join(target, 'keep.txt'), 'mine');
+    // What the merge had done: its journal of stale companions written and synced, the
+    // -wal moved into old/, the -shm not yet (the journal's last line cut short).
+    const tmp = await tempDirOf(out, 'cccccccccccc', ['root']);
+    await writeFile(join(tmp, RESTORE_STALE), '"db/msgstore.db-wal"\n"db/msgstore.d');
+    await mkdir(join(tmp, 'old', 'db'), { recursive: true });
+    await writeFile(join(tmp, 'old', 'db', 'msgstore.db-wal'), "the old database's newest commits");
+    await writeFile(join(target, 'db', 'msgstore.db-shm'), 'its shared memory');
+
+    const warnings = await recoverInterrupted(nodeFiles.out, nodeHost, target);
+    assert.ok(
+      warnings.some((w) => /old database files it had set aside were put back/.test(w)),
+      warnings.join('\n'),
+    );
+    assert.equal(
+      await readFile(join(target, 'db', 'msgstore.db-wal'), 'utf8'),
+      "the old database's newest commits",
+    );
+    assert.deepEqual((await readdir(join(target, 'db'))).sort(), [
+      'msgstore.db',
+      'msgstore.db-shm',
+      'msgstore.db-wal',
+    ]);
+    assert.deepEqual(await readdir(out), ['chat'], 'the temporary directory is gone');
+  });
+
+  it('a stale-companion journal never moves a whole old target back into a new one', async () => {
+    const { out, target } = await place();
+    await mkdir(target);
+    await writeFile(join(target, 'new.txt'), 'put there since');
+    const tmp = await tempDirOf(out, 'dddddddddddd', ['old', 'root']);
+    // old/ holds old.txt, which the journal does not name: not ours to put back.
+    await writeFile(join(tmp, RESTORE_STALE), '"db/msgstore.db-wal"\n');
+    const warnings = await recoverInterrupted(nodeFiles.out, nodeHost, target);
+    assert.ok(
+      warnings.some((w) => /kept in/.test(w)),
+      warnings.join('\n'),
+    );
+    assert.deepEqual(await readdir(target), ['new.txt']);
+    assert.equal(await readFile(join(tmp, 'old', 'old.txt'), 'utf8'), 'the old target');
   });
 
   it('the layout of earlier versions: a lone .backvault-old- sibling of a missing target is put back', async () => {

@@ -45,6 +45,11 @@ import { startPool } from '../workers/start.js';
 
 import { BackupRun } from '../archiver/archiver.js';
 
+/** A symlink target that names a path on its own (POSIX `/…`, Windows `C:\…` or `\\…`). */
+function isAbsolute(p: string): boolean {
+  return p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p);
+}
+
 /**
  * Back up `opts.source` as a new snapshot, creating the repository on first use.
  * @throws UsageError when the source is not a directory, or a file or directory in it cannot
@@ -58,11 +63,6 @@ import { BackupRun } from '../archiver/archiver.js';
  *   snapshot chain or index fails verification (nothing is written then).
  * @throws UnavailableError from the store.
  */
-/** A symlink target that names a path on its own (POSIX `/…`, Windows `C:\…` or `\\…`). */
-function isAbsolute(p: string): boolean {
-  return p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p);
-}
-
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   const startMs = Date.now();

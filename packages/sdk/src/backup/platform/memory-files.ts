@@ -165,7 +165,6 @@ export class MemoryFiles implements EngineFiles {
     return posixPath.resolve(p).split('/').filter(Boolean);
   }
 
-  /** The node at `p` (symlinks not followed). */
   /**
    * The node at `p`, following symlinks on the way but not at the end (lstat's rule). Not
    * following them on the way either, a source given through a symlink (`/home/chat`, to

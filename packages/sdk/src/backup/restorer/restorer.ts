@@ -113,6 +113,14 @@ export const RESTORE_COMMIT = 'commit';
 
 const COMMIT_HEAD = 'backvault-restore-commit 2\n';
 
+/**
+ * Written (and synced) before a merge moves the stale `-wal`/`-shm`/`-journal` of the
+ * databases it replaces into `old/`, ahead of its commit: one JSON path (relative to the
+ * target) per line. A restore killed before the commit leaves the old databases in place,
+ * and the next one puts these back beside them (each is part of its database).
+ */
+export const RESTORE_STALE = 'stale-companions';
+
 const COMMIT_DIR = /^d ([0-7]{1,5}) (-?\d{1,20}) (".*")$/;
 
 /** A directory of the snapshot, relative to the target ('' is the target itself). */
@@ -294,6 +302,13 @@ export async function recoverInterrupted(
       warnings.push(`a restore into ${target} was interrupted while moving files in: finished it`);
       continue;
     }
+    if (!commit && hasOld && targetExists && (await putBackStale(fs, dir, target))) {
+      warnings.push(
+        `a restore into ${target} was interrupted before it began moving files in: the old database files it had set aside were put back`,
+      );
+      await removeMarked(fs, dir);
+      continue;
+    }
     if (commit || (await lstatOrUndefined(fs, join(dir, RESTORE_COMMIT)))) {
       // A merge whose target is gone since (or that had finished moving): its `old/` holds
       // only replaced files, never a whole previous target to put back.
@@ -330,6 +345,60 @@ export async function recoverInterrupted(
   }
   if (warnings.length > 0) await fs.sync(parent);
   return warnings;
+}
+
+/**
+ * A merge killed before its commit, after it set aside the stale companions of the databases
+ * it replaces (RESTORE_STALE lists them): put each back where the target has nothing of that
+ * name. True when the journal was there and `old/` holds nothing else, so the temporary
+ * directory may go; false (nothing touched) otherwise.
+ */
+async function putBackStale(fs: TargetFiles, dir: string, target: string): Promise<boolean> {
+  const { join } = fs.path;
+  const journal = join(dir, RESTORE_STALE);
+  if (!(await lstatOrUndefined(fs, journal))) return false;
+  const rels: string[] = [];
+  for (const line of new TextDecoder().decode(await fs.readFile(journal)).split('\n')) {
+    if (line === '') continue;
+    try {
+      const rel = JSON.parse(line) as unknown;
+      if (
+        typeof rel === 'string' &&
+        rel !== '' &&
+        !rel.split('/').some((p) => p === '..' || p === '.' || p === '')
+      )
+        rels.push(rel);
+    } catch {
+      // A line cut short by the kill: that file was not moved yet.
+    }
+  }
+  const old = join(dir, 'old');
+  // Only files set aside this way, and the folders made for them: never a whole old target.
+  const allowed = new Set<string>();
+  for (const rel of rels) {
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++) allowed.add(parts.slice(0, i).join('/'));
+  }
+  const inOld: string[] = [];
+  const walk = async (at: string, rel: string): Promise<boolean> => {
+    for (const name of await fs.readdir(at)) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (!allowed.has(r)) return false;
+      const st = await fs.lstat(join(at, name));
+      if (st.kind === 'dir') {
+        if (!(await walk(join(at, name), r))) return false;
+      } else inOld.push(r);
+    }
+    return true;
+  };
+  if (!(await walk(old, ''))) return false;
+  for (const rel of inOld) {
+    const to = join(target, ...rel.split('/'));
+    if (await lstatOrUndefined(fs, to)) return false; // something took its place since
+  }
+  for (const rel of inOld)
+    await fs.rename(join(old, ...rel.split('/')), join(target, ...rel.split('/')));
+  return true;
 }
 
 /**
@@ -959,9 +1028,18 @@ export async function restoreSnapshot(
           `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} the snapshot would be moved into: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
           HINTS.targetInnerMount,
         );
-      // Moved into `old/` before the commit (put back if the restore fails before it), so
-      // that neither `kept` nor a rolled-forward merge ever leaves them by the new database.
-      for (const rel of await findStaleCompanions(files, root, target)) {
+      // Moved into `old/` before the commit (put back if the restore fails before it, or by
+      // the next restore if this one is killed before it: RESTORE_STALE), so that neither
+      // `kept` nor a rolled-forward merge ever leaves them by the new database.
+      const stale = await findStaleCompanions(files, root, target);
+      if (stale.length > 0) {
+        await fs.writeNewFile(
+          join(tmp, RESTORE_STALE),
+          new TextEncoder().encode(stale.map((rel) => JSON.stringify(rel) + '\n').join('')),
+        );
+        await fs.sync(tmp);
+      }
+      for (const rel of stale) {
         const from = join(target, ...rel.split('/'));
         const to = join(aside, ...rel.split('/'));
         await fs.mkdir(dirname(to), { recursive: true, mode: 0o700 });
