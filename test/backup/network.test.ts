@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import { backup, check, restore, type Progress } from '#sdk/backup/index.js';
 import { hasCode } from '#sdk/errors.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { BackupControl } from '#sdk/storage/gate.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 import { LocalStorage } from '#sdk/storage/node/local.js';
 import { S3Storage } from '#sdk/storage/node/s3.js';
 import type { StoreEvent } from '#sdk/storage/retry.js';
@@ -442,6 +443,37 @@ describe(
       );
       assert.equal(events.length, 0);
     });
+
+    // The restore's target, not the store: the SDK says DISK_FULL / READ_ONLY too, from the
+    // worker threads as from the calling thread. (It threw Node's errors, and from the
+    // threads an Error without a code, which an app could not tell from a bug.)
+    for (const workers of [2, 0]) {
+      it(`a restore onto a full or read-only disk: DISK_FULL / READ_ONLY, nothing left (workers: ${workers})`, async (t) => {
+        const full = join(dir, `full-target-${workers}`);
+        const ro = join(dir, `ro-target-${workers}`);
+        await mkdir(full);
+        await mkdir(ro);
+        if (!mountTmpfs(full, '1m')) return t.skip('mount -t tmpfs is not allowed here');
+        mounts.push(full);
+        if (!mountTmpfs(ro, '1m', true)) return t.skip('mount -t tmpfs is not allowed here');
+        mounts.push(ro);
+        const src = join(dir, `restore-src-${workers}`);
+        await corpus(src, 3, MiB);
+        const storage = new MemoryStorage();
+        const backupKey = generateBackupKey();
+        const access = { rollbackProtection: false as const, storage, backupKey, workers };
+        await backup({ ...access, init: true, source: src });
+        await assert.rejects(restore({ ...access, target: join(full, 'chat') }), (e: unknown) => {
+          assert.ok(hasCode(e, 'DISK_FULL'), String(e));
+          assert.match((e as Error).message, /no space left on the disk holding \//);
+          return true;
+        });
+        assert.deepEqual(await readdir(full), [], 'no target, no temporary folder');
+        await assert.rejects(restore({ ...access, target: join(ro, 'chat') }), (e: unknown) =>
+          hasCode(e, 'READ_ONLY'),
+        );
+      });
+    }
   },
 );
 

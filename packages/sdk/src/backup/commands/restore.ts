@@ -5,10 +5,14 @@
  */
 
 import {
+  BackvaultError,
   CorruptBackupError,
+  DiskFullError,
   HINTS,
   MissingObjectError,
   NotFoundError,
+  PermissionDeniedError,
+  ReadOnlyError,
   TargetNotEmptyError,
   UsageError,
 } from '../../errors.js';
@@ -79,11 +83,65 @@ async function isMountPoint(fs: TargetFiles, target: string): Promise<boolean> {
  * @throws TargetNotEmptyError when the target holds anything and `force` is not set.
  * @throws UsageError when the target is not a directory, or is a mount point.
  * @throws NotFoundError when the snapshot id matches nothing; UsageError when ambiguous.
+ * @throws DiskFullError, ReadOnlyError, PermissionDeniedError when the target's disk is
+ *   full, read-only, or refuses the path.
  * @throws WrongKeyError, CorruptBackupError, MissingObjectError, RollbackError,
  *   UnavailableError, NoRepositoryError — in every case the target is left untouched
  *   (apart from an old target put back by the cleanup above, before anything else).
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  try {
+    return await restoreTo(opts);
+  } catch (e) {
+    throw localFailure(e, opts.target);
+  }
+}
+
+/** Plain words for the system call that failed while writing the restore. */
+const DOING: Readonly<Record<string, string>> = {
+  open: 'could not create a file',
+  write: 'could not write',
+  mkdir: 'could not create a folder',
+  rename: 'could not move into place',
+  fsync: 'could not flush to disk',
+  syncfs: 'could not flush to disk',
+  utime: 'could not set a time',
+  futime: 'could not set a time',
+  chmod: 'could not set permissions',
+  fchmod: 'could not set permissions',
+  symlink: 'could not create a link',
+  scandir: 'could not list a folder',
+};
+
+/**
+ * The restore target's disk refusing a write, as the engine's own error with a stable code:
+ * a full disk (ENOSPC, EDQUOT) is DISK_FULL, a read-only one (EROFS) READ_ONLY, a refused
+ * path (EACCES, EPERM) PERMISSION_DENIED. They reached an app as Node's errors, and from
+ * the worker threads as an Error without even a code (found by trying a full tmpfs).
+ * Anything else, and every error of ours, is returned as it is.
+ */
+function localFailure(e: unknown, target: string): unknown {
+  if (e instanceof BackvaultError || !(e instanceof Error)) return e;
+  const err = e as { code?: unknown; syscall?: unknown; path?: unknown };
+  const path = typeof err.path === 'string' ? err.path : target;
+  const what =
+    (typeof err.syscall === 'string' ? DOING[err.syscall] : undefined) ??
+    'could not write the restore';
+  switch (err.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new DiskFullError(path, what, { cause: e });
+    case 'EROFS':
+      return new ReadOnlyError(path, what, { cause: e });
+    case 'EACCES':
+    case 'EPERM':
+      return new PermissionDeniedError(path, what, { cause: e });
+    default:
+      return e;
+  }
+}
+
+async function restoreTo(opts: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
   requireRollbackChoice(opts);
   const files = filesFor(opts);

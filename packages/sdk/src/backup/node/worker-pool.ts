@@ -313,7 +313,10 @@ export class WorkerPool implements EnginePool {
         if (r.corrupt) throw new CorruptBackupError(r.message, r.object);
         if (r.store === 'missing') throw new MissingObjectError(r.object ?? 'pack');
         if (r.store === 'unavailable') throw new UnavailableError(r.message);
-        if (r.errno) throw new SourceReadError(r.message, r.errno);
+        if (r.errno && req.op === 'file') throw new SourceReadError(r.message, r.errno);
+        // A restore's write: a system error, as it would be in the calling thread.
+        if (r.errno)
+          throw Object.assign(new Error(r.message), { code: r.errno, syscall: r.syscall });
         throw new Error(r.message);
       }
       return r;

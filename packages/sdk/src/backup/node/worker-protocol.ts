@@ -83,8 +83,13 @@ export type WorkerReply =
       corrupt: boolean;
       message: string;
       object: string | undefined;
-      /** The errno code (`ENOENT`, `EACCES`, ...) when a source file could not be read. */
+      /**
+       * The errno code (`ENOENT`, `EACCES`, `ENOSPC`, ...) when a source file could not be
+       * read (file jobs) or a restored file written (write jobs).
+       */
       errno?: string;
+      /** The system call that failed (`write`, `open`, ...), with `errno`. */
+      syscall?: string;
       /** A pack file the worker read itself: absent (MISSING_OBJECT) or unreadable (UNAVAILABLE). */
       store?: 'missing' | 'unavailable';
     };

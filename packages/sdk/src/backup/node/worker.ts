@@ -153,6 +153,7 @@ async function handle(msg: WorkerRequest): Promise<void> {
   } catch (e) {
     const corrupt = e instanceof CorruptBackupError;
     const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+    const syscall = (e as NodeJS.ErrnoException | undefined)?.syscall;
     reply = {
       op: 'error',
       jobId: msg.jobId,
@@ -161,8 +162,12 @@ async function handle(msg: WorkerRequest): Promise<void> {
       message: corrupt ? 'blob failed verification' : String((e as Error)?.message ?? e),
       object: corrupt ? e.object : e instanceof PackReadError ? e.object : undefined,
       ...(e instanceof PackReadError ? { store: e.store } : {}),
-      // Only a file job touches the file system; its errors name the file, never content.
-      ...(msg.op === 'file' && typeof errno === 'string' ? { errno } : {}),
+      // File and write jobs touch the file system: their errors name a file, never content.
+      // A write job's errno lets the engine say DISK_FULL for a full target (it was an Error
+      // without a code).
+      ...((msg.op === 'file' || msg.op === 'write') && typeof errno === 'string'
+        ? { errno, ...(typeof syscall === 'string' ? { syscall } : {}) }
+        : {}),
     };
   }
   port.postMessage(reply, transfer);
