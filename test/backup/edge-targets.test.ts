@@ -156,6 +156,53 @@ describe(
       );
     });
 
+    /** Bind-mount a new folder at `mnt` (same file system: same st_dev); false if refused. */
+    async function bindMount(mnt: string): Promise<boolean> {
+      const real = join(dir, `bind-source-${mounts.length}`);
+      await mkdir(mnt, { recursive: true });
+      await mkdir(real);
+      try {
+        execFileSync('mount', ['--bind', real, mnt], { stdio: 'ignore' });
+      } catch {
+        return false;
+      }
+      mounts.push(mnt);
+      return true;
+    }
+
+    it('a bind mount holding files, with force: USAGE before the commit, nothing left to roll forward', async (t) => {
+      // Same device as its parent: only a rename can tell. The merge failed with EXDEV after
+      // its journal, and every later restore to it failed the same way rolling it forward.
+      const mnt = join(dir, 'bound-full');
+      if (!(await bindMount(mnt))) return t.skip('mount --bind is not allowed here');
+      await writeFile(join(mnt, 'keep.txt'), 'mine');
+      await assert.rejects(
+        restore({ ...access, target: mnt, force: true }),
+        (e: unknown) => hasCode(e, 'USAGE') && /is a mount point/.test(e.message),
+      );
+      assert.deepEqual(await readdir(mnt), ['keep.txt']);
+      await assertNoLeftovers(mnt);
+      // The next restore is not stuck: into a folder inside it, it restores.
+      await restore({ ...access, target: join(mnt, 'chat') });
+      assert.equal(await readFile(join(mnt, 'chat', 'msgstore.db'), 'utf8'), 'the database');
+    });
+
+    it('a bind mount inside the target that a --force merge would write into: USAGE, nothing moved', async (t) => {
+      const target = join(dir, 'with-bound-media');
+      const mnt = join(target, 'media');
+      if (!(await bindMount(mnt))) return t.skip('mount --bind is not allowed here');
+      await writeFile(join(mnt, 'old.jpg'), 'an old photo');
+      await writeFile(join(target, 'notes.txt'), 'mine');
+      await assert.rejects(
+        restore({ ...access, target, force: true }),
+        (e: unknown) =>
+          hasCode(e, 'USAGE') && /holds a mount point/.test(e.message) && /media/.test(e.message),
+      );
+      assert.deepEqual((await readdir(target)).sort(), ['media', 'notes.txt']);
+      assert.deepEqual(await readdir(mnt), ['old.jpg']);
+      await assertNoLeftovers(target);
+    });
+
     it('a mount point holding files, with force: USAGE, its files untouched, no journal left to roll forward', async (t) => {
       const mnt = join(dir, 'full-disk');
       await mkdir(mnt);

@@ -151,6 +151,48 @@ export async function findMountPoints(
 }
 
 /**
+ * Directories of the target (relative, `/`-separated; `''` is the target itself) that no
+ * rename from the temporary directory reaches: a bind mount of the same file system has
+ * the same st_dev as its parent, so {@link findMountPoints} cannot see it, and the merge
+ * failed with EXDEV after its commit journal (every later restore then failed rolling it
+ * forward). Found by trying: `probe`, an empty file in the temporary directory, is moved
+ * into each directory the merge moves entries into and straight back. A directory whose
+ * permissions refuse the probe (EACCES, EPERM: an earlier restore's read-only folder,
+ * opened by the merge itself) is not judged. A kill between the two renames leaves the
+ * empty probe file in the target.
+ */
+export async function findRenameRefusals(
+  fs: TargetFiles,
+  root: string,
+  target: string,
+  probe: string,
+  rel = '',
+): Promise<string[]> {
+  const { join, basename } = fs.path;
+  const inTarget = join(target, basename(probe));
+  // Never over a file of the user's (its name has the restore's random tag, but still).
+  if ((await lstatOrUndefined(fs, inTarget)) === undefined) {
+    try {
+      await fs.rename(probe, inTarget);
+      await fs.rename(inTarget, probe);
+    } catch (e) {
+      const c = codeOf(e);
+      if (c === 'EXDEV' || c === 'EBUSY') return [rel];
+      if (c !== 'EACCES' && c !== 'EPERM') throw e;
+    }
+  }
+  const out: string[] = [];
+  for (const name of await fs.readdir(root)) {
+    if ((await fs.lstat(join(root, name))).kind !== 'dir') continue;
+    const t = await lstatOrUndefined(fs, join(target, name));
+    if (t?.kind !== 'dir') continue;
+    const path = rel ? `${rel}/${name}` : name;
+    out.push(...(await findRenameRefusals(fs, join(root, name), join(target, name), probe, path)));
+  }
+  return out;
+}
+
+/**
  * Paths (relative, `/`-separated) of directories anywhere below `target` on another file
  * system than `dev` (disks mounted inside it). `delete` removes the old target as a whole:
  * the removal went into such a disk, deleting what it held, then failed on its mount point

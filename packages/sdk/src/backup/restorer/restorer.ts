@@ -53,6 +53,7 @@ import {
   findMergeConflicts,
   findMountPoints,
   findMountsBelow,
+  findRenameRefusals,
   findStaleCompanions,
   listExtras,
   lstatOrUndefined,
@@ -139,6 +140,13 @@ function commitText(dirs: readonly DirMeta[]): string {
     COMMIT_HEAD +
     dirs.map((d) => `d ${d.mode.toString(8)} ${d.mtimeNs} ${JSON.stringify(d.rel)}\n`).join('')
   );
+}
+
+/** USAGE: disks mounted at `paths` inside the target (relative), which the restore cannot use. */
+function innerMounts(paths: readonly string[], why: string): UsageError {
+  const some = paths.slice(0, 5).join(', ') + (paths.length > 5 ? ', …' : '');
+  const what = paths.length === 1 ? 'a mount point' : `${paths.length} mount points`;
+  return new UsageError(`restore target holds ${what} ${why}: ${some}`, HINTS.targetInnerMount);
 }
 
 /**
@@ -1023,11 +1031,20 @@ export async function restoreSnapshot(
       const conflicts = await findMergeConflicts(fs, root, target);
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
       const mounts = await findMountPoints(fs, root, target);
-      if (mounts.length > 0)
-        throw new UsageError(
-          `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} the snapshot would be moved into: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
-          HINTS.targetInnerMount,
-        );
+      if (mounts.length > 0) throw innerMounts(mounts, 'the snapshot would be moved into');
+      // Bind mounts, which st_dev does not show: one probe file moved in and out of each
+      // directory the merge will move entries into, before anything is committed.
+      const probe = join(tmp, `.backvault-probe-${tag}`);
+      await fs.writeNewFile(probe, new Uint8Array(0));
+      let refused: string[];
+      try {
+        refused = await findRenameRefusals(fs, root, target, probe);
+      } finally {
+        await fs.rm(probe);
+      }
+      if (refused.includes(''))
+        throw new UsageError(`restore target is a mount point: ${target}`, HINTS.targetMountPoint);
+      if (refused.length > 0) throw innerMounts(refused, 'the snapshot would be moved into');
       // Moved into `old/` before the commit (put back if the restore fails before it, or by
       // the next restore if this one is killed before it: RESTORE_STALE), so that neither
       // `kept` nor a rolled-forward merge ever leaves them by the new database.
@@ -1058,10 +1075,7 @@ export async function restoreSnapshot(
     } else if (state === 'full') {
       const mounts = await findMountsBelow(fs, target, (await fs.lstat(root)).dev);
       if (mounts.length > 0)
-        throw new UsageError(
-          `restore target holds ${mounts.length === 1 ? 'a mount point' : `${mounts.length} mount points`} that replacing the whole target would empty: ${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? ', …' : ''}`,
-          HINTS.targetInnerMount,
-        );
+        throw innerMounts(mounts, 'that replacing the whole target would empty');
       deleted = await listExtras(fs, root, target);
       // Moving the old target to another parent needs write permission on it (its `..`).
       const was = await fs.lstat(target);
