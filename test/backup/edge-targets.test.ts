@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
 import { hasCode } from '#sdk/errors.js';
+import { RESTORE_MARKER, restoreMarker, restoreTempName } from '#sdk/backup/restorer/restorer.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { assertSameTree, removeDir, tempDir } from './helpers.js';
@@ -221,3 +222,60 @@ describe(
     });
   },
 );
+
+describe('restore targets with long names', () => {
+  let dir: string;
+  let src: string;
+  const storage = new MemoryStorage();
+  const backupKey = generateBackupKey();
+  const access = { storage, backupKey, rollbackProtection: false as const, workers: 1 };
+  before(async () => {
+    dir = await tempDir('bv-long-target-');
+    src = join(dir, 'chat');
+    await mkdir(src);
+    await writeFile(join(src, 'msgstore.db'), 'the database');
+    await backup({ ...access, source: src, init: true });
+  });
+  after(async () => removeDir(dir));
+
+  it('the temporary name fits NAME_MAX, differs for names sharing 200 bytes, and is found again', async () => {
+    const a = 'a'.repeat(200) + 'x'.repeat(50);
+    const b = 'a'.repeat(200) + 'y'.repeat(50);
+    const bytes = (s: string): number => new TextEncoder().encode(s).length;
+    for (const n of [a, b, 'é'.repeat(127)])
+      assert.ok(bytes(restoreTempName(n, 'abcdef123456')) <= 255, n);
+    assert.notEqual(restoreTempName(a, 'abcdef123456'), restoreTempName(b, 'abcdef123456'));
+    assert.equal(restoreTempName('chat', 'abcdef123456'), '.chat.backvault-restore-abcdef123456');
+    // A restore to `a` killed while writing: the next one finds its folder by that name.
+    const tmp = join(dir, restoreTempName(a, 'abcdef123456'));
+    await mkdir(join(tmp, 'root'), { recursive: true });
+    await writeFile(join(tmp, RESTORE_MARKER), restoreMarker(999_999_999, 'elsewhere'));
+    const r = await restore({ ...access, target: join(dir, a) });
+    assert.ok(
+      r.warnings.some((w) => /removed the temporary directory/.test(w)),
+      r.warnings.join('\n'),
+    );
+  });
+
+  // Valid names up to NAME_MAX (255 bytes); the temporary directory's name adds 32 bytes.
+  // From 224 bytes on the restore failed: "a name … too long".
+  for (const [label, name] of [
+    ['240 ASCII bytes', 't'.repeat(240)],
+    ['254 bytes of two-byte characters', 'é'.repeat(127)],
+    ['255 bytes', 'x'.repeat(255)],
+  ] as const) {
+    it(`restores into a target named with ${label}, also with --force over it`, async () => {
+      const target = join(dir, name);
+      await restore({ ...access, target });
+      await assertSameTree(src, target);
+      await writeFile(join(target, 'mine.txt'), 'kept');
+      await restore({ ...access, target, force: true });
+      assert.equal(await readFile(join(target, 'mine.txt'), 'utf8'), 'kept');
+      assert.deepEqual(
+        (await readdir(dir)).filter((n) => n.includes('backvault')),
+        [],
+        'no temporary directory left',
+      );
+    });
+  }
+});

@@ -42,7 +42,7 @@ import {
 import type { RestoreOptions } from '../api.js';
 import type { EngineFiles, EngineHost, TargetFile, TargetFiles } from '../platform/types.js';
 import { type BlobIndex } from '../repository/indexes.js';
-import { randomBytes } from '../repository/keys.js';
+import { randomBytes, sha256Hex } from '../repository/keys.js';
 import { readTree } from '../repository/packs.js';
 import { type IndexedBlob, type Repo } from '../repository/repository.js';
 import { ByteSemaphore, type EnginePool, type PackFileRange } from '../workers/pool-types.js';
@@ -196,10 +196,34 @@ export function restoreMarker(pid: number, host: string): string {
   return `backvault-restore 1 pid=${pid} host=${host}\n`;
 }
 
+/** Longest file name (bytes) on the file systems a restore writes to (NAME_MAX). */
+const NAME_MAX = 255;
+
+/**
+ * The target's name as it appears in its temporary directory's name: as it is, unless the
+ * 32 bytes the temporary name adds would pass NAME_MAX; then its first 200 bytes (whole
+ * characters) and 8 hex digits of its SHA-256, so names that share those bytes still differ.
+ * A valid target name of 224 bytes or more failed as "name too long".
+ */
+export function tempBase(name: string): string {
+  const enc = new TextEncoder();
+  const bytes = enc.encode(name);
+  if (bytes.length + '..backvault-restore-'.length + 12 <= NAME_MAX) return name;
+  let cut = '';
+  let n = 0;
+  for (const ch of name) {
+    const l = enc.encode(ch).length;
+    if (n + l > 200) break;
+    cut += ch;
+    n += l;
+  }
+  return `${cut}~${sha256Hex(bytes).slice(0, 8)}`;
+}
+
 /** Name of the temporary directory of a restore to `target`, for a 12-hex-digit `tag`. */
 export function restoreTempName(target: string, tag: string, fs?: TargetFiles): string {
   const base = fs ? fs.path.basename(target) : target.slice(target.lastIndexOf('/') + 1);
-  return `.${base}.backvault-restore-${tag}`;
+  return `.${tempBase(base)}.backvault-restore-${tag}`;
 }
 
 function escapeRegExp(s: string): string {
@@ -241,7 +265,9 @@ export async function recoverInterrupted(
     if (codeOf(e) === 'ENOENT') return warnings;
     throw e;
   }
-  const pattern = new RegExp(`^\\.${escapeRegExp(name)}\\.backvault-(restore|old)-[0-9a-f]{12}$`);
+  const pattern = new RegExp(
+    `^\\.${escapeRegExp(tempBase(name))}\\.backvault-(restore|old)-[0-9a-f]{12}$`,
+  );
   const uid = host.uid;
   const ours = async (path: string): Promise<boolean> => {
     const st = await lstatOrUndefined(fs, path);
