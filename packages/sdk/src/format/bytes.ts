@@ -13,6 +13,13 @@ import { CorruptBackupError } from '../errors.js';
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** Lowercase hex of `bytes`. */
+/**
+ * The i64 range, as literals: `2n ** 63n` is lowered to Math.pow by bundlers that target
+ * older engines, which throws on BigInts (Hermes, React Native's engine, failed at load).
+ */
+const I64_MIN = -9223372036854775808n;
+const I64_MAX = 9223372036854775807n;
+
 export function toHex(bytes: Uint8Array): string {
   // join, not `+=`: concatenation builds a rope of ~30 cons-string nodes per 64-digit id
   // (~1 KB), and ids kept in sets and maps stayed ropes — measured: 45 MB of cons strings in
@@ -137,7 +144,7 @@ export class ByteWriter {
    *   mtime after 2262 became one before 1677).
    */
   i64(v: bigint): this {
-    if (v < -(2n ** 63n) || v >= 2n ** 63n) throw new RangeError(`${v} does not fit an i64`);
+    if (v < I64_MIN || v > I64_MAX) throw new RangeError(`${v} does not fit an i64`);
     this.reserve(8);
     this.view.setBigInt64(this.len, v, true);
     this.len += 8;

@@ -51,8 +51,9 @@ const SPLIT_RANGE = 8 * 1024 * 1024;
 const CTIME_MARGIN_NS = 2_000_000_000n;
 
 /** The earliest and latest mtimes a snapshot holds: i64 nanoseconds (SPEC.md §10). */
-const MTIME_MIN_NS = -(2n ** 63n);
-const MTIME_MAX_NS = 2n ** 63n - 1n;
+// Literals: `2n ** 63n` is lowered to Math.pow for older engines (Hermes), which throws.
+const MTIME_MIN_NS = -9223372036854775808n;
+const MTIME_MAX_NS = 9223372036854775807n;
 
 /**
  * `ns` within what a snapshot holds (1677-09-21 to 2262-04-11): ext4, XFS and Btrfs keep
@@ -98,7 +99,7 @@ function errnoOf(e: unknown): string | undefined {
 function outOfRangeYear(ns: bigint): string {
   const ms = ns / 1_000_000n;
   const year =
-    ms > -(10n ** 15n) * 8n && ms < 10n ** 15n * 8n
+    ms > -8_000_000_000_000_000n && ms < 8_000_000_000_000_000n
       ? new Date(Number(ms)).getUTCFullYear()
       : undefined;
   return year === undefined ? `${ns} ns from 1970` : `in the year ${year}`;
