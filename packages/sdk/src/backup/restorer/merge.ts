@@ -123,52 +123,28 @@ export async function findStaleCompanions(
 }
 
 /**
- * Paths (relative, `/`-separated) of directories in both `root` and the target that are on
- * another file system than `root` (a disk mounted inside the target): the merge would move
- * entries into them by rename, which cannot cross file systems (EXDEV after the commit
- * journal, so every later restore failed rolling it forward). Unknown devices: none.
+ * Directories of the target (relative, `/`-separated; `''` is the target itself) that the
+ * merge would move entries into but no rename from the temporary directory can reach:
+ * - one on another file system than `root` (a disk mounted inside the target);
+ * - one that refuses `probe`, an empty file in the temporary directory moved in and straight
+ *   back (EXDEV, EBUSY): a bind mount of the same file system has its parent's st_dev, so
+ *   only trying tells. A directory whose permissions refuse the probe (EACCES, EPERM: an
+ *   earlier restore's read-only folder, which the merge opens itself) is not judged, and a
+ *   kill between the two renames leaves the empty probe there.
+ * The merge failed with EXDEV after its commit journal, so every later restore failed the
+ * same way rolling it forward. A directory found is not looked into. Unknown devices are
+ * not compared.
  */
 export async function findMountPoints(
   fs: TargetFiles,
   root: string,
   target: string,
+  probe: string,
   rel = '',
   rootDev?: bigint,
 ): Promise<string[]> {
-  const { join } = fs.path;
-  const dev = rootDev ?? (await fs.lstat(root)).dev;
-  if (dev === undefined) return [];
-  const out: string[] = [];
-  for (const name of await fs.readdir(root)) {
-    if ((await fs.lstat(join(root, name))).kind !== 'dir') continue;
-    const t = await lstatOrUndefined(fs, join(target, name));
-    if (t?.kind !== 'dir') continue;
-    const path = rel ? `${rel}/${name}` : name;
-    if (t.dev !== undefined && t.dev !== dev) out.push(path);
-    else out.push(...(await findMountPoints(fs, join(root, name), join(target, name), path, dev)));
-  }
-  return out;
-}
-
-/**
- * Directories of the target (relative, `/`-separated; `''` is the target itself) that no
- * rename from the temporary directory reaches: a bind mount of the same file system has
- * the same st_dev as its parent, so {@link findMountPoints} cannot see it, and the merge
- * failed with EXDEV after its commit journal (every later restore then failed rolling it
- * forward). Found by trying: `probe`, an empty file in the temporary directory, is moved
- * into each directory the merge moves entries into and straight back. A directory whose
- * permissions refuse the probe (EACCES, EPERM: an earlier restore's read-only folder,
- * opened by the merge itself) is not judged. A kill between the two renames leaves the
- * empty probe file in the target.
- */
-export async function findRenameRefusals(
-  fs: TargetFiles,
-  root: string,
-  target: string,
-  probe: string,
-  rel = '',
-): Promise<string[]> {
   const { join, basename } = fs.path;
+  const dev = rootDev ?? (await fs.lstat(root)).dev;
   const inTarget = join(target, basename(probe));
   // Never over a file of the user's (its name has the restore's random tag, but still).
   if ((await lstatOrUndefined(fs, inTarget)) === undefined) {
@@ -187,7 +163,11 @@ export async function findRenameRefusals(
     const t = await lstatOrUndefined(fs, join(target, name));
     if (t?.kind !== 'dir') continue;
     const path = rel ? `${rel}/${name}` : name;
-    out.push(...(await findRenameRefusals(fs, join(root, name), join(target, name), probe, path)));
+    if (dev !== undefined && t.dev !== undefined && t.dev !== dev) out.push(path);
+    else
+      out.push(
+        ...(await findMountPoints(fs, join(root, name), join(target, name), probe, path, dev)),
+      );
   }
   return out;
 }

@@ -53,7 +53,6 @@ import {
   findMergeConflicts,
   findMountPoints,
   findMountsBelow,
-  findRenameRefusals,
   findStaleCompanions,
   listExtras,
   lstatOrUndefined,
@@ -1056,21 +1055,19 @@ export async function restoreSnapshot(
     if (state === 'full' && !opts.delete) {
       const conflicts = await findMergeConflicts(fs, root, target);
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
-      const mounts = await findMountPoints(fs, root, target);
-      if (mounts.length > 0) throw innerMounts(mounts, 'the snapshot would be moved into');
-      // Bind mounts, which st_dev does not show: one probe file moved in and out of each
-      // directory the merge will move entries into, before anything is committed.
+      // A disk or a bind mount inside the target (or the target one): one probe file moved
+      // in and out of each directory the merge will move entries into, before the commit.
       const probe = join(tmp, `.backvault-probe-${tag}`);
       await fs.writeNewFile(probe, new Uint8Array(0));
-      let refused: string[];
+      let mounts: string[];
       try {
-        refused = await findRenameRefusals(fs, root, target, probe);
+        mounts = await findMountPoints(fs, root, target, probe);
       } finally {
         await fs.rm(probe);
       }
-      if (refused.includes(''))
+      if (mounts.includes(''))
         throw new UsageError(`restore target is a mount point: ${target}`, HINTS.targetMountPoint);
-      if (refused.length > 0) throw innerMounts(refused, 'the snapshot would be moved into');
+      if (mounts.length > 0) throw innerMounts(mounts, 'the snapshot would be moved into');
       // Moved into `old/` before the commit (put back if the restore fails before it, or by
       // the next restore if this one is killed before it: RESTORE_STALE), so that neither
       // `kept` nor a rolled-forward merge ever leaves them by the new database.
