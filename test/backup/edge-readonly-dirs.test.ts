@@ -7,13 +7,13 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { formatBackupKey, generateBackupKey } from '#sdk/format/index.js';
-import { assertSameTree, removeDir, tempDir } from './helpers.js';
+import { assertSameTree, removeDir, tempDir, runCliAs, type CliRun } from './helpers.js';
 
 const MAIN_JS = fileURLToPath(new URL('../../../packages/cli/dist/cli/main.js', import.meta.url));
 const NOBODY = 65534;
@@ -27,28 +27,7 @@ describe(
     let home: string;
     let src: string;
     let common: string[];
-    const run = (
-      args: string[],
-    ): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-      new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [MAIN_JS, ...args], {
-          cwd: home,
-          uid: NOBODY,
-          gid: NOBODY,
-          env: {
-            PATH: process.env.PATH ?? '',
-            HOME: home,
-            BACKVAULT_STATE: join(home, 'state.json'),
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-        child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-        child.on('error', reject);
-        child.on('exit', (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = (args: string[]): Promise<CliRun> => runCliAs(MAIN_JS, NOBODY, home, args);
     /** Nothing of a restore left beside the targets. */
     const leftovers = async (): Promise<string[]> =>
       (await readdir(home)).filter((n) => n.includes('backvault-restore'));

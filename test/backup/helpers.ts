@@ -1,5 +1,6 @@
 /** Shared fixtures for the engine tests: sample trees and tree comparison. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmod,
@@ -124,4 +125,38 @@ export async function assertSameTree(a: string, b: string): Promise<void> {
   const db = await describeTree(b);
   assert.deepEqual([...db.keys()], [...da.keys()]);
   for (const [k, v] of da) assert.deepEqual(db.get(k), v, `entry ${k}`);
+}
+
+/** What a CLI run printed, and its exit code. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the CLI (`mainJs`) as user and group `uid` (root only), in `home`, with HOME and the
+ * state file there and nothing else of this environment but PATH.
+ */
+export function runCliAs(
+  mainJs: string,
+  uid: number,
+  home: string,
+  args: string[],
+): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [mainJs, ...args], {
+      cwd: home,
+      uid,
+      gid: uid,
+      env: { PATH: process.env.PATH ?? '', HOME: home, BACKVAULT_STATE: join(home, 'state.json') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

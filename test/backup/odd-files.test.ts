@@ -7,7 +7,7 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { ExcludeSet, parseExcludeFile } from '#sdk/backup/archiver/exclude.js';
 import { hasCode } from '#sdk/errors.js';
 import { formatBackupKey, generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-import { removeDir, tempDir } from './helpers.js';
+import { removeDir, tempDir, runCliAs, type CliRun } from './helpers.js';
 
 const MAIN_JS = fileURLToPath(new URL('../../../packages/cli/dist/cli/main.js', import.meta.url));
 const NOBODY = 65534;
@@ -186,28 +186,7 @@ describe('odd files do not stop a backup', () => {
     const keyFile = join(home, 'key');
     await writeFile(keyFile, formatBackupKey(generateBackupKey()), { mode: 0o600 });
     await chown(keyFile, NOBODY, NOBODY);
-    const run = (
-      args: string[],
-    ): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-      new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [MAIN_JS, ...args], {
-          cwd: home,
-          uid: NOBODY,
-          gid: NOBODY,
-          env: {
-            PATH: process.env.PATH ?? '',
-            HOME: home,
-            BACKVAULT_STATE: join(home, 'state.json'),
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-        child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-        child.on('error', reject);
-        child.on('exit', (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = (args: string[]): Promise<CliRun> => runCliAs(MAIN_JS, NOBODY, home, args);
     const common = ['--repo', join(home, 'cloud'), '--key-file', keyFile];
     const j = await run(['backup', 'chat', '--init', ...common, '--json']);
     assert.equal(j.code, 7, j.stderr);
