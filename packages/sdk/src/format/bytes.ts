@@ -12,7 +12,6 @@ import { CorruptBackupError } from '../errors.js';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/** Lowercase hex of `bytes`. */
 /**
  * The i64 range, as literals: `2n ** 63n` is lowered to Math.pow by bundlers that target
  * older engines, which throws on BigInts (Hermes, React Native's engine, failed at load).
@@ -20,6 +19,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 const I64_MIN = -9223372036854775808n;
 const I64_MAX = 9223372036854775807n;
 
+/** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   // join, not `+=`: concatenation builds a rope of ~30 cons-string nodes per 64-digit id
   // (~1 KB), and ids kept in sets and maps stayed ropes — measured: 45 MB of cons strings in
