@@ -91,7 +91,10 @@ describe('a failed restore stops the worker threads it started early', () => {
   it('exits when the target folder cannot be created (after the threads started)', async (t) => {
     if (!existsSync('/sys/kernel')) return t.skip('no /sys');
     // sysfs refuses new folders (EPERM): the restorer's first write fails, the pool running.
-    assert.equal(await runChild([repo, '/sys/backvault-no-such/target'], keyHex), 'failed EPERM');
+    assert.equal(
+      await runChild([repo, '/sys/backvault-no-such/target'], keyHex),
+      'failed PERMISSION_DENIED',
+    );
   });
 
   it('fails, never spins, where a folder exists but refuses new children (ENOENT)', async (t) => {
