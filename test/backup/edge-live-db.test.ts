@@ -18,9 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { backup, restore, verify } from '#sdk/backup/index.js';
-import { generateBackupKey } from '#sdk/format/index.js';
-import { MemoryStorage } from '#sdk/storage/memory.js';
-import { removeDir, tempDir } from './helpers.js';
+import { removeDir, tempDir, freshAccess } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 const WRITER = fileURLToPath(new URL('./edge-wal-writer.js', import.meta.url));
@@ -78,17 +76,6 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     for (const a of apps) a.kill('SIGKILL');
     await removeDir(dir);
   });
-  const fresh = (): {
-    storage: MemoryStorage;
-    backupKey: Uint8Array;
-    rollbackProtection: false;
-    workers: number;
-  } => ({
-    storage: new MemoryStorage(),
-    backupKey: generateBackupKey(),
-    rollbackProtection: false,
-    workers: 1,
-  });
 
   it('an incremental backup holds the messages committed since the last one', async () => {
     const src = join(dir, 'inc');
@@ -99,7 +86,7 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     await app.send('checkpoint'); // the main file holds everything, the WAL is empty
     assert.equal(await app.send(), 100);
     await pastMargin();
-    const access = fresh();
+    const access = freshAccess();
     await backup({ ...access, source: src, init: true });
     await restore({ ...access, target: join(dir, 'inc-out1') });
     assert.equal(count(join(dir, 'inc-out1', 'msgstore.db')), 100);
@@ -127,7 +114,7 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     for (let i = 0; i < 300; i++) ins.run(`saved ${i}`);
     saved.close();
     await writeFile(join(src, 'notes-wal'), 'a file that only looks like a companion');
-    const access = fresh();
+    const access = freshAccess();
     await backup({ ...access, source: src, init: true });
     // The app's folder now: its own database, killed with 100 messages in its -wal only.
     const target = join(dir, 'app');
@@ -174,7 +161,7 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     ]);
     assert.equal(crash.signal, 'SIGKILL');
     assert.deepEqual((await readdir(src)).sort(), ['msgstore.db', 'msgstore.db-journal']);
-    const access = fresh();
+    const access = freshAccess();
     await backup({ ...access, source: src, init: true });
     const out = join(dir, 'crashed-out');
     await restore({ ...access, target: out });
@@ -192,7 +179,7 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     const app = startApp(join(src, 'msgstore.db'), true);
     apps.push(app.child);
     assert.equal(await app.send(), 50);
-    const access = fresh();
+    const access = freshAccess();
     const r = await backup({ ...access, source: src, init: true });
     assert.ok(
       r.warnings.some((w) => /could not open the SQLite database/.test(w)),

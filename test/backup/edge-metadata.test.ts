@@ -20,9 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, restore } from '#sdk/backup/index.js';
 import { ByteWriter } from '#sdk/format/bytes.js';
-import { generateBackupKey } from '#sdk/format/index.js';
-import { MemoryStorage } from '#sdk/storage/memory.js';
-import { removeDir, tempDir } from './helpers.js';
+import { removeDir, tempDir, freshAccess } from './helpers.js';
 
 /** The latest time a snapshot can hold: 2^63 - 1 ns after the epoch (2262-04-11). */
 const I64_MAX = 2n ** 63n - 1n;
@@ -34,18 +32,6 @@ describe('metadata a snapshot cannot hold as is', () => {
   });
   after(async () => {
     await removeDir(dir);
-  });
-
-  const fresh = (): {
-    storage: MemoryStorage;
-    backupKey: Uint8Array;
-    rollbackProtection: false;
-    workers: number;
-  } => ({
-    storage: new MemoryStorage(),
-    backupKey: generateBackupKey(),
-    rollbackProtection: false,
-    workers: 1,
   });
 
   it('the tree encoder never wraps an i64 around', () => {
@@ -65,7 +51,7 @@ describe('metadata a snapshot cannot hold as is', () => {
     await utimes(join(src, 'sub'), year2300, year2300);
     const set = (await lstat(join(src, 'sub', 'far.txt'), { bigint: true })).mtimeNs;
     if (set <= I64_MAX) return t.skip('this file system cannot hold a time after 2262');
-    const access = fresh();
+    const access = freshAccess();
     const r = await backup({ ...access, source: src, init: true });
     for (const p of [join(src, 'sub', 'far.txt'), join(src, 'sub')])
       assert.ok(
@@ -98,7 +84,7 @@ describe('metadata a snapshot cannot hold as is', () => {
     await writeFile(join(src, 'caf\u00e9.txt'), 'utf-8 name');
     await symlink(Buffer.from('caf\xe9.txt', 'latin1'), join(src, 'latin1-link'));
     await symlink('caf\u00e9.txt', join(src, 'utf8-link'));
-    const access = fresh();
+    const access = freshAccess();
     const r = await backup({ ...access, source: src, init: true });
     assert.equal(r.partial, true);
     assert.equal(r.filesSkipped, 1);

@@ -18,6 +18,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { generateBackupKey } from '#sdk/format/index.js';
+import { MemoryStorage } from '#sdk/storage/memory.js';
 
 /** A fresh temp directory; remove it with `rm(dir, { recursive: true, force: true })`. */
 export async function tempDir(prefix = 'bv-test-'): Promise<string> {
@@ -159,4 +161,19 @@ export function runCliAs(
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** A new in-memory repository's access: a fresh key, no rollback state, one worker thread. */
+export function freshAccess(): {
+  storage: MemoryStorage;
+  backupKey: Uint8Array;
+  rollbackProtection: false;
+  workers: number;
+} {
+  return {
+    storage: new MemoryStorage(),
+    backupKey: generateBackupKey(),
+    rollbackProtection: false,
+    workers: 1,
+  };
 }
