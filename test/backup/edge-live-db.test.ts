@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { backup, restore, verify } from '#sdk/backup/index.js';
+import { backup, restore, sqliteCapture, verify } from '#sdk/backup/index.js';
 import { removeDir, tempDir, freshAccess } from './helpers.js';
 
 const require = createRequire(import.meta.url);
@@ -173,14 +173,26 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     assert.equal(v.ok, true);
   });
 
-  it('a database an exclusive-mode writer holds: backed up with its -wal, every message kept', async () => {
+  it('a database an exclusive-mode writer holds: one wait for its lock, then backed up with its -wal, every message kept', async () => {
     const src = join(dir, 'excl');
     await mkdir(src);
     const app = startApp(join(src, 'msgstore.db'), true);
     apps.push(app.child);
     assert.equal(await app.send(), 50);
     const access = freshAccess();
-    const r = await backup({ ...access, source: src, init: true });
+    // The writer never lets go: the capture waits `busyTimeoutMs` once (the lock child), not
+    // a second time in this process (which made it 60 s with the default 30 s).
+    const busyTimeoutMs = 5000;
+    const databases = sqliteCapture({ busyTimeoutMs });
+    const t0 = performance.now();
+    let r;
+    try {
+      r = await backup({ ...access, source: src, init: true, databases });
+    } finally {
+      await databases.close();
+    }
+    const ms = performance.now() - t0;
+    assert.ok(ms >= busyTimeoutMs && ms < 2 * busyTimeoutMs - 500, `waited ${ms} ms`);
     assert.ok(
       r.warnings.some((w) => /could not open the SQLite database/.test(w)),
       JSON.stringify(r.warnings),
@@ -191,5 +203,11 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     assert.equal(count(join(out, 'msgstore.db')), 50);
     const v = await verify(access);
     assert.deepEqual(v.databases, [{ path: 'msgstore.db', integrity: 'ok' }]);
+  });
+
+  it('sqliteCapture refuses a wait that is not a whole number of ms', () => {
+    for (const busyTimeoutMs of [-1, 1.5, Number.NaN, 2 ** 31]) {
+      assert.throws(() => sqliteCapture({ busyTimeoutMs }), { code: 'USAGE' });
+    }
   });
 });

@@ -16,7 +16,11 @@ installNodePlatform();
 export * from './core.js';
 /** The restore drill (Node: restores into a temp folder, runs SQLite's integrity_check). */
 export const verify = networked(verifyEngine, 'restore', INTERACTIVE_RETRY);
-export { sqliteCapture, type SqliteCapture } from './node/sqlite-capture.js';
+export {
+  sqliteCapture,
+  type SqliteCapture,
+  type SqliteCaptureOptions,
+} from './node/sqlite-capture.js';
 export { type VerifyOptions, type VerifyResult } from './node/verify.js';
 export { fsTime, nodeFiles } from './node/files.js';
 export { nodeCrypto } from './node/crypto.js';

@@ -130,7 +130,7 @@ class LockHelper {
   }
 
   private request(
-    req: { op: 'pin'; path: string } | { op: 'release'; id: number },
+    req: { op: 'pin'; path: string; busyMs: number } | { op: 'release'; id: number },
   ): Promise<ChildAnswer | undefined> {
     const child = this.start();
     const id = req.op === 'release' ? req.id : this.nextId++;
@@ -148,10 +148,12 @@ class LockHelper {
    * Pin the database's state in the child and, when the main file is exactly that state,
    * hand it over to be read directly while the child holds it: no copy at all. Returns
    * undefined when the file is not that state (committed frames still only in the WAL) or
-   * the child cannot pin it; the caller then copies.
+   * the child cannot pin it; the caller then copies. `'busy'`: a writer held its lock for
+   * all of `busyMs` (the caller must not wait as long again).
    */
-  async hold(path: string): Promise<CapturedDatabase | undefined> {
-    const answer = await this.request({ op: 'pin', path });
+  async hold(path: string, busyMs: number): Promise<CapturedDatabase | 'busy' | undefined> {
+    const answer = await this.request({ op: 'pin', path, busyMs });
+    if (answer?.busy) return 'busy';
     if (!answer?.stable) return undefined;
     let released = false;
     return {
@@ -182,6 +184,8 @@ interface ChildAnswer {
   stable?: boolean;
   released?: boolean;
   error?: string;
+  /** The pin waited its whole `busyMs` for a writer's lock. */
+  busy?: boolean;
 }
 
 /**
@@ -230,11 +234,34 @@ async function loadBetterSqlite3(
   }
 }
 
+/** Options of {@link sqliteCapture}. */
+export interface SqliteCaptureOptions {
+  /** Where the private copies of WAL databases go (a fresh 0700 folder). Default: the OS's. */
+  readonly tempDir?: string;
+  /**
+   * How long (ms) to wait for a writer's lock before backing the database up as plain files
+   * with its `-wal` / `-journal` (and a warning). A rollback-journal writer holds the lock
+   * while it commits; an exclusive-mode writer holds it for good. Default 30 000; an app
+   * with a short background window may want less. The wait is paid once per database.
+   */
+  readonly busyTimeoutMs?: number;
+}
+
+/** The default of {@link SqliteCaptureOptions.busyTimeoutMs}. */
+const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
+
 /**
  * The default capture: better-sqlite3, loaded on first use (it is a native module; apps
  * that give their own capture never load it).
+ * @throws UsageError if `busyTimeoutMs` is not a whole number of ms from 0 to 2^31 - 1.
  */
-export function sqliteCapture(opts: { tempDir?: string } = {}): SqliteCapture {
+export function sqliteCapture(opts: SqliteCaptureOptions = {}): SqliteCapture {
+  const busyMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  if (!Number.isSafeInteger(busyMs) || busyMs < 0 || busyMs > 0x7fffffff) {
+    throw new UsageError(
+      `busyTimeoutMs must be a whole number of milliseconds from 0 to 2147483647, not ${String(busyMs)}`,
+    );
+  }
   let Database: (new (path: string, o: object) => BetterSqlite3Db) | undefined;
   const helper = new LockHelper();
   return {
@@ -242,13 +269,15 @@ export function sqliteCapture(opts: { tempDir?: string } = {}): SqliteCapture {
     close: () => helper.close(),
     async capture(path) {
       // The free way first: a lock-holding child, when the main file is the pinned state.
-      const held = await helper.hold(path);
+      const held = await helper.hold(path, busyMs);
+      // A writer kept its lock for the whole wait: waiting again here would only double it.
+      if (held === 'busy') return undefined;
       if (held) return held;
       if (!Database) Database = await loadBetterSqlite3(path);
       let db: BetterSqlite3Db;
       try {
         // A writer in rollback-journal mode holds its lock while it commits: wait for a gap.
-        db = new Database(path, { readonly: true, fileMustExist: true, timeout: 30_000 });
+        db = new Database(path, { readonly: true, fileMustExist: true, timeout: busyMs });
       } catch {
         return undefined;
       }

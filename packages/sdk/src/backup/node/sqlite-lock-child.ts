@@ -11,8 +11,12 @@
  * One child serves a whole backup (starting Node and better-sqlite3 costs ~0.1 s, once).
  * Requests are JSON lines on stdin, answers JSON lines on stdout, in request order:
  *
- *   {"op":"pin","id":N,"path":P}  -> {"id":N,"mode":"wal"|"delete"|…,"stable":bool}
- *                                  or {"id":N,"error":"…"}
+ *   {"op":"pin","id":N,"path":P,"busyMs":T}
+ *                                 -> {"id":N,"mode":"wal"|"delete"|…,"stable":bool}
+ *                                  or {"id":N,"error":"…","busy"?:true}
+ *
+ * `busyMs`: how long to wait for a writer's lock (default 30 s); `busy`: the database stayed
+ * locked that long (an exclusive-mode writer, a long write transaction).
  *   {"op":"release","id":N}        -> {"id":N,"released":true}
  *
  * `stable`: the main file is the pinned state — a rollback-journal database, whose writers
@@ -71,7 +75,15 @@ function release(id: number): void {
   end(h);
 }
 
-function pin(id: number, path: string): object {
+/** The default wait for a writer's lock: a rollback-journal writer holds it while it commits. */
+const DEFAULT_BUSY_MS = 30_000;
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+function pin(id: number, path: string, busyMs: number): object {
   const st = statSync(path);
   const file = `${st.dev}:${st.ino}`;
   const same = byFile.get(file);
@@ -81,7 +93,7 @@ function pin(id: number, path: string): object {
     return { id, mode: 'shared', stable: true };
   }
   // A writer in rollback-journal mode holds its lock while it commits: wait for a gap.
-  const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 30_000 });
+  const db = new Database(path, { readonly: true, fileMustExist: true, timeout: busyMs });
   const h: Held = { db, shm: undefined, file, refs: 1 };
   try {
     const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
@@ -113,17 +125,19 @@ const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 lines.on('line', (line) => {
   let id = -1;
   try {
-    const req = JSON.parse(line) as { op?: string; id?: number; path?: string };
+    const req = JSON.parse(line) as { op?: string; id?: number; path?: string; busyMs?: number };
     id = typeof req.id === 'number' ? req.id : -1;
     let answer: object;
-    if (req.op === 'pin' && typeof req.path === 'string') answer = pin(id, req.path);
-    else if (req.op === 'release') {
+    if (req.op === 'pin' && typeof req.path === 'string') {
+      answer = pin(id, req.path, req.busyMs ?? DEFAULT_BUSY_MS);
+    } else if (req.op === 'release') {
       release(id);
       answer = { id, released: true };
     } else answer = { id, error: 'bad request' };
     process.stdout.write(`${JSON.stringify(answer)}\n`);
   } catch (e) {
-    process.stdout.write(`${JSON.stringify({ id, error: (e as Error).message })}\n`);
+    const busy = isBusy(e) ? { busy: true } : {};
+    process.stdout.write(`${JSON.stringify({ id, error: (e as Error).message, ...busy })}\n`);
   }
 });
 lines.on('close', () => {
