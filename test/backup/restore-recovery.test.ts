@@ -136,6 +136,33 @@ describe('restore after an interrupted restore', () => {
     assert.deepEqual(await readdir(out), ['chat'], 'the temporary directory is gone');
   });
 
+  it('killed while probing for mounts: its empty probe is taken out of the target, nothing else', async () => {
+    const { out, target } = await place();
+    await mkdir(join(target, 'media'), { recursive: true });
+    await writeFile(join(target, 'media', 'mine.jpg'), 'a photo of mine');
+    const tmp = await tempDirOf(out, 'eeeeeeeeeeee', ['root']);
+    await mkdir(join(tmp, 'root', 'media'));
+    // Where the kill left the probe (between its rename in and its rename back) ...
+    await writeFile(join(target, 'media', '.backvault-probe-eeeeeeeeeeee'), '');
+    // ... and a file of that kind that is not this restore's, or not empty: not ours.
+    await writeFile(join(target, '.backvault-probe-ffffffffffff'), '');
+    await writeFile(join(target, 'media', '.backvault-probe-eeeeeeeeeeee.txt'), '');
+
+    const warnings = await recoverInterrupted(nodeFiles.out, nodeHost, target);
+    assert.ok(
+      warnings.includes(
+        'removed the mount probe of an interrupted restore: media/.backvault-probe-eeeeeeeeeeee',
+      ),
+      warnings.join('\n'),
+    );
+    assert.deepEqual((await readdir(join(target, 'media'))).sort(), [
+      '.backvault-probe-eeeeeeeeeeee.txt',
+      'mine.jpg',
+    ]);
+    assert.deepEqual(await readdir(target), ['.backvault-probe-ffffffffffff', 'media']);
+    assert.deepEqual(await readdir(out), ['chat'], 'the temporary directory is gone');
+  });
+
   it('a stale-companion journal never moves a whole old target back into a new one', async () => {
     const { out, target } = await place();
     await mkdir(target);

@@ -129,8 +129,9 @@ export async function findStaleCompanions(
  * - one that refuses `probe`, an empty file in the temporary directory moved in and straight
  *   back (EXDEV, EBUSY): a bind mount of the same file system has its parent's st_dev, so
  *   only trying tells. A directory whose permissions refuse the probe (EACCES, EPERM: an
- *   earlier restore's read-only folder, which the merge opens itself) is not judged, and a
- *   kill between the two renames leaves the empty probe there.
+ *   earlier restore's read-only folder, which the merge opens itself) is not judged. A kill
+ *   between the two renames leaves the empty probe there: {@link removeStrayProbe} (the
+ *   next restore's recovery) takes it away.
  * The merge failed with EXDEV after its commit journal, so every later restore failed the
  * same way rolling it forward. A directory found is not looked into. Unknown devices are
  * not compared.
@@ -170,6 +171,37 @@ export async function findMountPoints(
       );
   }
   return out;
+}
+
+/**
+ * Takes away the probe of {@link findMountPoints} (named `probeName`, with its restore's
+ * random tag) where a restore killed between its two renames left it: in a directory of
+ * `target` that `root` (the killed restore's snapshot) also has. Only an empty regular file
+ * of exactly that name is removed.
+ * @returns the path removed (relative, `/`-separated), or undefined.
+ */
+export async function removeStrayProbe(
+  fs: TargetFiles,
+  root: string,
+  target: string,
+  probeName: string,
+  rel = '',
+): Promise<string | undefined> {
+  const { join } = fs.path;
+  const probe = join(target, probeName);
+  const st = await lstatOrUndefined(fs, probe);
+  if (st?.kind === 'file' && st.size === 0n) {
+    await fs.rm(probe);
+    return rel ? `${rel}/${probeName}` : probeName;
+  }
+  for (const name of await fs.readdir(root)) {
+    if ((await fs.lstat(join(root, name))).kind !== 'dir') continue;
+    if ((await lstatOrUndefined(fs, join(target, name)))?.kind !== 'dir') continue;
+    const path = rel ? `${rel}/${name}` : name;
+    const found = await removeStrayProbe(fs, join(root, name), join(target, name), probeName, path);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /**

@@ -57,6 +57,7 @@ import {
   listExtras,
   lstatOrUndefined,
   mergeInto,
+  removeStrayProbe,
 } from './merge.js';
 
 /** Sealed bytes fetched and not yet written. */
@@ -219,6 +220,11 @@ export function tempBase(name: string): string {
   return `${cut}~${sha256Hex(bytes).slice(0, 8)}`;
 }
 
+/** Name of the mount probe of a restore (see findMountPoints), for its `tag`. */
+export function probeName(tag: string): string {
+  return `.backvault-probe-${tag}`;
+}
+
 /** Name of the temporary directory of a restore to `target`, for a 12-hex-digit `tag`. */
 export function restoreTempName(target: string, tag: string, fs?: TargetFiles): string {
   const base = fs ? fs.path.basename(target) : target.slice(target.lastIndexOf('/') + 1);
@@ -265,7 +271,7 @@ export async function recoverInterrupted(
     throw e;
   }
   const pattern = new RegExp(
-    `^\\.${escapeRegExp(tempBase(name))}\\.backvault-(restore|old)-[0-9a-f]{12}$`,
+    `^\\.${escapeRegExp(tempBase(name))}\\.backvault-(restore|old)-([0-9a-f]{12})$`,
   );
   const uid = host.uid;
   const ours = async (path: string): Promise<boolean> => {
@@ -320,6 +326,11 @@ export async function recoverInterrupted(
     const hasOld = await ours(old);
     const hasRoot = (await lstatOrUndefined(fs, join(dir, 'root'))) !== undefined;
     const commit = await readCommit(fs, join(dir, RESTORE_COMMIT));
+    if (!commit && hasRoot && targetExists) {
+      // Killed while probing for mounts (before its commit): its probe may be in the target.
+      const stray = await removeStrayProbe(fs, join(dir, 'root'), target, probeName(m[2]!));
+      if (stray) warnings.push(`removed the mount probe of an interrupted restore: ${stray}`);
+    }
     if (commit && hasRoot && targetExists) {
       // Killed while merging a complete, verified snapshot into the target: finish it.
       const root = join(dir, 'root');
@@ -1057,7 +1068,7 @@ export async function restoreSnapshot(
       if (conflicts.length > 0) throw new MergeConflictError(target, conflicts);
       // A disk or a bind mount inside the target (or the target one): one probe file moved
       // in and out of each directory the merge will move entries into, before the commit.
-      const probe = join(tmp, `.backvault-probe-${tag}`);
+      const probe = join(tmp, probeName(tag));
       await fs.writeNewFile(probe, new Uint8Array(0));
       let mounts: string[];
       try {
