@@ -383,7 +383,12 @@ export class SqliteVaultStore implements VaultStore {
               `vault store is locked by another process for over ${BUSY_TIMEOUT_MS} ms; retry`,
             ),
           );
-        } else p.reject(new UnavailableError('vault store write failed', { cause: m.reason }));
+        } else {
+          // SQLite's own words ("database or disk is full", "attempt to write a readonly
+          // database"): what the operator's log needs, and never a value of the record.
+          const cause = new Error(m.reason ?? 'unknown');
+          p.reject(new UnavailableError('vault store write failed', { cause }));
+        }
       }
     });
     const die = (e: Error): void => {
