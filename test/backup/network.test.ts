@@ -423,6 +423,51 @@ describe(
       assert.equal(events.length, 0, 'never retried');
     });
 
+    // A phone's or a cloud drive's disk fills up mid-backup. The SDK called without any
+    // network option (the store used as given) said UNAVAILABLE — "try again later" — for
+    // it; the kept snapshot must stay whole, and the next backup, once there is room,
+    // takes up the packs already stored.
+    it('a disk that fills up mid-backup: DISK_FULL, the repository intact, the next backup resumes', async (t) => {
+      const mnt = join(dir, 'fills');
+      await mkdir(mnt);
+      if (!mountTmpfs(mnt, '6m')) return t.skip('mount -t tmpfs is not allowed here');
+      mounts.push(mnt);
+      const src = join(dir, 'fills-src');
+      await mkdir(src);
+      await writeFile(join(src, 'first.bin'), randomBytes(MiB));
+      const access = {
+        rollbackProtection: false as const,
+        storage: new LocalStorage(join(mnt, 'repo')),
+        backupKey: generateBackupKey(),
+        packSize: 256 * KiB,
+      };
+      const first = await backup({ ...access, init: true, source: src });
+      const kept = join(dir, 'fills-kept');
+      await mkdir(kept);
+      execFileSync('cp', ['-a', join(src, 'first.bin'), kept]);
+      for (let i = 0; i < 8; i++) await writeFile(join(src, `more-${i}.bin`), randomBytes(MiB));
+      await assert.rejects(backup({ ...access, source: src }), (e: unknown) => {
+        assert.ok(hasCode(e, 'DISK_FULL'), String(e));
+        assert.match((e as Error).message, /no space left on the disk holding \/.*\(ENOSPC\)/);
+        return true;
+      });
+      const c = await check(access);
+      assert.equal(c.ok, true, JSON.stringify(c.problems));
+      assert.equal(c.snapshots, 1);
+      const out = join(dir, 'fills-out');
+      await restore({ ...access, target: out, snapshotId: first.snapshotId });
+      await assertSameTree(kept, out);
+      // Room again (the drive was cleaned up): the packs already stored are not sent again.
+      execFileSync('mount', ['-o', 'remount,size=40m', mnt]);
+      const again = await backup({ ...access, source: src });
+      assert.ok(again.resumed.packs > 0, JSON.stringify(again.resumed));
+      assert.ok(again.bytesStoredNew < 8 * MiB - again.resumed.bytes + MiB);
+      assert.equal((await check(access)).ok, true);
+      const out2 = join(dir, 'fills-out2');
+      await restore({ ...access, target: out2 });
+      await assertSameTree(src, out2);
+    });
+
     it('a read-only disk fails at once with READ_ONLY', async (t) => {
       const mnt = join(dir, 'ro');
       await mkdir(mnt);

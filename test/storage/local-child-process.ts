@@ -37,8 +37,11 @@ async function probe(root: string): Promise<void> {
       }
       result[label] = { code: 'ok', message: '' };
     } catch (error) {
-      const cause =
-        error instanceof Error ? (error.cause as { code?: string } | undefined) : undefined;
+      // The system error at the end of the cause chain.
+      let cause: { code?: string; cause?: unknown } | undefined;
+      for (let c: unknown = error; c instanceof Error; c = c.cause) {
+        if (!(c instanceof BackvaultError)) cause = c as { code?: string };
+      }
       result[label] = {
         code: error instanceof BackvaultError ? error.code : String(error),
         message: error instanceof Error ? error.message : '',

@@ -122,7 +122,7 @@ describe('LocalStorage', () => {
     if (!existsSync('/proc/1')) return t.skip('no /proc');
     const s = new LocalStorage('/proc/1/backvault-repo');
     const started = performance.now();
-    await assert.rejects(s.put('data/ab/abcd', randomData(1)), UnavailableError);
+    await assert.rejects(s.put('data/ab/abcd', randomData(1)), { code: 'PERMISSION_DENIED' });
     assert.ok(performance.now() - started < 2000, 'settled at once');
     // Folders that are missing are still made, several levels deep.
     const deep = new LocalStorage(path.join(dir, 'a', 'b', 'c'));
@@ -130,7 +130,7 @@ describe('LocalStorage', () => {
     assert.equal((await deep.get('data/ab/abcd')).length, 10);
   });
 
-  it('maps permission errors to UNAVAILABLE with the errno, never data, in the message', async () => {
+  it('maps permission errors to PERMISSION_DENIED with the errno, never data, in the message', async () => {
     const base = await tempDir();
     await chmod(base, 0o755); // let an unprivileged child reach the tree
     const root = path.join(base, 'repo');
@@ -163,7 +163,7 @@ describe('LocalStorage', () => {
       for (const op of ['put', 'get', 'getRange', 'stat', 'list', 'delete']) {
         const r = result[op];
         assert.ok(r, op);
-        assert.equal(r.code, 'UNAVAILABLE', `${op}: ${JSON.stringify(r)}`);
+        assert.equal(r.code, 'PERMISSION_DENIED', `${op}: ${JSON.stringify(r)}`);
         assert.equal(r.cause, 'EACCES', op);
         assert.match(r.message, /EACCES/);
         assert.doesNotMatch(r.message, /SECRET/);

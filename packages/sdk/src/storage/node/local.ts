@@ -30,6 +30,7 @@ import {
   signalView,
   type Storage,
 } from '../storage.js';
+import { classifyStoreFailure } from '../failure.js';
 
 /** Start of every temp file name; `~` is outside the object-name alphabet. */
 export const TEMP_PREFIX = '~bvtmp-';
@@ -80,8 +81,9 @@ export class LocalStorage implements Storage {
 
   /**
    * Atomically and durably store `data` as `name` (see the module comment).
-   * @throws UnavailableError when the file system fails (EACCES, ENOSPC, EIO, EROFS, …);
-   *   the errno code is in the message and the system error is the `cause`.
+   * @throws DiskFullError (ENOSPC, EDQUOT), ReadOnlyError (EROFS), PermissionDeniedError
+   *   (EACCES, EPERM); UnavailableError when the file system fails otherwise (EIO, …). The
+   *   errno code is in the message and the system error is the `cause`.
    * @throws TypeError on an invalid object name.
    */
   async put(name: string, data: Uint8Array): Promise<void> {
@@ -309,9 +311,14 @@ export class LocalStorage implements Storage {
     const code = errnoCode(error);
     // Only system errors mean "the store failed"; anything else is a bug to surface as is.
     if (code === undefined) return error instanceof Error ? error : new Error(String(error));
-    return new UnavailableError(`cannot ${action} ${name} in ${this.location}: ${code}`, {
+    const failed = new UnavailableError(`cannot ${action} ${name} in ${this.location}: ${code}`, {
       cause: error,
     });
+    // A full, read-only or refused disk says so here already, not only under the retry
+    // wrapper: an SDK call without network options uses this store as given, and its
+    // caller must not read "unavailable, try later" for a disk that is full.
+    const verdict = classifyStoreFailure(failed, this.location);
+    return verdict.retry ? failed : (verdict.error as Error);
   }
 }
 
