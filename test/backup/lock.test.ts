@@ -11,10 +11,10 @@ import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, listSnapshots, prune } from '#sdk/backup/index.js';
+import { backup, check, forget, listSnapshots, prune, restore } from '#sdk/backup/index.js';
 import {
   KEY_SLOTS_LOCK_OP,
   LOCK_REFRESH_MS,
@@ -272,6 +272,51 @@ describe('repository locks', () => {
         hasCode(e, 'CORRUPT') &&
         String((e as Error).message + (e as { object?: string }).object).includes(bogus),
     );
+  });
+
+  it('a prune that lost its lock before deleting deletes nothing, and a backup that took over keeps its data', async () => {
+    // A prune stopped (a suspended laptop) until its lock went stale; another device's
+    // backup cleared the lock, deduplicated against data this prune had planned to free and
+    // committed. The prune wakes up: deleting now would take that snapshot's data with it.
+    const src = join(dir, `lost${n++}`);
+    await mkdir(src);
+    const storage = new MemoryStorage();
+    const statePath = join(dir, `lost-state${n}.json`);
+    const photo = randomBytes(300_000);
+    await writeFile(join(src, 'photo.jpg'), photo);
+    const access = { storage, backupKey: key, statePath };
+    await backup({ init: true, ...access, source: src, workers: 1 });
+    await rm(join(src, 'photo.jpg'));
+    await writeFile(join(src, 'note.txt'), 'only this now');
+    await backup({ ...access, source: src, workers: 1 });
+    // The first snapshot is forgotten: its photo is now data no snapshot uses.
+    await forget({ ...access, policy: { last: 1 } });
+
+    const other = join(dir, `lost-other${n}`);
+    await mkdir(other);
+    await writeFile(join(other, 'photo.jpg'), photo);
+    const otherAccess = { storage, backupKey: key, statePath: join(dir, `lost-other${n}.json`) };
+    let tookOver = false;
+    const sleepy: typeof storage = Object.create(storage) as typeof storage;
+    sleepy.put = async (name, data) => {
+      if (name.startsWith('index/') && !tookOver) {
+        tookOver = true;
+        // The other device finds the prune's lock stale and clears it, then backs up.
+        const repo = await openRepository(otherAccess);
+        for (const l of await listLocks(repo)) await storage.delete(l.name);
+        await backup({ ...otherAccess, source: other, workers: 1, hostname: 'laptop' });
+      }
+      return storage.put(name, data);
+    };
+    await assert.rejects(prune({ ...access, storage: sleepy }), (e) => hasCode(e, 'CONFLICT'));
+    assert.ok(tookOver, 'the prune wrote no index: the test proves nothing');
+    const out = join(dir, `lost-out${n}`);
+    await restore({ ...otherAccess, target: out });
+    assert.deepEqual(await readFile(join(out, 'photo.jpg')), photo);
+    assert.deepEqual((await check(otherAccess)).problems, []);
+    // Run again with the lock held, it frees nothing the new snapshot uses.
+    await prune(otherAccess);
+    assert.deepEqual((await check(otherAccess)).problems, []);
   });
 
   describe('with the real CLI and a local store', () => {

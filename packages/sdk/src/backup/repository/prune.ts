@@ -11,13 +11,19 @@
  *
  * Prune refuses to run on a repository whose chain, index or trees fail verification (it
  * would otherwise delete what it cannot see), and while a backup of the same repository
- * holds its lock (that backup's new packs are not yet indexed): see lock.ts.
+ * holds its lock (that backup's new packs are not yet indexed): see lock.ts. Before each
+ * deletion it checks that its lock is still held (RepoLock.assertHeld), as forget does: a
+ * prune stopped long enough for its lock to go stale (a suspended laptop) may wake up after
+ * another device's backup cleared the lock and committed a snapshot that deduplicated
+ * against blobs this prune had planned to free; deleting them then loses that snapshot's
+ * data (test/backup/lock.test.ts).
  */
 import { throwIfAborted } from '../../errors.js';
 import { ObjectKind, fromHex, packName, toHex, type IndexPack } from '../../format/index.js';
 import type { Progress, PruneResult, RepoAccess } from '../api.js';
 import { openBlob } from './blob-codec.js';
 import { loadIndex, storeIndex } from './indexes.js';
+import type { RepoLock } from './lock.js';
 import { PackWriter } from './pack-writer.js';
 import { readPackHeader, readSealedBlob } from './packs.js';
 import { listPacks, type IndexedBlob, type Repo } from './repository.js';
@@ -30,12 +36,14 @@ const TEMP_MIN_AGE_MS = 60_000;
 /**
  * {@link prune} for a caller that already holds the repository's exclusive lock (forget
  * with `--prune` runs it under its own lock, so no backup can slip in between).
+ * @param lock the caller's exclusive lock: checked before every deletion.
  * @param started `performance.now()` at the start, for `seconds`.
- * @throws as {@link prune}, except ConflictError.
+ * @throws as {@link prune}; ConflictError when the lock was lost (before the next deletion).
  */
 export async function pruneLocked(
   opts: RepoAccess & { onProgress?: (p: Progress) => void },
   repo: Repo,
+  lock: RepoLock,
   started: number,
 ): Promise<PruneResult> {
   // Strict: a snapshot object that cannot be read must not lose its data to this prune.
@@ -112,16 +120,19 @@ export async function pruneLocked(
     deletePacks.length === 0 && packsRepacked === 0 && index.indexNames.length <= 1;
   if (!nothingToDo) {
     const { name: newName } = await storeIndex(repo, newPacks);
-    // Abort: checked before every deletion (a delete is still sent after an abort, for a
-    // lock's removal). Stopping between any two steps is safe: see the module comment.
+    // Abort and the lock: checked before every deletion (a delete is still sent after an
+    // abort, for a lock's removal). Stopping between any two steps is safe: see the module
+    // comment. A lost lock means another holder may already rely on what we would delete.
     for (const name of index.indexNames) {
       throwIfAborted(signal);
       if (name === newName) continue;
+      await lock.assertHeld();
       await repo.storage.delete(name);
       indexesDeleted += 1;
     }
     for (const id of deletePacks) {
       throwIfAborted(signal);
+      await lock.assertHeld();
       await repo.storage.delete(packName(id));
       bytesFreed += sizes.get(id) as number;
     }
@@ -129,6 +140,8 @@ export async function pruneLocked(
   // Leftovers of interrupted writes (temp files, unfinished uploads). Under the exclusive
   // lock no backup of this repository writes; the age margin spares a write of our own
   // (a lock refresh) and one of a process that lost its lock.
+  // (A new holder's uploads in progress would be among them: the lock is checked first.)
+  if (repo.storage.cleanupTemp) await lock.assertHeld();
   const tempRemoved = (await repo.storage.cleanupTemp?.(TEMP_MIN_AGE_MS)) ?? 0;
   opts.onProgress?.({ phase: 'prune', bytesDone: bytesFreed, filesDone: deletePacks.length });
   return {
