@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, check, forget, listSnapshots, prune, restore } from '#sdk/backup/index.js';
@@ -25,7 +26,15 @@ import {
 } from '#sdk/backup/repository/lock.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
 import { hasCode } from '#sdk/errors.js';
-import { generateBackupKey, packName, toHex } from '#sdk/format/index.js';
+import {
+  ObjectKind,
+  generateBackupKey,
+  objectAd,
+  packName,
+  toHex,
+  utf8,
+} from '#sdk/format/index.js';
+import { seal } from '#sdk/backup/repository/keys.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { MAIN_JS } from '../cli/cli-harness.js';
 import { removeDir, tempDir } from './helpers.js';
@@ -203,6 +212,39 @@ describe('repository locks', () => {
       hasCode(e, 'CONFLICT'),
     );
     await other.release();
+  });
+
+  it('a fresh lock of another machine or container with this host name is respected though its pid is dead here', async () => {
+    // Host names are not unique: two Raspberry Pis both `raspberrypi`, a container run with
+    // the host's network (its name) but its own pids. Such a lock's pid says nothing here;
+    // judging it dead let a prune run beside that backup. Written as another machine
+    // writes it: the same host name, a pid that does not exist here, its own pid space.
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const plain = JSON.stringify({
+      v: 1,
+      op: 'backup',
+      exclusive: true,
+      host: hostname(),
+      pid: deadPid(),
+      time: Date.now(),
+      pidSpace: 'another-boot/pid:[4026531836]',
+    });
+    const name = `locks/${'cd'.repeat(32)}`;
+    await storage.put(
+      name,
+      seal(repo.keys.meta, objectAd(ObjectKind.LOCK, repo.keys.repoId), utf8(plain)),
+    );
+    const before = snapshotOf(storage);
+    await assert.rejects(prune({ storage, backupKey: key, statePath }), (e) =>
+      hasCode(e, 'CONFLICT'),
+    );
+    assert.deepEqual(snapshotOf(storage), before, 'the prune changed the store');
+    // Not refreshed for 30 minutes, it is stale like any other.
+    const later = Date.now() + LOCK_STALE_MS + 60_000;
+    const l = await RepoLock.acquire(repo, 'prune', true, { now: () => later });
+    await l.release();
+    assert.deepEqual(await listLocks(repo), []);
   });
 
   it('a holder whose lock was cleared or went unrefreshed refuses to commit', async () => {
