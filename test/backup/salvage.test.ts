@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, restore } from '#sdk/backup/index.js';
+import { backup, check, prune, restore } from '#sdk/backup/index.js';
 import { loadChain } from '#sdk/backup/repository/snapshots.js';
 import { loadIndex } from '#sdk/backup/repository/indexes.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
@@ -243,5 +243,70 @@ describe('salvage: damage stays local', () => {
       (e: unknown) => hasCode(e, 'NOT_FOUND'),
     );
     await assert.rejects(readdir(join(dir, 'none')), /ENOENT/);
+  });
+});
+
+describe('salvage: a damaged index object', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir('bv-salvage-index-');
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it('costs nothing: --partial restores every file, backups go on, prune repairs it', async () => {
+    // Every pack is intact and names its blobs in its authenticated header; only the index
+    // object that lists them is damaged (a flipped bit in the cloud). Restore --partial
+    // refused everything, check called every blob missing, and every later backup failed.
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'chat');
+    await mkdir(join(src, 'media'), { recursive: true });
+    for (let i = 0; i < 4; i++)
+      await writeFile(join(src, 'media', `IMG_${i}.jpg`), randomBytes(80_000 + i));
+    await backup({ ...access, source: src, workers: 1, init: true });
+    const [damaged] = [...storage.raw().keys()].filter((k) => k.startsWith('index/'));
+    await writeFile(join(src, 'notes.txt'), 'a second snapshot\n');
+    await backup({ ...access, source: src, workers: 1 });
+    const expected = await filesUnder(src);
+    const bytes = storage.raw().get(damaged as string) as Uint8Array;
+    const flipped = bytes.slice();
+    flipped[40] = (flipped[40] as number) ^ 1;
+    storage.raw().set(damaged as string, flipped);
+
+    // Without --partial: CORRUPT, as for any damaged object a restore meets, saying that
+    // --partial exists.
+    await assert.rejects(
+      restore({ ...access, target: join(dir, 'strict'), workers: 1 }),
+      (e) => hasCode(e, 'CORRUPT') && /partial/.test((e as { hint: string }).hint),
+    );
+    const r = await restore({ ...access, target: join(dir, 'partial'), workers: 1, partial: true });
+    assert.deepEqual(r.damaged, []);
+    assert.ok(
+      r.warnings.some((w) => w.includes(damaged as string)),
+      JSON.stringify(r.warnings),
+    );
+    assert.deepEqual(await filesUnder(join(dir, 'partial')), expected);
+    // check names the damaged object, and only it: every blob is still readable.
+    const c = await check({ ...access, workers: 1 });
+    assert.deepEqual(
+      c.problems.map((p) => [p.code, p.object]),
+      [['CORRUPT', damaged]],
+    );
+
+    await writeFile(join(src, 'notes.txt'), 'a third snapshot\n');
+    const b = await backup({ ...access, source: src, workers: 1 });
+    assert.ok(
+      b.warnings.some((w) => w.includes(damaged as string)),
+      JSON.stringify(b.warnings),
+    );
+    await prune(access);
+    assert.ok(!storage.raw().has(damaged as string), 'prune kept the damaged index');
+    assert.deepEqual((await check({ ...access, workers: 1 })).problems, []);
+    const t = join(dir, 'after');
+    await restore({ ...access, target: t, workers: 1 });
+    assert.deepEqual(await filesUnder(t), await filesUnder(src));
   });
 });

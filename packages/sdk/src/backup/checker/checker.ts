@@ -19,7 +19,7 @@ import type { CheckOptions, CheckProblem, CheckResult } from '../api.js';
 import { sha256Hex } from '../repository/keys.js';
 import { enginePlatform } from '../platform/current.js';
 import { startPool } from '../workers/start.js';
-import { listAll, openRepository } from '../repository/repository.js';
+import { listAll, listPacks, openRepository } from '../repository/repository.js';
 import { loadIndex } from '../repository/indexes.js';
 import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/snapshots.js';
 import { readPackHeader, readTree } from '../repository/packs.js';
@@ -72,7 +72,13 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
   problems.push(...chainProblems);
   const notes = chainNoteWarnings(chainNotes, { gaps: true });
-  const index = await loadIndex(repo, add);
+  // A damaged index object is reported (CORRUPT) and its packs read by their headers, so
+  // that blobs still readable are not called missing.
+  const index = await loadIndex(repo, add, {
+    stored: await listPacks(repo.storage),
+    lost: 'demote',
+    skipDamaged: true,
+  });
 
   // Snapshots oldest first, so each problem names the first snapshot that needs the object.
   const bySeq = [...snaps].sort((a, b) => a.snap.seq - b.snap.seq);

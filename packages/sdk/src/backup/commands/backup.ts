@@ -26,7 +26,12 @@ import type { DatabaseCapture } from '../archiver/databases.js';
 import { ExcludeSet } from '../archiver/exclude.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { EngineFiles, EntryInfo } from '../platform/types.js';
-import { loadIndex, storeIndex, type EncodedIndexPack } from '../repository/indexes.js';
+import {
+  damagedIndexWarning,
+  loadIndex,
+  storeIndex,
+  type EncodedIndexPack,
+} from '../repository/indexes.js';
 import { deriveRepoKeys, randomBytes } from '../repository/keys.js';
 import { PACK_TARGET } from '../repository/pack-builder.js';
 import { RepoLock } from '../repository/lock.js';
@@ -224,6 +229,9 @@ async function backupLocked(
     stored: await listPacks(repo.storage),
     lost: 'drop',
     adoptOrphans: true,
+    // A damaged index object stopped every later backup; its packs are adopted by their
+    // headers like a stopped backup's and listed again in this backup's index.
+    skipDamaged: true,
   });
   const host = opts.hostname ?? enginePlatform().host.hostname();
   const head = chain[chain.length - 1];
@@ -282,6 +290,14 @@ async function backupLocked(
       else signal.addEventListener('abort', stopOnAbort, { once: true });
     }
 
+    if (index.damagedIndexes.length > 0) {
+      run.warn(
+        damagedIndexWarning(
+          index.damagedIndexes,
+          "this backup's index lists them again, and `prune()` removes the damaged object",
+        ),
+      );
+    }
     if (index.lostPacks.length > 0) {
       run.warn(
         `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (\`check()\` tells what else is affected)`,

@@ -51,7 +51,15 @@ export async function pruneLocked(
   // Listed before the index is read: a blob a later backup stored again (its first pack was
   // lost) is then kept from its new pack, and the lost pack drops out of the new index.
   const sizes = await listPacks(repo.storage);
-  const index = await loadIndex(repo, undefined, { stored: sizes, lost: 'demote' });
+  // A damaged index object is skipped, its packs adopted by their authenticated headers:
+  // the new index then lists every used blob, and the damaged object is deleted with the
+  // old indexes. A used blob that no index and no pack header names still stops the prune
+  // (the tree walk below: MISSING_OBJECT) before anything is deleted.
+  const index = await loadIndex(repo, undefined, {
+    stored: sizes,
+    lost: 'demote',
+    skipDamaged: true,
+  });
 
   const used = new Set<string>();
   await walkTrees(
@@ -117,13 +125,17 @@ export async function pruneLocked(
   let indexesDeleted = 0;
   let bytesFreed = 0;
   const nothingToDo =
-    deletePacks.length === 0 && packsRepacked === 0 && index.indexNames.length <= 1;
+    deletePacks.length === 0 &&
+    packsRepacked === 0 &&
+    index.indexNames.length <= 1 &&
+    index.damagedIndexes.length === 0 &&
+    index.adopted.length === 0;
   if (!nothingToDo) {
     const { name: newName } = await storeIndex(repo, newPacks);
     // Abort and the lock: checked before every deletion (a delete is still sent after an
     // abort, for a lock's removal). Stopping between any two steps is safe: see the module
     // comment. A lost lock means another holder may already rely on what we would delete.
-    for (const name of index.indexNames) {
+    for (const name of [...index.indexNames, ...index.damagedIndexes]) {
       throwIfAborted(signal);
       if (name === newName) continue;
       await lock.assertHeld();
