@@ -304,16 +304,35 @@ describe('repository locks', () => {
     assert.deepEqual(await listLocks(repo), []);
   });
 
-  it('an object under locks/ that is not our lock is CORRUPT, naming it', async () => {
+  it('an object under locks/ that is not our lock is CORRUPT, naming it; check finds it and the error says what to do', async () => {
+    // Every backup, prune and forget fails on it, while `check`, which the error pointed
+    // to, said the repository was sound: the user had no way forward. (A cloud drive's
+    // sync client leaves such objects: an empty placeholder, a "conflicted copy".)
     const { storage, statePath } = await repoWithGarbage();
-    const bogus = `locks/${'ab'.repeat(32)}`;
-    await storage.put(bogus, randomBytes(64));
-    await assert.rejects(
-      prune({ storage, backupKey: key, statePath }),
-      (e) =>
-        hasCode(e, 'CORRUPT') &&
-        String((e as Error).message + (e as { object?: string }).object).includes(bogus),
+    const access = { storage, backupKey: key, statePath };
+    const bogus = [
+      `locks/${'ab'.repeat(32)}`,
+      `locks/${'cd'.repeat(32)}`,
+      `locks/${'ef'.repeat(32)}-conflicted-copy`,
+    ];
+    await storage.put(bogus[0] as string, randomBytes(64));
+    await storage.put(bogus[1] as string, new Uint8Array(0));
+    await storage.put(bogus[2] as string, randomBytes(64));
+    await assert.rejects(prune(access), (e) => {
+      assert.ok(hasCode(e, 'CORRUPT'), String(e));
+      const o = (e as { object?: string }).object as string;
+      assert.ok(bogus.includes(o) && (e as Error).message.includes(o), String(e));
+      assert.match((e as { hint: string }).hint, /delete/);
+      return true;
+    });
+    const c = await check({ ...access, readData: false });
+    assert.deepEqual(
+      // (The fixture's orphan pack of random bytes is a problem of its own.)
+      c.problems.filter((p) => p.object.startsWith('locks/')).map((p) => [p.code, p.object]),
+      bogus.map((b) => ['CORRUPT', b]),
     );
+    for (const b of bogus) await storage.delete(b);
+    await prune(access);
   });
 
   it('a prune that lost its lock before deleting deletes nothing, and a backup that took over keeps its data', async () => {

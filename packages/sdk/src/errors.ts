@@ -22,6 +22,8 @@ export const HINTS = {
   corrupt:
     'The store altered or damaged this data. Run `check()` to see what is affected; restore an older snapshot if needed.',
   missing: 'The store lost or deleted data. Run `check()` to see what is affected.',
+  damagedLock:
+    'This object under `locks/` is not a lock written with this key (damaged, or left by another program such as a sync client). Backups, prunes and forgets refuse to run beside an object they cannot read. If no operation of any version runs on this repository, delete that object from the store; `check()` lists every such object.',
   rollback:
     'The store is serving an old copy of the backup. Do not trust it; contact your storage provider.',
   noRepository:

@@ -15,6 +15,8 @@ export const CLI_HINTS: Readonly<Record<keyof typeof HINTS, string>> = {
   corrupt:
     'The store altered or damaged this data. Run `backvault check`; restore an older snapshot if needed.',
   missing: 'The store lost or deleted data. Run `backvault check` to see what is affected.',
+  damagedLock:
+    'This object under locks/ is not a lock written with this key (damaged, or left by another program such as a sync client). Backups, prunes and forgets refuse to run beside an object they cannot read. If no backvault command of any version runs on this repository, delete that object from the store (a local repository: the file REPO/locks/NAME); `backvault check` lists every such object.',
   rollback:
     'The store is serving an old copy of the backup. Do not trust it; contact your storage provider. If you know why, accept its latest snapshot with `backvault accept-rollback --snapshot SEQ`.',
   noRepository:

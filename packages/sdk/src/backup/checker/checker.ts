@@ -25,6 +25,7 @@ import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/sna
 import { readPackHeader, readTree } from '../repository/packs.js';
 import { readSeenHead, recordSeenHead } from '../repository/state.js';
 import { walkTrees } from '../repository/tree-walk.js';
+import { lockProblems } from '../repository/lock.js';
 import type { BlobIndex } from '../repository/indexes.js';
 import type { LoadedSnapshot } from '../repository/snapshots.js';
 import type { Repo } from '../repository/repository.js';
@@ -74,6 +75,8 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   const notes = chainNoteWarnings(chainNotes, { gaps: true });
   // A damaged index object is reported (CORRUPT) and its packs read by their headers, so
   // that blobs still readable are not called missing.
+  // Objects under locks/ that no backup, prune or forget can read: each stops them all.
+  problems.push(...(await lockProblems(repo)));
   const index = await loadIndex(repo, add, {
     stored: await listPacks(repo.storage),
     lost: 'demote',

@@ -34,7 +34,8 @@
  * must be less than LOCK_SELF_STALE_MS ago by its own wall clock. The gap between the two
  * limits (10 minutes) is the clock skew between devices this tolerates.
  */
-import { ConflictError, CorruptBackupError, MissingObjectError } from '../../errors.js';
+import { ConflictError, CorruptBackupError, HINTS, MissingObjectError } from '../../errors.js';
+import type { CheckProblem } from '../api.js';
 import { ObjectKind, PREFIX, objectAd, toHex } from '../../format/index.js';
 import { enginePlatform } from '../platform/current.js';
 import { open, randomBytes, seal } from './keys.js';
@@ -302,10 +303,26 @@ export class RepoLock {
   }
 }
 
-/** Every lock in the repository, opened and decoded. */
+/**
+ * Every lock in the repository, opened and decoded.
+ * @throws CorruptBackupError naming an object under `locks/` that is not a lock written
+ *   with this key, with the hint that says how to clear it ({@link lockProblems} lists all).
+ */
 export async function listLocks(repo: LockedRepo): Promise<{ name: string; info: LockInfo }[]> {
   const out: { name: string; info: LockInfo }[] = [];
   for await (const o of repo.storage.list(PREFIX.locks)) {
+    const info = await readLock(repo, o);
+    if (info) out.push({ name: o.name, info });
+  }
+  return out;
+}
+
+/** One listed lock object, opened and decoded; undefined when it vanished meanwhile. */
+async function readLock(
+  repo: LockedRepo,
+  o: { name: string; size: number },
+): Promise<LockInfo | undefined> {
+  try {
     if (!/^locks\/[0-9a-f]{64}$/.test(o.name) || o.size > LOCK_MAX_BYTES) {
       throw new CorruptBackupError('not a lock', o.name);
     }
@@ -313,11 +330,36 @@ export async function listLocks(repo: LockedRepo): Promise<{ name: string; info:
     try {
       sealed = await repo.storage.get(o.name);
     } catch (e) {
-      if (e instanceof MissingObjectError) continue; // released meanwhile
+      if (e instanceof MissingObjectError) return undefined; // released meanwhile
       throw e;
     }
     const plain = open(repo.keys.meta, objectAd(ObjectKind.LOCK, repo.keys.repoId), sealed, o.name);
-    out.push({ name: o.name, info: decodeLock(plain, o.name) });
+    return decodeLock(plain, o.name);
+  } catch (e) {
+    // Every backup, prune and forget stops here until the object is gone: say how.
+    if (e instanceof CorruptBackupError) (e as { hint: string }).hint = HINTS.damagedLock;
+    throw e;
+  }
+}
+
+/**
+ * For `check`: every object under `locks/` that is not a lock written with this key (each
+ * makes every backup, prune and forget fail with CORRUPT until it is deleted).
+ * @throws UnavailableError from the store.
+ */
+export async function lockProblems(repo: LockedRepo): Promise<CheckProblem[]> {
+  const out: CheckProblem[] = [];
+  for await (const o of repo.storage.list(PREFIX.locks)) {
+    try {
+      await readLock(repo, o);
+    } catch (e) {
+      if (!(e instanceof CorruptBackupError)) throw e;
+      out.push({
+        code: 'CORRUPT',
+        object: o.name,
+        message: `${e.message}: every backup, prune and forget refuses to run until it is deleted`,
+      });
+    }
   }
   return out;
 }
