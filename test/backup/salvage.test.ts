@@ -6,16 +6,17 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, prune, restore } from '#sdk/backup/index.js';
+import { backup, check, forget, prune, restore } from '#sdk/backup/index.js';
+import { readTree } from '#sdk/backup/repository/packs.js';
 import { loadChain } from '#sdk/backup/repository/snapshots.js';
 import { loadIndex } from '#sdk/backup/repository/indexes.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
 import { hasCode } from '#sdk/errors.js';
-import { ObjectKind, generateBackupKey, toHex } from '#sdk/format/index.js';
+import { ObjectKind, generateBackupKey, packName, toHex } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
@@ -308,5 +309,74 @@ describe('salvage: a damaged index object', () => {
     const t = join(dir, 'after');
     await restore({ ...access, target: t, workers: 1 });
     assert.deepEqual(await filesUnder(t), await filesUnder(src));
+  });
+});
+
+describe('salvage: prune over a damaged pack', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir('bv-salvage-prune-');
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it('frees the rest and leaves the damaged pack as it was (it refused everything, for good)', async () => {
+    // A flipped bit in a used blob of a pack that also holds unused ones: prune's repack
+    // verified it and refused the whole prune, and so did every later one (the device's
+    // forget --prune after each backup), while the store only grew.
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'chat');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'kept.jpg'), randomBytes(150_000));
+    await writeFile(join(src, 'gone.jpg'), randomBytes(150_000));
+    await backup({ ...access, source: src, workers: 1, init: true });
+    await rm(join(src, 'gone.jpg'));
+    await writeFile(join(src, 'new.jpg'), randomBytes(150_000));
+    await backup({ ...access, source: src, workers: 1 });
+    await forget({ ...access, policy: { last: 1 } });
+    // The pack of the first backup now holds kept.jpg (used) and gone.jpg (not): flip a
+    // byte inside kept.jpg's blob.
+    const repo = await openRepository(access);
+    const [head] = await loadChain(repo);
+    const index = await loadIndex(repo);
+    const entries = await readTree(repo, index, head?.snap.rootTree as Uint8Array);
+    const kept = entries.find((e) => e.name === 'kept.jpg') as { chunks: Uint8Array[] };
+    const at = index.blobs.get(kept.chunks[0] as Uint8Array, ObjectKind.DATA_BLOB);
+    assert.ok(at);
+    const name = packName(at.packId);
+    const pack = (storage.raw().get(name) as Uint8Array).slice();
+    pack[at.entry.offset + 40] = (pack[at.entry.offset + 40] as number) ^ 1;
+    storage.raw().set(name, pack);
+    // Leftovers prune must still free: a pack no index names.
+    const orphan = randomBytes(5000);
+    const orphanName = packName(createHash('sha256').update(orphan).digest('hex'));
+    await storage.put(orphanName, orphan);
+
+    const problems = async (): Promise<string[]> =>
+      (await check({ ...access, workers: 1 })).problems
+        .map((p) => `${p.code} ${p.object}`)
+        .filter((p) => !p.endsWith(orphanName))
+        .sort();
+    const before = await problems();
+    assert.ok(before.includes(`CORRUPT ${name}`), before.join('; '));
+    const r = await prune(access);
+    assert.deepEqual(r.damagedPacks, [name]);
+    assert.ok(!storage.raw().has(orphanName), 'prune freed nothing');
+    assert.ok(storage.raw().has(name), 'prune deleted the damaged pack');
+    // No worse: the same damage, the same salvage.
+    assert.deepEqual(await problems(), before);
+    const t = join(dir, 'partial');
+    const res = await restore({ ...access, target: t, workers: 1, partial: true });
+    assert.deepEqual(
+      res.damaged.map((d) => d.path),
+      ['kept.jpg'],
+    );
+    assert.deepEqual(await readFile(join(t, 'new.jpg')), await readFile(join(src, 'new.jpg')));
+    // A second prune finds the same and changes nothing.
+    const again = await prune(access);
+    assert.deepEqual([again.packsDeleted, again.packsRepacked, again.damagedPacks], [0, 0, [name]]);
   });
 });

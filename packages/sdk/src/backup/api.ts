@@ -293,6 +293,12 @@ export interface PruneResult {
   /** Packs rewritten because they held both used and unused blobs. */
   packsRepacked: number;
   /**
+   * Packs (object names) that prune would have rewritten but left exactly as they were,
+   * because a blob a snapshot uses fails verification there or the pack is gone: nothing
+   * gets worse, and `check()` names what they cost.
+   */
+  damagedPacks: string[];
+  /**
    * Leftovers of interrupted writes removed (temporary files, unfinished uploads older than
    * a minute).
    */

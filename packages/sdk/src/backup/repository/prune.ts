@@ -9,8 +9,10 @@
  * valid objects; after (3), packs not in any index, which the next prune deletes. At no
  * point does a snapshot name a blob that no durable index can find.
  *
- * Prune refuses to run on a repository whose chain, index or trees fail verification (it
- * would otherwise delete what it cannot see), and while a backup of the same repository
+ * Prune refuses to run on a repository whose chain or trees fail verification (it would
+ * otherwise delete what it cannot see); a damaged index object is replaced (its packs are
+ * read by their headers), and a pack holding a damaged data blob a snapshot uses is left
+ * as it was (see the repack loop), and while a backup of the same repository
  * holds its lock (that backup's new packs are not yet indexed): see lock.ts. Before each
  * deletion it checks that its lock is still held (RepoLock.assertHeld), as forget does: a
  * prune stopped long enough for its lock to go stale (a suspended laptop) may wake up after
@@ -18,7 +20,7 @@
  * against blobs this prune had planned to free; deleting them then loses that snapshot's
  * data (test/backup/lock.test.ts).
  */
-import { throwIfAborted } from '../../errors.js';
+import { BackvaultError, throwIfAborted } from '../../errors.js';
 import { ObjectKind, fromHex, packName, toHex, type IndexPack } from '../../format/index.js';
 import type { Progress, PruneResult, RepoAccess } from '../api.js';
 import { openBlob } from './blob-codec.js';
@@ -83,13 +85,13 @@ export async function pruneLocked(
   }
 
   const keep: IndexPack[] = [];
-  const repack: IndexedBlob[] = [];
-  let packsRepacked = 0;
+  const repack: { packId: string; used: IndexedBlob[] }[] = [];
   const signal = opts.signal;
   for (const [packId, p] of perPack) {
     throwIfAborted(signal);
     if (p.used.length === 0) continue;
-    // Packs whose header lists more blobs than the index keeps are rewritten too.
+    // Packs whose header lists more blobs than the index keeps are rewritten too, and so
+    // are packs whose header is damaged (their blobs are verified one by one below).
     if (p.used.length === totals.get(packId) && sizes.has(packId)) {
       const headerCount = await countHeader(repo, packId, sizes.get(packId) as number);
       if (headerCount === p.used.length) {
@@ -100,22 +102,43 @@ export async function pruneLocked(
         continue;
       }
     }
-    packsRepacked += 1;
-    repack.push(...p.used);
+    repack.push({ packId, used: p.used });
   }
 
   const writer = new PackWriter(repo.storage, repo.keys);
-  for (const at of repack) {
-    throwIfAborted(signal);
-    const sealed = await readSealedBlob(repo, at);
-    // Verify before copying: never carry corrupt data into a new pack.
-    openBlob(repo.keys, at.entry, sealed, packName(at.packId));
-    await writer.add(at.entry.kind, {
-      id: at.entry.id,
-      compression: at.entry.compression,
-      rawLength: at.entry.rawLength,
-      sealed,
-    });
+  let packsRepacked = 0;
+  const damagedPacks: string[] = [];
+  for (const { packId, used } of repack) {
+    // Verify every used blob of the pack before copying any: never carry corrupt data into
+    // a new pack. A pack with a used blob that fails (or that is gone) stays exactly as it
+    // was, listed as before: refusing the whole prune freed nothing, for good (every later
+    // prune met the same blob), while leaving the pack makes nothing worse — check and
+    // restore --partial see the same damage (test/backup/salvage.test.ts). A pack holds at
+    // most 128 MiB; what the blobs of one are held for is what the writer buffers anyway.
+    const copies: { at: IndexedBlob; sealed: Uint8Array }[] = [];
+    try {
+      for (const at of used) {
+        throwIfAborted(signal);
+        const sealed = await readSealedBlob(repo, at);
+        openBlob(repo.keys, at.entry, sealed, packName(at.packId));
+        copies.push({ at, sealed });
+      }
+    } catch (e) {
+      if (!(e instanceof BackvaultError && (e.code === 'CORRUPT' || e.code === 'MISSING_OBJECT')))
+        throw e;
+      keep.push({ packId: fromHex(packId), blobs: used.map((u) => u.entry) });
+      damagedPacks.push(packName(packId));
+      continue;
+    }
+    for (const { at, sealed } of copies) {
+      await writer.add(at.entry.kind, {
+        id: at.entry.id,
+        compression: at.entry.compression,
+        rawLength: at.entry.rawLength,
+        sealed,
+      });
+    }
+    packsRepacked += 1;
   }
   await writer.flush();
   const newPacks = [...keep, ...writer.packs];
@@ -162,10 +185,17 @@ export async function pruneLocked(
     bytesFreed,
     tempRemoved,
     packsRepacked,
+    damagedPacks,
     seconds: (performance.now() - started) / 1000,
   };
 }
 
 async function countHeader(repo: Repo, packId: string, size: number): Promise<number> {
-  return (await readPackHeader(repo, packName(packId), size)).entries.length;
+  try {
+    return (await readPackHeader(repo, packName(packId), size)).entries.length;
+  } catch (e) {
+    // A damaged header: the pack is repacked, each blob verified on its own.
+    if (e instanceof BackvaultError && e.code === 'CORRUPT') return -1;
+    throw e;
+  }
 }
