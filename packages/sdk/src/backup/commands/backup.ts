@@ -294,7 +294,7 @@ async function backupLocked(
       run.warn(
         damagedIndexWarning(
           index.damagedIndexes,
-          "this backup's index lists them again, and `prune()` removes the damaged object",
+          "this backup's index lists them again, and a prune removes the damaged object",
         ),
       );
     }

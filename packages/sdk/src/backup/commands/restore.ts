@@ -200,7 +200,7 @@ async function restoreTo(opts: RestoreOptions): Promise<RestoreResult> {
     });
     if (index.damagedIndexes.length > 0)
       warnings.push(
-        damagedIndexWarning(index.damagedIndexes, '`prune()` or the next backup repairs it'),
+        damagedIndexWarning(index.damagedIndexes, 'a prune or the next backup repairs it'),
       );
   } catch (e) {
     await pool.then(
