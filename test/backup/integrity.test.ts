@@ -169,6 +169,31 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     );
   });
 
+  it('a damaged snapshot object is named once in the error, whoever reports it', async () => {
+    // The message said "… (snapshots/<id>) (snapshots/<id>)": the problem's message already
+    // named the object, and the error built from it named it again.
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const access = { rollbackProtection: false as const, storage, backupKey: key };
+    const src = await sample(dir);
+    await backup({ ...access, init: true, source: src, workers: 1 });
+    const [name] = names(storage, 'snapshots/');
+    const b = (storage.raw().get(name as string) as Uint8Array).slice();
+    b[40] = (b[40] as number) ^ 1;
+    storage.raw().set(name as string, b);
+    for (const op of [
+      () => restore({ ...access, target: join(dir, `t-${randomBytes(4).toString('hex')}`) }),
+      () => listSnapshots(access),
+      () => restore({ ...access, target: join(dir, 'x'), snapshotId: (name as string).slice(10) }),
+    ]) {
+      await assert.rejects(op(), (e) => {
+        assert.ok(hasCode(e, 'CORRUPT'), String(e));
+        assert.equal((e as Error).message.split(name as string).length, 2, (e as Error).message);
+        return true;
+      });
+    }
+  });
+
   it('a deleted pack is MISSING_OBJECT; a failed restore leaves a forced target untouched', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();

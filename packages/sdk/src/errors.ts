@@ -187,7 +187,9 @@ export class CorruptBackupError extends BackvaultError {
   /** The storage object concerned, if known (a name, never content). */
   readonly object: string | undefined;
   constructor(message: string, object?: string, options?: { cause?: unknown }) {
-    super('CORRUPT', object ? `${message} (${object})` : message, HINTS.corrupt, options);
+    // A message taken from an earlier error (a check problem rethrown) already names it.
+    const named = !object || message.endsWith(` (${object})`);
+    super('CORRUPT', named ? message : `${message} (${object})`, HINTS.corrupt, options);
     this.object = object;
   }
 }
