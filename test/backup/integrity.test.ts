@@ -169,7 +169,7 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     );
   });
 
-  it('a damaged snapshot object is named once in the error, whoever reports it', async () => {
+  it('a damaged snapshot object is named once in the error, whoever reports it, with a way on', async () => {
     // The message said "… (snapshots/<id>) (snapshots/<id>)": the problem's message already
     // named the object, and the error built from it named it again.
     const key = generateBackupKey();
@@ -189,6 +189,8 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
       await assert.rejects(op(), (e) => {
         assert.ok(hasCode(e, 'CORRUPT'), String(e));
         assert.equal((e as Error).message.split(name as string).length, 2, (e as Error).message);
+        // It may be the newest snapshot: "restore an older one" cannot work; say what does.
+        assert.match((e as { hint: string }).hint, /delete that object.*acceptRollback/);
         return true;
       });
     }

@@ -3,7 +3,7 @@
  * back (rollback, forks, gaps), and the notes callers show about damaged older snapshots.
  */
 
-import { CorruptBackupError, MissingObjectError, RollbackError } from '../../errors.js';
+import { CorruptBackupError, HINTS, MissingObjectError, RollbackError } from '../../errors.js';
 import {
   ObjectKind,
   PREFIX,
@@ -202,11 +202,18 @@ export async function loadChainNotes(repo: Repo, strict = false): Promise<Loaded
   const unplaced = damaged.filter((d) => !older.includes(d));
   // A damaged object that may be the head first (it explains an apparent rollback), then
   // rollback problems: they explain the others.
-  throwProblem([
-    ...(strict ? damaged : unplaced),
-    ...problems.filter((p) => p.code === 'ROLLBACK'),
-    ...problems,
-  ]);
+  try {
+    throwProblem([
+      ...(strict ? damaged : unplaced),
+      ...problems.filter((p) => p.code === 'ROLLBACK'),
+      ...problems,
+    ]);
+  } catch (e) {
+    // The generic advice, "restore an older snapshot", is what cannot work here: say how on.
+    if (e instanceof CorruptBackupError && unplaced.some((d) => d.object === e.object))
+      (e as { hint: string }).hint = HINTS.damagedHead;
+    throw e;
+  }
   const head = chain[chain.length - 1];
   if (head && repo.statePath)
     await recordSeenHead(
