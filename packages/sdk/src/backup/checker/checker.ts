@@ -19,7 +19,7 @@ import type { CheckOptions, CheckProblem, CheckResult } from '../api.js';
 import { sha256Hex } from '../repository/keys.js';
 import { enginePlatform } from '../platform/current.js';
 import { startPool } from '../workers/start.js';
-import { listAll, listPacks, openRepository } from '../repository/repository.js';
+import { listAll, openRepository } from '../repository/repository.js';
 import { loadIndex } from '../repository/indexes.js';
 import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/snapshots.js';
 import { readPackHeader, readTree } from '../repository/packs.js';
@@ -73,12 +73,19 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
   problems.push(...chainProblems);
   const notes = chainNoteWarnings(chainNotes, { gaps: true });
-  // A damaged index object is reported (CORRUPT) and its packs read by their headers, so
-  // that blobs still readable are not called missing.
   // Objects under locks/ that no backup, prune or forget can read: each stops them all.
   problems.push(...(await lockProblems(repo)));
+  // One listing of data/, for the index and for the packs checked below. A damaged index
+  // object is reported (CORRUPT) and the packs only it listed are read by their headers, so
+  // that blobs still readable are not called missing.
+  const listed = await listAll(repo.storage, PREFIX.data);
   const index = await loadIndex(repo, add, {
-    stored: await listPacks(repo.storage),
+    stored: new Map(
+      listed.flatMap((o) => {
+        const id = parsePackName(o.name);
+        return id ? [[id, o.size] as const] : [];
+      }),
+    ),
     lost: 'demote',
     skipDamaged: true,
   });
@@ -112,7 +119,6 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     list.push(entry);
     byPack.set(packId, list);
   }
-  const listed = await listAll(repo.storage, PREFIX.data);
   const present = new Set<string>();
   for (const o of listed) {
     const id = parsePackName(o.name);
