@@ -114,6 +114,12 @@ describe('salvage: damage stays local', () => {
         const got = await filesUnder(target);
         for (const [p, bytes] of got)
           assert.deepEqual(bytes, source.get(p), `${pack}: ${p} differs`);
+        // The counts are of what was restored: the CLI printed "N files, all verified" with
+        // the damaged files among the N.
+        assert.equal(r.files, got.size, `${pack}: files counted`);
+        let bytesGot = 0;
+        for (const b of got.values()) bytesGot += b.length;
+        assert.equal(r.bytes, bytesGot, `${pack}: bytes counted`);
         for (const p of source.keys()) {
           if (got.has(p)) continue;
           assert.ok(

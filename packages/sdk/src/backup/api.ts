@@ -209,8 +209,10 @@ export interface RestoreOptions extends RepoAccess {
 export interface RestoreResult {
   snapshotId: string;
   seq: number;
+  /** Files restored (verified and in place); with `partial`, the `damaged` ones are not counted. */
   files: number;
   dirs: number;
+  /** Bytes of the files restored (as `files`). */
   bytes: number;
   /** Paths (relative to the target) that the snapshot does not hold and were kept. */
   kept: string[];

@@ -300,7 +300,7 @@ async function backupLocked(
     }
     if (index.lostPacks.length > 0) {
       run.warn(
-        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (\`check()\` tells what else is affected)`,
+        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (a check tells what else is affected)`,
       );
     }
     const parentRoot = parent ? await run.parentTree(parent.snap.rootTree) : undefined;
