@@ -23,7 +23,7 @@ export const HINTS = {
     'The store altered or damaged this data. Run `check()` to see what is affected; restore an older snapshot if needed.',
   missing: 'The store lost or deleted data. Run `check()` to see what is affected.',
   damagedHead:
-    'This damaged snapshot object may be the newest snapshot, so no older one is taken as the latest (that could hide a rollback) and every command stops here: an older snapshot cannot be restored either while it is there. To go on without it, delete that object from the store; if this device had seen it, then accept the newest snapshot that remains with `acceptRollback()`.',
+    'This damaged snapshot object may be the newest snapshot, so no older one is taken as the latest (that could hide a rollback) and every command stops here: an older snapshot cannot be restored either while it is there. A backup (`backup()`) on the device that saw it as its latest chains onto it and heals this; elsewhere, to go on without it, delete that object from the store; if this device had seen it, then accept the newest snapshot that remains with `acceptRollback()`.',
   damagedLock:
     'This object under `locks/` is not a lock written with this key (damaged, or left by another program such as a sync client). Backups, prunes and forgets refuse to run beside an object they cannot read. If no operation of any version runs on this repository, delete that object from the store; `check()` lists every such object.',
   rollback:

@@ -218,7 +218,13 @@ async function backupLocked(
   },
 ): Promise<BackupResult> {
   const { started, startMs, source, rootStat, created } = ctx;
-  const { chain, notes: chainNotes } = await loadChainNotes(repo);
+  const {
+    chain,
+    notes: chainNotes,
+    damagedHead,
+  } = await loadChainNotes(repo, false, {
+    damagedSeenHead: true,
+  });
   // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
   // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
   // their data is stored again from the source.
@@ -323,10 +329,13 @@ async function backupLocked(
       bytesStoredNew += (await storeIndex(repo, packs)).size;
     }
 
-    const seq = head ? head.snap.seq + 1 : 1;
+    // A damaged head this device saw is the previous (loadChainNotes): naming it makes it
+    // provably older, and the chain whole again.
+    const prevHead = damagedHead ?? (head ? { id: head.id, seq: head.snap.seq } : undefined);
+    const seq = prevHead ? prevHead.seq + 1 : 1;
     const sealedSnap = sealSnapshot(repo, {
       seq,
-      prev: head ? fromHex(head.id) : null,
+      prev: prevHead ? fromHex(prevHead.id) : null,
       timeMs: startMs,
       hostname: host,
       rootTree,
