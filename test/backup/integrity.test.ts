@@ -169,6 +169,84 @@ describe('integrity: wrong key, tampering, rollback, outages', () => {
     );
   });
 
+  it('a damaged snapshot object is named once in the error, whoever reports it, with a way on', async () => {
+    // The message said "… (snapshots/<id>) (snapshots/<id>)": the problem's message already
+    // named the object, and the error built from it named it again.
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const access = { rollbackProtection: false as const, storage, backupKey: key };
+    const src = await sample(dir);
+    await backup({ ...access, init: true, source: src, workers: 1 });
+    const [name] = names(storage, 'snapshots/');
+    const b = (storage.raw().get(name as string) as Uint8Array).slice();
+    b[40] = (b[40] as number) ^ 1;
+    storage.raw().set(name as string, b);
+    for (const op of [
+      () => restore({ ...access, target: join(dir, `t-${randomBytes(4).toString('hex')}`) }),
+      () => listSnapshots(access),
+      () => restore({ ...access, target: join(dir, 'x'), snapshotId: (name as string).slice(10) }),
+    ]) {
+      await assert.rejects(op(), (e) => {
+        assert.ok(hasCode(e, 'CORRUPT'), String(e));
+        assert.equal((e as Error).message.split(name as string).length, 2, (e as Error).message);
+        // It may be the newest snapshot: "restore an older one" cannot work; say what does.
+        assert.match((e as { hint: string }).hint, /delete that object.*acceptRollback/);
+        return true;
+      });
+    }
+  });
+
+  it('a damaged newest snapshot this device saw: its next backup chains onto it and every snapshot restores again', async () => {
+    // One flipped bit in the newest snapshot object stopped every command for good: it may
+    // be the newest, so no older one is taken as the latest. The device that saw it as its
+    // latest knows exactly which it is (its name) and its seq: its next backup names it as
+    // previous, which makes it provably older, and everything works again.
+    const key = generateBackupKey();
+    const storage = new MemoryStorage();
+    const statePath = join(dir, `seen-${randomBytes(4).toString('hex')}.json`);
+    const access = { storage, backupKey: key, statePath };
+    const src = await sample(dir);
+    await backup({ ...access, init: true, source: src, workers: 1 });
+    const before = names(storage, 'snapshots/');
+    await writeFile(join(src, 'later.txt'), 'second');
+    const second = await backup({ ...access, source: src, workers: 1 });
+    const name = `snapshots/${second.snapshotId}`;
+    const b = (storage.raw().get(name) as Uint8Array).slice();
+    b[40] = (b[40] as number) ^ 1;
+    storage.raw().set(name, b);
+    await assert.rejects(listSnapshots(access), (e) => hasCode(e, 'CORRUPT'));
+    // Another device, which never saw it, cannot tell: still CORRUPT, nothing written.
+    const other = {
+      ...access,
+      statePath: join(dir, `other-${randomBytes(4).toString('hex')}.json`),
+    };
+    await assert.rejects(backup({ ...other, source: src, workers: 1 }), (e) =>
+      hasCode(e, 'CORRUPT'),
+    );
+    assert.equal(names(storage, 'snapshots/').length, 2);
+
+    await writeFile(join(src, 'third.txt'), 'third');
+    const third = await backup({ ...access, source: src, workers: 1 });
+    assert.equal(third.seq, 3);
+    assert.ok(
+      third.warnings.some((w) => w.includes(name)),
+      JSON.stringify(third.warnings),
+    );
+    const snaps = await listSnapshots(access);
+    assert.deepEqual(
+      snaps.map((s) => s.seq),
+      [1, 3],
+    );
+    for (const [i, id] of [snaps[1]?.id, before[0]?.slice(10)].entries()) {
+      const t = join(dir, `healed-${randomBytes(4).toString('hex')}`);
+      const r = await restore({ ...access, target: t, snapshotId: id, workers: 1 });
+      if (i === 0) await assertSameTree(src, t);
+      assert.equal(r.seq, i === 0 ? 3 : 1);
+    }
+    // Any device now sees a sound chain with one damaged older snapshot, left out.
+    assert.equal((await listSnapshots(other)).length, 2);
+  });
+
   it('a deleted pack is MISSING_OBJECT; a failed restore leaves a forced target untouched', async () => {
     const key = generateBackupKey();
     const storage = new MemoryStorage();

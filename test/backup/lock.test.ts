@@ -11,10 +11,11 @@ import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, listSnapshots, prune } from '#sdk/backup/index.js';
+import { backup, check, forget, listSnapshots, prune, restore } from '#sdk/backup/index.js';
 import {
   KEY_SLOTS_LOCK_OP,
   LOCK_REFRESH_MS,
@@ -25,7 +26,15 @@ import {
 } from '#sdk/backup/repository/lock.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
 import { hasCode } from '#sdk/errors.js';
-import { generateBackupKey, packName, toHex } from '#sdk/format/index.js';
+import {
+  ObjectKind,
+  generateBackupKey,
+  objectAd,
+  packName,
+  toHex,
+  utf8,
+} from '#sdk/format/index.js';
+import { seal } from '#sdk/backup/repository/keys.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { MAIN_JS } from '../cli/cli-harness.js';
 import { removeDir, tempDir } from './helpers.js';
@@ -205,6 +214,39 @@ describe('repository locks', () => {
     await other.release();
   });
 
+  it('a fresh lock of another machine or container with this host name is respected though its pid is dead here', async () => {
+    // Host names are not unique: two Raspberry Pis both `raspberrypi`, a container run with
+    // the host's network (its name) but its own pids. Such a lock's pid says nothing here;
+    // judging it dead let a prune run beside that backup. Written as another machine
+    // writes it: the same host name, a pid that does not exist here, its own pid space.
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const plain = JSON.stringify({
+      v: 1,
+      op: 'backup',
+      exclusive: true,
+      host: hostname(),
+      pid: deadPid(),
+      time: Date.now(),
+      pidSpace: 'another-boot/pid:[4026531836]',
+    });
+    const name = `locks/${'cd'.repeat(32)}`;
+    await storage.put(
+      name,
+      seal(repo.keys.meta, objectAd(ObjectKind.LOCK, repo.keys.repoId), utf8(plain)),
+    );
+    const before = snapshotOf(storage);
+    await assert.rejects(prune({ storage, backupKey: key, statePath }), (e) =>
+      hasCode(e, 'CONFLICT'),
+    );
+    assert.deepEqual(snapshotOf(storage), before, 'the prune changed the store');
+    // Not refreshed for 30 minutes, it is stale like any other.
+    const later = Date.now() + LOCK_STALE_MS + 60_000;
+    const l = await RepoLock.acquire(repo, 'prune', true, { now: () => later });
+    await l.release();
+    assert.deepEqual(await listLocks(repo), []);
+  });
+
   it('a holder whose lock was cleared or went unrefreshed refuses to commit', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
@@ -262,16 +304,80 @@ describe('repository locks', () => {
     assert.deepEqual(await listLocks(repo), []);
   });
 
-  it('an object under locks/ that is not our lock is CORRUPT, naming it', async () => {
+  it('an object under locks/ that is not our lock is CORRUPT, naming it; check finds it and the error says what to do', async () => {
+    // Every backup, prune and forget fails on it, while `check`, which the error pointed
+    // to, said the repository was sound: the user had no way forward. (A cloud drive's
+    // sync client leaves such objects: an empty placeholder, a "conflicted copy".)
     const { storage, statePath } = await repoWithGarbage();
-    const bogus = `locks/${'ab'.repeat(32)}`;
-    await storage.put(bogus, randomBytes(64));
-    await assert.rejects(
-      prune({ storage, backupKey: key, statePath }),
-      (e) =>
-        hasCode(e, 'CORRUPT') &&
-        String((e as Error).message + (e as { object?: string }).object).includes(bogus),
+    const access = { storage, backupKey: key, statePath };
+    const bogus = [
+      `locks/${'ab'.repeat(32)}`,
+      `locks/${'cd'.repeat(32)}`,
+      `locks/${'ef'.repeat(32)}-conflicted-copy`,
+    ];
+    await storage.put(bogus[0] as string, randomBytes(64));
+    await storage.put(bogus[1] as string, new Uint8Array(0));
+    await storage.put(bogus[2] as string, randomBytes(64));
+    await assert.rejects(prune(access), (e) => {
+      assert.ok(hasCode(e, 'CORRUPT'), String(e));
+      const o = (e as { object?: string }).object as string;
+      assert.ok(bogus.includes(o) && (e as Error).message.includes(o), String(e));
+      assert.match((e as { hint: string }).hint, /delete/);
+      return true;
+    });
+    const c = await check({ ...access, readData: false });
+    assert.deepEqual(
+      // (The fixture's orphan pack of random bytes is a problem of its own.)
+      c.problems.filter((p) => p.object.startsWith('locks/')).map((p) => [p.code, p.object]),
+      bogus.map((b) => ['CORRUPT', b]),
     );
+    for (const b of bogus) await storage.delete(b);
+    await prune(access);
+  });
+
+  it('a prune that lost its lock before deleting deletes nothing, and a backup that took over keeps its data', async () => {
+    // A prune stopped (a suspended laptop) until its lock went stale; another device's
+    // backup cleared the lock, deduplicated against data this prune had planned to free and
+    // committed. The prune wakes up: deleting now would take that snapshot's data with it.
+    const src = join(dir, `lost${n++}`);
+    await mkdir(src);
+    const storage = new MemoryStorage();
+    const statePath = join(dir, `lost-state${n}.json`);
+    const photo = randomBytes(300_000);
+    await writeFile(join(src, 'photo.jpg'), photo);
+    const access = { storage, backupKey: key, statePath };
+    await backup({ init: true, ...access, source: src, workers: 1 });
+    await rm(join(src, 'photo.jpg'));
+    await writeFile(join(src, 'note.txt'), 'only this now');
+    await backup({ ...access, source: src, workers: 1 });
+    // The first snapshot is forgotten: its photo is now data no snapshot uses.
+    await forget({ ...access, policy: { last: 1 } });
+
+    const other = join(dir, `lost-other${n}`);
+    await mkdir(other);
+    await writeFile(join(other, 'photo.jpg'), photo);
+    const otherAccess = { storage, backupKey: key, statePath: join(dir, `lost-other${n}.json`) };
+    let tookOver = false;
+    const sleepy: typeof storage = Object.create(storage) as typeof storage;
+    sleepy.put = async (name, data) => {
+      if (name.startsWith('index/') && !tookOver) {
+        tookOver = true;
+        // The other device finds the prune's lock stale and clears it, then backs up.
+        const repo = await openRepository(otherAccess);
+        for (const l of await listLocks(repo)) await storage.delete(l.name);
+        await backup({ ...otherAccess, source: other, workers: 1, hostname: 'laptop' });
+      }
+      return storage.put(name, data);
+    };
+    await assert.rejects(prune({ ...access, storage: sleepy }), (e) => hasCode(e, 'CONFLICT'));
+    assert.ok(tookOver, 'the prune wrote no index: the test proves nothing');
+    const out = join(dir, `lost-out${n}`);
+    await restore({ ...otherAccess, target: out });
+    assert.deepEqual(await readFile(join(out, 'photo.jpg')), photo);
+    assert.deepEqual((await check(otherAccess)).problems, []);
+    // Run again with the lock held, it frees nothing the new snapshot uses.
+    await prune(otherAccess);
+    assert.deepEqual((await check(otherAccess)).problems, []);
   });
 
   describe('with the real CLI and a local store', () => {

@@ -6,16 +6,17 @@
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, restore } from '#sdk/backup/index.js';
+import { backup, check, forget, prune, restore } from '#sdk/backup/index.js';
+import { readTree } from '#sdk/backup/repository/packs.js';
 import { loadChain } from '#sdk/backup/repository/snapshots.js';
 import { loadIndex } from '#sdk/backup/repository/indexes.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
 import { hasCode } from '#sdk/errors.js';
-import { ObjectKind, generateBackupKey, toHex } from '#sdk/format/index.js';
+import { ObjectKind, generateBackupKey, packName, toHex } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
@@ -113,6 +114,12 @@ describe('salvage: damage stays local', () => {
         const got = await filesUnder(target);
         for (const [p, bytes] of got)
           assert.deepEqual(bytes, source.get(p), `${pack}: ${p} differs`);
+        // The counts are of what was restored: the CLI printed "N files, all verified" with
+        // the damaged files among the N.
+        assert.equal(r.files, got.size, `${pack}: files counted`);
+        let bytesGot = 0;
+        for (const b of got.values()) bytesGot += b.length;
+        assert.equal(r.bytes, bytesGot, `${pack}: bytes counted`);
         for (const p of source.keys()) {
           if (got.has(p)) continue;
           assert.ok(
@@ -243,5 +250,139 @@ describe('salvage: damage stays local', () => {
       (e: unknown) => hasCode(e, 'NOT_FOUND'),
     );
     await assert.rejects(readdir(join(dir, 'none')), /ENOENT/);
+  });
+});
+
+describe('salvage: a damaged index object', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir('bv-salvage-index-');
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it('costs nothing: --partial restores every file, backups go on, prune repairs it', async () => {
+    // Every pack is intact and names its blobs in its authenticated header; only the index
+    // object that lists them is damaged (a flipped bit in the cloud). Restore --partial
+    // refused everything, check called every blob missing, and every later backup failed.
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'chat');
+    await mkdir(join(src, 'media'), { recursive: true });
+    for (let i = 0; i < 4; i++)
+      await writeFile(join(src, 'media', `IMG_${i}.jpg`), randomBytes(80_000 + i));
+    await backup({ ...access, source: src, workers: 1, init: true });
+    const [damaged] = [...storage.raw().keys()].filter((k) => k.startsWith('index/'));
+    await writeFile(join(src, 'notes.txt'), 'a second snapshot\n');
+    await backup({ ...access, source: src, workers: 1 });
+    const expected = await filesUnder(src);
+    const bytes = storage.raw().get(damaged as string) as Uint8Array;
+    const flipped = bytes.slice();
+    flipped[40] = (flipped[40] as number) ^ 1;
+    storage.raw().set(damaged as string, flipped);
+
+    // Without --partial: CORRUPT, as for any damaged object a restore meets, saying that
+    // --partial exists.
+    await assert.rejects(
+      restore({ ...access, target: join(dir, 'strict'), workers: 1 }),
+      (e) => hasCode(e, 'CORRUPT') && /partial/.test((e as { hint: string }).hint),
+    );
+    const r = await restore({ ...access, target: join(dir, 'partial'), workers: 1, partial: true });
+    assert.deepEqual(r.damaged, []);
+    assert.ok(
+      r.warnings.some((w) => w.includes(damaged as string)),
+      JSON.stringify(r.warnings),
+    );
+    assert.deepEqual(await filesUnder(join(dir, 'partial')), expected);
+    // check names the damaged object, and only it: every blob is still readable.
+    const c = await check({ ...access, workers: 1 });
+    assert.deepEqual(
+      c.problems.map((p) => [p.code, p.object]),
+      [['CORRUPT', damaged]],
+    );
+
+    await writeFile(join(src, 'notes.txt'), 'a third snapshot\n');
+    const b = await backup({ ...access, source: src, workers: 1 });
+    assert.ok(
+      b.warnings.some((w) => w.includes(damaged as string)),
+      JSON.stringify(b.warnings),
+    );
+    await prune(access);
+    assert.ok(!storage.raw().has(damaged as string), 'prune kept the damaged index');
+    assert.deepEqual((await check({ ...access, workers: 1 })).problems, []);
+    const t = join(dir, 'after');
+    await restore({ ...access, target: t, workers: 1 });
+    assert.deepEqual(await filesUnder(t), await filesUnder(src));
+  });
+});
+
+describe('salvage: prune over a damaged pack', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir('bv-salvage-prune-');
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it('frees the rest and leaves the damaged pack as it was (it refused everything, for good)', async () => {
+    // A flipped bit in a used blob of a pack that also holds unused ones: prune's repack
+    // verified it and refused the whole prune, and so did every later one (the device's
+    // forget --prune after each backup), while the store only grew.
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'chat');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'kept.jpg'), randomBytes(150_000));
+    await writeFile(join(src, 'gone.jpg'), randomBytes(150_000));
+    await backup({ ...access, source: src, workers: 1, init: true });
+    await rm(join(src, 'gone.jpg'));
+    await writeFile(join(src, 'new.jpg'), randomBytes(150_000));
+    await backup({ ...access, source: src, workers: 1 });
+    await forget({ ...access, policy: { last: 1 } });
+    // The pack of the first backup now holds kept.jpg (used) and gone.jpg (not): flip a
+    // byte inside kept.jpg's blob.
+    const repo = await openRepository(access);
+    const [head] = await loadChain(repo);
+    const index = await loadIndex(repo);
+    const entries = await readTree(repo, index, head?.snap.rootTree as Uint8Array);
+    const kept = entries.find((e) => e.name === 'kept.jpg') as { chunks: Uint8Array[] };
+    const at = index.blobs.get(kept.chunks[0] as Uint8Array, ObjectKind.DATA_BLOB);
+    assert.ok(at);
+    const name = packName(at.packId);
+    const pack = (storage.raw().get(name) as Uint8Array).slice();
+    pack[at.entry.offset + 40] = (pack[at.entry.offset + 40] as number) ^ 1;
+    storage.raw().set(name, pack);
+    // Leftovers prune must still free: a pack no index names.
+    const orphan = randomBytes(5000);
+    const orphanName = packName(createHash('sha256').update(orphan).digest('hex'));
+    await storage.put(orphanName, orphan);
+
+    const problems = async (): Promise<string[]> =>
+      (await check({ ...access, workers: 1 })).problems
+        .map((p) => `${p.code} ${p.object}`)
+        .filter((p) => !p.endsWith(orphanName))
+        .sort();
+    const before = await problems();
+    assert.ok(before.includes(`CORRUPT ${name}`), before.join('; '));
+    const r = await prune(access);
+    assert.deepEqual(r.damagedPacks, [name]);
+    assert.ok(!storage.raw().has(orphanName), 'prune freed nothing');
+    assert.ok(storage.raw().has(name), 'prune deleted the damaged pack');
+    // No worse: the same damage, the same salvage.
+    assert.deepEqual(await problems(), before);
+    const t = join(dir, 'partial');
+    const res = await restore({ ...access, target: t, workers: 1, partial: true });
+    assert.deepEqual(
+      res.damaged.map((d) => d.path),
+      ['kept.jpg'],
+    );
+    assert.deepEqual(await readFile(join(t, 'new.jpg')), await readFile(join(src, 'new.jpg')));
+    // A second prune finds the same and changes nothing.
+    const again = await prune(access);
+    assert.deepEqual([again.packsDeleted, again.packsRepacked, again.damagedPacks], [0, 0, [name]]);
   });
 });

@@ -22,6 +22,10 @@ export const HINTS = {
   corrupt:
     'The store altered or damaged this data. Run `check()` to see what is affected; restore an older snapshot if needed.',
   missing: 'The store lost or deleted data. Run `check()` to see what is affected.',
+  damagedHead:
+    'This damaged snapshot object may be the newest snapshot, so no older one is taken as the latest (that could hide a rollback) and every command stops here: an older snapshot cannot be restored either while it is there. A backup (`backup()`) on the device that saw it as its latest chains onto it and heals this; elsewhere, to go on without it, delete that object from the store; if this device had seen it, then accept the newest snapshot that remains with `acceptRollback()`.',
+  damagedLock:
+    'This object under `locks/` is not a lock written with this key (damaged, or left by another program such as a sync client). Backups, prunes and forgets refuse to run beside an object they cannot read. If no operation of any version runs on this repository, delete that object from the store; `check()` lists every such object.',
   rollback:
     'The store is serving an old copy of the backup. Do not trust it; contact your storage provider.',
   noRepository:
@@ -185,7 +189,9 @@ export class CorruptBackupError extends BackvaultError {
   /** The storage object concerned, if known (a name, never content). */
   readonly object: string | undefined;
   constructor(message: string, object?: string, options?: { cause?: unknown }) {
-    super('CORRUPT', object ? `${message} (${object})` : message, HINTS.corrupt, options);
+    // A message taken from an earlier error (a check problem rethrown) already names it.
+    const named = !object || message.endsWith(` (${object})`);
+    super('CORRUPT', named ? message : `${message} (${object})`, HINTS.corrupt, options);
     this.object = object;
   }
 }

@@ -15,6 +15,10 @@ export const CLI_HINTS: Readonly<Record<keyof typeof HINTS, string>> = {
   corrupt:
     'The store altered or damaged this data. Run `backvault check`; restore an older snapshot if needed.',
   missing: 'The store lost or deleted data. Run `backvault check` to see what is affected.',
+  damagedHead:
+    'This damaged snapshot object may be the newest snapshot, so no older one is taken as the latest (that could hide a rollback) and every command stops here: an older snapshot cannot be restored either while it is there. `backvault backup` on the device that saw it as its latest chains onto it and heals this; elsewhere, to go on without it, delete that object from the store (a local repository: the file REPO/snapshots/ID); if this device had seen it, then accept the newest snapshot that remains with `backvault accept-rollback --snapshot SEQ`.',
+  damagedLock:
+    'This object under locks/ is not a lock written with this key (damaged, or left by another program such as a sync client). Backups, prunes and forgets refuse to run beside an object they cannot read. If no backvault command of any version runs on this repository, delete that object from the store (a local repository: the file REPO/locks/NAME); `backvault check` lists every such object.',
   rollback:
     'The store is serving an old copy of the backup. Do not trust it; contact your storage provider. If you know why, accept its latest snapshot with `backvault accept-rollback --snapshot SEQ`.',
   noRepository:

@@ -209,8 +209,10 @@ export interface RestoreOptions extends RepoAccess {
 export interface RestoreResult {
   snapshotId: string;
   seq: number;
+  /** Files restored (verified and in place); with `partial`, the `damaged` ones are not counted. */
   files: number;
   dirs: number;
+  /** Bytes of the files restored (as `files`). */
   bytes: number;
   /** Paths (relative to the target) that the snapshot does not hold and were kept. */
   kept: string[];
@@ -292,6 +294,12 @@ export interface PruneResult {
   bytesFreed: number;
   /** Packs rewritten because they held both used and unused blobs. */
   packsRepacked: number;
+  /**
+   * Packs (object names) that prune would have rewritten but left exactly as they were,
+   * because a blob a snapshot uses fails verification there or the pack is gone: nothing
+   * gets worse, and `check()` names what they cost.
+   */
+  damagedPacks: string[];
   /**
    * Leftovers of interrupted writes removed (temporary files, unfinished uploads older than
    * a minute).

@@ -1,6 +1,7 @@
 /** `backvault check --repo URL`: verify a whole repository without restoring it. */
 import { BackvaultError } from 'backvault/errors';
 import { booleanOption } from '../args.js';
+import { CLI_HINTS } from '../hints.js';
 import {
   LIMIT_OPTIONS,
   PROGRESS_OPTIONS,
@@ -65,10 +66,29 @@ export const checkCommand: CommandSpec = {
       object: 'repository',
       message: 'check reported a failure without details',
     };
+    // The advice follows what is damaged: data, an index object (its packs still name
+    // their blobs: prune replaces it), or an object under locks/ (it stops every backup).
+    const where = (p: { object: string }): string =>
+      p.object.startsWith('locks/') ? 'lock' : p.object.startsWith('index/') ? 'index' : 'data';
+    const kinds = new Set(r.problems.map(where));
+    const advice = [
+      'The store altered or lost data.',
+      ...(kinds.has('data') || kinds.size === 0
+        ? [
+            '`backvault restore --partial` restores every file that still verifies; an older snapshot may hold the others. `backvault prune` does not repair data.',
+          ]
+        : []),
+      ...(kinds.has('index')
+        ? [
+            'A damaged index object costs no file while the packs it lists are intact (`restore --partial` reads them by their headers); `backvault prune` replaces it.',
+          ]
+        : []),
+      ...(kinds.has('lock') ? [CLI_HINTS.damagedLock] : []),
+    ];
     const error = new BackvaultError(
       first.code,
       `check found ${plural(Math.max(1, r.problems.length), 'problem')}; first: ${describe(first)}`,
-      'The store altered or lost data. `backvault restore --partial` restores every file that still verifies; an older snapshot may hold the others. `backvault prune` does not repair data.',
+      advice.join(' '),
     );
     return {
       json: { ...r, readData },

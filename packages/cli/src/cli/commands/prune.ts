@@ -42,6 +42,11 @@ export const pruneCommand: CommandSpec = {
       human: [
         `pruned: ${plural(r.packsDeleted, 'pack')} and ${plural(r.indexesDeleted, 'index', 'indexes')} deleted, ${plural(r.packsRepacked, 'pack')} repacked`,
         `  ${formatBytes(r.bytesFreed)} freed in ${formatSeconds(r.seconds)}`,
+        ...(r.damagedPacks.length > 0
+          ? [
+              `  ${plural(r.damagedPacks.length, 'damaged pack')} left as ${r.damagedPacks.length === 1 ? 'it was' : 'they were'} (a blob a snapshot uses fails verification): run \`backvault check\``,
+            ]
+          : []),
       ],
     };
   },

@@ -25,6 +25,7 @@ import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/sna
 import { readPackHeader, readTree } from '../repository/packs.js';
 import { readSeenHead, recordSeenHead } from '../repository/state.js';
 import { walkTrees } from '../repository/tree-walk.js';
+import { lockProblems } from '../repository/lock.js';
 import type { BlobIndex } from '../repository/indexes.js';
 import type { LoadedSnapshot } from '../repository/snapshots.js';
 import type { Repo } from '../repository/repository.js';
@@ -72,7 +73,22 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
   problems.push(...chainProblems);
   const notes = chainNoteWarnings(chainNotes, { gaps: true });
-  const index = await loadIndex(repo, add);
+  // Objects under locks/ that no backup, prune or forget can read: each stops them all.
+  problems.push(...(await lockProblems(repo)));
+  // One listing of data/, for the index and for the packs checked below. A damaged index
+  // object is reported (CORRUPT) and the packs only it listed are read by their headers, so
+  // that blobs still readable are not called missing.
+  const listed = await listAll(repo.storage, PREFIX.data);
+  const index = await loadIndex(repo, add, {
+    stored: new Map(
+      listed.flatMap((o) => {
+        const id = parsePackName(o.name);
+        return id ? [[id, o.size] as const] : [];
+      }),
+    ),
+    lost: 'demote',
+    skipDamaged: true,
+  });
 
   // Snapshots oldest first, so each problem names the first snapshot that needs the object.
   const bySeq = [...snaps].sort((a, b) => a.snap.seq - b.snap.seq);
@@ -103,7 +119,6 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     list.push(entry);
     byPack.set(packId, list);
   }
-  const listed = await listAll(repo.storage, PREFIX.data);
   const present = new Set<string>();
   for (const o of listed) {
     const id = parsePackName(o.name);

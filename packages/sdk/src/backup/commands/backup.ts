@@ -26,7 +26,12 @@ import type { DatabaseCapture } from '../archiver/databases.js';
 import { ExcludeSet } from '../archiver/exclude.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { EngineFiles, EntryInfo } from '../platform/types.js';
-import { loadIndex, storeIndex, type EncodedIndexPack } from '../repository/indexes.js';
+import {
+  damagedIndexWarning,
+  loadIndex,
+  storeIndex,
+  type EncodedIndexPack,
+} from '../repository/indexes.js';
 import { deriveRepoKeys, randomBytes } from '../repository/keys.js';
 import { PACK_TARGET } from '../repository/pack-builder.js';
 import { RepoLock } from '../repository/lock.js';
@@ -213,7 +218,13 @@ async function backupLocked(
   },
 ): Promise<BackupResult> {
   const { started, startMs, source, rootStat, created } = ctx;
-  const { chain, notes: chainNotes } = await loadChainNotes(repo);
+  const {
+    chain,
+    notes: chainNotes,
+    damagedHead,
+  } = await loadChainNotes(repo, false, {
+    damagedSeenHead: true,
+  });
   // One listing of data/ per backup: index entries whose pack the store lost (or cut short)
   // are not trusted, neither to deduplicate new chunks nor to take over unchanged files, so
   // their data is stored again from the source.
@@ -224,6 +235,9 @@ async function backupLocked(
     stored: await listPacks(repo.storage),
     lost: 'drop',
     adoptOrphans: true,
+    // A damaged index object stopped every later backup; its packs are adopted by their
+    // headers like a stopped backup's and listed again in this backup's index.
+    skipDamaged: true,
   });
   const host = opts.hostname ?? enginePlatform().host.hostname();
   const head = chain[chain.length - 1];
@@ -282,9 +296,17 @@ async function backupLocked(
       else signal.addEventListener('abort', stopOnAbort, { once: true });
     }
 
+    if (index.damagedIndexes.length > 0) {
+      run.warn(
+        damagedIndexWarning(
+          index.damagedIndexes,
+          "this backup's index lists them again, and a prune removes the damaged object",
+        ),
+      );
+    }
     if (index.lostPacks.length > 0) {
       run.warn(
-        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (\`check()\` tells what else is affected)`,
+        `${index.lostPacks.length} pack(s) named by the index are missing or truncated in the store; their data is stored again where the source still has it (a check tells what else is affected)`,
       );
     }
     const parentRoot = parent ? await run.parentTree(parent.snap.rootTree) : undefined;
@@ -307,10 +329,13 @@ async function backupLocked(
       bytesStoredNew += (await storeIndex(repo, packs)).size;
     }
 
-    const seq = head ? head.snap.seq + 1 : 1;
+    // A damaged head this device saw is the previous (loadChainNotes): naming it makes it
+    // provably older, and the chain whole again.
+    const prevHead = damagedHead ?? (head ? { id: head.id, seq: head.snap.seq } : undefined);
+    const seq = prevHead ? prevHead.seq + 1 : 1;
     const sealedSnap = sealSnapshot(repo, {
       seq,
-      prev: head ? fromHex(head.id) : null,
+      prev: prevHead ? fromHex(prevHead.id) : null,
       timeMs: startMs,
       hostname: host,
       rootTree,

@@ -151,7 +151,8 @@ async function plan(
       });
     }
   }
-  const pruned = lock && opts.prune ? await pruneLocked(opts, repo, performance.now()) : undefined;
+  const pruned =
+    lock && opts.prune ? await pruneLocked(opts, repo, lock, performance.now()) : undefined;
   return {
     policy,
     timeZone,

@@ -10,7 +10,8 @@ import { openRepository } from '../repository/repository.js';
 /**
  * Prune unreferenced data, holding the repository's exclusive lock.
  * @throws ConflictError when a backup or another prune holds the repository's lock
- *   (nothing is deleted then).
+ *   (nothing is deleted then), or when this prune lost its lock (stopped for longer than a
+ *   lock lives): it stops before the next deletion.
  * @throws WrongKeyError, NoRepositoryError, RollbackError, CorruptBackupError,
  *   MissingObjectError (nothing is deleted then), UnavailableError.
  */
@@ -21,7 +22,7 @@ export async function prune(
   const repo = await openRepository(opts);
   const lock = await RepoLock.acquire(repo, 'prune', true);
   try {
-    return await pruneLocked(opts, repo, started);
+    return await pruneLocked(opts, repo, lock, started);
   } finally {
     await lock.release();
   }

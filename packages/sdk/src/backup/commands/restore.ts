@@ -18,7 +18,7 @@ import {
 } from '../../errors.js';
 import { PREFIX, toHex } from '../../format/index.js';
 import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
-import { loadIndex, type BlobIndex } from '../repository/indexes.js';
+import { damagedIndexWarning, loadIndex, type BlobIndex } from '../repository/indexes.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { TargetFiles } from '../platform/types.js';
 import { listPacks, openRepository, requireRollbackChoice } from '../repository/repository.js';
@@ -193,12 +193,27 @@ async function restoreTo(opts: RestoreOptions): Promise<RestoreResult> {
     index = await loadIndex(repo, undefined, {
       stored: await listPacks(repo.storage),
       lost: 'demote',
+      // Salvage: a damaged index object costs nothing while the packs it lists are intact
+      // (they are read by their headers). Without `partial` it stays CORRUPT, as any
+      // damage a restore meets.
+      skipDamaged: opts.partial === true,
     });
+    if (index.damagedIndexes.length > 0)
+      warnings.push(
+        damagedIndexWarning(index.damagedIndexes, 'a prune or the next backup repairs it'),
+      );
   } catch (e) {
     await pool.then(
       (p) => p.close(),
       () => {},
     );
+    // A damaged index object: `partial` restores everything its intact packs hold.
+    if (
+      !opts.partial &&
+      e instanceof CorruptBackupError &&
+      e.object?.startsWith(PREFIX.index) === true
+    )
+      (e as { hint: string }).hint = `${e.hint} ${HINTS.partial}`;
     throw e;
   }
 

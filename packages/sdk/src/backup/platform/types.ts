@@ -228,6 +228,14 @@ export interface EngineHost {
   uid?: number;
   /** Whether process `pid` on this host is alive (unknown: true, the safe answer). */
   isProcessAlive(pid: number): boolean;
+  /**
+   * Names the space in which {@link EngineHost.pid} and `isProcessAlive` are meaningful
+   * (Linux: the boot id and the PID namespace), where the system can tell. Host names are
+   * not unique (two machines, or a container sharing the host's network and name), so a
+   * repository lock is judged dead by its pid only when it was written in this same space
+   * (SPEC.md §14). Absent: the host name alone decides, as before.
+   */
+  pidSpace?: string;
   /** Called with bytes processed, so a host can collect garbage early (Node: gc.ts). */
   accountGarbage?(bytes: number): void;
 }

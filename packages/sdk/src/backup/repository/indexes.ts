@@ -41,6 +41,11 @@ export interface BlobIndex {
   lostPacks: string[];
   /** Packs no index named whose blobs were adopted (`adoptOrphans`), with their entries. */
   adopted: { packId: string; entries: BlobEntry[]; size: number }[];
+  /**
+   * Index objects that failed verification (or vanished while listed) and were skipped
+   * (`onProblem` given, or `skipDamaged`).
+   */
+  damagedIndexes: string[];
 }
 
 /** How `loadIndex` treats entries of lost packs (see {@link loadIndex}). */
@@ -62,6 +67,14 @@ export interface PackPresence {
    * other backup's packs-in-progress can be among them.
    */
   adoptOrphans?: boolean;
+  /**
+   * Skip an index object that fails verification (a flipped bit in the store) instead of
+   * throwing, name it in `damagedIndexes`, and adopt the packs no other index names, as
+   * `adoptOrphans` does: every pack names its blobs in its own authenticated header, so a
+   * damaged index costs nothing while its packs are intact (a pack whose header is damaged
+   * too stays unknown: what needs it is MISSING_OBJECT). Each blob read is still verified.
+   */
+  skipDamaged?: boolean;
 }
 
 /**
@@ -85,7 +98,15 @@ export async function loadIndex(
   const builder = new BlobIndexBuilder();
   const indexNames: string[] = [];
   const packSet = new Set<string>();
-  await forEachSealed(repo, PREFIX.index, ObjectKind.INDEX, onProblem, (name, plain) => {
+  const damagedIndexes: string[] = [];
+  const report =
+    onProblem || presence?.skipDamaged
+      ? (p: CheckProblem): void => {
+          damagedIndexes.push(p.object);
+          onProblem?.(p);
+        }
+      : undefined;
+  await forEachSealed(repo, PREFIX.index, ObjectKind.INDEX, report, (name, plain) => {
     const packs = decodeIndex(plain, name);
     indexNames.push(name);
     for (const p of packs) {
@@ -95,7 +116,7 @@ export async function loadIndex(
     }
   });
   const adopted: BlobIndex['adopted'] = [];
-  if (presence?.adoptOrphans) {
+  if (presence?.adoptOrphans || (presence?.skipDamaged && damagedIndexes.length > 0)) {
     const orphans = [...presence.stored].filter(([id]) => !packSet.has(id));
     await mapLimit(orphans, 8, async ([packId, size]) => {
       try {
@@ -125,7 +146,7 @@ export async function loadIndex(
   const blobs = builder.finish(
     presence?.lost === 'drop' ? { drop: lost } : presence ? { demote: lost } : {},
   );
-  return { blobs, indexNames, packs: packSet, lostPacks, adopted };
+  return { blobs, indexNames, packs: packSet, lostPacks, adopted, damagedIndexes };
 }
 
 /**
@@ -181,4 +202,9 @@ export async function storeIndex(
   const name = PREFIX.index + sha256Hex(sealed);
   await repo.storage.put(name, sealed);
   return { name, size: sealed.length };
+}
+
+/** The warning for index objects `loadIndex` skipped as damaged (`skipDamaged`). */
+export function damagedIndexWarning(names: readonly string[], repaired: string): string {
+  return `${names.length === 1 ? 'an index object is' : `${names.length} index objects are`} damaged (${names.join(', ')}): the packs only ${names.length === 1 ? 'it lists' : 'they list'} were read by their own headers instead; ${repaired}`;
 }

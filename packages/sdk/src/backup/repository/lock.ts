@@ -23,6 +23,10 @@
  * process treats a lock as stale when its `time` is more than LOCK_STALE_MS old by its own
  * clock, or when it was written on this host by a process that no longer exists (a killed
  * backup leaves its lock behind). An exclusive holder deletes the stale locks it ignored.
+ * "This host" is the host name and, where both writers know it, the pid space (Linux: boot
+ * id and PID namespace, `pidSpace`): host names repeat (two machines both `raspberrypi`, a
+ * container run with the host's network), and the pid of a live backup there usually names
+ * no process here; judging it dead let a prune run beside that backup.
  *
  * A holder that was stopped longer than that (a laptop suspended in the middle of a
  * backup) may have been declared stale and pruned around. So before its commit point a
@@ -30,7 +34,8 @@
  * must be less than LOCK_SELF_STALE_MS ago by its own wall clock. The gap between the two
  * limits (10 minutes) is the clock skew between devices this tolerates.
  */
-import { ConflictError, CorruptBackupError, MissingObjectError } from '../../errors.js';
+import { ConflictError, CorruptBackupError, HINTS, MissingObjectError } from '../../errors.js';
+import type { CheckProblem } from '../api.js';
 import { ObjectKind, PREFIX, objectAd, toHex } from '../../format/index.js';
 import { enginePlatform } from '../platform/current.js';
 import { open, randomBytes, seal } from './keys.js';
@@ -81,6 +86,8 @@ export interface LockInfo {
   pid: number;
   /** Last refresh, milliseconds since the epoch, by the holder's clock. */
   time: number;
+  /** Where `pid` is meaningful (EngineHost.pidSpace), when the holder knows it. */
+  pidSpace?: string;
 }
 
 /** Clock, host and liveness, injectable for tests. */
@@ -89,6 +96,8 @@ export interface LockEnv {
   hostname?: string;
   pid?: number;
   isAlive?: (pid: number) => boolean;
+  /** `null`: none (a writer that does not know it). */
+  pidSpace?: string | null;
 }
 
 function encodeLock(info: LockInfo): Uint8Array {
@@ -112,7 +121,8 @@ export function decodeLock(plain: Uint8Array, object: string): LockInfo {
     typeof o.exclusive !== 'boolean' ||
     typeof o.host !== 'string' ||
     !Number.isSafeInteger(o.pid) ||
-    !Number.isSafeInteger(o.time)
+    !Number.isSafeInteger(o.time) ||
+    (o.pidSpace !== undefined && typeof o.pidSpace !== 'string')
   ) {
     throw new CorruptBackupError('lock has an unknown shape', object);
   }
@@ -122,6 +132,7 @@ export function decodeLock(plain: Uint8Array, object: string): LockInfo {
     host: o.host,
     pid: o.pid as number,
     time: o.time as number,
+    ...(typeof o.pidSpace === 'string' ? { pidSpace: o.pidSpace } : {}),
   };
 }
 
@@ -172,12 +183,15 @@ export class RepoLock {
     const now = env.now ?? Date.now;
     const host = env.hostname ?? enginePlatform().host.hostname();
     const alive = env.isAlive ?? ((pid: number) => enginePlatform().host.isProcessAlive(pid));
+    const pidSpace =
+      env.pidSpace === null ? undefined : (env.pidSpace ?? enginePlatform().host.pidSpace);
     const info: LockInfo = {
       op,
       exclusive,
       host,
       pid: env.pid ?? enginePlatform().host.pid,
       time: now(),
+      ...(pidSpace !== undefined ? { pidSpace } : {}),
     };
     const name = PREFIX.locks + toHex(randomBytes(32));
     const lock = new RepoLock(repo, name, info, now);
@@ -188,10 +202,17 @@ export class RepoLock {
       for (const other of await listLocks(repo)) {
         if (other.name === name) continue;
         const t = now();
+        // Its pid means something here only if it was written here: same host name, and the
+        // same pid space when both know theirs (an older writer or another system's does not).
+        const here =
+          other.info.host === host &&
+          (other.info.pidSpace === undefined ||
+            pidSpace === undefined ||
+            other.info.pidSpace === pidSpace);
         const isStale =
           t - other.info.time > LOCK_STALE_MS ||
-          (other.info.host === host && !alive(other.info.pid)) ||
-          (other.info.host === host && other.info.pid === info.pid && !HELD.has(other.name));
+          (here && !alive(other.info.pid)) ||
+          (here && other.info.pid === info.pid && !HELD.has(other.name));
         if (isStale) {
           // Only ours to clear when it guards the same part of the repository.
           if (scope(other.info) === scope(info)) stale.push(other.name);
@@ -282,10 +303,26 @@ export class RepoLock {
   }
 }
 
-/** Every lock in the repository, opened and decoded. */
+/**
+ * Every lock in the repository, opened and decoded.
+ * @throws CorruptBackupError naming an object under `locks/` that is not a lock written
+ *   with this key, with the hint that says how to clear it ({@link lockProblems} lists all).
+ */
 export async function listLocks(repo: LockedRepo): Promise<{ name: string; info: LockInfo }[]> {
   const out: { name: string; info: LockInfo }[] = [];
   for await (const o of repo.storage.list(PREFIX.locks)) {
+    const info = await readLock(repo, o);
+    if (info) out.push({ name: o.name, info });
+  }
+  return out;
+}
+
+/** One listed lock object, opened and decoded; undefined when it vanished meanwhile. */
+async function readLock(
+  repo: LockedRepo,
+  o: { name: string; size: number },
+): Promise<LockInfo | undefined> {
+  try {
     if (!/^locks\/[0-9a-f]{64}$/.test(o.name) || o.size > LOCK_MAX_BYTES) {
       throw new CorruptBackupError('not a lock', o.name);
     }
@@ -293,11 +330,36 @@ export async function listLocks(repo: LockedRepo): Promise<{ name: string; info:
     try {
       sealed = await repo.storage.get(o.name);
     } catch (e) {
-      if (e instanceof MissingObjectError) continue; // released meanwhile
+      if (e instanceof MissingObjectError) return undefined; // released meanwhile
       throw e;
     }
     const plain = open(repo.keys.meta, objectAd(ObjectKind.LOCK, repo.keys.repoId), sealed, o.name);
-    out.push({ name: o.name, info: decodeLock(plain, o.name) });
+    return decodeLock(plain, o.name);
+  } catch (e) {
+    // Every backup, prune and forget stops here until the object is gone: say how.
+    if (e instanceof CorruptBackupError) (e as { hint: string }).hint = HINTS.damagedLock;
+    throw e;
+  }
+}
+
+/**
+ * For `check`: every object under `locks/` that is not a lock written with this key (each
+ * makes every backup, prune and forget fail with CORRUPT until it is deleted).
+ * @throws UnavailableError from the store.
+ */
+export async function lockProblems(repo: LockedRepo): Promise<CheckProblem[]> {
+  const out: CheckProblem[] = [];
+  for await (const o of repo.storage.list(PREFIX.locks)) {
+    try {
+      await readLock(repo, o);
+    } catch (e) {
+      if (!(e instanceof CorruptBackupError)) throw e;
+      out.push({
+        code: 'CORRUPT',
+        object: o.name,
+        message: `${e.message}: every backup, prune and forget refuses to run until it is deleted`,
+      });
+    }
   }
   return out;
 }

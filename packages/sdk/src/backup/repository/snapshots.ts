@@ -3,7 +3,7 @@
  * back (rollback, forks, gaps), and the notes callers show about damaged older snapshots.
  */
 
-import { CorruptBackupError, MissingObjectError, RollbackError } from '../../errors.js';
+import { CorruptBackupError, HINTS, MissingObjectError, RollbackError } from '../../errors.js';
 import {
   ObjectKind,
   PREFIX,
@@ -179,6 +179,11 @@ export interface LoadedChain {
   /** Stored, verified snapshots, oldest first. */
   chain: LoadedSnapshot[];
   notes: ChainNotes;
+  /**
+   * `damagedSeenHead`: the head is a damaged object, the very one this device saw as its
+   * latest (its name), at the seq it saw. A backup chains onto it (SPEC.md §11).
+   */
+  damagedHead?: { id: string; seq: number };
 }
 
 /**
@@ -192,30 +197,72 @@ export interface LoadedChain {
  * every damaged object is CORRUPT.
  * @throws RollbackError, CorruptBackupError, MissingObjectError (`strict`), UnavailableError.
  */
-export async function loadChainNotes(repo: Repo, strict = false): Promise<LoadedChain> {
+export async function loadChainNotes(
+  repo: Repo,
+  strict = false,
+  opts: {
+    /**
+     * Backup: a damaged object that is exactly the head this device saw (by name, at the
+     * seq it saw) is no unknown: it is the head, damaged. The backup names it as previous,
+     * which makes it provably older, so every command works again. Without this, one
+     * flipped bit in the newest snapshot stopped every command for good.
+     */
+    damagedSeenHead?: boolean;
+  } = {},
+): Promise<LoadedChain> {
   const damaged: CheckProblem[] = [];
   const snaps = await loadSnapshots(repo, (p) => damaged.push(p));
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
-  const { chain, problems, notes } = verifyChain(snaps, seen);
+  const verified = verifyChain(snaps, seen);
+  const { chain, notes } = verified;
+  let problems = verified.problems;
   const named = new Set(snaps.flatMap((s) => (s.snap.prev ? [toHex(s.snap.prev)] : [])));
   const older = damaged.filter((d) => named.has(d.object.slice(PREFIX.snapshots.length)));
-  const unplaced = damaged.filter((d) => !older.includes(d));
+  let unplaced = damaged.filter((d) => !older.includes(d));
+  let damagedHead: LoadedChain['damagedHead'];
+  const seenName = seen ? PREFIX.snapshots + seen.snapshot : undefined;
+  if (
+    opts.damagedSeenHead &&
+    !strict &&
+    seen &&
+    unplaced.length === 1 &&
+    unplaced[0]?.code === 'CORRUPT' &&
+    unplaced[0].object === seenName &&
+    chain.every((s) => s.snap.seq < seen.seq)
+  ) {
+    // The only "rollback" is the one this damage explains: the seen head is there, damaged.
+    const explained = (p: CheckProblem): boolean => p.code === 'ROLLBACK' && p.object === seenName;
+    if (problems.every(explained)) {
+      problems = [];
+      damagedHead = { id: seen.snapshot, seq: seen.seq };
+      older.push(...unplaced);
+      unplaced = [];
+    }
+  }
   // A damaged object that may be the head first (it explains an apparent rollback), then
   // rollback problems: they explain the others.
-  throwProblem([
-    ...(strict ? damaged : unplaced),
-    ...problems.filter((p) => p.code === 'ROLLBACK'),
-    ...problems,
-  ]);
+  try {
+    throwProblem([
+      ...(strict ? damaged : unplaced),
+      ...problems.filter((p) => p.code === 'ROLLBACK'),
+      ...problems,
+    ]);
+  } catch (e) {
+    // The generic advice, "restore an older snapshot", is what cannot work here: say how on.
+    if (e instanceof CorruptBackupError && unplaced.some((d) => d.object === e.object))
+      (e as { hint: string }).hint = HINTS.damagedHead;
+    throw e;
+  }
   const head = chain[chain.length - 1];
-  if (head && repo.statePath)
+  // With a damaged head, the verified head is older than what this device saw: not recorded.
+  if (head && repo.statePath && !damagedHead)
     await recordSeenHead(
       repo.statePath,
       repo.repoIdHex,
       { seq: head.snap.seq, snapshot: head.id },
       repo.storage.location,
     );
-  return { chain, notes: { ...notes, damaged: older } };
+  return { chain, notes: { ...notes, damaged: older }, ...(damagedHead ? { damagedHead } : {}) };
 }
 
 /**

@@ -837,6 +837,10 @@ export class RestoreRun {
     if (file.spoiled) return;
     file.spoiled = true;
     this.damaged.set(this.rel(file.path), why);
+    // Counted when it was started: the result counts what is restored (the CLI says "N
+    // files, all verified").
+    this.files -= 1;
+    this.bytes -= file.entry.size;
   }
 
   /**
