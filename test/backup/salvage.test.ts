@@ -386,3 +386,81 @@ describe('salvage: prune over a damaged pack', () => {
     assert.deepEqual([again.packsDeleted, again.packsRepacked, again.damagedPacks], [0, 0, [name]]);
   });
 });
+
+describe('salvage: check --repair, then a backup heals a bit-flipped blob', () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir('bv-salvage-repair-');
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it('without repair every later backup refers to the damaged blob; with it the next backup stores it again and every snapshot restores', async () => {
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'chat');
+    await mkdir(src, { recursive: true });
+    const photo = randomBytes(150_000);
+    await writeFile(join(src, 'photo.jpg'), photo);
+    await writeFile(join(src, 'other.jpg'), randomBytes(150_000));
+    const first = await backup({ ...access, source: src, workers: 1, init: true });
+    // The store flips one bit inside photo.jpg's blob.
+    const repo = await openRepository(access);
+    const index = await loadIndex(repo);
+    const [head] = await loadChain(repo);
+    const entries = await readTree(repo, index, head?.snap.rootTree as Uint8Array);
+    const chunk = (entries.find((e) => e.name === 'photo.jpg') as { chunks: Uint8Array[] })
+      .chunks[0] as Uint8Array;
+    const at = index.blobs.get(chunk, ObjectKind.DATA_BLOB);
+    assert.ok(at);
+    const name = packName(at.packId);
+    const pack = (storage.raw().get(name) as Uint8Array).slice();
+    pack[at.entry.offset + 40] = (pack[at.entry.offset + 40] as number) ^ 1;
+    storage.raw().set(name, pack);
+
+    // Without repair: the next backup (a new file beside) says saved, and is damaged too.
+    await writeFile(join(src, 'new.txt'), 'a new message');
+    const second = await backup({ ...access, source: src, workers: 1 });
+    const damaged = async (snapshotId: string): Promise<string[]> =>
+      (
+        await restore({
+          ...access,
+          target: join(dir, `probe-${snapshotId.slice(0, 8)}-${Date.now()}`),
+          snapshotId,
+          workers: 1,
+          partial: true,
+        })
+      ).damaged.map((d) => d.path);
+    assert.deepEqual(await damaged(second.snapshotId), ['photo.jpg']);
+
+    // check --repair: reports the damage, and drops the blob from the index.
+    await assert.rejects(check({ ...access, readData: false, repair: true }), (e: unknown) =>
+      hasCode(e, 'USAGE'),
+    );
+    const c = await check({ ...access, workers: 1, repair: true });
+    assert.equal(c.ok, false);
+    assert.deepEqual(c.repaired, { blobsDropped: 1, packsDropped: 0, indexesReplaced: 2 });
+    assert.equal([...storage.raw().keys()].filter((k) => k.startsWith('index/')).length, 1);
+
+    // The next backup reads photo.jpg again (its chunk is no longer in the index) and stores
+    // it under the same id: every snapshot that used it restores again, the first included.
+    const third = await backup({ ...access, source: src, workers: 1 });
+    for (const s of [first, second, third]) {
+      const out = join(dir, `out-${s.seq}`);
+      const r = await restore({ ...access, target: out, snapshotId: s.snapshotId, workers: 1 });
+      assert.deepEqual(r.damaged ?? [], []);
+      assert.deepEqual(await readFile(join(out, 'photo.jpg')), photo, `snapshot ${s.seq}`);
+    }
+    // The damaged pack still holds the bad copy (and other.jpg): prune rewrites it without
+    // it, and then the check is clean.
+    assert.ok(storage.raw().has(name));
+    const p = await prune(access);
+    assert.deepEqual(p.damagedPacks, []);
+    assert.ok(!storage.raw().has(name), 'prune left the damaged pack');
+    const clean = await check({ ...access, workers: 1, repair: true });
+    assert.deepEqual(clean.problems, []);
+    assert.equal(clean.repaired, undefined, 'nothing to repair, nothing written');
+  });
+});

@@ -230,6 +230,43 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
     await assert.rejects(access(h.path('from-tampered')), 'no half-written target');
   });
 
+  it('check --repair, a backup and a prune heal a tampered pack: check is clean again', async () => {
+    const bad = h.path('cloud-repaired');
+    await cp(repo, bad, { recursive: true });
+    const [largest] = await filesBySize(bad);
+    assert.ok(largest && largest.path.includes('/data/'), largest?.path);
+    const fh = await open(largest.path, 'r+');
+    try {
+      const b = Buffer.alloc(1);
+      const at = Math.floor(largest.size / 2);
+      await fh.read(b, 0, 1, at);
+      b[0] = (b[0] ?? 0) ^ 0x40;
+      await fh.write(b, 0, 1, at);
+    } finally {
+      await fh.close();
+    }
+    const e = { ...env, BACKVAULT_STATE: h.path('state-repaired.json') };
+    const usage = await h.run(['check', '--repo', bad, '--repair', '--no-read-data'], { env: e });
+    failed(usage, 2, 'USAGE');
+    const c = await h.run(['check', '--repo', bad, '--repair'], { env: e });
+    assert.equal(c.code, 4, c.stderr);
+    assert.match(
+      c.stdout,
+      /^repaired the index: 1 blob dropped; \d+ index objects? replaced by one$/m,
+    );
+    assert.match(
+      c.stderr,
+      /back up now, so that it is stored again where the source still has it, then run `backvault prune`/,
+    );
+    ok(await h.run(['backup', 'chat', '--repo', bad], { env: e }));
+    ok(await h.run(['prune', '--repo', bad], { env: e }));
+    const clean = await h.run(['check', '--repo', bad], { env: e });
+    ok(clean);
+    assert.match(clean.stdout, /repository OK/);
+    ok(await h.run(['restore', 'from-repaired', '--repo', bad], { env: e }));
+    assert.deepEqual(await treeDigest(h.path('from-repaired')), await treeDigest(h.path('chat')));
+  });
+
   it('a deleted object is MISSING_OBJECT (exit 4)', async () => {
     const bad = h.path('cloud-missing');
     await cp(repo, bad, { recursive: true });

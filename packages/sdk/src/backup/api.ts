@@ -258,6 +258,24 @@ export interface CheckOptions extends RepoAccess {
   onProgress?: (p: Progress) => void;
   /** Worker threads verifying blobs when `readData`. Default: CPU count; 0: this thread. */
   workers?: number;
+  /**
+   * When the data check finds damaged blobs or lost packs: rewrite the index without them
+   * (under the exclusive lock), so that the next backup stores their content again where
+   * the source still has it, instead of referring to the damaged copy forever. Snapshots
+   * that used them restore again once it has (blob ids depend on the content only). Needs
+   * `readData`. Default false: `check` writes nothing.
+   */
+  repair?: boolean;
+}
+
+/** What {@link CheckOptions.repair} did. */
+export interface CheckRepair {
+  /** Index entries removed: blobs that failed verification, or in lost packs. */
+  blobsDropped: number;
+  /** Packs, gone or unreadable as a whole, whose entries were all removed. */
+  packsDropped: number;
+  /** Index objects replaced by the one new index. */
+  indexesReplaced: number;
 }
 
 export interface CheckProblem {
@@ -285,6 +303,8 @@ export interface CheckResult {
    * deleted by the store; the others are unaffected).
    */
   notes: string[];
+  /** Set when `repair` was asked for and the check found something to repair. */
+  repaired?: CheckRepair;
   seconds: number;
 }
 

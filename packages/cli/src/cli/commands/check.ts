@@ -1,5 +1,5 @@
 /** `backvault check --repo URL`: verify a whole repository without restoring it. */
-import { BackvaultError } from 'backvault/errors';
+import { BackvaultError, UsageError } from 'backvault/errors';
 import { booleanOption } from '../args.js';
 import { CLI_HINTS } from '../hints.js';
 import {
@@ -19,7 +19,7 @@ export const checkCommand: CommandSpec = {
   path: ['check'],
   summary: 'verify every snapshot, index and (by default) every data blob',
   usage:
-    'check (--repo URL [--key-file FILE] | --device DIR) [--read-data | --no-read-data] [--json]',
+    'check (--repo URL [--key-file FILE] | --device DIR) [--read-data | --no-read-data] [--repair] [--json]',
   positionals: [],
   options: {
     ...REPO_OPTIONS,
@@ -29,6 +29,11 @@ export const checkCommand: CommandSpec = {
       description:
         'download and verify every data blob (default; --no-read-data checks structure only)',
     },
+    repair: {
+      type: 'boolean',
+      description:
+        'drop damaged blobs and lost packs from the index, so that the next backup stores them again',
+    },
     ...DEVICE_OPTION,
     ...PROGRESS_OPTIONS,
     ...LIMIT_OPTIONS,
@@ -37,10 +42,24 @@ export const checkCommand: CommandSpec = {
     'Exits 0 when the repository is sound, 4 when anything is corrupted, missing or rolled',
     'back; each problem names the storage object concerned.',
     '',
+    'A backup deduplicates against the index: a blob the store damaged would be referred to',
+    'by every later backup of the same content. --repair (with the data check) rewrites the',
+    'index without the damaged blobs and lost packs, under the exclusive lock; the next',
+    'backup then stores that content again where the source still has it, and every',
+    'snapshot that used it restores again. `backvault prune` afterwards removes the damaged',
+    'copies. The exit code still says what was found (4).',
+    '',
     ...KEY_SOURCES_HELP,
   ],
   async run({ values }, ctx) {
     const readData = booleanOption(values, 'read-data', true);
+    const repair = values.repair === true;
+    if (repair && !readData) {
+      throw new UsageError(
+        '--repair needs the data check: it drops the blobs that the check finds damaged',
+        'Leave out --no-read-data.',
+      );
+    }
     const onProgress = ctx.progressSink();
     const r = await withRepository(ctx, values, { allowPrompt: true }, async (access, network) =>
       ctx.stoppable('check', async (signal) =>
@@ -49,6 +68,7 @@ export const checkCommand: CommandSpec = {
           ...network,
           signal,
           readData,
+          ...(repair ? { repair } : {}),
           ...(onProgress ? { onProgress } : {}),
         }),
       ),
@@ -73,9 +93,14 @@ export const checkCommand: CommandSpec = {
     const kinds = new Set(r.problems.map(where));
     const advice = [
       'The store altered or lost data.',
-      ...(kinds.has('data') || kinds.size === 0
+      ...((kinds.has('data') || kinds.size === 0) && !r.repaired
         ? [
-            '`backvault restore --partial` restores every file that still verifies; an older snapshot may hold the others. `backvault prune` does not repair data.',
+            '`backvault restore --partial` restores every file that still verifies; an older snapshot may hold the others. `backvault check --repair` makes the next backup store the damaged data again instead of referring to it.',
+          ]
+        : []),
+      ...(r.repaired
+        ? [
+            '`backvault restore --partial` restores every file that still verifies. The index no longer lists the damaged data: back up now, so that it is stored again where the source still has it, then run `backvault prune`.',
           ]
         : []),
       ...(kinds.has('index')
@@ -103,6 +128,11 @@ export const checkCommand: CommandSpec = {
           ]),
         ]),
         `repository DAMAGED: ${plural(r.problems.length, 'problem')}; ${summary}`,
+        ...(r.repaired
+          ? [
+              `repaired the index: ${plural(r.repaired.blobsDropped, 'blob')} dropped${r.repaired.packsDropped > 0 ? ` (all of ${plural(r.repaired.packsDropped, 'lost or unreadable pack')})` : ''}; ${plural(r.repaired.indexesReplaced, 'index object')} replaced by one`,
+            ]
+          : []),
       ],
       error,
     };

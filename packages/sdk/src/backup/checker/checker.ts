@@ -2,7 +2,7 @@
  * `check`: verify a whole repository without restoring, collecting every problem instead of
  * stopping at the first. Config and key problems still throw (nothing else can be checked).
  */
-import { BackvaultError, throwIfAborted } from '../../errors.js';
+import { BackvaultError, UsageError, throwIfAborted } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -26,6 +26,7 @@ import { readPackHeader, readTree } from '../repository/packs.js';
 import { readSeenHead, recordSeenHead } from '../repository/state.js';
 import { walkTrees } from '../repository/tree-walk.js';
 import { lockProblems } from '../repository/lock.js';
+import { repairIndex } from './repair.js';
 import type { BlobIndex } from '../repository/indexes.js';
 import type { LoadedSnapshot } from '../repository/snapshots.js';
 import type { Repo } from '../repository/repository.js';
@@ -48,6 +49,11 @@ function sameEntry(a: BlobEntry, b: BlobEntry): boolean {
 export async function check(opts: CheckOptions): Promise<CheckResult> {
   const started = performance.now();
   const readData = opts.readData ?? true;
+  if (opts.repair && !readData) {
+    throw new UsageError(
+      'repair needs the data check (readData): it drops the blobs that check finds damaged',
+    );
+  }
   const repo = await openRepository(opts);
   const problems: CheckProblem[] = [];
   const add = (p: CheckProblem): void => {
@@ -129,6 +135,8 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   // unreadable as a whole, and single blobs (kind:id) that fail verification.
   const badPacks = new Set<string>();
   const badBlobs = new Set<string>();
+  /** The same blobs with their pack (`packId/kind:id`), for `repair`. */
+  const badAt = new Set<string>();
   for (const packId of index.packs) {
     if (!present.has(packId)) badPacks.add(packId);
     if (!present.has(packId))
@@ -186,7 +194,10 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
           blobs += header.entries.length;
           results.forEach((r, i) => {
             const e = header.entries[i];
-            if (r.status === 'rejected' && e) badBlobs.add(`${e.kind}:${toHex(e.id)}`);
+            if (r.status === 'rejected' && e) {
+              badBlobs.add(`${e.kind}:${toHex(e.id)}`);
+              badAt.add(`${packId}/${e.kind}:${toHex(e.id)}`);
+            }
           });
           const bad = results.find((r) => r.status === 'rejected');
           if (bad) asProblem((bad as PromiseRejectedResult).reason, o.name);
@@ -209,6 +220,10 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
 
   if (badPacks.size > 0 || badBlobs.size > 0)
     await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);
+  const repaired =
+    opts.repair && (badPacks.size > 0 || badAt.size > 0 || index.damagedIndexes.length > 0)
+      ? await repairIndex(repo, badAt, badPacks, signal)
+      : undefined;
 
   const head = chain[chain.length - 1];
   if (problems.length === 0 && head && repo.statePath) {
@@ -227,6 +242,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     bytesRead,
     problems,
     notes,
+    ...(repaired ? { repaired } : {}),
     seconds: (performance.now() - started) / 1000,
   };
 }
