@@ -10,7 +10,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, forget, prune, restore } from '#sdk/backup/index.js';
+import {
+  backup,
+  check,
+  diffSnapshots,
+  forget,
+  listSnapshotTree,
+  openInspector,
+  prune,
+  repositoryStats,
+  restore,
+} from '#sdk/backup/index.js';
 import { readTree } from '#sdk/backup/repository/packs.js';
 import { loadChain } from '#sdk/backup/repository/snapshots.js';
 import { loadIndex } from '#sdk/backup/repository/indexes.js';
@@ -296,6 +306,19 @@ describe('salvage: a damaged index object', () => {
       JSON.stringify(r.warnings),
     );
     assert.deepEqual(await filesUnder(join(dir, 'partial')), expected);
+    // ls, diff and stats need only trees: they read the packs by their headers too.
+    const ins = await openInspector(access);
+    const [s1, s2] = ins.snapshots;
+    assert.ok(s1 && s2);
+    assert.deepEqual(
+      (await listSnapshotTree(ins, s2)).map((e) => e.path),
+      ['media', ...[0, 1, 2, 3].map((i) => `media/IMG_${i}.jpg`), 'notes.txt'],
+    );
+    assert.deepEqual(
+      (await diffSnapshots(ins, s1, s2)).map((d) => `${d.change} ${d.path}`),
+      ['added notes.txt'],
+    );
+    assert.equal((await repositoryStats(ins)).snapshots.length, 2);
     // check names the damaged object, and only it: every blob is still readable.
     const c = await check({ ...access, workers: 1 });
     assert.deepEqual(

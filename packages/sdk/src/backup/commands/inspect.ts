@@ -6,8 +6,15 @@
  */
 import type { SnapshotInfo, RepoAccess } from '../api.js';
 import { snapshotInfo } from './snapshots.js';
-import { HINTS, NotFoundError } from '../../errors.js';
-import { EntryType, ObjectKind, toHex, type BlobKind, type TreeEntry } from '../../format/index.js';
+import { CorruptBackupError, HINTS, NotFoundError } from '../../errors.js';
+import {
+  EntryType,
+  ObjectKind,
+  PREFIX,
+  toHex,
+  type BlobKind,
+  type TreeEntry,
+} from '../../format/index.js';
 import { listPacks, openRepository, type Repo } from '../repository/repository.js';
 import { loadChain, type LoadedSnapshot } from '../repository/snapshots.js';
 import { loadIndex, type BlobIndex } from '../repository/indexes.js';
@@ -75,6 +82,25 @@ function internals(ins: Inspector): { repo: Repo; index: BlobIndex } {
 const info = snapshotInfo;
 
 /**
+ * The index; when an index object is damaged, the packs it listed are read by their own
+ * authenticated headers instead (as restore --partial, check and backup do): listing and
+ * comparing snapshots needs only trees, and a damaged index object costs none of them
+ * while its packs are intact. The store's packs are listed only then.
+ */
+async function loadIndexSalvaging(repo: Repo): Promise<BlobIndex> {
+  try {
+    return await loadIndex(repo);
+  } catch (e) {
+    if (!(e instanceof CorruptBackupError && e.object?.startsWith(PREFIX.index) === true)) throw e;
+    return loadIndex(repo, undefined, {
+      stored: await listPacks(repo.storage),
+      lost: 'demote',
+      skipDamaged: true,
+    });
+  }
+}
+
+/**
  * Open the repository: key check, verified snapshot chain (rollback-checked against the
  * state file), and the index.
  * @throws the errors of `openRepository`, `loadChain`, `loadIndex`.
@@ -82,7 +108,7 @@ const info = snapshotInfo;
 export async function openInspector(access: RepoAccess): Promise<Inspector> {
   const repo = await openRepository(access);
   const chain = await loadChain(repo);
-  const index = await loadIndex(repo);
+  const index = await loadIndexSalvaging(repo);
   const byId = new Map(chain.map((s) => [s.id, s]));
   const cache = new Map<string, Promise<TreeEntry[]>>();
   const ins: Inspector = {
