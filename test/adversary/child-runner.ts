@@ -26,13 +26,15 @@ export function killAllChildren(): void {
 }
 
 /**
- * Run the child; SIGKILL it `killAfterMs` after it reports "started" (never if undefined).
+ * Run the child; SIGKILL it `killAfterMs` after it reports "started" (never if undefined),
+ * or, given a function, once that returns true (asked every 2 ms from "started": a point
+ * of the work, such as "N packs are stored", that does not move with the machine's load).
  * `env` is added to this process's environment.
  */
 export function runChild(
   args: string[],
   keyHex: string,
-  killAfterMs?: number,
+  killAfterMs?: number | (() => Promise<boolean>),
   env: Record<string, string> = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -48,10 +50,18 @@ export function runChild(
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       if (!started && s.includes('started')) {
         started = performance.now();
-        if (killAfterMs !== undefined) {
+        if (typeof killAfterMs === 'number') {
           timer = setTimeout(() => {
             killed = child.kill('SIGKILL');
           }, killAfterMs);
+        } else if (killAfterMs) {
+          const when = killAfterMs;
+          const poll = async (): Promise<void> => {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            if (await when()) killed = child.kill('SIGKILL');
+            else timer = setTimeout(() => void poll(), 2);
+          };
+          void poll();
         }
       }
     });

@@ -23,6 +23,16 @@ const ATTEMPTS = 90;
 const PACK_SIZE = 512 * 1024;
 const CHILD_ENV = { BACKVAULT_TEST_PACK_SIZE: String(PACK_SIZE) };
 
+/** The pack files under `data/` (whole ones: temporary files of uploads are not counted). */
+async function packFiles(repo: string): Promise<number> {
+  let n = 0;
+  for (const sub of await readdir(join(repo, 'data')).catch(() => [] as string[])) {
+    for (const f of await readdir(join(repo, 'data', sub)).catch(() => [] as string[]))
+      if (!f.startsWith(TEMP_PREFIX)) n += 1;
+  }
+  return n;
+}
+
 /** Total bytes of the packs under `data/` and the temp files anywhere in the store. */
 async function storeBytes(repo: string): Promise<{ packs: number; temps: string[] }> {
   let packs = 0;
@@ -79,6 +89,8 @@ describe('resume after kill -9', () => {
     );
     assert.equal(ref.code, 0, ref.stderr);
     const fullBytes = (await storeBytes(full)).packs;
+    const packsInFull = await packFiles(full);
+    assert.ok(packsInFull > 4, `only ${packsInFull} packs: too few kill points`);
     let fullMs = ref.ms;
     // Pack headers differ a little with how blobs fall into packs; nothing else may differ.
     const slack = 16 * 1024;
@@ -92,8 +104,23 @@ describe('resume after kill -9', () => {
       const state = join(dir, 'state.json');
       await copyRepo(empty, repo);
       await cp(emptyState, state);
-      const at = (0.95 * fullMs * (k + Math.random())) / KILLS;
-      const r = await runChild(['backup', repo, state, src], keyHex, at, CHILD_ENV);
+      // Killed once `m` packs are stored, then 0-15 ms later (often in the middle of the
+      // next pack's upload): kill points by the work done, not by the clock. On the clock
+      // (a share of an earlier run's time) a loaded machine made kills land early, with
+      // almost nothing stored yet to resume.
+      const m = k % packsInFull;
+      const jitter = Math.random() * 15;
+      let reachedAt = 0;
+      const r = await runChild(
+        ['backup', repo, state, src],
+        keyHex,
+        async () => {
+          if (!reachedAt && (await packFiles(repo)) >= m) reachedAt = performance.now();
+          return reachedAt > 0 && performance.now() - reachedAt >= jitter;
+        },
+        CHILD_ENV,
+      );
+      const at = r.ms;
       if (!r.killed) {
         assert.equal(r.code, 0, r.stderr);
         fullMs = Math.min(fullMs, r.ms);
