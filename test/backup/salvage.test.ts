@@ -43,6 +43,29 @@ async function filesUnder(root: string): Promise<Map<string, Buffer>> {
   return out;
 }
 
+/**
+ * Flip one bit inside the first data blob of the file `file` (at the top of the newest
+ * snapshot) where its pack is stored, as a store's bit rot would. Returns the pack's name.
+ */
+async function flipFirstBlobOf(
+  access: { storage: MemoryStorage; backupKey: Uint8Array; rollbackProtection: false },
+  file: string,
+): Promise<string> {
+  const repo = await openRepository(access);
+  const chain = await loadChain(repo);
+  const index = await loadIndex(repo);
+  const head = chain[chain.length - 1];
+  const entries = await readTree(repo, index, head?.snap.rootTree as Uint8Array);
+  const e = entries.find((x) => x.name === file) as { chunks: Uint8Array[] };
+  const at = index.blobs.get(e.chunks[0] as Uint8Array, ObjectKind.DATA_BLOB);
+  assert.ok(at, `${file}: no blob`);
+  const name = packName(at.packId);
+  const pack = (access.storage.raw().get(name) as Uint8Array).slice();
+  pack[at.entry.offset + 40] = (pack[at.entry.offset + 40] as number) ^ 1;
+  access.storage.raw().set(name, pack);
+  return name;
+}
+
 describe('salvage: damage stays local', () => {
   let dir: string;
   let src: string;
@@ -368,17 +391,7 @@ describe('salvage: prune over a damaged pack', () => {
     await forget({ ...access, policy: { last: 1 } });
     // The pack of the first backup now holds kept.jpg (used) and gone.jpg (not): flip a
     // byte inside kept.jpg's blob.
-    const repo = await openRepository(access);
-    const [head] = await loadChain(repo);
-    const index = await loadIndex(repo);
-    const entries = await readTree(repo, index, head?.snap.rootTree as Uint8Array);
-    const kept = entries.find((e) => e.name === 'kept.jpg') as { chunks: Uint8Array[] };
-    const at = index.blobs.get(kept.chunks[0] as Uint8Array, ObjectKind.DATA_BLOB);
-    assert.ok(at);
-    const name = packName(at.packId);
-    const pack = (storage.raw().get(name) as Uint8Array).slice();
-    pack[at.entry.offset + 40] = (pack[at.entry.offset + 40] as number) ^ 1;
-    storage.raw().set(name, pack);
+    const name = await flipFirstBlobOf(access, 'kept.jpg');
     // Leftovers prune must still free: a pack no index names.
     const orphan = randomBytes(5000);
     const orphanName = packName(createHash('sha256').update(orphan).digest('hex'));
@@ -430,18 +443,7 @@ describe('salvage: check --repair, then a backup heals a bit-flipped blob', () =
     await writeFile(join(src, 'other.jpg'), randomBytes(150_000));
     const first = await backup({ ...access, source: src, workers: 1, init: true });
     // The store flips one bit inside photo.jpg's blob.
-    const repo = await openRepository(access);
-    const index = await loadIndex(repo);
-    const [head] = await loadChain(repo);
-    const entries = await readTree(repo, index, head?.snap.rootTree as Uint8Array);
-    const chunk = (entries.find((e) => e.name === 'photo.jpg') as { chunks: Uint8Array[] })
-      .chunks[0] as Uint8Array;
-    const at = index.blobs.get(chunk, ObjectKind.DATA_BLOB);
-    assert.ok(at);
-    const name = packName(at.packId);
-    const pack = (storage.raw().get(name) as Uint8Array).slice();
-    pack[at.entry.offset + 40] = (pack[at.entry.offset + 40] as number) ^ 1;
-    storage.raw().set(name, pack);
+    const name = await flipFirstBlobOf(access, 'photo.jpg');
 
     // Without repair: the next backup (a new file beside) says saved, and is damaged too.
     await writeFile(join(src, 'new.txt'), 'a new message');

@@ -4,6 +4,23 @@ import { after, before, describe, it } from 'node:test';
 import { CliHarness, parseJsonOutput, stderrLines, type CliRun } from './cli-harness.js';
 import { filesBySize, makeTree, treeDigest } from './tree.js';
 
+/** Flip one bit in the middle of the largest file of the repository `dir` (a pack). */
+async function flipMiddleOfLargest(dir: string): Promise<string> {
+  const [largest] = await filesBySize(dir);
+  assert.ok(largest);
+  const fh = await open(largest.path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    const at = Math.floor(largest.size / 2);
+    await fh.read(b, 0, 1, at);
+    b[0] = (b[0] ?? 0) ^ 0x40;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+  return largest.path;
+}
+
 function ok(r: CliRun): void {
   assert.equal(r.code, 0, `exit ${r.code}; stderr: ${r.stderr}`);
   // Not a terminal: no progress bar, no chatter.
@@ -196,18 +213,7 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
   it('a tampered object is an integrity error (exit 4) for check and restore', async () => {
     const bad = h.path('cloud-tampered');
     await cp(repo, bad, { recursive: true });
-    const [largest] = await filesBySize(bad);
-    assert.ok(largest);
-    const fh = await open(largest.path, 'r+');
-    try {
-      const b = Buffer.alloc(1);
-      const at = Math.floor(largest.size / 2);
-      await fh.read(b, 0, 1, at);
-      b[0] = (b[0] ?? 0) ^ 0x40;
-      await fh.write(b, 0, 1, at);
-    } finally {
-      await fh.close();
-    }
+    await flipMiddleOfLargest(bad);
     const state = { BACKVAULT_STATE: h.path('state-tampered.json') };
     const c = await h.run(['check', '--repo', bad, '--json'], { env: { ...env, ...state } });
     assert.equal(c.code, 4, c.stderr);
@@ -233,18 +239,7 @@ describe('backvault CLI: backup, restore, snapshots, check, prune', () => {
   it('check --repair, a backup and a prune heal a tampered pack: check is clean again', async () => {
     const bad = h.path('cloud-repaired');
     await cp(repo, bad, { recursive: true });
-    const [largest] = await filesBySize(bad);
-    assert.ok(largest && largest.path.includes('/data/'), largest?.path);
-    const fh = await open(largest.path, 'r+');
-    try {
-      const b = Buffer.alloc(1);
-      const at = Math.floor(largest.size / 2);
-      await fh.read(b, 0, 1, at);
-      b[0] = (b[0] ?? 0) ^ 0x40;
-      await fh.write(b, 0, 1, at);
-    } finally {
-      await fh.close();
-    }
+    assert.match(await flipMiddleOfLargest(bad), /\/data\//);
     const e = { ...env, BACKVAULT_STATE: h.path('state-repaired.json') };
     const usage = await h.run(['check', '--repo', bad, '--repair', '--no-read-data'], { env: e });
     failed(usage, 2, 'USAGE');
