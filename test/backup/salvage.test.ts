@@ -488,4 +488,25 @@ describe('salvage: check --repair, then a backup heals a bit-flipped blob', () =
     assert.deepEqual(clean.problems, []);
     assert.equal(clean.repaired, undefined, 'nothing to repair, nothing written');
   });
+
+  it('a lost pack: repair drops its entries, and the next backup stores its content again', async () => {
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'lost');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'a.jpg'), randomBytes(150_000));
+    const first = await backup({ ...access, source: src, workers: 1, init: true });
+    const name = await flipFirstBlobOf(access, 'a.jpg');
+    storage.raw().delete(name);
+    const c = await check({ ...access, workers: 1, repair: true });
+    assert.ok(c.problems.some((p) => p.code === 'MISSING_OBJECT' && p.object === name));
+    assert.equal(c.repaired?.packsDropped, 1);
+    assert.ok((c.repaired?.blobsDropped ?? 0) >= 1);
+    await backup({ ...access, source: src, workers: 1 });
+    const out = join(dir, 'lost-out');
+    await restore({ ...access, target: out, snapshotId: first.snapshotId, workers: 1 });
+    assert.deepEqual(await readFile(join(out, 'a.jpg')), await readFile(join(src, 'a.jpg')));
+    assert.deepEqual((await check({ ...access, workers: 1 })).problems, []);
+  });
 });

@@ -42,9 +42,11 @@ export async function repairIndex(
   const lock = await RepoLock.acquire(repo, 'repair', true);
   try {
     // Read again under the lock: a backup may have added an index since the check read it.
+    // Entries of lost packs are kept here (demoted behind any other copy) so that those of
+    // `badPacks` are counted as they are dropped below.
     const index = await loadIndex(repo, undefined, {
       stored: await listPacks(repo.storage),
-      lost: 'drop',
+      lost: 'demote',
       skipDamaged: true,
     });
     const perPack = new Map<string, BlobEntry[]>();
