@@ -20,6 +20,7 @@
  * listed, and a prune rewrites it without the damaged one once nothing uses that (SPEC.md
  * §14, "Repair"). Nothing in the store is ever deleted that a snapshot could still read.
  */
+import { throwIfAborted } from '../../errors.js';
 import { fromHex, type BlobEntry, type IndexPack } from '../../format/index.js';
 import type { CheckRepair } from '../api.js';
 import { loadIndex, storeIndex } from '../repository/indexes.js';
@@ -70,7 +71,7 @@ export async function repairIndex(
     if (blobsDropped === 0 && index.damagedIndexes.length === 0) {
       return { blobsDropped: 0, packsDropped: 0, indexesReplaced: 0 };
     }
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const packs: IndexPack[] = [...perPack].map(([packId, blobs]) => ({
       packId: fromHex(packId),
       blobs,
