@@ -14,10 +14,10 @@
  *   {"op":"pin","id":N,"path":P,"busyMs":T}
  *                                 -> {"id":N,"mode":"wal"|"delete"|…,"stable":bool}
  *                                  or {"id":N,"error":"…","busy"?:true}
+ *   {"op":"release","id":N}        -> {"id":N,"released":true}
  *
  * `busyMs`: how long to wait for a writer's lock (default 30 s); `busy`: the database stayed
  * locked that long (an exclusive-mode writer, a long write transaction).
- *   {"op":"release","id":N}        -> {"id":N,"released":true}
  *
  * `stable`: the main file is the pinned state — a rollback-journal database, whose writers
  * wait for our SHARED lock, or a WAL database whose every committed frame is already in the
