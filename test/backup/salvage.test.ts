@@ -22,6 +22,7 @@ import {
   restore,
 } from '#sdk/backup/index.js';
 import { readTree } from '#sdk/backup/repository/packs.js';
+import { RepoLock } from '#sdk/backup/repository/lock.js';
 import { loadChain } from '#sdk/backup/repository/snapshots.js';
 import { loadIndex } from '#sdk/backup/repository/indexes.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
@@ -464,6 +465,20 @@ describe('salvage: check --repair, then a backup heals a bit-flipped blob', () =
     await assert.rejects(check({ ...access, readData: false, repair: true }), (e: unknown) =>
       hasCode(e, 'USAGE'),
     );
+    // While a backup holds the lock: the problems, and a note that nothing was repaired.
+    const repo = await openRepository(access);
+    const held = await RepoLock.acquire(repo, 'backup', false);
+    try {
+      const busy = await check({ ...access, workers: 1, repair: true });
+      assert.equal(busy.ok, false);
+      assert.equal(busy.repaired, undefined);
+      assert.ok(
+        busy.notes.some((n) => /^the index was not repaired: the repository is locked/.test(n)),
+        busy.notes.join('; '),
+      );
+    } finally {
+      await held.release();
+    }
     const c = await check({ ...access, workers: 1, repair: true });
     assert.equal(c.ok, false);
     assert.deepEqual(c.repaired, { blobsDropped: 1, packsDropped: 0, indexesReplaced: 2 });

@@ -263,7 +263,8 @@ export interface CheckOptions extends RepoAccess {
    * (under the exclusive lock), so that the next backup stores their content again where
    * the source still has it, instead of referring to the damaged copy forever. Snapshots
    * that used them restore again once it has (blob ids depend on the content only). Needs
-   * `readData`. Default false: `check` writes nothing.
+   * `readData`. While a backup or prune holds the lock nothing is written, and `notes` says
+   * so. Default false: `check` writes nothing.
    */
   repair?: boolean;
 }

@@ -220,10 +220,16 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
 
   if (badPacks.size > 0 || badBlobs.size > 0)
     await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);
-  const repaired =
-    opts.repair && (badPacks.size > 0 || badAt.size > 0 || index.damagedIndexes.length > 0)
-      ? await repairIndex(repo, badAt, badPacks, signal)
-      : undefined;
+  let repaired: CheckResult['repaired'];
+  if (opts.repair && (badPacks.size > 0 || badAt.size > 0 || index.damagedIndexes.length > 0)) {
+    try {
+      repaired = await repairIndex(repo, badAt, badPacks, signal);
+    } catch (e) {
+      // A backup or prune holds the lock: the problems found are still the answer.
+      if (!(e instanceof BackvaultError && e.code === 'CONFLICT')) throw e;
+      notes.push(`the index was not repaired: ${e.message}; run the repair again after it`);
+    }
+  }
 
   const head = chain[chain.length - 1];
   if (problems.length === 0 && head && repo.statePath) {
