@@ -15,17 +15,7 @@ import { hasCode } from '#sdk/errors.js';
 import { RESTORE_MARKER, restoreMarker, restoreTempName } from '#sdk/backup/restorer/restorer.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
-import { assertSameTree, removeDir, tempDir } from './helpers.js';
-
-/** Mount a tmpfs at `dir` (root only); false when this machine cannot. */
-function mountTmpfs(dir: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { assertSameTree, mountTmpfs, removeDir, tempDir } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -67,7 +57,7 @@ describe(
     it('an empty mount point is refused with USAGE before anything is written; a folder inside it restores', async (t) => {
       const mnt = join(dir, 'empty-disk');
       await mkdir(mnt);
-      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      if (!mountTmpfs(mnt, '4m')) return t.skip('mount -t tmpfs is not allowed here');
       mounts.push(mnt);
       await assert.rejects(
         restore({ ...access, target: mnt }),
@@ -84,7 +74,7 @@ describe(
     it('a target on a mounted disk reached through a symlinked folder is no mount point: it restores', async (t) => {
       const mnt = join(dir, 'other-disk');
       await mkdir(mnt);
-      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      if (!mountTmpfs(mnt, '4m')) return t.skip('mount -t tmpfs is not allowed here');
       mounts.push(mnt);
       await symlink(mnt, join(dir, 'disk-link'));
       await mkdir(join(mnt, 'chat'));
@@ -116,7 +106,7 @@ describe(
       const mnt = join(target, 'media');
       await mkdir(mnt, { recursive: true });
       await writeFile(join(target, 'msgstore.db'), 'older database');
-      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      if (!mountTmpfs(mnt, '4m')) return t.skip('mount -t tmpfs is not allowed here');
       mounts.push(mnt);
       await writeFile(join(mnt, 'mine.jpg'), 'mine');
       await assert.rejects(
@@ -141,7 +131,7 @@ describe(
       const mnt = join(target, 'deep', 'card');
       await mkdir(mnt, { recursive: true });
       await writeFile(join(target, 'old.txt'), 'old');
-      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      if (!mountTmpfs(mnt, '4m')) return t.skip('mount -t tmpfs is not allowed here');
       mounts.push(mnt);
       await writeFile(join(mnt, 'on-the-card.jpg'), 'mine');
       await assert.rejects(
@@ -207,7 +197,7 @@ describe(
     it('a mount point holding files, with force: USAGE, its files untouched, no journal left to roll forward', async (t) => {
       const mnt = join(dir, 'full-disk');
       await mkdir(mnt);
-      if (!mountTmpfs(mnt)) return t.skip('mount -t tmpfs is not allowed here');
+      if (!mountTmpfs(mnt, '4m')) return t.skip('mount -t tmpfs is not allowed here');
       mounts.push(mnt);
       await writeFile(join(mnt, 'keep.txt'), 'mine');
       for (const del of [false, true]) {

@@ -1,6 +1,6 @@
 /** Shared fixtures for the engine tests: sample trees and tree comparison. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmod,
@@ -176,4 +176,21 @@ export function freshAccess(): {
     rollbackProtection: false,
     workers: 1,
   };
+}
+
+/**
+ * Mount a tmpfs of `size` (e.g. `4m`) at `dir`, read-only if asked: a real full or read-only
+ * disk (root only). False when this machine cannot; the caller skips then.
+ */
+export function mountTmpfs(dir: string, size: string, readOnly = false): boolean {
+  try {
+    execFileSync(
+      'mount',
+      ['-t', 'tmpfs', '-o', `size=${size}${readOnly ? ',ro' : ''}`, 'tmpfs', dir],
+      { stdio: 'ignore' },
+    );
+    return true;
+  } catch {
+    return false;
+  }
 }

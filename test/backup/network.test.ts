@@ -26,7 +26,7 @@ import {
   type S3TestServer,
 } from '../storage/s3-server.js';
 import { HeldClock } from '../storage/held.js';
-import { assertSameTree, removeDir, tempDir } from './helpers.js';
+import { assertSameTree, mountTmpfs, removeDir, tempDir } from './helpers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -372,22 +372,6 @@ describe('backups on an unreliable network (SDK, real S3 server)', () => {
     assert.equal(events.length, 0);
   });
 });
-
-/** Mount a tmpfs of `size` at `dir` (root only); `undefined` when this machine cannot. */
-function mountTmpfs(dir: string, size: string, readOnly = false): boolean {
-  try {
-    execFileSync(
-      'mount',
-      ['-t', 'tmpfs', '-o', `size=${size}${readOnly ? ',ro' : ''}`, 'tmpfs', dir],
-      {
-        stdio: 'ignore',
-      },
-    );
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const isRoot = process.getuid?.() === 0;
 

@@ -18,7 +18,7 @@ import {
   startVaultProcess,
   type VaultProcess,
 } from './vault-process.js';
-import { tempDir, removeDir } from '../backup/helpers.js';
+import { mountTmpfs, removeDir, tempDir } from '../backup/helpers.js';
 
 const root = process.getuid?.() === 0;
 
@@ -35,7 +35,7 @@ describe(
       dir = await tempDir('bv-vault-disk-');
       mnt = join(dir, 'mnt');
       await mkdir(mnt);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+      assert.ok(mountTmpfs(mnt, '4m'), 'mount -t tmpfs failed');
       vault = await startVaultProcess([
         '--data',
         join(mnt, 'data'),
