@@ -26,7 +26,7 @@ import { RepoLock } from '#sdk/backup/repository/lock.js';
 import { loadChain } from '#sdk/backup/repository/snapshots.js';
 import { loadIndex } from '#sdk/backup/repository/indexes.js';
 import { openRepository } from '#sdk/backup/repository/repository.js';
-import { hasCode } from '#sdk/errors.js';
+import { UnavailableError, hasCode } from '#sdk/errors.js';
 import { ObjectKind, generateBackupKey, packName, toHex } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
@@ -502,6 +502,59 @@ describe('salvage: check --repair, then a backup heals a bit-flipped blob', () =
     const clean = await check({ ...access, workers: 1, repair: true });
     assert.deepEqual(clean.problems, []);
     assert.equal(clean.repaired, undefined, 'nothing to repair, nothing written');
+  });
+
+  it('a repair stopped before it deleted the old indexes leaves a valid repository; run again, it finishes', async () => {
+    const storage = new MemoryStorage();
+    const backupKey = generateBackupKey();
+    const access = { rollbackProtection: false as const, storage, backupKey };
+    const src = join(dir, 'stopped');
+    await mkdir(src, { recursive: true });
+    const photo = randomBytes(150_000);
+    await writeFile(join(src, 'photo.jpg'), photo);
+    await writeFile(join(src, 'other.jpg'), randomBytes(150_000));
+    const first = await backup({ ...access, source: src, workers: 1, init: true });
+    await flipFirstBlobOf(access, 'photo.jpg');
+    // The store fails the new index's upload: nothing was deleted before it.
+    const noPut: typeof storage = Object.create(storage) as typeof storage;
+    noPut.put = async (name, data) => {
+      if (name.startsWith('index/')) throw new UnavailableError('the store went away');
+      return storage.put(name, data);
+    };
+    await assert.rejects(check({ ...access, storage: noPut, workers: 1, repair: true }), (e) =>
+      hasCode(e, 'UNAVAILABLE'),
+    );
+    assert.equal([...storage.raw().keys()].filter((k) => k.startsWith('index/')).length, 1);
+    // The store fails every index deletion: the new index is written, the old one stays.
+    const failing: typeof storage = Object.create(storage) as typeof storage;
+    failing.delete = async (name) => {
+      if (name.startsWith('index/')) throw new UnavailableError('the store went away');
+      return storage.delete(name);
+    };
+    await assert.rejects(check({ ...access, storage: failing, workers: 1, repair: true }), (e) =>
+      hasCode(e, 'UNAVAILABLE'),
+    );
+    assert.equal([...storage.raw().keys()].filter((k) => k.startsWith('index/')).length, 2);
+    // Valid: the same damage as before, nothing else lost, and no lock left behind.
+    const partial = await restore({
+      ...access,
+      target: join(dir, 'stopped-partial'),
+      workers: 1,
+      partial: true,
+    });
+    assert.deepEqual(
+      partial.damaged.map((d) => d.path),
+      ['photo.jpg'],
+    );
+    assert.ok(![...storage.raw().keys()].some((k) => k.startsWith('locks/')), 'lock left');
+    // Run again: it finishes, and a backup heals the first snapshot.
+    const c = await check({ ...access, workers: 1, repair: true });
+    assert.equal(c.repaired?.blobsDropped, 1);
+    assert.equal([...storage.raw().keys()].filter((k) => k.startsWith('index/')).length, 1);
+    await backup({ ...access, source: src, workers: 1 });
+    const out = join(dir, 'stopped-out');
+    await restore({ ...access, target: out, snapshotId: first.snapshotId, workers: 1 });
+    assert.deepEqual(await readFile(join(out, 'photo.jpg')), photo);
   });
 
   it('a lost pack: repair drops its entries, and the next backup stores its content again', async () => {

@@ -44,7 +44,7 @@ export const pruneCommand: CommandSpec = {
         `  ${formatBytes(r.bytesFreed)} freed in ${formatSeconds(r.seconds)}`,
         ...(r.damagedPacks.length > 0
           ? [
-              `  ${plural(r.damagedPacks.length, 'damaged pack')} left as ${r.damagedPacks.length === 1 ? 'it was' : 'they were'} (a blob a snapshot uses fails verification): \`backvault check --repair\`, then a backup, store it again where the source still has it`,
+              `  ${plural(r.damagedPacks.length, 'damaged pack')} left as ${r.damagedPacks.length === 1 ? 'it was' : 'they were'} (a blob a snapshot uses fails verification): run \`backvault check --repair\`, then a backup stores that data again where the source still has it`,
             ]
           : []),
       ],
