@@ -20,7 +20,7 @@ import { sha256Hex } from '../repository/keys.js';
 import { enginePlatform } from '../platform/current.js';
 import { startPool } from '../workers/start.js';
 import { listAll, openRepository } from '../repository/repository.js';
-import { loadIndex } from '../repository/indexes.js';
+import { READER_ATTEMPTS, indexGeneration, loadIndex } from '../repository/indexes.js';
 import { loadSnapshots, chainNoteWarnings, verifyChain } from '../repository/snapshots.js';
 import { readPackHeader, readTree } from '../repository/packs.js';
 import { readSeenHead, recordSeenHead } from '../repository/state.js';
@@ -47,7 +47,20 @@ function sameEntry(a: BlobEntry, b: BlobEntry): boolean {
  * @throws WrongKeyError / NoRepositoryError / CorruptBackupError (config) / UnavailableError.
  */
 export async function check(opts: CheckOptions): Promise<CheckResult> {
-  const started = performance.now();
+  return checkAttempt(opts, 1, performance.now());
+}
+
+/**
+ * One pass of {@link check}. Check takes no lock (read-only credentials check too), so a
+ * prune may replace the packs and index it loaded: a pack that went missing while the
+ * index changed is that, not damage, and the check starts again, {@link READER_ATTEMPTS}
+ * times at most.
+ */
+async function checkAttempt(
+  opts: CheckOptions,
+  attempt: number,
+  started: number,
+): Promise<CheckResult> {
   const readData = opts.readData ?? true;
   if (opts.repair && !readData) {
     throw new UsageError(
@@ -74,6 +87,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   const progress = (): void =>
     opts.onProgress?.({ phase: 'check', bytesDone: bytesRead, filesDone });
 
+  const generation = await indexGeneration(repo);
   const snaps = await loadSnapshots(repo, add);
   const seen = repo.statePath ? await readSeenHead(repo.statePath, repo.repoIdHex) : undefined;
   const { chain, problems: chainProblems, notes: chainNotes } = verifyChain(snaps, seen);
@@ -218,10 +232,27 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
   }
   throwIfAborted(signal);
 
+  // What went missing while a prune replaced it is not damage: look again on the new index.
+  let changed = false;
+  if (
+    problems.some((p) => p.code === 'MISSING_OBJECT') &&
+    (await indexGeneration(repo)) !== generation
+  ) {
+    if (attempt < READER_ATTEMPTS) return checkAttempt(opts, attempt + 1, started);
+    changed = true;
+    notes.push(
+      `the repository changed during each of ${attempt} checks (a prune or backup ran beside them): missing objects may be what it replaced; check again when it has finished`,
+    );
+  }
   if (badPacks.size > 0 || badBlobs.size > 0)
     await nameAffected(repo, index, bySeq, badPacks, badBlobs, problems);
   let repaired: CheckResult['repaired'];
-  if (opts.repair && (badPacks.size > 0 || badAt.size > 0 || index.damagedIndexes.length > 0)) {
+  if (changed && opts.repair)
+    notes.push('the index was not repaired: what was checked is not what the repository holds now');
+  else if (
+    opts.repair &&
+    (badPacks.size > 0 || badAt.size > 0 || index.damagedIndexes.length > 0)
+  ) {
     try {
       repaired = await repairIndex(repo, badAt, badPacks, signal);
     } catch (e) {

@@ -18,14 +18,25 @@ import {
 } from '../../errors.js';
 import { PREFIX, toHex } from '../../format/index.js';
 import type { CheckProblem, RestoreOptions, RestoreResult } from '../api.js';
-import { damagedIndexWarning, loadIndex, type BlobIndex } from '../repository/indexes.js';
+import {
+  READER_ATTEMPTS,
+  damagedIndexWarning,
+  indexGeneration,
+  loadIndex,
+  type BlobIndex,
+} from '../repository/indexes.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
 import type { TargetFiles } from '../platform/types.js';
 import { listPacks, openRepository, requireRollbackChoice } from '../repository/repository.js';
 import { chainNoteWarnings, loadChainNotes, type LoadedSnapshot } from '../repository/snapshots.js';
 
 import { codeOf } from '../restorer/merge.js';
-import { recoverInterrupted, restoreSnapshot } from '../restorer/restorer.js';
+import {
+  RepositoryChangedError,
+  recoverInterrupted,
+  restoreSnapshot,
+} from '../restorer/restorer.js';
+import type { EnginePool } from '../workers/pool-types.js';
 import { startPool } from '../workers/start.js';
 
 /** Choose a snapshot by id or unique prefix (default: the head). */
@@ -180,54 +191,98 @@ async function restoreTo(opts: RestoreOptions): Promise<RestoreResult> {
   // The threads start while the snapshots and the index load: on the 1 GB bench chat each
   // takes ~40-70 ms, one after the other before. An error (the `workers` option) surfaces
   // where the restorer awaits it; a failure before that closes the threads.
-  const pool = startPool(opts.workers, repo.keys, {}, files);
-  pool.catch(() => {});
-  let snap: LoadedSnapshot;
-  let index: BlobIndex;
-  try {
-    const { chain, notes: chainNotes } = await loadChainNotes(repo);
-    warnings.push(...chainNoteWarnings(chainNotes));
-    snap = pickSnapshot(chain, opts.snapshotId, chainNotes.damaged);
-    // A blob that a later backup stored again because its first pack was lost is read from
-    // the pack that still exists.
-    index = await loadIndex(repo, undefined, {
-      stored: await listPacks(repo.storage),
-      lost: 'demote',
-      // Salvage: a damaged index object costs nothing while the packs it lists are intact
-      // (they are read by their headers). Without `partial` it stays CORRUPT, as any
-      // damage a restore meets.
-      skipDamaged: opts.partial === true,
-    });
-    if (index.damagedIndexes.length > 0)
-      warnings.push(
-        damagedIndexWarning(index.damagedIndexes, 'a prune or the next backup repairs it'),
+  let starting: Promise<EnginePool> | undefined = startPool(opts.workers, repo.keys, {}, files);
+  starting.catch(() => {});
+  // A restore takes no lock (read-only credentials restore too), so a prune may replace
+  // the packs it is reading. A blob that went missing while the index changed is that, not
+  // damage: the restore starts again on the new index, for the snapshot it picked first.
+  let wanted = opts.snapshotId;
+  for (let attempt = 1; ; attempt++) {
+    const pool = starting ?? startPool(opts.workers, repo.keys, {}, files);
+    pool.catch(() => {});
+    starting = undefined;
+    let generation: string;
+    let snap: LoadedSnapshot;
+    let index: BlobIndex;
+    const noted: string[] = [];
+    try {
+      generation = await indexGeneration(repo);
+      const { chain, notes: chainNotes } = await loadChainNotes(repo);
+      noted.push(...chainNoteWarnings(chainNotes));
+      snap = pickSnapshot(chain, wanted, chainNotes.damaged);
+      // A blob that a later backup stored again because its first pack was lost is read
+      // from the pack that still exists.
+      index = await loadIndex(repo, undefined, {
+        stored: await listPacks(repo.storage),
+        lost: 'demote',
+        // Salvage: a damaged index object costs nothing while the packs it lists are intact
+        // (they are read by their headers). Without `partial` it stays CORRUPT, as any
+        // damage a restore meets.
+        skipDamaged: opts.partial === true,
+      });
+      if (index.damagedIndexes.length > 0)
+        noted.push(
+          damagedIndexWarning(index.damagedIndexes, 'a prune or the next backup repairs it'),
+        );
+    } catch (e) {
+      await pool.then(
+        (p) => p.close(),
+        () => {},
       );
-  } catch (e) {
-    await pool.then(
-      (p) => p.close(),
-      () => {},
-    );
-    // A damaged index object: `partial` restores everything its intact packs hold.
-    if (
-      !opts.partial &&
-      e instanceof CorruptBackupError &&
-      e.object?.startsWith(PREFIX.index) === true
-    )
-      (e as { hint: string }).hint = `${e.hint} ${HINTS.partial}`;
-    throw e;
+      // A damaged index object: `partial` restores everything its intact packs hold.
+      if (
+        !opts.partial &&
+        e instanceof CorruptBackupError &&
+        e.object?.startsWith(PREFIX.index) === true
+      )
+        (e as { hint: string }).hint = `${e.hint} ${HINTS.partial}`;
+      throw e;
+    }
+    wanted = snap.id;
+    const changed = async (): Promise<boolean> =>
+      attempt < READER_ATTEMPTS &&
+      (await indexGeneration(repo).catch(() => generation)) !== generation;
+    let placed: Awaited<ReturnType<typeof restoreSnapshot>>;
+    try {
+      placed = await restoreSnapshot(
+        repo,
+        index,
+        snap.snap,
+        opts,
+        target,
+        state,
+        files,
+        host,
+        pool,
+        changed,
+      );
+    } catch (e) {
+      if (
+        e instanceof RepositoryChangedError ||
+        (e instanceof BackvaultError &&
+          (e.code === 'MISSING_OBJECT' || e.code === 'CORRUPT') &&
+          !opts.signal?.aborted &&
+          (await changed()))
+      )
+        continue;
+      throw e;
+    }
+    warnings.push(...noted);
+    if (attempt > 1)
+      warnings.push(
+        `the repository changed while it was read (a prune replaced packs): the restore started again${attempt > 2 ? ` (${attempt - 1} times)` : ''}`,
+      );
+    return restored(placed, snap, warnings, started);
   }
+}
 
-  const placed = await restoreSnapshot(
-    repo,
-    index,
-    snap.snap,
-    opts,
-    target,
-    state,
-    files,
-    host,
-    pool,
-  );
+/** The result of a restore that is in place. */
+function restored(
+  placed: Awaited<ReturnType<typeof restoreSnapshot>>,
+  snap: LoadedSnapshot,
+  warnings: string[],
+  started: number,
+): RestoreResult {
   const { run } = placed;
   for (const rel of placed.staleCompanions)
     warnings.push(

@@ -23,7 +23,7 @@ import type { CheckProblem } from '../api.js';
 import { BlobIndexBuilder, type CompactBlobMap } from './blob-index.js';
 import { seal, sha256Hex } from './keys.js';
 
-import { type Repo, forEachSealed, mapLimit } from './repository.js';
+import { type Repo, forEachSealed, listAll, mapLimit } from './repository.js';
 
 import { readPackHeader } from './packs.js';
 
@@ -208,3 +208,24 @@ export async function storeIndex(
 export function damagedIndexWarning(names: readonly string[], repaired: string): string {
   return `${names.length === 1 ? 'an index object is' : `${names.length} index objects are`} damaged (${names.join(', ')}): the packs only ${names.length === 1 ? 'it lists' : 'they list'} were read by their own headers instead; ${repaired}`;
 }
+
+/**
+ * The names of the index objects, sorted and joined: what a reader compares before and
+ * after it met a missing pack. A prune writes its new index and deletes the old ones before
+ * it deletes a pack, so a pack that went missing under a reader because a prune replaced it
+ * always comes with a changed listing; damage does not.
+ * @throws UnavailableError from the store.
+ */
+export async function indexGeneration(repo: Pick<Repo, 'storage'>): Promise<string> {
+  return (await listAll(repo.storage, PREFIX.index))
+    .map((o) => o.name)
+    .sort()
+    .join('\n');
+}
+
+/**
+ * How often a restore or a check starts again when the repository changed under it (a
+ * prune replaced what it was reading): a prune running again and again beside a reader
+ * is not waited out for ever.
+ */
+export const READER_ATTEMPTS = 3;

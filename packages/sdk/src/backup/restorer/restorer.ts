@@ -953,12 +953,26 @@ export class RestoreRun {
 }
 
 /**
+ * Thrown by {@link restoreSnapshot} before its commit point when the blobs it could not
+ * read went missing because the repository changed under it (`changed`): the restore
+ * command starts again on the new index.
+ */
+export class RepositoryChangedError extends Error {
+  constructor() {
+    super('the repository changed during the restore');
+    Object.setPrototypeOf(this, new.target.prototype); // see BackvaultError (src/errors.ts)
+  }
+}
+
+/**
  * Write `snap` beside `target` (a marked temporary directory), verify every blob on the
  * way, and move the result into place: one rename into an absent or empty target; with
  * `force`, a journalled merge that keeps what the snapshot does not hold; with `delete` as
  * well, a swap that moves the old target aside first. On failure the target is untouched
  * (or, for a merge past its commit point, rolled forward by the next restore).
  * @param state what the target held when the command checked it.
+ * @param changed whether the repository changed since `index` was loaded; asked when a
+ *   `partial` restore met blobs it could not read ({@link RepositoryChangedError}).
  */
 export async function restoreSnapshot(
   repo: Repo,
@@ -970,6 +984,7 @@ export async function restoreSnapshot(
   files: EngineFiles,
   host: EngineHost,
   starting?: Promise<EnginePool>,
+  changed?: () => Promise<boolean>,
 ): Promise<{
   run: RestoreRun;
   kept: string[];
@@ -1033,6 +1048,9 @@ export async function restoreSnapshot(
     else if (fs.syncFileSystem && (await fs.syncFileSystem(tmp))) run.syncFrom = SYNC_ALONE;
     try {
       await run.restore(snap.rootTree, root);
+      // `partial` met missing or damaged blobs. If a prune replaced packs meanwhile, that is
+      // its doing, not damage: nothing is committed, and the caller starts again.
+      if (run.damaged.size > 0 && (await changed?.())) throw new RepositoryChangedError();
       if (opts.include !== undefined && !run.includeFound)
         throw new NotFoundError(`the snapshot holds no ${opts.include}`, HINTS.includeMissing);
     } catch (e) {
