@@ -9,7 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, forget, restore } from '#sdk/backup/index.js';
+import {
+  backup,
+  check,
+  forget,
+  listSnapshotTree,
+  openInspector,
+  restore,
+} from '#sdk/backup/index.js';
 import { hasCode } from '#sdk/errors.js';
 import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
@@ -76,9 +83,11 @@ describe('readers beside a prune', () => {
     const storage = new MemoryStorage();
     const src = join(dir, `src${n}`);
     const statePath = join(dir, `state${n++}.json`);
-    await mkdir(src);
+    // keep.bin in a folder of its own: that folder's tree is the same in both snapshots, so
+    // it lives in the pack the prune rewrites.
+    await mkdir(join(src, 'sub'), { recursive: true });
     const keep = randomBytes(300_000);
-    await writeFile(join(src, 'keep.bin'), keep);
+    await writeFile(join(src, 'sub', 'keep.bin'), keep);
     await writeFile(join(src, 'gone.bin'), randomBytes(2_000_000));
     await backup({ init: true, storage, backupKey, statePath, source: src, workers: 0 });
     await rm(join(src, 'gone.bin'));
@@ -106,7 +115,7 @@ describe('readers beside a prune', () => {
       await pruneBeside(storage, statePath, gated);
       const r = await restoring;
       assert.deepEqual(r.damaged, []);
-      assert.deepEqual(await readFile(join(target, 'keep.bin')), keep);
+      assert.deepEqual(await readFile(join(target, 'sub', 'keep.bin')), keep);
       assert.ok(
         r.warnings.some((w) => /changed while it was read .*started again/.test(w)),
         r.warnings.join('\n'),
@@ -122,6 +131,19 @@ describe('readers beside a prune', () => {
     const r = await checking;
     assert.deepEqual(r.problems, []);
     assert.equal(r.ok, true);
+  });
+
+  it('ls of a snapshot whose tree a prune moved mid-way lists it all', async () => {
+    const { storage, statePath } = await prunable();
+    const gated = new GatedStorage(storage);
+    const ins = await openInspector({ storage: gated, backupKey, statePath });
+    const head = ins.snapshots[ins.snapshots.length - 1]!;
+    const listing = listSnapshotTree(ins, head);
+    await pruneBeside(storage, statePath, gated);
+    assert.deepEqual(
+      (await listing).map((e) => e.path),
+      ['sub', 'sub/keep.bin'],
+    );
   });
 
   it('a pack that is really gone is still MISSING_OBJECT, for restore and check', async () => {

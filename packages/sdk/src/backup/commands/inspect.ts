@@ -6,7 +6,7 @@
  */
 import type { SnapshotInfo, RepoAccess } from '../api.js';
 import { snapshotInfo } from './snapshots.js';
-import { CorruptBackupError, HINTS, NotFoundError } from '../../errors.js';
+import { BackvaultError, CorruptBackupError, HINTS, NotFoundError } from '../../errors.js';
 import {
   EntryType,
   ObjectKind,
@@ -17,7 +17,12 @@ import {
 } from '../../format/index.js';
 import { listPacks, openRepository, type Repo } from '../repository/repository.js';
 import { loadChain, type LoadedSnapshot } from '../repository/snapshots.js';
-import { loadIndex, type BlobIndex } from '../repository/indexes.js';
+import {
+  READER_ATTEMPTS,
+  indexGeneration,
+  loadIndex,
+  type BlobIndex,
+} from '../repository/indexes.js';
 import { readTree } from '../repository/packs.js';
 
 /** One entry as `ls` shows it. Paths use `/` and are relative to the snapshot's root. */
@@ -108,9 +113,29 @@ async function loadIndexSalvaging(repo: Repo): Promise<BlobIndex> {
 export async function openInspector(access: RepoAccess): Promise<Inspector> {
   const repo = await openRepository(access);
   const chain = await loadChain(repo);
-  const index = await loadIndexSalvaging(repo);
+  let generation = await indexGeneration(repo);
+  const state = { repo, index: await loadIndexSalvaging(repo) };
   const byId = new Map(chain.map((s) => [s.id, s]));
   const cache = new Map<string, Promise<TreeEntry[]>>();
+  // No lock is taken (read-only credentials must do): a tree whose pack a prune replaced
+  // is read again from the new index, as restore and check do (SPEC.md §14).
+  const read = async (id: Uint8Array): Promise<TreeEntry[]> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await readTree(repo, state.index, id);
+      } catch (e) {
+        if (
+          attempt >= READER_ATTEMPTS ||
+          !(e instanceof BackvaultError && (e.code === 'MISSING_OBJECT' || e.code === 'CORRUPT'))
+        )
+          throw e;
+        const now = await indexGeneration(repo).catch(() => generation);
+        if (now === generation) throw e;
+        generation = now;
+        state.index = await loadIndexSalvaging(repo);
+      }
+    }
+  };
   const ins: Inspector = {
     snapshots: chain.map(info),
     root: (s) => (byId.get(s.id) as LoadedSnapshot).snap.rootTree,
@@ -118,13 +143,13 @@ export async function openInspector(access: RepoAccess): Promise<Inspector> {
       const hex = toHex(id);
       let t = cache.get(hex);
       if (!t) {
-        t = readTree(repo, index, id);
+        t = read(id);
         cache.set(hex, t);
       }
       return t;
     },
   };
-  opened.set(ins, { repo, index });
+  opened.set(ins, state);
   return ins;
 }
 
