@@ -22,13 +22,16 @@ import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
-/** A store whose pack reads wait at a gate, once opened the first time it is reached. */
+/** A store whose first read of an object under `prefix` waits at a gate until opened. */
 class GatedStorage extends MemoryStorage {
   reached!: Promise<void>;
   private onReach!: () => void;
   private gate: Promise<void> | undefined;
   open!: () => void;
-  constructor(private readonly inner: MemoryStorage) {
+  constructor(
+    private readonly inner: MemoryStorage,
+    private readonly prefix = 'data/',
+  ) {
     super();
     this.arm();
   }
@@ -37,7 +40,7 @@ class GatedStorage extends MemoryStorage {
     this.gate = new Promise((r) => (this.open = r));
   }
   private async wait(name: string): Promise<void> {
-    if (!name.startsWith('data/') || this.gate === undefined) return;
+    if (!name.startsWith(this.prefix) || this.gate === undefined) return;
     this.onReach();
     await this.gate;
     this.gate = undefined;
@@ -142,6 +145,33 @@ describe('readers beside a prune', () => {
     await pruneBeside(storage, statePath, gated);
     assert.deepEqual(
       (await listing).map((e) => e.path),
+      ['sub', 'sub/keep.bin'],
+    );
+  });
+
+  it('restore, check and ls whose index object a prune replaced before they read it go on', async () => {
+    const { storage, statePath, keep } = await prunable();
+    let gated = new GatedStorage(storage, 'index/');
+    const target = join(dir, `out${n++}`);
+    const restoring = restore({ storage: gated, backupKey, statePath, target, workers: 0 });
+    await pruneBeside(storage, statePath, gated);
+    await restoring;
+    assert.deepEqual(await readFile(join(target, 'sub', 'keep.bin')), keep);
+
+    const again = await prunable();
+    gated = new GatedStorage(again.storage, 'index/');
+    const checking = check({ storage: gated, backupKey, statePath: again.statePath });
+    await pruneBeside(again.storage, again.statePath, gated);
+    assert.deepEqual((await checking).problems, []);
+
+    const third = await prunable();
+    gated = new GatedStorage(third.storage, 'index/');
+    const opening = openInspector({ storage: gated, backupKey, statePath: third.statePath });
+    await pruneBeside(third.storage, third.statePath, gated);
+    const ins = await opening;
+    const listed = await listSnapshotTree(ins, ins.snapshots[ins.snapshots.length - 1]!);
+    assert.deepEqual(
+      listed.map((e) => e.path),
       ['sub', 'sub/keep.bin'],
     );
   });

@@ -21,6 +21,7 @@ import {
   READER_ATTEMPTS,
   indexGeneration,
   loadIndex,
+  loadIndexSettled,
   type BlobIndex,
 } from '../repository/indexes.js';
 import { readTree } from '../repository/packs.js';
@@ -113,8 +114,9 @@ async function loadIndexSalvaging(repo: Repo): Promise<BlobIndex> {
 export async function openInspector(access: RepoAccess): Promise<Inspector> {
   const repo = await openRepository(access);
   const chain = await loadChain(repo);
-  let generation = await indexGeneration(repo);
-  const state = { repo, index: await loadIndexSalvaging(repo) };
+  const loaded = await loadIndexSettled(repo, () => loadIndexSalvaging(repo));
+  let generation = loaded.generation;
+  const state = { repo, index: loaded.index };
   const byId = new Map(chain.map((s) => [s.id, s]));
   const cache = new Map<string, Promise<TreeEntry[]>>();
   // No lock is taken (read-only credentials must do): a tree whose pack a prune replaced
@@ -129,10 +131,10 @@ export async function openInspector(access: RepoAccess): Promise<Inspector> {
           !(e instanceof BackvaultError && (e.code === 'MISSING_OBJECT' || e.code === 'CORRUPT'))
         )
           throw e;
-        const now = await indexGeneration(repo).catch(() => generation);
-        if (now === generation) throw e;
-        generation = now;
-        state.index = await loadIndexSalvaging(repo);
+        if ((await indexGeneration(repo).catch(() => generation)) === generation) throw e;
+        ({ index: state.index, generation } = await loadIndexSettled(repo, () =>
+          loadIndexSalvaging(repo),
+        ));
       }
     }
   };

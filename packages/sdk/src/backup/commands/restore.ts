@@ -23,6 +23,7 @@ import {
   damagedIndexWarning,
   indexGeneration,
   loadIndex,
+  loadIndexSettled,
   type BlobIndex,
 } from '../repository/indexes.js';
 import { enginePlatform, filesFor } from '../platform/current.js';
@@ -206,20 +207,21 @@ async function restoreTo(opts: RestoreOptions): Promise<RestoreResult> {
     let index: BlobIndex;
     const noted: string[] = [];
     try {
-      generation = await indexGeneration(repo);
       const { chain, notes: chainNotes } = await loadChainNotes(repo);
       noted.push(...chainNoteWarnings(chainNotes));
       snap = pickSnapshot(chain, wanted, chainNotes.damaged);
       // A blob that a later backup stored again because its first pack was lost is read
       // from the pack that still exists.
-      index = await loadIndex(repo, undefined, {
-        stored: await listPacks(repo.storage),
-        lost: 'demote',
-        // Salvage: a damaged index object costs nothing while the packs it lists are intact
-        // (they are read by their headers). Without `partial` it stays CORRUPT, as any
-        // damage a restore meets.
-        skipDamaged: opts.partial === true,
-      });
+      ({ index, generation } = await loadIndexSettled(repo, async () =>
+        loadIndex(repo, undefined, {
+          stored: await listPacks(repo.storage),
+          lost: 'demote',
+          // Salvage: a damaged index object costs nothing while the packs it lists are
+          // intact (they are read by their headers). Without `partial` it stays CORRUPT, as
+          // any damage a restore meets.
+          skipDamaged: opts.partial === true,
+        }),
+      ));
       if (index.damagedIndexes.length > 0)
         noted.push(
           damagedIndexWarning(index.damagedIndexes, 'a prune or the next backup repairs it'),

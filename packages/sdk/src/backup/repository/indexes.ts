@@ -229,3 +229,27 @@ export async function indexGeneration(repo: Pick<Repo, 'storage'>): Promise<stri
  * is not waited out for ever.
  */
 export const READER_ATTEMPTS = 3;
+
+/**
+ * `load` (a {@link loadIndex} call), again when an index object vanished between the
+ * listing and its read while the listing changed: a prune replaced it.
+ * @returns the index and the {@link indexGeneration} it was loaded from.
+ */
+export async function loadIndexSettled(
+  repo: Pick<Repo, 'storage'>,
+  load: () => Promise<BlobIndex>,
+): Promise<{ index: BlobIndex; generation: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const generation = await indexGeneration(repo);
+    try {
+      return { index: await load(), generation };
+    } catch (e) {
+      if (
+        attempt >= READER_ATTEMPTS ||
+        !(e instanceof BackvaultError && e.code === 'MISSING_OBJECT') ||
+        (await indexGeneration(repo).catch(() => generation)) === generation
+      )
+        throw e;
+    }
+  }
+}
