@@ -15,7 +15,15 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, check, forget, listSnapshots, prune, restore } from '#sdk/backup/index.js';
+import {
+  backup,
+  check,
+  forget,
+  listSnapshots,
+  prune,
+  restore,
+  type LockWait,
+} from '#sdk/backup/index.js';
 import {
   KEY_SLOTS_LOCK_OP,
   LOCK_REFRESH_MS,
@@ -283,6 +291,70 @@ describe('repository locks', () => {
     await lock.release();
   });
 
+  it('retryLock: a backup waits for a prune to finish, told each time, then runs', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const held = await RepoLock.acquire(repo, 'prune', true);
+    const src = join(dir, `src-w${n++}`);
+    await mkdir(src);
+    await writeFile(join(src, 'x'), 'waited for');
+    const waits: LockWait[] = [];
+    const started = Date.now();
+    const backingUp = backup({
+      storage,
+      backupKey: key,
+      statePath,
+      source: src,
+      workers: 0,
+      retryLock: '1m',
+      onLockWait: (w) => waits.push(w),
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(waits.length >= 1, 'not told of the wait');
+    await held.release();
+    const r = await backingUp;
+    assert.equal(r.seq, 3);
+    const w = waits[0]!;
+    assert.match(w.message, /locked by a prune on /);
+    assert.ok(w.nextTryAt > started && w.giveUpAt >= started + 59_000, JSON.stringify(w));
+    assert.deepEqual(await listLocks(repo), []);
+  });
+
+  it('retryLock gives up with CONFLICT after its time; an abort ends the wait at once; a bad one is USAGE', async () => {
+    const { storage, statePath } = await repoWithGarbage();
+    const repo = await openRepository({ storage, backupKey: key, statePath });
+    const held = await RepoLock.acquire(repo, 'backup', true);
+    try {
+      const before = snapshotOf(storage);
+      let t = Date.now();
+      await assert.rejects(prune({ storage, backupKey: key, statePath, retryLock: 2500 }), (e) =>
+        hasCode(e, 'CONFLICT'),
+      );
+      const waited = Date.now() - t;
+      assert.ok(waited >= 2400 && waited < 10_000, `gave up after ${waited} ms`);
+      assert.deepEqual(snapshotOf(storage), before, 'a refused prune changed the store');
+
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 300);
+      t = Date.now();
+      await assert.rejects(
+        prune({ storage, backupKey: key, statePath, retryLock: '10m', signal: ac.signal }),
+        (e) => (e as Error).name === 'AbortError',
+      );
+      assert.ok(Date.now() - t < 3000, 'the abort did not end the wait');
+      assert.deepEqual(snapshotOf(storage), before, 'an aborted prune changed the store');
+
+      await assert.rejects(prune({ storage, backupKey: key, statePath, retryLock: 'soon' }), (e) =>
+        hasCode(e, 'USAGE'),
+      );
+      await assert.rejects(prune({ storage, backupKey: key, statePath, retryLock: -1 }), (e) =>
+        hasCode(e, 'USAGE'),
+      );
+    } finally {
+      await held.release();
+    }
+  });
+
   it('racing exclusive holders never both proceed', async () => {
     const { storage, statePath } = await repoWithGarbage();
     const repo = await openRepository({ storage, backupKey: key, statePath });
@@ -443,6 +515,47 @@ describe('repository locks', () => {
       });
       assert.equal(c.status, 0, c.stderr);
       assert.deepEqual(await readdir(join(repo, 'locks')), [], 'locks left behind');
+    });
+
+    it('prune --retry-lock waits for a (frozen) backup, says so, and prunes once it is done', async () => {
+      const { repo, env, child, done } = await cliBackupHoldingLock();
+      process.kill(child.pid as number, 'SIGSTOP');
+      const p = spawn(process.execPath, [MAIN_JS, 'prune', '--repo', repo, '--retry-lock', '2m'], {
+        env,
+      });
+      let stderr = '';
+      p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+      try {
+        while (!/trying again in/.test(stderr)) {
+          if (p.exitCode !== null) assert.fail(`prune did not wait: ${stderr}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.match(
+          stderr,
+          /the repository is locked by a backup on .*; trying again in \d+ s \(--retry-lock: giving up in \d+ s\)/,
+        );
+      } finally {
+        process.kill(child.pid as number, 'SIGCONT');
+      }
+      assert.equal(await done, 0, 'the backup failed after being resumed');
+      assert.equal(await exited, 0, stderr);
+      assert.deepEqual(await readdir(join(repo, 'locks')), [], 'locks left behind');
+      const c = spawnSync(process.execPath, [MAIN_JS, 'check', '--repo', repo], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(c.status, 0, c.stderr);
+      const bad = spawnSync(
+        process.execPath,
+        [MAIN_JS, 'prune', '--repo', repo, '--retry-lock', '5 min'],
+        {
+          env,
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(bad.status, 2, bad.stderr);
+      assert.match(bad.stderr, /^USAGE: invalid --retry-lock duration "5 min"/);
     });
 
     it('after a backup is killed with SIGKILL, prune sees its lock as dead and proceeds', async () => {

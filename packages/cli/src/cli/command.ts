@@ -3,7 +3,7 @@
  * table itself is `commands/index.ts`; new commands (the vault ones) are added there.
  */
 import { dirname } from 'node:path';
-import type { RepoAccess } from 'backvault/backup';
+import type { LockWait, RepoAccess } from 'backvault/backup';
 import { installNodePlatform, makeDirectories } from 'backvault/node';
 import {
   stringOption,
@@ -99,6 +99,12 @@ export const REPO_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     description:
       'keep retrying an unreachable store this long, e.g. 30s, 15m, 1h (default 15m for backup, 1m otherwise; 0 = no retry)',
   },
+  'retry-lock': {
+    type: 'string',
+    valueName: 'DURATION',
+    description:
+      "wait this long for another process's lock on the repository (backup, prune, forget, check --repair), e.g. 5m (default 0: fail at once)",
+  },
 };
 
 /** Bandwidth flags of the commands that move pack data (backup, restore, check, prune, verify). */
@@ -166,6 +172,9 @@ export async function withRepository<T>(
 ): Promise<T> {
   // Malformed network flags fail before anything is read or opened.
   const network = networkOptionsOf(values);
+  const retryLockFlag = stringOption(values, 'retry-lock');
+  const retryLock =
+    retryLockFlag === undefined ? undefined : parseRetryFor(retryLockFlag, '--retry-lock');
   // `--device DIR` (and `restore --password`) supply repository, key and state themselves.
   const source = await resolveDeviceSource(ctx, values, opts.device ?? 'use');
   const url = source?.repo ?? stringOption(values, 'repo') ?? ctx.io.env.BACKVAULT_REPO;
@@ -204,6 +213,9 @@ export async function withRepository<T>(
             storage,
             backupKey: await keyOfRepository(ctx, storage, backupKey, statePath),
             statePath,
+            ...(retryLock
+              ? { retryLock, onLockWait: (w: LockWait) => ctx.note(lockWaitLine(w)) }
+              : {}),
           },
           { retryFor, onStoreEvent },
         );
@@ -218,6 +230,12 @@ export async function withRepository<T>(
   } finally {
     await storage.close();
   }
+}
+
+/** What `--retry-lock` says before each wait: who holds the lock, and until when it waits. */
+export function lockWaitLine(w: LockWait, now = Date.now()): string {
+  const secs = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))} s`;
+  return `${w.message}; trying again in ${secs(w.nextTryAt - now)} (--retry-lock: giving up in ${secs(w.giveUpAt - now)})`;
 }
 
 /**

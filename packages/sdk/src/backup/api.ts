@@ -60,6 +60,25 @@ export interface RepoAccess extends NetworkOptions {
    * and a restore target is left as it was. See {@link NetworkOptions.signal}.
    */
   signal?: AbortSignal;
+  /**
+   * How long an operation that takes the repository's lock (backup, prune, forget, check
+   * with `repair`) waits for another process's or device's conflicting lock to go away: ms, or a duration such as `30s`, `15m`, `1h`; it tries again with
+   * growing, jittered pauses (1 s up to 30 s). Default 0: fail at once with CONFLICT (as
+   * restic's `--retry-lock`). A wait ends at once on `signal`. Readers take no lock.
+   */
+  retryLock?: number | string;
+  /** Told before each wait for another's lock (see {@link RepoAccess.retryLock}). */
+  onLockWait?: (wait: LockWait) => void;
+}
+
+/** A wait for another's lock ({@link RepoAccess.onLockWait}). */
+export interface LockWait {
+  /** Who holds it: `the repository is locked by a backup on host …`. */
+  message: string;
+  /** When the next try starts (ms since the epoch). */
+  nextTryAt: number;
+  /** When the operation gives up with CONFLICT (ms since the epoch). */
+  giveUpAt: number;
 }
 
 /** Progress of a long operation, reported at most every ~100 ms. */

@@ -91,12 +91,13 @@ export function parseRetryFor(text: string, name = 'retryFor'): number {
 
 /**
  * `retryFor` in ms from a number of ms or a duration string.
+ * @param name - how messages name the value (`retryFor`, or the SDK's `retryLock`).
  * @throws UsageError on a malformed duration or a negative or non-finite number.
  */
-export function retryForMs(value: number | string): number {
-  if (typeof value === 'string') return parseRetryFor(value);
+export function retryForMs(value: number | string, name = 'retryFor'): number {
+  if (typeof value === 'string') return parseRetryFor(value, name);
   if (!Number.isFinite(value) || value < 0) {
-    throw new UsageError('retryFor must be a non-negative number of milliseconds');
+    throw new UsageError(`${name} must be a non-negative number of milliseconds`);
   }
   return value;
 }

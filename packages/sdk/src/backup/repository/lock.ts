@@ -34,15 +34,27 @@
  * must be less than LOCK_SELF_STALE_MS ago by its own wall clock. The gap between the two
  * limits (10 minutes) is the clock skew between devices this tolerates.
  */
-import { ConflictError, CorruptBackupError, HINTS, MissingObjectError } from '../../errors.js';
+import {
+  ConflictError,
+  CorruptBackupError,
+  HINTS,
+  MissingObjectError,
+  throwIfAborted,
+} from '../../errors.js';
+import { abortableSleep } from '../../storage/retry.js';
 import type { CheckProblem } from '../api.js';
 import { ObjectKind, PREFIX, objectAd, toHex } from '../../format/index.js';
 import { enginePlatform } from '../platform/current.js';
 import { open, randomBytes, seal } from './keys.js';
 import type { Repo } from './repository.js';
 
-/** What a lock needs of a repository: its store and keys. */
-export type LockedRepo = Pick<Repo, 'storage' | 'keys'>;
+/** What a lock needs of a repository: its store and keys (and how long to wait for one). */
+export type LockedRepo = Pick<Repo, 'storage' | 'keys'> & Partial<Pick<Repo, 'lockWait'>>;
+
+/** First pause before trying again for a lock another holds ({@link Repo.lockWait}). */
+const LOCK_RETRY_FIRST_MS = 1000;
+/** Longest pause between tries. */
+const LOCK_RETRY_MAX_MS = 30_000;
 
 /** A holder rewrites its lock this often. */
 export const LOCK_REFRESH_MS = 5 * 60 * 1000;
@@ -169,16 +181,45 @@ export class RepoLock {
    * Take a lock for `op` (`backup`, `prune`, `forget`, or {@link KEY_SLOTS_LOCK_OP}):
    * exclusive, or shared with other shared ones, among the locks of the same part of the
    * repository ({@link locksConflict}).
+   * With `repo.lockWait` (RepoAccess.retryLock) a conflict is tried again, with pauses
+   * from 1 s doubling up to 30 s (jittered), until that long after the first try.
    * @throws ConflictError when another live process holds a conflicting lock (ours is
-   *   removed again; nothing else was written).
+   *   removed again; nothing else was written), after the wait if any.
    * @throws CorruptBackupError when a lock object does not open or decode (it names it).
    * @throws UnavailableError from the store.
+   * @throws the signal's reason when it aborts a wait.
    */
   static async acquire(
     repo: LockedRepo,
     op: string,
     exclusive: boolean,
     env: LockEnv = {},
+  ): Promise<RepoLock> {
+    const wait = repo.lockWait;
+    if (!wait) return RepoLock.tryAcquire(repo, op, exclusive, env);
+    const now = env.now ?? Date.now;
+    const giveUpAt = now() + wait.forMs;
+    for (let pause = LOCK_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, LOCK_RETRY_MAX_MS)) {
+      throwIfAborted(wait.signal);
+      try {
+        return await RepoLock.tryAcquire(repo, op, exclusive, env);
+      } catch (e) {
+        if (!(e instanceof ConflictError)) throw e;
+        const t = now();
+        if (t >= giveUpAt) throw e;
+        const ms = Math.min(pause * (0.8 + 0.4 * Math.random()), giveUpAt - t);
+        wait.onWait?.({ message: e.message, nextTryAt: t + ms, giveUpAt });
+        await abortableSleep(ms, wait.signal);
+      }
+    }
+  }
+
+  /** One try of {@link RepoLock.acquire}. */
+  private static async tryAcquire(
+    repo: LockedRepo,
+    op: string,
+    exclusive: boolean,
+    env: LockEnv,
   ): Promise<RepoLock> {
     const now = env.now ?? Date.now;
     const host = env.hostname ?? enginePlatform().host.hostname();

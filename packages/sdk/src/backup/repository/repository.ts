@@ -29,7 +29,8 @@ import {
   toHex,
 } from '../../format/index.js';
 import type { Storage } from '../../storage/storage.js';
-import type { CheckProblem, RepoAccess } from '../api.js';
+import type { CheckProblem, LockWait, RepoAccess } from '../api.js';
+import { retryForMs } from '../../storage/network.js';
 import {
   bytesEqual,
   deriveRepoKeys,
@@ -49,6 +50,15 @@ export interface Repo {
   keys: RepoKeys;
   repoIdHex: string;
   statePath: string | undefined;
+  /** How long taking the lock waits for another's (RepoAccess.retryLock); absent: not. */
+  lockWait?: RepoLockWait;
+}
+
+/** {@link RepoAccess.retryLock} resolved, for lock.ts. */
+export interface RepoLockWait {
+  forMs: number;
+  signal?: AbortSignal;
+  onWait?: (wait: LockWait) => void;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -109,6 +119,7 @@ function checkKeyLength(backupKey: Uint8Array): void {
 /**
  * Read `config` and verify the key check value. Nothing else is read before the key is
  * known to be right.
+ * @throws UsageError on a malformed `retryLock` (before the store is touched).
  * @throws NoRepositoryError when there is no `config`.
  * @throws CorruptBackupError when `config` is malformed (see format/config.ts).
  * @throws WrongKeyError when the key check value does not match.
@@ -117,6 +128,7 @@ function checkKeyLength(backupKey: Uint8Array): void {
 export async function openRepository(access: RepoAccess): Promise<Repo> {
   requireRollbackChoice(access);
   checkKeyLength(access.backupKey);
+  const lockMs = access.retryLock === undefined ? 0 : retryForMs(access.retryLock, 'retryLock');
   let bytes: Uint8Array;
   try {
     bytes = await access.storage.get(PREFIX.config);
@@ -139,6 +151,15 @@ export async function openRepository(access: RepoAccess): Promise<Repo> {
     keys,
     repoIdHex: toHex(config.repoId),
     statePath: access.statePath,
+    ...(lockMs > 0
+      ? {
+          lockWait: {
+            forMs: lockMs,
+            ...(access.signal ? { signal: access.signal } : {}),
+            ...(access.onLockWait ? { onWait: access.onLockWait } : {}),
+          },
+        }
+      : {}),
   };
 }
 
