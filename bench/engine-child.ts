@@ -26,6 +26,8 @@ export interface ChildRequest {
   source?: string;
   target?: string;
   workers?: number;
+  /** Restore only: `false` makes nothing durable (restic's restore syncs nothing). */
+  durable?: boolean;
   resultPath: string;
 }
 
@@ -52,7 +54,12 @@ async function main(requestPath: string): Promise<void> {
     result =
       req.op === 'backup'
         ? await engine.backup({ init: true, ...common, ...workers, source: req.source ?? '' })
-        : await engine.restore({ ...common, ...workers, target: req.target ?? '' });
+        : await engine.restore({
+            ...common,
+            ...workers,
+            target: req.target ?? '',
+            ...(req.durable === false ? { durable: false } : {}),
+          });
   } finally {
     await storage.close();
   }
