@@ -41,6 +41,8 @@ const INTERNAL: Readonly<Record<string, string>> = {
     "the worker pool's report of an unreadable source file: the archiver records the file as skipped",
   PoolClosedError:
     'a worker thread leaving its job because the pool is closing: it becomes the worker’s answer, and the pool has already settled every caller’s job with its own error',
+  RepositoryChangedError:
+    'the restorer telling the restore command that a prune replaced what it read: the command starts again, and on its last pass the restorer is never told to throw it (test/backup/beside-prune.test.ts)',
 };
 
 async function parse(file: string): Promise<ts.SourceFile> {
