@@ -309,8 +309,11 @@ describe('repository locks', () => {
       retryLock: '1m',
       onLockWait: (w) => waits.push(w),
     });
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.ok(waits.length >= 1, 'not told of the wait');
+    // Released only once the backup has been refused and said it waits.
+    while (waits.length === 0) {
+      if (Date.now() - started > 30_000) assert.fail('the backup was not told it waits');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await held.release();
     const r = await backingUp;
     assert.equal(r.seq, 3);
