@@ -1,7 +1,8 @@
 /**
- * Readers beside a prune. A restore or a check takes no lock (read-only credentials must
- * do), so a prune may replace the packs and index they loaded while they run. What they
- * must not do is report a repository as damaged when it is not.
+ * Readers beside a prune. restore, check and ls/diff/stats take no lock (read-only
+ * credentials must do), so a prune may replace the packs and index they loaded while they
+ * run. What they must not do is report a repository as damaged when it is not, nor stop
+ * reporting real damage.
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
@@ -22,9 +23,12 @@ import { generateBackupKey } from '#sdk/format/index.js';
 import { MemoryStorage } from '#sdk/storage/memory.js';
 import { removeDir, tempDir } from './helpers.js';
 
-/** A store whose first read of an object under `prefix` waits at a gate until opened. */
+/**
+ * A view of `inner` whose first reads of objects under `prefix` wait at a gate: `reached`
+ * settles when the first one arrives, and they go on once `open()` is called.
+ */
 class GatedStorage extends MemoryStorage {
-  reached!: Promise<void>;
+  readonly reached: Promise<void>;
   private onReach!: () => void;
   private gate: Promise<void> | undefined;
   open!: () => void;
@@ -33,9 +37,6 @@ class GatedStorage extends MemoryStorage {
     private readonly prefix = 'data/',
   ) {
     super();
-    this.arm();
-  }
-  arm(): void {
     this.reached = new Promise((r) => (this.onReach = r));
     this.gate = new Promise((r) => (this.open = r));
   }
