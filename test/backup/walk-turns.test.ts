@@ -114,6 +114,13 @@ describe('the walk gives the event loop turns', () => {
     longest = Math.max(longest, Date.now() - last);
     const took = Date.now() - t0;
     assert.ok(ticks >= 3, `the timer fired ${ticks} times in ${took} ms`);
-    assert.ok(longest < 400, `the timer waited up to ${longest} ms (backup took ${took} ms)`);
+    // Without the turns the longest wait is the whole backup. With them it is short, but a
+    // loaded 2-core CI machine (the same backup took 15 s there, not 0.6) can preempt this
+    // process for 400+ ms: the bound is a tenth of the backup, at least 400 ms.
+    const bound = Math.max(400, took / 10);
+    assert.ok(
+      longest < bound,
+      `the timer waited up to ${longest} ms (backup took ${took} ms; bound ${bound} ms)`,
+    );
   });
 });
