@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -268,6 +268,15 @@ async function installFresh(
 ): Promise<{ stdout: string; stderr: string }> {
   const args = ['ci', '--offline', '--no-audit', '--no-fund'];
   if (options.ignoreScripts) args.push('--ignore-scripts');
+  // better-sqlite3's install script looks for a prebuilt binary before it compiles SQLite
+  // (~100 s of CPU per install, three installs per suite run). An app developer's install
+  // downloads one from the package's GitHub releases; here, without the network, it finds
+  // the one the workspace's own `npm ci` built, through prebuild-install's documented
+  // `local-prebuilds` setting in an rc file the install script finds from its directory up.
+  // Without that file (or for another version) it compiles, as before.
+  const rc = join(appDir, '.prebuild-installrc');
+  const prebuilds = await localPrebuilds();
+  if (prebuilds) await writeFile(rc, `local-prebuilds=${prebuilds}\n`);
   let result: { stdout: string; stderr: string };
   try {
     result = await run('npm', args, { cwd: appDir, maxBuffer: 64 << 20 });
@@ -276,6 +285,8 @@ async function installFresh(
     throw new Error(`npm ci in ${appDir} failed: ${e.stderr ?? ''}${e.stdout ?? ''}`, {
       cause: error,
     });
+  } finally {
+    if (prebuilds) await rm(rc, { force: true });
   }
   const staging = `${cached}.${process.pid}.tmp`;
   await rm(staging, { recursive: true, force: true });
@@ -292,4 +303,38 @@ async function installFresh(
     await rm(staging, { recursive: true, force: true });
   }
   return result;
+}
+
+/**
+ * A directory holding better-sqlite3's prebuilt binary for this Node, named as its GitHub
+ * release assets are (`better-sqlite3-v12.11.1-node-v115-linux-x64.tar.gz`), packed from
+ * the workspace's own build; undefined when the workspace has none (then installs compile).
+ */
+async function localPrebuilds(): Promise<string | undefined> {
+  const pkgDir = join(ROOT, 'node_modules', 'better-sqlite3');
+  const binary = join('build', 'Release', 'better_sqlite3.node');
+  try {
+    await access(join(pkgDir, binary));
+  } catch {
+    return undefined;
+  }
+  const { version } = JSON.parse(await readFile(join(pkgDir, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const dir = join(ROOT, '.tmp', 'prebuilds');
+  const file = join(
+    dir,
+    `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`,
+  );
+  try {
+    await access(file);
+    return dir;
+  } catch {
+    // Not made yet in this checkout: made below (test files may race; rename is atomic).
+  }
+  await mkdir(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await run('tar', ['-czf', tmp, '-C', pkgDir, binary]);
+  await rename(tmp, file);
+  return dir;
 }
