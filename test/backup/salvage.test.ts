@@ -433,16 +433,21 @@ describe('salvage: check --repair, then a backup heals a bit-flipped blob', () =
     await removeDir(dir);
   });
 
-  it('without repair every later backup refers to the damaged blob; with it the next backup stores it again and every snapshot restores', async () => {
+  /** A memory repository whose first snapshot holds `photo.jpg` and `other.jpg` (random). */
+  async function photoRepo(name: string) {
     const storage = new MemoryStorage();
-    const backupKey = generateBackupKey();
-    const access = { rollbackProtection: false as const, storage, backupKey };
-    const src = join(dir, 'chat');
+    const access = { rollbackProtection: false as const, storage, backupKey: generateBackupKey() };
+    const src = join(dir, name);
     await mkdir(src, { recursive: true });
     const photo = randomBytes(150_000);
     await writeFile(join(src, 'photo.jpg'), photo);
     await writeFile(join(src, 'other.jpg'), randomBytes(150_000));
     const first = await backup({ ...access, source: src, workers: 1, init: true });
+    return { storage, access, src, photo, first };
+  }
+
+  it('without repair every later backup refers to the damaged blob; with it the next backup stores it again and every snapshot restores', async () => {
+    const { storage, access, src, photo, first } = await photoRepo('chat');
     // The store flips one bit inside photo.jpg's blob.
     const name = await flipFirstBlobOf(access, 'photo.jpg');
 
@@ -505,15 +510,7 @@ describe('salvage: check --repair, then a backup heals a bit-flipped blob', () =
   });
 
   it('a repair stopped before it deleted the old indexes leaves a valid repository; run again, it finishes', async () => {
-    const storage = new MemoryStorage();
-    const backupKey = generateBackupKey();
-    const access = { rollbackProtection: false as const, storage, backupKey };
-    const src = join(dir, 'stopped');
-    await mkdir(src, { recursive: true });
-    const photo = randomBytes(150_000);
-    await writeFile(join(src, 'photo.jpg'), photo);
-    await writeFile(join(src, 'other.jpg'), randomBytes(150_000));
-    const first = await backup({ ...access, source: src, workers: 1, init: true });
+    const { storage, access, src, photo, first } = await photoRepo('stopped');
     await flipFirstBlobOf(access, 'photo.jpg');
     // The store fails the new index's upload: nothing was deleted before it.
     const noPut: typeof storage = Object.create(storage) as typeof storage;
