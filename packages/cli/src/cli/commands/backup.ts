@@ -176,8 +176,8 @@ export const backupCommand: CommandSpec = {
         ? {
             error: new BackvaultError(
               'PARTIAL',
-              `snapshot ${r.snapshotId.slice(0, 8)} was saved without ${plural(r.filesSkipped, 'entry', 'entries')} that could not be read`,
-              'The warnings name them. Make them readable (or --exclude them) and back up again.',
+              `snapshot ${r.snapshotId.slice(0, 8)} was saved without ${plural(r.filesSkipped, 'entry', 'entries')} that could not be backed up`,
+              'The warnings name them and why. Make them readable, or --exclude them, and back up again.',
             ),
           }
         : {}),
