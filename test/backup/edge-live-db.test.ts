@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -142,7 +142,7 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     );
   });
 
-  it('a database a crashed app left with a hot journal: backed up with it, restored without the torn transaction', async () => {
+  it('a database a crashed app left with a hot journal: backed up as of its last commit, without the journal, the source untouched', async () => {
     const src = join(dir, 'crashed');
     await mkdir(src);
     const db = join(src, 'msgstore.db');
@@ -161,12 +161,32 @@ describe('a live WAL chat database whose newest messages are only in -wal', () =
     ]);
     assert.equal(crash.signal, 'SIGKILL');
     assert.deepEqual((await readdir(src)).sort(), ['msgstore.db', 'msgstore.db-journal']);
+    const sourceBytes = async () => Promise.all([readFile(db), readFile(`${db}-journal`)] as const);
+    const before = await sourceBytes();
+    // A read-only connection cannot roll a hot journal back, so it cannot read at all.
+    assert.throws(() => count(db), /SQLITE_READONLY_ROLLBACK|readonly/i);
     const access = freshAccess();
-    await backup({ ...access, source: src, init: true });
+    const r = await backup({ ...access, source: src, init: true });
+    // The backup rolled back a private copy: one committed state, no warning, and the app's
+    // files as they were (the app rolls them back itself when it next opens them).
+    assert.deepEqual(r.warnings, []);
+    assert.equal(r.databases, 1);
+    assert.deepEqual(await sourceBytes(), before);
     const out = join(dir, 'crashed-out');
     await restore({ ...access, target: out });
-    // SQLite rolls the hot journal back on the first open: exactly the committed state.
-    assert.equal(count(join(out, 'msgstore.db'), false), 500);
+    assert.deepEqual(await readdir(out), ['msgstore.db']);
+    // Exactly the committed state, readable without recovery (read-only)...
+    assert.equal(count(join(out, 'msgstore.db')), 500);
+    // ...and byte for byte what the app's own next open makes of its files.
+    const appSide = join(dir, 'crashed-app-side');
+    await mkdir(appSide);
+    await writeFile(join(appSide, 'msgstore.db'), before[0]);
+    await writeFile(join(appSide, 'msgstore.db-journal'), before[1]);
+    assert.equal(count(join(appSide, 'msgstore.db'), false), 500);
+    assert.deepEqual(
+      await readFile(join(out, 'msgstore.db')),
+      await readFile(join(appSide, 'msgstore.db')),
+    );
     // The restore drill agrees: its private copy may be opened read-write, as the app would.
     const v = await verify(access);
     assert.deepEqual(v.databases, [{ path: 'msgstore.db', integrity: 'ok' }]);

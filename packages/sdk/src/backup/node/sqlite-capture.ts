@@ -34,7 +34,7 @@
  * and the caller warns that it may not be consistent.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { copyFile, lstat, mkdtemp, open, rm } from 'node:fs/promises';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { UsageError } from '../../errors.js';
 import { tmpdir } from 'node:os';
@@ -316,10 +316,79 @@ export function sqliteCapture(opts: SqliteCaptureOptions = {}): SqliteCapture {
         db.close();
         await copyChangeCounter(path, copy);
         return { path: copy, copied: true, release };
-      } catch {
+      } catch (error) {
         await release();
+        // A writer that stopped mid-transaction left a hot journal, which only a
+        // connection that may write can roll back: roll back a private copy instead.
+        if ((error as { code?: unknown }).code === 'SQLITE_READONLY_ROLLBACK') {
+          return rolledBackCopy(path, Database, opts.tempDir);
+        }
         return undefined;
       }
     },
   };
+}
+
+/** What identifies one version of a file: undefined when it is absent. */
+async function fileVersion(path: string): Promise<string | undefined> {
+  try {
+    const st = await lstat(path, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The last committed state of a database whose writer stopped in the middle of a
+ * transaction (the app crashed, or was killed, after it had written changed pages into the
+ * main file): the `-journal` beside it is hot, holding the pages to put back. The next
+ * connection that may write rolls it back; a read-only one cannot, and SQLite refuses it
+ * every read (SQLITE_READONLY_ROLLBACK). The backup never writes the app's files, so it
+ * copies the database and its journal into a private 0700 folder and lets SQLite roll the
+ * copy back there: the state the app itself will find when it next opens the database,
+ * which then restores without a journal and opens without recovery.
+ *
+ * Nobody may hold a lock on a database with a hot journal, so nothing should write the
+ * pair while it is copied; if either file changed all the same (the app came back and
+ * rolled back itself), it returns undefined and the caller copies them as plain files, with
+ * a warning, as before.
+ */
+async function rolledBackCopy(
+  path: string,
+  Database: new (path: string, o: object) => BetterSqlite3Db,
+  tempDir: string | undefined,
+): Promise<CapturedDatabase | undefined> {
+  const journal = `${path}-journal`;
+  const tmp = await mkdtemp(join(tempDir ?? tmpdir(), 'backvault-db-'));
+  const release = async (): Promise<void> => {
+    await rm(tmp, { recursive: true, force: true });
+  };
+  try {
+    const before = [await fileVersion(path), await fileVersion(journal)];
+    if (before[1] === undefined) {
+      await release();
+      return undefined;
+    }
+    const copy = join(tmp, `db-${randomBytes(6).toString('hex')}`);
+    await copyFile(path, copy);
+    await copyFile(journal, `${copy}-journal`);
+    const after = [await fileVersion(path), await fileVersion(journal)];
+    if (before[0] !== after[0] || before[1] !== after[1]) {
+      await release();
+      return undefined;
+    }
+    const db = new Database(copy, { fileMustExist: true });
+    try {
+      // The first read finds the hot journal and rolls the copy back.
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+    } finally {
+      db.close();
+    }
+    return { path: copy, copied: true, release };
+  } catch {
+    await release();
+    return undefined;
+  }
 }
