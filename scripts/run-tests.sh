@@ -18,8 +18,8 @@ if printf '%s\n' "${files[@]}" | grep -q 'dist/test/\(packages\|examples\)/'; th
   node dist/test/packages/prepare.js >.tmp/prepare-installs.log 2>&1 &
   prep=$!
 fi
-# Two files at a time on a 2-core machine; a hung test fails after 5 minutes instead of
-# hanging CI.
+# Two files at a time on a 2-core machine (three took as long: the suite keeps both cores
+# busy); a hung test fails after 5 minutes instead of hanging CI.
 rc=0
 node --test --test-concurrency=2 --test-timeout=300000 "${files[@]}" || rc=$?
 if [ -n "$prep" ] && ! wait "$prep"; then
