@@ -5,7 +5,9 @@
  * - an incremental backup may take the main file over from the previous snapshot unread only
  *   if its `-wal` and `-journal` did not change since either;
  * - a database that cannot be captured (an exclusive-mode writer) is backed up as plain
- *   files with its `-wal` and `-journal`, never as the main file alone.
+ *   files with its `-wal` and `-journal`, never as the main file alone;
+ * - a database a crashed app left with a hot journal is backed up as of its last commit,
+ *   rolled back in a private copy, the app's files untouched.
  */
 import '#sdk/backup/node/install.js';
 import assert from 'node:assert/strict';
